@@ -1,0 +1,5 @@
+import sys
+
+from cowdsl.cli import main
+
+sys.exit(main())

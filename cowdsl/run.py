@@ -1,0 +1,65 @@
+"""Run a scenario on a backend and judge it."""
+
+from __future__ import annotations
+
+import time
+
+from attrs import frozen
+
+from cowdsl.judge import evaluate
+from cowdsl.scenario import Assertion, Scenario, Step
+from cowdsl.semantics.machine import Event
+from cowdsl.semantics.state import Outcome, State
+
+
+@frozen
+class StepRecord:
+    step: Step
+    outcome: Outcome
+    events: tuple[Event, ...]
+
+
+@frozen
+class Check:
+    assertion: Assertion
+    holds: bool
+    values: dict
+
+
+@frozen
+class Result:
+    """One scenario on one backend."""
+
+    scenario: Scenario
+    backend: str
+    final: State
+    steps: tuple[StepRecord, ...]
+    checks: tuple[Check, ...]
+    expected: str | None  # "pass", "fail" or None
+    seconds: float
+
+    @property
+    def verdict(self) -> str:
+        return "pass" if all(c.holds for c in self.checks) else "fail"
+
+    @property
+    def ok(self) -> bool:
+        """The run is as expected: its expect line if any, else every assertion holds."""
+        return self.verdict == (self.expected or "pass")
+
+
+def run(sc: Scenario, backend_spec: str = "anon-exclusive") -> Result:
+    from cowdsl.semantics import registry
+
+    backend = registry.get(backend_spec)
+    t0 = time.perf_counter()
+    records = []
+    state = backend.init_state(sc)
+    for step, state, out, events in backend.run(sc):
+        records.append(StepRecord(step, out, tuple(events)))
+    checks = tuple(Check(a, *evaluate(state, a)) for a in sc.assertions)
+    expected = None
+    for e in sc.expectations:
+        if registry.resolve(e.backend) == backend.name:
+            expected = e.outcome
+    return Result(sc, backend.name, state, tuple(records), checks, expected, time.perf_counter() - t0)

@@ -1,0 +1,157 @@
+"""A checked scenario: names resolved, ops validated, ready for a backend."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from attrs import frozen
+
+from cowdsl.errors import Span
+
+
+@frozen
+class Addr:
+    """A page of a process: ``A.buf[1]``."""
+
+    proc: str
+    mapping: str
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.proc}.{self.mapping}" + (f"[{self.index}]" if self.index else "")
+
+
+@frozen
+class Step:
+    number: int  # 1-based, in program order
+    actor: str  # as written: a process, a thread, a pin/ref, or `reclaim`
+    task: str | None  # the process whose mm the actor runs in (None for devices, reclaim)
+    op: str
+    addr: Addr | None = None
+    value: int | None = None
+    flags: frozenset[str] = frozenset()
+    pages: int = 1
+    file: str | None = None
+    mapping: str | None = None
+    pipe: str | None = None
+    handle: str | None = None  # unpin/put target, or the pin a device acts through
+    bind: str | None = None
+    text: str = ""
+    span: Span = Span(1, 1, 2)
+
+
+# --- assertion terms ------------------------------------------------------------
+
+
+@frozen
+class PageAt:
+    """What process ``addr.proc`` has at an address: its value, its page."""
+
+    addr: Addr
+
+
+@frozen
+class HandlePage:
+    """The page a pin or gup reference holds."""
+
+    name: str
+
+
+@frozen
+class FilePage:
+    file: str
+    index: int
+
+
+@frozen
+class Bound:
+    """A value kept by `as v` (read, pipe_read, dma_read, process_vm_readv)."""
+
+    name: str
+
+
+@frozen
+class ProcessRef:
+    name: str
+
+
+@frozen
+class StepRef:
+    """A step named by `as`, for failed()."""
+
+    name: str
+
+
+@frozen
+class Const:
+    value: int | bool
+
+
+Ref = Union[PageAt, HandlePage, FilePage, Bound, ProcessRef, StepRef, Const]
+
+
+@frozen
+class FactCall:
+    name: str
+    args: tuple[Ref, ...]
+
+
+@frozen
+class Cmp:
+    left: object
+    op: str
+    right: object
+
+
+@frozen
+class Same:
+    left: object
+    right: object
+    negated: bool
+
+
+@frozen
+class Not:
+    operand: object
+
+
+@frozen
+class BoolOp:
+    op: str
+    left: object
+    right: object
+
+
+@frozen
+class Assertion:
+    expr: object
+    text: str
+    span: Span
+
+
+@frozen
+class Expectation:
+    outcome: str  # "pass" | "fail"
+    backend: str  # as written: a name, alias or name:option=value
+    span: Span
+
+
+@frozen
+class Scenario:
+    name: str
+    filename: str
+    source: str
+    refs: tuple[str, ...]
+    processes: tuple[str, ...]  # declared at the start
+    threads: tuple[tuple[str, str], ...]  # (thread, process)
+    files: tuple[tuple[str, tuple[int, ...]], ...]
+    pipes: tuple[str, ...]
+    steps: tuple[Step, ...]
+    assertions: tuple[Assertion, ...]
+    expectations: tuple[Expectation, ...]
+
+    def expected(self, backend: str) -> str | None:
+        for e in self.expectations:
+            if e.backend == backend:
+                return e.outcome
+        return None

@@ -1,0 +1,1 @@
+"""The state model and the kernel-era backends."""

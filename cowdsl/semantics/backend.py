@@ -1,0 +1,146 @@
+"""The Backend: kernel mechanism plus named decision rules.
+
+Shaped after stateright's Model (``init_state``, ``actions``, ``next_state``)
+and sqlglot's dialects: the mechanism lives in the mixins of ``cowdsl.semantics.mm``
+and calls the rule methods below at each point where the kernel's behaviour
+changed between eras.  An era is a subclass that overrides only the rules that
+changed, each citing its commit.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Iterator
+
+from cowdsl.scenario import Scenario, Step
+from cowdsl.semantics.machine import Decision, Event, Machine
+from cowdsl.semantics.mm.fork import Fork
+from cowdsl.semantics.mm.gup import Foll, Gup
+from cowdsl.semantics.mm.memory import Memory
+from cowdsl.semantics.mm.mmap import AddressSpace
+from cowdsl.semantics.mm.pipe import Pipes
+from cowdsl.semantics.mm.vmscan import Reclaim
+from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, Mm, Outcome, Page, Pipe, State
+
+# The decision points an era may override.  `cowdsl backends` lists them.
+RULES = (
+    "wp_can_reuse",
+    "fork_copy_anon",
+    "gup_break_cow",
+    "can_follow_write_pte",
+    "gup_must_unshare",
+    "pin_sets_has_pinned",
+    "reclaim_keeps_pinned",
+    "unmap_may_share",
+    "swapin_free_swapcache",
+    "swapin_exclusive",
+    "mprotect_upgrade",
+)
+
+
+class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
+    name: ClassVar[str]
+    versions: ClassVar[str]
+    description: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
+
+    # --- the Model interface --------------------------------------------------------
+    def init_state(self, sc: Scenario) -> State:
+        pages = [Page(zero=True, anon=False)]
+        files = []
+        for fname, contents in sc.files:
+            ids = []
+            for i, data in enumerate(contents):
+                pages.append(Page(data=data, refcount=1, anon=False, file=fname, index=i))
+                ids.append(len(pages) - 1)
+            files.append((fname, tuple(ids)))
+        return State(
+            mms=tuple(Mm(p) for p in sc.processes),
+            pages=tuple(pages),
+            pipes=tuple(Pipe(p) for p in sc.pipes),
+            files=tuple(files),
+        )
+
+    def next_state(self, state: State, step: Step) -> tuple[State, Outcome, list[Event]]:
+        """Run one step to completion; the events say which rules fired."""
+        m = Machine(state)
+        dead = step.task is not None and not m.mm(step.task).alive
+        if dead:
+            why = "was killed by SIGSEGV" if m.mm(step.task).segv else "has exited"
+            out = Outcome(False, error=f"not run: {step.task} {why}")
+            m.say(out.error)
+        else:
+            out = getattr(self, "op_" + step.op)(m, step)
+        if step.bind:
+            m.results[step.bind] = out
+        return m.freeze(), out, m.events
+
+    def run(self, sc: Scenario) -> Iterator[tuple[Step, State, Outcome, list[Event]]]:
+        state = self.init_state(sc)
+        for step in sc.steps:
+            state, out, events = self.next_state(state, step)
+            yield step, state, out, events
+
+    # --- helpers shared by the rules ---------------------------------------------------
+    @staticmethod
+    def maybe_dma_pinned(page: Page) -> bool:
+        """page_maybe_dma_pinned(): order-0 pages count pins in the refcount, so
+        1024 ordinary references look pinned too (a known false positive)."""
+        return page.refcount >= GUP_PIN_COUNTING_BIAS
+
+    # --- decision rules ------------------------------------------------------------------
+    def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
+        """do_wp_page: may the faulting mm reuse this read-only anonymous page
+        (make the PTE writable) instead of copying it?"""
+        raise NotImplementedError
+
+    def fork_copy_anon(self, m: Machine, src_mm: str, pfn: int) -> Decision:
+        """copy_present_pte: must fork give the child a copy of this anonymous
+        page instead of sharing it read-only?"""
+        raise NotImplementedError
+
+    def gup_break_cow(self, m: Machine, vma, flags: Foll) -> Decision:
+        """__get_user_pages: does a GUP taking a page reference break COW first
+        (turn into a write GUP) in a COW mapping?"""
+        raise NotImplementedError
+
+    def can_follow_write_pte(self, m: Machine, vma, pte, flags: Foll) -> Decision:
+        """follow_page_pte: may a write GUP use this PTE as it is, or must it fault?"""
+        raise NotImplementedError
+
+    def gup_must_unshare(self, m: Machine, vma, pfn: int, flags: Foll) -> Decision:
+        """follow_page_pte/GUP-fast: must a read-only GUP unshare the page before
+        taking it (FAULT_FLAG_UNSHARE)?"""
+        raise NotImplementedError
+
+    def pin_sets_has_pinned(self, flags: Foll) -> Decision:
+        """Does this FOLL_PIN call mark the mm as having pinned pages?"""
+        raise NotImplementedError
+
+    def reclaim_keeps_pinned(self, m: Machine, pfn: int) -> Decision:
+        """shrink_page_list: is this page kept out of the swap cache because it
+        may be pinned?"""
+        raise NotImplementedError
+
+    def unmap_may_share(self, m: Machine, pfn: int) -> Decision:
+        """try_to_unmap: may reclaim turn this exclusive page's PTE into a swap
+        entry (page_try_share_anon_rmap)?"""
+        raise NotImplementedError
+
+    def swapin_free_swapcache(self, m: Machine, pfn: int, write: bool) -> Decision:
+        """do_swap_page: try to drop the swap cache before mapping the page?"""
+        raise NotImplementedError
+
+    def swapin_exclusive(self, m: Machine, pte, pfn: int) -> Decision:
+        """do_swap_page: map the page exclusively (writable on a write fault)?"""
+        raise NotImplementedError
+
+    def mprotect_upgrade(self, m: Machine, vma, pte) -> Decision:
+        """change_pte_range on mprotect(PROT_WRITE): may the read-only PTE become
+        writable right away, without a later write fault?"""
+        raise NotImplementedError
+
+    @classmethod
+    def overridden_rules(cls) -> list[str]:
+        """The rules this class itself defines (not inherited)."""
+        return [r for r in RULES if r in vars(cls)]

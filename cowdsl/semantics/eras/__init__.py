@@ -1,0 +1,1 @@
+"""Kernel eras: one Backend subclass each, overriding only the rules that changed."""

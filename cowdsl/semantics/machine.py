@@ -1,0 +1,212 @@
+"""A mutable working copy of a State, with the kernel's primitives.
+
+A backend step thaws the state into a Machine, runs kernel code on it
+(``get_page``, ``set_pte``, ``page_remove_rmap``, ...), records what it did as
+events, and freezes the result into a new State.
+"""
+
+from __future__ import annotations
+
+from attrs import evolve, frozen
+
+from cowdsl.semantics.state import (
+    GUP_PIN_COUNTING_BIAS,
+    Handle,
+    Mm,
+    Outcome,
+    Page,
+    Pipe,
+    Pte,
+    Slot,
+    State,
+    Vma,
+)
+
+
+@frozen
+class Event:
+    """One line of a trace: what the kernel did, and the rule that decided it."""
+
+    text: str
+    rule: str | None = None  # the backend decision method that fired
+    decision: bool | None = None
+    commit: str | None = None
+    minor: bool = False  # a decision that changed nothing; text traces leave it out
+
+    def __str__(self) -> str:
+        return self.text + (f"  [{self.commit}]" if self.commit else "")
+
+
+@frozen
+class Decision:
+    """A backend rule's answer, with the reason and the commit that made it so."""
+
+    value: bool
+    why: str
+    commit: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.value
+
+
+class Machine:
+    def __init__(self, state: State):
+        self.mms: dict[str, Mm] = {m.name: m for m in state.mms}
+        self.pages: list[Page] = list(state.pages)
+        self.handles: dict[str, Handle] = {h.name: h for h in state.handles}
+        self.slots: list[Slot] = list(state.slots)
+        self.pipes: dict[str, Pipe] = {p.name: p for p in state.pipes}
+        self.files: dict[str, tuple[int, ...]] = dict(state.files)
+        self.results: dict[str, Outcome] = dict(state.results)
+        self.events: list[Event] = []
+
+    def freeze(self) -> State:
+        return State(
+            mms=tuple(self.mms.values()),
+            pages=tuple(self.pages),
+            handles=tuple(self.handles.values()),
+            slots=tuple(self.slots),
+            pipes=tuple(self.pipes.values()),
+            files=tuple(self.files.items()),
+            results=tuple(self.results.items()),
+        )
+
+    # --- trace ------------------------------------------------------------------
+    def say(self, text: str) -> None:
+        self.events.append(Event(text))
+
+    def decided(self, rule: str, d: Decision, text: str, minor: bool = False) -> Decision:
+        self.events.append(Event(f"{text}: {d.why}", rule, d.value, d.commit, minor))
+        return d
+
+    # --- mm and vma ---------------------------------------------------------------
+    def mm(self, name: str) -> Mm:
+        return self.mms[name]
+
+    def update_mm(self, name: str, **changes) -> None:
+        self.mms[name] = evolve(self.mms[name], **changes)
+
+    def vma(self, mm: str, name: str) -> Vma | None:
+        return self.mms[mm].vma(name)
+
+    def set_vma(self, mm: str, vma: Vma) -> None:
+        vmas = tuple(vma if v.name == vma.name else v for v in self.mms[mm].vmas)
+        if vma.name not in {v.name for v in vmas}:
+            vmas += (vma,)
+        self.update_mm(mm, vmas=vmas)
+
+    def remove_vma(self, mm: str, name: str) -> None:
+        self.update_mm(mm, vmas=tuple(v for v in self.mms[mm].vmas if v.name != name))
+
+    def pte(self, mm: str, vma: str, idx: int) -> Pte | None:
+        return self.vma(mm, vma).ptes[idx]
+
+    def set_pte(self, mm: str, vma: str, idx: int, pte: Pte | None) -> None:
+        v = self.vma(mm, vma)
+        ptes = v.ptes[:idx] + (pte,) + v.ptes[idx + 1 :]
+        self.set_vma(mm, evolve(v, ptes=ptes))
+
+    def mappers(self, pfn: int):
+        """The rmap walk: every (mm, vma, index) whose present PTE maps pfn."""
+        for m in self.mms.values():
+            for v in m.vmas:
+                for i, p in enumerate(v.ptes):
+                    if p is not None and p.page == pfn:
+                        yield m.name, v.name, i
+
+    def count(self, mm: str, what: str) -> None:
+        self.update_mm(mm, **{what: getattr(self.mms[mm], what) + 1})
+
+    # --- pages ----------------------------------------------------------------------
+    def page(self, pfn: int) -> Page:
+        return self.pages[pfn]
+
+    def update_page(self, pfn: int, **changes) -> None:
+        self.pages[pfn] = evolve(self.pages[pfn], **changes)
+
+    def alloc_page(self, **fields) -> int:
+        self.pages.append(Page(**fields))
+        return len(self.pages) - 1
+
+    def get_page(self, pfn: int, n: int = 1) -> None:
+        p = self.pages[pfn]
+        if not p.zero:
+            self.pages[pfn] = evolve(p, refcount=p.refcount + n)
+
+    def put_page(self, pfn: int, n: int = 1) -> None:
+        p = self.pages[pfn]
+        if p.zero:
+            return
+        rc = p.refcount - n
+        self.pages[pfn] = evolve(p, refcount=rc, freed=rc <= 0)
+        if rc <= 0:
+            self.say(f"page #{pfn} freed")
+
+    def page_add_rmap(self, pfn: int, take_ref: bool = True) -> None:
+        """Map the page once more; the mapping holds a reference (taken here or already held)."""
+        p = self.pages[pfn]
+        if not p.zero:
+            self.pages[pfn] = evolve(p, mapcount=p.mapcount + 1, refcount=p.refcount + take_ref)
+
+    def page_remove_rmap(self, pfn: int) -> None:
+        """Drop a mapping and the reference it held (page_remove_rmap + put_page)."""
+        p = self.pages[pfn]
+        if p.zero:
+            return
+        self.pages[pfn] = evolve(p, mapcount=p.mapcount - 1)
+        self.put_page(pfn)
+
+    def grab(self, pfn: int, pin: bool) -> None:
+        """try_grab_page: FOLL_PIN adds GUP_PIN_COUNTING_BIAS, FOLL_GET one reference."""
+        p = self.pages[pfn]
+        if p.zero:
+            return
+        if pin:
+            self.pages[pfn] = evolve(p, pincount=p.pincount + 1, refcount=p.refcount + GUP_PIN_COUNTING_BIAS)
+        else:
+            self.pages[pfn] = evolve(p, refcount=p.refcount + 1)
+
+    def ungrab(self, pfn: int, pin: bool) -> None:
+        p = self.pages[pfn]
+        if p.zero:
+            return
+        if pin:
+            self.pages[pfn] = evolve(p, pincount=p.pincount - 1)
+            self.put_page(pfn, GUP_PIN_COUNTING_BIAS)
+        else:
+            self.put_page(pfn)
+
+    # --- swap ------------------------------------------------------------------------
+    def alloc_slot(self, data: int) -> int:
+        self.slots.append(Slot(data=data))
+        return len(self.slots) - 1
+
+    def update_slot(self, slot: int, **changes) -> None:
+        self.slots[slot] = evolve(self.slots[slot], **changes)
+
+    def swapcache_page(self, slot: int) -> int | None:
+        for pfn, p in enumerate(self.pages):
+            if p.swapcache == slot and not p.freed:
+                return pfn
+        return None
+
+    def delete_from_swap_cache(self, pfn: int) -> None:
+        slot = self.pages[pfn].swapcache
+        self.update_page(pfn, swapcache=-1)
+        self.put_page(pfn)
+        self.maybe_free_slot(slot)
+
+    def maybe_free_slot(self, slot: int) -> None:
+        s = self.slots[slot]
+        if s.count <= 0 and self.swapcache_page(slot) is None and not s.free:
+            self.update_slot(slot, free=True)
+
+    # --- handles and results ---------------------------------------------------------
+    def add_handle(self, h: Handle) -> None:
+        self.handles[h.name] = h
+
+    def release_handle(self, name: str) -> None:
+        h = self.handles[name]
+        if h.live:
+            self.ungrab(h.page, h.pin)
+            self.handles[name] = evolve(h, live=False)

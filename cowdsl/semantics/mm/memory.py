@@ -1,0 +1,199 @@
+"""mm/memory.c: page faults, and the CPU loads and stores that take them."""
+
+from __future__ import annotations
+
+from cowdsl.semantics.state import ZERO_PFN, Outcome, Pte
+
+
+class Memory:
+    # --- the fault handler -----------------------------------------------------------
+    def handle_mm_fault(self, m, mm, vname, idx, *, write=False, unshare=False) -> bool:
+        """Returns False on VM_FAULT_SIGSEGV/OOM-like failure, True otherwise."""
+        vma = m.vma(mm, vname)
+        pte = vma.ptes[idx]
+        if pte is None:
+            if vma.anon:
+                return self.do_anonymous_page(m, mm, vname, idx, write)
+            return self.do_fault(m, mm, vname, idx, write)
+        if not pte.present:
+            self.do_swap_page(m, mm, vname, idx, write)
+            pte = m.pte(mm, vname, idx)
+            if write and not pte.write:
+                return self.do_wp_page(m, mm, vname, idx, unshare=False)
+            return True
+        if write and not pte.write:
+            return self.do_wp_page(m, mm, vname, idx, unshare=False)
+        if unshare and not pte.write:
+            return self.do_wp_page(m, mm, vname, idx, unshare=True)
+        return True
+
+    def do_anonymous_page(self, m, mm, vname, idx, write) -> bool:
+        vma = m.vma(mm, vname)
+        if not write:
+            m.set_pte(mm, vname, idx, Pte(page=ZERO_PFN))
+            m.say(f"do_anonymous_page: read fault maps the shared zero page at {vname}[{idx}]")
+            return True
+        pfn = m.alloc_page(refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+        m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
+        m.say(f"do_anonymous_page: new page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
+        return True
+
+    def do_fault(self, m, mm, vname, idx, write) -> bool:
+        vma = m.vma(mm, vname)
+        cache = m.files[vma.file][idx]
+        if write and not vma.shared:
+            # do_cow_fault: the private copy of a page-cache page
+            pfn = m.alloc_page(data=m.page(cache).data, refcount=1, mapcount=1,
+                               anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+            m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
+            m.count(mm, "cow_copies")
+            m.say(f"do_cow_fault: private copy #{pfn} of {vma.file}[{idx}] (page #{cache})")
+            return True
+        m.page_add_rmap(cache)
+        m.set_pte(mm, vname, idx, Pte(page=cache, write=write and vma.write, dirty=write))
+        kind = "do_shared_fault" if write else "do_read_fault"
+        m.say(f"{kind}: maps page-cache page #{cache} ({vma.file}[{idx}]){' writable' if write else ' read-only'}")
+        return True
+
+    # --- write-protect faults: do_wp_page ---------------------------------------------
+    def do_wp_page(self, m, mm, vname, idx, *, unshare) -> bool:
+        vma = m.vma(mm, vname)
+        pte = vma.ptes[idx]
+        pfn = pte.page
+        page = m.page(pfn)
+        if vma.shared:
+            if not unshare:
+                m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
+                m.say(f"wp_page_shared: shared mapping, page #{pfn} made writable")
+            return True
+        if page.zero:
+            return self.wp_page_copy(m, mm, vname, idx, unshare)
+        if page.anon:
+            d = m.decided("wp_can_reuse", self.wp_can_reuse(m, pfn), f"do_wp_page on #{pfn}")
+            if d:
+                return self.wp_page_reuse(m, mm, vname, idx, unshare)
+        return self.wp_page_copy(m, mm, vname, idx, unshare)
+
+    def wp_page_reuse(self, m, mm, vname, idx, unshare) -> bool:
+        vma = m.vma(mm, vname)
+        pte = vma.ptes[idx]
+        if self.TRACKS_ANON_EXCLUSIVE:
+            m.update_page(pte.page, anon_exclusive=True)  # page_move_anon_rmap
+        if unshare:
+            m.say(f"do_wp_page: unshare of #{pte.page}: already exclusive, PTE stays read-only")
+            return True
+        m.set_pte(mm, vname, idx, Pte(page=pte.page, write=vma.write, dirty=True))
+        m.say(f"wp_page_reuse: #{pte.page} reused{', writable' if vma.write else ' (VM_WRITE clear: stays read-only)'}")
+        return True
+
+    def wp_page_copy(self, m, mm, vname, idx, unshare) -> bool:
+        vma = m.vma(mm, vname)
+        old = vma.ptes[idx].page
+        src = m.page(old)
+        new = m.alloc_page(data=src.data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+        writable = vma.write and not unshare
+        m.set_pte(mm, vname, idx, Pte(page=new, write=writable, dirty=True))
+        what = "unshare" if unshare else "COW"
+        if src.zero:
+            m.say(f"wp_page_copy: {what} of the zero page → new page #{new}")
+        else:
+            m.page_remove_rmap(old)
+            m.count(mm, "cow_copies")
+            m.say(f"wp_page_copy: {what} copies #{old} → #{new}{' (mapped read-only)' if not writable else ''}")
+        return True
+
+    # --- swap-in: do_swap_page ------------------------------------------------------------
+    def do_swap_page(self, m, mm, vname, idx, write) -> None:
+        vma = m.vma(mm, vname)
+        pte = vma.ptes[idx]
+        slot = pte.slot
+        pfn = m.swapcache_page(slot)
+        if pfn is None:
+            pfn = m.alloc_page(data=m.slots[slot].data, refcount=1, swapcache=slot)
+            m.say(f"do_swap_page: slot {slot} read into the swap cache as page #{pfn}")
+        else:
+            m.say(f"do_swap_page: slot {slot} found in the swap cache as page #{pfn}")
+        m.get_page(pfn)  # the fault's reference; the new mapping keeps it
+        m.update_slot(slot, count=m.slots[slot].count - 1)  # swap_free
+        if m.decided("swapin_free_swapcache", self.swapin_free_swapcache(m, pfn, write), "do_swap_page"):
+            self.try_to_free_swap(m, pfn)
+        d = m.decided("swapin_exclusive", self.swapin_exclusive(m, pte, pfn), f"do_swap_page maps #{pfn}")
+        m.page_add_rmap(pfn, take_ref=False)
+        if self.TRACKS_ANON_EXCLUSIVE:
+            m.update_page(pfn, anon_exclusive=bool(d))
+        writable = bool(d) and write and vma.write
+        m.set_pte(mm, vname, idx, Pte(page=pfn, write=writable, dirty=writable))
+        m.maybe_free_slot(slot)
+
+    def try_to_free_swap(self, m, pfn) -> bool:
+        """Drop the swap cache if no swap entry still refers to the slot."""
+        slot = m.page(pfn).swapcache
+        if slot < 0 or m.slots[slot].count > 0:
+            return False
+        m.delete_from_swap_cache(pfn)
+        m.say(f"try_to_free_swap: #{pfn} leaves the swap cache")
+        return True
+
+    # --- zapping ------------------------------------------------------------------------
+    def zap_pte(self, m, mm, vname, idx) -> None:
+        pte = m.pte(mm, vname, idx)
+        if pte is None:
+            return
+        m.set_pte(mm, vname, idx, None)
+        if pte.present:
+            m.page_remove_rmap(pte.page)
+            return
+        # free_swap_and_cache
+        m.update_slot(pte.slot, count=m.slots[pte.slot].count - 1)
+        cached = m.swapcache_page(pte.slot)
+        if cached is not None and m.slots[pte.slot].count == 0 and m.page(cached).refcount == 1:
+            m.delete_from_swap_cache(cached)
+        m.maybe_free_slot(pte.slot)
+
+    def zap_vma(self, m, mm, vname) -> None:
+        for i in range(len(m.vma(mm, vname).ptes)):
+            self.zap_pte(m, mm, vname, i)
+
+    # --- CPU access -----------------------------------------------------------------------
+    def user_fault(self, m, mm, vname, idx, write) -> bool:
+        """A CPU access that faults: access check, then handle_mm_fault."""
+        vma = m.vma(mm, vname)
+        if vma is None:
+            return self.force_sigsegv(m, mm, f"no mapping `{vname}` in {mm}")
+        if write and not vma.write:
+            return self.force_sigsegv(m, mm, f"write to read-only mapping `{vname}`")
+        m.count(mm, "faults")
+        return self.handle_mm_fault(m, mm, vname, idx, write=write)
+
+    def force_sigsegv(self, m, mm, why) -> bool:
+        m.say(f"SIGSEGV: {why}; {mm} is killed")
+        self.exit_mmap(m, mm)
+        m.update_mm(mm, alive=False, segv=True)
+        return False
+
+    def op_write(self, m, step) -> Outcome:
+        a = step.addr
+        pte = m.vma(a.proc, a.mapping).ptes[a.index] if m.vma(a.proc, a.mapping) else None
+        if not (pte is not None and pte.present and pte.write):
+            if not self.user_fault(m, a.proc, a.mapping, a.index, write=True):
+                return Outcome(False, error="SIGSEGV")
+            pte = m.pte(a.proc, a.mapping, a.index)
+        m.update_page(pte.page, data=step.value)
+        m.say(f"store {step.value} to page #{pte.page}")
+        return Outcome(True)
+
+    def op_read(self, m, step) -> Outcome:
+        a = step.addr
+        vma = m.vma(a.proc, a.mapping)
+        pte = vma.ptes[a.index] if vma else None
+        if not (pte is not None and pte.present):
+            if not self.user_fault(m, a.proc, a.mapping, a.index, write=False):
+                return Outcome(False, error="SIGSEGV")
+            pte = m.pte(a.proc, a.mapping, a.index)
+        value = m.page(pte.page).data
+        m.say(f"load from page #{pte.page}: {value}")
+        return Outcome(True, value)
+
+    @staticmethod
+    def _excl(m, pfn) -> str:
+        return " (exclusive)" if m.page(pfn).anon_exclusive else ""

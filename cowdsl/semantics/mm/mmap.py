@@ -1,0 +1,100 @@
+"""mm/mmap.c, mm/mprotect.c, mm/madvise.c and exit: the address space."""
+
+from __future__ import annotations
+
+from attrs import evolve
+
+from cowdsl.semantics.state import Outcome, Vma
+
+
+class AddressSpace:
+    def op_mmap(self, m, step) -> Outcome:
+        shared = "shared" in step.flags
+        write = "rw" in step.flags
+        file = step.file
+        if shared and file is None:
+            # MAP_SHARED|MAP_ANONYMOUS is shmem: a page-cache object of its own
+            file = f"{step.task}.{step.mapping}"
+            m.files[file] = tuple(m.alloc_page(anon=False, refcount=1, file=file, index=i) for i in range(step.pages))
+        vma = Vma(
+            name=step.mapping,
+            anon=file is None,
+            shared=shared,
+            write=write,
+            maywrite=True,  # private mappings may always be written (COW); files are opened read-write
+            file=file,
+            ptes=(None,) * step.pages,
+        )
+        m.set_vma(step.task, vma)
+        kind = f"file {file}" if step.file else ("shmem" if shared else "anonymous")
+        m.say(f"mmap: `{step.mapping}`, {step.pages} page(s), {kind}, {'shared' if shared else 'private'}, {'rw' if write else 'ro'}")
+        return Outcome(True)
+
+    def op_munmap(self, m, step) -> Outcome:
+        self.zap_vma(m, step.task, step.mapping)
+        m.remove_vma(step.task, step.mapping)
+        m.say(f"munmap: `{step.mapping}` removed from {step.task}")
+        return Outcome(True)
+
+    def exit_mmap(self, m, mm) -> None:
+        for vma in m.mm(mm).vmas:
+            self.zap_vma(m, mm, vma.name)
+        m.update_mm(mm, vmas=())
+        for h in list(m.handles.values()):
+            if h.owner == mm and h.live:
+                m.release_handle(h.name)
+                m.say(f"exit: {mm}'s {'pin' if h.pin else 'reference'} {h.name} on #{h.page} released")
+
+    def op_exit(self, m, step) -> Outcome:
+        self.exit_mmap(m, step.task)
+        m.update_mm(step.task, alive=False)
+        m.say(f"exit: {step.task} is gone")
+        return Outcome(True)
+
+    def op_mprotect(self, m, step) -> Outcome:
+        mm, vname = step.task, step.mapping
+        vma = m.vma(mm, vname)
+        write = "rw" in step.flags
+        m.set_vma(mm, evolve(vma, write=write))
+        for idx, pte in enumerate(vma.ptes):
+            if pte is None or not pte.present:
+                continue
+            if not write and pte.write:
+                m.set_pte(mm, vname, idx, evolve(pte, write=False))
+            elif write and not pte.write:
+                d = m.decided(
+                    "mprotect_upgrade", self.mprotect_upgrade(m, m.vma(mm, vname), pte), f"change_pte_range #{pte.page}"
+                )
+                if d:
+                    m.set_pte(mm, vname, idx, evolve(pte, write=True))
+        m.say(f"mprotect: `{vname}` is now {'rw' if write else 'ro'}")
+        return Outcome(True)
+
+    def op_madvise(self, m, step) -> Outcome:
+        mm, vname = step.task, step.mapping
+        vma = m.vma(mm, vname)
+        advice = next(iter(step.flags))
+        if advice == "dontneed":
+            self.zap_vma(m, mm, vname)
+            m.say(f"MADV_DONTNEED: `{vname}` zapped")
+        elif advice in ("dontfork", "dofork"):
+            m.set_vma(mm, evolve(vma, dontfork=advice == "dontfork"))
+            m.say(f"MADV_{advice.upper()}: `{vname}`")
+        elif advice == "wipeonfork":
+            if not vma.anon or vma.shared:
+                m.say("MADV_WIPEONFORK: only private anonymous mappings → -EINVAL")
+                return Outcome(False, error="EINVAL")
+            m.set_vma(mm, evolve(vma, wipeonfork=True))
+            m.say(f"MADV_WIPEONFORK: `{vname}`")
+        elif advice == "pageout":
+            for idx, pte in enumerate(vma.ptes):
+                if pte is None or not pte.present:
+                    continue
+                page = m.page(pte.page)
+                if page.zero or not page.anon:
+                    continue
+                if page.mapcount != 1:
+                    m.say(f"MADV_PAGEOUT: #{pte.page} is mapped by other processes: skipped")
+                    continue
+                self.shrink_page(m, pte.page)
+        return Outcome(True)

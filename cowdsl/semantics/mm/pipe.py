@@ -1,0 +1,33 @@
+"""fs/splice.c and fs/pipe.c: vmsplice gives the pipe a reference to user pages."""
+
+from __future__ import annotations
+
+from attrs import evolve
+
+from cowdsl.semantics.mm.gup import Foll
+from cowdsl.semantics.state import Outcome
+
+
+class Pipes:
+    def op_vmsplice(self, m, step) -> Outcome:
+        a = step.addr
+        # vmsplice_to_pipe → iov_iter_get_pages: a read-only FOLL_GET via GUP-fast
+        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(fast=True))
+        if err:
+            return Outcome(False, error=err)
+        pipe = m.pipes[step.pipe]
+        m.pipes[step.pipe] = evolve(pipe, bufs=pipe.bufs + (pfn,))
+        m.say(f"vmsplice: pipe {step.pipe} holds a reference to #{pfn}")
+        return Outcome(True)
+
+    def op_pipe_read(self, m, step) -> Outcome:
+        pipe = m.pipes[step.pipe]
+        if not pipe.bufs:
+            m.say(f"pipe_read: {step.pipe} is empty → -EAGAIN")
+            return Outcome(False, error="EAGAIN")
+        pfn, rest = pipe.bufs[0], pipe.bufs[1:]
+        value = m.page(pfn).data
+        m.pipes[step.pipe] = evolve(pipe, bufs=rest)
+        m.put_page(pfn)
+        m.say(f"pipe_read: {value} from #{pfn}")
+        return Outcome(True, value)

@@ -1,0 +1,71 @@
+"""mm/vmscan.c and mm/rmap.c: reclaim puts anonymous pages into swap."""
+
+from __future__ import annotations
+
+from cowdsl.semantics.state import Outcome, Pte
+
+
+class Reclaim:
+    def shrink_page(self, m, pfn) -> Outcome:
+        """shrink_folio_list for one anonymous page: add_to_swap, try_to_unmap, pageout."""
+        page = m.page(pfn)
+        if page.zero or not page.anon:
+            m.say(f"reclaim: #{pfn} is not an anonymous page; nothing to swap")
+            return Outcome(False, error="not anonymous")
+        if page.swapcache < 0:
+            if m.decided("reclaim_keeps_pinned", self.reclaim_keeps_pinned(m, pfn), f"shrink_page_list #{pfn}"):
+                return Outcome(False, error="pinned")
+            slot = m.alloc_slot(page.data)
+            m.update_page(pfn, swapcache=slot)
+            m.get_page(pfn)
+            m.say(f"add_to_swap: #{pfn} enters the swap cache, slot {slot}")
+        if not self.try_to_unmap(m, pfn):
+            return Outcome(False, error="mapped")
+        page = m.page(pfn)
+        if page.mapcount == 0 and page.refcount == 1:
+            slot = page.swapcache
+            m.update_slot(slot, data=page.data)
+            m.delete_from_swap_cache(pfn)
+            m.say(f"pageout: #{pfn} written to slot {slot} and freed")
+            return Outcome(True)
+        m.say(f"reclaim: #{pfn} stays in the swap cache (refcount {page.refcount}: someone else holds it)")
+        return Outcome(True)
+
+    def try_to_unmap(self, m, pfn) -> bool:
+        for mm, vname, idx in list(m.mappers(pfn)):
+            page = m.page(pfn)
+            was_exclusive = page.anon_exclusive
+            if was_exclusive and not m.decided(
+                "unmap_may_share", self.unmap_may_share(m, pfn), f"try_to_unmap #{pfn}"
+            ):
+                return False
+            m.update_page(pfn, anon_exclusive=False)
+            slot = page.swapcache
+            m.set_pte(mm, vname, idx, Pte(slot=slot, swp_exclusive=was_exclusive))
+            m.update_slot(slot, count=m.slots[slot].count + 1)
+            m.page_remove_rmap(pfn)
+            m.say(f"try_to_unmap: {mm}.{vname}[{idx}] → swap entry slot {slot}{' (exclusive)' if was_exclusive else ''}")
+        return True
+
+    def op_swapout(self, m, step) -> Outcome:
+        a = step.addr
+        vma = m.vma(a.proc, a.mapping)
+        pte = vma.ptes[a.index] if vma else None
+        if pte is None or not pte.present:
+            m.say(f"swapout: nothing resident at {a}")
+            return Outcome(False, error="not resident")
+        return self.shrink_page(m, pte.page)
+
+    def op_swapin(self, m, step) -> Outcome:
+        a = step.addr
+        vma = m.vma(a.proc, a.mapping)
+        pte = vma.ptes[a.index] if vma else None
+        if pte is None or pte.present:
+            m.say(f"swapin: {a} is not swapped out")
+            return Outcome(False, error="not swapped")
+        if m.swapcache_page(pte.slot) is not None:
+            m.say(f"swapin: slot {pte.slot} is already in the swap cache")
+            return Outcome(False, error="already in swap cache")
+        pfn = m.alloc_page(data=m.slots[pte.slot].data, refcount=1, swapcache=pte.slot)
+        m.say(f"swapin_readahead: slot {pte.slot} read into the swap cache as #{pfn}")
+        return Outcome(True)

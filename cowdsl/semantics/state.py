@@ -1,0 +1,154 @@
+"""The machine state: immutable and hashable, so an explorer can keep a visited set.
+
+Names follow the kernel: a ``Page`` is a struct page (order-0), a ``Pte`` a
+page-table entry, a ``Vma`` a vm_area_struct, an ``Mm`` an mm_struct.  Counters
+are kept the way the kernel keeps them (refcount, mapcount, pincount) rather
+than derived, so that the model can get them wrong the way the kernel could, and
+the invariant checks can catch it.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+GUP_PIN_COUNTING_BIAS = 1024  # FOLL_PIN adds this to an order-0 page's refcount
+
+ZERO_PFN = 0  # the shared zero page is always page 0
+
+
+@frozen
+class Page:
+    data: int = 0
+    refcount: int = 0
+    mapcount: int = 0
+    pincount: int = 0  # exact FOLL_PIN count (the kernel keeps it for large folios)
+    anon: bool = True
+    anon_exclusive: bool = False  # PG_anon_exclusive (5.19+)
+    swapcache: int = -1  # swap slot while in the swap cache
+    ksm: bool = False
+    file: str | None = None  # page-cache page of this file ...
+    index: int = 0  # ... at this page index
+    zero: bool = False
+    freed: bool = False
+
+
+@frozen
+class Pte:
+    """A present entry (``page`` >= 0) or a swap entry (``slot`` >= 0)."""
+
+    page: int = -1
+    write: bool = False
+    dirty: bool = False
+    slot: int = -1
+    swp_exclusive: bool = False  # pte_swp_exclusive (5.19+)
+
+    @property
+    def present(self) -> bool:
+        return self.page >= 0
+
+
+@frozen
+class Vma:
+    name: str
+    anon: bool
+    shared: bool
+    write: bool  # VM_WRITE
+    maywrite: bool  # VM_MAYWRITE
+    file: str | None
+    ptes: tuple[Pte | None, ...]
+    dontfork: bool = False  # VM_DONTCOPY
+    wipeonfork: bool = False  # VM_WIPEONFORK
+
+    @property
+    def is_cow_mapping(self) -> bool:
+        """is_cow_mapping(): private and may be written."""
+        return not self.shared and self.maywrite
+
+
+@frozen
+class Mm:
+    name: str
+    vmas: tuple[Vma, ...] = ()
+    has_pinned: bool = False  # mm->has_pinned, later MMF_HAS_PINNED
+    alive: bool = True
+    segv: bool = False
+    faults: int = 0
+    cow_copies: int = 0
+
+    def vma(self, name: str) -> Vma | None:
+        for v in self.vmas:
+            if v.name == name:
+                return v
+        return None
+
+
+@frozen
+class Handle:
+    """A GUP result held by a driver: a FOLL_PIN pin or a FOLL_GET reference."""
+
+    name: str
+    pin: bool  # FOLL_PIN, else FOLL_GET
+    page: int
+    write: bool
+    longterm: bool
+    owner: str
+    live: bool = True
+
+
+@frozen
+class Slot:
+    """A swap slot: the data written out and the swap count (swap PTEs referring to it)."""
+
+    data: int = 0
+    count: int = 0
+    free: bool = False
+
+
+@frozen
+class Pipe:
+    name: str
+    bufs: tuple[int, ...] = ()  # pages referenced by the pipe, oldest first
+
+
+@frozen
+class Outcome:
+    """What a named step produced."""
+
+    ok: bool = True
+    value: int | None = None
+    error: str | None = None
+
+
+@frozen
+class State:
+    mms: tuple[Mm, ...]
+    pages: tuple[Page, ...]
+    handles: tuple[Handle, ...] = ()
+    slots: tuple[Slot, ...] = ()
+    pipes: tuple[Pipe, ...] = ()
+    files: tuple[tuple[str, tuple[int, ...]], ...] = ()  # file -> page-cache page per index
+    results: tuple[tuple[str, Outcome], ...] = ()
+
+    def mm(self, name: str) -> Mm | None:
+        for m in self.mms:
+            if m.name == name:
+                return m
+        return None
+
+    def handle(self, name: str) -> Handle | None:
+        for h in self.handles:
+            if h.name == name:
+                return h
+        return None
+
+    def result(self, name: str) -> Outcome | None:
+        for n, o in self.results:
+            if n == name:
+                return o
+        return None
+
+    def file_page(self, file: str, index: int) -> int:
+        for f, pages in self.files:
+            if f == file:
+                return pages[index]
+        raise KeyError(file)

@@ -1,0 +1,1 @@
+"""Parse and check .cow files."""

@@ -1,0 +1,173 @@
+"""The syntax tree: one frozen class per grammar rule, each with its span."""
+
+from __future__ import annotations
+
+from typing import Union
+
+from attrs import frozen
+
+from cowdsl.errors import Span
+
+
+@frozen
+class Name:
+    text: str
+    span: Span
+
+
+@frozen
+class Number:
+    value: int
+    span: Span
+
+
+@frozen
+class Location:
+    """``buf``, ``buf[1]``, ``A.buf``, ``A.buf[1]``, ``F[0]`` or a bare name (a flag, pin, pipe)."""
+
+    owner: Name | None  # the process in A.buf
+    name: Name
+    index: Number | None
+    span: Span
+
+    def text(self) -> str:
+        s = (f"{self.owner.text}." if self.owner else "") + self.name.text
+        return s + (f"[{self.index.value}]" if self.index else "")
+
+    @property
+    def bare(self) -> bool:
+        return self.owner is None and self.index is None
+
+
+@frozen
+class KeywordArg:
+    key: Name
+    value: Union[Number, Name]
+    span: Span
+
+
+Arg = Union[Location, Number, KeywordArg]
+
+
+@frozen
+class ScenarioName:
+    text: str
+    span: Span
+
+
+@frozen
+class RefLine:
+    text: str
+    span: Span
+
+
+@frozen
+class ProcessDecl:
+    names: tuple[Name, ...]
+    span: Span
+
+
+@frozen
+class ThreadDecl:
+    name: Name
+    process: Name
+    span: Span
+
+
+@frozen
+class FileDecl:
+    name: Name
+    pages: tuple[Number, ...]
+    span: Span
+
+
+@frozen
+class PipeDecl:
+    names: tuple[Name, ...]
+    span: Span
+
+
+@frozen
+class Step:
+    actor: Name
+    op: Name
+    args: tuple[Arg, ...]
+    bind: Name | None
+    span: Span
+
+
+@frozen
+class ParBlock:
+    steps: tuple[Step, ...]
+    span: Span
+
+
+# --- assertion expressions ---------------------------------------------------
+
+
+@frozen
+class Compare:
+    left: "Expr"
+    op: str
+    right: "Expr"
+    span: Span
+
+
+@frozen
+class Same:
+    left: "Expr"
+    right: "Expr"
+    negated: bool
+    span: Span
+
+
+@frozen
+class Fact:
+    name: Name
+    args: tuple[Location, ...]
+    span: Span
+
+
+@frozen
+class Bool:
+    value: bool
+    span: Span
+
+
+@frozen
+class Not:
+    operand: "Expr"
+    span: Span
+
+
+@frozen
+class BoolOp:
+    op: str  # "and", "or", "implies"
+    left: "Expr"
+    right: "Expr"
+    span: Span
+
+
+Expr = Union[Location, Number, Fact, Bool, Not, BoolOp, Compare, Same]
+
+
+@frozen
+class Assertion:
+    expr: Expr
+    text: str  # the source text after `assert`
+    span: Span
+
+
+@frozen
+class ExpectLine:
+    outcome: str  # "pass" | "fail"
+    backends: tuple[Name, ...]
+    span: Span
+
+
+Item = Union[ScenarioName, RefLine, ProcessDecl, ThreadDecl, FileDecl, PipeDecl, Step, ParBlock, Assertion, ExpectLine]
+
+
+@frozen
+class Module:
+    items: tuple[Item, ...]
