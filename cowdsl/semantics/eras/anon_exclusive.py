@@ -92,7 +92,8 @@ class AnonExclusive(Backend):
 
     def reclaim_keeps_pinned(self, m, pfn):
         """feb889fb40fa: pinned pages are kept out of the swap cache.  The
-        reference marks its survival in 6.x UNVERIFIED (not known reverted)."""
+        reference marks its survival in 6.x UNVERIFIED; shrink_folio_list in
+        6.x source still has `if (folio_maybe_dma_pinned(folio)) goto keep_locked;`."""
         if self.maybe_dma_pinned(m.page(pfn)):
             return Decision(True, "page_maybe_dma_pinned → kept out of swap cache", "feb889fb40fa")
         return Decision(False, "not pinned → may enter the swap cache", "feb889fb40fa")

@@ -20,7 +20,8 @@ class Fork:
                 vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes)))
                 continue
             vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes)))
-        # The child's mm starts with MMF_HAS_PINNED clear (mm_init; UNVERIFIED in the reference §13).
+        # The child's mm starts with MMF_HAS_PINNED clear: mm_init keeps only MMF_INIT_MASK,
+        # which does not include it (include/linux/sched/coredump.h; the reference's §13 left it open).
         m.mms[child] = Mm(name=child, vmas=tuple(vmas))
         m.say(f"fork: {parent} → {child}")
         for vma in m.mm(parent).vmas:

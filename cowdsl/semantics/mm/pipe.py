@@ -11,7 +11,8 @@ from cowdsl.semantics.state import Outcome
 class Pipes:
     def op_vmsplice(self, m, step) -> Outcome:
         a = step.addr
-        # vmsplice_to_pipe → iov_iter_get_pages: a read-only FOLL_GET via GUP-fast
+        # vmsplice_to_pipe → iter_to_pipe → iov_iter_get_pages2: a read-only FOLL_GET
+        # via GUP-fast (6.x; a 2026 proposal would make vmsplice copy instead).
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(fast=True))
         if err:
             return Outcome(False, error=err)
