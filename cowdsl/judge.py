@@ -1,7 +1,10 @@
-"""Evaluate assertions on a state: what a process sees, which page, which flags.
+"""Evaluate assertions on what a run observed: values, pages, flags, outcomes.
 
-A value that does not exist (an unmapped address, a failed pin, a dead
-process) makes every comparison with it false, and is shown as such.
+The judge asks an observation (``StateObservation`` for a model's final state;
+the native backend brings its own) for views and facts.  A value that does not
+exist (an unmapped address, a failed pin, a dead process) makes every
+comparison with it false, and is shown as such.  A fact an observation cannot
+see raises ``Unsupported``: the assertion is then skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ class View:
     pfn: int | None
     note: str = ""
     pte: object = None
+
+
+class Unsupported(Exception):
+    """This observation cannot see that fact (e.g. refcount on the real kernel)."""
 
 
 def view_addr(state: State, addr: S.Addr) -> View:
@@ -82,11 +89,56 @@ def term_text(ref) -> str:
     return "?"
 
 
-class Judge:
-    """Evaluates one assertion on one state, noting each value it looked at."""
+class StateObservation:
+    """Observations of a model state."""
 
     def __init__(self, state: State):
         self.state = state
+
+    def view(self, ref) -> View:
+        return view(self.state, ref)
+
+    def counter(self, name: str, proc: str | None) -> int:
+        mms = [self.state.mm(proc)] if proc else list(self.state.mms)
+        return sum(getattr(m, name) for m in mms if m is not None)
+
+    def process(self, name: str, proc: str) -> bool:
+        m = self.state.mm(proc)
+        return bool(m and getattr(m, name))
+
+    def failed(self, name: str) -> bool:
+        r = self.state.result(name)
+        return r is None or not r.ok
+
+    def page_fact(self, name: str, ref):
+        v = self.view(ref)
+        pte = v.pte
+        if name == "swapped":
+            return pte is not None and not pte.present
+        if name == "present":
+            return pte is not None and pte.present
+        if name == "writable":
+            return pte is not None and pte.present and pte.write
+        if v.pfn is None:
+            return None if name in ("refcount", "mapcount", "pincount") else False
+        page = self.state.pages[v.pfn]
+        return {
+            "exclusive": page.anon_exclusive,
+            "pinned": page.pincount > 0,
+            "maybe_pinned": page.refcount >= 1024,
+            "refcount": page.refcount,
+            "mapcount": page.mapcount,
+            "pincount": page.pincount,
+            "swapcache": page.swapcache >= 0,
+            "zero_page": page.zero,
+        }[name]
+
+
+class Judge:
+    """Evaluates one assertion on one observation, noting each value it looked at."""
+
+    def __init__(self, obs):
+        self.obs = obs if not isinstance(obs, State) else StateObservation(obs)
         self.seen: dict[str, str] = {}
 
     def note(self, ref, value, why: str = "") -> None:
@@ -122,59 +174,35 @@ class Judge:
             return self.fact(e)
         if isinstance(e, (S.Not, S.BoolOp, S.Cmp, S.Same)):
             return self.truth(e)
-        v = view(self.state, e)
+        v = self.obs.view(e)
         self.note(e, v.value, v.note)
         return v.value
 
     def page(self, e) -> int | None:
-        v = view(self.state, e)
+        v = self.obs.view(e)
         shown = f"#{v.pfn}" if v.pfn is not None else f"none ({v.note or 'no page'})"
         self.seen[f"page({term_text(e)})"] = shown
         return v.pfn
 
     def fact(self, f: S.FactCall):
-        st = self.state
         name = f.name
         if name in ("cow_copies", "faults"):
-            mms = [st.mm(f.args[0].name)] if f.args else list(st.mms)
-            out = sum(getattr(m, name) for m in mms if m is not None)
+            out = self.obs.counter(name, f.args[0].name if f.args else None)
         elif name in ("segv", "alive", "has_pinned"):
-            m = st.mm(f.args[0].name)
-            out = bool(m and getattr(m, name))
+            out = self.obs.process(name, f.args[0].name)
         elif name == "failed":
-            r = st.result(f.args[0].name)
-            out = r is None or not r.ok
+            out = self.obs.failed(f.args[0].name)
         else:
-            v = view(st, f.args[0])
-            out = self.page_fact(name, v)
+            out = self.obs.page_fact(name, f.args[0])
         self.note(f, out)
         return out
 
-    def page_fact(self, name: str, v: View):
-        st = self.state
-        pte = v.pte
-        if name == "swapped":
-            return pte is not None and not pte.present
-        if name == "present":
-            return pte is not None and pte.present
-        if name == "writable":
-            return pte is not None and pte.present and pte.write
-        if v.pfn is None:
-            return None if name in ("refcount", "mapcount", "pincount") else False
-        page = st.pages[v.pfn]
-        return {
-            "exclusive": page.anon_exclusive,
-            "pinned": page.pincount > 0,
-            "maybe_pinned": page.refcount >= 1024,
-            "refcount": page.refcount,
-            "mapcount": page.mapcount,
-            "pincount": page.pincount,
-            "swapcache": page.swapcache >= 0,
-            "zero_page": page.zero,
-        }[name]
 
-
-def evaluate(state: State, assertion: S.Assertion) -> tuple[bool, dict[str, str]]:
-    j = Judge(state)
-    holds = j.truth(assertion.expr)
+def evaluate(obs, assertion: S.Assertion) -> tuple[bool | None, dict[str, str]]:
+    """(holds, values seen); holds is None when the observation cannot tell."""
+    j = Judge(obs)
+    try:
+        holds = j.truth(assertion.expr)
+    except Unsupported as e:
+        return None, {**j.seen, "unsupported": str(e)}
     return holds, j.seen

@@ -22,7 +22,7 @@ class StepRecord:
 @frozen
 class Check:
     assertion: Assertion
-    holds: bool
+    holds: bool | None  # None: the backend cannot observe what it needs (values say why)
     values: dict
 
 
@@ -32,7 +32,7 @@ class Result:
 
     scenario: Scenario
     backend: str
-    final: State
+    final: State | None  # None for a backend without a model state (native)
     steps: tuple[StepRecord, ...]
     checks: tuple[Check, ...]
     expected: str | None  # "pass", "fail" or None
@@ -40,17 +40,25 @@ class Result:
 
     @property
     def verdict(self) -> str:
-        return "pass" if all(c.holds for c in self.checks) else "fail"
+        """pass, fail, or skip when no assertion could be decided."""
+        decided = [c.holds for c in self.checks if c.holds is not None]
+        if not decided:
+            return "skip"
+        return "pass" if all(decided) else "fail"
 
     @property
     def ok(self) -> bool:
         """The run is as expected: its expect line if any, else every assertion holds."""
-        return self.verdict == (self.expected or "pass")
+        return self.verdict == "skip" or self.verdict == (self.expected or "pass")
 
 
 def run(sc: Scenario, backend_spec: str = "anon-exclusive") -> Result:
     from cowdsl.semantics import registry
 
+    if registry.resolve(backend_spec) == registry.NATIVE:
+        from cowdsl.native import run_native
+
+        return run_native(sc)
     backend = registry.get(backend_spec)
     t0 = time.perf_counter()
     records = []

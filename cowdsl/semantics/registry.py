@@ -7,6 +7,9 @@ import functools
 
 BACKENDS: dict[str, type] = {}
 
+# The real kernel under this machine: not a model class, run by cowdsl.native.
+NATIVE = "native"
+
 
 def register(cls):
     BACKENDS[cls.name] = cls
@@ -42,7 +45,7 @@ def aliases() -> dict[str, str]:
 def resolve(spec: str) -> str | None:
     """A backend name for a name or a version alias, or None."""
     backends = _load()
-    if spec in backends:
+    if spec == NATIVE or spec in backends:
         return spec
     return aliases().get(spec)
 
@@ -55,4 +58,4 @@ def get(spec: str):
 
 
 def known_words() -> list[str]:
-    return names() + list(aliases())
+    return names() + list(aliases()) + [NATIVE]
