@@ -55,7 +55,7 @@ class Result:
 def run(sc: Scenario, backend_spec: str = "anon-exclusive") -> Result:
     from cowdsl.semantics import registry
 
-    if registry.resolve(backend_spec) == registry.NATIVE:
+    if backend_spec == registry.NATIVE:
         from cowdsl.native import run_native
 
         return run_native(sc)
@@ -66,8 +66,15 @@ def run(sc: Scenario, backend_spec: str = "anon-exclusive") -> Result:
     for step, state, out, events in backend.run(sc):
         records.append(StepRecord(step, out, tuple(events)))
     checks = tuple(Check(a, *evaluate(state, a)) for a in sc.assertions)
-    expected = None
+    return Result(sc, backend.spec, state, tuple(records), checks, expectation(sc, backend.spec),
+                  time.perf_counter() - t0)
+
+
+def expectation(sc: Scenario, spec: str) -> str | None:
+    """What the scenario's expect lines say for this backend spec, if anything."""
+    from cowdsl.semantics import registry
+
     for e in sc.expectations:
-        if registry.resolve(e.backend) == backend.name:
-            expected = e.outcome
-    return Result(sc, backend.name, state, tuple(records), checks, expected, time.perf_counter() - t0)
+        if registry.resolve(e.backend) == spec:
+            return e.outcome
+    return None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Iterator
 
+from attrs import frozen
+
 from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics.machine import Decision, Event, Machine
 from cowdsl.semantics.mm.fork import Fork
@@ -37,12 +39,54 @@ RULES = (
 )
 
 
+@frozen
+class Option:
+    """A design variant a backend can be run with: ``name:option=choice``."""
+
+    choices: tuple[str, ...]  # the first is the default
+    doc: str
+
+    @property
+    def default(self) -> str:
+        return self.choices[0]
+
+
 class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
     name: ClassVar[str]
     versions: ClassVar[str]
     description: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
+    OPTIONS: ClassVar[dict[str, Option]] = {
+        "pin_bias": Option(
+            ("on", "off"),
+            "page_maybe_dma_pinned counts GUP_PIN_COUNTING_BIAS in the refcount (on: 1024 "
+            "ordinary references look pinned) or reads an exact pin count (off)",
+        ),
+    }
+
+    def __init__(self, **options: str):
+        known = self.all_options()
+        for k, v in options.items():
+            if k not in known:
+                raise ValueError(f"unknown option `{k}` for {self.name}")
+            if v not in known[k].choices:
+                raise ValueError(f"`{k}` takes {' or '.join(known[k].choices)}, not `{v}`")
+        self.options = {k: options.get(k, o.default) for k, o in known.items()}
+
+    @classmethod
+    def all_options(cls) -> dict[str, Option]:
+        out: dict[str, Option] = {}
+        for klass in reversed(cls.__mro__):
+            out.update(vars(klass).get("OPTIONS", {}))
+        return out
+
+    @property
+    def spec(self) -> str:
+        """The name with the options that differ from the defaults: early-cow:pin_scope=longterm."""
+        known = self.all_options()
+        extra = [f"{k}={v}" for k, v in sorted(self.options.items()) if v != known[k].default]
+        return ":".join([self.name] + extra)
 
     # --- the Model interface --------------------------------------------------------
     def init_state(self, sc: Scenario) -> State:
@@ -82,10 +126,12 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
             yield step, state, out, events
 
     # --- helpers shared by the rules ---------------------------------------------------
-    @staticmethod
-    def maybe_dma_pinned(page: Page) -> bool:
+    def maybe_dma_pinned(self, page: Page) -> bool:
         """page_maybe_dma_pinned(): order-0 pages count pins in the refcount, so
-        1024 ordinary references look pinned too (a known false positive)."""
+        1024 ordinary references look pinned too (a known false positive).
+        Option pin_bias=off reads the exact pin count instead."""
+        if self.options["pin_bias"] == "off":
+            return page.pincount > 0
         return page.refcount >= GUP_PIN_COUNTING_BIAS
 
     # --- decision rules ------------------------------------------------------------------
@@ -131,7 +177,7 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
         """do_swap_page: try to drop the swap cache before mapping the page?"""
         raise NotImplementedError
 
-    def swapin_exclusive(self, m: Machine, pte, pfn: int) -> Decision:
+    def swapin_exclusive(self, m: Machine, pte, pfn: int, write: bool) -> Decision:
         """do_swap_page: map the page exclusively (writable on a write fault)?"""
         raise NotImplementedError
 

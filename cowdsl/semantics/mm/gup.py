@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from cowdsl.semantics.state import Handle, Outcome
 
@@ -18,10 +18,12 @@ class Foll:
     longterm: bool = False
     force: bool = False
     fast: bool = False
+    cow: bool = False  # FOLL_COW (4.9–5.19): set once a write fault broke COW in a !VM_WRITE vma
 
     def __str__(self) -> str:
         names = ["FOLL_PIN" if self.pin else "FOLL_GET"]
-        names += [n for n, on in (("FOLL_WRITE", self.write), ("FOLL_LONGTERM", self.longterm), ("FOLL_FORCE", self.force)) if on]
+        names += [n for n, on in (("FOLL_WRITE", self.write), ("FOLL_LONGTERM", self.longterm),
+                                  ("FOLL_FORCE", self.force), ("FOLL_COW", self.cow)) if on]
         return "|".join(names)
 
 
@@ -36,12 +38,12 @@ class Gup:
         if vma is None:
             m.say(f"gup: no mapping `{vname}` in {mm} → -EFAULT")
             return None, "EFAULT"
-        brk = self.gup_break_cow(m, vma, flags)
-        if m.decided("gup_break_cow", brk, f"gup {flags}", minor=not brk):
-            flags = Foll(True, flags.pin, flags.longterm, flags.force, flags.fast)
         if flags.write and not vma.write and not (flags.force and vma.maywrite):
             m.say(f"check_vma_flags: {flags} on read-only `{vname}` → -EFAULT")
             return None, "EFAULT"
+        brk = self.gup_break_cow(m, vma, flags)
+        if m.decided("gup_break_cow", brk, f"gup {flags}", minor=not brk):
+            flags = evolve(flags, write=True)
         if flags.fast:
             pfn = self.gup_fast(m, mm, vname, idx, flags)
             if pfn is not None:
@@ -54,6 +56,8 @@ class Gup:
                     minor=pte.write,
                 ):
                     self.faultin_page(m, mm, vname, idx, write=True)
+                    if not vma.write:
+                        flags = evolve(flags, cow=True)  # faultin_page: VM_FAULT_WRITE in a !VM_WRITE vma
                     continue
                 if not pte.write and m.decided(
                     "gup_must_unshare", self.gup_must_unshare(m, vma, pte.page, flags), f"follow_page_pte #{pte.page}"

@@ -117,7 +117,7 @@ class Memory:
         m.update_slot(slot, count=m.slots[slot].count - 1)  # swap_free
         if m.decided("swapin_free_swapcache", self.swapin_free_swapcache(m, pfn, write), "do_swap_page"):
             self.try_to_free_swap(m, pfn)
-        d = m.decided("swapin_exclusive", self.swapin_exclusive(m, pte, pfn), f"do_swap_page maps #{pfn}")
+        d = m.decided("swapin_exclusive", self.swapin_exclusive(m, pte, pfn, write), f"do_swap_page maps #{pfn}")
         m.page_add_rmap(pfn, take_ref=False)
         if self.TRACKS_ANON_EXCLUSIVE:
             m.update_page(pfn, anon_exclusive=bool(d))

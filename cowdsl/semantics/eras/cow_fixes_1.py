@@ -1,0 +1,51 @@
+"""5.18: David Hildenbrand's "COW fixes part 1" (reference §5): the refcount
+rule extended to swap-in and THP; reuse_swap_page is gone (03104c2c5db8).
+Release tag UNVERIFIED in the reference (merged for v5.18-rc1)."""
+
+from __future__ import annotations
+
+from cowdsl.semantics.eras.early_cow import EarlyCow
+from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.registry import register
+
+
+@register
+class CowFixes1(EarlyCow):
+    name = "cow-fixes-1"
+    versions = "5.18"
+    description = "refcount rule after dropping the swap cache, for swap-in and THP too"
+
+    def wp_can_reuse(self, m, pfn):
+        """d4c470970d45 / 53a05ad9f21d: reuse when the refcount is 1 once the
+        swap cache (if no swap entry still needs it) is dropped."""
+        page = m.page(pfn)
+        if page.ksm or page.refcount > 3:
+            return Decision(False, f"KSM or refcount {page.refcount} > 3 → copy", "d4c470970d45")
+        in_cache = page.swapcache >= 0
+        if page.refcount > 1 + in_cache:
+            extra = " + swap cache" if in_cache else ""
+            return Decision(False, f"refcount {page.refcount} > 1{extra} → copy", "53a05ad9f21d")
+        if in_cache:
+            self.try_to_free_swap(m, pfn)
+        page = m.page(pfn)
+        if page.refcount != 1:
+            return Decision(False, f"refcount {page.refcount} != 1 after try_to_free_swap → copy", "53a05ad9f21d")
+        return Decision(True, "refcount 1 → reuse", "53a05ad9f21d")
+
+    def swapin_free_swapcache(self, m, pfn, write):
+        """c145e0b47c77: on a write fault, drop the swap cache when the fault may
+        be the sole user (page_count == 2: the cache and the fault's own)."""
+        page = m.page(pfn)
+        if write and not page.ksm and page.refcount == 2:
+            return Decision(True, "write fault, only the swap cache holds it → try_to_free_swap", "c145e0b47c77")
+        return Decision(False, "keep the swap cache", "c145e0b47c77")
+
+    def swapin_exclusive(self, m, pte, pfn, write):
+        """c145e0b47c77: map writable on a write fault iff no one else holds the
+        page (refcount 1 once the swap cache is gone)."""
+        page = m.page(pfn)
+        if page.ksm:
+            return Decision(False, "KSM page → read-only", "c145e0b47c77")
+        if page.refcount == 1:
+            return Decision(True, "refcount 1 → sole user", "c145e0b47c77")
+        return Decision(False, f"refcount {page.refcount}: maybe shared → mapped read-only", "c145e0b47c77")

@@ -1,0 +1,57 @@
+"""5.9–5.17: refcount COW plus early COW of pinned pages at fork
+(Peter Xu, 5.9-rc7; reference §4).  Also feb889fb40fa (5.11, 5.10.y): pinned
+pages are kept out of the swap cache."""
+
+from __future__ import annotations
+
+from cowdsl.semantics.backend import Option
+from cowdsl.semantics.eras.refcount import Refcount
+from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.registry import register
+
+
+@register
+class EarlyCow(Refcount):
+    name = "early-cow"
+    versions = "5.9–5.17"
+    description = "has_pinned, and fork copies maybe-pinned pages for the child; pinned pages kept out of swap cache"
+    aliases = ()
+    OPTIONS = {
+        "pin_scope": Option(
+            ("any", "longterm"),
+            "which FOLL_PIN sets has_pinned: any (merged, 008cfe4418b3) or only FOLL_LONGTERM "
+            "(Jason Gunthorpe's suggestion, seed thread 003)",
+        ),
+        "swap_pin_check": Option(
+            ("on", "off"),
+            "feb889fb40fa (5.11, 5.10.y) keeps pinned pages out of the swap cache; off for 5.9 and 5.10.0",
+        ),
+    }
+
+    def fork_copy_anon(self, m, src_mm, pfn):
+        """70e806e4e645 copy_present_page: in a COW mapping, when the source mm
+        has_pinned (008cfe4418b3) and the page may be pinned, the child gets a
+        copy and the parent keeps its writable PTE."""
+        page = m.page(pfn)
+        if not m.mm(src_mm).has_pinned:
+            return Decision(False, "has_pinned clear → shared read-only", "70e806e4e645")
+        if not self.maybe_dma_pinned(page):
+            return Decision(False, "has_pinned, page not maybe pinned → shared read-only", "70e806e4e645")
+        return Decision(True, "has_pinned and page_maybe_dma_pinned → copy for the child", "70e806e4e645")
+
+    def pin_sets_has_pinned(self, flags):
+        """008cfe4418b3: any FOLL_PIN sets mm->has_pinned (never cleared).
+        pin_scope=longterm: only FOLL_LONGTERM does (the proposal in seed 003)."""
+        if self.options["pin_scope"] == "longterm" and not flags.longterm:
+            return Decision(False, "pin_scope=longterm: short-term pin leaves has_pinned clear", "008cfe4418b3")
+        return Decision(True, "FOLL_PIN sets has_pinned", "008cfe4418b3")
+
+    def reclaim_keeps_pinned(self, m, pfn):
+        """feb889fb40fa "mm: don't put pinned pages into the swap cache".  Still
+        in 6.x: shrink_folio_list has `if (folio_maybe_dma_pinned(folio)) goto
+        keep_locked;` (the reference left its survival UNVERIFIED)."""
+        if self.options["swap_pin_check"] == "off":
+            return Decision(False, "before feb889fb40fa: reclaim ignores pins", "feb889fb40fa")
+        if self.maybe_dma_pinned(m.page(pfn)):
+            return Decision(True, "page_maybe_dma_pinned → kept out of swap cache", "feb889fb40fa")
+        return Decision(False, "not pinned → may enter the swap cache", "feb889fb40fa")

@@ -1,0 +1,106 @@
+"""≤5.7: the mapcount era (reference §1).  Write faults reuse a page when
+mapcount + swapcount ≤ 1; GUP references are invisible to COW; fork knows
+nothing of pins.  Includes the Dirty COW fix (4.9) unless foll_cow=off."""
+
+from __future__ import annotations
+
+from cowdsl.semantics.backend import Backend, Option
+from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.registry import register
+
+
+@register
+class Mapcount(Backend):
+    name = "mapcount"
+    versions = "≤5.7"
+    description = "reuse on mapcount + swapcount; refcount (GUP, pipes, DMA) ignored; fork shares pinned pages"
+    OPTIONS = {
+        "foll_cow": Option(
+            ("on", "off"),
+            "on: the Dirty COW fix 19be0eaffa3a (4.9): a forced write follows a read-only PTE only if "
+            "FOLL_COW and the PTE is dirty; off: the pre-4.9 rule (CVE-2016-5195)",
+        ),
+    }
+
+    def _swapcount(self, m, page) -> int:
+        return m.slots[page.swapcache].count if page.swapcache >= 0 else 0
+
+    def _reuse_swap_page(self, m, pfn, count: int, what: str) -> Decision:
+        """reuse_swap_page (mm/swapfile.c ≤5.17): the page may be reused when its
+        mappings plus swap entries number one; then it leaves the swap cache."""
+        page = m.page(pfn)
+        if page.ksm:
+            return Decision(False, "KSM page → copy", "v5.7")
+        if count == 1 and page.swapcache >= 0:
+            m.delete_from_swap_cache(pfn)  # and SetPageDirty: the slot's copy is stale
+        why = f"{what} = {count}"
+        if count <= 1:
+            return Decision(True, f"reuse_swap_page: {why} ≤ 1 → reuse (refcount {page.refcount} ignored)", "v5.7")
+        return Decision(False, f"reuse_swap_page: {why} > 1 → copy", "v5.7")
+
+    def wp_can_reuse(self, m, pfn):
+        """v5.7 do_wp_page → reuse_swap_page: mapcount + swapcount ≤ 1 (reference §1.1, [V])."""
+        page = m.page(pfn)
+        sc = self._swapcount(m, page)
+        return self._reuse_swap_page(m, pfn, page.mapcount + sc, f"mapcount {page.mapcount} + swapcount {sc}")
+
+    def fork_copy_anon(self, m, src_mm, pfn):
+        """copy_one_pte (pre-5.9): every page is shared read-only, pinned or not.
+        UNVERIFIED as code (reference §1.2): inferred from 5.10's unpinned path
+        and the messages of 17839856fd58 and 70e806e4e645."""
+        return Decision(False, "fork has no pin check: shared read-only", "70e806e4e645")
+
+    def gup_break_cow(self, m, vma, flags):
+        """No forced COW break before 5.8 (17839856fd58 added it)."""
+        return Decision(False, "no forced COW break", "17839856fd58")
+
+    def can_follow_write_pte(self, m, vma, pte, flags):
+        """19be0eaffa3a (4.9, Dirty COW): a forced write follows a read-only PTE
+        only after COW was broken (FOLL_COW) and only if the PTE is dirty, i.e.
+        still the private copy.  foll_cow=off: the pre-4.9 rule, which dropped
+        FOLL_WRITE after the first COW and so followed whatever was mapped."""
+        if pte.write:
+            return Decision(True, "PTE writable", None)
+        if self.options["foll_cow"] == "off":
+            if flags.force and flags.cow:
+                return Decision(True, "pre-4.9: FOLL_WRITE dropped after COW → follow any PTE", "19be0eaffa3a")
+            return Decision(False, "PTE read-only → write fault", "19be0eaffa3a")
+        if flags.force and flags.cow and pte.dirty:
+            return Decision(True, "FOLL_FORCE, FOLL_COW and a dirty PTE → follow the private copy", "19be0eaffa3a")
+        return Decision(False, "PTE read-only (no FOLL_COW or clean) → write fault", "19be0eaffa3a")
+
+    def gup_must_unshare(self, m, vma, pfn, flags):
+        """No GUP-triggered unsharing before 5.19 (a7f226604170)."""
+        return Decision(False, "no unsharing before 5.19", "a7f226604170")
+
+    def pin_sets_has_pinned(self, flags):
+        """mm->has_pinned does not exist before 5.9 (008cfe4418b3)."""
+        return Decision(False, "no has_pinned before 5.9", "008cfe4418b3")
+
+    def reclaim_keeps_pinned(self, m, pfn):
+        """Reclaim does not look at pins before feb889fb40fa (5.11)."""
+        return Decision(False, "reclaim ignores pins", "feb889fb40fa")
+
+    def unmap_may_share(self, m, pfn):
+        """No exclusivity to give up before 5.19: unmap always proceeds."""
+        return Decision(True, "no PageAnonExclusive", "6c287605fd56")
+
+    def swapin_free_swapcache(self, m, pfn, write):
+        """v5.7 do_swap_page frees the swap cache only when swap is full or the
+        vma is mlocked (not modelled); reuse_swap_page frees it on reuse."""
+        return Decision(False, "swap not full: keep the swap cache", "v5.7")
+
+    def swapin_exclusive(self, m, pte, pfn, write):
+        """v5.7 do_swap_page: a write fault maps writable iff reuse_swap_page.
+        It runs before swap_free, so this PTE's swap entry still counts
+        (the model frees it first and adds it back)."""
+        if not write:
+            return Decision(False, "read fault → mapped read-only", "v5.7")
+        page = m.page(pfn)
+        sc = self._swapcount(m, page) + 1
+        return self._reuse_swap_page(m, pfn, page.mapcount + sc, f"mapcount {page.mapcount} + swapcount {sc}")
+
+    def mprotect_upgrade(self, m, vma, pte):
+        """Before 64fe24a3e05e (6.0) private PTEs stay read-only after
+        mprotect(PROT_WRITE); the next write faults."""
+        return Decision(False, "PTE stays read-only until a write fault", "64fe24a3e05e")

@@ -1,0 +1,39 @@
+"""5.9-rc5/rc6: "simplify do_wp_page" (merge b25d1dc9474e, reference §3).
+COW decides on the refcount alone; the forced COW break is gone; fork does not
+yet know about pins — the transitional regression for RDMA."""
+
+from __future__ import annotations
+
+from cowdsl.semantics.eras.gup_cow import GupCow
+from cowdsl.semantics.eras.mapcount import Mapcount
+from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.registry import register
+
+
+@register
+class Refcount(GupCow):
+    name = "refcount"
+    versions = "5.9-rc"
+    description = "do_wp_page reuses only at refcount 1; no forced COW break; no pin handling at fork"
+    aliases = ("5.9-rc",)
+
+    def wp_can_reuse(self, m, pfn):
+        """09854ba94c6a "mm: do_wp_page() simplification": reuse only if nobody
+        else holds a reference (KSM never: 1a0cf26323c8).  A page in the swap
+        cache has refcount ≥ 2 and is always copied."""
+        page = m.page(pfn)
+        if page.ksm:
+            return Decision(False, "KSM page → copy", "1a0cf26323c8")
+        if page.refcount != 1:
+            return Decision(False, f"refcount {page.refcount} != 1 → copy", "09854ba94c6a")
+        if page.mapcount != 1:
+            return Decision(False, f"mapcount {page.mapcount} != 1 → copy", "09854ba94c6a")
+        return Decision(True, "refcount 1 → reuse", "09854ba94c6a")
+
+    def gup_break_cow(self, m, vma, flags):
+        """a308c71bf1e6 "mm/gup: Remove enfornced COW mechanism"."""
+        return Decision(False, "no forced COW break", "a308c71bf1e6")
+
+    def can_follow_write_pte(self, m, vma, pte, flags):
+        """a308c71bf1e6 restored the FOLL_FORCE && FOLL_COW && pte_dirty rule."""
+        return Mapcount.can_follow_write_pte(self, m, vma, pte, flags)
