@@ -100,6 +100,12 @@ OPS: dict[str, OpSpec] = {
                 FlagGroup("backing", ("anon",), None, "anonymous memory (the default without file=)"),
                 FlagGroup("sharing", ("private", "shared"), "private", "MAP_PRIVATE or MAP_SHARED"),
                 FlagGroup("prot", ("rw", "ro"), "rw", "PROT_READ|PROT_WRITE or PROT_READ"),
+                FlagGroup(
+                    "size",
+                    ("small", "thp", "pte_thp", "hugetlb"),
+                    "small",
+                    "4 KiB pages, a PMD-mapped THP, a PTE-mapped THP, or hugetlb pages (private anonymous only)",
+                ),
             ),
             keywords=(
                 Keyword("pages", "int", 1, "number of pages"),

@@ -26,6 +26,8 @@ from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, Mm, Outcome, Page, Pip
 # The decision points an era may override.  `cowdsl backends` lists them.
 RULES = (
     "wp_can_reuse",
+    "thp_wp_can_reuse",
+    "hugetlb_wp_can_reuse",
     "fork_copy_anon",
     "gup_break_cow",
     "can_follow_write_pte",
@@ -129,8 +131,9 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
     def maybe_dma_pinned(self, page: Page) -> bool:
         """page_maybe_dma_pinned(): order-0 pages count pins in the refcount, so
         1024 ordinary references look pinned too (a known false positive).
-        Option pin_bias=off reads the exact pin count instead."""
-        if self.options["pin_bias"] == "off":
+        Large folios count pins exactly (folio_maybe_dma_pinned).
+        Option pin_bias=off reads the exact pin count for order-0 pages too."""
+        if page.compound or self.options["pin_bias"] == "off":
             return page.pincount > 0
         return page.refcount >= GUP_PIN_COUNTING_BIAS
 
@@ -138,6 +141,15 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
     def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """do_wp_page: may the faulting mm reuse this read-only anonymous page
         (make the PTE writable) instead of copying it?"""
+        raise NotImplementedError
+
+    def thp_wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
+        """do_huge_pmd_wp_page: may a write fault on a PMD-mapped THP reuse it?
+        Otherwise the PMD is split and the subpage copied."""
+        raise NotImplementedError
+
+    def hugetlb_wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
+        """hugetlb_wp (hugetlb_cow): may a write fault reuse this hugetlb page?"""
         raise NotImplementedError
 
     def fork_copy_anon(self, m: Machine, src_mm: str, pfn: int) -> Decision:

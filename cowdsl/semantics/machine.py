@@ -11,6 +11,8 @@ from attrs import evolve, frozen
 
 from cowdsl.semantics.state import (
     GUP_PIN_COUNTING_BIAS,
+    PTE_THP,
+    THP_SIBLINGS,
     Handle,
     Mm,
     Outcome,
@@ -149,20 +151,29 @@ class Machine:
             self.pages[pfn] = evolve(p, mapcount=p.mapcount + 1, refcount=p.refcount + take_ref)
 
     def page_remove_rmap(self, pfn: int) -> None:
-        """Drop a mapping and the reference it held (page_remove_rmap + put_page)."""
+        """Drop a mapping and the reference it held (page_remove_rmap + put_page).
+        The last mapping of a PTE-mapped THP takes its siblings' references along."""
         p = self.pages[pfn]
         if p.zero:
             return
         self.pages[pfn] = evolve(p, mapcount=p.mapcount - 1)
-        self.put_page(pfn)
+        last_thp = p.kind == PTE_THP and p.mapcount == 1
+        self.put_page(pfn, 1 + (THP_SIBLINGS if last_thp else 0))
+
+    @staticmethod
+    def pin_refs(p) -> int:
+        """What FOLL_PIN adds to the refcount: the bias on order-0 pages, one
+        reference on large folios, which count pins exactly in pincount."""
+        return 1 if p.compound else GUP_PIN_COUNTING_BIAS
 
     def grab(self, pfn: int, pin: bool) -> None:
-        """try_grab_page: FOLL_PIN adds GUP_PIN_COUNTING_BIAS, FOLL_GET one reference."""
+        """try_grab_page: FOLL_PIN adds GUP_PIN_COUNTING_BIAS (order-0) or one
+        reference (large folios) and counts the pin; FOLL_GET adds one reference."""
         p = self.pages[pfn]
         if p.zero:
             return
         if pin:
-            self.pages[pfn] = evolve(p, pincount=p.pincount + 1, refcount=p.refcount + GUP_PIN_COUNTING_BIAS)
+            self.pages[pfn] = evolve(p, pincount=p.pincount + 1, refcount=p.refcount + self.pin_refs(p))
         else:
             self.pages[pfn] = evolve(p, refcount=p.refcount + 1)
 
@@ -172,7 +183,7 @@ class Machine:
             return
         if pin:
             self.pages[pfn] = evolve(p, pincount=p.pincount - 1)
-            self.put_page(pfn, GUP_PIN_COUNTING_BIAS)
+            self.put_page(pfn, self.pin_refs(p))
         else:
             self.put_page(pfn)
 

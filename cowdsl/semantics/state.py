@@ -12,6 +12,11 @@ from __future__ import annotations
 from attrs import frozen
 
 GUP_PIN_COUNTING_BIAS = 1024  # FOLL_PIN adds this to an order-0 page's refcount
+THP_SIBLINGS = 511  # the other subpages of a PTE-mapped 2 MiB THP, each holding a reference
+
+# Page kinds.  A huge page is one value in the model; a PTE-mapped THP is seen
+# through one of its subpages, whose folio refcount also counts the siblings.
+SMALL, THP, PTE_THP, HUGETLB = "small", "thp", "pte_thp", "hugetlb"
 
 ZERO_PFN = 0  # the shared zero page is always page 0
 
@@ -30,6 +35,11 @@ class Page:
     index: int = 0  # ... at this page index
     zero: bool = False
     freed: bool = False
+    kind: str = SMALL
+
+    @property
+    def compound(self) -> bool:
+        return self.kind != SMALL
 
 
 @frozen
@@ -58,6 +68,7 @@ class Vma:
     ptes: tuple[Pte | None, ...]
     dontfork: bool = False  # VM_DONTCOPY
     wipeonfork: bool = False  # VM_WIPEONFORK
+    kind: str = SMALL  # the kind of page a fault allocates here
 
     @property
     def is_cow_mapping(self) -> bool:

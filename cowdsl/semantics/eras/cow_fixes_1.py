@@ -32,6 +32,15 @@ class CowFixes1(EarlyCow):
             return Decision(False, f"refcount {page.refcount} != 1 after try_to_free_swap → copy", "53a05ad9f21d")
         return Decision(True, "refcount 1 → reuse", "53a05ad9f21d")
 
+    def thp_wp_can_reuse(self, m, pfn):
+        """3bff7e3f1f16 (COW fixes part 1; ID [M] from the reference's list):
+        do_huge_pmd_wp_page reuses only at refcount 1, else splits the PMD and
+        copies the subpage — closing CVE-2020-29374 for THP."""
+        page = m.page(pfn)
+        if page.refcount == 1 and not page.ksm:
+            return Decision(True, "THP refcount 1 → reuse", "3bff7e3f1f16")
+        return Decision(False, f"THP refcount {page.refcount} != 1 → split and copy", "3bff7e3f1f16")
+
     def swapin_free_swapcache(self, m, pfn, write):
         """c145e0b47c77: on a write fault, drop the swap cache when the fault may
         be the sole user (page_count == 2: the cache and the fault's own)."""

@@ -8,6 +8,7 @@ from cowdsl.semantics.backend import Option
 from cowdsl.semantics.eras.refcount import Refcount
 from cowdsl.semantics.machine import Decision
 from cowdsl.semantics.registry import register
+from cowdsl.semantics.state import HUGETLB
 
 
 @register
@@ -22,6 +23,10 @@ class EarlyCow(Refcount):
             "which FOLL_PIN sets has_pinned: any (merged, 008cfe4418b3) or only FOLL_LONGTERM "
             "(Jason Gunthorpe's suggestion, seed thread 003)",
         ),
+        "hugetlb_fork_copy": Option(
+            ("on", "off"),
+            "4eae4efa2c29 (5.12): fork copies maybe-pinned hugetlb pages too; off for 5.9–5.11",
+        ),
         "swap_pin_check": Option(
             ("on", "off"),
             "feb889fb40fa (5.11, 5.10.y) keeps pinned pages out of the swap cache; off for 5.9 and 5.10.0",
@@ -33,6 +38,8 @@ class EarlyCow(Refcount):
         has_pinned (008cfe4418b3) and the page may be pinned, the child gets a
         copy and the parent keeps its writable PTE."""
         page = m.page(pfn)
+        if page.kind == HUGETLB and self.options["hugetlb_fork_copy"] == "off":
+            return Decision(False, "hugetlb before 4eae4efa2c29 → shared read-only", "4eae4efa2c29")
         if not m.mm(src_mm).has_pinned:
             return Decision(False, "has_pinned clear → shared read-only", "70e806e4e645")
         if not self.maybe_dma_pinned(page):

@@ -44,6 +44,21 @@ class Mapcount(Backend):
         sc = self._swapcount(m, page)
         return self._reuse_swap_page(m, pfn, page.mapcount + sc, f"mapcount {page.mapcount} + swapcount {sc}")
 
+    def thp_wp_can_reuse(self, m, pfn):
+        """do_huge_pmd_wp_page ≤5.17: reuse on the THP mapcount (reuse_swap_page's
+        THP variant).  UNVERIFIED as code (reference §4.3, §10); corroborated by
+        the THP case of CVE-2020-29374 staying open until 5.18."""
+        page = m.page(pfn)
+        return self._reuse_swap_page(m, pfn, page.mapcount, f"THP mapcount {page.mapcount}")
+
+    def hugetlb_wp_can_reuse(self, m, pfn):
+        """hugetlb_wp (hugetlb_cow): reuse iff mapped once and anonymous; the
+        refcount is never consulted, in every era up to 6.x (reference §10, [V])."""
+        page = m.page(pfn)
+        if page.mapcount == 1 and page.anon:
+            return Decision(True, f"hugetlb: mapcount 1 → reuse (refcount {page.refcount} ignored)", "hugetlb_cow")
+        return Decision(False, f"hugetlb: mapcount {page.mapcount} → copy", "hugetlb_cow")
+
     def fork_copy_anon(self, m, src_mm, pfn):
         """copy_one_pte (pre-5.9): every page is shared read-only, pinned or not.
         UNVERIFIED as code (reference §1.2): inferred from 5.10's unpinned path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attrs import evolve
 
-from cowdsl.semantics.state import Mm, Outcome, Pte
+from cowdsl.semantics.state import HUGETLB, SMALL, Mm, Outcome, Pte
 
 
 class Fork:
@@ -49,7 +49,10 @@ class Fork:
             d = m.decided("fork_copy_anon", self.fork_copy_anon(m, src, pfn), f"copy_present_pte {where} #{pfn}")
             if d:
                 # copy_present_page: the child gets its own copy, the parent's PTE is untouched
-                new = m.alloc_page(data=page.data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+                # copy_huge_pmd splits a pinned THP and copies at PTE level; hugetlb copies the huge page
+                kind = HUGETLB if page.kind == HUGETLB else SMALL
+                new = m.alloc_page(data=page.data, refcount=1, mapcount=1,
+                                   anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
                 m.set_pte(dst, vname, idx, Pte(page=new, write=vma.write, dirty=True))
                 m.count(src, "cow_copies")
                 m.say(f"copy_present_page: {dst} gets copy #{new}; {src} keeps #{pfn}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cowdsl.semantics.state import ZERO_PFN, Outcome, Pte
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, THP_SIBLINGS, ZERO_PFN, Outcome, Pte
 
 
 class Memory:
@@ -29,6 +29,8 @@ class Memory:
 
     def do_anonymous_page(self, m, mm, vname, idx, write) -> bool:
         vma = m.vma(mm, vname)
+        if vma.kind != SMALL:
+            return self.do_huge_anonymous_page(m, mm, vname, idx, write)
         if not write:
             m.set_pte(mm, vname, idx, Pte(page=ZERO_PFN))
             m.say(f"do_anonymous_page: read fault maps the shared zero page at {vname}[{idx}]")
@@ -36,6 +38,17 @@ class Memory:
         pfn = m.alloc_page(refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
         m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
         m.say(f"do_anonymous_page: new page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
+        return True
+
+    def do_huge_anonymous_page(self, m, mm, vname, idx, write) -> bool:
+        """THP (do_huge_pmd_anonymous_page) and hugetlb (hugetlb_no_page): the
+        first touch allocates the huge page; a read fault maps it read-only.
+        The huge zero page is not modelled."""
+        vma = m.vma(mm, vname)
+        extra = THP_SIBLINGS if vma.kind == PTE_THP else 0
+        pfn = m.alloc_page(refcount=1 + extra, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=vma.kind)
+        m.set_pte(mm, vname, idx, Pte(page=pfn, write=write and vma.write, dirty=write))
+        m.say(f"huge page fault: new {vma.kind} page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
         return True
 
     def do_fault(self, m, mm, vname, idx, write) -> bool:
@@ -69,7 +82,11 @@ class Memory:
         if page.zero:
             return self.wp_page_copy(m, mm, vname, idx, unshare)
         if page.anon:
-            d = m.decided("wp_can_reuse", self.wp_can_reuse(m, pfn), f"do_wp_page on #{pfn}")
+            rule, where = {
+                THP: ("thp_wp_can_reuse", "do_huge_pmd_wp_page"),
+                HUGETLB: ("hugetlb_wp_can_reuse", "hugetlb_wp"),
+            }.get(page.kind, ("wp_can_reuse", "do_wp_page"))
+            d = m.decided(rule, getattr(self, rule)(m, pfn), f"{where} on #{pfn}")
             if d:
                 return self.wp_page_reuse(m, mm, vname, idx, unshare)
         return self.wp_page_copy(m, mm, vname, idx, unshare)
@@ -90,7 +107,9 @@ class Memory:
         vma = m.vma(mm, vname)
         old = vma.ptes[idx].page
         src = m.page(old)
-        new = m.alloc_page(data=src.data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+        # A THP is split and one subpage copied; a hugetlb page is copied whole.
+        kind = HUGETLB if src.kind == HUGETLB else SMALL
+        new = m.alloc_page(data=src.data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
         writable = vma.write and not unshare
         m.set_pte(mm, vname, idx, Pte(page=new, write=writable, dirty=True))
         what = "unshare" if unshare else "COW"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from attrs import evolve
 
-from cowdsl.semantics.state import Outcome, Vma
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Vma
 
 
 class AddressSpace:
@@ -12,6 +12,10 @@ class AddressSpace:
         shared = "shared" in step.flags
         write = "rw" in step.flags
         file = step.file
+        kind = next((k for k in (THP, PTE_THP, HUGETLB) if k in step.flags), SMALL)
+        if kind != SMALL and (shared or file):
+            m.say(f"mmap: {kind} pages are modelled for private anonymous mappings only → -EINVAL")
+            return Outcome(False, error="EINVAL")
         if shared and file is None:
             # MAP_SHARED|MAP_ANONYMOUS is shmem: a page-cache object of its own
             file = f"{step.task}.{step.mapping}"
@@ -24,10 +28,12 @@ class AddressSpace:
             maywrite=True,  # private mappings may always be written (COW); files are opened read-write
             file=file,
             ptes=(None,) * step.pages,
+            kind=kind,
         )
         m.set_vma(step.task, vma)
-        kind = f"file {file}" if step.file else ("shmem" if shared else "anonymous")
-        m.say(f"mmap: `{step.mapping}`, {step.pages} page(s), {kind}, {'shared' if shared else 'private'}, {'rw' if write else 'ro'}")
+        what = f"file {file}" if step.file else ("shmem" if shared else "anonymous")
+        size = "" if kind == SMALL else f" {kind}"
+        m.say(f"mmap: `{step.mapping}`, {step.pages}{size} page(s), {what}, {'shared' if shared else 'private'}, {'rw' if write else 'ro'}")
         return Outcome(True)
 
     def op_munmap(self, m, step) -> Outcome:

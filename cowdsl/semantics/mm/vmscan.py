@@ -12,6 +12,9 @@ class Reclaim:
         if page.zero or not page.anon:
             m.say(f"reclaim: #{pfn} is not an anonymous page; nothing to swap")
             return Outcome(False, error="not anonymous")
+        if page.compound:
+            m.say(f"reclaim: #{pfn} is a {page.kind} page; huge-page swap-out is not modelled")
+            return Outcome(False, error="huge page")
         if page.swapcache < 0:
             if m.decided("reclaim_keeps_pinned", self.reclaim_keeps_pinned(m, pfn), f"shrink_page_list #{pfn}"):
                 return Outcome(False, error="pinned")
