@@ -50,14 +50,6 @@ class AnonExclusive(CowFixes1):
             return Decision(True, "PageAnonExclusive → reuse", "6c287605fd56")
         return super().thp_wp_can_reuse(m, pfn)
 
-    def hugetlb_wp_can_reuse(self, m, pfn):
-        """6c287605fd56: an exclusive hugetlb page is reused; otherwise hugetlb
-        keeps its mapcount rule even in 6.x — FOLL_GET users can still see
-        another process's data (reference §10)."""
-        if m.page(pfn).anon_exclusive:
-            return Decision(True, "PageAnonExclusive → reuse", "6c287605fd56")
-        return super().hugetlb_wp_can_reuse(m, pfn)
-
     def fork_copy_anon(self, m, src_mm, pfn):
         """page_try_dup_anon_rmap (6c287605fd56): sharing an exclusive page needs
         its exclusivity cleared, which fails when the mm has pinned (MMF_HAS_PINNED,

@@ -1,0 +1,114 @@
+"""The era matrix: every scenario on every backend, and the mismatches with
+the scenarios' expect lines."""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from cowdsl.run import Result, run
+from cowdsl.scenario import Scenario
+
+
+@frozen
+class Matrix:
+    backends: tuple[str, ...]
+    scenarios: tuple[Scenario, ...]
+    results: dict  # (scenario filename, backend) -> Result
+
+    def cell(self, sc: Scenario, backend: str) -> Result:
+        return self.results[(sc.filename, backend)]
+
+    def mismatches(self) -> list[Result]:
+        return [r for r in self.results.values() if r.expected is not None and not r.ok]
+
+    def failures(self) -> list[Result]:
+        """Mismatches, and failing runs on backends without an expect line... only
+        for backends the file names; unnamed backends are informative."""
+        return self.mismatches()
+
+
+def default_backends() -> list[str]:
+    from cowdsl.semantics import registry
+
+    return [registry.get(n).spec for n in registry.names()]
+
+
+def backends_for(scenarios, extra=()) -> list[str]:
+    """The six eras, then every other spec the files' expect lines name."""
+    from cowdsl.semantics import registry
+
+    out = default_backends()
+    for sc in scenarios:
+        for e in sc.expectations:
+            spec = registry.resolve(e.backend)
+            if spec and spec not in out and spec != registry.NATIVE:
+                out.append(spec)
+    for b in extra:
+        if b not in out:
+            out.append(b)
+    return out
+
+
+def build(scenarios, backends=None) -> Matrix:
+    backends = tuple(backends or backends_for(scenarios))
+    results = {(sc.filename, b): run(sc, b) for sc in scenarios for b in backends}
+    return Matrix(backends, tuple(scenarios), results)
+
+
+def cell_text(r: Result) -> str:
+    mark = "" if r.expected is None or r.ok else "!"
+    return r.verdict + mark
+
+
+def text(mx: Matrix, by_assertion: bool = False) -> str:
+    """Rows: scenarios (or assertions); columns: backends; `!` marks a mismatch."""
+    header = ["scenario"] + list(mx.backends)
+    rows = [header]
+    for sc in mx.scenarios:
+        if by_assertion:
+            for i, a in enumerate(sc.assertions):
+                row = [f"{sc.name}: {a.text}"]
+                for b in mx.backends:
+                    c = mx.cell(sc, b).checks[i]
+                    row.append("skip" if c.holds is None else ("ok" if c.holds else "no"))
+                rows.append(row)
+        else:
+            rows.append([sc.name] + [cell_text(mx.cell(sc, b)) for b in mx.backends])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    bad = mx.mismatches()
+    lines.append("")
+    if bad:
+        lines.append(f"{len(bad)} mismatch(es) with expect lines:")
+        for r in bad:
+            lines.append(f"  {r.scenario.filename}: {r.backend}: expected {r.expected}, got {r.verdict}")
+    else:
+        lines.append("all expect lines hold")
+    return "\n".join(lines)
+
+
+def as_json(mx: Matrix) -> dict:
+    return {
+        "backends": list(mx.backends),
+        "rows": [
+            {
+                "file": sc.filename,
+                "scenario": sc.name,
+                "cells": {
+                    b: {
+                        "verdict": mx.cell(sc, b).verdict,
+                        "expected": mx.cell(sc, b).expected,
+                        "ok": mx.cell(sc, b).ok,
+                        "assertions": [c.holds for c in mx.cell(sc, b).checks],
+                    }
+                    for b in mx.backends
+                },
+            }
+            for sc in mx.scenarios
+        ],
+        "mismatches": [
+            {"file": r.scenario.filename, "backend": r.backend, "expected": r.expected, "got": r.verdict}
+            for r in mx.mismatches()
+        ],
+    }
