@@ -198,6 +198,10 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
         writable right away, without a later write fault?"""
         raise NotImplementedError
 
+    def has_foll_cow(self) -> bool:
+        """Whether GUP knows FOLL_COW (4.9–5.19)."""
+        raise NotImplementedError
+
     @classmethod
     def overridden_rules(cls) -> list[str]:
         """The rules this class itself defines (not inherited)."""

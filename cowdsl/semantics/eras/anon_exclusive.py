@@ -36,6 +36,10 @@ class AnonExclusive(CowFixes1):
         ),
     }
 
+    def has_foll_cow(self) -> bool:
+        """5535be309971 (6.0) removed FOLL_COW; 5.19.0 still had it."""
+        return self.options["foll_force"] == "foll_cow"
+
     def wp_can_reuse(self, m, pfn):
         """6c287605fd56: an exclusive page is reused at once; otherwise the 5.18
         refcount rule, and a reused page becomes exclusive (page_move_anon_rmap)."""

@@ -16,7 +16,7 @@ class GupCow(Mapcount):
     description = "GUP with a page reference breaks COW first; GUP-fast refuses read-only entries"
 
     def gup_break_cow(self, m, vma, flags):
-        """should_force_cow_break = is_cow_mapping && (FOLL_GET|FOLL_PIN) → FOLL_WRITE.
+        """17839856fd58: should_force_cow_break = is_cow_mapping && (FOLL_GET|FOLL_PIN) → FOLL_WRITE.
         GUP-fast then needs a writable PTE and falls back to the slow path."""
         if vma.is_cow_mapping:
             return Decision(True, "COW mapping: GUP breaks COW first (FOLL_WRITE)", "17839856fd58")

@@ -22,6 +22,10 @@ class Mapcount(Backend):
         ),
     }
 
+    def has_foll_cow(self) -> bool:
+        """FOLL_COW exists from 19be0eaffa3a (4.9) until 5535be309971 (6.0)."""
+        return True
+
     def _swapcount(self, m, page) -> int:
         return m.slots[page.swapcache].count if page.swapcache >= 0 else 0
 
@@ -97,7 +101,7 @@ class Mapcount(Backend):
         return Decision(False, "reclaim ignores pins", "feb889fb40fa")
 
     def unmap_may_share(self, m, pfn):
-        """No exclusivity to give up before 5.19: unmap always proceeds."""
+        """No exclusivity to give up before 5.19 (6c287605fd56 added it): unmap always proceeds."""
         return Decision(True, "no PageAnonExclusive", "6c287605fd56")
 
     def swapin_free_swapcache(self, m, pfn, write):

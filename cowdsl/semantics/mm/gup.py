@@ -56,7 +56,7 @@ class Gup:
                     minor=pte.write,
                 ):
                     self.faultin_page(m, mm, vname, idx, write=True)
-                    if not vma.write:
+                    if not vma.write and self.has_foll_cow():
                         flags = evolve(flags, cow=True)  # faultin_page: VM_FAULT_WRITE in a !VM_WRITE vma
                     continue
                 if not pte.write and m.decided(

@@ -1,0 +1,366 @@
+"""Every rule an era overrides flips a decision against its parent era.
+
+Each case builds a real state by running a small scenario, then asks the
+parent and the child backend the same question on that same state.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from cowdsl.load import load_text
+from cowdsl.run import run
+from cowdsl.semantics import registry
+from cowdsl.semantics.backend import RULES
+from cowdsl.semantics.machine import Machine
+from cowdsl.semantics.mm.gup import Foll
+
+
+def state_after(src: str, backend: str = "anon-exclusive"):
+    return run(load_text(src, "era.cow"), backend).final
+
+
+def ask(backend: str, state, rule: str, *args):
+    """The decision `backend` takes for `rule` on a fresh copy of `state`."""
+    b = registry.get(backend)
+    m = Machine(state)
+    return getattr(b, rule)(m, *args)
+
+
+def pte_of(state, proc, mapping, idx=0):
+    return state.mm(proc).vma(mapping).ptes[idx]
+
+
+def vma_of(state, proc, mapping):
+    return state.mm(proc).vma(mapping)
+
+
+FORKED = """
+process P
+P: mmap(a, anon, private, rw)
+P: write(a, 1)
+P: fork() as C
+assert true
+"""
+
+PINNED = """
+process P
+P: mmap(a, anon, private, rw)
+P: write(a, 1)
+P: pin(a, write, longterm) as mr
+assert true
+"""
+
+GOT = """
+process P
+P: mmap(a, anon, private, rw)
+P: write(a, 1)
+P: gup(a, read) as r
+assert true
+"""
+
+
+def test_gup_cow_overrides_gup_break_cow():
+    st = state_after(FORKED, "mapcount")
+    vma = vma_of(st, "P", "a")
+    assert not ask("mapcount", st, "gup_break_cow", vma, Foll())
+    assert ask("gup-cow", st, "gup_break_cow", vma, Foll())
+    assert ask("gup-cow", st, "gup_break_cow", vma, Foll()).commit == "17839856fd58"
+
+
+def test_gup_cow_overrides_can_follow_write_pte():
+    # A dirty read-only PTE after a COW in a !VM_WRITE vma: 5.8 follows it without FOLL_FORCE.
+    st = state_after(FORKED, "mapcount")
+    vma = vma_of(st, "P", "a")
+    pte = pte_of(st, "P", "a")
+    flags = Foll(write=True, cow=True)
+    assert not pte.write and pte.dirty
+    assert not ask("mapcount", st, "can_follow_write_pte", vma, pte, flags)
+    assert ask("gup-cow", st, "can_follow_write_pte", vma, pte, flags)
+
+
+def test_refcount_overrides_wp_can_reuse():
+    # A pinned page mapped once: mapcount 1 → reuse in ≤5.8, refcount 1025 → copy in 5.9.
+    st = state_after(PINNED, "mapcount")
+    pfn = pte_of(st, "P", "a").page
+    assert ask("gup-cow", st, "wp_can_reuse", pfn)
+    assert not ask("refcount", st, "wp_can_reuse", pfn)
+
+
+def test_refcount_overrides_gup_break_cow_and_can_follow_write_pte():
+    st = state_after(FORKED, "mapcount")
+    vma, pte = vma_of(st, "P", "a"), pte_of(st, "P", "a")
+    assert ask("gup-cow", st, "gup_break_cow", vma, Foll())
+    assert not ask("refcount", st, "gup_break_cow", vma, Foll())
+    flags = Foll(write=True, cow=True)
+    assert ask("gup-cow", st, "can_follow_write_pte", vma, pte, flags)
+    assert not ask("refcount", st, "can_follow_write_pte", vma, pte, flags)
+
+
+def test_early_cow_overrides_fork_copy_anon():
+    st = state_after(PINNED, "early-cow")
+    pfn = pte_of(st, "P", "a").page
+    assert st.mm("P").has_pinned
+    assert not ask("refcount", st, "fork_copy_anon", "P", pfn)
+    d = ask("early-cow", st, "fork_copy_anon", "P", pfn)
+    assert d and d.commit == "70e806e4e645"
+
+
+def test_early_cow_overrides_pin_sets_has_pinned_and_its_option():
+    assert not ask("refcount", None, "pin_sets_has_pinned", Foll(pin=True)) if False else True
+    b_old, b_new = registry.get("refcount"), registry.get("early-cow")
+    short = Foll(pin=True)
+    assert not b_old.pin_sets_has_pinned(short)
+    assert b_new.pin_sets_has_pinned(short)
+    narrow = registry.get("early-cow:pin_scope=longterm")
+    assert not narrow.pin_sets_has_pinned(short)
+    assert narrow.pin_sets_has_pinned(Foll(pin=True, longterm=True))
+
+
+def test_early_cow_overrides_reclaim_keeps_pinned_and_its_option():
+    st = state_after(PINNED, "early-cow")
+    pfn = pte_of(st, "P", "a").page
+    assert not ask("refcount", st, "reclaim_keeps_pinned", pfn)
+    assert ask("early-cow", st, "reclaim_keeps_pinned", pfn).commit == "feb889fb40fa"
+    assert not ask("early-cow:swap_pin_check=off", st, "reclaim_keeps_pinned", pfn)
+
+
+def test_early_cow_hugetlb_fork_copy_option():
+    st = state_after(PINNED.replace("rw)", "rw, hugetlb)"), "early-cow")
+    pfn = pte_of(st, "P", "a").page
+    assert ask("early-cow", st, "fork_copy_anon", "P", pfn)
+    assert not ask("early-cow:hugetlb_fork_copy=off", st, "fork_copy_anon", "P", pfn)
+
+
+SWAPPED_IN = """
+process P
+P: mmap(a, anon, private, rw)
+P: write(a, 1)
+reclaim: swapout(P.a)
+P: read(a)
+assert true
+"""
+
+
+def test_cow_fixes_1_overrides_wp_can_reuse():
+    # After a read swap-in the page sits in the swap cache: refcount 2, no swap entry left.
+    st = state_after(SWAPPED_IN, "early-cow")
+    pfn = pte_of(st, "P", "a").page
+    assert st.pages[pfn].swapcache >= 0 and st.pages[pfn].refcount == 2
+    assert not ask("early-cow", st, "wp_can_reuse", pfn)
+    assert ask("cow-fixes-1", st, "wp_can_reuse", pfn)
+
+
+def test_cow_fixes_1_overrides_thp_wp_can_reuse():
+    st = state_after(GOT.replace("rw)", "rw, thp)"), "early-cow")
+    pfn = pte_of(st, "P", "a").page
+    assert st.pages[pfn].mapcount == 1 and st.pages[pfn].refcount == 2
+    assert ask("early-cow", st, "thp_wp_can_reuse", pfn)
+    assert not ask("cow-fixes-1", st, "thp_wp_can_reuse", pfn)
+
+
+def test_cow_fixes_1_overrides_swapin_rules():
+    st = state_after(SWAPPED_IN, "early-cow")
+    pfn = pte_of(st, "P", "a").page
+    assert not ask("early-cow", st, "swapin_free_swapcache", pfn, True)
+    assert ask("cow-fixes-1", st, "swapin_free_swapcache", pfn, True)
+    # A swapped page that a pipe also holds: mapcount+swapcount says reuse, the refcount says no.
+    leak = """
+process P
+pipe X
+P: mmap(a, anon, private, rw)
+P: write(a, 1)
+P: vmsplice(a, X)
+reclaim: swapout(P.a)
+assert true
+"""
+    st = state_after(leak, "early-cow")
+    pte = pte_of(st, "P", "a")
+    cached = next(i for i, p in enumerate(st.pages) if p.swapcache == pte.slot and not p.freed)
+    m_old, m_new = Machine(st), Machine(st)
+    # do_swap_page's own reference and swap_free, as the mechanism does before asking
+    for m in (m_old, m_new):
+        m.get_page(cached)
+        m.update_slot(pte.slot, count=m.slots[pte.slot].count - 1)
+    assert registry.get("early-cow").swapin_exclusive(m_old, pte, cached, True)
+    assert not registry.get("cow-fixes-1").swapin_exclusive(m_new, pte, cached, True)
+
+
+def test_anon_exclusive_overrides_wp_can_reuse_and_thp():
+    for kind, rule in (("small", "wp_can_reuse"), ("thp", "thp_wp_can_reuse")):
+        st = state_after(GOT.replace("rw)", f"rw, {kind})"), "anon-exclusive")
+        pfn = pte_of(st, "P", "a").page
+        assert st.pages[pfn].anon_exclusive and st.pages[pfn].refcount == 2
+        assert not ask("cow-fixes-1", st, rule, pfn)
+        assert ask("anon-exclusive", st, rule, pfn).commit == "6c287605fd56"
+
+
+def test_anon_exclusive_overrides_fork_copy_anon():
+    # 1024 FOLL_GET references look pinned (page_maybe_dma_pinned); a shared page is never copied in 5.19+.
+    st = state_after(FORKED, "anon-exclusive")
+    pfn = pte_of(st, "P", "a").page
+    m = Machine(st)
+    m.update_page(pfn, refcount=m.page(pfn).refcount + 1024)
+    m.update_mm("P", has_pinned=True)
+    st = m.freeze()
+    assert ask("cow-fixes-1", st, "fork_copy_anon", "P", pfn)
+    assert not ask("anon-exclusive", st, "fork_copy_anon", "P", pfn)
+
+
+def test_anon_exclusive_overrides_gup_must_unshare():
+    st = state_after(FORKED, "anon-exclusive")
+    vma, pfn = vma_of(st, "P", "a"), pte_of(st, "P", "a").page
+    ro_pin = Foll(pin=True)
+    assert not ask("cow-fixes-1", st, "gup_must_unshare", vma, pfn, ro_pin)
+    assert ask("anon-exclusive", st, "gup_must_unshare", vma, pfn, ro_pin).commit == "a7f226604170"
+    assert not ask("anon-exclusive", st, "gup_must_unshare", vma, pfn, Foll())  # FOLL_GET never
+
+
+def test_anon_exclusive_overrides_can_follow_write_pte_and_foll_force_option():
+    src = """
+process P
+file F = [5]
+P: mmap(m, file=F, private, ro)
+P: proc_mem_write(m, 9)
+assert true
+"""
+    st = state_after(src, "anon-exclusive")
+    vma, pte = vma_of(st, "P", "m"), pte_of(st, "P", "m")
+    assert not pte.write and st.pages[pte.page].anon_exclusive
+    forced = Foll(write=True, force=True)  # no FOLL_COW: 6.0 does not need it
+    assert not ask("cow-fixes-1", st, "can_follow_write_pte", vma, pte, forced)
+    assert ask("anon-exclusive", st, "can_follow_write_pte", vma, pte, forced).commit == "5535be309971"
+    assert not ask("anon-exclusive:foll_force=foll_cow", st, "can_follow_write_pte", vma, pte, forced)
+
+
+def test_anon_exclusive_overrides_unmap_may_share():
+    st = state_after(PINNED, "anon-exclusive")
+    pfn = pte_of(st, "P", "a").page
+    assert ask("cow-fixes-1", st, "unmap_may_share", pfn)
+    assert not ask("anon-exclusive", st, "unmap_may_share", pfn)
+
+
+def test_anon_exclusive_overrides_swapin_exclusive():
+    src = """
+process P
+pipe X
+P: mmap(a, anon, private, rw)
+P: write(a, 1)
+P: vmsplice(a, X)
+reclaim: swapout(P.a)
+assert true
+"""
+    st = state_after(src, "anon-exclusive")
+    pte = pte_of(st, "P", "a")
+    assert pte.swp_exclusive
+    cached = next(i for i, p in enumerate(st.pages) if p.swapcache == pte.slot and not p.freed)
+    assert not ask("cow-fixes-1", st, "swapin_exclusive", pte, cached, False)
+    assert ask("anon-exclusive", st, "swapin_exclusive", pte, cached, False).commit == "1493a1913e34"
+
+
+def test_anon_exclusive_overrides_mprotect_upgrade_and_option():
+    st = state_after(PINNED + "", "anon-exclusive")
+    m = Machine(st)
+    vma = vma_of(st, "P", "a")
+    pte = pte_of(st, "P", "a")
+    from attrs import evolve
+
+    ro = evolve(pte, write=False)
+    assert not ask("cow-fixes-1", st, "mprotect_upgrade", vma, ro)
+    assert ask("anon-exclusive", st, "mprotect_upgrade", vma, ro).commit == "64fe24a3e05e"
+    assert not ask("anon-exclusive:mprotect=fault", st, "mprotect_upgrade", vma, ro)
+    del m
+
+
+def test_mapcount_foll_cow_option_is_the_pre_4_9_rule():
+    st = state_after(FORKED, "mapcount")
+    vma, pte = vma_of(st, "P", "a"), pte_of(st, "P", "a")
+    from attrs import evolve
+
+    clean = evolve(pte, dirty=False)  # e.g. the page-cache page after MADV_DONTNEED
+    flags = Foll(write=True, force=True, cow=True)
+    assert not ask("mapcount", st, "can_follow_write_pte", vma, clean, flags)
+    assert ask("mapcount:foll_cow=off", st, "can_follow_write_pte", vma, clean, flags)
+
+
+# Every (era, rule) override above is listed here; the test below checks that no
+# override goes untested and no listed one is stale.
+TESTED_OVERRIDES = {
+    "gup-cow": {"gup_break_cow", "can_follow_write_pte"},
+    "refcount": {"wp_can_reuse", "gup_break_cow", "can_follow_write_pte"},
+    "early-cow": {"fork_copy_anon", "pin_sets_has_pinned", "reclaim_keeps_pinned"},
+    "cow-fixes-1": {"wp_can_reuse", "thp_wp_can_reuse", "swapin_free_swapcache", "swapin_exclusive"},
+    "anon-exclusive": {
+        "wp_can_reuse",
+        "thp_wp_can_reuse",
+        "fork_copy_anon",
+        "can_follow_write_pte",
+        "gup_must_unshare",
+        "unmap_may_share",
+        "swapin_exclusive",
+        "mprotect_upgrade",
+    },
+}
+
+
+def test_every_override_is_tested():
+    for name in registry.names():
+        cls = registry.BACKENDS[name]
+        if name == "mapcount":
+            assert set(cls.overridden_rules()) == set(RULES), "the root era defines every rule"
+            continue
+        assert set(cls.overridden_rules()) == TESTED_OVERRIDES[name], name
+
+
+def test_family_line():
+    order = ["mapcount", "gup-cow", "refcount", "early-cow", "cow-fixes-1", "anon-exclusive"]
+    assert registry.names()[:6] == order
+    for parent, child in zip(order, order[1:]):
+        assert registry.BACKENDS[child].__mro__[1] is registry.BACKENDS[parent]
+
+
+def test_every_rule_docstring_cites_a_commit_or_source():
+    import re
+
+    for name in registry.names():
+        cls = registry.BACKENDS[name]
+        for rule in cls.overridden_rules():
+            doc = getattr(cls, rule).__doc__ or ""
+            assert re.search(r"\b[0-9a-f]{12}\b|v5\.7|UNVERIFIED|hugetlb_cow|§", doc), (name, rule)
+
+
+@pytest.mark.parametrize(
+    "version, spec",
+    [
+        ("4.4", "mapcount:foll_cow=off"),
+        ("4.19", "mapcount"),
+        ("5.7", "mapcount"),
+        ("5.8", "gup-cow"),
+        ("5.9-rc", "refcount"),
+        ("5.9", "early-cow:hugetlb_fork_copy=off:swap_pin_check=off"),
+        ("5.10", "early-cow:hugetlb_fork_copy=off"),
+        ("5.15", "early-cow"),
+        ("5.18", "cow-fixes-1"),
+        ("5.19", "anon-exclusive:foll_force=foll_cow:longterm_unshare=anon:mprotect=fault"),
+        ("6.1", "anon-exclusive:longterm_unshare=anon"),
+        ("6.18", "anon-exclusive"),
+        ("modern", "anon-exclusive"),
+    ],
+)
+def test_version_specs(version, spec):
+    assert registry.canonical(version) == spec
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("early-cow:pin_scope=long", "option `pin_scope` of early-cow takes any or longterm, not `long`"),
+        ("early-cow:pinscope=longterm", "unknown option `pinscope` for early-cow"),
+        ("erly-cow", "unknown backend `erly-cow`"),
+        ("early-cow:pin_scope", "option `pin_scope` needs a value"),
+    ],
+)
+def test_bad_specs_are_rejected_with_a_message(spec, message):
+    err = registry.check(spec)
+    assert err is not None and err.message == message
+    assert err.hint  # a suggestion or the list of options
