@@ -1,7 +1,12 @@
 """cowdsl run | check | ops | backends.
 
-Imports are lazy so `cowdsl --version` starts fast.  Exit status: 0 when every
-assertion and expectation holds, 1 when one does not, 2 on a usage or parse error.
+Imports are lazy so `cowdsl --version` starts fast: nothing here pulls in lark,
+attrs or the semantics until a command needs them.
+
+Exit status: 0 when every assertion and expectation holds, 1 when one does
+not, 2 on a usage error, a parse or check error, a missing file, or a scenario
+that could not be run.  Verdicts and listings go to stdout; diagnostics and
+other errors go to stderr.
 """
 
 from __future__ import annotations
@@ -11,76 +16,171 @@ import sys
 
 from cowdsl import __version__
 
+EXIT_OK, EXIT_NOT_AS_EXPECTED, EXIT_ERROR = 0, 1, 2
+
 
 def _print(text: str, out=None) -> None:
     (out or sys.stdout).write(text if text.endswith("\n") else text + "\n")
 
 
-def _load_all(paths, errors):
+def _err(text: str) -> None:
+    _print(text, sys.stderr)
+
+
+def _plural(n: int, word: str, many: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
+class Problem:
+    """A file that produced no scenario, or a scenario that could not run."""
+
+    def __init__(self, file: str | None, message: str, error=None):
+        self.file = file
+        self.message = message
+        self.error = error  # the CowError, when there is one
+
+
+def _load_all(paths, problems: list[Problem]):
+    """Load every .cow file under ``paths``; report each failure on stderr and go on."""
     from cowdsl.errors import CowError
     from cowdsl.load import find, load
 
     scenarios = []
-    files = find(paths)
+    files, seen = [], set()
+    for f in find(paths):
+        key = str(f.resolve()) if f.exists() else str(f)
+        if key not in seen:  # `run scenarios/ scenarios/x.cow` runs x.cow once
+            seen.add(key)
+            files.append(f)
     for f in files:
+        if f.is_dir():
+            continue  # find() expanded it
         if not f.exists():
-            _print(f"cowdsl: {f}: no such file or directory", sys.stderr)
-            errors.append(None)
+            _err(f"cowdsl: {f}: no such file or directory")
+            problems.append(Problem(str(f), "no such file or directory"))
             continue
         try:
             scenarios.append(load(f))
         except CowError as e:
-            errors.append(e)
-            _print(e.render(), sys.stderr)
+            problems.append(Problem(str(f), _plural(len(e.diagnostics), "error"), e))
+            _err(e.render())
         except OSError as e:
-            errors.append(None)
-            _print(f"cowdsl: {f}: {e.strerror}", sys.stderr)
+            problems.append(Problem(str(f), e.strerror or str(e)))
+            _err(f"cowdsl: {f}: {e.strerror or e}")
+        except Exception as e:  # a bug in the parser or checker: show it, keep going
+            _internal_error(str(f), "loading", e, problems)
     if not files:
-        _print("cowdsl: no .cow files found", sys.stderr)
-        errors.append(None)
+        where = ", ".join(map(str, paths))
+        _err(f"cowdsl: no .cow files found in {where}")
+        problems.append(Problem(None, f"no .cow files found in {where}"))
     return scenarios
 
 
-def cmd_run(args) -> int:
-    import json
-
-    from cowdsl.report import jsonout, text
+def _run_one(sc, backend, problems: list[Problem]):
+    """Run a scenario; a crash in the model is reported, not fatal to the other files."""
     from cowdsl.run import run
+
+    try:
+        return run(sc, backend)
+    except Exception as e:  # a bug in a backend: show it, keep going
+        _internal_error(sc.filename, f"running on {backend}", e, problems)
+        return None
+
+
+def _internal_error(file: str, doing: str, e: Exception, problems: list[Problem]) -> None:
+    import traceback
+
+    _err(f"cowdsl: {file}: internal error while {doing}: {type(e).__name__}: {e}")
+    _err("".join(traceback.format_exception(e)).rstrip())
+    _err("  (this is a bug in cowdsl or in the backend; please report it with the scenario)")
+    problems.append(Problem(file, f"internal error: {type(e).__name__}: {e}"))
+
+
+def _summary(results, problems: list[Problem], backend: str) -> list[str]:
+    bad = [r for r in results if not r.ok]
+    skipped = [r for r in results if r.verdict == "skip"]
+    head = f"{_plural(len(results), 'scenario')} on {backend}: {len(results) - len(bad) - len(skipped)} as expected"
+    if bad:
+        head += f", {len(bad)} not as expected"
+    if skipped:
+        head += f", {len(skipped)} skipped (nothing the backend could observe)"
+    files_with_errors = [p for p in problems if p.file is not None]
+    if files_with_errors:
+        head += f", {_plural(len(files_with_errors), 'file')} with errors"
+    lines = [head]
+    for r in bad:
+        why = (f"expected {r.expected}" if r.expected
+               else "no expect line for this backend, so every assertion must hold")
+        lines.append(f"  not as expected: {r.scenario.filename}: got {r.verdict}; {why}")
+    for p in files_with_errors:
+        lines.append(f"  error: {p.file}: {p.message}")
+    return lines
+
+
+def _backend_problem(spec: str) -> str | None:
+    """None when ``spec`` names a backend (a name, a kernel version, NAME:option=choice...)."""
     from cowdsl.semantics import registry
 
-    if registry.resolve(args.backend) is None:
-        from cowdsl.errors import did_you_mean
+    e = registry.check(spec)
+    if e is None:
+        return None
+    return e.message + (f"; {e.hint}" if e.hint else "") + " (see `cowdsl backends`)"
 
-        hint = did_you_mean(args.backend, registry.known_words())
-        _print(f"cowdsl: unknown backend `{args.backend}`" + (f"; {hint}" if hint else "") + " (see `cowdsl backends`)", sys.stderr)
-        return 2
-    errors: list = []
-    scenarios = _load_all(args.paths, errors)
-    results = [run(sc, args.backend) for sc in scenarios]
+
+def cmd_run(args) -> int:
+    from cowdsl.semantics import registry
+
+    message = _backend_problem(args.backend)
+    if message is not None:
+        _err(f"cowdsl: {message}")
+        if args.format == "json":
+            import json
+
+            from cowdsl.report import jsonout
+
+            _print(json.dumps(jsonout.document([], [], [(None, message)]), indent=2))
+        return EXIT_ERROR
+    backend = registry.resolve(args.backend)
+    problems: list[Problem] = []
+    scenarios = _load_all(args.paths, problems)
+    results = [r for r in (_run_one(sc, backend, problems) for sc in scenarios) if r is not None]
     if args.format == "json":
-        doc = jsonout.document(results, [e for e in errors if e is not None])
+        import json
+
+        from cowdsl.report import jsonout
+
+        doc = jsonout.document(
+            results,
+            [p.error for p in problems if p.error is not None],
+            [(p.file, p.message) for p in problems if p.error is None],
+        )
         _print(json.dumps(doc, indent=2))
     else:
-        for r in results:
-            _print(text.report(r, show_trace=args.trace, show_state=args.state))
-        bad = [r for r in results if not r.ok]
-        summary = f"{len(results)} scenario(s) on {registry.resolve(args.backend)}: {len(results) - len(bad)} as expected, {len(bad)} not"
-        if errors:
-            summary += f", {len(errors)} file(s) with errors"
-        _print(summary)
-        for r in bad:
-            _print(f"  not as expected: {r.scenario.filename} ({r.verdict}, expected {r.expected or 'pass'})")
-    if errors:
-        return 2
-    return 0 if all(r.ok for r in results) else 1
+        from cowdsl.report import text
+
+        shown = [r for r in results if not (args.quiet and r.ok and not (args.trace or args.state))]
+        for r in shown:  # one blank line after each report, so the summary stands apart
+            _print(text.report(r, show_trace=args.trace, show_state=args.state) + "\n")
+        for line in _summary(results, problems, backend):
+            _print(line)
+    if problems:
+        return EXIT_ERROR
+    return EXIT_OK if all(r.ok for r in results) else EXIT_NOT_AS_EXPECTED
 
 
 def cmd_check(args) -> int:
-    errors: list = []
-    scenarios = _load_all(args.paths, errors)
+    problems: list[Problem] = []
+    scenarios = _load_all(args.paths, problems)
     for sc in scenarios:
-        _print(f"{sc.filename}: ok ({len(sc.steps)} steps, {len(sc.assertions)} assertions)")
-    return 2 if errors else 0
+        _print(
+            f"{sc.filename}: ok ({_plural(len(sc.steps), 'step')}, {_plural(len(sc.assertions), 'assertion')}"
+            + (f", {_plural(len(sc.expectations), 'expect line')}" if sc.expectations else "")
+            + ")"
+        )
+    files_with_errors = [p for p in problems if p.file is not None]
+    if files_with_errors and len(scenarios) + len(files_with_errors) > 1:
+        _err(f"cowdsl: {len(files_with_errors)} of {len(scenarios) + len(files_with_errors)} files have errors")
+    return EXIT_ERROR if problems else EXIT_OK
 
 
 def cmd_ops(args) -> int:
@@ -92,38 +192,80 @@ def cmd_ops(args) -> int:
         _print(f"    {op.doc}; kernel: {op.kernel}")
         for g in op.flags:
             _print(f"    {'|'.join(g.choices)}: {g.doc}" + (f" (default {g.default})" if g.default else ""))
+        for k in op.keywords:
+            _print(f"    {k.name}=: {k.doc}" + (f" (default {k.default})" if k.default is not None else ""))
     _print("\nFacts for assertions:")
     for f in ops.FACTS.values():
         args_ = {(1,): "X", (0, 1): "[P]"}.get(f.arity, "X")
         _print(f"  {f.name}({args_}): {f.doc}")
-    return 0
+    return EXIT_OK
+
+
+def _version_text(v: tuple[int, ...]) -> str:
+    return ".".join(map(str, v))
 
 
 def cmd_backends(args) -> int:
     from cowdsl.semantics import registry
 
+    options: dict = {}
     for name in registry.names():
         cls = registry.BACKENDS[name]
         _print(f"{name:<16} {cls.versions:<10} {cls.description}")
         if cls.aliases:
             _print(f"{'':<16} aliases: {', '.join(cls.aliases)}")
-        _print(f"{'':<16} rules: {', '.join(cls.overridden_rules())}")
-    return 0
+        every = cls.all_options()
+        own = vars(cls).get("OPTIONS", {})
+        if own:
+            _print(f"{'':<16} options: " + ", ".join(f"{k}={'|'.join(every[k].choices)}" for k in own))
+        inherited = [k for k in every if k not in own]
+        if inherited:
+            _print(f"{'':<16} inherited options: {', '.join(inherited)}")
+        _print(f"{'':<16} rules: {', '.join(cls.overridden_rules()) or '(none of its own)'}")
+        for k, o in every.items():
+            options.setdefault(k, o)
+    if options:
+        _print("\nOptions (the first choice is the default):")
+        for k, o in options.items():
+            _print(f"  {k}={'|'.join(o.choices)}: {o.doc}")
+    releases = getattr(registry, "RELEASES", ())
+    if releases:
+        _print("\nKernel versions (`--backend 5.10` runs the spec of the newest row at or below it):")
+        rows = list(releases)
+        for i, (first, spec) in enumerate(rows):
+            if i == 0 and first == (0, 0):
+                when = f"< {_version_text(rows[1][0])}" if len(rows) > 1 else "any"
+            else:
+                when = f">= {_version_text(first)}"
+            _print(f"  {when:<9} {spec}")
+    _print(f"\nBackend specs: NAME[:OPTION=CHOICE]..., e.g. early-cow:pin_scope=longterm; `{registry.NATIVE}` "
+           "runs the scenario on this machine's kernel." if hasattr(registry, "NATIVE") else "")
+    return EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cowdsl", description="Scenarios for Linux copy-on-write, page pinning and fork.")
+    p = argparse.ArgumentParser(
+        prog="cowdsl",
+        description="Scenarios for Linux copy-on-write, page pinning and fork.",
+        epilog="Exit status: 0 all as expected, 1 a verdict not as expected, 2 an error.",
+    )
     p.add_argument("--version", action="version", version=f"cowdsl {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     r = sub.add_parser("run", help="run scenarios and print verdicts")
-    r.add_argument("paths", nargs="+", metavar="FILE|DIR")
-    r.add_argument("--backend", "-b", default="anon-exclusive", help="backend name or kernel version (default: anon-exclusive)")
-    r.add_argument("--trace", action="store_true", help="print every step with the rules that fired")
-    r.add_argument("--state", action="store_true", help="print the final state even when all is as expected")
-    r.add_argument("--format", choices=("text", "json"), default="text")
+    r.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
+    r.add_argument("--backend", "-b", default="anon-exclusive",
+                   help="a backend: NAME[:OPTION=CHOICE]..., a kernel version such as 5.10, or native "
+                        "(default: anon-exclusive; see `cowdsl backends`)")
+    r.add_argument("--trace", "-t", action="store_true", help="print every step with the rules that fired")
+    r.add_argument("--state", "-s", action="store_true",
+                   help="print the final state even when all is as expected (it is always printed otherwise)")
+    r.add_argument("--quiet", "-q", action="store_true",
+                   help="print only the scenarios that are not as expected, and the summary")
+    r.add_argument("--format", "-f", choices=("text", "json"), default="text",
+                   help="text (herd7-style verdicts) or json (schema: docs/json-schema.json)")
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("check", help="parse and validate only")
-    c.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    c.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
     c.set_defaults(func=cmd_check)
     o = sub.add_parser("ops", help="list the ops and facts")
     o.set_defaults(func=cmd_ops)
@@ -136,18 +278,24 @@ def main(argv=None) -> int:
     p = parser()
     try:
         args = p.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0) and 2
+    except SystemExit as e:  # --help and --version exit 0; usage errors exit 2
+        return EXIT_OK if not e.code else EXIT_ERROR
     if not getattr(args, "func", None):
-        p.print_help()
-        return 2
+        p.print_help(sys.stderr)
+        return EXIT_ERROR
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        _print("cowdsl: interrupted", sys.stderr)
+        _err("cowdsl: interrupted")
         return 130
-    except BrokenPipeError:
-        return 1
+    except BrokenPipeError:  # `cowdsl ops | head`
+        try:  # keep the interpreter from complaining when it flushes stdout at exit
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return EXIT_NOT_AS_EXPECTED
 
 
 if __name__ == "__main__":

@@ -1,4 +1,11 @@
-"""Machine-readable results; the schema is docs/json-schema.json (version 1)."""
+"""Machine-readable results; the schema is docs/json-schema.json (version 1).
+
+The document is ``{"cowdsl": VERSION, "schema": 1, "results": [...], "errors": [...]}``:
+one result per scenario run, one error per diagnostic (or per file that could
+not be read, or per usage problem such as an unknown backend).  Bump
+``SCHEMA_VERSION`` on any change that could break a reader (a field removed,
+renamed or retyped); adding a field does not need a bump.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +14,19 @@ import attrs
 from cowdsl import __version__
 from cowdsl.errors import CowError
 from cowdsl.run import Result
+from cowdsl.semantics.state import State
 
 SCHEMA_VERSION = 1
+
+
+def final_state(s: State | None) -> dict | None:
+    """The final State with its name→value pair lists turned into objects (None: no model state)."""
+    if s is None:
+        return None
+    d = attrs.asdict(s)
+    d["files"] = {name: list(pages) for name, pages in s.files}
+    d["results"] = {name: attrs.asdict(out) for name, out in s.results}
+    return d
 
 
 def result(r: Result) -> dict:
@@ -23,7 +41,7 @@ def result(r: Result) -> dict:
         "states": 1,
         "seconds": round(r.seconds, 6),
         "assertions": [
-            {"text": c.assertion.text, "line": c.assertion.span.line, "holds": c.holds, "values": c.values}
+            {"text": c.assertion.text, "line": c.assertion.span.line, "holds": c.holds, "values": dict(c.values)}
             for c in r.checks
         ],
         "trace": [
@@ -40,7 +58,7 @@ def result(r: Result) -> dict:
             }
             for rec in r.steps
         ],
-        "final_state": attrs.asdict(r.final),
+        "final_state": final_state(r.final),
     }
 
 
@@ -50,6 +68,7 @@ def error(e: CowError) -> list[dict]:
             "file": e.filename,
             "line": d.span.line,
             "col": d.span.col,
+            "severity": d.severity,
             "message": d.message,
             "expected": d.expected,
             "hint": d.hint,
@@ -58,10 +77,17 @@ def error(e: CowError) -> list[dict]:
     ]
 
 
-def document(results: list[Result], errors: list[CowError]) -> dict:
+def plain_error(file: str | None, message: str) -> dict:
+    """A problem with no source position: a missing file, an unknown backend."""
+    return {"file": file, "line": None, "col": None, "severity": "error", "message": message,
+            "expected": None, "hint": None}
+
+
+def document(results: list[Result], errors: list[CowError], other_errors=()) -> dict:
+    """``other_errors``: (file or None, message) pairs for problems without a position."""
     return {
         "cowdsl": __version__,
         "schema": SCHEMA_VERSION,
         "results": [result(r) for r in results],
-        "errors": [d for e in errors for d in error(e)],
+        "errors": [d for e in errors for d in error(e)] + [plain_error(f, m) for f, m in other_errors],
     }

@@ -1,14 +1,49 @@
-"""herd7-style verdict blocks, traces and final-state tables for people."""
+"""herd7-style verdict blocks, traces and final-state tables for people.
+
+A verdict block, as herd7 prints one, then one line per assertion::
+
+    Test NAME on BACKEND
+    States 1
+    A.buf=4; B.buf=3;
+    Ok                                  (No when an assertion fails)
+    Witnesses
+    Positive: 1 Negative: 0
+    Condition forall (A.buf == 4 /\\ B.buf == 3)
+    Observation NAME Always 1 0         (Never 0 1)
+    Time NAME 0.000
+      Ok  line 13: assert A.buf == 4
+      Ok  line 14: assert B.buf == 3
+    Expect pass on BACKEND: got pass, as expected
+
+An assertion the backend cannot observe (native) is marked ``--``; when none
+can be decided the block says ``Skip``, ``Positive: 0 Negative: 0`` and
+``Undecided``.
+"""
 
 from __future__ import annotations
 
 from cowdsl.run import Result
 from cowdsl.semantics.state import State
 
+_BOOL_WORDS = (" and ", " or ", " implies ")
+
+
+def _condition_term(text: str) -> str:
+    """An assertion inside the /\\ conjunction, parenthesised when it has its own and/or/implies."""
+    return f"({text})" if any(w in text for w in _BOOL_WORDS) else text
+
+
+# verdict → the herd7 result word, the witness counts and the observation word.
+_HERD = {"pass": ("Ok", 1, 0, "Always"), "fail": ("No", 0, 1, "Never"), "skip": ("Skip", 0, 0, "Undecided")}
+
+
+def _mark(holds: bool | None) -> str:
+    return "Ok" if holds else ("No" if holds is not None else "--")
+
 
 def verdict_block(r: Result) -> str:
     name = r.scenario.name
-    holds = r.verdict == "pass"
+    word, pos, neg, obs = _HERD.get(r.verdict, (r.verdict, 0, 0, r.verdict))
     values = {}
     for c in r.checks:
         values.update(c.values)
@@ -16,35 +51,55 @@ def verdict_block(r: Result) -> str:
         f"Test {name} on {r.backend}",
         "States 1",
         " ".join(f"{k}={v};" for k, v in values.items()) or "(no values)",
-        "Ok" if holds else "No",
+        word,
         "Witnesses",
-        f"Positive: {1 if holds else 0} Negative: {0 if holds else 1}",
-        "Condition forall (" + " /\\ ".join(f"{c.assertion.text}" for c in r.checks) + ")",
-        f"Observation {name} {'Always' if holds else 'Never'} {1 if holds else 0} {0 if holds else 1}",
+        f"Positive: {pos} Negative: {neg}",
+        "Condition forall (" + " /\\ ".join(_condition_term(c.assertion.text) for c in r.checks) + ")",
+        f"Observation {name} {obs} {pos} {neg}",
         f"Time {name} {r.seconds:.3f}",
     ]
     for c in r.checks:
-        mark = "Ok" if c.holds else "No"
-        lines.append(f"  {mark:<3} line {c.assertion.span.line}: assert {c.assertion.text}")
+        undecided = "  (not observable on this backend)" if c.holds is None else ""
+        lines.append(f"  {_mark(c.holds):<3} line {c.assertion.span.line}: assert {c.assertion.text}{undecided}")
+    lines.append(expectation_line(r))
+    return "\n".join(line for line in lines if line)
+
+
+def expectation_line(r: Result) -> str:
+    """How the verdict compares with the scenario's expect line for this backend."""
+    if r.verdict == "skip":
+        return f"Skipped: no assertion could be decided on {r.backend}"
     if r.expected:
-        status = "as expected" if r.ok else "MISMATCH"
-        lines.append(f"Expect {r.expected} on {r.backend}: got {r.verdict}, {status}")
-    elif not r.ok:
-        lines.append(f"Verdict {r.verdict} (no expect line for {r.backend})")
-    return "\n".join(lines)
+        status = "as expected" if r.ok else "NOT AS EXPECTED"
+        return f"Expect {r.expected} on {r.backend}: got {r.verdict}, {status}"
+    if not r.ok:
+        return f"Verdict {r.verdict} (no expect line for {r.backend}, so every assertion must hold)"
+    return ""
+
+
+def _event_text(e) -> str:
+    """An event, with the backend rule that decided it and the commit that made it so."""
+    tag = " ".join(x for x in (e.rule, e.commit) if x)
+    return e.text + (f"  [{tag}]" if tag else "")
 
 
 def trace(r: Result) -> str:
     out = [f"Trace of {r.scenario.name} on {r.backend}"]
     for rec in r.steps:
         s = rec.step
-        status = "" if rec.outcome.ok else f"  → failed: {rec.outcome.error}"
-        if rec.outcome.ok and rec.outcome.value is not None:
-            status = f"  → {rec.outcome.value}"
+        o = rec.outcome
+        if not o.ok:
+            err = o.error or "failed"
+            status = f"  → {err}" if err.startswith("not run") else f"  → failed: {err}"
+        elif o.value is not None:
+            status = f"  → {o.value}"
+        else:
+            status = ""
         out.append(f"{s.number:>3}  line {s.span.line}: {s.text}{status}")
         for e in rec.events:
-            if not e.minor:
-                out.append(f"       {e}")
+            if e.minor or (not o.ok and e.text == o.error):
+                continue  # a no-op decision, or the "not run" line already shown
+            out.append(f"       {_event_text(e)}")
     return "\n".join(out)
 
 
@@ -52,38 +107,50 @@ def _pte_text(pte) -> str:
     if pte is None:
         return "none"
     if pte.present:
-        return "present " + ("rw" if pte.write else "ro")
+        return "present " + ("rw" if pte.write else "ro") + (" dirty" if pte.dirty else "")
     return f"swap slot {pte.slot}" + (" excl" if pte.swp_exclusive else "")
 
 
-def _table(rows: list[list[str]]) -> list[str]:
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
 def page_flags(state: State, pfn: int) -> str:
     p = state.pages[pfn]
-    flags = []
     if p.zero:
         return "zero page"
+    flags = []
+    kind = getattr(p, "kind", "small")
+    if kind != "small":
+        flags.append(kind.replace("_", "-"))  # thp, pte-thp, hugetlb
     if p.anon_exclusive:
         flags.append("exclusive")
     if p.pincount:
         flags.append("pinned")
+    elif p.refcount >= 1024 and kind == "small":  # page_maybe_dma_pinned's guess on an order-0 page
+        flags.append("maybe-pinned")
+    if p.ksm:
+        flags.append("ksm")
     if p.swapcache >= 0:
         flags.append(f"swapcache(slot {p.swapcache})")
     if p.file:
-        flags.append(f"page cache {p.file}[{p.index}]")
+        flags.append(f"page-cache {p.file}[{p.index}]")
     if p.freed:
         flags.append("FREED")
     return " ".join(flags)
 
 
-def final_state(state: State) -> str:
-    rows = [["where", "pte", "page", "value", "refcount", "mapcount", "pincount", "flags"]]
+def _swapcache_page(state: State, slot: int) -> int | None:
+    for pfn, p in enumerate(state.pages):
+        if p.swapcache == slot and not p.freed:
+            return pfn
+    return None
+
+
+def _mapping_rows(state: State) -> list[list[str]]:
+    rows = []
     for mm in state.mms:
-        if not mm.vmas:
-            continue
         for vma in mm.vmas:
             for i, pte in enumerate(vma.ptes):
                 where = f"{mm.name}.{vma.name}" + (f"[{i}]" if len(vma.ptes) > 1 else "")
@@ -92,33 +159,61 @@ def final_state(state: State) -> str:
                     rows.append([where, _pte_text(pte), f"#{pte.page}", str(p.data), str(p.refcount),
                                  str(p.mapcount), str(p.pincount), page_flags(state, pte.page)])
                 elif pte is not None:
-                    rows.append([where, _pte_text(pte), "-", str(state.slots[pte.slot].data), "", "", "", ""])
+                    cached = _swapcache_page(state, pte.slot)
+                    flags = f"swapped out; in the swap cache as #{cached}" if cached is not None else "swapped out"
+                    rows.append([where, _pte_text(pte), "-", str(state.slots[pte.slot].data), "", "", "", flags])
                 else:
-                    rows.append([where, "none", "-", "", "", "", "", ""])
+                    rows.append([where, "none", "-", "", "", "", "", "not faulted in"])
+    return rows
+
+
+def _plural(n: int, word: str, many: str) -> str:
+    return f"{n} {word if n == 1 else many}"
+
+
+def final_state(state: State | None) -> str:
+    """The mappings page by page, the pins and references, pipes, files and processes."""
     out = ["Final state"]
-    out += _table(rows) if len(rows) > 1 else ["  (no mappings)"]
+    if state is None:
+        return "Final state\n  (none: this backend keeps no model state; the trace shows what it observed)"
+    rows = _mapping_rows(state)
+    if rows:
+        out += _table([["where", "pte", "page", "value", "refcount", "mapcount", "pincount", "flags"]] + rows)
+    else:
+        out.append("  (no mappings)")
     if state.handles:
-        hrows = [["pin/ref", "kind", "page", "value", "owner", ""]]
+        hrows = [["pin/ref", "kind", "page", "value", "owner", "state"]]
         for h in state.handles:
-            kind = ("FOLL_PIN" if h.pin else "FOLL_GET") + ("|FOLL_WRITE" if h.write else "") + ("|FOLL_LONGTERM" if h.longterm else "")
-            hrows.append([h.name, kind, f"#{h.page}", str(state.pages[h.page].data), h.owner, "" if h.live else "released"])
+            kind = ("FOLL_PIN" if h.pin else "FOLL_GET") + ("|FOLL_WRITE" if h.write else "") + (
+                "|FOLL_LONGTERM" if h.longterm else "")
+            hrows.append([h.name, kind, f"#{h.page}", str(state.pages[h.page].data), h.owner,
+                          "held" if h.live else "released"])
+        out.append("")
         out += _table(hrows)
+    extra = []
     for p in state.pipes:
-        if p.bufs:
-            out.append(f"  pipe {p.name}: " + ", ".join(f"#{b} (value {state.pages[b].data})" for b in p.bufs))
+        bufs = ", ".join(f"#{b} (value {state.pages[b].data})" for b in p.bufs) if p.bufs else "empty"
+        extra.append(f"  pipe {p.name}: {bufs}")
+    for name, pages in state.files:
+        extra.append(f"  file {name} page cache: " + ", ".join(
+            f"{name}[{i}] #{pfn} (value {state.pages[pfn].data})" for i, pfn in enumerate(pages)))
     procs = []
     for mm in state.mms:
         st = "killed by SIGSEGV" if mm.segv else ("alive" if mm.alive else "exited")
-        extra = ", MMF_HAS_PINNED" if mm.has_pinned else ""
-        procs.append(f"{mm.name} {st}{extra}, {mm.faults} faults, {mm.cow_copies} copies")
-    out.append("  processes: " + "; ".join(procs))
+        flags = ", MMF_HAS_PINNED" if mm.has_pinned else ""
+        procs.append(f"{mm.name} {st}{flags}, {_plural(mm.faults, 'fault', 'faults')}, "
+                     f"{_plural(mm.cow_copies, 'copy', 'copies')}")
+    extra.append("  processes: " + "; ".join(procs))
+    out.append("")
+    out += extra
     return "\n".join(out)
 
 
 def report(r: Result, show_trace=False, show_state=False) -> str:
+    """The verdict block; the trace first when asked; the final state when asked or not as expected."""
     parts = []
     if show_trace:
-        parts.append(trace(r))
+        parts.append(trace(r) + "\n")
     parts.append(verdict_block(r))
     if show_state or not r.ok:
         parts.append(final_state(r.final))
