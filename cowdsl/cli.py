@@ -1,4 +1,4 @@
-"""cowdsl run | check | ops | backends.
+"""cowdsl run | check | diff | ops | backends.
 
 Imports are lazy so `cowdsl --version` starts fast: nothing here pulls in lark,
 attrs or the semantics until a command needs them.
@@ -127,9 +127,29 @@ def _backend_problem(spec: str) -> str | None:
     return e.message + (f"; {e.hint}" if e.hint else "") + " (see `cowdsl backends`)"
 
 
+def cmd_matrix(args) -> int:
+    """`run --backend all`: every scenario on every era (and every variant its expect lines name)."""
+    import json
+
+    from cowdsl import matrix
+
+    problems: list[Problem] = []
+    scenarios = _load_all(args.paths, problems)
+    mx = matrix.build(scenarios)
+    if args.format == "json":
+        _print(json.dumps({"matrix": matrix.as_json(mx), "errors": [p.message for p in problems]}, indent=2))
+    else:
+        _print(matrix.text(mx, by_assertion=args.assertions))
+    if problems:
+        return EXIT_ERROR
+    return EXIT_NOT_AS_EXPECTED if mx.mismatches() else EXIT_OK
+
+
 def cmd_run(args) -> int:
     from cowdsl.semantics import registry
 
+    if args.backend == "all":
+        return cmd_matrix(args)
     message = _backend_problem(args.backend)
     if message is not None:
         _err(f"cowdsl: {message}")
@@ -166,6 +186,27 @@ def cmd_run(args) -> int:
     if problems:
         return EXIT_ERROR
     return EXIT_OK if all(r.ok for r in results) else EXIT_NOT_AS_EXPECTED
+
+
+def cmd_diff(args) -> int:
+    """Run two backends on each scenario; show where their traces first diverge."""
+    from cowdsl import diff
+
+    for spec in (args.left, args.right):
+        message = _backend_problem(spec)
+        if message is not None:
+            _err(f"cowdsl: {message}")
+            return EXIT_ERROR
+    problems: list[Problem] = []
+    scenarios = _load_all(args.paths, problems)
+    differ = False
+    for sc in scenarios:
+        a, b, d = diff.diff(sc, args.left, args.right)
+        differ |= a.verdict != b.verdict or d.step != 0
+        _print(diff.text(a, b, d) + "\n")
+    if problems:
+        return EXIT_ERROR
+    return EXIT_NOT_AS_EXPECTED if differ else EXIT_OK
 
 
 def cmd_check(args) -> int:
@@ -254,8 +295,9 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run scenarios and print verdicts")
     r.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
     r.add_argument("--backend", "-b", default="anon-exclusive",
-                   help="a backend: NAME[:OPTION=CHOICE]..., a kernel version such as 5.10, or native "
-                        "(default: anon-exclusive; see `cowdsl backends`)")
+                   help="a backend: NAME[:OPTION=CHOICE]..., a kernel version such as 5.10, native, or all "
+                        "(the era matrix) (default: anon-exclusive; see `cowdsl backends`)")
+    r.add_argument("--assertions", action="store_true", help="with --backend all: one matrix row per assertion")
     r.add_argument("--trace", "-t", action="store_true", help="print every step with the rules that fired")
     r.add_argument("--state", "-s", action="store_true",
                    help="print the final state even when all is as expected (it is always printed otherwise)")
@@ -267,6 +309,11 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("check", help="parse and validate only")
     c.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
     c.set_defaults(func=cmd_check)
+    d = sub.add_parser("diff", help="where two backends' traces first diverge, and the rule that decided differently")
+    d.add_argument("left", metavar="BACKEND1")
+    d.add_argument("right", metavar="BACKEND2")
+    d.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    d.set_defaults(func=cmd_diff)
     o = sub.add_parser("ops", help="list the ops and facts")
     o.set_defaults(func=cmd_ops)
     b = sub.add_parser("backends", help="list the backends")

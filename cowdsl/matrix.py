@@ -60,20 +60,30 @@ def cell_text(r: Result) -> str:
     return r.verdict + mark
 
 
+def labels(scenarios) -> dict[str, str]:
+    """Short row labels: file paths without their common folder and suffix."""
+    import os
+
+    names = [sc.filename for sc in scenarios]
+    base = os.path.commonpath([os.path.dirname(n) or "." for n in names]) if names else ""
+    return {n: os.path.relpath(n, base or ".").removesuffix(".cow") for n in names}
+
+
 def text(mx: Matrix, by_assertion: bool = False) -> str:
     """Rows: scenarios (or assertions); columns: backends; `!` marks a mismatch."""
     header = ["scenario"] + list(mx.backends)
     rows = [header]
+    label = labels(mx.scenarios)
     for sc in mx.scenarios:
         if by_assertion:
             for i, a in enumerate(sc.assertions):
-                row = [f"{sc.name}: {a.text}"]
+                row = [f"{label[sc.filename]}: {a.text}"]
                 for b in mx.backends:
                     c = mx.cell(sc, b).checks[i]
                     row.append("skip" if c.holds is None else ("ok" if c.holds else "no"))
                 rows.append(row)
         else:
-            rows.append([sc.name] + [cell_text(mx.cell(sc, b)) for b in mx.backends])
+            rows.append([label[sc.filename]] + [cell_text(mx.cell(sc, b)) for b in mx.backends])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
