@@ -48,6 +48,8 @@ def view_addr(state: State, addr: S.Addr) -> View:
         return View(state.pages[cache].data, None, "not faulted in", None)
     if pte.present:
         return View(state.pages[pte.page].data, pte.page, "", pte)
+    if pte.devexcl:
+        return View(state.pages[pte.page].data, pte.page, "device-exclusive entry", pte)
     cached = next((i for i, p in enumerate(state.pages) if p.swapcache == pte.slot and not p.freed), None)
     if cached is not None:
         return View(state.pages[cached].data, cached, f"swapped out, in swap cache", pte)
@@ -114,7 +116,9 @@ class StateObservation:
         v = self.view(ref)
         pte = v.pte
         if name == "swapped":
-            return pte is not None and not pte.present
+            return pte is not None and pte.swap
+        if name == "device_exclusive":
+            return pte is not None and pte.devexcl
         if name == "present":
             return pte is not None and pte.present
         if name == "writable":
@@ -131,6 +135,7 @@ class StateObservation:
             "pincount": page.pincount,
             "swapcache": page.swapcache >= 0,
             "zero_page": page.zero,
+            "ksm": page.ksm,
         }[name]
 
 

@@ -25,12 +25,14 @@ HANDLE = "handle"  # a pin or gup reference made by an earlier step
 TASK = "task"  # a process or a thread of one
 DEVICE = "device"  # a pin or gup reference: the device doing DMA through it
 RECLAIM = "reclaim"  # the built-in page-reclaim actor
+KSMD = "ksmd"  # the built-in KSM daemon
 
 # What `as NAME` binds.
 BINDS_VALUE = "value"
 BINDS_PIN = "pin"
 BINDS_REF = "ref"
 BINDS_PROCESS = "process"
+BINDS_DEVICE = "device"  # device-exclusive access, usable as a DMA actor
 BINDS_OUTCOME = "outcome"
 
 
@@ -57,6 +59,8 @@ class Keyword:
     kind: str  # "int" or "file"
     default: int | None
     doc: str
+    lo: int = 1  # accepted range of an int keyword
+    hi: int = 64
 
 
 @frozen
@@ -163,6 +167,7 @@ OPS: dict[str, OpSpec] = {
             "get_user_pages(_fast), or get_user_pages_remote on another process's page",
             params=(Param("addr", ANY_ADDRESS, "buf, buf[i], or A.buf[i] (remote)"),),
             flags=(ACCESS, FAST),
+            keywords=(Keyword("count", "int", 1, "take N references, as N requests in flight", 1, 4096),),
             binds=BINDS_REF,
         ),
         OpSpec(
@@ -218,6 +223,21 @@ OPS: dict[str, OpSpec] = {
             params=(Param("addr", ANY_ADDRESS, "buf, buf[i] or A.buf[i]"), Param("value", VALUE, "the value")),
         ),
         OpSpec(
+            "make_device_exclusive",
+            "give a device exclusive access to a page (e.g. for GPU atomics); `as dx` names it, and "
+            "`dx: dma_write(V)` writes through it until a CPU access revokes it",
+            "make_device_exclusive_range",
+            params=(Param("addr", ANY_ADDRESS, "buf, buf[i] or A.buf[i]"),),
+            binds=BINDS_DEVICE,
+        ),
+        OpSpec(
+            "ksm_merge",
+            "KSM merges two identical anonymous pages into one read-only KSM page",
+            "ksm_do_scan, try_to_merge_one_page",
+            actor=KSMD,
+            params=(Param("addr", REMOTE, "A.buf or A.buf[i]"), Param("other", REMOTE, "B.buf or B.buf[i]")),
+        ),
+        OpSpec(
             "swapout",
             "reclaim tries to swap a process's page out",
             "shrink_folio_list, add_to_swap, try_to_unmap",
@@ -257,6 +277,8 @@ FACTS: dict[str, FactSpec] = {
         FactSpec("present", (1,), "bool", "the page-table entry maps a page"),
         FactSpec("writable", (1,), "bool", "the page-table entry is writable"),
         FactSpec("zero_page", (1,), "bool", "the entry maps the shared zero page"),
+        FactSpec("device_exclusive", (1,), "bool", "the entry is a device-exclusive entry"),
+        FactSpec("ksm", (1,), "bool", "the page is a KSM page"),
         FactSpec("cow_copies", (0, 1), "int", "pages copied by COW and unshare faults and by fork (all, or one process)"),
         FactSpec("faults", (0, 1), "int", "page faults taken by CPU accesses (all, or one process)"),
         FactSpec("failed", (1,), "bool", "the step named by `as` failed (or a fork, by its child)"),
@@ -271,7 +293,7 @@ DECL_KEYWORDS = ("scenario", "ref", "process", "thread", "of", "file", "pipe")
 STEP_KEYWORDS = ("as", "par")
 ASSERT_KEYWORDS = ("assert", "and", "or", "not", "implies", "is", "true", "false")
 EXPECT_KEYWORDS = ("expect", "on", "pass", "fail")
-BUILTIN_ACTORS = (RECLAIM,)
+BUILTIN_ACTORS = (RECLAIM, KSMD)
 
 
 def keywords() -> tuple[str, ...]:

@@ -28,7 +28,9 @@ class Step:
     task: str | None  # the process whose mm the actor runs in (None for devices, reclaim)
     op: str
     addr: Addr | None = None
+    addr2: Addr | None = None  # the second page, for ksm_merge
     value: int | None = None
+    count: int = 1  # gup count=N
     flags: frozenset[str] = frozenset()
     pages: int = 1
     file: str | None = None

@@ -125,6 +125,14 @@ def test_early_cow_overrides_reclaim_keeps_pinned_and_its_option():
     assert not ask("early-cow:swap_pin_check=off", st, "reclaim_keeps_pinned", pfn)
 
 
+def test_early_cow_overrides_device_exclusive_rules_and_options():
+    assert not registry.get("refcount").has_device_exclusive()
+    assert registry.get("early-cow").has_device_exclusive().commit == "b756a3b5e7ea"
+    assert not registry.get("early-cow:device_exclusive=off").has_device_exclusive()
+    assert registry.get("early-cow").fork_restores_device_exclusive()
+    assert not registry.get("early-cow:devexcl_fork=copy").fork_restores_device_exclusive()
+
+
 def test_early_cow_hugetlb_fork_copy_option():
     st = state_after(PINNED.replace("rw)", "rw, hugetlb)"), "early-cow")
     pfn = pte_of(st, "P", "a").page
@@ -288,7 +296,8 @@ def test_mapcount_foll_cow_option_is_the_pre_4_9_rule():
 TESTED_OVERRIDES = {
     "gup-cow": {"gup_break_cow", "can_follow_write_pte"},
     "refcount": {"wp_can_reuse", "gup_break_cow", "can_follow_write_pte"},
-    "early-cow": {"fork_copy_anon", "pin_sets_has_pinned", "reclaim_keeps_pinned"},
+    "early-cow": {"fork_copy_anon", "pin_sets_has_pinned", "reclaim_keeps_pinned",
+                  "has_device_exclusive", "fork_restores_device_exclusive"},
     "cow-fixes-1": {"wp_can_reuse", "thp_wp_can_reuse", "swapin_free_swapcache", "swapin_exclusive"},
     "anon-exclusive": {
         "wp_can_reuse",
@@ -337,8 +346,9 @@ def test_every_rule_docstring_cites_a_commit_or_source():
         ("5.7", "mapcount"),
         ("5.8", "gup-cow"),
         ("5.9-rc", "refcount"),
-        ("5.9", "early-cow:hugetlb_fork_copy=off:swap_pin_check=off"),
-        ("5.10", "early-cow:hugetlb_fork_copy=off"),
+        ("5.9", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off"),
+        ("5.10", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
+        ("5.12", "early-cow:device_exclusive=off"),
         ("5.15", "early-cow"),
         ("5.18", "cow-fixes-1"),
         ("5.19", "anon-exclusive:foll_force=foll_cow:longterm_unshare=anon:mprotect=fault"),

@@ -106,6 +106,8 @@ def trace(r: Result) -> str:
 def _pte_text(pte) -> str:
     if pte is None:
         return "none"
+    if pte.devexcl:
+        return "device-exclusive " + ("rw" if pte.write else "ro")
     if pte.present:
         return "present " + ("rw" if pte.write else "ro") + (" dirty" if pte.dirty else "")
     return f"swap slot {pte.slot}" + (" excl" if pte.swp_exclusive else "")
@@ -154,7 +156,7 @@ def _mapping_rows(state: State) -> list[list[str]]:
         for vma in mm.vmas:
             for i, pte in enumerate(vma.ptes):
                 where = f"{mm.name}.{vma.name}" + (f"[{i}]" if len(vma.ptes) > 1 else "")
-                if pte is not None and pte.present:
+                if pte is not None and (pte.present or pte.devexcl):
                     p = state.pages[pte.page]
                     rows.append([where, _pte_text(pte), f"#{pte.page}", str(p.data), str(p.refcount),
                                  str(p.mapcount), str(p.pincount), page_flags(state, pte.page)])

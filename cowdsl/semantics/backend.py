@@ -15,8 +15,10 @@ from attrs import frozen
 
 from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics.machine import Decision, Event, Machine
+from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
 from cowdsl.semantics.mm.fork import Fork
 from cowdsl.semantics.mm.gup import Foll, Gup
+from cowdsl.semantics.mm.ksm import Ksm
 from cowdsl.semantics.mm.memory import Memory
 from cowdsl.semantics.mm.mmap import AddressSpace
 from cowdsl.semantics.mm.pipe import Pipes
@@ -38,6 +40,8 @@ RULES = (
     "swapin_free_swapcache",
     "swapin_exclusive",
     "mprotect_upgrade",
+    "has_device_exclusive",
+    "fork_restores_device_exclusive",
 )
 
 
@@ -53,7 +57,7 @@ class Option:
         return self.choices[0]
 
 
-class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
+class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive):
     name: ClassVar[str]
     versions: ClassVar[str]
     description: ClassVar[str]
@@ -196,6 +200,15 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes):
     def mprotect_upgrade(self, m: Machine, vma, pte) -> Decision:
         """change_pte_range on mprotect(PROT_WRITE): may the read-only PTE become
         writable right away, without a later write fault?"""
+        raise NotImplementedError
+
+    def has_device_exclusive(self) -> Decision:
+        """Does make_device_exclusive_range exist (b756a3b5e7ea, 5.14)?"""
+        raise NotImplementedError
+
+    def fork_restores_device_exclusive(self) -> Decision:
+        """copy_nonpresent_pte on a device-exclusive entry: restore the parent's
+        PTE first (the device loses exclusivity), or copy read-only entries?"""
         raise NotImplementedError
 
     def has_foll_cow(self) -> bool:

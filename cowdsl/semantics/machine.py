@@ -113,7 +113,7 @@ class Machine:
         for m in self.mms.values():
             for v in m.vmas:
                 for i, p in enumerate(v.ptes):
-                    if p is not None and p.page == pfn:
+                    if p is not None and p.present and p.page == pfn:
                         yield m.name, v.name, i
 
     def count(self, mm: str, what: str) -> None:
@@ -219,5 +219,14 @@ class Machine:
     def release_handle(self, name: str) -> None:
         h = self.handles[name]
         if h.live:
-            self.ungrab(h.page, h.pin)
+            if not h.device:
+                for _ in range(h.refs):
+                    self.ungrab(h.page, h.pin)
             self.handles[name] = evolve(h, live=False)
+
+    def revoke_device_exclusive(self, pfn: int, why: str) -> None:
+        """The MMU notifier tells the device it lost exclusive access to the page."""
+        for h in list(self.handles.values()):
+            if h.device and h.live and h.page == pfn:
+                self.handles[h.name] = evolve(h, live=False)
+                self.say(f"{why}: device loses exclusive access to #{pfn} ({h.name})")

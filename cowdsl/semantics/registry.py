@@ -21,9 +21,10 @@ RELEASES = (
     ((0, 0), "mapcount:foll_cow=off"),  # before the Dirty COW fix 19be0eaffa3a
     ((4, 9), "mapcount"),
     ((5, 8), "gup-cow"),
-    ((5, 9), "early-cow:hugetlb_fork_copy=off:swap_pin_check=off"),  # feb889fb40fa came in 5.11 (and 5.10.y)
-    ((5, 10), "early-cow:hugetlb_fork_copy=off"),  # 5.10.y has feb889fb40fa and write_protect_seq backported
-    ((5, 12), "early-cow"),  # 4eae4efa2c29: hugetlb early COW
+    ((5, 9), "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off"),  # feb889fb40fa: 5.11, 5.10.y
+    ((5, 10), "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),  # 5.10.y: feb889fb40fa, write_protect_seq
+    ((5, 12), "early-cow:device_exclusive=off"),  # 4eae4efa2c29: hugetlb early COW
+    ((5, 14), "early-cow"),  # b756a3b5e7ea: device-exclusive entries
     ((5, 18), "cow-fixes-1"),
     ((5, 19), "anon-exclusive:foll_force=foll_cow:longterm_unshare=anon:mprotect=fault"),
     ((6, 0), "anon-exclusive:longterm_unshare=anon"),

@@ -44,17 +44,23 @@ class Page:
 
 @frozen
 class Pte:
-    """A present entry (``page`` >= 0) or a swap entry (``slot`` >= 0)."""
+    """A present entry (``page`` >= 0), a swap entry (``slot`` >= 0), or a
+    device-exclusive entry (``devexcl``: not present, still names its page)."""
 
     page: int = -1
     write: bool = False
     dirty: bool = False
     slot: int = -1
     swp_exclusive: bool = False  # pte_swp_exclusive (5.19+)
+    devexcl: bool = False  # SWP_DEVICE_EXCLUSIVE_{READ,WRITE} (5.14+); `write` says which
 
     @property
     def present(self) -> bool:
-        return self.page >= 0
+        return self.page >= 0 and not self.devexcl
+
+    @property
+    def swap(self) -> bool:
+        return self.slot >= 0
 
 
 @frozen
@@ -104,6 +110,8 @@ class Handle:
     longterm: bool
     owner: str
     live: bool = True
+    refs: int = 1  # FOLL_GET references held (gup count=N)
+    device: bool = False  # device-exclusive access (make_device_exclusive), not a GUP reference
 
 
 @frozen

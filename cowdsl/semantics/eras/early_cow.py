@@ -27,6 +27,16 @@ class EarlyCow(Refcount):
             ("on", "off"),
             "4eae4efa2c29 (5.12): fork copies maybe-pinned hugetlb pages too; off for 5.9–5.11",
         ),
+        "device_exclusive": Option(
+            ("on", "off"),
+            "make_device_exclusive_range exists (b756a3b5e7ea, 5.14); off for 5.9–5.13",
+        ),
+        "devexcl_fork": Option(
+            ("restore", "copy"),
+            "fork meets a device-exclusive entry: restore the parent's PTE, then the normal rule "
+            "(merged, b756a3b5e7ea), or give parent and child read-only exclusive entries "
+            "(the alternative argued in the Popple thread, seed 004)",
+        ),
         "swap_pin_check": Option(
             ("on", "off"),
             "feb889fb40fa (5.11, 5.10.y) keeps pinned pages out of the swap cache; off for 5.9 and 5.10.0",
@@ -52,6 +62,21 @@ class EarlyCow(Refcount):
         if self.options["pin_scope"] == "longterm" and not flags.longterm:
             return Decision(False, "pin_scope=longterm: short-term pin leaves has_pinned clear", "008cfe4418b3")
         return Decision(True, "FOLL_PIN sets has_pinned", "008cfe4418b3")
+
+    def has_device_exclusive(self):
+        """b756a3b5e7ea (5.14; release UNVERIFIED in the reference §9.1)."""
+        if self.options["device_exclusive"] == "off":
+            return Decision(False, "before 5.14: no device-exclusive entries → -ENOSYS", "b756a3b5e7ea")
+        return Decision(True, "device-exclusive entries exist", "b756a3b5e7ea")
+
+    def fork_restores_device_exclusive(self):
+        """b756a3b5e7ea v10: copy_nonpresent_pte restores the parent's entry
+        (exclusivity lost, the PROTECTION_PAGE notifier fires) and then copies the
+        present PTE by the normal rule.  devexcl_fork=copy: read-only exclusive
+        entries in both, as Alistair Popple first described (seed 004)."""
+        if self.options["devexcl_fork"] == "copy":
+            return Decision(False, "read-only exclusive entries for parent and child", "b756a3b5e7ea")
+        return Decision(True, "restore the parent's PTE, then the normal fork rule", "b756a3b5e7ea")
 
     def reclaim_keeps_pinned(self, m, pfn):
         """feb889fb40fa "mm: don't put pinned pages into the swap cache".  Still

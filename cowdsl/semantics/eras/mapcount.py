@@ -31,10 +31,15 @@ class Mapcount(Backend):
 
     def _reuse_swap_page(self, m, pfn, count: int, what: str) -> Decision:
         """reuse_swap_page (mm/swapfile.c ≤5.17): the page may be reused when its
-        mappings plus swap entries number one; then it leaves the swap cache."""
+        mappings plus swap entries number one; then it leaves the swap cache.
+        A KSM page goes through reuse_ksm_page instead (until 1a0cf26323c8):
+        reused only at refcount 1 and outside the swap cache."""
         page = m.page(pfn)
         if page.ksm:
-            return Decision(False, "KSM page → copy", "v5.7")
+            if page.refcount == 1 and page.swapcache < 0:
+                m.update_page(pfn, ksm=False)  # page_move_anon_rmap: ours again
+                return Decision(True, "reuse_ksm_page: refcount 1 → reuse", "1a0cf26323c8")
+            return Decision(False, f"reuse_ksm_page: refcount {page.refcount} → copy", "1a0cf26323c8")
         if count == 1 and page.swapcache >= 0:
             m.delete_from_swap_cache(pfn)  # and SetPageDirty: the slot's copy is stale
         why = f"{what} = {count}"
@@ -118,6 +123,14 @@ class Mapcount(Backend):
         page = m.page(pfn)
         sc = self._swapcount(m, page) + 1
         return self._reuse_swap_page(m, pfn, page.mapcount + sc, f"mapcount {page.mapcount} + swapcount {sc}")
+
+    def has_device_exclusive(self):
+        """make_device_exclusive_range came with b756a3b5e7ea (5.14)."""
+        return Decision(False, "no device-exclusive entries before 5.14 → -ENOSYS", "b756a3b5e7ea")
+
+    def fork_restores_device_exclusive(self):
+        """No device-exclusive entries before 5.14 (b756a3b5e7ea); never asked."""
+        return Decision(True, "restore", "b756a3b5e7ea")
 
     def mprotect_upgrade(self, m, vma, pte):
         """Before 64fe24a3e05e (6.0) private PTEs stay read-only after

@@ -72,6 +72,8 @@ class Fork:
 
     def copy_nonpresent_pte(self, m, src, dst, vname, idx) -> None:
         pte = m.pte(src, vname, idx)
+        if pte.devexcl:
+            return self.copy_device_exclusive(m, src, dst, vname, idx)
         m.update_slot(pte.slot, count=m.slots[pte.slot].count + 1)  # swap_duplicate
         if pte.swp_exclusive:
             # 1493a1913e34: fork clears the exclusive marker of the parent's swap entry

@@ -105,8 +105,12 @@ class Gup:
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, flags)
         if err:
             return Outcome(False, error=err)
+        for _ in range(step.count - 1):  # gup count=N: N references, as N requests in flight
+            m.grab(pfn, pin)
+        if step.count > 1:
+            m.say(f"{step.count} references on #{pfn}{self._counts(m, pfn)}")
         name = step.bind or f"{step.op}@{step.number}"
-        m.add_handle(Handle(name, pin, pfn, flags.write, flags.longterm, step.task))
+        m.add_handle(Handle(name, pin, pfn, flags.write, flags.longterm, step.task, refs=step.count))
         return Outcome(True)
 
     def op_pin(self, m, step) -> Outcome:
@@ -121,7 +125,8 @@ class Gup:
             m.say(f"{step.handle} holds no page (its GUP failed)")
             return Outcome(False, error="EINVAL")
         m.release_handle(step.handle)
-        m.say(f"{'unpin_user_page' if h.pin else 'put_page'}: #{h.page}{self._counts(m, h.page)}")
+        times = f" ×{h.refs}" if h.refs > 1 else ""
+        m.say(f"{'unpin_user_page' if h.pin else 'put_page'}{times}: #{h.page}{self._counts(m, h.page)}")
         return Outcome(True)
 
     op_unpin = _release

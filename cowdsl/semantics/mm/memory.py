@@ -15,6 +15,9 @@ class Memory:
             if vma.anon:
                 return self.do_anonymous_page(m, mm, vname, idx, write)
             return self.do_fault(m, mm, vname, idx, write)
+        if pte.devexcl:
+            self.remove_device_exclusive_entry(m, mm, vname, idx)
+            pte = m.pte(mm, vname, idx)
         if not pte.present:
             self.do_swap_page(m, mm, vname, idx, write)
             pte = m.pte(mm, vname, idx)
@@ -161,6 +164,10 @@ class Memory:
         m.set_pte(mm, vname, idx, None)
         if pte.present:
             m.page_remove_rmap(pte.page)
+            return
+        if pte.devexcl:  # not in the rmap any more: only the reference goes
+            m.revoke_device_exclusive(pte.page, "zap")
+            m.put_page(pte.page)
             return
         # free_swap_and_cache
         m.update_slot(pte.slot, count=m.slots[pte.slot].count - 1)

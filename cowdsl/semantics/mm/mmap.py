@@ -63,6 +63,9 @@ class AddressSpace:
         write = "rw" in step.flags
         m.set_vma(mm, evolve(vma, write=write))
         for idx, pte in enumerate(vma.ptes):
+            if pte is not None and pte.devexcl and not write and pte.write:
+                m.set_pte(mm, vname, idx, evolve(pte, write=False))  # writable entry → readable entry
+                continue
             if pte is None or not pte.present:
                 continue
             if not write and pte.write:

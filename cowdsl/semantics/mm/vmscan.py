@@ -63,7 +63,7 @@ class Reclaim:
         a = step.addr
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None
-        if pte is None or pte.present:
+        if pte is None or not pte.swap:
             m.say(f"swapin: {a} is not swapped out")
             return Outcome(False, error="not swapped")
         if m.swapcache_page(pte.slot) is not None:

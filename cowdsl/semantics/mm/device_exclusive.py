@@ -1,0 +1,72 @@
+"""mm/rmap.c make_device_exclusive_range (b756a3b5e7ea, 5.14; Alistair Popple):
+a device gets exclusive access to an anonymous page; the CPU's PTEs become
+device-exclusive entries until a CPU access faults them back (reference §9.1)."""
+
+from __future__ import annotations
+
+from attrs import evolve
+
+from cowdsl.semantics.mm.gup import Foll
+from cowdsl.semantics.state import Handle, Outcome, Pte
+
+
+class DeviceExclusive:
+    def op_make_device_exclusive(self, m, step) -> Outcome:
+        a = step.addr
+        d = m.decided("has_device_exclusive", self.has_device_exclusive(), "make_device_exclusive_range")
+        if not d:
+            return Outcome(False, error="ENOSYS")
+        # get_user_pages_remote(FOLL_GET|FOLL_WRITE|FOLL_SPLIT_PMD): faults writable, breaks COW
+        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=True))
+        if err:
+            return Outcome(False, error=err)
+        page = m.page(pfn)
+        if not page.anon or page.zero:
+            m.put_page(pfn)
+            m.say(f"make_device_exclusive: #{pfn} is not anonymous → -EINVAL")
+            return Outcome(False, error="EINVAL")
+        valid = False
+        for mm, vname, idx in list(m.mappers(pfn)):  # rmap walk over every mapping of the page
+            old = m.pte(mm, vname, idx)
+            valid |= (mm, vname, idx) == (a.proc, a.mapping, a.index) and old.write
+            m.set_pte(mm, vname, idx, Pte(page=pfn, devexcl=True, write=old.write, dirty=old.dirty))
+            p = m.page(pfn)
+            m.update_page(pfn, mapcount=p.mapcount - 1)  # page_remove_rmap; the entry keeps the reference
+            m.say(f"make_device_exclusive: {mm}.{vname}[{idx}] → device-exclusive entry ({'write' if old.write else 'read'})")
+        m.put_page(pfn)  # the GUP reference
+        if not valid or m.page(pfn).mapcount != 0:
+            m.say(f"make_device_exclusive: #{pfn} still mapped elsewhere or not writable → the device gets no access")
+            return Outcome(False, error="EBUSY")
+        name = step.bind or f"{step.op}@{step.number}"
+        m.add_handle(Handle(name, False, pfn, True, False, step.task, device=True))
+        m.say(f"make_device_exclusive: the device has exclusive access to #{pfn}")
+        return Outcome(True)
+
+    def remove_device_exclusive_entry(self, m, mm, vname, idx) -> None:
+        """do_swap_page on a device-exclusive entry: restore_exclusive_pte maps the
+        same page again (writable iff the entry was) and notifies the device."""
+        pte = m.pte(mm, vname, idx)
+        vma = m.vma(mm, vname)
+        m.revoke_device_exclusive(pte.page, "MMU_NOTIFY_EXCLUSIVE")
+        write = pte.write and vma.write
+        m.set_pte(mm, vname, idx, Pte(page=pte.page, write=write, dirty=pte.dirty or write))
+        p = m.page(pte.page)
+        m.update_page(pte.page, mapcount=p.mapcount + 1)  # page_add_anon_rmap; the entry's reference carries over
+        m.say(f"restore_exclusive_pte: {mm}.{vname}[{idx}] maps #{pte.page} again{' writable' if write else ' read-only'}")
+
+    def copy_device_exclusive(self, m, src, dst, vname, idx) -> None:
+        pte = m.pte(src, vname, idx)
+        d = m.decided("fork_restores_device_exclusive", self.fork_restores_device_exclusive(), "copy_nonpresent_pte")
+        if d:
+            # restore in the parent (the device loses exclusivity), then the ordinary present-PTE rule
+            self.remove_device_exclusive_entry(m, src, vname, idx)
+            self.copy_present_pte(m, src, dst, vname, idx)
+            return
+        # the alternative from the Popple thread: read-only exclusive entries in parent and child
+        ro = evolve(pte, write=False)
+        m.set_pte(src, vname, idx, ro)
+        m.set_pte(dst, vname, idx, ro)
+        m.get_page(pte.page)
+        if self.TRACKS_ANON_EXCLUSIVE:
+            m.update_page(pte.page, anon_exclusive=False)
+        m.say(f"copy_nonpresent_pte: read-only device-exclusive entries to #{pte.page} in {src} and {dst}")

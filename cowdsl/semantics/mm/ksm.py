@@ -1,0 +1,51 @@
+"""mm/ksm.c: ksmd merges identical anonymous pages into one read-only KSM page."""
+
+from __future__ import annotations
+
+from attrs import evolve
+
+from cowdsl.semantics.state import Outcome
+
+
+class Ksm:
+    def write_protect_page(self, m, mm, vname, idx) -> bool:
+        """Refuse a page with references beyond its mappings (all eras: a pinned or
+        GUP-held page is never merged), else map it read-only and shared."""
+        pte = m.pte(mm, vname, idx)
+        page = m.page(pte.page)
+        expected = page.mapcount + (1 if page.swapcache >= 0 else 0)
+        if page.refcount != expected:
+            m.say(f"write_protect_page: #{pte.page} refcount {page.refcount} != mapcount {page.mapcount}"
+                  f"{' + swap cache' if page.swapcache >= 0 else ''}: extra references → not merged")
+            return False
+        if page.anon_exclusive and not m.decided("unmap_may_share", self.unmap_may_share(m, pte.page),
+                                                 f"write_protect_page #{pte.page}"):
+            return False
+        m.update_page(pte.page, anon_exclusive=False)
+        m.set_pte(mm, vname, idx, evolve(pte, write=False))
+        return True
+
+    def op_ksm_merge(self, m, step) -> Outcome:
+        a, b = step.addr, step.addr2
+        pa, pb = m.pte(a.proc, a.mapping, a.index), m.pte(b.proc, b.mapping, b.index)
+        for addr, pte in ((a, pa), (b, pb)):
+            if pte is None or not pte.present or m.page(pte.page).zero or not m.page(pte.page).anon:
+                m.say(f"ksm: nothing anonymous resident at {addr}")
+                return Outcome(False, error="not mergeable")
+        if pa.page == pb.page:
+            m.say(f"ksm: {a} and {b} already share #{pa.page}")
+            return Outcome(False, error="same page")
+        if m.page(pa.page).data != m.page(pb.page).data:
+            m.say("ksm: the pages differ")
+            return Outcome(False, error="pages differ")
+        if not (self.write_protect_page(m, a.proc, a.mapping, a.index)
+                and self.write_protect_page(m, b.proc, b.mapping, b.index)):
+            return Outcome(False, error="EBUSY")
+        kpfn = pa.page
+        m.update_page(kpfn, ksm=True)
+        old = pb.page
+        m.set_pte(b.proc, b.mapping, b.index, evolve(pb, page=kpfn, write=False))
+        m.page_add_rmap(kpfn)
+        m.page_remove_rmap(old)
+        m.say(f"ksm: {b} now maps KSM page #{kpfn}, shared read-only with {a}")
+        return Outcome(True)
