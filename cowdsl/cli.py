@@ -228,7 +228,8 @@ def cmd_ops(args) -> int:
     from cowdsl import ops
 
     for op in ops.OPS.values():
-        who = {"task": "", "device": "  [done by a pin: PIN: op(...)]", "reclaim": "  [done by reclaim]"}[op.actor]
+        who = {"task": "", "device": "  [done by a pin: PIN: op(...)]", "reclaim": "  [done by reclaim]",
+               "ksmd": "  [done by ksmd]"}[op.actor]
         _print(f"{op.signature()}{who}")
         _print(f"    {op.doc}; kernel: {op.kernel}")
         for g in op.flags:

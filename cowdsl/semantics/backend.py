@@ -122,7 +122,7 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclus
         else:
             out = getattr(self, "op_" + step.op)(m, step)
         if step.bind:
-            m.results[step.bind] = out
+            m.set_result(step.bind, out)
         return m.freeze(), out, m.events
 
     def run(self, sc: Scenario) -> Iterator[tuple[Step, State, Outcome, list[Event]]]:

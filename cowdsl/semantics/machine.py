@@ -61,6 +61,9 @@ class Machine:
         self.files: dict[str, tuple[int, ...]] = dict(state.files)
         self.results: dict[str, Outcome] = dict(state.results)
         self.events: list[Event] = []
+        # What this step read and wrote, for the explorer's independence relation.
+        self.reads: set = set()
+        self.writes: set = set()
 
     def freeze(self) -> State:
         return State(
@@ -83,21 +86,32 @@ class Machine:
 
     # --- mm and vma ---------------------------------------------------------------
     def mm(self, name: str) -> Mm:
+        self.reads.add(("mm", name))
         return self.mms[name]
 
+    def add_mm(self, mm: Mm) -> None:
+        self.writes.add(("mm", mm.name))
+        self.mms[mm.name] = mm
+
     def update_mm(self, name: str, **changes) -> None:
+        self.writes.add(("mm", name))
         self.mms[name] = evolve(self.mms[name], **changes)
 
     def vma(self, mm: str, name: str) -> Vma | None:
+        self.reads.add(("vma", mm, name))
         return self.mms[mm].vma(name)
 
     def set_vma(self, mm: str, vma: Vma) -> None:
-        vmas = tuple(vma if v.name == vma.name else v for v in self.mms[mm].vmas)
-        if vma.name not in {v.name for v in vmas}:
+        self.writes.add(("vma", mm, vma.name))
+        old = self.mms[mm].vmas
+        vmas = tuple(vma if v.name == vma.name else v for v in old)
+        if vma.name not in {v.name for v in old}:
             vmas += (vma,)
-        self.update_mm(mm, vmas=vmas)
+            self.writes.add(("mm", mm))
+        self.mms[mm] = evolve(self.mms[mm], vmas=vmas)
 
     def remove_vma(self, mm: str, name: str) -> None:
+        self.writes.add(("vma", mm, name))
         self.update_mm(mm, vmas=tuple(v for v in self.mms[mm].vmas if v.name != name))
 
     def pte(self, mm: str, vma: str, idx: int) -> Pte | None:
@@ -111,7 +125,9 @@ class Machine:
     def mappers(self, pfn: int):
         """The rmap walk: every (mm, vma, index) whose present PTE maps pfn."""
         for m in self.mms.values():
+            self.reads.add(("mm", m.name))
             for v in m.vmas:
+                self.reads.add(("vma", m.name, v.name))
                 for i, p in enumerate(v.ptes):
                     if p is not None and p.present and p.page == pfn:
                         yield m.name, v.name, i
@@ -121,42 +137,49 @@ class Machine:
 
     # --- pages ----------------------------------------------------------------------
     def page(self, pfn: int) -> Page:
+        self.reads.add(("page", pfn))
         return self.pages[pfn]
 
     def update_page(self, pfn: int, **changes) -> None:
+        self.writes.add(("page", pfn))
+        if "swapcache" in changes or "freed" in changes:
+            self.writes.add(("swapcache",))
         self.pages[pfn] = evolve(self.pages[pfn], **changes)
 
     def alloc_page(self, **fields) -> int:
+        self.writes.add(("alloc",))
+        if fields.get("swapcache", -1) >= 0:
+            self.writes.add(("swapcache",))
         self.pages.append(Page(**fields))
         return len(self.pages) - 1
 
     def get_page(self, pfn: int, n: int = 1) -> None:
-        p = self.pages[pfn]
+        p = self.page(pfn)
         if not p.zero:
-            self.pages[pfn] = evolve(p, refcount=p.refcount + n)
+            self.update_page(pfn, refcount=p.refcount + n)
 
     def put_page(self, pfn: int, n: int = 1) -> None:
-        p = self.pages[pfn]
+        p = self.page(pfn)
         if p.zero:
             return
         rc = p.refcount - n
-        self.pages[pfn] = evolve(p, refcount=rc, freed=rc <= 0)
+        self.update_page(pfn, refcount=rc, freed=rc <= 0)
         if rc <= 0:
             self.say(f"page #{pfn} freed")
 
     def page_add_rmap(self, pfn: int, take_ref: bool = True) -> None:
         """Map the page once more; the mapping holds a reference (taken here or already held)."""
-        p = self.pages[pfn]
+        p = self.page(pfn)
         if not p.zero:
-            self.pages[pfn] = evolve(p, mapcount=p.mapcount + 1, refcount=p.refcount + take_ref)
+            self.update_page(pfn, mapcount=p.mapcount + 1, refcount=p.refcount + take_ref)
 
     def page_remove_rmap(self, pfn: int) -> None:
         """Drop a mapping and the reference it held (page_remove_rmap + put_page).
         The last mapping of a PTE-mapped THP takes its siblings' references along."""
-        p = self.pages[pfn]
+        p = self.page(pfn)
         if p.zero:
             return
-        self.pages[pfn] = evolve(p, mapcount=p.mapcount - 1)
+        self.update_page(pfn, mapcount=p.mapcount - 1)
         last_thp = p.kind == PTE_THP and p.mapcount == 1
         self.put_page(pfn, 1 + (THP_SIBLINGS if last_thp else 0))
 
@@ -169,64 +192,105 @@ class Machine:
     def grab(self, pfn: int, pin: bool) -> None:
         """try_grab_page: FOLL_PIN adds GUP_PIN_COUNTING_BIAS (order-0) or one
         reference (large folios) and counts the pin; FOLL_GET adds one reference."""
-        p = self.pages[pfn]
+        p = self.page(pfn)
         if p.zero:
             return
         if pin:
-            self.pages[pfn] = evolve(p, pincount=p.pincount + 1, refcount=p.refcount + self.pin_refs(p))
+            self.update_page(pfn, pincount=p.pincount + 1, refcount=p.refcount + self.pin_refs(p))
         else:
-            self.pages[pfn] = evolve(p, refcount=p.refcount + 1)
+            self.update_page(pfn, refcount=p.refcount + 1)
 
     def ungrab(self, pfn: int, pin: bool) -> None:
-        p = self.pages[pfn]
+        p = self.page(pfn)
         if p.zero:
             return
         if pin:
-            self.pages[pfn] = evolve(p, pincount=p.pincount - 1)
+            self.update_page(pfn, pincount=p.pincount - 1)
             self.put_page(pfn, self.pin_refs(p))
         else:
             self.put_page(pfn)
 
     # --- swap ------------------------------------------------------------------------
+    def slot(self, slot: int) -> Slot:
+        self.reads.add(("slot", slot))
+        return self.slots[slot]
+
     def alloc_slot(self, data: int) -> int:
+        self.writes.add(("alloc-slot",))
         self.slots.append(Slot(data=data))
         return len(self.slots) - 1
 
     def update_slot(self, slot: int, **changes) -> None:
+        self.writes.add(("slot", slot))
         self.slots[slot] = evolve(self.slots[slot], **changes)
 
     def swapcache_page(self, slot: int) -> int | None:
+        self.reads.add(("swapcache",))
         for pfn, p in enumerate(self.pages):
             if p.swapcache == slot and not p.freed:
                 return pfn
         return None
 
     def delete_from_swap_cache(self, pfn: int) -> None:
-        slot = self.pages[pfn].swapcache
+        slot = self.page(pfn).swapcache
         self.update_page(pfn, swapcache=-1)
         self.put_page(pfn)
         self.maybe_free_slot(slot)
 
     def maybe_free_slot(self, slot: int) -> None:
-        s = self.slots[slot]
+        s = self.slot(slot)
         if s.count <= 0 and self.swapcache_page(slot) is None and not s.free:
             self.update_slot(slot, free=True)
 
+    # --- files and pipes ----------------------------------------------------------------
+    def file_page(self, file: str, index: int) -> int:
+        self.reads.add(("file", file))
+        return self.files[file][index]
+
+    def add_file(self, file: str, pages: tuple[int, ...]) -> None:
+        self.writes.add(("file", file))
+        self.files[file] = pages
+
+    def pipe(self, name: str) -> Pipe:
+        self.reads.add(("pipe", name))
+        return self.pipes[name]
+
+    def set_pipe(self, pipe: Pipe) -> None:
+        self.writes.add(("pipe", pipe.name))
+        self.pipes[pipe.name] = pipe
+
     # --- handles and results ---------------------------------------------------------
+    def handle(self, name: str) -> Handle | None:
+        self.reads.add(("handle", name))
+        return self.handles.get(name)
+
+    def all_handles(self) -> list[Handle]:
+        self.reads.add(("handles",))
+        return list(self.handles.values())
+
     def add_handle(self, h: Handle) -> None:
+        self.writes.update({("handle", h.name), ("handles",)})
         self.handles[h.name] = h
 
+    def update_handle(self, name: str, **changes) -> None:
+        self.writes.update({("handle", name), ("handles",)})
+        self.handles[name] = evolve(self.handles[name], **changes)
+
     def release_handle(self, name: str) -> None:
-        h = self.handles[name]
+        h = self.handle(name)
         if h.live:
             if not h.device:
                 for _ in range(h.refs):
                     self.ungrab(h.page, h.pin)
-            self.handles[name] = evolve(h, live=False)
+            self.update_handle(name, live=False)
 
     def revoke_device_exclusive(self, pfn: int, why: str) -> None:
         """The MMU notifier tells the device it lost exclusive access to the page."""
-        for h in list(self.handles.values()):
+        for h in self.all_handles():
             if h.device and h.live and h.page == pfn:
-                self.handles[h.name] = evolve(h, live=False)
+                self.update_handle(h.name, live=False)
                 self.say(f"{why}: device loses exclusive access to #{pfn} ({h.name})")
+
+    def set_result(self, name: str, out: Outcome) -> None:
+        self.writes.add(("result", name))
+        self.results[name] = out

@@ -91,6 +91,9 @@ class Mm:
     segv: bool = False
     faults: int = 0
     cow_copies: int = 0
+    mmap_lock: int = 0  # 0 free, n > 0 readers, -1 a writer
+    ptl: bool = False  # the page-table lock is held across a preemption point (fork)
+    wp_seq: int = 0  # write_protect_seq (5.11+): odd while fork copies page tables
 
     def vma(self, name: str) -> Vma | None:
         for v in self.vmas:

@@ -27,7 +27,7 @@ class Mapcount(Backend):
         return True
 
     def _swapcount(self, m, page) -> int:
-        return m.slots[page.swapcache].count if page.swapcache >= 0 else 0
+        return m.slot(page.swapcache).count if page.swapcache >= 0 else 0
 
     def _reuse_swap_page(self, m, pfn, count: int, what: str) -> Decision:
         """reuse_swap_page (mm/swapfile.c ≤5.17): the page may be reused when its

@@ -22,7 +22,7 @@ class Fork:
             vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes)))
         # The child's mm starts with MMF_HAS_PINNED clear: mm_init keeps only MMF_INIT_MASK,
         # which does not include it (include/linux/sched/coredump.h; the reference's §13 left it open).
-        m.mms[child] = Mm(name=child, vmas=tuple(vmas))
+        m.add_mm(Mm(name=child, vmas=tuple(vmas)))
         m.say(f"fork: {parent} → {child}")
         for vma in m.mm(parent).vmas:
             if vma.dontfork or vma.wipeonfork:
@@ -74,7 +74,7 @@ class Fork:
         pte = m.pte(src, vname, idx)
         if pte.devexcl:
             return self.copy_device_exclusive(m, src, dst, vname, idx)
-        m.update_slot(pte.slot, count=m.slots[pte.slot].count + 1)  # swap_duplicate
+        m.update_slot(pte.slot, count=m.slot(pte.slot).count + 1)  # swap_duplicate
         if pte.swp_exclusive:
             # 1493a1913e34: fork clears the exclusive marker of the parent's swap entry
             m.set_pte(src, vname, idx, evolve(pte, swp_exclusive=False))

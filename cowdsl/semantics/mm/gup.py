@@ -120,7 +120,7 @@ class Gup:
         return self._take(m, step, pin=False)
 
     def _release(self, m, step) -> Outcome:
-        h = m.handles.get(step.handle)
+        h = m.handle(step.handle)
         if h is None or not h.live:
             m.say(f"{step.handle} holds no page (its GUP failed)")
             return Outcome(False, error="EINVAL")
@@ -133,7 +133,7 @@ class Gup:
     op_put = _release
 
     def _device(self, m, step):
-        h = m.handles.get(step.handle)
+        h = m.handle(step.handle)
         if h is None or not h.live:
             m.say(f"{step.handle} holds no page (its GUP failed): no DMA")
             return None

@@ -56,7 +56,7 @@ class Memory:
 
     def do_fault(self, m, mm, vname, idx, write) -> bool:
         vma = m.vma(mm, vname)
-        cache = m.files[vma.file][idx]
+        cache = m.file_page(vma.file, idx)
         if write and not vma.shared:
             # do_cow_fault: the private copy of a page-cache page
             pfn = m.alloc_page(data=m.page(cache).data, refcount=1, mapcount=1,
@@ -131,12 +131,12 @@ class Memory:
         slot = pte.slot
         pfn = m.swapcache_page(slot)
         if pfn is None:
-            pfn = m.alloc_page(data=m.slots[slot].data, refcount=1, swapcache=slot)
+            pfn = m.alloc_page(data=m.slot(slot).data, refcount=1, swapcache=slot)
             m.say(f"do_swap_page: slot {slot} read into the swap cache as page #{pfn}")
         else:
             m.say(f"do_swap_page: slot {slot} found in the swap cache as page #{pfn}")
         m.get_page(pfn)  # the fault's reference; the new mapping keeps it
-        m.update_slot(slot, count=m.slots[slot].count - 1)  # swap_free
+        m.update_slot(slot, count=m.slot(slot).count - 1)  # swap_free
         if m.decided("swapin_free_swapcache", self.swapin_free_swapcache(m, pfn, write), "do_swap_page"):
             self.try_to_free_swap(m, pfn)
         d = m.decided("swapin_exclusive", self.swapin_exclusive(m, pte, pfn, write), f"do_swap_page maps #{pfn}")
@@ -150,7 +150,7 @@ class Memory:
     def try_to_free_swap(self, m, pfn) -> bool:
         """Drop the swap cache if no swap entry still refers to the slot."""
         slot = m.page(pfn).swapcache
-        if slot < 0 or m.slots[slot].count > 0:
+        if slot < 0 or m.slot(slot).count > 0:
             return False
         m.delete_from_swap_cache(pfn)
         m.say(f"try_to_free_swap: #{pfn} leaves the swap cache")
@@ -170,9 +170,9 @@ class Memory:
             m.put_page(pte.page)
             return
         # free_swap_and_cache
-        m.update_slot(pte.slot, count=m.slots[pte.slot].count - 1)
+        m.update_slot(pte.slot, count=m.slot(pte.slot).count - 1)
         cached = m.swapcache_page(pte.slot)
-        if cached is not None and m.slots[pte.slot].count == 0 and m.page(cached).refcount == 1:
+        if cached is not None and m.slot(pte.slot).count == 0 and m.page(cached).refcount == 1:
             m.delete_from_swap_cache(cached)
         m.maybe_free_slot(pte.slot)
 

@@ -19,7 +19,7 @@ class AddressSpace:
         if shared and file is None:
             # MAP_SHARED|MAP_ANONYMOUS is shmem: a page-cache object of its own
             file = f"{step.task}.{step.mapping}"
-            m.files[file] = tuple(m.alloc_page(anon=False, refcount=1, file=file, index=i) for i in range(step.pages))
+            m.add_file(file, tuple(m.alloc_page(anon=False, refcount=1, file=file, index=i) for i in range(step.pages)))
         vma = Vma(
             name=step.mapping,
             anon=file is None,
@@ -46,7 +46,7 @@ class AddressSpace:
         for vma in m.mm(mm).vmas:
             self.zap_vma(m, mm, vma.name)
         m.update_mm(mm, vmas=())
-        for h in list(m.handles.values()):
+        for h in m.all_handles():
             if h.owner == mm and h.live:
                 m.release_handle(h.name)
                 m.say(f"exit: {mm}'s {'pin' if h.pin else 'reference'} {h.name} on #{h.page} released")

@@ -16,19 +16,19 @@ class Pipes:
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(fast=True))
         if err:
             return Outcome(False, error=err)
-        pipe = m.pipes[step.pipe]
-        m.pipes[step.pipe] = evolve(pipe, bufs=pipe.bufs + (pfn,))
+        pipe = m.pipe(step.pipe)
+        m.set_pipe(evolve(pipe, bufs=pipe.bufs + (pfn,)))
         m.say(f"vmsplice: pipe {step.pipe} holds a reference to #{pfn}")
         return Outcome(True)
 
     def op_pipe_read(self, m, step) -> Outcome:
-        pipe = m.pipes[step.pipe]
+        pipe = m.pipe(step.pipe)
         if not pipe.bufs:
             m.say(f"pipe_read: {step.pipe} is empty → -EAGAIN")
             return Outcome(False, error="EAGAIN")
         pfn, rest = pipe.bufs[0], pipe.bufs[1:]
         value = m.page(pfn).data
-        m.pipes[step.pipe] = evolve(pipe, bufs=rest)
+        m.set_pipe(evolve(pipe, bufs=rest))
         m.put_page(pfn)
         m.say(f"pipe_read: {value} from #{pfn}")
         return Outcome(True, value)

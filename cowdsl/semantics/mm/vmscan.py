@@ -45,7 +45,7 @@ class Reclaim:
             m.update_page(pfn, anon_exclusive=False)
             slot = page.swapcache
             m.set_pte(mm, vname, idx, Pte(slot=slot, swp_exclusive=was_exclusive))
-            m.update_slot(slot, count=m.slots[slot].count + 1)
+            m.update_slot(slot, count=m.slot(slot).count + 1)
             m.page_remove_rmap(pfn)
             m.say(f"try_to_unmap: {mm}.{vname}[{idx}] → swap entry slot {slot}{' (exclusive)' if was_exclusive else ''}")
         return True
@@ -69,6 +69,6 @@ class Reclaim:
         if m.swapcache_page(pte.slot) is not None:
             m.say(f"swapin: slot {pte.slot} is already in the swap cache")
             return Outcome(False, error="already in swap cache")
-        pfn = m.alloc_page(data=m.slots[pte.slot].data, refcount=1, swapcache=pte.slot)
+        pfn = m.alloc_page(data=m.slot(pte.slot).data, refcount=1, swapcache=pte.slot)
         m.say(f"swapin_readahead: slot {pte.slot} read into the swap cache as #{pfn}")
         return Outcome(True)
