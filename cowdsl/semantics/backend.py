@@ -15,6 +15,7 @@ from attrs import frozen
 
 from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics.machine import Decision, Event, Machine
+from cowdsl.semantics.micro import MicroSteps
 from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
 from cowdsl.semantics.mm.fork import Fork
 from cowdsl.semantics.mm.gup import Foll, Gup
@@ -42,6 +43,7 @@ RULES = (
     "mprotect_upgrade",
     "has_device_exclusive",
     "fork_restores_device_exclusive",
+    "has_write_protect_seq",
 )
 
 
@@ -57,12 +59,13 @@ class Option:
         return self.choices[0]
 
 
-class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive):
+class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive):
     name: ClassVar[str]
     versions: ClassVar[str]
     description: ClassVar[str]
     aliases: ClassVar[tuple[str, ...]] = ()
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
+    HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14
     OPTIONS: ClassVar[dict[str, Option]] = {
         "pin_bias": Option(
             ("on", "off"),
@@ -120,7 +123,7 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclus
             out = Outcome(False, error=f"not run: {step.task} {why}")
             m.say(out.error)
         else:
-            out = getattr(self, "op_" + step.op)(m, step)
+            out = self.run_op(m, step)
         if step.bind:
             m.set_result(step.bind, out)
         return m.freeze(), out, m.events
@@ -211,8 +214,17 @@ class Backend(Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclus
         PTE first (the device loses exclusivity), or copy read-only entries?"""
         raise NotImplementedError
 
+    def has_write_protect_seq(self) -> Decision:
+        """Do fork and GUP-fast synchronise through mm->write_protect_seq
+        (57efa1fe5957, 5.11 and 5.10.y)?"""
+        raise NotImplementedError
+
     def has_foll_cow(self) -> bool:
         """Whether GUP knows FOLL_COW (4.9–5.19)."""
+        raise NotImplementedError
+
+    def foll_write_dropped(self, flags) -> bool:
+        """Whether GUP stopped asking for write access after breaking COW (before 4.9)."""
         raise NotImplementedError
 
     @classmethod

@@ -21,8 +21,8 @@ RELEASES = (
     ((0, 0), "mapcount:foll_cow=off"),  # before the Dirty COW fix 19be0eaffa3a
     ((4, 9), "mapcount"),
     ((5, 8), "gup-cow"),
-    ((5, 9), "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off"),  # feb889fb40fa: 5.11, 5.10.y
-    ((5, 10), "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),  # 5.10.y: feb889fb40fa, write_protect_seq
+    ((5, 9), "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
+    ((5, 10), "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),  # 5.10.y: feb889fb40fa and 57efa1fe5957
     ((5, 12), "early-cow:device_exclusive=off"),  # 4eae4efa2c29: hugetlb early COW
     ((5, 14), "early-cow"),  # b756a3b5e7ea: device-exclusive entries
     ((5, 18), "cow-fixes-1"),

@@ -14,6 +14,7 @@ class CowFixes1(EarlyCow):
     name = "cow-fixes-1"
     versions = "5.18"
     description = "refcount rule after dropping the swap cache, for swap-in and THP too"
+    HAS_PINNED = "MMF_HAS_PINNED"
 
     def wp_can_reuse(self, m, pfn):
         """d4c470970d45 / 53a05ad9f21d: reuse when the refcount is 1 once the

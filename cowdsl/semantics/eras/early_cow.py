@@ -17,6 +17,7 @@ class EarlyCow(Refcount):
     versions = "5.9–5.17"
     description = "has_pinned, and fork copies maybe-pinned pages for the child; pinned pages kept out of swap cache"
     aliases = ()
+    HAS_PINNED = "has_pinned"  # mm->has_pinned, MMF_HAS_PINNED from 5.14 (a458b76a4171)
     OPTIONS = {
         "pin_scope": Option(
             ("any", "longterm"),
@@ -36,6 +37,11 @@ class EarlyCow(Refcount):
             "fork meets a device-exclusive entry: restore the parent's PTE, then the normal rule "
             "(merged, b756a3b5e7ea), or give parent and child read-only exclusive entries "
             "(the alternative argued in the Popple thread, seed 004)",
+        ),
+        "wp_seq": Option(
+            ("on", "off"),
+            "fork and GUP-fast synchronise through write_protect_seq (57efa1fe5957, 5.11 and "
+            "5.10.y); off for 5.9 and 5.10.0, where GUP-fast can race a fork",
         ),
         "swap_pin_check": Option(
             ("on", "off"),
@@ -77,6 +83,14 @@ class EarlyCow(Refcount):
         if self.options["devexcl_fork"] == "copy":
             return Decision(False, "read-only exclusive entries for parent and child", "b756a3b5e7ea")
         return Decision(True, "restore the parent's PTE, then the normal fork rule", "b756a3b5e7ea")
+
+    def has_write_protect_seq(self):
+        """57efa1fe5957 (Jason Gunthorpe, 5.11, backported to 5.10.y): fork makes
+        write_protect_seq odd while it copies; GUP-fast pinning falls back to
+        the slow path (which waits on mmap_lock) when it sees that."""
+        if self.options["wp_seq"] == "off":
+            return Decision(False, "no write_protect_seq: GUP-fast can race fork", "57efa1fe5957")
+        return Decision(True, "fork and GUP-fast synchronise on write_protect_seq", "57efa1fe5957")
 
     def reclaim_keeps_pinned(self, m, pfn):
         """feb889fb40fa "mm: don't put pinned pages into the swap cache".  Still

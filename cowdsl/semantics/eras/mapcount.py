@@ -23,8 +23,18 @@ class Mapcount(Backend):
     }
 
     def has_foll_cow(self) -> bool:
-        """FOLL_COW exists from 19be0eaffa3a (4.9) until 5535be309971 (6.0)."""
+        """FOLL_COW exists from 19be0eaffa3a (4.9) until 5535be309971 (6.0);
+        before 4.9 the same fact was kept by dropping FOLL_WRITE."""
         return True
+
+    def foll_write_dropped(self, flags) -> bool:
+        """Before 19be0eaffa3a, faultin_page cleared FOLL_WRITE once COW had been
+        broken in a !VM_WRITE vma: the retry took whatever page was mapped."""
+        return self.options["foll_cow"] == "off" and flags.cow
+
+    def has_write_protect_seq(self):
+        """write_protect_seq came with 57efa1fe5957 (5.11, 5.10.y)."""
+        return Decision(False, "no write_protect_seq", "57efa1fe5957")
 
     def _swapcount(self, m, page) -> int:
         return m.slot(page.swapcache).count if page.swapcache >= 0 else 0
@@ -81,14 +91,9 @@ class Mapcount(Backend):
     def can_follow_write_pte(self, m, vma, pte, flags):
         """19be0eaffa3a (4.9, Dirty COW): a forced write follows a read-only PTE
         only after COW was broken (FOLL_COW) and only if the PTE is dirty, i.e.
-        still the private copy.  foll_cow=off: the pre-4.9 rule, which dropped
-        FOLL_WRITE after the first COW and so followed whatever was mapped."""
+        still the private copy.  (foll_cow=off, before 4.9: see foll_write_dropped.)"""
         if pte.write:
             return Decision(True, "PTE writable", None)
-        if self.options["foll_cow"] == "off":
-            if flags.force and flags.cow:
-                return Decision(True, "pre-4.9: FOLL_WRITE dropped after COW → follow any PTE", "19be0eaffa3a")
-            return Decision(False, "PTE read-only → write fault", "19be0eaffa3a")
         if flags.force and flags.cow and pte.dirty:
             return Decision(True, "FOLL_FORCE, FOLL_COW and a dirty PTE → follow the private copy", "19be0eaffa3a")
         return Decision(False, "PTE read-only (no FOLL_COW or clean) → write fault", "19be0eaffa3a")

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 from attrs import evolve
 
-from cowdsl.semantics.state import HUGETLB, SMALL, Mm, Outcome, Pte
+from cowdsl.semantics.micro import Micro
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Mm, Outcome, Pte
 
 
 class Fork:
-    def op_fork(self, m, step) -> Outcome:
+    """fork as micro-steps: mmap_write_lock, the write_protect_seq section, one
+    step per PTE, and the two windows where others can run: between deciding to
+    share a page and write-protecting it (GUP-fast takes no lock), and while the
+    page-table lock is dropped to allocate a copy (copy_present_page's -EAGAIN)."""
+
+    def fork__lock(self, m, step, frame):
+        m.update_mm(step.task, mmap_lock=-1)
+        m.say(f"fork: mmap_write_lock({step.task})")
+        return Micro("begin", ())
+
+    def fork__begin(self, m, step, frame):
         parent, child = step.task, step.bind
         vmas = []
         for vma in m.mm(parent).vmas:
@@ -17,51 +28,98 @@ class Fork:
                 continue
             if vma.wipeonfork:
                 m.say(f"dup_mmap: `{vma.name}` is VM_WIPEONFORK: {child} gets it empty")
-                vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes)))
-                continue
             vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes)))
         # The child's mm starts with MMF_HAS_PINNED clear: mm_init keeps only MMF_INIT_MASK,
         # which does not include it (include/linux/sched/coredump.h; the reference's §13 left it open).
         m.add_mm(Mm(name=child, vmas=tuple(vmas)))
         m.say(f"fork: {parent} → {child}")
-        for vma in m.mm(parent).vmas:
-            if vma.dontfork or vma.wipeonfork:
-                continue
-            for idx, pte in enumerate(vma.ptes):
-                if pte is None:
-                    continue
-                if pte.present:
-                    self.copy_present_pte(m, parent, child, vma.name, idx)
-                else:
-                    self.copy_nonpresent_pte(m, parent, child, vma.name, idx)
-        return Outcome(True)
+        if m.decided("has_write_protect_seq", self.has_write_protect_seq(), "copy_page_range", minor=True):
+            m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
+            m.say("copy_page_range: raw_write_seqcount_begin(write_protect_seq)")
+        return Micro("pte", (0,))
+
+    def fork_targets(self, m, parent):
+        return [(v.name, i) for v in m.mm(parent).vmas if not (v.dontfork or v.wipeonfork) for i in range(len(v.ptes))]
+
+    def fork__pte(self, m, step, frame):
+        (i,) = frame
+        parent, child = step.task, step.bind
+        targets = self.fork_targets(m, parent)
+        while i < len(targets):
+            vname, idx = targets[i]
+            pte = m.pte(parent, vname, idx)
+            if pte is not None and pte.present:
+                page = m.page(pte.page)
+                if page.anon and not page.zero:
+                    d = m.decided("fork_copy_anon", self.fork_copy_anon(m, parent, pte.page),
+                                  f"copy_present_pte {vname}[{idx}] #{pte.page}")
+                    if d:
+                        m.say("copy_present_page: needs a new page → drop the page-table lock to allocate")
+                        return Micro("alloc", (i,))
+                    m.update_mm(parent, ptl=True)
+                    return Micro("share", (i, pte.page))
+                self.copy_present_pte(m, parent, child, vname, idx)
+            elif pte is not None:
+                self.copy_nonpresent_pte(m, parent, child, vname, idx)
+            i += 1
+        return Micro("end", ())
+
+    def fork__share(self, m, step, frame):
+        i, pfn = frame
+        parent, child = step.task, step.bind
+        vname, idx = self.fork_targets(m, parent)[i]
+        self.copy_present_pte(m, parent, child, vname, idx)
+        m.update_mm(parent, ptl=False)
+        return Micro("pte", (i + 1,))
+
+    def fork__alloc(self, m, step, frame):
+        (i,) = frame
+        prealloc = m.alloc_page(refcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+        m.say(f"page_copy_prealloc: new page #{prealloc} (page-table lock dropped)")
+        return Micro("retry", (i, prealloc))
+
+    def fork__retry(self, m, step, frame):
+        i, prealloc = frame
+        parent, child = step.task, step.bind
+        vname, idx = self.fork_targets(m, parent)[i]
+        pte = m.pte(parent, vname, idx)
+        page = m.page(pte.page) if pte is not None and pte.present else None
+        if page is not None and page.anon and not page.zero and m.decided(
+            "fork_copy_anon", self.fork_copy_anon(m, parent, pte.page), f"copy_present_pte {vname}[{idx}] #{pte.page}"
+        ):
+            vma = m.vma(parent, vname)
+            # copy_huge_pmd splits a pinned THP and copies at PTE level; hugetlb copies the huge page
+            kind = HUGETLB if page.kind == HUGETLB else SMALL
+            m.update_page(prealloc, data=page.data, mapcount=1, kind=kind)
+            m.set_pte(child, vname, idx, Pte(page=prealloc, write=vma.write, dirty=True))
+            m.count(parent, "cow_copies")
+            split = " (PMD split first)" if page.kind in (THP, PTE_THP) else ""
+            m.say(f"copy_present_page{split}: {child} gets copy #{prealloc}; {parent} keeps #{pte.page}")
+            return Micro("pte", (i + 1,))
+        m.put_page(prealloc)
+        m.say("copy_pte_range: the PTE changed while the lock was dropped → retry it")
+        return Micro("pte", (i,))
+
+    def fork__end(self, m, step, frame):
+        parent = step.task
+        if m.decided("has_write_protect_seq", self.has_write_protect_seq(), "copy_page_range", minor=True):
+            m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
+            m.say("copy_page_range: raw_write_seqcount_end(write_protect_seq)")
+        m.update_mm(parent, mmap_lock=0)
+        return Micro(None, (), Outcome(True))
 
     def copy_present_pte(self, m, src, dst, vname, idx) -> None:
+        """Share the page with the child (the copy case is fork__alloc/fork__retry)."""
         vma = m.vma(src, vname)
         pte = vma.ptes[idx]
         pfn = pte.page
         page = m.page(pfn)
-        where = f"{vname}[{idx}]"
         if page.zero:
             m.set_pte(dst, vname, idx, pte)
             return
-        if page.anon:
-            d = m.decided("fork_copy_anon", self.fork_copy_anon(m, src, pfn), f"copy_present_pte {where} #{pfn}")
-            if d:
-                # copy_present_page: the child gets its own copy, the parent's PTE is untouched
-                # copy_huge_pmd splits a pinned THP and copies at PTE level; hugetlb copies the huge page
-                kind = HUGETLB if page.kind == HUGETLB else SMALL
-                new = m.alloc_page(data=page.data, refcount=1, mapcount=1,
-                                   anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
-                m.set_pte(dst, vname, idx, Pte(page=new, write=vma.write, dirty=True))
-                m.count(src, "cow_copies")
-                m.say(f"copy_present_page: {dst} gets copy #{new}; {src} keeps #{pfn}")
-                return
-            m.page_add_rmap(pfn)
-            if page.anon_exclusive:
-                m.update_page(pfn, anon_exclusive=False)  # page_try_dup_anon_rmap
-        else:
-            m.page_add_rmap(pfn)  # page_dup_file_rmap
+        m.page_add_rmap(pfn)
+        if page.anon and page.anon_exclusive:
+            m.update_page(pfn, anon_exclusive=False)  # page_try_dup_anon_rmap
         if vma.is_cow_mapping and pte.write:
             pte = evolve(pte, write=False)
             m.set_pte(src, vname, idx, pte)

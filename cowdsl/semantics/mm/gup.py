@@ -6,6 +6,8 @@ from attrs import evolve, frozen
 
 from cowdsl.semantics.state import Handle, Outcome
 
+from cowdsl.semantics.micro import Micro
+
 GUP_RETRIES = 4  # the kernel's retry loop terminates; the model's is bounded
 
 
@@ -28,70 +30,149 @@ class Foll:
 
 
 class Gup:
-    def get_user_pages(self, m, mm, vname, idx, flags: Foll):
-        """Returns (pfn, None) or (None, errno)."""
+    # --- __get_user_pages, in halves the micro-step programs share ---------------------
+    def gup_prepare(self, m, mm, vname, idx, flags: Foll):
+        """MMF_HAS_PINNED, check_vma_flags and 5.8's forced COW break: (flags, errno)."""
         if flags.pin and m.decided("pin_sets_has_pinned", self.pin_sets_has_pinned(flags), "gup", minor=True):
             if not m.mm(mm).has_pinned:
                 m.update_mm(mm, has_pinned=True)
-                m.say(f"gup: MMF_HAS_PINNED set on {mm}")
+                m.say(f"gup: {self.HAS_PINNED} set on {mm}")
         vma = m.vma(mm, vname)
         if vma is None:
             m.say(f"gup: no mapping `{vname}` in {mm} → -EFAULT")
-            return None, "EFAULT"
+            return flags, "EFAULT"
         if flags.write and not vma.write and not (flags.force and vma.maywrite):
             m.say(f"check_vma_flags: {flags} on read-only `{vname}` → -EFAULT")
-            return None, "EFAULT"
+            return flags, "EFAULT"
         brk = self.gup_break_cow(m, vma, flags)
         if m.decided("gup_break_cow", brk, f"gup {flags}", minor=not brk):
             flags = evolve(flags, write=True)
-        if flags.fast:
-            pfn = self.gup_fast(m, mm, vname, idx, flags)
-            if pfn is not None:
-                return pfn, None
+        return flags, None
+
+    def follow_page(self, m, mm, vname, idx, flags: Foll):
+        """follow_page_pte: ("page", pfn) when GUP may take the page as mapped,
+        else ("fault", kind) with kind write, unshare or read."""
+        vma = m.vma(mm, vname)
+        pte = vma.ptes[idx]
+        write = flags.write and not self.foll_write_dropped(flags)
+        if pte is None or not pte.present:
+            return "fault", "write" if write else "read"
+        if write and not m.decided(
+            "can_follow_write_pte", self.can_follow_write_pte(m, vma, pte, flags), f"follow_page_pte #{pte.page}",
+            minor=pte.write,
+        ):
+            return "fault", "write"
+        if not pte.write and m.decided(
+            "gup_must_unshare", self.gup_must_unshare(m, vma, pte.page, flags), f"follow_page_pte #{pte.page}"
+        ):
+            return "fault", "unshare"
+        return "page", pte.page
+
+    def faultin_page(self, m, mm, vname, idx, kind: str, flags: Foll) -> Foll:
+        name = {"write": "FAULT_FLAG_WRITE", "unshare": "FAULT_FLAG_UNSHARE"}.get(kind, "read")
+        m.say(f"faultin_page: {name} fault on {mm}.{vname}[{idx}]")
+        was = m.pte(mm, vname, idx)
+        self.handle_mm_fault(m, mm, vname, idx, write=kind == "write", unshare=kind == "unshare")
+        if kind == "write" and was is not None and was.present and not m.vma(mm, vname).write and self.has_foll_cow():
+            flags = evolve(flags, cow=True)  # faultin_page: VM_FAULT_WRITE in a !VM_WRITE vma sets FOLL_COW
+        return flags
+
+    def get_user_pages(self, m, mm, vname, idx, flags: Foll):
+        """The slow path, whole: (pfn, None) or (None, errno)."""
+        flags, err = self.gup_prepare(m, mm, vname, idx, flags)
+        if err:
+            return None, err
         for _ in range(GUP_RETRIES):
-            pte = m.pte(mm, vname, idx)
-            if pte is not None and pte.present:
-                if flags.write and not m.decided(
-                    "can_follow_write_pte", self.can_follow_write_pte(m, vma, pte, flags), f"follow_page_pte #{pte.page}",
-                    minor=pte.write,
-                ):
-                    self.faultin_page(m, mm, vname, idx, write=True)
-                    if not vma.write and self.has_foll_cow():
-                        flags = evolve(flags, cow=True)  # faultin_page: VM_FAULT_WRITE in a !VM_WRITE vma
-                    continue
-                if not pte.write and m.decided(
-                    "gup_must_unshare", self.gup_must_unshare(m, vma, pte.page, flags), f"follow_page_pte #{pte.page}"
-                ):
-                    self.faultin_page(m, mm, vname, idx, unshare=True)
-                    continue
-                m.grab(pte.page, flags.pin)
-                m.say(f"try_grab_page: {flags} on #{pte.page}{self._counts(m, pte.page)}")
-                return pte.page, None
-            self.faultin_page(m, mm, vname, idx, write=flags.write)
-            vma = m.vma(mm, vname)
+            what, arg = self.follow_page(m, mm, vname, idx, flags)
+            if what == "page":
+                m.grab(arg, flags.pin)
+                m.say(f"try_grab_page: {flags} on #{arg}{self._counts(m, arg)}")
+                return arg, None
+            flags = self.faultin_page(m, mm, vname, idx, arg, flags)
         m.say("gup: retry limit reached → -EFAULT")
         return None, "EFAULT"
 
-    def faultin_page(self, m, mm, vname, idx, *, write=False, unshare=False) -> None:
-        kind = "FAULT_FLAG_WRITE" if write else "FAULT_FLAG_UNSHARE" if unshare else "read"
-        m.say(f"faultin_page: {kind} fault on {mm}.{vname}[{idx}]")
-        self.handle_mm_fault(m, mm, vname, idx, write=write, unshare=unshare)
+    # --- GUP-fast: lockless, with its own preemption points (gup_pte_range) -------------
+    def foll_of(self, step) -> Foll:
+        if step.op == "vmsplice":
+            return Foll(fast=True)  # iov_iter_get_pages2: a read-only FOLL_GET through GUP-fast
+        return Foll(write="write" in step.flags, pin=step.op == "pin", longterm="longterm" in step.flags,
+                    fast="fast" in step.flags)
 
-    def gup_fast(self, m, mm, vname, idx, flags: Foll):
-        """gup_pte_range: lockless; any doubt falls back to the slow path."""
-        pte = m.pte(mm, vname, idx)
+    def gup_fast__begin(self, m, step, frame):
+        a = step.addr
+        flags, err = self.gup_prepare(m, a.proc, a.mapping, a.index, self.foll_of(step))
+        if err:
+            return Micro(None, (), Outcome(False, error=err))
+        seq = -1
+        if flags.pin and m.decided("has_write_protect_seq", self.has_write_protect_seq(), "gup_fast", minor=True):
+            seq = m.mm(a.proc).wp_seq
+            if seq % 2:
+                m.say("gup_fast: write_protect_seq is odd, fork is copying → slow path")
+                return Micro("slow", ())
+        return Micro("pte", (seq, flags.write))
+
+    def gup_fast__pte(self, m, step, frame):
+        seq, write = frame
+        a = step.addr
+        pte = m.pte(a.proc, a.mapping, a.index)
+        flags = evolve(self.foll_of(step), write=write)
         if pte is None or not pte.present or m.page(pte.page).zero:
             m.say("gup_fast: no normal page mapped → slow path")
-            return None
-        if flags.write and not pte.write:
+            return Micro("slow", ())
+        if write and not pte.write:
             m.say("gup_fast: PTE not writable → slow path")
-            return None
-        if not pte.write and self.gup_must_unshare(m, m.vma(mm, vname), pte.page, flags):
+            return Micro("slow", ())
+        if not pte.write and self.gup_must_unshare(m, m.vma(a.proc, a.mapping), pte.page, flags):
             m.say("gup_fast: page must be unshared first → slow path")
-            return None
-        m.grab(pte.page, flags.pin)
-        m.say(f"gup_fast: {flags} on #{pte.page}{self._counts(m, pte.page)}")
-        return pte.page
+            return Micro("slow", ())
+        m.say(f"gup_fast: read PTE → #{pte.page}{' writable' if pte.write else ''}")
+        return Micro("grab", (seq, write, pte.page, pte.write))
+
+    def gup_fast__grab(self, m, step, frame):
+        seq, write, pfn, _ = frame
+        m.grab(pfn, step.op == "pin")
+        m.say(f"gup_fast: grab #{pfn}{self._counts(m, pfn)}")
+        return Micro("recheck", frame)
+
+    def gup_fast__recheck(self, m, step, frame):
+        seq, write, pfn, was_write = frame
+        a = step.addr
+        pte = m.pte(a.proc, a.mapping, a.index)
+        if pte is None or not pte.present or pte.page != pfn or pte.write != was_write:
+            m.ungrab(pfn, step.op == "pin")
+            m.say("gup_fast: PTE changed under us → drop the page, slow path")
+            return Micro("slow", ())
+        return Micro("seq", frame)
+
+    def gup_fast__seq(self, m, step, frame):
+        seq, write, pfn, _ = frame
+        a = step.addr
+        if seq >= 0 and m.mm(a.proc).wp_seq != seq:
+            m.ungrab(pfn, step.op == "pin")
+            m.say("gup_fast: read_seqcount_retry: a fork ran → unpin, slow path")
+            return Micro("slow", ())
+        return Micro(None, (), self.gup_done(m, step, pfn))
+
+    def gup_fast__slow(self, m, step, frame):
+        a = step.addr
+        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, evolve(self.foll_of(step), fast=False))
+        if err:
+            return Micro(None, (), Outcome(False, error=err))
+        return Micro(None, (), self.gup_done(m, step, pfn))
+
+    def gup_done(self, m, step, pfn) -> Outcome:
+        """The page is held: a pin or reference for the caller, or a pipe buffer."""
+        if step.op == "vmsplice":
+            return self.vmsplice_done(m, step, pfn)
+        flags = self.foll_of(step)
+        for _ in range(step.count - 1):  # gup count=N: N references, as N requests in flight
+            m.grab(pfn, flags.pin)
+        if step.count > 1:
+            m.say(f"{step.count} references on #{pfn}{self._counts(m, pfn)}")
+        name = step.bind or f"{step.op}@{step.number}"
+        m.add_handle(Handle(name, flags.pin, pfn, flags.write, flags.longterm, step.task, refs=step.count))
+        return Outcome(True)
 
     @staticmethod
     def _counts(m, pfn) -> str:
@@ -99,25 +180,12 @@ class Gup:
         return "" if p.zero else f" (refcount {p.refcount}, pincount {p.pincount})"
 
     # --- ops --------------------------------------------------------------------------
-    def _take(self, m, step, pin: bool) -> Outcome:
+    def gup_slow__take(self, m, step, frame):
         a = step.addr
-        flags = Foll(write="write" in step.flags, pin=pin, longterm="longterm" in step.flags, fast="fast" in step.flags)
-        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, flags)
+        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, self.foll_of(step))
         if err:
-            return Outcome(False, error=err)
-        for _ in range(step.count - 1):  # gup count=N: N references, as N requests in flight
-            m.grab(pfn, pin)
-        if step.count > 1:
-            m.say(f"{step.count} references on #{pfn}{self._counts(m, pfn)}")
-        name = step.bind or f"{step.op}@{step.number}"
-        m.add_handle(Handle(name, pin, pfn, flags.write, flags.longterm, step.task, refs=step.count))
-        return Outcome(True)
-
-    def op_pin(self, m, step) -> Outcome:
-        return self._take(m, step, pin=True)
-
-    def op_gup(self, m, step) -> Outcome:
-        return self._take(m, step, pin=False)
+            return Micro(None, (), Outcome(False, error=err))
+        return Micro(None, (), self.gup_done(m, step, pfn))
 
     def _release(self, m, step) -> Outcome:
         h = m.handle(step.handle)
@@ -155,35 +223,68 @@ class Gup:
         m.say(f"DMA read {value} from #{h.page} through {h.name}")
         return Outcome(True, value)
 
-    # --- remote access ---------------------------------------------------------------
-    def op_process_vm_writev(self, m, step) -> Outcome:
+    # --- remote access: pin_user_pages_remote, then copy, then unpin ---------------------
+    def pvm__gup(self, m, step, frame):
         a = step.addr
-        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=True, pin=True))
+        write = step.op == "process_vm_writev"
+        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=write, pin=True))
         if err:
-            return Outcome(False, error=err)
-        m.update_page(pfn, data=step.value)
-        m.ungrab(pfn, pin=True)
-        m.say(f"process_vm_writev: {step.value} written to #{pfn}, unpinned")
-        return Outcome(True)
+            return Micro(None, (), Outcome(False, error=err))
+        return Micro("copy", (pfn,))
 
-    def op_process_vm_readv(self, m, step) -> Outcome:
-        a = step.addr
-        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(pin=True))
-        if err:
-            return Outcome(False, error=err)
+    def pvm__copy(self, m, step, frame):
+        (pfn,) = frame
+        if step.op == "process_vm_writev":
+            m.update_page(pfn, data=step.value)
+            m.say(f"process_vm_writev: {step.value} copied into #{pfn}")
+            return Micro("unpin", (pfn, -1))
         value = m.page(pfn).data
-        m.ungrab(pfn, pin=True)
-        m.say(f"process_vm_readv: read {value} from #{pfn}, unpinned")
-        return Outcome(True, value)
+        m.say(f"process_vm_readv: read {value} from #{pfn}")
+        return Micro("unpin", (pfn, value))
 
-    def op_proc_mem_write(self, m, step) -> Outcome:
+    def pvm__unpin(self, m, step, frame):
+        pfn, value = frame
+        m.ungrab(pfn, pin=True)
+        m.say(f"unpin_user_pages: #{pfn}")
+        return Micro(None, (), Outcome(True, None if value < 0 else value))
+
+    # --- forced write through /proc/PID/mem: GUP's loop with its preemption points --------
+    def pmw__lock(self, m, step, frame):
         a = step.addr
-        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=True, force=True))
+        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock + 1)
+        flags, err = self.gup_prepare(m, a.proc, a.mapping, a.index, Foll(write=True, force=True))
         if err:
-            return Outcome(False, error=err)
+            return self.pmw_unlock(m, step, Outcome(False, error=err))
+        return Micro("follow", (0, flags.cow))
+
+    def pmw__follow(self, m, step, frame):
+        tries, cow = frame
+        a = step.addr
+        what, arg = self.follow_page(m, a.proc, a.mapping, a.index, Foll(write=True, force=True, cow=cow))
+        if what == "page":
+            m.grab(arg, pin=False)
+            return Micro("write", (arg,))
+        if tries >= GUP_RETRIES:
+            m.say("gup: retry limit reached → -EFAULT")
+            return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
+        return Micro("fault", (tries, cow, arg))
+
+    def pmw__fault(self, m, step, frame):
+        tries, cow, kind = frame
+        a = step.addr
+        flags = self.faultin_page(m, a.proc, a.mapping, a.index, kind, Foll(write=True, force=True, cow=cow))
+        return Micro("follow", (tries + 1, flags.cow))
+
+    def pmw__write(self, m, step, frame):
+        (pfn,) = frame
         m.update_page(pfn, data=step.value)
         m.ungrab(pfn, pin=False)
         page = m.page(pfn)
         where = f"page-cache page of {page.file}" if page.file else f"page #{pfn}"
         m.say(f"access_remote_vm: forced write of {step.value} into {where}")
-        return Outcome(True)
+        return self.pmw_unlock(m, step, Outcome(True))
+
+    def pmw_unlock(self, m, step, out):
+        a = step.addr
+        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock - 1)
+        return Micro(None, (), out)

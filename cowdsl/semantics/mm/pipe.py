@@ -4,18 +4,14 @@ from __future__ import annotations
 
 from attrs import evolve
 
-from cowdsl.semantics.mm.gup import Foll
 from cowdsl.semantics.state import Outcome
 
 
 class Pipes:
-    def op_vmsplice(self, m, step) -> Outcome:
-        a = step.addr
-        # vmsplice_to_pipe → iter_to_pipe → iov_iter_get_pages2: a read-only FOLL_GET
-        # via GUP-fast (6.x; a 2026 proposal would make vmsplice copy instead).
-        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(fast=True))
-        if err:
-            return Outcome(False, error=err)
+    def vmsplice_done(self, m, step, pfn) -> Outcome:
+        """vmsplice_to_pipe → iter_to_pipe → iov_iter_get_pages2: the page, taken
+        read-only with FOLL_GET through GUP-fast, goes into a pipe buffer (6.x; a
+        2026 proposal would make vmsplice copy instead)."""
         pipe = m.pipe(step.pipe)
         m.set_pipe(evolve(pipe, bufs=pipe.bufs + (pfn,)))
         m.say(f"vmsplice: pipe {step.pipe} holds a reference to #{pfn}")
@@ -29,6 +25,6 @@ class Pipes:
         pfn, rest = pipe.bufs[0], pipe.bufs[1:]
         value = m.page(pfn).data
         m.set_pipe(evolve(pipe, bufs=rest))
-        m.put_page(pfn)
         m.say(f"pipe_read: {value} from #{pfn}")
+        m.put_page(pfn)
         return Outcome(True, value)

@@ -1,0 +1,122 @@
+"""Ops as programs of atomic micro-steps, split where the kernel really has
+preemption or lockless points.
+
+A micro-step is a method ``<program>__<label>(m, step, frame) -> Micro``; the
+frame carries what the op learnt so far (hashable, so it can live in an
+explorer's state).  Ops without an inner preemption point run as one
+micro-step.  Sequential runs execute an op's micro-steps back to back; the
+explorer interleaves them between actors, honouring the locks below.
+"""
+
+from __future__ import annotations
+
+from attrs import frozen
+
+from cowdsl.semantics.state import Outcome, State
+
+WHOLE = "op"
+
+
+@frozen
+class Micro:
+    next: str | None  # the next micro-step's label; None when the op is done
+    frame: tuple = ()
+    outcome: Outcome | None = None
+
+
+# The program each op runs, and its first label; ops not listed run whole.
+PROGRAMS = {
+    "fork": ("fork", "lock"),
+    "proc_mem_write": ("pmw", "lock"),
+    "process_vm_writev": ("pvm", "gup"),
+    "process_vm_readv": ("pvm", "gup"),
+    "vmsplice": ("gup_fast", "begin"),
+}
+
+# Which lock a whole op (or a program's first step) needs on the mm it works on:
+# mmap_lock for write or read, or only the page-table lock.
+WRITE, READ, PTL = "write", "read", "ptl"
+LOCKS = {
+    "mmap": WRITE, "munmap": WRITE, "mprotect": WRITE, "exit": WRITE, "fork": WRITE,
+    "madvise": READ, "pin": READ, "gup": READ, "make_device_exclusive": READ,
+    "process_vm_writev": READ, "process_vm_readv": READ, "proc_mem_write": READ, "ksm_merge": READ,
+    "swapout": PTL, "swapin": PTL, "read": READ, "write": READ,
+}
+
+
+class MicroSteps:
+    def program(self, step) -> tuple[str, str]:
+        if step.op in ("pin", "gup"):
+            return ("gup_fast", "begin") if "fast" in step.flags else ("gup_slow", "take")
+        return PROGRAMS.get(step.op, (WHOLE, WHOLE))
+
+    def micro(self, m, step, label: str, frame: tuple) -> Micro:
+        prog, _ = self.program(step)
+        if prog == WHOLE:
+            return Micro(None, (), getattr(self, "op_" + step.op)(m, step))
+        return getattr(self, f"{prog}__{label}")(m, step, frame)
+
+    def run_op(self, m, step) -> Outcome:
+        """Run an op's micro-steps back to back (sequential semantics)."""
+        _, label = self.program(step)
+        frame: tuple = ()
+        while True:
+            mic = self.micro(m, step, label, frame)
+            if mic.next is None:
+                return mic.outcome
+            label, frame = mic.next, mic.frame
+
+    # --- blocking -------------------------------------------------------------------
+    def lock_mm(self, step) -> str | None:
+        """The mm whose locks the step takes."""
+        if step.addr is not None and step.op not in ("read", "write", "pin", "gup", "vmsplice"):
+            return step.addr.proc
+        if step.addr is not None:
+            return step.addr.proc
+        return step.task
+
+    def blocked(self, state: State, step, label: str | None, frame: tuple) -> str | None:
+        """Why the actor cannot take this micro-step now (a sleeping lock is held), or None."""
+        prog, first = self.program(step)
+        label = label or first
+        if prog == "fork" and label != "lock":
+            return None  # fork holds mmap_lock for write throughout
+        if prog == "pmw" and label != "lock":
+            return None  # held for read from lock to write
+        if prog == "gup_fast" and label != "slow":
+            return None  # GUP-fast takes no lock at all
+        if prog == "pvm" and label != "gup":
+            return None
+        need = LOCKS.get(step.op)
+        if prog in ("gup_fast", "gup_slow"):
+            need = READ
+        if need is None:
+            return None
+        name = self.lock_mm(step)
+        mm = state.mm(name) if name else None
+        if mm is None:
+            return None
+        if need == WRITE and mm.mmap_lock != 0:
+            return f"mmap_lock of {name} is held"
+        if need == READ:
+            if step.op in ("read", "write") and not self.cpu_access_faults(state, step):
+                return None  # no fault, no lock: a plain load or store
+            if mm.mmap_lock < 0:
+                return f"mmap_lock of {name} is held for write"
+            if mm.ptl:
+                return f"the page-table lock of {name} is held"
+        if need == PTL and mm.ptl:
+            return f"the page-table lock of {name} is held"
+        return None
+
+    @staticmethod
+    def cpu_access_faults(state: State, step) -> bool:
+        a = step.addr
+        mm = state.mm(a.proc)
+        vma = mm.vma(a.mapping) if mm else None
+        if vma is None:
+            return False  # SIGSEGV needs no lock in the model
+        pte = vma.ptes[a.index]
+        if pte is None or not pte.present:
+            return True
+        return step.op == "write" and not pte.write
