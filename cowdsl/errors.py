@@ -8,6 +8,7 @@ did-you-mean suggestion.  Nothing here ever shows a Python traceback.
 from __future__ import annotations
 
 import difflib
+import unicodedata
 from typing import Iterable
 
 from attrs import frozen
@@ -51,19 +52,40 @@ class CowError(Exception):
         return "\n".join(render(self.filename, self.source, d, highlight) for d in self.diagnostics)
 
 
+def _cell(c: str) -> tuple[str, int]:
+    """How a character of the source line is shown, and how many columns it takes."""
+    if c == "\t":
+        return " ", 1
+    if not c.isprintable():  # control characters would garble the terminal
+        return "\N{REPLACEMENT CHARACTER}", 1
+    if unicodedata.combining(c):
+        return c, 0
+    return c, 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
 def render(filename: str, source: str, d: Diagnostic, highlight=None) -> str:
-    """Format one diagnostic; ``highlight`` optionally colours a source line."""
-    lines = source.splitlines() or [""]
+    """Format one diagnostic; ``highlight`` optionally colours a source line.
+
+    Lines are split on ``\\n`` only, as the parser counts them (``str.splitlines``
+    would also split on form feeds and U+2028 and put the caret on the wrong line).
+    """
+    lines = source.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
     lineno = min(max(d.span.line, 1), len(lines))
-    text = lines[lineno - 1].replace("\t", " ")
-    col = min(max(d.span.col, 1), len(text) + 1)
-    width = max(1, min(d.span.end_col, len(text) + 1) - col)
+    raw = lines[lineno - 1].rstrip("\r")
+    col = min(max(d.span.col, 1), len(raw) + 1)
+    end = max(col + 1, min(d.span.end_col, len(raw) + 1))
+    cells = [_cell(c) for c in raw]
+    text = "".join(c for c, _ in cells)
+    pad = sum(w for _, w in cells[: col - 1])
+    width = max(1, sum(w for _, w in cells[col - 1 : end - 1]))
     gutter = f"{lineno:>4} | "
     shown = highlight(text) if highlight else text
     out = [
         f"{filename}:{lineno}:{col}: {d.severity}: {d.message}",
         gutter + shown,
-        " " * (len(gutter) - 2) + "| " + " " * (col - 1) + "^" * width,
+        " " * (len(gutter) - 2) + "| " + " " * pad + "^" * width,
     ]
     if d.expected:
         out.append(f"  expected: {d.expected}")
@@ -89,4 +111,6 @@ def one_of(words: Iterable[str]) -> str:
         return "nothing here"
     if len(words) == 1:
         return words[0]
+    if len(words) == 2:
+        return f"{words[0]} or {words[1]}"
     return "one of " + ", ".join(words)

@@ -15,6 +15,8 @@ from cowdsl.errors import CowError, Diagnostic, Span, did_you_mean, one_of
 from cowdsl.syntax import ast
 
 MAX_VALUE = (1 << 64) - 1
+_BUILTIN_ACTORS = tuple(getattr(ops, "BUILTIN_ACTORS", (ops.RECLAIM,)))
+_PROCESS_FACTS = ("segv", "alive", "has_pinned", "cow_copies", "faults")  # facts about a process
 
 
 @define
@@ -24,6 +26,15 @@ class Handle:
     owner: str
     line: int
     released_at: int | None = None
+    released_by: str = ""  # "unpin", "put", or "exit" (the owner exited)
+
+    @property
+    def what(self) -> str:
+        return {ops.BINDS_PIN: "pin", ops.BINDS_REF: "gup reference"}.get(self.kind, "device-exclusive handle")
+
+    def released(self) -> str:
+        how = f", when `{self.owner}` exited" if self.released_by == "exit" else ""
+        return f"released at line {self.released_at}{how}"
 
 
 @define
@@ -64,14 +75,15 @@ class Checker:
         self.diags.append(Diagnostic(message, span, expected, hint))
 
     def text_of(self, span: Span) -> str:
-        lines = self.source.splitlines()
+        """The source text under a span (lines split on \\n only, as the parser counts them)."""
+        lines = self.source.split("\n")
         if 0 < span.line <= len(lines):
-            return lines[span.line - 1][span.col - 1 :].split("#", 1)[0].strip()
+            return lines[span.line - 1][span.col - 1 : span.end_col - 1].strip()
         return ""
 
     # --- driver --------------------------------------------------------------------
     def run(self) -> S.Scenario:
-        name, refs, asserts, expects = None, [], [], []
+        name, refs, asserts, expects, pending = None, [], [], [], []
         # Children named by fork, so "step by B before the fork" reads well.
         for item in self.module.items:
             for st in item.steps if isinstance(item, ast.ParBlock) else [item]:
@@ -100,12 +112,19 @@ class Checker:
                     hint="concurrent steps need the interleaving explorer; write the steps in one order for now",
                 )
             elif isinstance(item, ast.Assertion):
-                asserts.append(S.Assertion(self.boolean(item.expr), item.text, item.span))
+                pending.append(item)
             elif isinstance(item, ast.ExpectLine):
                 expects.extend(self.expect(item))
-        if not asserts:
+        # Assertions are about the final state: resolve their names after every step,
+        # wherever they stand in the file.
+        for item in pending:
+            try:
+                asserts.append(S.Assertion(self.boolean(item.expr), item.text, item.span))
+            except RecursionError:
+                self.error("this assertion nests too deeply", item.span, hint="split it into several `assert` lines")
+        if not pending:
             self.error("the scenario has no `assert`", Span(1, 1, 2), hint="state what must hold at the end, e.g. `assert A.buf == 1`")
-        if not self.n.processes:
+        if not any(isinstance(item, ast.ProcessDecl) for item in self.module.items):
             self.error("the scenario declares no process", Span(1, 1, 2), hint="start with `process A`")
         if self.diags:
             raise CowError(self.filename, self.source, self.diags)
@@ -128,8 +147,9 @@ class Checker:
         if name.text in ops.keywords():
             self.error(f"`{name.text}` is a keyword and cannot name a {what}", name.span, hint="choose another name")
             return False
-        if name.text == ops.RECLAIM:
-            self.error(f"`{ops.RECLAIM}` is the built-in reclaim actor and cannot name a {what}", name.span)
+        if name.text in _BUILTIN_ACTORS:
+            self.error(f"`{name.text}` is a built-in actor and cannot name a {what}", name.span,
+                       hint="choose another name")
             return False
         if name.text in self.n.taken():
             self.error(f"`{name.text}` is already used", name.span, hint=f"give the {what} its own name")
@@ -168,7 +188,11 @@ class Checker:
 
     # --- steps -------------------------------------------------------------------
     def actor_names(self):
-        return set(self.n.processes) | set(self.n.threads) | {h for h in self.n.handles} | {ops.RECLAIM}
+        return set(self.n.processes) | set(self.n.threads) | set(self.n.handles) | set(_BUILTIN_ACTORS)
+
+    @staticmethod
+    def ops_of(actor: str) -> str:
+        return " or ".join(name for name, spec in ops.OPS.items() if spec.actor == actor)
 
     def step(self, st: ast.Step):
         spec = ops.OPS.get(st.op.text)
@@ -189,29 +213,31 @@ class Checker:
         self.steps.append(ir)
 
     def actor(self, st: ast.Step, spec: ops.OpSpec):
-        """The process the actor runs in (None for devices and reclaim), or False."""
+        """The process the actor runs in (None for devices and built-in actors), or False."""
         a = st.actor.text
         n = self.n
-        if a == ops.RECLAIM:
-            if spec.actor != ops.RECLAIM:
-                self.error(f"`reclaim` cannot {st.op.text}", st.actor.span, expected="swapout or swapin",
-                           hint=f"`{st.op.text}` is done by a process")
+        op = st.op.text
+        if a in _BUILTIN_ACTORS:
+            if spec.actor != a:
+                doer = "a process" if spec.actor == ops.TASK else (
+                    "a device (a pin or gup reference)" if spec.actor == ops.DEVICE else f"`{spec.actor}`")
+                self.error(f"`{a}` cannot {op}", st.actor.span, expected=self.ops_of(a),
+                           hint=f"`{op}` is done by {doer}")
                 return False
             return None
         if a in n.handles:
             h = n.handles[a]
             if spec.actor != ops.DEVICE:
-                self.error(f"`{a}` is a {'pin' if h.kind == ops.BINDS_PIN else 'gup reference'}; it can only do DMA",
-                           st.actor.span, expected="dma_read or dma_write",
-                           hint=f"a process does `{st.op.text}`, e.g. `{h.owner}: {st.op.text}(...)`")
+                self.error(f"`{a}` is a {h.what}; it can only do DMA", st.actor.span, expected=self.ops_of(ops.DEVICE),
+                           hint=f"a process does `{op}`, e.g. `{h.owner}: {op}(...)`")
                 return False
             if h.released_at is not None:
-                self.error(f"`{a}` was released at line {h.released_at}", st.actor.span,
-                           hint="DMA through a pin must come before unpin/put")
+                self.error(f"`{a}` was {h.released()}", st.actor.span,
+                           hint=f"DMA through a {h.what} must come before it is released")
                 return False
-            if st.op.text == "dma_write" and not h.write:
-                self.error(f"`{a}` is a read-only pin; the device cannot write through it", st.actor.span,
-                           hint=f"take it with `write`, e.g. `pin(buf, write) as {a}`")
+            if op == "dma_write" and not h.write:
+                self.error(f"`{a}` is a read-only {h.what}; the device cannot write through it", st.actor.span,
+                           hint=f"take it with `write`, e.g. `{'pin' if h.kind == ops.BINDS_PIN else 'gup'}(buf, write) as {a}`")
                 return False
             return None
         if a in n.processes or a in n.threads:
@@ -221,20 +247,26 @@ class Checker:
                            hint="a step by an exited process cannot run; move it before the exit")
                 return False
             if spec.actor == ops.DEVICE:
-                self.error(f"`{st.op.text}` is done by a device through a pin", st.actor.span,
+                self.error(f"`{op}` is done by a device through a pin", st.actor.span,
                            expected="a pin or gup reference as the actor",
-                           hint=f"e.g. `mr: {st.op.text}(...)` after `{a}: pin(buf, write) as mr`")
+                           hint=f"e.g. `mr: {op}(...)` after `{a}: pin(buf, write) as mr`")
                 return False
             if spec.actor == ops.RECLAIM:
-                self.error(f"`{st.op.text}` is done by the reclaim actor", st.actor.span,
-                           expected="`reclaim`", hint=f"write `reclaim: {st.op.text}({a}.buf)`, or `{a}: madvise(buf, pageout)`")
+                self.error(f"`{op}` is done by the reclaim actor", st.actor.span,
+                           expected="`reclaim`", hint=f"write `reclaim: {op}({a}.buf)`, or `{a}: madvise(buf, pageout)`")
+                return False
+            if spec.actor != ops.TASK:
+                self.error(f"`{op}` is done by the built-in actor `{spec.actor}`", st.actor.span,
+                           expected=f"`{spec.actor}`", hint=f"write `{spec.actor}: {op}({a}.buf, ...)`")
                 return False
             return proc
         if a in n.later:
             self.error(f"`{a}` does not exist yet: it is created by the fork at line {n.later[a]}", st.actor.span,
                        hint="steps by a child come after the fork that creates it")
             return False
-        self.error(f"unknown actor `{a}`", st.actor.span, expected="a process, thread, pin or `reclaim`",
+        builtins = ", ".join(f"`{b}`" for b in _BUILTIN_ACTORS)
+        self.error(f"unknown actor `{a}`", st.actor.span,
+                   expected=f"a process, a thread, a pin or a built-in actor ({builtins})",
                    hint=did_you_mean(a, self.actor_names()))
         return False
 
@@ -270,7 +302,7 @@ class Checker:
             g = words[w]
             if g.name in chosen:
                 self.error(f"`{w}` conflicts with `{chosen[g.name].name.text}`", a.span,
-                           expected=f"one {g.name}: {one_of(g.choices)}")
+                           expected=f"one {g.name}: {one_of(g.choices)}", hint="drop one of them")
                 ok = False
                 continue
             chosen[g.name] = a
@@ -279,8 +311,9 @@ class Checker:
             if g.name not in chosen and g.default:
                 fields["flags"].add(g.default)
             if g.name not in chosen and g.default is None and g.name in ("prot", "advice"):
-                self.error(f"`{spec.name}` needs {g.doc.split(',')[0].lower() if g.name == 'advice' else 'a protection'}",
-                           st.span, expected=one_of(g.choices))
+                what = "advice" if g.name == "advice" else "a protection"
+                self.error(f"`{spec.name}` needs {what}", st.span, expected=one_of(g.choices),
+                           hint=f"e.g. `{st.actor.text}: {spec.name}(buf, {g.choices[0]})`")
                 ok = False
         kws = {k.name: k for k in spec.keywords}
         for kw in keywords:
@@ -294,14 +327,21 @@ class Checker:
                 if not isinstance(kw.value, ast.Number):
                     self.error(f"`{k.name}=` takes a number", kw.value.span, expected="a number")
                     ok = False
-                elif not 1 <= kw.value.value <= 64:
-                    self.error(f"`{k.name}={kw.value.value}` is out of range", kw.value.span, expected="1 to 64 pages")
+                elif not getattr(k, "lo", 1) <= kw.value.value <= getattr(k, "hi", 64):
+                    lo, hi = getattr(k, "lo", 1), getattr(k, "hi", 64)
+                    unit = " pages" if k.name == "pages" else ""
+                    self.error(f"`{k.name}={kw.value.value}` is out of range", kw.value.span, expected=f"{lo} to {hi}{unit}")
                     ok = False
                 else:
                     fields[k.name] = kw.value.value
             elif k.kind == "file":
-                if not isinstance(kw.value, ast.Name) or kw.value.text not in self.n.files:
-                    got = kw.value.text if isinstance(kw.value, ast.Name) else str(kw.value.value)
+                if not isinstance(kw.value, ast.Name):
+                    self.error(f"`{k.name}=` takes a file name, not a number", kw.value.span,
+                               expected="a file declared with `file NAME = [...]`",
+                               hint=f"e.g. `{k.name}={next(iter(self.n.files), 'F')}`")
+                    ok = False
+                elif kw.value.text not in self.n.files:
+                    got = kw.value.text
                     self.error(f"unknown file `{got}`", kw.value.span, expected="a file declared with `file NAME = [...]`",
                                hint=did_you_mean(got, self.n.files))
                     ok = False
@@ -309,20 +349,24 @@ class Checker:
                     fields["file"] = kw.value.text
         if not ok:
             return None
+        given = {kw.key.text: kw for kw in keywords}
         if spec.name == "mmap" and fields.get("file"):
             if "anon" in fields["flags"]:
-                self.error("`anon` and `file=` contradict each other", st.span, hint="drop one of them")
+                self.error("`anon` and `file=` contradict each other", chosen["backing"].span, hint="drop one of them")
                 return None
-            if not any(kw.key.text == "pages" for kw in keywords):
-                fields["pages"] = self.n.files[fields["file"]]
-            elif fields["pages"] > self.n.files[fields["file"]]:
-                self.error(f"file `{fields['file']}` has {self.n.files[fields['file']]} pages", st.span,
-                           expected=f"pages={self.n.files[fields['file']]} or fewer")
+            have = self.n.files[fields["file"]]
+            if "pages" not in given:
+                fields["pages"] = have
+            elif fields["pages"] > have:
+                self.error(f"file `{fields['file']}` has {have} page{'s' if have > 1 else ''}, not {fields['pages']}",
+                           given["pages"].value.span, expected=f"pages={have} or fewer",
+                           hint="leave out `pages=` to map the whole file")
                 return None
         if spec.name == "madvise" and "wipeonfork" in fields["flags"]:
             m = self.n.mappings.get(task, {}).get(fields.get("mapping"))
             if m is not None and fields.get("mapping") in self.file_backed.get(task, set()):
-                self.error("MADV_WIPEONFORK applies to private anonymous mappings only", st.span)
+                self.error(f"MADV_WIPEONFORK applies to private anonymous mappings only; `{fields['mapping']}` maps a file",
+                           chosen["advice"].span)
                 return None
         fields["flags"] = frozenset(fields["flags"])
         if spec.actor == ops.DEVICE:
@@ -353,7 +397,7 @@ class Checker:
                 return False
             name = a.name.text
             if name in ops.keywords():
-                self.error(f"`{name}` is a keyword and cannot name a mapping", a.name.span)
+                self.error(f"`{name}` is a keyword and cannot name a mapping", a.name.span, hint="choose another name")
                 return False
             if name in n.mappings[task]:
                 self.error(f"`{name}` is already mapped in {task}", a.span, hint="munmap it first or choose another name")
@@ -385,11 +429,12 @@ class Checker:
                 return False
             if h.kind != want:
                 other = "put" if spec.name == "unpin" else "unpin"
-                self.error(f"`{a.name.text}` is a {'pin' if h.kind == ops.BINDS_PIN else 'gup reference'}", a.span,
-                           hint=f"release it with `{other}({a.name.text})`")
+                how = (f"release it with `{other}({a.name.text})`" if h.kind in (ops.BINDS_PIN, ops.BINDS_REF)
+                       else "it is not released by a step: a CPU access to the page revokes it")
+                self.error(f"`{a.name.text}` is a {h.what}", a.span, hint=how)
                 return False
             if h.released_at is not None:
-                self.error(f"`{a.name.text}` was already released at line {h.released_at}", a.span,
+                self.error(f"`{a.name.text}` was already {h.released()}", a.span,
                            hint="each pin or reference is released once")
                 return False
             fields["handle"] = a.name.text
@@ -404,12 +449,17 @@ class Checker:
                        hint=f"e.g. `{next(iter(n.processes), 'A')}.{a.text()}`")
             return False
         proc = a.owner.text if a.owner is not None else task
+        if a.owner is not None and a.owner.text in n.later:
+            self.error(f"`{a.owner.text}` does not exist yet: it is created by the fork at line {n.later[a.owner.text]}",
+                       a.owner.span, hint="move this step after the fork")
+            return False
         if a.owner is not None and a.owner.text not in n.processes:
             self.error(f"unknown process `{a.owner.text}`", a.owner.span, expected="a process",
                        hint=did_you_mean(a.owner.text, n.processes))
             return False
         if a.owner is not None and proc in n.exited:
-            self.error(f"process `{proc}` exited at line {n.exited[proc]}", a.owner.span)
+            self.error(f"process `{proc}` exited at line {n.exited[proc]}", a.owner.span,
+                       hint="its memory is gone; move this step before the exit")
             return False
         if not self.has_mapping(proc, a.name):
             return False
@@ -419,7 +469,8 @@ class Checker:
             self.error(f"page {index} is outside `{a.name.text}`, which has {pages} page{'s' if pages > 1 else ''}",
                        a.index.span, expected=f"an index from 0 to {pages - 1}")
             return False
-        fields["addr"] = S.Addr(proc, a.name.text, index)
+        # A second address parameter (ksm_merge's `other`) goes to addr2.
+        fields["addr2" if "addr" in fields else "addr"] = S.Addr(proc, a.name.text, index)
         return True
 
     def has_mapping(self, proc: str, name: ast.Name) -> bool:
@@ -449,6 +500,8 @@ class Checker:
             if not self.fresh(name, "process"):
                 return
             self.n.processes[name.text] = st.span.line
+            # Every name the parent has, even a MADV_DONTFORK mapping the fork does not copy:
+            # the child touching it is a SIGSEGV at run time, which scenarios assert.
             self.n.mappings[name.text] = dict(self.n.mappings[task])
             for m in self.file_backed.get(task, set()):
                 self.file_backed.setdefault(name.text, set()).add(m)
@@ -458,6 +511,8 @@ class Checker:
             return
         if spec.binds in (ops.BINDS_PIN, ops.BINDS_REF):
             self.n.handles[name.text] = Handle(spec.binds, "write" in ir.flags, task, st.span.line)
+        elif spec.binds == getattr(ops, "BINDS_DEVICE", None):  # device-exclusive access: the device may write
+            self.n.handles[name.text] = Handle(spec.binds, True, task, st.span.line)
         elif spec.binds == ops.BINDS_VALUE:
             self.n.values.add(name.text)
         self.n.outcomes.add(name.text)
@@ -476,9 +531,10 @@ class Checker:
             n.exited[ir.task] = ir.span.line
             for h in n.handles.values():
                 if h.owner == ir.task and h.released_at is None:
-                    h.released_at = ir.span.line
+                    h.released_at, h.released_by = ir.span.line, "exit"
         elif ir.op in ("unpin", "put"):
-            n.handles[ir.handle].released_at = ir.span.line
+            h = n.handles[ir.handle]
+            h.released_at, h.released_by = ir.span.line, ir.op
 
     # --- assertions ------------------------------------------------------------------
     def boolean(self, e):
@@ -503,10 +559,15 @@ class Checker:
             return S.BoolOp(e.op, self.boolean(e.left), self.boolean(e.right)), "bool"
         if isinstance(e, ast.Compare):
             (l, lk), (r, rk) = self.expr(e.left), self.expr(e.right)
-            for side, k in ((e.left, lk), (e.right, rk)):
-                if k == "bool" and e.op not in ("==", "!="):
-                    self.error(f"`{self.show(side)}` is true or false, not a number", side.span, expected="a number")
-            if "error" not in (lk, rk) and (lk == "bool") != (rk == "bool"):
+            if "error" in (lk, rk):
+                return S.Cmp(l, e.op, r), "bool"
+            if e.op not in ("==", "!="):
+                for side, k in ((e.left, lk), (e.right, rk)):
+                    if k == "bool":
+                        self.error(f"`{self.show(side)}` is true or false, not a number", side.span,
+                                   expected="a number", hint=f"`{e.op}` orders numbers; `==` and `!=` also compare conditions")
+                        return S.Cmp(l, e.op, r), "bool"
+            if (lk == "bool") != (rk == "bool"):
                 self.error("cannot compare a condition with a number", e.span,
                            hint="compare values (`A.buf == 1`) or test conditions (`exclusive(A.buf)`)")
             return S.Cmp(l, e.op, r), "bool"
@@ -541,27 +602,37 @@ class Checker:
             pages = n.mappings.get(proc, {}).get(name, 64)
             idx = loc.index.value if loc.index else 0
             if idx >= pages:
-                self.error(f"page {idx} is outside `{name}`, which has {pages} pages", loc.index.span,
+                self.error(f"page {idx} is outside `{name}`, which has {pages} page{'s' if pages > 1 else ''}", loc.index.span,
                            expected=f"an index from 0 to {pages - 1}")
                 return S.Const(False), "error"
             return S.PageAt(S.Addr(proc, name, idx)), "page"
         if name in n.files:
             idx = loc.index.value if loc.index else 0
             if idx >= n.files[name]:
-                self.error(f"page {idx} is outside file `{name}`", loc.span, expected=f"an index from 0 to {n.files[name] - 1}")
+                pages = n.files[name]
+                self.error(f"page {idx} is outside file `{name}`, which has {pages} page{'s' if pages > 1 else ''}",
+                           loc.index.span, expected=f"an index from 0 to {pages - 1}")
                 return S.Const(False), "error"
             return S.FilePage(name, idx), "page"
-        if loc.index is not None:
-            self.error(f"`{loc.text()}`: only mappings and files have pages", loc.span)
+        if loc.index is not None and (name in n.handles or name in n.values):
+            self.error(f"`{loc.text()}`: only mappings and files have pages", loc.span,
+                       expected=f"`{name}` without an index")
             return S.Const(False), "error"
         if name in n.handles:
             return S.HandlePage(name), "page"
         if name in n.values:
             return S.Bound(name), "int"
+        fact = ops.FACTS.get(name)
+        if fact is not None and loc.bare:
+            if 0 in fact.arity:  # `cow_copies`, `faults`: a counter over all processes
+                return S.FactCall(name, ()), fact.kind
+            self.error(f"`{name}` needs an argument", loc.span, expected=f"`{name}(...)`",
+                       hint=f"e.g. `{name}(A.buf)`" if name not in _PROCESS_FACTS else f"e.g. `{name}(A)`")
+            return S.Const(False), "error"
         owners = [p for p, ms in n.mappings.items() if name in ms]
         if owners:
             self.error(f"`{name}`: say whose mapping", loc.span, expected=one_of(f"{p}.{name}" for p in owners),
-                       hint=f"write `{owners[0]}.{name}`")
+                       hint=f"write `{owners[0]}.{loc.text()}`")
         else:
             self.error(f"unknown name `{name}` in assertion", loc.span,
                        expected="A.mapping, a pin, a value kept with `as`, or a file page",
@@ -576,15 +647,25 @@ class Checker:
             return S.Const(False), "error"
         if len(e.args) not in spec.arity:
             want = " or ".join(str(a) for a in spec.arity)
+            example = "A" if spec.name in _PROCESS_FACTS else "NAME" if spec.name == "failed" else "A.buf"
+            forms = [f"`{spec.name}()`" if k == 0 else f"`{spec.name}({example})`" for k in spec.arity]
             self.error(f"`{spec.name}` takes {want} argument{'s' if spec.arity != (1,) else ''}", e.span,
-                       expected=f"{spec.name}(...)")
+                       expected=" or ".join(forms))
             return S.Const(False), "error"
         args = []
         for a in e.args:
-            if spec.name in ("segv", "alive", "has_pinned", "cow_copies", "faults"):
+            if not isinstance(a, ast.Location):
+                what = "a process" if spec.name in _PROCESS_FACTS else (
+                    "a step named with `as`" if spec.name == "failed" else "a page")
+                self.error(f"`{spec.name}` takes {what}, not `{self.show(a)}`", a.span,
+                           expected="a process name" if spec.name in _PROCESS_FACTS else (
+                               "a name bound by `as`" if spec.name == "failed" else "A.buf, A.buf[1], a pin or F[0]"))
+                return S.Const(False), "error"
+            if spec.name in _PROCESS_FACTS:
                 if not a.bare or a.name.text not in self.n.processes:
                     self.error(f"`{spec.name}` takes a process", a.span, expected="a process name",
-                               hint=did_you_mean(a.text(), self.n.processes))
+                               hint=did_you_mean(a.text(), self.n.processes)
+                               or f"e.g. `{spec.name}({next(iter(self.n.processes), 'A')})`")
                     return S.Const(False), "error"
                 args.append(S.ProcessRef(a.name.text))
             elif spec.name == "failed":
@@ -598,23 +679,51 @@ class Checker:
                 if k == "error":
                     return S.Const(False), "error"
                 if k != "page":
-                    self.error(f"`{spec.name}` takes a page", a.span, expected="A.buf, A.buf[1], a pin or F[0]")
+                    self.error(f"`{spec.name}` takes a page, not `{a.text()}`", a.span,
+                               expected="A.buf, A.buf[1], a pin or F[0]")
                     return S.Const(False), "error"
                 args.append(r)
         return S.FactCall(spec.name, tuple(args)), spec.kind
 
     # --- expectations ------------------------------------------------------------------
+    def backend_problem(self, spec: str):
+        """None when ``spec`` names a backend, else (message, hint, whole): ``whole`` says
+        the problem is in the options, not in the name before the first `:`."""
+        names = self.backend_names
+        if names is None or spec in names:
+            return None
+        base = spec.split(":", 1)[0]
+        try:  # the registry knows versions (`5.10`) and options (`early-cow:pin_scope=longterm`)
+            from cowdsl.semantics import registry
+
+            err = registry.check(spec)
+        except Exception:  # no registry to ask: judge by the name before the options
+            err = None if base in names else ValueError(f"unknown backend `{base}`")
+        if err is None:
+            return None
+        message = getattr(err, "message", None) or str(err)
+        unknown_name = message.startswith("unknown backend")
+        if unknown_name and base in names:  # a backend the caller knows, with options for it
+            return None
+        hint = getattr(err, "hint", None) if not unknown_name else did_you_mean(base, names)
+        return message, hint, not unknown_name
+
     def expect(self, line: ast.ExpectLine):
         out = []
-        names = self.backend_names
         for b in line.backends:
-            if names is not None and b.text not in names:
-                self.error(f"unknown backend `{b.text}`", b.span, expected="a backend (see `cowdsl backends`)",
-                           hint=did_you_mean(b.text, names))
+            problem = self.backend_problem(b.text)
+            if problem is not None:
+                message, hint, whole = problem
+                base = b.text.split(":", 1)[0]
+                span = b.span if whole else Span(b.span.line, b.span.col, b.span.col + len(base))
+                self.error(message, span, expected=None if whole else "a backend (see `cowdsl backends`)", hint=hint)
                 continue
             out.append(S.Expectation(line.outcome, b.text, b.span))
         return out
 
 
 def check(module: ast.Module, filename: str, source: str, backend_names=None) -> S.Scenario:
-    return Checker(module, filename, source, backend_names).run()
+    try:
+        return Checker(module, filename, source, backend_names).run()
+    except RecursionError:
+        raise CowError(filename, source, [Diagnostic("an assertion nests too deeply", Span(1, 1, 2))]) from None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
+import re
 from importlib import resources
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Token, v_args
+from lark.visitors import Transformer_NonRecursive
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from cowdsl import ops
-from cowdsl.errors import CowError, Diagnostic, Span, did_you_mean, one_of
+from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.syntax import ast
 
 MAX_SOURCE_BYTES = 1 << 20  # a scenario is a page of text, not a megabyte
@@ -36,8 +39,19 @@ def _span(meta) -> Span:
     return Span(line, col, max(end, col + 1))
 
 
+MAX_DIGITS = 40  # far beyond 2**64; longer numbers are reported, not converted
+
+
+class _NumberTooLong(Exception):
+    def __init__(self, tok: Token):
+        super().__init__(str(tok))
+        self.tok = tok
+
+
 def _int(tok: Token) -> int:
     s = str(tok)
+    if len(s) > MAX_DIGITS:  # int() of thousands of digits is slow, and refused past 4300
+        raise _NumberTooLong(tok)
     return int(s, 16) if s.lower().startswith("0x") else int(s)
 
 
@@ -46,8 +60,11 @@ def _name(tok: Token) -> ast.Name:
 
 
 @v_args(meta=True)
-class ToAst(Transformer):
-    """Grammar rules in snake_case become AST classes in CamelCase."""
+class ToAst(Transformer_NonRecursive):
+    """Grammar rules in snake_case become AST classes in CamelCase.
+
+    Non-recursive, so a long `a and b and c ...` chain cannot exhaust the stack.
+    """
 
     def __init__(self, source: str):
         super().__init__()
@@ -149,6 +166,33 @@ _WORDS = {
     "$END": "the end of the file",
 }
 
+# The keywords that can start a line; when all of them are acceptable the
+# parser is at the start of a statement, and the list is said in one phrase.
+_STATEMENT_START = frozenset({"SCENARIO", "REF", "PROCESS", "THREAD", "FILE", "PIPE", "PAR", "ASSERT", "EXPECT"})
+_A_STATEMENT = (
+    "a statement: `scenario`, `ref`, `process`, `thread`, `file`, `pipe`, "
+    "a step `ACTOR: op(...)`, `par {`, `assert` or `expect`"
+)
+_STATEMENT_WORDS = ("scenario", "ref", "process", "thread", "file", "pipe", "par", "assert", "expect")
+_KEYWORDS = frozenset(ops.keywords())
+
+
+def _misspelled_statement(acc: set[str], source: str, line: int, col: int) -> tuple[str, str] | None:
+    """`procss A`, `asert A.buf == 1`: the first word of the line is close to a
+    statement keyword and is not used as a name anywhere else in the file.
+    Returns (the word, the keyword it resembles)."""
+    if acc - {"$END"} != {"COLON"}:
+        return None
+    text = _line_text(source, line)
+    m = re.match(r"[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]+$", text[: col - 1])
+    if not m:
+        return None
+    word = m.group(1)
+    close = difflib.get_close_matches(word, _STATEMENT_WORDS, n=1, cutoff=0.6)
+    if not close or len(re.findall(rf"\b{word}\b", source)) > 1:
+        return None
+    return word, close[0]
+
 
 def _describe(term: str) -> str:
     if term in _WORDS:
@@ -162,37 +206,113 @@ def _describe(term: str) -> str:
     return term.lower()
 
 
-def _expected(exp) -> str:
-    words = sorted({_describe(t) for t in exp})
+def _expected(acc: set[str]) -> str | None:
+    """What the parser would have accepted, in words."""
+    acc = set(acc)
+    if "_NL" in acc:  # "the end of the file" is the end of the last line: say it once
+        acc.discard("$END")
+    if not acc:
+        return None
+    if _STATEMENT_START <= acc:
+        return _A_STATEMENT
+    if acc == {"NAME", "RBRACE"}:
+        return "a step `ACTOR: op(...)`, or `}` to end the `par` block"
+    words = sorted({_describe(t) for t in acc})
     if len(words) == 1:
         return words[0]
+    if len(words) == 2:
+        return f"{words[0]} or {words[1]}"
     return "one of " + ", ".join(words)
 
 
-def _first_word(source: str, line: int) -> str:
-    lines = source.splitlines()
-    if 0 < line <= len(lines):
-        parts = lines[line - 1].split()
-        return parts[0].rstrip(":") if parts else ""
-    return ""
+def _accepted(text: str, pos: int | None, fallback) -> set[str]:
+    """The terminals the parser accepts after ``text[:pos]``.
+
+    Lark's own ``expected`` set comes from one LALR state, and LALR merges the
+    look-aheads of states that share a core: after ``assert A.buf`` it also lists
+    the `)` and `,` of fact arguments and step arguments.  Replaying the prefix
+    and asking which terminals really advance the parser gives the true set.
+    """
+    fallback = {t for t in (fallback or ()) if isinstance(t, str)}
+    if pos is None:
+        return fallback
+    try:
+        ip = lark_parser().parse_interactive(text[:pos])
+        for _ in ip.iter_parse():
+            pass
+        acc = set(ip.accepts())
+    except Exception:  # the replay is best effort: fall back on Lark's set
+        return fallback
+    return acc or fallback
 
 
-def _hint(e: UnexpectedInput, source: str, got: str) -> str | None:
-    exp = set(getattr(e, "expected", None) or getattr(e, "allowed", None) or ())
-    if got == "=" and ("CMP" in exp or not exp):
+def _show(s: str, limit: int = 40) -> str:
+    """Text quoted in a message: control characters spelled out, long text cut."""
+    out = "".join(c if c.isprintable() else f"U+{ord(c):04X}" for c in s)
+    return out if len(out) <= limit else out[: limit - 3] + "..."
+
+
+def _char_name(c: str) -> str:
+    if not c:
+        return "end of input"
+    if c.isprintable() and not c.isspace():
+        return f"`{c}`"
+    return f"U+{ord(c):04X}"
+
+
+def _line_text(source: str, line: int) -> str:
+    lines = source.split("\n")
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def _hint(acc: set[str], source: str, line: int, col: int, got: str) -> str | None:
+    acc = set(acc)
+    if "_NL" in acc:
+        acc.discard("$END")
+    text = _line_text(source, line)
+    before = text[: col - 1]
+    words = text.split()
+    first = words[0].split(":")[0] if words else ""
+    if got == "=" and "CMP" in acc:
         return "compare with `==`"
-    if "COLON" in exp:
-        word = _first_word(source, e.line)
-        close = did_you_mean(word, ops.DECL_KEYWORDS + ("assert", "expect", "par"))
-        return close or "a step is written `ACTOR: op(args)`, e.g. `A: write(buf, 1)`"
-    if "LPAR" in exp:
-        return "an op is called with parentheses, e.g. `fork()`"
-    if "BACKEND" in exp:
+    if got in ("&", "&&"):
+        return "write `and`"
+    if got in ("|", "||"):
+        return "write `or`"
+    if got == "!":
+        return "write `not`, or `!=` to compare"
+    if got == ";":
+        return "one statement per line; no `;` needed"
+    if got == "\ufeff":
+        return "remove the byte-order mark (save as UTF-8 without BOM)"
+    if got == "-" and "INT" in acc:
+        return "values are 0 or more, in decimal or hex (`0x1f`)"
+    if got[:1] in ("x", "X") and before.endswith("0"):
+        return "a hex number is written like `0x1f`"
+    if got == "." and before[-1:].isdigit():
+        return "numbers are whole: no decimal point"
+    if got[:1].isalpha() and not got[:1].isascii():
+        return "names use ASCII letters, digits and `_`"
+    if acc == {"COLON"}:  # (a misspelled keyword was caught before: see _misspelled_statement)
+        return f"a step is written `ACTOR: op(args)`: put `:` after `{_show(first)}`"
+    if got == ":" and first in _KEYWORDS and before.strip() == first:
+        return f"`{first}` is a keyword; an actor needs another name"
+    if acc == {"OF"}:
+        return "write `thread T of A`"
+    if acc == {"EQUAL"} and first == "file":
+        return "write `file F = [1, 2]`"
+    if acc == {"LPAR"}:
+        return "an op is called with parentheses, e.g. `A: fork() as B`"
+    if first == "expect" and got == ":":
+        return "a backend option is written NAME:OPTION=CHOICE, e.g. `early-cow:pin_scope=longterm`"
+    if "BACKEND" in acc:
         return "list backends after `on`, e.g. `expect pass on anon-exclusive`"
-    if got in ("{", "}") or "RBRACE" in exp:
-        return "a `par {` block ends with `}` on its own line"
-    if got.startswith('"') or "STRING" in exp:
+    if first == "par" or got in ("{", "}") or "RBRACE" in acc:
+        return "a `par {` block has one step per line and ends with `}` on its own line"
+    if "STRING" in acc:
         return 'strings are in double quotes on one line, e.g. ref "LKML 2020-09-21"'
+    if acc == {"COMMA", "_NL"} and first in ("process", "pipe") and got[:1].isalpha():
+        return f"separate names with commas, e.g. `{first} A, B`"
     return None
 
 
@@ -201,22 +321,52 @@ def syntax_error(e: UnexpectedInput, filename: str, source: str) -> CowError:
     if isinstance(e, UnexpectedToken) and e.token.type != "$END":
         tok = e.token
         got = str(tok)
+        acc = _accepted(source, getattr(tok, "start_pos", None), e.expected)
+        expected = _expected(acc)
+        typo = _misspelled_statement(acc, source, line, col)
+        if typo:
+            word, keyword = typo
+            start = _line_text(source, line).index(word) + 1
+            span = Span(line, start, start + len(word))
+            return CowError(filename, source, [Diagnostic(f"unknown statement `{word}`", span, _A_STATEMENT,
+                                                          f"did you mean `{keyword}`?")])
         if tok.type == "_NL":
             what, span = "unexpected end of line", Span(line, col, col + 1)
         else:
-            what, span = f"unexpected `{got}`", Span.of_token(tok)
-        expected = _expected(e.expected)
+            what, span = f"unexpected `{_show(got)}`", Span.of_token(tok)
     elif isinstance(e, UnexpectedCharacters):
-        got = source[e.pos_in_stream] if e.pos_in_stream < len(source) else ""
-        what, span = f"unexpected character `{got}`", Span(line, col, col + 1)
-        expected = _expected(e.allowed) if e.allowed else None
+        pos = e.pos_in_stream
+        got = source[pos] if pos is not None and pos < len(source) else ""
+        acc = _accepted(source, pos, e.allowed)
+        if got == '"':
+            end = len(_line_text(source, line).rstrip("\r")) + 1
+            what, span = "unterminated string", Span(line, col, max(end, col + 1))
+            expected = 'a closing `"` on the same line'
+        else:
+            what, span = f"unexpected character {_char_name(got)}", Span(line, col, col + 1)
+            expected = _expected(acc)
     else:  # UnexpectedEOF, or an UnexpectedToken at $END
         got = ""
-        lines = source.splitlines() or [""]
-        line, col = len(lines), len(lines[-1]) + 1
+        acc = _accepted(source, len(source), getattr(e, "expected", ()))
+        lines = source.split("\n")
+        if len(lines) > 1 and lines[-1] == "":
+            lines.pop()
+        line, col = len(lines), len(lines[-1].rstrip("\r")) + 1
         what, span = "unexpected end of file", Span(line, col, col + 1)
-        expected = _expected(getattr(e, "expected", ()) or ())
-    return CowError(filename, source, [Diagnostic(what, span, expected, _hint(e, source, got))])
+        expected = _expected(acc)
+    return CowError(filename, source, [Diagnostic(what, span, expected, _hint(acc, source, span.line, span.col, got))])
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    before = text[:index]
+    return before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+
+
+def _no_nul(text: str, filename: str) -> None:
+    if "\x00" in text:
+        line, col = _position(text, text.index("\x00"))
+        raise CowError(filename, text.replace("\x00", " "),
+                       [Diagnostic("NUL byte in the file", Span(line, col, col + 1), hint="a .cow file is plain text")])
 
 
 def decode(data: bytes, filename: str) -> str:
@@ -227,22 +377,19 @@ def decode(data: bytes, filename: str) -> str:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         before = data[: e.start].decode("utf-8", "replace")
-        line = before.count("\n") + 1
-        col = len(before) - (before.rfind("\n") + 1) + 1
+        line, col = _position(before, len(before))
         shown = data.decode("utf-8", "replace")
-        raise CowError(filename, shown, [Diagnostic("the file is not UTF-8 text", Span(line, col, col + 1), hint="save it as UTF-8")]) from None
-    if "\x00" in text:
-        before = text[: text.index("\x00")]
-        line = before.count("\n") + 1
-        col = len(before) - (before.rfind("\n") + 1) + 1
-        raise CowError(filename, text.replace("\x00", " "), [Diagnostic("NUL byte in the file", Span(line, col, col + 1), hint="a .cow file is plain text")])
-    return text
+        raise CowError(filename, shown, [Diagnostic(f"the file is not UTF-8 text: byte 0x{data[e.start]:02x} cannot start or continue a character",
+                                                    Span(line, col, col + 1), hint="save it as UTF-8")]) from None
+    _no_nul(text, filename)
+    return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is harmless: drop it
 
 
 def parse(source: str, filename: str = "<input>") -> ast.Module:
     if len(source) > MAX_SOURCE_BYTES:
         raise CowError(filename, "", [Diagnostic(f"file is {len(source)} characters; the limit is {MAX_SOURCE_BYTES}", Span(1, 1, 2))])
     text = source if source.endswith("\n") else source + "\n"
+    _no_nul(text, filename)
     try:
         tree = lark_parser().parse(text)
     except UnexpectedInput as e:
@@ -251,7 +398,13 @@ def parse(source: str, filename: str = "<input>") -> ast.Module:
         raise CowError(filename, text, [Diagnostic("the file nests too deeply", Span(1, 1, 2))]) from None
     try:
         return ToAst(text).transform(tree)
-    except VisitError as e:  # e.g. a number too long to convert
+    except VisitError as e:
+        if isinstance(e.orig_exc, _NumberTooLong):
+            tok = e.orig_exc.tok
+            raise CowError(filename, text, [Diagnostic(f"number too long ({len(str(tok))} digits)", Span.of_token(tok),
+                                                       expected="a number below 2**64")]) from None
+        if isinstance(e.orig_exc, RecursionError):
+            raise CowError(filename, text, [Diagnostic("the file nests too deeply", Span(1, 1, 2))]) from None
         raise CowError(filename, text, [Diagnostic(f"cannot read this file: {e.orig_exc}", Span(1, 1, 2))]) from None
     except RecursionError:
         raise CowError(filename, text, [Diagnostic("the file nests too deeply", Span(1, 1, 2))]) from None
