@@ -40,8 +40,38 @@ class Problem:
         self.error = error  # the CowError, when there is one
 
 
-def _load_all(paths, problems: list[Problem]):
-    """Load every .cow file under ``paths``; report each failure on stderr and go on."""
+def _colour(args, stream):
+    """A function that colours .cow source for ``stream``, or None for plain text.
+
+    ``--color always`` or ``never`` decides; ``auto`` (the default) colours only a
+    terminal, and not when NO_COLOR is set (https://no-color.org) or TERM=dumb.
+    """
+    import os
+
+    mode = getattr(args, "color", None) or "auto"
+    if mode == "never":
+        return None
+    if mode == "auto":
+        if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+            return None
+        try:
+            if not stream.isatty():
+                return None
+        except (AttributeError, ValueError):
+            return None
+    try:
+        from cowdsl.lexer import highlighter
+
+        return highlighter()
+    except Exception:  # no Pygments, or a broken lexer: plain text, never a crash
+        return None
+
+
+def _load_all(paths, problems: list[Problem], highlight=None):
+    """Load every .cow file under ``paths``; report each failure on stderr and go on.
+
+    ``highlight`` colours the source line shown in each diagnostic.
+    """
     from cowdsl.errors import CowError
     from cowdsl.load import find, load
 
@@ -63,7 +93,7 @@ def _load_all(paths, problems: list[Problem]):
             scenarios.append(load(f))
         except CowError as e:
             problems.append(Problem(str(f), _plural(len(e.diagnostics), "error"), e))
-            _err(e.render())
+            _err(e.render(highlight))
         except OSError as e:
             problems.append(Problem(str(f), e.strerror or str(e)))
             _err(f"cowdsl: {f}: {e.strerror or e}")
@@ -134,12 +164,16 @@ def cmd_matrix(args) -> int:
     from cowdsl import matrix
 
     problems: list[Problem] = []
-    scenarios = _load_all(args.paths, problems)
+    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
     mx = matrix.build(scenarios)
     if args.format == "json":
         _print(json.dumps({"matrix": matrix.as_json(mx), "errors": [p.message for p in problems]}, indent=2))
+    elif args.format == "junit":
+        _print(_junit(list(mx.results.values()), problems, matrix=True))
     else:
         _print(matrix.text(mx, by_assertion=args.assertions))
+    if args.dot and not _write_dot(list(mx.results.values()), args):
+        return EXIT_ERROR
     if problems:
         return EXIT_ERROR
     return EXIT_NOT_AS_EXPECTED if mx.mismatches() else EXIT_OK
@@ -159,10 +193,12 @@ def cmd_run(args) -> int:
             from cowdsl.report import jsonout
 
             _print(json.dumps(jsonout.document([], [], [(None, message)]), indent=2))
+        elif args.format == "junit":
+            _print(_junit([], [Problem(None, message)]))
         return EXIT_ERROR
     backend = registry.resolve(args.backend)
     problems: list[Problem] = []
-    scenarios = _load_all(args.paths, problems)
+    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
     results = [r for r in (_run_one(sc, backend, problems) for sc in scenarios) if r is not None]
     if args.format == "json":
         import json
@@ -175,17 +211,54 @@ def cmd_run(args) -> int:
             [(p.file, p.message) for p in problems if p.error is None],
         )
         _print(json.dumps(doc, indent=2))
+    elif args.format == "junit":
+        _print(_junit(results, problems))
     else:
         from cowdsl.report import text
 
+        hl = _colour(args, sys.stdout)
         shown = [r for r in results if not (args.quiet and r.ok and not (args.trace or args.state))]
         for r in shown:  # one blank line after each report, so the summary stands apart
-            _print(text.report(r, show_trace=args.trace, show_state=args.state) + "\n")
+            _print(text.report(r, show_trace=args.trace, show_state=args.state, highlight=hl) + "\n")
         for line in _summary(results, problems, backend):
             _print(line)
+    if args.dot and not _write_dot(results, args):
+        return EXIT_ERROR
     if problems:
         return EXIT_ERROR
     return EXIT_OK if all(r.ok for r in results) else EXIT_NOT_AS_EXPECTED
+
+
+def _junit(results, problems: list[Problem], matrix: bool = False) -> str:
+    from cowdsl.report import junit
+
+    root = junit.document(
+        results,
+        [p.error for p in problems if p.error is not None],
+        [(p.file, p.message) for p in problems if p.error is None],
+        matrix=matrix,
+    )
+    return junit.to_string(root).rstrip("\n")
+
+
+def _write_dot(results, args) -> bool:
+    """--dot: write DOT (or SVG/PNG/PDF) of the final states and counterexamples; False on an error."""
+    from cowdsl.report import dot
+
+    if not results:
+        _err("cowdsl: --dot: no scenario ran, nothing to draw")
+        return False
+    try:
+        written = dot.write(results, args.dot, args.dot_format)
+    except dot.DotError as e:
+        _err(f"cowdsl: --dot: {e}")
+        return False
+    except OSError as e:
+        _err(f"cowdsl: --dot {args.dot}: {e.strerror or e}")
+        return False
+    _err(f"cowdsl: wrote {_plural(len(written), 'graph')}: " + ", ".join(map(str, written[:4]))
+         + (", ..." if len(written) > 4 else ""))
+    return True
 
 
 def cmd_diff(args) -> int:
@@ -198,7 +271,7 @@ def cmd_diff(args) -> int:
             _err(f"cowdsl: {message}")
             return EXIT_ERROR
     problems: list[Problem] = []
-    scenarios = _load_all(args.paths, problems)
+    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
     differ = False
     for sc in scenarios:
         a, b, d = diff.diff(sc, args.left, args.right)
@@ -211,7 +284,7 @@ def cmd_diff(args) -> int:
 
 def cmd_check(args) -> int:
     problems: list[Problem] = []
-    scenarios = _load_all(args.paths, problems)
+    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
     for sc in scenarios:
         _print(
             f"{sc.filename}: ok ({_plural(len(sc.steps), 'step')}, {_plural(len(sc.assertions), 'assertion')}"
@@ -285,6 +358,12 @@ def cmd_backends(args) -> int:
     return EXIT_OK
 
 
+def _color_option(p) -> None:
+    p.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
+                   help="highlight .cow source in errors and traces: auto (a terminal, unless NO_COLOR is set), "
+                        "always or never (default: auto)")
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cowdsl",
@@ -304,16 +383,26 @@ def parser() -> argparse.ArgumentParser:
                    help="print the final state even when all is as expected (it is always printed otherwise)")
     r.add_argument("--quiet", "-q", action="store_true",
                    help="print only the scenarios that are not as expected, and the summary")
-    r.add_argument("--format", "-f", choices=("text", "json"), default="text",
-                   help="text (herd7-style verdicts) or json (schema: docs/json-schema.json)")
+    r.add_argument("--format", "-f", choices=("text", "json", "junit"), default="text",
+                   help="text (herd7-style verdicts), json (schema: docs/json-schema.json) or junit "
+                        "(JUnit XML for CI: one testcase per scenario and backend)")
+    r.add_argument("--dot", metavar="FILE|DIR",
+                   help="also write Graphviz graphs of the final state and of each counterexample trace: "
+                        "FILE.dot, FILE.svg or FILE.png for one scenario (the trace goes to FILE.trace.*), "
+                        "or a directory (the SVG/PNG/PDF formats need Graphviz's `dot`)")
+    r.add_argument("--dot-format", choices=("dot", "svg", "png", "pdf"), default=None,
+                   help="the format of the --dot files (default: from FILE's suffix; dot for a directory)")
+    _color_option(r)
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("check", help="parse and validate only")
     c.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
+    _color_option(c)
     c.set_defaults(func=cmd_check)
     d = sub.add_parser("diff", help="where two backends' traces first diverge, and the rule that decided differently")
     d.add_argument("left", metavar="BACKEND1")
     d.add_argument("right", metavar="BACKEND2")
     d.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    _color_option(d)
     d.set_defaults(func=cmd_diff)
     o = sub.add_parser("ops", help="list the ops and facts")
     o.set_defaults(func=cmd_ops)

@@ -291,7 +291,8 @@ FACTS: dict[str, FactSpec] = {
 # Words the grammar reserves, by role (the lexer and editor grammars use these).
 DECL_KEYWORDS = ("scenario", "ref", "process", "thread", "of", "file", "pipe")
 STEP_KEYWORDS = ("as", "par")
-ASSERT_KEYWORDS = ("assert", "and", "or", "not", "implies", "is", "true", "false")
+ASSERT_KEYWORDS = ("assert", "and", "or", "not", "implies", "is", "true", "false",
+                   "always", "sometimes", "never", "forall", "exists", "invariant")
 EXPECT_KEYWORDS = ("expect", "on", "pass", "fail")
 BUILTIN_ACTORS = (RECLAIM, KSMD)
 

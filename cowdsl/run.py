@@ -22,8 +22,12 @@ class StepRecord:
 @frozen
 class Check:
     assertion: Assertion
-    holds: bool | None  # None: the backend cannot observe what it needs (values say why)
+    holds: bool | None  # None: the backend cannot observe it, or a bounded search did not establish it
     values: dict
+    positive: int | None = None  # final states where the condition is true (explored runs)
+    negative: int | None = None
+    witness: tuple | None = None  # the execution shown: Transitions
+    shows: str = ""  # "counterexample" or "witness"
 
 
 @frozen
@@ -37,14 +41,24 @@ class Result:
     checks: tuple[Check, ...]
     expected: str | None  # "pass", "fail" or None
     seconds: float
+    exploration: object = None  # cowdsl.explore.search.Exploration, for explored runs
+
+    @property
+    def partial(self) -> str | None:
+        return getattr(self.exploration, "partial", None)
 
     @property
     def verdict(self) -> str:
-        """pass, fail, or skip when no assertion could be decided."""
+        """pass, fail; unknown when a bounded search could not decide; skip when
+        the backend could observe nothing."""
         decided = [c.holds for c in self.checks if c.holds is not None]
+        if decided and not all(decided):
+            return "fail"
+        if self.partial and len(decided) < len(self.checks):
+            return "unknown"
         if not decided:
             return "skip"
-        return "pass" if all(decided) else "fail"
+        return "pass"
 
     @property
     def ok(self) -> bool:
@@ -52,7 +66,11 @@ class Result:
         return self.verdict == "skip" or self.verdict == (self.expected or "pass")
 
 
-def run(sc: Scenario, backend_spec: str = "anon-exclusive") -> Result:
+def run(sc: Scenario, backend_spec: str = "anon-exclusive", *, mode: str | None = None, bounds=None,
+        schedule: list[str] | None = None) -> Result:
+    """Run a scenario.  Concurrent scenarios (and invariants) are explored:
+    ``mode`` reduced (the default) or full; ``schedule`` replays one interleaving."""
+    from cowdsl.scenario import INVARIANT
     from cowdsl.semantics import registry
 
     if backend_spec == registry.NATIVE:
@@ -60,6 +78,8 @@ def run(sc: Scenario, backend_spec: str = "anon-exclusive") -> Result:
 
         return run_native(sc)
     backend = registry.get(backend_spec)
+    if schedule is not None or mode is not None or sc.concurrent or any(a.quantifier == INVARIANT for a in sc.assertions):
+        return explore(sc, backend, mode=mode or "reduced", bounds=bounds, schedule=schedule)
     t0 = time.perf_counter()
     records = []
     state = backend.init_state(sc)
@@ -78,3 +98,32 @@ def expectation(sc: Scenario, spec: str) -> str | None:
         if registry.resolve(e.backend) == spec:
             return e.outcome
     return None
+
+
+def explore(sc: Scenario, backend, *, mode: str = "reduced", bounds=None, schedule=None) -> Result:
+    from cowdsl.explore import search, verdict
+    from cowdsl.explore.model import Model
+    from cowdsl.scenario import INVARIANT
+
+    t0 = time.perf_counter()
+    model = Model(sc, backend)
+    bounds = bounds or search.Bounds()
+    if schedule is not None:
+        path, last = search.follow(model, schedule)
+        trs = tuple(search.replay(model, path))
+        checks = []
+        for a in sc.assertions:
+            holds, values = evaluate(last.state, a)
+            checks.append(Check(a, holds, values, int(bool(holds)), int(not holds), trs, "schedule"))
+        return Result(sc, backend.spec, last.state, (), tuple(checks), expectation(sc, backend.spec),
+                      time.perf_counter() - t0, search.Exploration("schedule", len(trs) + 1, len(trs), 1, [last]))
+    if any(a.quantifier == INVARIANT for a in sc.assertions):
+        mode = "full"  # partial-order reduction keeps final states, not every state
+    ex = (search.full if mode == "full" else search.reduced)(model, bounds)
+    checks = []
+    for a in sc.assertions:
+        j = verdict.judge(model, ex, a, bounds)
+        checks.append(Check(a, j.holds, j.values, j.positive, j.negative, j.witness, j.shows))
+    final = ex.finals[0].state if len(ex.finals) == 1 else None
+    return Result(sc, backend.spec, final, (), tuple(checks), expectation(sc, backend.spec),
+                  time.perf_counter() - t0, ex)

@@ -40,6 +40,8 @@ class Step:
     bind: str | None = None
     text: str = ""
     span: Span = Span(1, 1, 2)
+    block: int = 0  # steps that share a block id run concurrently (a `par { }` block)
+    par: bool = False
 
 
 # --- assertion terms ------------------------------------------------------------
@@ -124,11 +126,18 @@ class BoolOp:
     right: object
 
 
+# Quantifiers over executions, herd-style; `assert` is `always` on final states.
+ALWAYS, SOMETIMES, NEVER, INVARIANT = "always", "sometimes", "never", "invariant"
+QUANTIFIERS = {"always": ALWAYS, "forall": ALWAYS, "assert": ALWAYS, "sometimes": SOMETIMES,
+               "exists": SOMETIMES, "never": NEVER, "~exists": NEVER, "invariant": INVARIANT}
+
+
 @frozen
 class Assertion:
     expr: object
     text: str
     span: Span
+    quantifier: str = ALWAYS
 
 
 @frozen
@@ -151,6 +160,20 @@ class Scenario:
     steps: tuple[Step, ...]
     assertions: tuple[Assertion, ...]
     expectations: tuple[Expectation, ...]
+
+    def blocks(self) -> list[list[Step]]:
+        """Consecutive steps grouped: a sequential step alone, a par block together."""
+        out: list[list[Step]] = []
+        for s in self.steps:
+            if out and s.par and out[-1][0].par and out[-1][0].block == s.block:
+                out[-1].append(s)
+            else:
+                out.append([s])
+        return out
+
+    @property
+    def concurrent(self) -> bool:
+        return any(s.par for s in self.steps)
 
     def expected(self, backend: str) -> str | None:
         for e in self.expectations:

@@ -41,7 +41,13 @@ def _mark(holds: bool | None) -> str:
     return "Ok" if holds else ("No" if holds is not None else "--")
 
 
-def verdict_block(r: Result) -> str:
+def _plain(text: str) -> str:
+    return text
+
+
+def verdict_block(r: Result, highlight=None) -> str:
+    """``highlight`` optionally colours the assertions' source text (cowdsl.lexer.highlighter)."""
+    hl = highlight or _plain
     name = r.scenario.name
     word, pos, neg, obs = _HERD.get(r.verdict, (r.verdict, 0, 0, r.verdict))
     values = {}
@@ -60,7 +66,7 @@ def verdict_block(r: Result) -> str:
     ]
     for c in r.checks:
         undecided = "  (not observable on this backend)" if c.holds is None else ""
-        lines.append(f"  {_mark(c.holds):<3} line {c.assertion.span.line}: assert {c.assertion.text}{undecided}")
+        lines.append(f"  {_mark(c.holds):<3} line {c.assertion.span.line}: {hl('assert ' + c.assertion.text)}{undecided}")
     lines.append(expectation_line(r))
     return "\n".join(line for line in lines if line)
 
@@ -83,7 +89,9 @@ def _event_text(e) -> str:
     return e.text + (f"  [{tag}]" if tag else "")
 
 
-def trace(r: Result) -> str:
+def trace(r: Result, highlight=None) -> str:
+    """``highlight`` optionally colours each step's source text (cowdsl.lexer.highlighter)."""
+    hl = highlight or _plain
     out = [f"Trace of {r.scenario.name} on {r.backend}"]
     for rec in r.steps:
         s = rec.step
@@ -95,7 +103,7 @@ def trace(r: Result) -> str:
             status = f"  → {o.value}"
         else:
             status = ""
-        out.append(f"{s.number:>3}  line {s.span.line}: {s.text}{status}")
+        out.append(f"{s.number:>3}  line {s.span.line}: {hl(s.text)}{status}")
         for e in rec.events:
             if e.minor or (not o.ok and e.text == o.error):
                 continue  # a no-op decision, or the "not run" line already shown
@@ -211,12 +219,15 @@ def final_state(state: State | None) -> str:
     return "\n".join(out)
 
 
-def report(r: Result, show_trace=False, show_state=False) -> str:
-    """The verdict block; the trace first when asked; the final state when asked or not as expected."""
+def report(r: Result, show_trace=False, show_state=False, highlight=None) -> str:
+    """The verdict block; the trace first when asked; the final state when asked or not as expected.
+
+    ``highlight`` optionally colours the source text of steps and assertions.
+    """
     parts = []
     if show_trace:
-        parts.append(trace(r) + "\n")
-    parts.append(verdict_block(r))
+        parts.append(trace(r, highlight) + "\n")
+    parts.append(verdict_block(r, highlight))
     if show_state or not r.ok:
         parts.append(final_state(r.final))
     return "\n".join(parts) + "\n"

@@ -66,14 +66,16 @@ class Machine:
         self.writes: set = set()
 
     def freeze(self) -> State:
+        # Canonical order, so that interleavings that differ only in when a
+        # name was made reach the same state.
         return State(
-            mms=tuple(self.mms.values()),
+            mms=tuple(sorted(self.mms.values(), key=lambda m: m.name)),
             pages=tuple(self.pages),
-            handles=tuple(self.handles.values()),
+            handles=tuple(sorted(self.handles.values(), key=lambda h: h.name)),
             slots=tuple(self.slots),
             pipes=tuple(self.pipes.values()),
-            files=tuple(self.files.items()),
-            results=tuple(self.results.items()),
+            files=tuple(sorted(self.files.items())),
+            results=tuple(sorted(self.results.items())),
         )
 
     # --- trace ------------------------------------------------------------------

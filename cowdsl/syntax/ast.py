@@ -154,8 +154,9 @@ Expr = Union[Location, Number, Fact, Bool, Not, BoolOp, Compare, Same]
 @frozen
 class Assertion:
     expr: Expr
-    text: str  # the source text after `assert`
+    text: str  # the source text after `assert` (or the quantifier)
     span: Span
+    quantifier: str = "assert"  # assert, always, sometimes, never, forall, exists, ~exists, invariant
 
 
 @frozen

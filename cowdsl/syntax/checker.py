@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 from attrs import define, field
 
 from cowdsl import ops
@@ -67,6 +68,8 @@ class Checker:
         self.steps: list[S.Step] = []
         self.backend_names = backend_names
         self.declared_threads: list[tuple[str, str]] = []
+        self.par: int | None = None  # the block id while checking a par block
+        self.par_made: dict[str, tuple[str, int]] = {}
         self.file_pages: dict[str, tuple[int, ...]] = {}
         self.file_backed: dict[str, set[str]] = {}  # proc -> file-backed mapping names
 
@@ -106,11 +109,7 @@ class Checker:
                 self.step(item)
             elif isinstance(item, ast.ParBlock):
                 seen_step = True
-                self.error(
-                    "`par` blocks are not supported yet",
-                    Span(item.span.line, item.span.col, item.span.col + 3),
-                    hint="concurrent steps need the interleaving explorer; write the steps in one order for now",
-                )
+                self.par_block(item)
             elif isinstance(item, ast.Assertion):
                 pending.append(item)
             elif isinstance(item, ast.ExpectLine):
@@ -119,7 +118,8 @@ class Checker:
         # wherever they stand in the file.
         for item in pending:
             try:
-                asserts.append(S.Assertion(self.boolean(item.expr), item.text, item.span))
+                quant = S.QUANTIFIERS[item.quantifier]
+                asserts.append(S.Assertion(self.boolean(item.expr), item.text, item.span, quant))
             except RecursionError:
                 self.error("this assertion nests too deeply", item.span, hint="split it into several `assert` lines")
         if not pending:
@@ -208,10 +208,42 @@ class Checker:
         ir = self.args(st, spec, task)
         if ir is None:
             return
+        if self.par is not None:
+            if not self.par_visible(st, ir):
+                return
+            ir = attrs.evolve(ir, block=self.par, par=True)
         self.bind(st, spec, task, ir)
         self.effects(ir)
         self.steps.append(ir)
+        if self.par is not None and st.bind is not None:
+            self.par_made[st.bind.text] = (st.actor.text, st.span.line)
 
+    # --- par blocks ------------------------------------------------------------------
+    def par_block(self, block: ast.ParBlock) -> None:
+        """Steps inside run concurrently: each actor in its order, actors interleaved."""
+        if not block.steps:
+            self.error("an empty `par` block", Span(block.span.line, block.span.col, block.span.col + 3),
+                       hint="put two or more actors' steps inside")
+            return
+        self.par, self.par_made = len(self.steps) + 1, {}
+        for st in block.steps:
+            self.step(st)
+        actors = {st.actor.text for st in block.steps}
+        if len(actors) < 2:
+            self.error("a `par` block with one actor runs in order anyway", Span(block.span.line, block.span.col, block.span.col + 3),
+                       hint="put steps of two or more actors inside, or drop the `par`")
+        self.par = None
+
+    def par_visible(self, st: ast.Step, ir: S.Step) -> bool:
+        """A name made inside this par block exists only after the block, for other actors."""
+        used = [st.actor.text, ir.handle, ir.addr.proc if ir.addr else None, ir.addr2.proc if ir.addr2 else None]
+        for name in used:
+            made = self.par_made.get(name) if name else None
+            if made and made[0] != st.actor.text:
+                self.error(f"`{name}` is made by {made[0]} at line {made[1]} in this par block", st.span,
+                           hint="another actor can use it only after the block; move this step below the `}`")
+                return False
+        return True
     def actor(self, st: ast.Step, spec: ops.OpSpec):
         """The process the actor runs in (None for devices and built-in actors), or False."""
         a = st.actor.text

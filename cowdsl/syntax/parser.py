@@ -116,8 +116,16 @@ class ToAst(Transformer_NonRecursive):
         return ast.KeywordArg(_name(key), value, _span(meta))
 
     def assertion(self, meta, c):
-        text = self.source[meta.start_pos : meta.end_pos].split("assert", 1)[-1].strip()
-        return ast.Assertion(c[0], text, _span(meta))
+        quant = "assert"
+        if len(c) > 1:  # quantifier [":"] expr
+            quant, c = c[0], [c[-1]]
+        text = self.source[meta.start_pos : meta.end_pos]
+        head = re.match(r"\s*(assert|always|sometimes|never|forall|exists|~\s*exists|invariant)\s*:?", text)
+        text = text[head.end():].strip() if head else text.strip()
+        return ast.Assertion(c[0], text, _span(meta), quant)
+
+    def quantifier(self, meta, c):
+        return "".join(str(t) for t in c)
 
     def expect_line(self, meta, c):
         return ast.ExpectLine(str(c[0]), tuple(map(_name, c[1:])), _span(meta))

@@ -1,0 +1,118 @@
+"""The exploration model, as small as stateright's: ``init``, ``enabled``,
+``step``.  A world is the kernel state plus where each actor of the current
+block is: which op, which micro-step, and that op's frame."""
+
+from __future__ import annotations
+
+from attrs import evolve, frozen
+
+from cowdsl.scenario import Scenario
+from cowdsl.semantics.machine import Event, Machine
+from cowdsl.semantics.state import Outcome, State
+
+
+@frozen
+class Thread:
+    actor: str
+    steps: tuple[int, ...]  # indices into Scenario.steps, in program order
+    at: int = 0
+    label: str | None = None  # the next micro-step of the current op; None before it starts
+    frame: tuple = ()
+
+    @property
+    def done(self) -> bool:
+        return self.at >= len(self.steps)
+
+
+@frozen
+class World:
+    state: State
+    block: int
+    threads: tuple[Thread, ...]
+
+
+@frozen
+class Transition:
+    """One micro-step taken: who, which op, which micro-step, what happened."""
+
+    tid: tuple[int, int]  # (block, thread index): DPOR's process identity
+    actor: str
+    step: int  # the step's number in the scenario
+    label: str
+    events: tuple[Event, ...]
+    reads: frozenset
+    writes: frozenset
+    outcome: Outcome | None  # set when this micro-step finished the op
+
+    def dependent(self, other: "Transition") -> bool:
+        return bool(self.writes & (other.reads | other.writes) or other.writes & self.reads)
+
+
+class Model:
+    def __init__(self, sc: Scenario, backend):
+        self.sc = sc
+        self.backend = backend
+        index = {id(s): i for i, s in enumerate(sc.steps)}
+        self.blocks = [[index[id(s)] for s in block] for block in sc.blocks()]
+
+    def threads_for(self, block: int) -> tuple[Thread, ...]:
+        order: dict[str, list[int]] = {}
+        for i in self.blocks[block]:
+            order.setdefault(self.sc.steps[i].actor, []).append(i)
+        return tuple(Thread(a, tuple(ix)) for a, ix in order.items())
+
+    def init(self) -> World:
+        state = self.backend.init_state(self.sc)
+        return World(state, 0, self.threads_for(0) if self.blocks else ())
+
+    def is_final(self, w: World) -> bool:
+        return w.block >= len(self.blocks)
+
+    def blocked(self, w: World, i: int) -> str | None:
+        t = w.threads[i]
+        step = self.sc.steps[t.steps[t.at]]
+        if t.label is None and self.dead(w.state, step):
+            return None  # it will be skipped, which needs no lock
+        return self.backend.blocked(w.state, step, t.label, t.frame)
+
+    def enabled(self, w: World) -> list[int]:
+        return [i for i, t in enumerate(w.threads) if not t.done and self.blocked(w, i) is None]
+
+    def unfinished(self, w: World) -> list[int]:
+        return [i for i, t in enumerate(w.threads) if not t.done]
+
+    @staticmethod
+    def dead(state: State, step) -> bool:
+        return step.task is not None and not state.mm(step.task).alive
+
+    def lock_footprint(self, w: World, i: int) -> frozenset:
+        """What a blocked thread waits on, for the independence relation."""
+        t = w.threads[i]
+        step = self.sc.steps[t.steps[t.at]]
+        name = self.backend.lock_mm(step)
+        return frozenset({("mm", name)}) if name else frozenset()
+
+    def step(self, w: World, i: int) -> tuple[World, Transition]:
+        t = w.threads[i]
+        step = self.sc.steps[t.steps[t.at]]
+        m = Machine(w.state)
+        if t.label is None and self.dead(w.state, step):
+            mm = w.state.mm(step.task)
+            out = Outcome(False, error=f"not run: {step.task} {'was killed by SIGSEGV' if mm.segv else 'has exited'}")
+            m.say(out.error)
+            label, nxt, frame = "op", None, ()
+        else:
+            label = t.label or self.backend.program(step)[1]
+            mic = self.backend.micro(m, step, label, t.frame)
+            out, nxt, frame = mic.outcome, mic.next, mic.frame
+        if nxt is None and step.bind:
+            m.set_result(step.bind, out)
+        t2 = evolve(t, at=t.at + 1, label=None, frame=()) if nxt is None else evolve(t, label=nxt, frame=frame)
+        threads = w.threads[:i] + (t2,) + w.threads[i + 1 :]
+        block = w.block
+        if all(x.done for x in threads):
+            block += 1
+            threads = self.threads_for(block) if block < len(self.blocks) else ()
+        tr = Transition((w.block, i), t.actor, step.number, label, tuple(m.events),
+                        frozenset(m.reads), frozenset(m.writes), out if nxt is None else None)
+        return World(m.freeze(), block, threads), tr

@@ -1,0 +1,111 @@
+"""The `native` backend: run a scenario on the real kernel of this machine.
+
+Each scenario process is a real process, each of its threads a real thread,
+driven step by step by a controller (``controller.py``; the process side is
+``worker.py``).  Pins are io_uring fixed buffers (``uring.py``); pages are
+observed through /proc (``pagemap.py``, ``observe.py``).  Steps with no
+user-space equivalent make the scenario skip with the reason (``plan.py``);
+``host.py`` says what this machine can do.  ``crosscheck.py`` compares the
+kernel with the model.
+
+``run_native(sc)`` returns a ``cowdsl.run.Result`` with ``final=None``: the
+step records carry what was done natively, and the checks are judged on a
+``NativeObservation``.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from cowdsl.native.controller import Limits, StepTimeout
+from cowdsl.native.host import probe, skip_reason
+
+__all__ = ["run_native", "Limits", "probe", "skip_reason", "BACKEND"]
+
+BACKEND = "native"
+DEFAULT_TIMEOUT = 60.0  # seconds for a whole scenario
+
+
+def _expected(sc) -> str | None:
+    from cowdsl.semantics import registry
+
+    for e in sc.expectations:
+        if registry.resolve(e.backend) == BACKEND:
+            return e.outcome
+    return None
+
+
+def _undecided(sc, reason: str):
+    from cowdsl.run import Check
+
+    return tuple(Check(a, None, {"unsupported": reason}) for a in sc.assertions)
+
+
+def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = None, inject=None):
+    """Run ``sc`` on this machine's kernel.
+
+    ``inject(step, controller)``, for the safety tests, is called before each
+    step and may kill workers, hang one, or raise.  Every process the run
+    creates is reaped and its temporary directory removed whatever happens,
+    KeyboardInterrupt included.
+    """
+    from cowdsl.judge import evaluate
+    from cowdsl.native import plan
+    from cowdsl.native.controller import Controller
+    from cowdsl.native.observe import NativeObservation
+    from cowdsl.run import Check, Result, StepRecord
+    from cowdsl.semantics.machine import Event
+    from cowdsl.semantics.state import Outcome
+
+    limits = limits or Limits()
+    t0 = time.perf_counter()
+    host = probe()
+    expected = _expected(sc)
+    prob = plan.problem(sc, host, limits)
+    if prob is not None:
+        number, reason = prob
+        records = tuple(
+            StepRecord(st, Outcome(False, error=reason if st.number == number else "not run: scenario skipped"),
+                       (Event(reason),) if st.number == number else ())
+            for st in sc.steps
+        )
+        return Result(sc, BACKEND, None, records, _undecided(sc, reason), expected, time.perf_counter() - t0)
+
+    ctl = Controller(sc, limits, time.monotonic() + timeout)
+    records = []
+    aborted = None
+    checks = ()
+    try:
+        try:
+            ctl.start()
+        except StepTimeout as e:
+            aborted = f"a process did not start: {e}"
+        for st in sc.steps:
+            if aborted:
+                out = Outcome(False, error=f"not run: {aborted}")
+                records.append(StepRecord(st, out, ()))
+                continue
+            try:
+                if inject is not None:
+                    inject(st, ctl)
+                out, events = ctl.step(st)
+            except StepTimeout as e:
+                aborted = f"run aborted at step {st.number}: {e}"
+                out, events = Outcome(False, error=f"timeout: {e}"), [Event(f"timeout: {e}; the process is killed")]
+            if st.bind:
+                ctl.results[st.bind] = out
+            records.append(StepRecord(st, out, tuple(events)))
+        if aborted:
+            checks = _undecided(sc, f"native {aborted}")
+        else:
+            obs = NativeObservation(ctl, host)
+            try:
+                checks = tuple(Check(a, *evaluate(obs, a)) for a in sc.assertions)
+            except StepTimeout as e:
+                checks = _undecided(sc, f"native run aborted while observing: {e}")
+    finally:
+        ctl.close()
+        if ctl.leaks:
+            print(f"cowdsl native: {sc.filename}: could not reap: {'; '.join(ctl.leaks)}", file=sys.stderr)
+    return Result(sc, BACKEND, None, tuple(records), checks, expected, time.perf_counter() - t0)

@@ -1,0 +1,141 @@
+"""What this host can do natively, probed once per process.
+
+``probe()`` answers: is this Linux, can io_uring register buffers, does
+pagemap show PFNs (root), does /proc/kpageflags show PG_anon_exclusive (checked
+by making a page exclusive, forking, and watching the bit clear and come back),
+is swap configured.  The tests use ``skip_reason()`` to skip, with the reason,
+where the host cannot run the native backend.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import sys
+
+from attrs import frozen
+
+
+@frozen
+class Host:
+    linux: bool
+    io_uring: str | None  # None if usable, else why not
+    pfns: str | None  # None if pagemap shows PFNs, else why not
+    anon_exclusive: str | None  # None if kpageflags bit 34 tracks PG_anon_exclusive, else why not
+    swap: bool
+    kernel: str
+
+    @property
+    def reason(self) -> str | None:
+        """Why the native backend cannot run here at all (None: it can)."""
+        if not self.linux:
+            return f"not Linux ({sys.platform})"
+        return self.pfns or self.io_uring
+
+    def describe(self) -> str:
+        parts = [f"Linux {self.kernel}" if self.linux else sys.platform]
+        parts.append("io_uring ok" if self.io_uring is None else f"io_uring: {self.io_uring}")
+        parts.append("PFNs ok" if self.pfns is None else f"PFNs: {self.pfns}")
+        parts.append("PG_anon_exclusive via kpageflags" if self.anon_exclusive is None else
+                     f"exclusive: {self.anon_exclusive}")
+        parts.append("swap on" if self.swap else "no swap")
+        return ", ".join(parts)
+
+
+def _swap_on() -> bool:
+    try:
+        with open("/proc/swaps") as f:
+            return len([ln for ln in f.read().splitlines()[1:] if ln.strip()]) > 0
+    except OSError:
+        return False
+
+
+def _probe_pfns() -> str | None:
+    from cowdsl.native import libc as L
+    from cowdsl.native import pagemap
+
+    if not os.path.exists("/proc/self/pagemap"):
+        return "no /proc/self/pagemap"
+    addr = L.mmap(0, L.PAGE, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
+    try:
+        ctypes.c_uint64.from_address(addr).value = 1
+        e = pagemap.entry("self", addr, with_page=False)
+        if e is None or not e.present:
+            return "pagemap is unreadable"
+        if not e.pfn:
+            return "pagemap hides PFNs (needs root / CAP_SYS_ADMIN)"
+        if pagemap.kpageflags(e.pfn) is None:
+            return "/proc/kpageflags is unreadable (needs root)"
+    finally:
+        L.munmap(addr, L.PAGE)
+    return None
+
+
+def _probe_anon_exclusive() -> str | None:
+    """kpageflags bit 34 must be set on a fresh written page, clear after fork,
+    and stay clear after the child exits, until a write fault reuses the page."""
+    from cowdsl.native import libc as L
+    from cowdsl.native import pagemap
+
+    def bit(addr):
+        e = pagemap.entry("self", addr)
+        return None if e is None else e.anon_exclusive
+
+    addr = L.mmap(0, L.PAGE, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
+    try:
+        L.madvise(addr, L.PAGE, L.MADV["nohugepage"])
+        cell = ctypes.c_uint64.from_address(addr)
+        cell.value = 1
+        seen = [bit(addr)]
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(w)
+                os.read(r, 1)
+            finally:
+                os._exit(0)
+        os.close(r)
+        seen.append(bit(addr))
+        os.close(w)
+        os.waitpid(pid, 0)
+        seen.append(bit(addr))
+        cell.value = 2
+        seen.append(bit(addr))
+    finally:
+        L.munmap(addr, L.PAGE)
+    if seen != [True, False, False, True]:
+        return f"kpageflags bit 34 does not follow PG_anon_exclusive here (saw {seen})"
+    return None
+
+
+@functools.cache
+def probe() -> Host:
+    linux = sys.platform.startswith("linux")
+    if not linux:
+        return Host(False, "not Linux", "not Linux", "not Linux", False, "")
+    from cowdsl.native import uring
+
+    kernel = os.uname().release
+    try:
+        io = uring.probe()
+    except Exception as e:  # noqa: BLE001  (any failure means: not usable)
+        io = f"{type(e).__name__}: {e}"
+    try:
+        pfns = _probe_pfns()
+    except Exception as e:  # noqa: BLE001
+        pfns = f"{type(e).__name__}: {e}"
+    excl = pfns
+    if pfns is None:
+        try:
+            excl = _probe_anon_exclusive()
+        except Exception as e:  # noqa: BLE001
+            excl = f"{type(e).__name__}: {e}"
+    return Host(True, io, pfns, excl, _swap_on(), kernel)
+
+
+def skip_reason() -> str | None:
+    """For tests: why native tests cannot run on this host, or None."""
+    h = probe()
+    return None if h.reason is None else f"native backend unavailable on this host: {h.reason}"

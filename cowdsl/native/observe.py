@@ -1,0 +1,202 @@
+"""What the real kernel shows at the end of a native run, for the judge.
+
+``NativeObservation`` has the methods of ``cowdsl.judge.StateObservation``.
+Everything is read from outside the processes, without side effects on the
+pages under test:
+
+- a page's value: 8 bytes through /proc/PID/mem when the PTE is present (a
+  read GUP on a present PTE changes nothing); 0 for a private anonymous page
+  not faulted in; the file's (or shmem's) page cache through
+  /proc/PID/map_files otherwise;
+- identity (``is``): real PFNs from /proc/PID/pagemap;
+- ``exclusive``: PG_anon_exclusive from /proc/kpageflags (bit 34, see
+  cowdsl.native.pagemap), not pagemap bit 56, which only says "mapped once";
+- ``present``/``swapped``: pagemap bits 63/62; ``zero_page``: KPF_ZERO_PAGE;
+  ``mapcount``: /proc/kpagecount; ``swapcache``: KPF_SWAPCACHE; ``ksm``: KPF_KSM;
+- a pin's page: its PFN as pagemap showed it right after the registration
+  (a pinned page cannot move), its value read by the "device"
+  (IORING_OP_WRITE_FIXED);
+- a file page ``F[i]``: the controller maps the file for a moment to learn
+  the page-cache page's PFN (and discounts that mapping from its mapcount);
+- ``faults(A)``: the minor faults A's threads took during their loads and
+  stores (getrusage(RUSAGE_THREAD) around the one instruction).
+
+What user space cannot see raises ``Unsupported``: refcount, pincount,
+pinned, maybe_pinned, writable, device_exclusive, cow_copies, has_pinned.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+from cowdsl import scenario as S
+from cowdsl.judge import Unsupported, View
+from cowdsl.native import libc as L
+from cowdsl.native import pagemap
+
+_HIDDEN = {
+    "refcount": "the kernel does not show a page's refcount to user space",
+    "pincount": "the kernel does not show a page's pin count to user space",
+    "pinned": "the kernel does not show whether a page is pinned",
+    "maybe_pinned": "the kernel does not show a page's refcount to user space",
+    "writable": "pagemap does not show the PTE's write bit",
+    "device_exclusive": "pagemap does not show device-exclusive entries",
+}
+
+
+def _read_mem(pid: int, addr: int) -> int | None:
+    try:
+        fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, 8, addr)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return struct.unpack("<Q", data)[0] if len(data) == 8 else None
+
+
+def _read_file(path: str, offset: int) -> int | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, 8, offset)
+    finally:
+        os.close(fd)
+    return struct.unpack("<Q", data)[0] if len(data) == 8 else 0
+
+
+class NativeObservation:
+    def __init__(self, ctl, host):
+        self.ctl = ctl
+        self.host = host
+        self._views: dict = {}
+
+    # --- views ---------------------------------------------------------------------------
+    def view(self, ref) -> View:
+        key = ref
+        if key not in self._views:
+            self._views[key] = self._view(ref)
+        return self._views[key]
+
+    def _view(self, ref) -> View:
+        if isinstance(ref, S.PageAt):
+            return self._page_at(ref.addr)
+        if isinstance(ref, S.HandlePage):
+            pin = self.ctl.pins.get(ref.name)
+            if pin is None:
+                return View(None, None, "its GUP failed")
+            if not pin.live:
+                return View(None, None, "released")
+            value = self.ctl.dma_value(pin)
+            if not pin.live:
+                return View(None, None, "released")
+            e = pagemap.Entry(pagemap.PM_PRESENT | (pin.pfn or 0))
+            if pin.pfn:
+                e.kflags, e.kcount = pagemap.kpageflags(pin.pfn), pagemap.kpagecount(pin.pfn)
+            return View(value, pin.pfn, "PFN seen right after the pin", e)
+        if isinstance(ref, S.FilePage):
+            return self._file_page(ref.file, ref.index)
+        if isinstance(ref, S.Bound):
+            out = self.ctl.results.get(ref.name)
+            if out is None or not out.ok:
+                return View(None, None, "its step failed")
+            return View(out.value, None)
+        raise TypeError(ref)
+
+    def _page_at(self, a: S.Addr) -> View:
+        p = self.ctl.procs.get(a.proc)
+        if p is None:
+            return View(None, None, f"{a.proc} was never created")
+        if not p.alive:
+            return View(None, None, f"{a.proc} {'was killed' if p.segv else 'has exited'}")
+        addr = p.addr(a.mapping, a.index)
+        vmas = pagemap.maps(p.pid)
+        vma = pagemap.vma_at(vmas or [], addr) if addr is not None else None
+        if vma is None:
+            return View(None, None, "not mapped")
+        e = pagemap.entry(p.pid, addr)
+        if e is None:
+            return View(None, None, "pagemap unreadable")
+        if e.present:
+            return View(_read_mem(p.pid, addr), e.pfn, "", e)
+        if e.swapped:
+            return View(None, None, "swapped out (not read: that would swap it in)", e)
+        anon_private = vma.path == "" or (vma.path.startswith("[") and vma.path.endswith("]"))
+        if anon_private:
+            return View(0, None, "not faulted in (reads 0)", e)
+        path = f"/proc/{p.pid}/map_files/{vma.start:x}-{vma.end:x}"
+        return View(_read_file(path, vma.offset + (addr - vma.start)), None, "not faulted in", e)
+
+    def _file_page(self, fname: str, index: int) -> View:
+        path = self.ctl.files.get(fname)
+        if path is None:
+            return View(None, None, "no such file")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            size = os.fstat(fd).st_size
+            addr = L.mmap(0, size, L.PROT_READ, L.MAP_SHARED, fd, 0)
+        finally:
+            os.close(fd)
+        try:
+            value = ctypes.c_uint64.from_address(addr + index * L.PAGE).value
+            e = pagemap.entry("self", addr + index * L.PAGE)
+        finally:
+            L.munmap(addr, size)
+        if e is None or not e.present:
+            return View(value, None, "page-cache page not found", e)
+        if e.kcount is not None:
+            e.kcount -= 1  # our own mapping, gone now
+        return View(value, e.pfn, "", e)
+
+    # --- facts ---------------------------------------------------------------------------
+    def counter(self, name: str, proc: str | None) -> int:
+        if name != "faults":
+            raise Unsupported(f"unsupported on native: `{name}`: the kernel does not count COW copies per process")
+        procs = [self.ctl.procs.get(proc)] if proc else list(self.ctl.procs.values())
+        return sum(p.faults for p in procs if p is not None)
+
+    def process(self, name: str, proc: str) -> bool:
+        p = self.ctl.procs.get(proc)
+        if name == "has_pinned":
+            raise Unsupported("unsupported on native: MMF_HAS_PINNED is not shown to user space")
+        if name not in ("alive", "segv"):
+            raise Unsupported(f"unsupported on native: `{name}`")
+        if p is None:
+            return False
+        return p.alive if name == "alive" else p.segv
+
+    def failed(self, name: str) -> bool:
+        r = self.ctl.results.get(name)
+        return r is None or not r.ok
+
+    def page_fact(self, name: str, ref):
+        if name in _HIDDEN:
+            raise Unsupported(f"unsupported on native: `{name}`: {_HIDDEN[name]}")
+        if name == "exclusive" and self.host.anon_exclusive is not None:
+            raise Unsupported(f"unsupported on native: `exclusive`: {self.host.anon_exclusive}")
+        v = self.view(ref)
+        e = v.pte
+        if name in ("swapped", "present"):
+            if not isinstance(ref, S.PageAt) or e is None:
+                return False
+            return e.swapped if name == "swapped" else e.present
+        if v.pfn is None or e is None:
+            return None if name == "mapcount" else False
+        if name == "exclusive":
+            return bool(e.anon_exclusive)
+        if name == "zero_page":
+            return bool(e.zero) or v.pfn == pagemap.zero_pfn()
+        if name == "mapcount":
+            return 0 if e.zero else e.kcount
+        if name == "swapcache":
+            return bool(e.kflag(pagemap.KPF_SWAPCACHE))
+        if name == "ksm":
+            return bool(e.kflag(pagemap.KPF_KSM))
+        raise Unsupported(f"unsupported on native: `{name}`")

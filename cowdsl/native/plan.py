@@ -1,0 +1,82 @@
+"""Which scenarios the native backend can run honestly, and why not the others.
+
+A step that has no user-space equivalent is never faked: the whole scenario
+is skipped with the reason, before any process is started.
+"""
+
+from __future__ import annotations
+
+from cowdsl import scenario as S
+
+UNSUPPORTED_PIN = (
+    "unsupported on native: `{text}`: the only pin user space can ask for is io_uring's buffer registration, "
+    "pin_user_pages(FOLL_WRITE|FOLL_LONGTERM); write `pin(..., write, longterm)`"
+)
+UNSUPPORTED_FAST = (
+    "unsupported on native: `{text}`: user space cannot choose the GUP-fast path for a pin"
+)
+UNSUPPORTED_GUP = (
+    "unsupported on native: `{text}`: user space has no honest way to take a bare FOLL_GET reference "
+    "(vmsplice is its own op; O_DIRECT pins with FOLL_PIN)"
+)
+UNSUPPORTED_SIZE = (
+    "unsupported on native: `{text}`: native maps small pages only (MADV_NOHUGEPAGE on every mapping)"
+)
+UNSUPPORTED_REMOTE_PIN = (
+    "unsupported on native: `{text}`: user space cannot pin another process's page "
+    "(io_uring registers buffers of its own mm only)"
+)
+UNSUPPORTED_OP = "unsupported on native: `{text}`: `{op}` has no user-space mechanism here"
+NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
+
+
+# The ops the native backend implements, and the mmap flags it honours.
+NATIVE_OPS = frozenset({
+    "mmap", "munmap", "read", "write", "fork", "exit", "mprotect", "madvise", "pin", "unpin",
+    "dma_read", "dma_write", "vmsplice", "pipe_read", "process_vm_writev", "process_vm_readv",
+    "proc_mem_write", "swapout", "swapin",
+})
+MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small"})
+MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout"})
+
+
+def step_problem(st: S.Step, host) -> str | None:
+    text = st.text or st.op
+    if st.op in ("gup", "put"):
+        return UNSUPPORTED_GUP.format(text=text)
+    if st.op not in NATIVE_OPS:
+        return UNSUPPORTED_OP.format(text=text, op=st.op)
+    if st.op == "mmap" and not st.flags <= MMAP_FLAGS:
+        return UNSUPPORTED_SIZE.format(text=text)
+    if st.op == "madvise" and not st.flags <= MADVICE:
+        return UNSUPPORTED_OP.format(text=text, op="madvise(" + ", ".join(sorted(st.flags - MADVICE)) + ")")
+    if st.op == "pin" and st.addr is not None and st.addr.proc != st.task:
+        return UNSUPPORTED_REMOTE_PIN.format(text=text)
+    if st.op == "pin":
+        if "fast" in st.flags:
+            return UNSUPPORTED_FAST.format(text=text)
+        if not ("write" in st.flags and "longterm" in st.flags):
+            return UNSUPPORTED_PIN.format(text=text)
+    if st.op in ("swapout", "swapin") or (st.op == "madvise" and "pageout" in st.flags):
+        if not host.swap:
+            return NO_SWAP.format(text=text)
+    return None
+
+
+def problem(sc: S.Scenario, host, limits) -> tuple[int | None, str] | None:
+    """(step number or None, reason) when the scenario cannot run natively, else None."""
+    if host.reason is not None:
+        return None, f"unsupported on this host: {host.reason}"
+    for st in sc.steps:
+        why = step_problem(st, host)
+        if why is not None:
+            return st.number, why
+    if len(sc.steps) > limits.max_steps:
+        return None, f"exceeds native limits: {len(sc.steps)} steps > {limits.max_steps}"
+    procs = len(sc.processes) + sum(1 for st in sc.steps if st.op == "fork")
+    if procs > limits.max_processes:
+        return None, f"exceeds native limits: {procs} processes > {limits.max_processes}"
+    pages = sum(st.pages for st in sc.steps if st.op == "mmap")
+    if pages > limits.max_pages:
+        return None, f"exceeds native limits: {pages} mapped pages > {limits.max_pages}"
+    return None

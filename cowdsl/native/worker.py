@@ -1,0 +1,371 @@
+"""The code that runs inside each scenario process.
+
+A worker is a real process: an initial one is forked by the controller, a
+child is forked by its parent worker when the scenario says ``fork()``.  It
+waits for one command at a time on its SOCK_SEQPACKET channel, does it, and
+answers.  A declared thread of the process is a real thread of the worker
+that runs the commands addressed to it.
+
+What it must not do is perturb the memory under test: the tested pages are raw
+mmap regions at addresses the controller chose; they are read and written
+with one 8-byte load or store through ctypes at a fixed address, and no Python
+object ever lives in them.  A CPU access that faults for real (SIGSEGV) kills
+the worker, as it would kill the process in the scenario; the controller sees
+it through the exit status.
+
+Safety: the worker ignores SIGINT (the controller handles Ctrl-C and kills it),
+exits when its channel reaches EOF (the controller is gone), and has an
+alarm(2) as a dead man's switch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import faulthandler
+import gc
+import os
+import pickle
+import queue
+import resource
+import signal
+import socket
+import struct
+import threading
+
+from cowdsl.native import libc as L
+from cowdsl.native import uring
+
+MSG_MAX = 1 << 16
+
+
+def send(sock: socket.socket, msg: dict, fds=()) -> None:
+    data = pickle.dumps(msg)
+    if fds:
+        socket.send_fds(sock, [data], list(fds))
+    else:
+        sock.sendall(data)
+
+
+def recv(sock: socket.socket):
+    """(message, fds); message None on EOF."""
+    data, fds, _flags, _addr = socket.recv_fds(sock, MSG_MAX, 4)
+    if not data:
+        for fd in fds:
+            os.close(fd)
+        return None, []
+    return pickle.loads(data), fds
+
+
+def _errname(e: OSError) -> str:
+    return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else str(e)
+
+
+def _minflt() -> int:
+    return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
+
+
+_src = ctypes.c_uint64(0)
+_scratch = ctypes.c_uint64(0)
+
+
+def _measured(addr: int, value):
+    """One load (value None) or one store at addr, and the minor faults it took.
+
+    A store goes through memmove from a scratch cell: an 8-byte memmove is one
+    load from the source and one store to addr.  (ctypes' own c_uint64 setter
+    would load addr first, to merge bit fields, and take a read fault before
+    the write fault.)  A load is c_uint64's getter: one 8-byte load.
+    """
+    if value is None:
+        cell = ctypes.c_uint64.from_address(addr)
+        before = _minflt()
+        value = cell.value
+    else:
+        _src.value = value
+        before = _minflt()
+        ctypes.memmove(addr, ctypes.addressof(_src), 8)
+    return value, _minflt() - before
+
+
+def _access(addr: int, value):
+    """The measured access, after running the same code twice on a scratch cell of
+    this process, so that the interpreter's own first touches of its pages
+    (copy-on-write after a fork) fall in the warm-up and not in the access."""
+    scratch = ctypes.addressof(_scratch)
+    _measured(scratch, None if value is None else 0)
+    _measured(scratch, None if value is None else 0)
+    return _measured(addr, value)
+
+
+class Failed(Exception):
+    """A step that the kernel refused: the scenario's `failed(...)`."""
+
+    def __init__(self, error: str, event: str):
+        super().__init__(error)
+        self.error = error
+        self.event = event
+
+
+class ThreadRunner:
+    """A declared thread: a real thread of this process running its commands."""
+
+    def __init__(self, worker: "Worker", name: str):
+        self.name = name
+        self.inbox: queue.Queue = queue.Queue()
+        self.outbox: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self.loop, name=f"cowdsl-{name}", daemon=True)
+        self.worker = worker
+        self.thread.start()
+
+    def loop(self) -> None:
+        while True:
+            cmd, fds = self.inbox.get()
+            self.outbox.put(self.worker.execute(cmd, fds))
+
+    def run(self, cmd, fds):
+        self.inbox.put((cmd, fds))
+        return self.outbox.get()
+
+
+class Worker:
+    def __init__(self, name: str, sock: socket.socket, pipes: dict[str, tuple[int, int]], threads=(), alarm=0):
+        self.name = name
+        self.sock = sock
+        self.pipes = pipes
+        self.rings: dict[str, tuple[uring.Ring, int]] = {}
+        self.threads = {t: ThreadRunner(self, t) for t in threads}
+        self.alarm = alarm
+
+    # --- the loop -----------------------------------------------------------------
+    def serve(self) -> None:
+        send(self.sock, {"hello": os.getpid()})
+        while True:
+            try:
+                cmd, fds = recv(self.sock)
+            except (ConnectionError, OSError):
+                return
+            if cmd is None:
+                return
+            runner = self.threads.get(cmd.get("thread") or "")
+            reply = runner.run(cmd, fds) if runner is not None else self.execute(cmd, fds)
+            if reply is None:  # the fork child: it has its own channel now
+                continue
+            send(self.sock, reply)
+
+    def execute(self, cmd: dict, fds):
+        op = cmd["op"]
+        try:
+            out = getattr(self, "do_" + op)(cmd, fds)
+        except Failed as f:
+            return {"ok": False, "error": f.error, "events": [f.event]}
+        except OSError as e:
+            return {"ok": False, "error": _errname(e), "events": [f"{op}: {e.strerror or e} ({_errname(e)})"]}
+        if out is None:
+            return None
+        out.setdefault("ok", True)
+        return out
+
+    # --- mappings -------------------------------------------------------------------
+    def do_mmap(self, c, fds):
+        prot = L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
+        flags = (L.MAP_SHARED if c["shared"] else L.MAP_PRIVATE) | L.MAP_FIXED_NOREPLACE
+        length = c["pages"] * L.PAGE
+        fd = -1
+        if c.get("path"):
+            fd = os.open(c["path"], os.O_RDWR | os.O_CLOEXEC)
+        else:
+            flags |= L.MAP_ANONYMOUS
+        try:
+            addr = L.mmap(c["addr"], length, prot, flags, fd, 0)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+        if addr != c["addr"]:
+            L.munmap(addr, length)
+            raise Failed("EEXIST", f"mmap: the kernel would not place the mapping at {c['addr']:#x}")
+        L.madvise(addr, length, L.MADV["nohugepage"])
+        return {"events": [f"mmap({addr:#x}, {length}, {'PROT_READ|PROT_WRITE' if c['write'] else 'PROT_READ'}, "
+                           f"{'MAP_SHARED' if c['shared'] else 'MAP_PRIVATE'}"
+                           f"{'' if fd >= 0 or c.get('path') else '|MAP_ANONYMOUS'}"
+                           f"{' of ' + os.path.basename(c['path']) if c.get('path') else ''}); MADV_NOHUGEPAGE"]}
+
+    def do_munmap(self, c, fds):
+        L.munmap(c["addr"], c["pages"] * L.PAGE)
+        return {"events": [f"munmap({c['addr']:#x}, {c['pages'] * L.PAGE})"]}
+
+    def do_mprotect(self, c, fds):
+        prot = L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
+        L.mprotect(c["addr"], c["pages"] * L.PAGE, prot)
+        return {"events": [f"mprotect({c['addr']:#x}, {c['pages'] * L.PAGE}, "
+                           f"{'PROT_READ|PROT_WRITE' if c['write'] else 'PROT_READ'})"]}
+
+    def do_madvise(self, c, fds):
+        L.madvise(c["addr"], c["pages"] * L.PAGE, L.MADV[c["advice"]])
+        return {"events": [f"madvise({c['addr']:#x}, {c['pages'] * L.PAGE}, MADV_{c['advice'].upper()})"]}
+
+    # --- CPU accesses: one real load or store --------------------------------------
+    def do_read(self, c, fds):
+        value, faults = _access(c["addr"], None)
+        return {"value": value, "faults": faults,
+                "events": [f"load from {c['addr']:#x}: {value} ({faults} minor fault{'s' if faults != 1 else ''})"]}
+
+    def do_write(self, c, fds):
+        value = c["value"]
+        _, faults = _access(c["addr"], value)
+        return {"faults": faults,
+                "events": [f"store {value} to {c['addr']:#x} ({faults} minor fault{'s' if faults != 1 else ''})"]}
+
+    # --- fork and exit ----------------------------------------------------------------
+    def do_fork(self, c, fds):
+        child_fd = fds[0]
+        pid = os.fork()
+        if pid == 0:  # the child becomes a worker of its own, on the channel the controller made for it
+            try:
+                os.close(self.sock.detach())  # the parent's channel: the controller must see its EOF
+                for ring, _addr in self.rings.values():
+                    ring.forget()  # the pins belong to the parent; drop the inherited ring fds
+                child = Worker(c["child"], socket.socket(fileno=child_fd), self.pipes, (), self.alarm)
+                if self.alarm:
+                    signal.alarm(self.alarm)
+                child.serve()
+            finally:
+                os._exit(0)
+        os.close(child_fd)
+        return {"pid": pid, "events": [f"fork() → pid {pid}"]}
+
+    def do_exit(self, c, fds):
+        os._exit(0)
+
+    # --- pins through io_uring fixed buffers -------------------------------------
+    def do_pin(self, c, fds):
+        ring = uring.Ring()
+        try:
+            ring.register(c["addr"], L.PAGE)
+        except OSError as e:
+            ring.close()
+            raise Failed(_errname(e), f"io_uring IORING_REGISTER_BUFFERS({c['addr']:#x}, 4096) "
+                                      f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM] → {_errname(e)}")
+        self.rings[c["name"]] = (ring, c["addr"])
+        return {"events": [f"io_uring ring fd {ring.fd}: IORING_REGISTER_BUFFERS({c['addr']:#x}, 4096) "
+                           f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM]"]}
+
+    def do_unpin(self, c, fds):
+        ring, addr = self.rings.pop(c["name"])
+        ring.unregister()
+        ring.close()
+        return {"events": [f"IORING_UNREGISTER_BUFFERS [unpin_user_page {addr:#x}], ring closed"]}
+
+    def _ring(self, name):
+        got = self.rings.get(name)
+        if got is None:
+            raise Failed("EFAULT", f"{name} holds no pin: no DMA")
+        return got
+
+    def do_dma_write(self, c, fds):
+        ring, addr = self._ring(c["name"])
+        fd = os.open(c["path"], os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.pwrite(fd, struct.pack("<Q", c["value"]), 0)
+            res = ring.fixed_io(uring.IORING_OP_READ_FIXED, fd, addr, 8, 0)
+        finally:
+            os.close(fd)
+        if res != 8:
+            raise Failed("EIO" if res >= 0 else errno.errorcode.get(-res, str(res)), f"IORING_OP_READ_FIXED → {res}")
+        return {"events": [f"IORING_OP_READ_FIXED: the kernel copies {c['value']} from a file into the pinned page"]}
+
+    def do_dma_read(self, c, fds):
+        ring, addr = self._ring(c["name"])
+        fd = os.open(c["path"], os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            res = ring.fixed_io(uring.IORING_OP_WRITE_FIXED, fd, addr, 8, 0)
+            data = os.pread(fd, 8, 0)
+        finally:
+            os.close(fd)
+        if res != 8 or len(data) != 8:
+            raise Failed("EIO" if res >= 0 else errno.errorcode.get(-res, str(res)), f"IORING_OP_WRITE_FIXED → {res}")
+        value = struct.unpack("<Q", data)[0]
+        return {"value": value,
+                "events": [f"IORING_OP_WRITE_FIXED: the kernel copies the pinned page to a file: {value}"]}
+
+    # --- pipes ---------------------------------------------------------------------------
+    def do_vmsplice(self, c, fds):
+        _r, w = self.pipes[c["pipe"]]
+        n = L.vmsplice(w, c["addr"], 8)
+        return {"events": [f"vmsplice(pipe {c['pipe']}, {c['addr']:#x}, 8) → {n}: the pipe holds the page"]}
+
+    def do_pipe_read(self, c, fds):
+        r, _w = self.pipes[c["pipe"]]
+        try:
+            data = os.read(r, 8)
+        except BlockingIOError:
+            raise Failed("EAGAIN", f"read(pipe {c['pipe']}) → EAGAIN: empty") from None
+        if len(data) != 8:
+            raise Failed("EIO", f"read(pipe {c['pipe']}) → {len(data)} bytes")
+        value = struct.unpack("<Q", data)[0]
+        return {"value": value, "events": [f"read(pipe {c['pipe']}, 8) → {value}"]}
+
+    # --- remote access --------------------------------------------------------------------
+    def do_process_vm_writev(self, c, fds):
+        n = L.process_vm_writev(c["pid"], c["addr"], struct.pack("<Q", c["value"]))
+        if n != 8:
+            raise Failed("EFAULT", f"process_vm_writev → {n} bytes")
+        return {"events": [f"process_vm_writev(pid {c['pid']}, {c['addr']:#x}, {c['value']})"]}
+
+    def do_process_vm_readv(self, c, fds):
+        data = L.process_vm_readv(c["pid"], c["addr"], 8)
+        if len(data) != 8:
+            raise Failed("EFAULT", f"process_vm_readv → {len(data)} bytes")
+        value = struct.unpack("<Q", data)[0]
+        return {"value": value, "events": [f"process_vm_readv(pid {c['pid']}, {c['addr']:#x}) → {value}"]}
+
+    def do_proc_mem_write(self, c, fds):
+        fd = os.open(f"/proc/{c['pid']}/mem", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            n = os.pwrite(fd, struct.pack("<Q", c["value"]), c["addr"])
+        finally:
+            os.close(fd)
+        if n != 8:
+            raise Failed("EIO", f"write(/proc/{c['pid']}/mem) → {n} bytes")
+        return {"events": [f"pwrite(/proc/{c['pid']}/mem, {c['value']}, {c['addr']:#x}) [FOLL_FORCE|FOLL_WRITE]"]}
+
+    # --- for the controller and the tests ---------------------------------------------
+    def do_ping(self, c, fds):
+        return {"pid": os.getpid()}
+
+    def do_sleep(self, c, fds):  # a hung step, for the safety tests
+        import time
+
+        time.sleep(c["seconds"])
+        return {}
+
+
+def start(name: str, sock: socket.socket, keep_fds, pipes, threads, pgid: int, alarm: int) -> None:
+    """Turn a freshly forked process into a worker; never returns."""
+    try:
+        try:
+            os.setpgid(0, pgid)
+        except OSError:
+            pass
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # children stay zombies until the controller reaps them
+        faulthandler.disable()
+        signal.signal(signal.SIGSEGV, signal.SIG_DFL)
+        signal.signal(signal.SIGBUS, signal.SIG_DFL)
+        gc.disable()  # nothing of the caller's may be finalised here
+        keep = sorted({0, 1, 2, sock.fileno(), *keep_fds})
+        lo = 0
+        for fd in keep:
+            if fd > lo:
+                os.closerange(lo, fd)
+            lo = fd + 1
+        os.closerange(lo, 1 << 16)
+        if alarm:
+            signal.alarm(alarm)
+        Worker(name, sock, pipes, threads, alarm).serve()
+    except BaseException:
+        pass
+    finally:
+        os._exit(0)

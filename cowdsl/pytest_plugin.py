@@ -1,0 +1,145 @@
+"""A pytest plugin: .cow scenarios as test items, one per backend their expect lines name.
+
+Installed with cowdsl (the ``pytest11`` entry point ``cowdsl``) but it collects
+nothing unless asked, so an installed cowdsl never changes another project's
+test run:
+
+    pytest --cow scenarios/              # on the command line, or in the ini file:
+
+    [tool.pytest.ini_options]
+    cow_scenarios = ["true"]             # every .cow file pytest looks at, or
+    cow_scenarios = ["scenarios"]        # only those under these directories
+
+A file with ``expect pass on early-cow, anon-exclusive`` gives the items
+``FILE::early-cow`` and ``FILE::anon-exclusive``; a file with no expect line
+one item on the default backend, where every assertion must hold.  The
+``native`` backend (this machine's kernel) is skipped unless ``--cow-native`` is
+given.  A failure shows the verdict block, the failing assertions and the trace
+(the counterexample), not a Python traceback; a file that does not parse is a
+collection error showing its diagnostics.  ``-p no:cowdsl`` turns the plugin off.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+DEFAULT_BACKEND = "anon-exclusive"
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("cowdsl", "cowdsl scenarios (.cow files)")
+    group.addoption("--cow", action="store_true", default=False,
+                    help="collect .cow scenario files as tests (one item per backend in their expect lines)")
+    group.addoption("--cow-native", action="store_true", default=False,
+                    help="also run expect lines for the `native` backend (this machine's kernel); skipped otherwise")
+    parser.addini("cow_scenarios",
+                  "collect .cow scenario files: `true`, or directories (relative to the rootdir) to collect them from",
+                  type="args", default=[])
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cow: a .cow scenario run on one backend (cowdsl)")
+
+
+def _wanted(config, path) -> bool:
+    if config.getoption("cow", False):
+        return True
+    values = [v for v in (config.getini("cow_scenarios") or []) if v]
+    if not values or all(v.lower() in _FALSE for v in values):
+        return False
+    if any(v.lower() in _TRUE for v in values):
+        return True
+    path = path.resolve()
+    for v in values:
+        base = (config.rootpath / v).resolve()
+        if path == base or base in path.parents:
+            return True
+    return False
+
+
+def pytest_collect_file(file_path, parent):
+    if file_path.suffix == ".cow" and _wanted(parent.config, file_path):
+        return CowFile.from_parent(parent, path=file_path)
+    return None
+
+
+class CowFile(pytest.File):
+    """A .cow file: one item per backend."""
+
+    def collect(self):
+        from cowdsl.errors import CowError
+        from cowdsl.load import load
+        from cowdsl.semantics import registry
+
+        try:
+            sc = load(self.path)
+        except CowError as e:
+            raise self.CollectError(e.render()) from None
+        except OSError as e:
+            raise self.CollectError(f"{self.path}: {e.strerror or e}") from None
+        specs: list[tuple[str, str | None, int]] = []  # (as written, canonical, line)
+        for e in sc.expectations:
+            spec = registry.resolve(e.backend)
+            if not any((spec or e.backend) == (s or w) for w, s, _ in specs):
+                specs.append((e.backend, spec, e.span.line))
+        if not specs:
+            specs.append((DEFAULT_BACKEND, registry.resolve(DEFAULT_BACKEND), 0))
+        native = self.config.getoption("cow_native", False)
+        for written, spec, line in specs:
+            item = CowItem.from_parent(self, name=spec or written, scenario=sc, backend=spec, written=written,
+                                       line=line)
+            item.add_marker(pytest.mark.cow)
+            if spec == registry.NATIVE and not native:
+                item.add_marker(pytest.mark.skip(reason="the native backend runs on this machine's kernel: "
+                                                        "give --cow-native to run it"))
+            yield item
+
+
+class CowFailure(Exception):
+    """A scenario whose verdict is not as expected on a backend."""
+
+    def __init__(self, result):
+        super().__init__(result.verdict)
+        self.result = result
+
+
+class CowItem(pytest.Item):
+    """One scenario on one backend."""
+
+    def __init__(self, *, scenario, backend: str | None, written: str, line: int, **kw):
+        super().__init__(**kw)
+        self.scenario = scenario
+        self.backend = backend
+        self.written = written
+        self.line = line
+        self.result = None
+
+    def runtest(self):
+        from cowdsl.run import run
+
+        if self.backend is None:
+            raise CowFailure(None)
+        self.result = r = run(self.scenario, self.backend)
+        if r.verdict == "skip":
+            pytest.skip(f"no assertion could be decided on {r.backend}")
+        if not r.ok:
+            raise CowFailure(r)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, CowFailure):
+            return failure_text(self.scenario, excinfo.value.result, self.written)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, max(self.line - 1, 0), f"{self.scenario.name} on {self.backend or self.written}"
+
+
+def failure_text(sc, r, written: str = "") -> str:
+    """The failing assertions, the verdict block, the trace and the final state."""
+    from cowdsl.report import junit
+
+    if r is None:
+        return f"{sc.filename}: unknown backend `{written}` (see `cowdsl backends`)"
+    return junit.failure_text(r)

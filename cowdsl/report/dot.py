@@ -1,0 +1,328 @@
+"""Graphviz DOT of a run: the final state, and the counterexample trace.
+
+The state graph reads left to right: processes → page-table entries → pages ←
+pins and references (and pipes, files, swap slots).  A page's fill says whether
+it is exclusive (PageAnonExclusive, green), shared (mapped more than once, or
+KSM: orange), a page-cache page (blue) or neither (white: mapped once but not
+marked exclusive, as in the eras before PG_anon_exclusive); a thick red border
+says it is pinned (FOLL_PIN, or refcount >= 1024: maybe-pinned).
+
+The trace graph is the steps as a chain, each with the rules that fired (and
+their commits), ending in the assertions that failed: the counterexample.
+
+``render()`` turns DOT into SVG, PNG or PDF with Graphviz's ``dot`` binary
+(Debian: ``apt-get install graphviz``); ``write()`` does what ``cowdsl run
+--dot`` asks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+from cowdsl.run import Result
+from cowdsl.semantics.state import State
+
+RENDERED = ("svg", "png", "pdf")
+_COLOURS = {
+    "exclusive": "#d9ead3",  # green
+    "shared": "#fce5cd",  # orange
+    "pinned": "#cc0000",  # border
+    "zero": "#eeeeee",
+    "file": "#cfe2f3",  # page cache
+    "other": "#ffffff",  # mapped once, not marked exclusive (or no PG_anon_exclusive in this era)
+    "freed": "#ffffff",
+}
+
+
+class DotError(Exception):
+    """Graphviz is missing or failed."""
+
+
+def q(text: str) -> str:
+    """A DOT quoted string."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _html(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def _html_lines(lines: list[tuple[str, str]], width: int = 72) -> str:
+    """An HTML-like label: (style, text) lines, left-justified and wrapped; style is
+    "b" (bold), "rule" (a rule that fired), "bad" (red), or "" (plain)."""
+    out = []
+    for style, line in lines:
+        for x in textwrap.wrap(line, width, subsequent_indent="    ", break_on_hyphens=False) or [""]:
+            x = _html(x)
+            if style == "b":
+                x = f"<B>{x}</B>"
+            elif style == "rule":
+                x = f'<FONT COLOR="#1155cc">{x}</FONT>'
+            elif style == "bad":
+                x = f'<FONT COLOR="#cc0000">{x}</FONT>'
+            out.append(x + '<BR ALIGN="LEFT"/>')
+    return "<" + "".join(out) + ">"
+
+
+def _head(name: str, title: str, rankdir: str) -> list[str]:
+    return [
+        f"digraph {q(name)} {{",
+        f"  graph [rankdir={rankdir}, label={q(title)}, labelloc=t, fontname=Helvetica, fontsize=12,"
+        " nodesep=0.25, ranksep=0.5];",
+        "  node [fontname=Helvetica, fontsize=10, shape=box, style=rounded];",
+        "  edge [fontname=Helvetica, fontsize=9];",
+    ]
+
+
+def _page_kind(p) -> str:
+    if p.zero:
+        return "zero"
+    if p.freed:
+        return "freed"
+    if p.file and not p.anon:
+        return "file"
+    if p.anon_exclusive:
+        return "exclusive"
+    return "shared" if p.mapcount > 1 or p.ksm else "other"
+
+
+def _pinned(p) -> bool:
+    return p.pincount > 0 or (p.refcount >= 1024 and getattr(p, "kind", "small") == "small")
+
+
+def _pte_label(where: str, pte) -> str:
+    if pte is None:
+        return f"{where}\nnot faulted in"
+    if pte.devexcl:
+        return f"{where}\ndevice-exclusive " + ("rw" if pte.write else "ro")
+    if pte.present:
+        return f"{where}\npresent " + ("rw" if pte.write else "ro") + (" dirty" if pte.dirty else "")
+    return f"{where}\nswap slot {pte.slot}" + (" excl" if pte.swp_exclusive else "")
+
+
+def state_dot(state: State | None, title: str = "final state") -> str:
+    """DOT of a final state."""
+    from cowdsl.report.text import page_flags
+
+    out = _head("state", title, "LR")
+    if state is None:
+        out.append('  none [label="no model state on this backend\\n(the trace shows what it observed)"];')
+        return "\n".join(out + ["}"]) + "\n"
+    used: set[int] = set()
+    edges: list[str] = []
+    for mm in state.mms:
+        status = "killed by SIGSEGV" if mm.segv else ("alive" if mm.alive else "exited")
+        extra = ", MMF_HAS_PINNED" if mm.has_pinned else ""
+        out.append(f"  subgraph {q('cluster_mm_' + mm.name)} {{")
+        out.append(f"    label={q(f'{mm.name} ({status}{extra})')}; style=rounded; color=\"#999999\";"
+                   + (" fontcolor=\"#999999\";" if not mm.alive else ""))
+        mm_label = f"{mm.name}\nfaults {mm.faults}, copies {mm.cow_copies}"
+        out.append(f"    {q('mm:' + mm.name)} [label={q(mm_label)}, shape=box, style=\"rounded,bold\"];")
+        for vma in mm.vmas:
+            kind = ("anon" if vma.anon else f"file {vma.file}") + (" shared" if vma.shared else " private")
+            kind += " rw" if vma.write else " ro"
+            for i, pte in enumerate(vma.ptes):
+                where = f"{mm.name}.{vma.name}" + (f"[{i}]" if len(vma.ptes) > 1 else "")
+                node = f"pte:{mm.name}:{vma.name}:{i}"
+                label = _pte_label(where, pte) + (f"\n({kind})" if i == 0 else "")
+                style = "rounded" if pte is not None else "rounded,dashed"
+                out.append(f"    {q(node)} [label={q(label)}, style={q(style)}];")
+                edges.append(f"  {q('mm:' + mm.name)} -> {q(node)};")
+                if pte is not None and (pte.present or pte.devexcl):
+                    used.add(pte.page)
+                    edges.append(f"  {q(node)} -> {q(f'page:{pte.page}')}"
+                                 + (" [style=dashed, label=\"device-exclusive\"];" if pte.devexcl else ";"))
+                elif pte is not None:
+                    edges.append(f"  {q(node)} -> {q(f'slot:{pte.slot}')} [style=dashed];")
+        out.append("  }")
+    slots = {pte.slot for mm in state.mms for v in mm.vmas for pte in v.ptes if pte is not None and pte.swap}
+    for h in state.handles:
+        used.add(h.page)
+        kind = "device-exclusive" if getattr(h, "device", False) else (
+            ("FOLL_PIN" if h.pin else "FOLL_GET") + ("|FOLL_WRITE" if h.write else "")
+            + ("|FOLL_LONGTERM" if h.longterm else ""))
+        refs = f" x{h.refs}" if getattr(h, "refs", 1) > 1 else ""
+        label = f"{h.name}\n{kind}{refs}\nby {h.owner}" + ("" if h.live else "\nreleased")
+        colour = "#cc0000" if h.pin and h.live else ("#999999" if not h.live else "#e69138")
+        out.append(f"  {q('handle:' + h.name)} [label={q(label)}, shape=hexagon, color={q(colour)},"
+                   f" style={q('solid' if h.live else 'dashed')}];")
+        edges.append(f"  {q(f'page:{h.page}')} -> {q('handle:' + h.name)} [dir=back, color={q(colour)},"
+                     f" label={q('pin' if h.pin else 'ref')}" + ("" if h.live else ", style=dashed") + "];")
+    for p in state.pipes:
+        out.append(f"  {q('pipe:' + p.name)} [label={q('pipe ' + p.name)}, shape=cds];")
+        for n, b in enumerate(p.bufs):
+            used.add(b)
+            edges.append(f"  {q(f'page:{b}')} -> {q('pipe:' + p.name)} [dir=back, label={q(f'buf {n}')}];")
+    for name, pages in state.files:
+        out.append(f"  {q('file:' + name)} [label={q('file ' + name + ' page cache')}, shape=folder];")
+        for i, pfn in enumerate(pages):
+            used.add(pfn)
+            edges.append(f"  {q(f'page:{pfn}')} -> {q('file:' + name)} [dir=back, style=dotted,"
+                         f" label={q(f'{name}[{i}]')}];")
+    for pfn, p in enumerate(state.pages):
+        if p.swapcache >= 0 and not p.freed:
+            used.add(pfn)
+            slots.add(p.swapcache)
+            edges.append(f"  {q(f'page:{pfn}')} -> {q(f'slot:{p.swapcache}')} [style=dotted, label=\"swap cache\"];")
+    for s in sorted(slots):
+        if 0 <= s < len(state.slots):
+            slot_label = f"swap slot {s}\nvalue {state.slots[s].data}"
+            out.append(f"  {q(f'slot:{s}')} [label={q(slot_label)}, shape=cylinder];")
+    for pfn in sorted(used):
+        p = state.pages[pfn]
+        kind = _page_kind(p)
+        flags = page_flags(state, pfn)
+        label = f"#{pfn}  value {p.data}\nref {p.refcount}  map {p.mapcount}  pin {p.pincount}" + (
+            f"\n{flags}" if flags else "")
+        attrs = [f"label={q(label)}", "style=\"filled\"" if kind != "freed" else "style=\"dashed\"",
+                 f"fillcolor={q(_COLOURS[kind])}"]
+        if _pinned(p):
+            attrs += [f"color={q(_COLOURS['pinned'])}", "penwidth=3"]
+        out.append(f"  {q(f'page:{pfn}')} [{', '.join(attrs)}];")
+    out += edges
+    out += [
+        "  subgraph cluster_legend {",
+        '    label="legend"; fontsize=9; style=dashed; color="#bbbbbb";',
+        f'    legend_excl [label="exclusive", style=filled, fillcolor={q(_COLOURS["exclusive"])}, fontsize=8];',
+        f'    legend_shared [label="shared", style=filled, fillcolor={q(_COLOURS["shared"])}, fontsize=8];',
+        f'    legend_pinned [label="pinned", style=filled, fillcolor="#ffffff", color={q(_COLOURS["pinned"])},'
+        " penwidth=3, fontsize=8];",
+        f'    legend_file [label="page cache", style=filled, fillcolor={q(_COLOURS["file"])}, fontsize=8];',
+        "    legend_excl -> legend_shared -> legend_file -> legend_pinned [style=invis];",
+        "  }",
+        "}",
+    ]
+    return "\n".join(out) + "\n"
+
+
+def trace_dot(r: Result) -> str:
+    """DOT of a run's steps as a chain, each with the rules that fired, ending in the verdict."""
+    out = _head("trace", f"{r.scenario.name} on {r.backend}: got {r.verdict}"
+                + (f", expected {r.expected}" if r.expected else ""), "TB")
+    prev = None
+    for rec in r.steps:
+        s, o = rec.step, rec.outcome
+        lines = [("b", f"{s.number}. line {s.span.line}: {s.text}")]
+        if not o.ok:
+            lines.append(("bad", f"-> {o.error or 'failed'}"))
+        elif o.value is not None:
+            lines.append(("", f"-> {o.value}"))
+        for e in rec.events:
+            if e.minor or (not o.ok and e.text == o.error):
+                continue
+            if e.rule:
+                lines.append(("rule", f"rule {e.rule}" + (f" [{e.commit}]" if e.commit else "") + f": {e.text}"))
+            else:
+                lines.append(("", e.text))
+        node = f"step{s.number}"
+        colour = ', color="#cc0000"' if not o.ok else ""
+        out.append(f"  {node} [label={_html_lines(lines)}{colour}];")
+        if prev:
+            out.append(f"  {prev} -> {node};")
+        prev = node
+    verdict = [("b", f"verdict: {r.verdict}" + (f" (expected {r.expected})" if r.expected else ""))]
+    for c in r.checks:
+        mark = "Ok" if c.holds else ("No" if c.holds is not None else "--")
+        values = ", ".join(f"{k}={v}" for k, v in c.values.items())
+        verdict.append(("bad" if c.holds is False else "", f"{mark}  line {c.assertion.span.line}: "
+                        f"assert {c.assertion.text}" + (f"  ({values})" if values else "")))
+    bad = r.verdict == "fail" or not r.ok
+    out.append(f"  verdict [label={_html_lines(verdict)}, shape=note, style=filled,"
+               f" fillcolor={q('#fbe9e7' if bad else '#d9ead3')}];")
+    if prev:
+        out.append(f"  {prev} -> verdict;")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def has_counterexample(r: Result) -> bool:
+    """A run worth a trace graph: an assertion failed, or the verdict is not as expected."""
+    return r.verdict == "fail" or not r.ok
+
+
+def dot_binary() -> str | None:
+    return shutil.which("dot")
+
+
+def render(dot_text: str, fmt: str) -> bytes:
+    """DOT → SVG/PNG/PDF bytes with Graphviz's `dot`; DotError when it is missing or fails."""
+    exe = dot_binary()
+    if exe is None:
+        raise DotError(f"rendering {fmt.upper()} needs Graphviz's `dot` (Debian: apt-get install graphviz); "
+                       "write .dot files instead, or install it")
+    p = subprocess.run([exe, f"-T{fmt}"], input=dot_text.encode(), capture_output=True, timeout=60)
+    if p.returncode != 0:
+        raise DotError(f"dot -T{fmt} failed: {p.stderr.decode(errors='replace').strip()}")
+    return p.stdout
+
+
+def _safe(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in text)
+
+
+def _stems(results: list[Result]) -> dict[int, str]:
+    from cowdsl.matrix import labels
+
+    label = labels([r.scenario for r in results])
+    return {id(r): _safe(label[r.scenario.filename].replace(os.sep, ".").replace("/", ".")) for r in results}
+
+
+def outputs(results: list[Result], target: str, fmt: str | None = None) -> list[tuple[Path, str]]:
+    """(path, DOT text) for every file ``--dot TARGET`` writes.
+
+    A TARGET that is a directory (or ends in a slash, or is asked for several
+    runs) gets STEM.BACKEND.state.FMT per run, and STEM.BACKEND.trace.FMT per
+    counterexample; a file gets the state, and FILE-STEM.trace.SUFFIX beside it.
+    The format comes from ``fmt``, else the file's suffix (.dot, .gv, .svg, .png, .pdf).
+    """
+    t = Path(target)
+    directory = t.is_dir() or target.endswith(("/", os.sep)) or len(results) != 1
+    if directory:
+        fmt = fmt or "dot"
+        stems = _stems(results)
+        out = []
+        for r in results:
+            base = f"{stems[id(r)]}.{_safe(r.backend)}"
+            title = f"{r.scenario.name} on {r.backend}: final state"
+            out.append((t / f"{base}.state.{fmt}", state_dot(r.final, title)))
+            if has_counterexample(r):
+                out.append((t / f"{base}.trace.{fmt}", trace_dot(r)))
+        return out
+    r = results[0]
+    title = f"{r.scenario.name} on {r.backend}: final state"
+    out = [(t, state_dot(r.final, title))]
+    if has_counterexample(r):
+        out.append((t.with_name(f"{t.stem}.trace{t.suffix}"), trace_dot(r)))
+    return out
+
+
+def file_format(path: Path, fmt: str | None = None) -> str:
+    if fmt:
+        return fmt
+    suffix = path.suffix.lower().lstrip(".")
+    return suffix if suffix in RENDERED else "dot"
+
+
+def write(results: list[Result], target: str, fmt: str | None = None) -> list[Path]:
+    """Write the files; a rendered format falls back to .dot (and raises DotError at the end) without dot."""
+    written, problem = [], None
+    for path, text in outputs(results, target, fmt):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kind = file_format(path, fmt)
+        if kind in RENDERED:
+            try:
+                path.write_bytes(render(text, kind))
+                written.append(path)
+                continue
+            except DotError as e:
+                problem = problem or e
+                path = path.with_suffix(".dot")
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    if problem:
+        raise DotError(f"{problem} (wrote the .dot files: {', '.join(map(str, written))})")
+    return written
