@@ -106,15 +106,67 @@ def _load_all(paths, problems: list[Problem], highlight=None):
     return scenarios
 
 
-def _run_one(sc, backend, problems: list[Problem]):
+def _run_one(sc, backend, problems: list[Problem], args=None):
     """Run a scenario; a crash in the model is reported, not fatal to the other files."""
     from cowdsl.run import run
 
     try:
-        return run(sc, backend)
+        if args is None or not sc.concurrent and args.mode is None and args.schedule is None:
+            return run(sc, backend)
+        from cowdsl.explore.search import Bounds
+
+        schedule = [a.strip() for a in args.schedule.split(",") if a.strip()] if args.schedule else None
+        with _progress(sc.name) as progress:
+            bounds = Bounds(max_states=args.max_states, timeout=args.timeout, progress=progress)
+            return run(sc, backend, mode=args.mode, bounds=bounds, schedule=schedule)
+    except ValueError as e:  # an impossible --schedule
+        _err(f"cowdsl: {sc.filename}: {e}")
+        problems.append(Problem(sc.filename, str(e)))
+        return None
     except Exception as e:  # a bug in a backend: show it, keep going
         _internal_error(sc.filename, f"running on {backend}", e, problems)
         return None
+
+
+class _progress:
+    """A progress line on stderr for explorations that take over a second (rich)."""
+
+    def __init__(self, name: str):
+        self.name, self.shown, self.live = name, False, None
+
+    def __enter__(self):
+        import time
+
+        self.t0 = time.monotonic()
+        return self
+
+    def __call__(self, states: int, executions: int) -> None:
+        import time
+
+        if time.monotonic() - self.t0 < 1.0 or not sys.stderr.isatty():
+            return
+        if self.live is None:
+            try:
+                from rich.console import Console
+                from rich.status import Status
+
+                self.live = Status("", console=Console(stderr=True))
+                self.live.start()
+            except ImportError:
+                self.live = False
+        text = f"exploring {self.name}: {states} states, {executions} executions"
+        if self.live:
+            self.live.update(text)
+        else:
+            sys.stderr.write("\r" + text)
+            self.shown = True
+
+    def __exit__(self, *exc):
+        if self.live:
+            self.live.stop()
+        elif self.shown:
+            sys.stderr.write("\n")
+        return False
 
 
 def _internal_error(file: str, doing: str, e: Exception, problems: list[Problem]) -> None:
@@ -199,7 +251,7 @@ def cmd_run(args) -> int:
     backend = registry.resolve(args.backend)
     problems: list[Problem] = []
     scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
-    results = [r for r in (_run_one(sc, backend, problems) for sc in scenarios) if r is not None]
+    results = [r for r in (_run_one(sc, backend, problems, args) for sc in scenarios) if r is not None]
     if args.format == "json":
         import json
 
@@ -378,6 +430,16 @@ def parser() -> argparse.ArgumentParser:
                    help="a backend: NAME[:OPTION=CHOICE]..., a kernel version such as 5.10, native, or all "
                         "(the era matrix) (default: anon-exclusive; see `cowdsl backends`)")
     r.add_argument("--assertions", action="store_true", help="with --backend all: one matrix row per assertion")
+    r.add_argument("--mode", choices=("reduced", "full"), default=None,
+                   help="how concurrent scenarios are explored: reduced (partial-order reduction, the default) "
+                        "or full (every interleaving, with a visited set)")
+    r.add_argument("--max-states", type=int, default=200_000, metavar="N",
+                   help="stop exploring after N states and say the result is partial (default 200000)")
+    r.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="stop exploring after this long and say the result is partial (default 60)")
+    r.add_argument("--schedule", metavar="ACTORS",
+                   help="replay one interleaving exactly: the actor of each micro-step, e.g. A,A,A,T,T,A "
+                        "(the `schedule:` line of a counterexample)")
     r.add_argument("--trace", "-t", action="store_true", help="print every step with the rules that fired")
     r.add_argument("--state", "-s", action="store_true",
                    help="print the final state even when all is as expected (it is always printed otherwise)")

@@ -38,10 +38,13 @@ def result(r: Result) -> dict:
         "verdict": r.verdict,
         "expected": r.expected,
         "ok": r.ok,
-        "states": 1,
+        "states": len({w.state for w in r.exploration.finals}) if r.exploration is not None else 1,
         "seconds": round(r.seconds, 6),
+        "exploration": exploration(r),
         "assertions": [
-            {"text": c.assertion.text, "line": c.assertion.span.line, "holds": c.holds, "values": dict(c.values)}
+            {"text": c.assertion.text, "line": c.assertion.span.line, "quantifier": c.assertion.quantifier,
+             "holds": c.holds, "values": dict(c.values), "positive": c.positive, "negative": c.negative,
+             "shows": c.shows or None, "execution": execution(c.witness)}
             for c in r.checks
         ],
         "trace": [
@@ -60,6 +63,27 @@ def result(r: Result) -> dict:
         ],
         "final_state": final_state(r.final),
     }
+
+
+def exploration(r: Result) -> dict | None:
+    ex = r.exploration
+    if ex is None:
+        return None
+    return {"mode": ex.mode, "states": ex.states, "executions": ex.executions, "micro_steps": ex.transitions,
+            "final_states": len({w.state for w in ex.finals}), "deadlocks": len(ex.deadlocks),
+            "partial": ex.partial, "seconds": round(ex.seconds, 6)}
+
+
+def execution(trs) -> list[dict] | None:
+    """The shown execution: one entry per micro-step."""
+    if trs is None:
+        return None
+    return [
+        {"n": n, "actor": t.actor, "step": t.step, "micro_step": t.label,
+         "ok": None if t.outcome is None else t.outcome.ok,
+         "events": [attrs.asdict(e) for e in t.events]}
+        for n, t in enumerate(trs, 1)
+    ]
 
 
 def error(e: CowError) -> list[dict]:

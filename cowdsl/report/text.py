@@ -224,6 +224,10 @@ def report(r: Result, show_trace=False, show_state=False, highlight=None) -> str
 
     ``highlight`` optionally colours the source text of steps and assertions.
     """
+    if r.exploration is not None:
+        from cowdsl.report import explored
+
+        return explored.report(r, show_state=show_state, highlight=highlight)
     parts = []
     if show_trace:
         parts.append(trace(r, highlight) + "\n")

@@ -62,6 +62,7 @@ class Fork:
             elif pte is not None:
                 self.copy_nonpresent_pte(m, parent, child, vname, idx)
             i += 1
+        m.say("copy_page_range: all page-table entries copied")
         return Micro("end", ())
 
     def fork__share(self, m, step, frame):
@@ -106,6 +107,7 @@ class Fork:
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
             m.say("copy_page_range: raw_write_seqcount_end(write_protect_seq)")
         m.update_mm(parent, mmap_lock=0)
+        m.say(f"fork: mmap_write_unlock({parent})")
         return Micro(None, (), Outcome(True))
 
     def copy_present_pte(self, m, src, dst, vname, idx) -> None:

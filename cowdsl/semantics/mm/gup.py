@@ -143,6 +143,7 @@ class Gup:
             m.ungrab(pfn, step.op == "pin")
             m.say("gup_fast: PTE changed under us → drop the page, slow path")
             return Micro("slow", ())
+        m.say(f"gup_fast: PTE unchanged, #{pfn} kept")
         return Micro("seq", frame)
 
     def gup_fast__seq(self, m, step, frame):
@@ -152,6 +153,7 @@ class Gup:
             m.ungrab(pfn, step.op == "pin")
             m.say("gup_fast: read_seqcount_retry: a fork ran → unpin, slow path")
             return Micro("slow", ())
+        m.say("gup_fast: done" + (" (write_protect_seq unchanged)" if seq >= 0 else " (no seqcount to check)"))
         return Micro(None, (), self.gup_done(m, step, pfn))
 
     def gup_fast__slow(self, m, step, frame):
