@@ -43,9 +43,11 @@ class Transition:
     reads: frozenset
     writes: frozenset
     outcome: Outcome | None  # set when this micro-step finished the op
+    marks: frozenset = frozenset()  # mms changed field-wise or counted: conflict only with whole-mm reads
 
     def dependent(self, other: "Transition") -> bool:
-        return bool(self.writes & (other.reads | other.writes) or other.writes & self.reads)
+        return bool(self.writes & (other.reads | other.writes) or other.writes & self.reads
+                    or self.marks & other.reads or other.marks & self.reads)
 
 
 class Model:
@@ -90,12 +92,14 @@ class Model:
         t = w.threads[i]
         step = self.sc.steps[t.steps[t.at]]
         name = self.backend.lock_mm(step)
-        return frozenset({("mm", name)}) if name else frozenset()
+        return frozenset({("mm", name, "mmap_lock"), ("mm", name, "ptl")}) if name else frozenset()
 
     def step(self, w: World, i: int) -> tuple[World, Transition]:
         t = w.threads[i]
         step = self.sc.steps[t.steps[t.at]]
         m = Machine(w.state)
+        if t.label is None and step.task is not None:
+            m.reads.add(("mm", step.task, "alive"))  # whether the op runs at all depends on the process being alive
         if t.label is None and self.dead(w.state, step):
             mm = w.state.mm(step.task)
             out = Outcome(False, error=f"not run: {step.task} {'was killed by SIGSEGV' if mm.segv else 'has exited'}")
@@ -103,6 +107,12 @@ class Model:
             label, nxt, frame = "op", None, ()
         else:
             label = t.label or self.backend.program(step)[1]
+            if self.backend.lock_needed(step, label):
+                # whether it could run depended on the locks: reads, for the independence relation
+                name = self.backend.lock_mm(step)
+                m.reads.update({("mm", name, "mmap_lock"), ("mm", name, "ptl")})
+                if step.op in ("read", "write") and step.addr is not None:
+                    m.reads.add(("vma", step.addr.proc, step.addr.mapping))
             mic = self.backend.micro(m, step, label, t.frame)
             out, nxt, frame = mic.outcome, mic.next, mic.frame
         if nxt is None and step.bind:
@@ -114,5 +124,5 @@ class Model:
             block += 1
             threads = self.threads_for(block) if block < len(self.blocks) else ()
         tr = Transition((w.block, i), t.actor, step.number, label, tuple(m.events),
-                        frozenset(m.reads), frozenset(m.writes), out if nxt is None else None)
+                        frozenset(m.reads), frozenset(m.writes), out if nxt is None else None, frozenset(m.marks))
         return World(m.freeze(), block, threads), tr

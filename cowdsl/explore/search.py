@@ -125,12 +125,17 @@ class _Level:
 
 
 def reduced(model: Model, bounds: Bounds) -> Exploration:
+    """DPOR with sleep sets, and state caching made sound the way stateful DPOR
+    does it: a world explored before (with a sleep set no larger than now) is not
+    explored again, but every transition its subtree took is checked for races
+    against the current trace, so no backtrack point is lost."""
     ex = Exploration("reduced")
     t0 = time.monotonic()
     seen_final: set = set()
     trace: list[Transition] = []
     clocks: list[dict] = []  # vector clock of each trace entry
     levels: list[_Level] = []  # levels[k] is where trace[k] was taken
+    cache: dict[World, tuple[frozenset, frozenset]] = {}  # world -> (sleep at entry, subtree's transitions)
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))
 
@@ -157,53 +162,64 @@ def reduced(model: Model, bounds: Bounds) -> Exploration:
         """Trace entry j happens before whatever has this clock."""
         return clocks[j][trace[j].tid] <= clock.get(trace[j].tid, 0)
 
-    def explore(w: World, sleep: dict, block_start: int) -> None:
+    def races(nxt: Transition, block_start: int) -> None:
+        """The last entry of this block that is dependent with ``nxt`` (a thread's
+        next move) and not in that thread's causal past: backtrack there."""
+        tid = nxt.tid
+        pclock = thread_clock(tid, block_start)
+        for j in range(len(trace) - 1, block_start - 1, -1):
+            e = trace[j]
+            if e.tid == tid or e.tid[0] != tid[0]:
+                continue
+            if e.dependent(nxt) and not before(j, pclock):
+                pre = levels[j]
+                cands = {q for q in pre.enabled if (pre.world.block, q) == tid}
+                if not cands:
+                    cands = {q for q in pre.enabled
+                             if any(trace[k].tid == (pre.world.block, q) and before(k, pclock)
+                                    for k in range(j + 1, len(trace)))}
+                pre.backtrack |= {min(cands)} if cands else set(pre.enabled)
+                return
+
+    def explore(w: World, sleep: dict, block_start: int) -> frozenset:
+        """Explore from w; returns the transitions taken in its subtree."""
         if ex.partial is not None:
-            return
+            return frozenset()
+        if trace and trace[-1].tid[0] != w.block:
+            block_start = len(trace)  # a new block: races only within it
+        hit = cache.get(w)
+        if hit is not None and hit[0] <= sleep.keys():
+            for tr in hit[1]:
+                races(tr, block_start)
+            return hit[1]
         ex.visited.add(w)
-        if (why := bounds.hit(ex.transitions)) is not None:
+        if (why := bounds.hit(len(ex.visited))) is not None:
             ex.partial = why
-            return
+            return frozenset()
         en = model.enabled(w)
         if not en:
             _terminal(model, w, ex, seen_final)
             ex.executions += 1
             if bounds.progress and ex.executions % 500 == 0:
                 bounds.progress(len(ex.visited), ex.executions)
-            return
-        if trace and trace[-1].tid[0] != w.block:
-            block_start = len(trace)  # a new block: races only within it
+            cache[w] = (frozenset(sleep), frozenset())
+            return frozenset()
         nexts = {}
         for i in en:
             nexts[i] = model.step(w, i)
             ex.transitions += 1
         level = _Level(w, en, nexts, block_start=block_start)
-        # Races: for every unfinished thread p, the last dependent, concurrent entry.
         for p in model.unfinished(w):
             if p in nexts:
-                fp_reads, fp_writes = nexts[p][1].reads, nexts[p][1].writes
+                races(nexts[p][1], block_start)
             else:  # blocked: it waits on a lock
-                fp_reads, fp_writes = model.lock_footprint(w, p), frozenset()
-            tid = (w.block, p)
-            pclock = thread_clock(tid, block_start)
-            for j in range(len(trace) - 1, block_start - 1, -1):
-                e = trace[j]
-                if e.tid == tid:
-                    continue
-                dep = e.writes & (fp_reads | fp_writes) or fp_writes & e.reads
-                if dep and not before(j, pclock):
-                    pre = levels[j]
-                    cands = {q for q in pre.enabled if (pre.world.block, q) == tid}
-                    if not cands:
-                        cands = {q for q in pre.enabled
-                                 if any(trace[k].tid == (pre.world.block, q) and before(k, pclock)
-                                        for k in range(j + 1, len(trace)))}
-                    pre.backtrack |= {min(cands)} if cands else set(pre.enabled)
-                    break
+                races(Transition((w.block, p), "", 0, "", (), model.lock_footprint(w, p), frozenset(), None),
+                      block_start)
         asleep = {i for (b, i) in sleep if b == w.block}
         awake = [i for i in en if i not in asleep]
+        subtree: set = set()
         if not awake:
-            return  # every move here is covered by a sibling
+            return frozenset()  # every move here is covered by a sibling
         level.backtrack.add(awake[0])
         level.sleep = dict(sleep)
         levels.append(level)
@@ -220,11 +236,16 @@ def reduced(model: Model, bounds: Bounds) -> Exploration:
             trace.append(tr)
             clocks.append({})
             clocks[k] = clock_of(k, tr)
-            explore(w2, child_sleep, block_start)
+            subtree.add(tr)
+            subtree |= explore(w2, child_sleep, block_start)
             trace.pop()
             clocks.pop()
             level.sleep[tr.tid] = tr
         levels.pop()
+        summary = frozenset(subtree)
+        if ex.partial is None:
+            cache[w] = (frozenset(sleep), summary)
+        return summary
 
     try:
         explore(model.init(), {}, 0)

@@ -42,6 +42,33 @@ def _undecided(sc, reason: str):
     return tuple(Check(a, None, {"unsupported": reason}) for a in sc.assertions)
 
 
+def _judge(evaluate, obs, a):
+    """One real execution: `always`/`sometimes` X hold iff X does, `never` X iff X does not;
+    an `invariant` needs every intermediate state, which native does not observe."""
+    quantifier = getattr(a, "quantifier", "always")
+    if quantifier == "invariant":
+        return None, {"unsupported": "unsupported on native: `invariant` needs every state; native observes the final one"}
+    holds, values = evaluate(obs, a)
+    if quantifier == "never" and holds is not None:
+        holds = not holds
+    return holds, values
+
+
+def _close_uninterrupted(ctl) -> None:
+    """Tear the run down with SIGINT held back, so a second Ctrl-C cannot cut the clean-up
+    short; a pending SIGINT is delivered (as KeyboardInterrupt) right after."""
+    import signal
+    import threading
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
+    try:
+        ctl.close()
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = None, inject=None):
     """Run ``sc`` on this machine's kernel.
 
@@ -101,11 +128,11 @@ def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = 
         else:
             obs = NativeObservation(ctl, host)
             try:
-                checks = tuple(Check(a, *evaluate(obs, a)) for a in sc.assertions)
+                checks = tuple(Check(a, *_judge(evaluate, obs, a)) for a in sc.assertions)
             except StepTimeout as e:
                 checks = _undecided(sc, f"native run aborted while observing: {e}")
     finally:
-        ctl.close()
+        _close_uninterrupted(ctl)
         if ctl.leaks:
             print(f"cowdsl native: {sc.filename}: could not reap: {'; '.join(ctl.leaks)}", file=sys.stderr)
     return Result(sc, BACKEND, None, tuple(records), checks, expected, time.perf_counter() - t0)

@@ -67,6 +67,10 @@ def problem(sc: S.Scenario, host, limits) -> tuple[int | None, str] | None:
     """(step number or None, reason) when the scenario cannot run natively, else None."""
     if host.reason is not None:
         return None, f"unsupported on this host: {host.reason}"
+    if getattr(sc, "concurrent", False):
+        first = next(st for st in sc.steps if getattr(st, "par", False))
+        return first.number, ("unsupported on native: `par` blocks: native runs one real execution of "
+                              "sequential steps; it cannot choose or enumerate interleavings")
     for st in sc.steps:
         why = step_problem(st, host)
         if why is not None:

@@ -27,11 +27,15 @@ import gc
 import os
 import pickle
 import queue
-import resource
 import signal
 import socket
 import struct
 import threading
+
+try:
+    import resource
+except ImportError:  # not a Unix: host.probe() says native cannot run here
+    resource = None
 
 from cowdsl.native import libc as L
 from cowdsl.native import uring
@@ -361,7 +365,7 @@ def start(name: str, sock: socket.socket, keep_fds, pipes, threads, pgid: int, a
             if fd > lo:
                 os.closerange(lo, fd)
             lo = fd + 1
-        os.closerange(lo, 1 << 16)
+        os.closerange(lo, max(lo, os.sysconf("SC_OPEN_MAX")))
         if alarm:
             signal.alarm(alarm)
         Worker(name, sock, pipes, threads, alarm).serve()

@@ -23,10 +23,12 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from cowdsl.report.junit import assertion_text
 from cowdsl.run import Result
 from cowdsl.semantics.state import State
 
 RENDERED = ("svg", "png", "pdf")
+SUFFIXES = (".dot", ".gv", ".svg", ".png", ".pdf")  # a --dot target with one of these is a file
 _COLOURS = {
     "exclusive": "#d9ead3",  # green
     "shared": "#fce5cd",  # orange
@@ -199,11 +201,60 @@ def state_dot(state: State | None, title: str = "final state") -> str:
     return "\n".join(out) + "\n"
 
 
+def _shown_execution(r: Result):
+    """For an explored run: the check whose execution to draw (a counterexample first)."""
+    with_witness = [c for c in r.checks if getattr(c, "witness", None)]
+    return next((c for c in with_witness if c.shows == "counterexample"), with_witness[0] if with_witness else None)
+
+
+def _explored_trace(r: Result, out: list[str]) -> str | None:
+    """The micro-steps of the execution an explored run shows, as a chain; the last node's name."""
+    c = _shown_execution(r)
+    if c is None:
+        return None
+    kind = "counterexample" if c.shows == "counterexample" else "witness"
+    head = [("b", f"{kind} for line {c.assertion.span.line}: {assertion_text(c.assertion)}"),
+            ("", "schedule: " + ",".join(t.actor for t in c.witness))]
+    out.append(f"  execution [label={_html_lines(head)}, shape=plaintext];")
+    prev = "execution"
+    texts = {st.number: st.text for st in r.scenario.steps}
+    last_step = None
+    for n, tr in enumerate(c.witness, 1):
+        lines = [("b", f"{n}. {tr.actor}: step {tr.step} {tr.label}")]
+        if tr.step != last_step and tr.step in texts:  # the source line, when the step changes
+            lines.append(("", f"line: {texts[tr.step]}"))
+        last_step = tr.step
+        for e in tr.events:
+            if e.minor:
+                continue
+            if e.rule:
+                lines.append(("rule", f"rule {e.rule}" + (f" [{e.commit}]" if e.commit else "") + f": {e.text}"))
+            else:
+                lines.append(("", e.text))
+        failed = tr.outcome is not None and not tr.outcome.ok
+        if failed:
+            lines.append(("bad", f"-> failed: {tr.outcome.error}"))
+        elif tr.outcome is not None and tr.outcome.value is not None:
+            lines.append(("", f"-> {tr.outcome.value}"))
+        node = f"micro{n}"
+        colour = ', color="#cc0000"' if failed else ""
+        out.append(f"  {node} [label={_html_lines(lines)}{colour}];")
+        out.append(f"  {prev} -> {node};")
+        prev = node
+    return prev
+
+
 def trace_dot(r: Result) -> str:
-    """DOT of a run's steps as a chain, each with the rules that fired, ending in the verdict."""
+    """DOT of a run's steps as a chain, each with the rules that fired, ending in the verdict.
+
+    For an explored (concurrent) run, the chain is the micro-steps of the
+    execution it shows: the counterexample of a failing assertion, else a witness.
+    """
     out = _head("trace", f"{r.scenario.name} on {r.backend}: got {r.verdict}"
                 + (f", expected {r.expected}" if r.expected else ""), "TB")
     prev = None
+    if getattr(r, "exploration", None) is not None:
+        return _verdict_node(r, out, _explored_trace(r, out))
     for rec in r.steps:
         s, o = rec.step, rec.outcome
         lines = [("b", f"{s.number}. line {s.span.line}: {s.text}")]
@@ -224,12 +275,16 @@ def trace_dot(r: Result) -> str:
         if prev:
             out.append(f"  {prev} -> {node};")
         prev = node
+    return _verdict_node(r, out, prev)
+
+
+def _verdict_node(r: Result, out: list[str], prev: str | None) -> str:
     verdict = [("b", f"verdict: {r.verdict}" + (f" (expected {r.expected})" if r.expected else ""))]
     for c in r.checks:
         mark = "Ok" if c.holds else ("No" if c.holds is not None else "--")
         values = ", ".join(f"{k}={v}" for k, v in c.values.items())
         verdict.append(("bad" if c.holds is False else "", f"{mark}  line {c.assertion.span.line}: "
-                        f"assert {c.assertion.text}" + (f"  ({values})" if values else "")))
+                        f"{assertion_text(c.assertion)}" + (f"  ({values})" if values else "")))
     bad = r.verdict == "fail" or not r.ok
     out.append(f"  verdict [label={_html_lines(verdict)}, shape=note, style=filled,"
                f" fillcolor={q('#fbe9e7' if bad else '#d9ead3')}];")
@@ -241,6 +296,8 @@ def trace_dot(r: Result) -> str:
 
 def has_counterexample(r: Result) -> bool:
     """A run worth a trace graph: an assertion failed, or the verdict is not as expected."""
+    if getattr(r, "exploration", None) is not None:
+        return _shown_execution(r) is not None and (r.verdict == "fail" or not r.ok)
     return r.verdict == "fail" or not r.ok
 
 
@@ -274,13 +331,16 @@ def _stems(results: list[Result]) -> dict[int, str]:
 def outputs(results: list[Result], target: str, fmt: str | None = None) -> list[tuple[Path, str]]:
     """(path, DOT text) for every file ``--dot TARGET`` writes.
 
-    A TARGET that is a directory (or ends in a slash, or is asked for several
-    runs) gets STEM.BACKEND.state.FMT per run, and STEM.BACKEND.trace.FMT per
-    counterexample; a file gets the state, and FILE-STEM.trace.SUFFIX beside it.
-    The format comes from ``fmt``, else the file's suffix (.dot, .gv, .svg, .png, .pdf).
+    A TARGET ending in .dot, .gv, .svg, .png or .pdf is a file: it gets the
+    state of the one run, and STEM.trace.SUFFIX beside it gets its
+    counterexample (DotError for several runs).  Any other TARGET is a
+    directory: STEM.BACKEND.state.FMT per run, STEM.BACKEND.trace.FMT per
+    counterexample, in the format ``fmt`` (default dot).
     """
     t = Path(target)
-    directory = t.is_dir() or target.endswith(("/", os.sep)) or len(results) != 1
+    directory = t.is_dir() or target.endswith(("/", os.sep)) or t.suffix.lower() not in SUFFIXES
+    if not directory and len(results) != 1:
+        raise DotError(f"{target} is one file, and {len(results)} runs need a graph each: give a directory")
     if directory:
         fmt = fmt or "dot"
         stems = _stems(results)
@@ -292,6 +352,8 @@ def outputs(results: list[Result], target: str, fmt: str | None = None) -> list[
             if has_counterexample(r):
                 out.append((t / f"{base}.trace.{fmt}", trace_dot(r)))
         return out
+    if fmt and t.suffix.lower() != "." + fmt:
+        t = t.with_suffix("." + fmt)
     r = results[0]
     title = f"{r.scenario.name} on {r.backend}: final state"
     out = [(t, state_dot(r.final, title))]
@@ -324,5 +386,5 @@ def write(results: list[Result], target: str, fmt: str | None = None) -> list[Pa
         path.write_text(text, encoding="utf-8")
         written.append(path)
     if problem:
-        raise DotError(f"{problem} (wrote the .dot files: {', '.join(map(str, written))})")
+        raise DotError(f"{problem} (wrote the .dot files instead: {', '.join(map(str, written))})")
     return written

@@ -49,6 +49,12 @@ def _expect_line(r: Result) -> int:
     return r.scenario.assertions[0].span.line if r.scenario.assertions else 1
 
 
+def assertion_text(a) -> str:
+    """`assert X`, or `never: X` for a quantified assertion of a concurrent scenario."""
+    q = getattr(a, "quantifier", None)
+    return f"assert {a.text}" if q in (None, "always") else f"{q}: {a.text}"
+
+
 def failure_text(r: Result) -> str:
     """What a CI reader needs: why, the failing assertions, the verdict block, the trace, the state."""
     from cowdsl.report import text
@@ -64,8 +70,11 @@ def failure_text(r: Result) -> str:
         shown = [c for c in r.checks if c.holds is False]
     for c in shown:
         values = ", ".join(f"{k}={v}" for k, v in c.values.items())
-        out.append(f"  line {c.assertion.span.line}: assert {c.assertion.text}" + (f"    ({values})" if values else ""))
-    out += ["", text.verdict_block(r), "", "Counterexample:", text.trace(r), "", text.final_state(r.final)]
+        out.append(f"  line {c.assertion.span.line}: {assertion_text(c.assertion)}" + (f"    ({values})" if values else ""))
+    if getattr(r, "exploration", None) is not None:  # a concurrent scenario: the block shows the execution
+        out += ["", text.report(r, show_state=True).rstrip("\n")]
+    else:
+        out += ["", text.verdict_block(r), "", "Counterexample:", text.trace(r), "", text.final_state(r.final)]
     return "\n".join(out)
 
 

@@ -62,8 +62,12 @@ class Machine:
         self.results: dict[str, Outcome] = dict(state.results)
         self.events: list[Event] = []
         # What this step read and wrote, for the explorer's independence relation.
+        # An mm is read whole (("mm*", name)) but written field by field
+        # (("mm", name, field), which also marks ("mm*", name)); counters are
+        # increments, which commute with each other.
         self.reads: set = set()
         self.writes: set = set()
+        self.marks: set = set()
 
     def freeze(self) -> State:
         # Canonical order, so that interleavings that differ only in when a
@@ -88,15 +92,24 @@ class Machine:
 
     # --- mm and vma ---------------------------------------------------------------
     def mm(self, name: str) -> Mm:
-        self.reads.add(("mm", name))
+        self.reads.add(("mm*", name))
         return self.mms[name]
 
+    def vmas(self, mm: str) -> tuple[Vma, ...]:
+        """All of an mm's VMAs, their flags and page tables: a read of each."""
+        self.reads.add(("mm", mm, "vmas"))
+        for v in self.mms[mm].vmas:
+            self.reads.add(("vma", mm, v.name))
+        return self.mms[mm].vmas
+
     def add_mm(self, mm: Mm) -> None:
-        self.writes.add(("mm", mm.name))
+        self.writes.update({("mm", mm.name, f) for f in ("vmas", "alive", "mmap_lock", "ptl", "wp_seq", "has_pinned")})
+        self.marks.add(("mm*", mm.name))
         self.mms[mm.name] = mm
 
     def update_mm(self, name: str, **changes) -> None:
-        self.writes.add(("mm", name))
+        self.writes.update(("mm", name, f) for f in changes)
+        self.marks.add(("mm*", name))
         self.mms[name] = evolve(self.mms[name], **changes)
 
     def vma(self, mm: str, name: str) -> Vma | None:
@@ -109,7 +122,7 @@ class Machine:
         vmas = tuple(vma if v.name == vma.name else v for v in old)
         if vma.name not in {v.name for v in old}:
             vmas += (vma,)
-            self.writes.add(("mm", mm))
+            self.writes.add(("mm", mm, "vmas"))
         self.mms[mm] = evolve(self.mms[mm], vmas=vmas)
 
     def remove_vma(self, mm: str, name: str) -> None:
@@ -127,7 +140,7 @@ class Machine:
     def mappers(self, pfn: int):
         """The rmap walk: every (mm, vma, index) whose present PTE maps pfn."""
         for m in self.mms.values():
-            self.reads.add(("mm", m.name))
+            self.reads.add(("mm", m.name, "vmas"))
             for v in m.vmas:
                 self.reads.add(("vma", m.name, v.name))
                 for i, p in enumerate(v.ptes):
@@ -135,7 +148,9 @@ class Machine:
                         yield m.name, v.name, i
 
     def count(self, mm: str, what: str) -> None:
-        self.update_mm(mm, **{what: getattr(self.mms[mm], what) + 1})
+        """A counter increment: commutes with other increments."""
+        self.marks.add(("mm*", mm))
+        self.mms[mm] = evolve(self.mms[mm], **{what: getattr(self.mms[mm], what) + 1})
 
     # --- pages ----------------------------------------------------------------------
     def page(self, pfn: int) -> Page:

@@ -75,8 +75,8 @@ class MicroSteps:
             return step.addr.proc
         return step.task
 
-    def blocked(self, state: State, step, label: str | None, frame: tuple) -> str | None:
-        """Why the actor cannot take this micro-step now (a sleeping lock is held), or None."""
+    def lock_needed(self, step, label: str | None) -> str | None:
+        """The lock this micro-step waits for, if any: WRITE, READ or PTL."""
         prog, first = self.program(step)
         label = label or first
         if prog == "fork" and label != "lock":
@@ -87,9 +87,13 @@ class MicroSteps:
             return None  # GUP-fast takes no lock at all
         if prog == "pvm" and label != "gup":
             return None
-        need = LOCKS.get(step.op)
         if prog in ("gup_fast", "gup_slow"):
-            need = READ
+            return READ
+        return LOCKS.get(step.op)
+
+    def blocked(self, state: State, step, label: str | None, frame: tuple) -> str | None:
+        """Why the actor cannot take this micro-step now (a sleeping lock is held), or None."""
+        need = self.lock_needed(step, label)
         if need is None:
             return None
         name = self.lock_mm(step)

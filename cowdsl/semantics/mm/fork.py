@@ -22,7 +22,7 @@ class Fork:
     def fork__begin(self, m, step, frame):
         parent, child = step.task, step.bind
         vmas = []
-        for vma in m.mm(parent).vmas:
+        for vma in m.vmas(parent):
             if vma.dontfork:
                 m.say(f"dup_mmap: `{vma.name}` is VM_DONTCOPY (MADV_DONTFORK): not in {child}")
                 continue
@@ -39,7 +39,7 @@ class Fork:
         return Micro("pte", (0,))
 
     def fork_targets(self, m, parent):
-        return [(v.name, i) for v in m.mm(parent).vmas if not (v.dontfork or v.wipeonfork) for i in range(len(v.ptes))]
+        return [(v.name, i) for v in m.vmas(parent) if not (v.dontfork or v.wipeonfork) for i in range(len(v.ptes))]
 
     def fork__pte(self, m, step, frame):
         (i,) = frame

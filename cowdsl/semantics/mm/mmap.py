@@ -43,7 +43,7 @@ class AddressSpace:
         return Outcome(True)
 
     def exit_mmap(self, m, mm) -> None:
-        for vma in m.mm(mm).vmas:
+        for vma in m.vmas(mm):
             self.zap_vma(m, mm, vma.name)
         m.update_mm(mm, vmas=())
         for h in m.all_handles():

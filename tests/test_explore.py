@@ -1,0 +1,268 @@
+"""The explorer: par blocks, micro-steps, locks, quantifiers, counterexamples,
+bounds, schedules — and the property that partial-order reduction loses
+nothing: reduced and full exploration give the same final states and verdicts."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cowdsl.explore import search
+from cowdsl.explore.model import Model
+from cowdsl.load import load_text
+from cowdsl.run import run
+from cowdsl.semantics import registry
+
+S12 = """
+process A
+thread T of A
+A: mmap(p, anon, private, rw)
+A: write(p, 1)
+par {
+  T: pin(p, write, fast) as r
+  A: fork() as B
+}
+A: write(p, 2)
+always: failed(r) or r is A.p
+sometimes: r is A.p
+"""
+
+
+def explored(src, backend="anon-exclusive", mode="reduced", **bounds):
+    return run(load_text(src, "t.cow"), backend, mode=mode, bounds=search.Bounds(**bounds) if bounds else None)
+
+
+def finals(src, backend, mode):
+    r = explored(src, backend, mode)
+    return {w.state for w in r.exploration.finals}, [c.holds for c in r.checks]
+
+
+def test_gup_fast_races_fork_without_write_protect_seq():
+    r = explored(S12, "early-cow:wp_seq=off")
+    always, sometimes = r.checks
+    assert always.holds is False and sometimes.holds is True
+    assert always.shows == "counterexample" and always.negative >= 1
+    labels = [(t.actor, t.label) for t in always.witness]
+    # the race of 57efa1fe5957: fork decides to share, GUP-fast pins, then fork write-protects
+    i_decide = labels.index(("A", "pte"))
+    i_grab = labels.index(("T", "grab"))
+    i_share = labels.index(("A", "share"))
+    assert i_decide < i_grab < i_share
+
+
+def test_write_protect_seq_rules_the_race_out():
+    for backend in ("early-cow", "cow-fixes-1", "anon-exclusive"):
+        r = explored(S12, backend)
+        assert [c.holds for c in r.checks] == [True, True], backend
+        assert r.verdict == "pass"
+
+
+def test_gup_fast_falls_back_while_fork_holds_the_seqcount():
+    r = explored(S12, "early-cow", mode="full")
+    path, last = search.follow(Model(r.scenario, registry.get("early-cow")), list("AAAAAT"))
+    texts = [str(e) for w, i in path for e in Model(r.scenario, registry.get("early-cow")).step(w, i)[1].events]
+    assert any("write_protect_seq is odd" in t for t in texts)
+
+
+def test_reduced_explores_fewer_executions_than_full():
+    full = explored(S12, "early-cow", mode="full").exploration
+    red = explored(S12, "early-cow", mode="reduced").exploration
+    assert red.executions < full.executions
+    assert {w.state for w in red.finals} == {w.state for w in full.finals}
+
+
+def test_counterexample_is_shortest_then_least_interleaved():
+    r = explored(S12, "early-cow:wp_seq=off", mode="full")
+    cex = r.checks[0].witness
+    model = Model(r.scenario, registry.get("early-cow:wp_seq=off"))
+    # no shorter execution violates the assertion
+    path = search.shortest(model, lambda w: not _holds(w, r.scenario.assertions[0]), search.Bounds())
+    assert len(path) == len(cex)
+    switches = sum(1 for a, b in zip(cex, cex[1:]) if a.actor != b.actor)
+    assert switches == 2  # A … A, then T's whole GUP-fast, then A again
+
+
+def _holds(world, assertion):
+    from cowdsl.judge import evaluate
+
+    return evaluate(world.state, assertion)[0]
+
+
+def test_schedule_replays_the_counterexample_exactly():
+    r = explored(S12, "early-cow:wp_seq=off")
+    cex = r.checks[0].witness
+    schedule = [t.actor for t in cex]
+    replay = run(load_text(S12, "t.cow"), "early-cow:wp_seq=off", schedule=schedule)
+    assert replay.checks[0].holds is False
+    assert [t.label for t in replay.checks[0].witness] == [t.label for t in cex]
+
+
+def test_impossible_schedule_is_rejected():
+    import pytest
+
+    with pytest.raises(ValueError, match="cannot run now"):
+        run(load_text(S12, "t.cow"), "anon-exclusive", schedule=["B"])
+
+
+def test_bounded_run_claims_no_verdict_it_did_not_establish():
+    r = explored(S12, "anon-exclusive", mode="full", max_states=5)
+    assert r.exploration.partial == "--max-states 5"
+    assert r.verdict == "unknown" and all(c.holds is None for c in r.checks)
+    # a violation found before the bound is a verdict
+    r = explored(S12, "early-cow:wp_seq=off", mode="full", max_states=10_000)
+    assert r.checks[0].holds is False
+
+
+def test_timeout_bound():
+    r = explored(S12, "anon-exclusive", mode="full", timeout=0.0)
+    assert r.exploration.partial.startswith("--timeout")
+
+
+QUANTIFIERS = """
+process A, C
+A: mmap(p, anon, private, rw)
+par {
+  A: write(p, 1)
+  C: process_vm_writev(A.p, 2)
+}
+always: A.p == 1 or A.p == 2
+sometimes: A.p == 1
+exists A.p == 2
+never: A.p == 3
+~exists A.p == 3
+forall A.p != 0
+"""
+
+
+def test_quantifiers_and_their_herd_synonyms():
+    r = explored(QUANTIFIERS)
+    assert [c.holds for c in r.checks] == [True] * 6
+    assert [c.assertion.quantifier for c in r.checks] == ["always", "sometimes", "sometimes", "never", "never", "always"]
+    finals = len({w.state for w in r.exploration.finals})
+    # C's copy can land before or after A's store; two final states have 2 (their fault counts differ)
+    assert (r.checks[1].positive, r.checks[1].negative) == (1, 2) and finals == 3
+
+
+def test_invariant_is_checked_at_every_state_not_just_at_the_end():
+    src = """
+process A
+A: mmap(p, anon, private, rw)
+A: write(p, 5)
+A: write(p, 1)
+assert A.p == 1
+invariant A.p != 5
+"""
+    r = explored(src)
+    assert r.exploration.mode == "full"
+    final, inv = r.checks
+    assert final.holds is True and inv.holds is False
+    assert inv.shows == "counterexample"
+
+
+def test_a_blocked_actor_is_not_schedulable():
+    # T's write faults, so it needs mmap_lock for read, which fork holds for write
+    src = """
+process A
+thread T of A
+A: mmap(p, anon, private, rw)
+A: mmap(q, anon, private, rw)
+par {
+  A: fork() as B
+  T: write(q, 1)
+}
+assert A.q == 1
+"""
+    sc = load_text(src, "t.cow")
+    model = Model(sc, registry.get("anon-exclusive"))
+    w = model.init()
+    while w.block < 2:
+        w, _ = model.step(w, model.enabled(w)[0])
+    a = [t.actor for t in w.threads].index("A")
+    t = [t.actor for t in w.threads].index("T")
+    w, tr = model.step(w, a)  # fork takes mmap_lock for write
+    assert tr.label == "lock"
+    assert model.enabled(w) == [a]
+    assert "mmap_lock" in model.blocked(w, t)
+
+
+def test_executions_are_counted_on_the_state_graph():
+    src = """
+process A, C
+A: mmap(p, anon, private, rw)
+C: mmap(q, anon, private, rw)
+A: write(p, 1)
+C: write(q, 1)
+par {
+  A: write(p, 2)
+  C: write(q, 2)
+}
+assert A.p == 2 and C.q == 2
+"""
+    full = explored(src, mode="full").exploration
+    red = explored(src, mode="reduced").exploration
+    assert full.executions == 2 and len(full.finals) == 1
+    assert red.executions == 1  # the two writes are independent
+
+
+# --- property: reduced == full -------------------------------------------------------
+
+OPS_A = ["write(p, {v})", "read(p)", "madvise(p, dontneed)", "pin(p, write, fast) as r{n}", "pin(p, read, fast) as r{n}",
+         "gup(p, read, fast) as r{n}", "proc_mem_write(p, {v})", "write(q, {v})", "mprotect(q, ro)", "mprotect(q, rw)"]
+OPS_C = ["process_vm_writev(A.p, {v})", "process_vm_readv(A.p) as v{n}", "process_vm_writev(A.q, {v})"]
+OPS_R = ["swapout(A.p)", "swapout(A.q)"]
+
+
+@st.composite
+def concurrent_scenarios(draw):
+    lines = ["process A, C", "thread T of A", "A: mmap(p, anon, private, rw)", "A: mmap(q, anon, private, rw)"]
+    if draw(st.booleans()):
+        lines.append("A: write(p, 1)")
+    if draw(st.booleans()):
+        lines.append("A: pin(q, write) as keep")
+    n = [0]
+
+    def op(choices):
+        n[0] += 1
+        return draw(st.sampled_from(choices)).format(v=draw(st.integers(2, 9)), n=n[0])
+
+    body = []
+    actors = draw(st.lists(st.sampled_from(["A", "T", "C", "reclaim"]), min_size=2, max_size=3, unique=True))
+    if len(set(actors) - {"reclaim"}) == 0:
+        actors.append("A")
+    fork_by = draw(st.sampled_from([a for a in actors if a in ("A", "T")] + [None]))
+    for a in actors:
+        k = draw(st.integers(1, 2))
+        for _ in range(k):
+            src = OPS_C if a == "C" else OPS_R if a == "reclaim" else OPS_A
+            body.append(f"  {a}: {op(src)}")
+        if a == fork_by:
+            body.append(f"  {a}: fork() as B")
+    lines += ["par {"] + body + ["}"]
+    if fork_by and draw(st.booleans()):
+        lines.append("A: write(p, 7)")
+    lines += ["always: A.p == A.p", "sometimes: A.p == 2"]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(concurrent_scenarios(), st.sampled_from(["early-cow:wp_seq=off", "refcount", "anon-exclusive", "mapcount:foll_cow=off"]))
+def test_reduced_and_full_agree(src, backend):
+    full_states, full_verdicts = finals(src, backend, "full")
+    red_states, red_verdicts = finals(src, backend, "reduced")
+    assert red_states == full_states, src
+    assert red_verdicts == full_verdicts, src
+
+
+def test_the_race_corpus_reduced_equals_full():
+    from pathlib import Path
+
+    from cowdsl.load import find, load
+
+    races = [f for f in find([Path(__file__).resolve().parents[1] / "scenarios"]) if load(f).concurrent]
+    for f in races:
+        sc = load(f)
+        for backend in ("early-cow:wp_seq=off", "anon-exclusive"):
+            a = run(sc, backend, mode="full")
+            b = run(sc, backend, mode="reduced")
+            assert {w.state for w in a.exploration.finals} == {w.state for w in b.exploration.finals}, (f, backend)
+            assert [c.holds for c in a.checks] == [c.holds for c in b.checks], (f, backend)
