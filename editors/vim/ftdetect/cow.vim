@@ -1,0 +1,2 @@
+" cowdsl scenarios
+autocmd BufRead,BufNewFile *.cow setfiletype cow
