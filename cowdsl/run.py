@@ -109,12 +109,21 @@ def explore(sc: Scenario, backend, *, mode: str = "reduced", bounds=None, schedu
     model = Model(sc, backend)
     bounds = bounds or search.Bounds()
     if schedule is not None:
+        from cowdsl.scenario import NEVER
+
         path, last = search.follow(model, schedule)
         trs = tuple(search.replay(model, path))
+        along = [w.state for w, _ in path] + [last.state]
         checks = []
         for a in sc.assertions:
-            holds, values = evaluate(last.state, a)
-            checks.append(Check(a, holds, values, int(bool(holds)), int(not holds), trs, "schedule"))
+            # one execution: always/sometimes hold when the condition does, never when it does not;
+            # an invariant must hold at every state along it
+            states = along if a.quantifier == INVARIANT else [last.state]
+            truths = [evaluate(st, a)[0] for st in states]
+            true = all(truths)
+            values = evaluate(last.state, a)[1]
+            holds = (not true) if a.quantifier == NEVER else true
+            checks.append(Check(a, holds, values, int(true), int(not true), trs, "schedule"))
         return Result(sc, backend.spec, last.state, (), tuple(checks), expectation(sc, backend.spec),
                       time.perf_counter() - t0, search.Exploration("schedule", len(trs) + 1, len(trs), 1, [last]))
     if any(a.quantifier == INVARIANT for a in sc.assertions):

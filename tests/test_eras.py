@@ -281,14 +281,33 @@ def test_anon_exclusive_overrides_mprotect_upgrade_and_option():
 
 
 def test_mapcount_foll_cow_option_is_the_pre_4_9_rule():
-    st = state_after(FORKED, "mapcount")
-    vma, pte = vma_of(st, "P", "a"), pte_of(st, "P", "a")
-    from attrs import evolve
+    # Before 19be0eaffa3a, GUP dropped FOLL_WRITE once it had broken COW: the retry
+    # took whatever page was mapped (the Dirty COW bug); 4.9+ keeps FOLL_WRITE and checks FOLL_COW.
+    after_cow = Foll(write=True, force=True, cow=True)
+    assert registry.get("mapcount:foll_cow=off").foll_write_dropped(after_cow)
+    assert not registry.get("mapcount").foll_write_dropped(after_cow)
+    assert not registry.get("mapcount:foll_cow=off").foll_write_dropped(Foll(write=True, force=True))
 
-    clean = evolve(pte, dirty=False)  # e.g. the page-cache page after MADV_DONTNEED
-    flags = Foll(write=True, force=True, cow=True)
-    assert not ask("mapcount", st, "can_follow_write_pte", vma, clean, flags)
-    assert ask("mapcount:foll_cow=off", st, "can_follow_write_pte", vma, clean, flags)
+
+def test_early_cow_overrides_has_write_protect_seq():
+    assert not registry.get("refcount").has_write_protect_seq()
+    assert registry.get("early-cow").has_write_protect_seq().commit == "57efa1fe5957"
+    assert not registry.get("early-cow:wp_seq=off").has_write_protect_seq()
+
+
+def test_anon_exclusive_overrides_check_vma_flags():
+    src = """
+process P
+file F = [1]
+P: mmap(m, shared, rw, file=F)
+assert true
+"""
+    st = state_after(src, "anon-exclusive")
+    vma = vma_of(st, "P", "m")
+    longterm = Foll(write=True, pin=True, longterm=True)
+    assert ask("cow-fixes-1", st, "check_vma_flags", vma, longterm)
+    assert not ask("anon-exclusive", st, "check_vma_flags", vma, longterm)
+    assert ask("anon-exclusive:longterm_file_write=allow", st, "check_vma_flags", vma, longterm)
 
 
 # Every (era, rule) override above is listed here; the test below checks that no
@@ -297,7 +316,7 @@ TESTED_OVERRIDES = {
     "gup-cow": {"gup_break_cow", "can_follow_write_pte"},
     "refcount": {"wp_can_reuse", "gup_break_cow", "can_follow_write_pte"},
     "early-cow": {"fork_copy_anon", "pin_sets_has_pinned", "reclaim_keeps_pinned",
-                  "has_device_exclusive", "fork_restores_device_exclusive"},
+                  "has_device_exclusive", "fork_restores_device_exclusive", "has_write_protect_seq"},
     "cow-fixes-1": {"wp_can_reuse", "thp_wp_can_reuse", "swapin_free_swapcache", "swapin_exclusive"},
     "anon-exclusive": {
         "wp_can_reuse",
@@ -308,6 +327,7 @@ TESTED_OVERRIDES = {
         "unmap_may_share",
         "swapin_exclusive",
         "mprotect_upgrade",
+        "check_vma_flags",
     },
 }
 
@@ -346,13 +366,15 @@ def test_every_rule_docstring_cites_a_commit_or_source():
         ("5.7", "mapcount"),
         ("5.8", "gup-cow"),
         ("5.9-rc", "refcount"),
-        ("5.9", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off"),
+        ("5.9", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
         ("5.10", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
         ("5.12", "early-cow:device_exclusive=off"),
         ("5.15", "early-cow"),
         ("5.18", "cow-fixes-1"),
-        ("5.19", "anon-exclusive:foll_force=foll_cow:longterm_unshare=anon:mprotect=fault"),
-        ("6.1", "anon-exclusive:longterm_unshare=anon"),
+        ("5.19", "anon-exclusive:foll_force=foll_cow:hugetlb_force=allow:longterm_file_write=allow"
+                 ":longterm_unshare=anon:mprotect=fault"),
+        ("6.1", "anon-exclusive:hugetlb_force=allow:longterm_file_write=allow:longterm_unshare=anon"),
+        ("6.2", "anon-exclusive:longterm_file_write=allow"),
         ("6.18", "anon-exclusive"),
         ("modern", "anon-exclusive"),
     ],

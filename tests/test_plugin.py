@@ -26,7 +26,7 @@ A: pin(buf, write, longterm) as mr
 A: fork() as B
 A: write(buf, 2)
 assert mr is A.buf
-expect pass on anon-exclusive, 6.2
+expect pass on anon-exclusive, 6.6
 expect fail on mapcount
 """
 
@@ -81,10 +81,10 @@ def test_one_item_per_backend_in_the_expect_lines(pytester):
     pytester.makefile(".cow", two=TWO_BACKENDS, plain=NO_EXPECT)
     result = run(pytester, "--cow", "-v")
     result.assert_outcomes(passed=3)
-    # 6.2 is an alias of anon-exclusive: one item, not two
+    # 6.6 is an alias of anon-exclusive: one item, not two
     result.stdout.fnmatch_lines(["*plain.cow::anon-exclusive PASSED*", "*two.cow::anon-exclusive PASSED*",
                                  "*two.cow::mapcount PASSED*"])
-    result.stdout.no_fnmatch_line("*two.cow::6.2*")
+    result.stdout.no_fnmatch_line("*two.cow::6.6*")
 
 
 def test_failure_shows_assertion_verdict_and_trace_not_a_traceback(pytester):

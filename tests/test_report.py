@@ -63,6 +63,7 @@ A: read(lib[1]) as l
 A: vmsplice(buf[0], P)
 reclaim: swapout(A.buf[1])
 A: pin(buf[0], read) as ro
+A: mmap(spare, anon, private, rw)
 assert l == 8
 assert A.buf[1] == 2
 """
@@ -206,11 +207,12 @@ def test_final_state_swap_pipe_file_and_multi_page_rows():
     s = text.final_state(result(MIXED).final)
     rows = table(s, "where")
     wheres = [re.split(r"\s{2,}", r.strip())[0] for r in rows[1:]]
-    assert wheres == ["A.buf[0]", "A.buf[1]", "A.lib[0]", "A.lib[1]"]
+    assert wheres == ["A.buf[0]", "A.buf[1]", "A.lib[0]", "A.lib[1]", "A.spare"]
     swapped = rows[2]
     assert re.match(r"  A\.buf\[1\]\s+swap slot \d+", swapped)
     assert re.search(r"\s-\s+2\s+swapped out", swapped)  # no page; the value is the slot's
-    assert re.match(r"  A\.lib\[0\]\s+none\s+-\s+not faulted in$", rows[3])
+    assert "page-cache F[0]" in rows[3]  # mapped by do_fault_around with lib[1]
+    assert re.match(r"  A\.spare\s+none\s+-\s+not faulted in$", rows[5])
     assert "page-cache F[1]" in rows[4]
     assert re.search(r"^  pipe P: #\d+ \(value 1\)$", s, re.M)
     assert re.search(r"^  file F page cache: F\[0\] #\d+ \(value 7\), F\[1\] #\d+ \(value 8\)$", s, re.M)

@@ -520,7 +520,8 @@ def test_can_follow_write_pte_force_breaks_cow_of_the_page_cache_then_follows_th
 
 
 @covers("can_follow_write_pte", False)
-def test_can_follow_write_pte_force_has_no_effect_on_shared_mappings():
+@covers("check_vma_flags", False)
+def test_check_vma_flags_refuses_a_forced_write_into_a_shared_mapping_before_any_fault():
     r = run_src("""
         process A
         file F = [7]
@@ -528,10 +529,41 @@ def test_can_follow_write_pte_force_has_no_effect_on_shared_mappings():
         A: read(fm) as v
         A: proc_mem_write(fm, 9) as w
     """)
-    evs = rule_events(r, "can_follow_write_pte", "A: proc_mem_write(fm, 9) as w")
-    assert evs and all(e.decision is False and e.commit == "5535be309971" for e in evs)
+    evs = rule_events(r, "check_vma_flags", "A: proc_mem_write(fm, 9) as w")
+    assert evs and all(e.decision is False for e in evs)
+    assert not rule_events(r, "can_follow_write_pte", "A: proc_mem_write(fm, 9) as w")
     assert not r.final.result("w").ok
     assert r.final.pages[r.final.file_page("F", 0)].data == 7
+
+
+@covers("check_vma_flags", True)
+def test_check_vma_flags_allows_a_forced_write_in_a_cow_mapping():
+    r = run_src("""
+        process A
+        file F = [7]
+        A: mmap(fm, private, ro, file=F)
+        A: proc_mem_write(fm, 9) as w
+    """)
+    evs = rule_events(r, "check_vma_flags", "A: proc_mem_write(fm, 9) as w")
+    assert evs == []  # allowed: the mechanism logs only refusals
+    assert r.final.result("w").ok
+
+
+def test_check_vma_flags_refuses_longterm_write_pins_of_disk_files_from_6_5():
+    src = """
+        process A
+        file F = [1]
+        A: mmap(m, shared, rw, file=F)
+        A: pin(m, write, longterm) as mr
+    """
+    assert not run_src(src).final.result("mr").ok
+    assert run_src(src, backend="6.2").final.result("mr").ok
+    shmem = """
+        process A
+        A: mmap(m, shared, rw)
+        A: pin(m, write, longterm) as mr
+    """
+    assert run_src(shmem).final.result("mr").ok
 
 
 # --- gup_must_unshare (a7f226604170, 84209e87c696, §6.4, §6.5) --------------------------------------------------
@@ -749,7 +781,7 @@ def test_unmap_may_share_exclusive_page_becomes_an_exclusive_swap_entry():
         A: write(buf, 1)
         reclaim: swapout(A.buf)
     """)
-    assert_decision(r, "unmap_may_share", "reclaim: swapout(A.buf)", True, "1493a1913e34")
+    assert_decision(r, "unmap_may_share", "reclaim: swapout(A.buf)", True, "6c287605fd56")
     p = pte(r.final, "A", "buf")
     assert not p.present and p.swp_exclusive
 

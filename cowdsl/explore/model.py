@@ -85,7 +85,10 @@ class Model:
 
     @staticmethod
     def dead(state: State, step) -> bool:
-        return step.task is not None and not state.mm(step.task).alive
+        if step.task is None:
+            return False
+        mm = state.mm(step.task)
+        return mm is None or not mm.alive
 
     def lock_footprint(self, w: World, i: int) -> frozenset:
         """What a blocked thread waits on, for the independence relation."""
@@ -102,7 +105,8 @@ class Model:
             m.reads.add(("mm", step.task, "alive"))  # whether the op runs at all depends on the process being alive
         if t.label is None and self.dead(w.state, step):
             mm = w.state.mm(step.task)
-            out = Outcome(False, error=f"not run: {step.task} {'was killed by SIGSEGV' if mm.segv else 'has exited'}")
+            why = "was never created" if mm is None else "was killed by SIGSEGV" if mm.segv else "has exited"
+            out = Outcome(False, error=f"not run: {step.task} {why}")
             m.say(out.error)
             label, nxt, frame = "op", None, ()
         else:

@@ -44,6 +44,7 @@ RULES = (
     "has_device_exclusive",
     "fork_restores_device_exclusive",
     "has_write_protect_seq",
+    "check_vma_flags",
 )
 
 
@@ -117,9 +118,10 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
     def next_state(self, state: State, step: Step) -> tuple[State, Outcome, list[Event]]:
         """Run one step to completion; the events say which rules fired."""
         m = Machine(state)
-        dead = step.task is not None and not m.mm(step.task).alive
+        mm = m.mms.get(step.task) if step.task is not None else None
+        dead = step.task is not None and (mm is None or not mm.alive)
         if dead:
-            why = "was killed by SIGSEGV" if m.mm(step.task).segv else "has exited"
+            why = "was never created" if mm is None else "was killed by SIGSEGV" if mm.segv else "has exited"
             out = Outcome(False, error=f"not run: {step.task} {why}")
             m.say(out.error)
         else:
@@ -212,6 +214,10 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
     def fork_restores_device_exclusive(self) -> Decision:
         """copy_nonpresent_pte on a device-exclusive entry: restore the parent's
         PTE first (the device loses exclusivity), or copy read-only entries?"""
+        raise NotImplementedError
+
+    def check_vma_flags(self, m: Machine, vma, flags: Foll) -> Decision:
+        """check_vma_flags: may this GUP touch this VMA at all?"""
         raise NotImplementedError
 
     def has_write_protect_seq(self) -> Decision:

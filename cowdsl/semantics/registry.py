@@ -26,9 +26,11 @@ RELEASES = (
     ((5, 12), "early-cow:device_exclusive=off"),  # 4eae4efa2c29: hugetlb early COW
     ((5, 14), "early-cow"),  # b756a3b5e7ea: device-exclusive entries
     ((5, 18), "cow-fixes-1"),
-    ((5, 19), "anon-exclusive:foll_force=foll_cow:longterm_unshare=anon:mprotect=fault"),
-    ((6, 0), "anon-exclusive:longterm_unshare=anon"),
-    ((6, 2), "anon-exclusive"),
+    ((5, 19), "anon-exclusive:foll_force=foll_cow:hugetlb_force=allow:longterm_file_write=allow"
+              ":longterm_unshare=anon:mprotect=fault"),
+    ((6, 0), "anon-exclusive:hugetlb_force=allow:longterm_file_write=allow:longterm_unshare=anon"),
+    ((6, 2), "anon-exclusive:longterm_file_write=allow"),
+    ((6, 5), "anon-exclusive"),
 )
 _VERSION = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")
 

@@ -75,6 +75,8 @@ class Vma:
     dontfork: bool = False  # VM_DONTCOPY
     wipeonfork: bool = False  # VM_WIPEONFORK
     kind: str = SMALL  # the kind of page a fault allocates here
+    shmem: bool = False  # MAP_SHARED|MAP_ANONYMOUS: page cache without dirty tracking
+    anon_vma: bool = False  # an anonymous page was ever faulted in here (fork copies PTEs only then)
 
     @property
     def is_cow_mapping(self) -> bool:

@@ -10,6 +10,7 @@ from cowdsl.semantics.eras.cow_fixes_1 import CowFixes1
 from cowdsl.semantics.eras.mapcount import Mapcount
 from cowdsl.semantics.machine import Decision
 from cowdsl.semantics.registry import register
+from cowdsl.semantics.state import HUGETLB
 
 
 @register
@@ -28,6 +29,15 @@ class AnonExclusive(CowFixes1):
         "mprotect": Option(
             ("upgrade", "fault"),
             "mprotect(PROT_WRITE) makes exclusive anon PTEs writable at once (6.0, 64fe24a3e05e) or leaves them to fault (5.19)",
+        ),
+        "hugetlb_force": Option(
+            ("refuse", "allow"),
+            "FOLL_FORCE|FOLL_WRITE on hugetlb is refused (6.2, f347454d0341) or allowed (5.19–6.1)",
+        ),
+        "longterm_file_write": Option(
+            ("refuse", "allow"),
+            "a FOLL_LONGTERM write pin of a file mapping that needs dirty tracking (a disk file, not "
+            "shmem) is refused (6.5, writable_file_mapping_allowed; ID UNVERIFIED) or allowed (before 6.5)",
         ),
         "longterm_unshare": Option(
             ("all", "anon"),
@@ -53,6 +63,19 @@ class AnonExclusive(CowFixes1):
         if m.page(pfn).anon_exclusive:
             return Decision(True, "PageAnonExclusive → reuse", "6c287605fd56")
         return super().thp_wp_can_reuse(m, pfn)
+
+    def check_vma_flags(self, m, vma, flags):
+        """6.2 f347454d0341 [M]: no FOLL_FORCE|FOLL_WRITE on hugetlb.  6.5
+        (writable_file_mapping_allowed, Lorenzo Stoakes; ID UNVERIFIED): no
+        long-term write pins of file mappings that need dirty tracking — model
+        files are disk files; shared anonymous memory is shmem and allowed.
+        Found by the native cross-check on a 6.18 host (ext4 temp files)."""
+        if flags.write and flags.pin and flags.longterm and vma.file is not None and vma.shared \
+                and not vma.shmem and self.options["longterm_file_write"] == "refuse":
+            return Decision(False, "FOLL_LONGTERM write pin of a disk-file mapping → -EFAULT", "writable_file_mapping_allowed")
+        if flags.write and flags.force and not vma.write and vma.kind == HUGETLB and self.options["hugetlb_force"] == "refuse":
+            return Decision(False, "FOLL_FORCE|FOLL_WRITE on hugetlb → -EFAULT", "f347454d0341")
+        return super().check_vma_flags(m, vma, flags)
 
     def fork_copy_anon(self, m, src_mm, pfn):
         """page_try_dup_anon_rmap (6c287605fd56): sharing an exclusive page needs
@@ -105,7 +128,7 @@ class AnonExclusive(CowFixes1):
         (page_try_share_anon_rmap), which fails while the page may be pinned."""
         if self.maybe_dma_pinned(m.page(pfn)):
             return Decision(False, "exclusive and maybe pinned → unmap fails", "6c287605fd56")
-        return Decision(True, "exclusive, not pinned → swap entry remembers exclusivity", "1493a1913e34")
+        return Decision(True, "exclusive, not pinned → exclusivity given up (page_try_share_anon_rmap)", "6c287605fd56")
 
     def swapin_exclusive(self, m, pte, pfn, write):
         """1493a1913e34: the swap PTE remembers exclusivity; otherwise the 5.18

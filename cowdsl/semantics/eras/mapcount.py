@@ -84,6 +84,18 @@ class Mapcount(Backend):
         and the messages of 17839856fd58 and 70e806e4e645."""
         return Decision(False, "fork has no pin check: shared read-only", "70e806e4e645")
 
+    def check_vma_flags(self, m, vma, flags):
+        """A write GUP needs VM_WRITE, or FOLL_FORCE in a COW (private) mapping:
+        a forced write into a read-only shared mapping has been refused since
+        Hugh Dickins's 2014 change (the comment in check_vma_flags; ID UNVERIFIED)."""
+        if not flags.write or vma.write:
+            return Decision(True, "access allowed", None)
+        if not flags.force:
+            return Decision(False, "write to a read-only mapping → -EFAULT", None)
+        if not vma.is_cow_mapping:
+            return Decision(False, "FOLL_FORCE write to a shared mapping → -EFAULT", None)
+        return Decision(True, "FOLL_FORCE write in a COW mapping", None)
+
     def gup_break_cow(self, m, vma, flags):
         """No forced COW break before 5.8 (17839856fd58 added it)."""
         return Decision(False, "no forced COW break", "17839856fd58")

@@ -54,14 +54,14 @@ class DeviceExclusive:
         m.update_page(pte.page, mapcount=p.mapcount + 1)  # page_add_anon_rmap; the entry's reference carries over
         m.say(f"restore_exclusive_pte: {mm}.{vname}[{idx}] maps #{pte.page} again{' writable' if write else ' read-only'}")
 
-    def copy_device_exclusive(self, m, src, dst, vname, idx) -> None:
+    def copy_device_exclusive(self, m, src, dst, vname, idx) -> bool:
+        """True when the parent's PTE was restored, to be copied by the normal rule."""
         pte = m.pte(src, vname, idx)
         d = m.decided("fork_restores_device_exclusive", self.fork_restores_device_exclusive(), "copy_nonpresent_pte")
         if d:
-            # restore in the parent (the device loses exclusivity), then the ordinary present-PTE rule
+            # restore in the parent (the device loses exclusivity); fork then retries this PTE
             self.remove_device_exclusive_entry(m, src, vname, idx)
-            self.copy_present_pte(m, src, dst, vname, idx)
-            return
+            return True
         # the alternative from the Popple thread: read-only exclusive entries in parent and child
         ro = evolve(pte, write=False)
         m.set_pte(src, vname, idx, ro)
@@ -70,3 +70,4 @@ class DeviceExclusive:
         if self.TRACKS_ANON_EXCLUSIVE:
             m.update_page(pte.page, anon_exclusive=False)
         m.say(f"copy_nonpresent_pte: read-only device-exclusive entries to #{pte.page} in {src} and {dst}")
+        return False

@@ -28,6 +28,10 @@ class Fork:
                 continue
             if vma.wipeonfork:
                 m.say(f"dup_mmap: `{vma.name}` is VM_WIPEONFORK: {child} gets it empty")
+                vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes), anon_vma=False))
+                continue
+            if not vma.anon_vma and vma.kind != HUGETLB:
+                m.say(f"copy_page_range: `{vma.name}` has no anon_vma: {child} faults its pages in (vma_needs_copy)")
             vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes)))
         # The child's mm starts with MMF_HAS_PINNED clear: mm_init keeps only MMF_INIT_MASK,
         # which does not include it (include/linux/sched/coredump.h; the reference's §13 left it open).
@@ -39,7 +43,12 @@ class Fork:
         return Micro("pte", (0,))
 
     def fork_targets(self, m, parent):
-        return [(v.name, i) for v in m.vmas(parent) if not (v.dontfork or v.wipeonfork) for i in range(len(v.ptes))]
+        """The PTEs copy_page_range copies: not those of a VMA without an anon_vma,
+        where a fault fills them in correctly later (vma_needs_copy); hugetlb
+        mappings are always copied."""
+        return [(v.name, i) for v in m.vmas(parent)
+                if not (v.dontfork or v.wipeonfork) and (v.anon_vma or v.kind == HUGETLB)
+                for i in range(len(v.ptes))]
 
     def fork__pte(self, m, step, frame):
         (i,) = frame
@@ -59,6 +68,9 @@ class Fork:
                     m.update_mm(parent, ptl=True)
                     return Micro("share", (i, pte.page))
                 self.copy_present_pte(m, parent, child, vname, idx)
+            elif pte is not None and pte.devexcl:
+                if self.copy_device_exclusive(m, parent, child, vname, idx):
+                    continue  # -ENOENT: the entry is a present PTE again; copy it by the normal rule
             elif pte is not None:
                 self.copy_nonpresent_pte(m, parent, child, vname, idx)
             i += 1

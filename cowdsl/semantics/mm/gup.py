@@ -41,8 +41,9 @@ class Gup:
         if vma is None:
             m.say(f"gup: no mapping `{vname}` in {mm} → -EFAULT")
             return flags, "EFAULT"
-        if flags.write and not vma.write and not (flags.force and vma.maywrite):
-            m.say(f"check_vma_flags: {flags} on read-only `{vname}` → -EFAULT")
+        d = self.check_vma_flags(m, vma, flags)
+        if not d:
+            m.decided("check_vma_flags", d, f"check_vma_flags: {flags} on `{vname}`")
             return flags, "EFAULT"
         brk = self.gup_break_cow(m, vma, flags)
         if m.decided("gup_break_cow", brk, f"gup {flags}", minor=not brk):
@@ -204,8 +205,12 @@ class Gup:
 
     def _device(self, m, step):
         h = m.handle(step.handle)
-        if h is None or not h.live:
+        if h is None:
             m.say(f"{step.handle} holds no page (its GUP failed): no DMA")
+            return None
+        if not h.live:
+            gone = "its exclusive access was revoked" if h.device else "it was released"
+            m.say(f"{step.handle}: {gone}: no DMA")
             return None
         return h
 

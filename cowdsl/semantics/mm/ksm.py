@@ -27,6 +27,11 @@ class Ksm:
 
     def op_ksm_merge(self, m, step) -> Outcome:
         a, b = step.addr, step.addr2
+        for addr in (a, b):
+            mm = m.mms.get(addr.proc)
+            if mm is None or not mm.alive or m.vma(addr.proc, addr.mapping) is None:
+                m.say(f"ksm: nothing mapped at {addr}")
+                return Outcome(False, error="not mergeable")
         pa, pb = m.pte(a.proc, a.mapping, a.index), m.pte(b.proc, b.mapping, b.index)
         for addr, pte in ((a, pa), (b, pb)):
             if pte is None or not pte.present or m.page(pte.page).zero or not m.page(pte.page).anon:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from attrs import evolve
+
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, THP_SIBLINGS, ZERO_PFN, Outcome, Pte
+
+FAULT_AROUND_PAGES = 16  # fault_around_bytes = 64 KiB
 
 
 class Memory:
@@ -39,6 +43,7 @@ class Memory:
             m.say(f"do_anonymous_page: read fault maps the shared zero page at {vname}[{idx}]")
             return True
         pfn = m.alloc_page(refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+        self.anon_vma_prepare(m, mm, vname)
         m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
         m.say(f"do_anonymous_page: new page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
         return True
@@ -50,6 +55,7 @@ class Memory:
         vma = m.vma(mm, vname)
         extra = THP_SIBLINGS if vma.kind == PTE_THP else 0
         pfn = m.alloc_page(refcount=1 + extra, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=vma.kind)
+        self.anon_vma_prepare(m, mm, vname)
         m.set_pte(mm, vname, idx, Pte(page=pfn, write=write and vma.write, dirty=write))
         m.say(f"huge page fault: new {vma.kind} page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
         return True
@@ -61,6 +67,7 @@ class Memory:
             # do_cow_fault: the private copy of a page-cache page
             pfn = m.alloc_page(data=m.page(cache).data, refcount=1, mapcount=1,
                                anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+            self.anon_vma_prepare(m, mm, vname)
             m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
             m.count(mm, "cow_copies")
             m.say(f"do_cow_fault: private copy #{pfn} of {vma.file}[{idx}] (page #{cache})")
@@ -69,7 +76,31 @@ class Memory:
         m.set_pte(mm, vname, idx, Pte(page=cache, write=write and vma.write, dirty=write))
         kind = "do_shared_fault" if write else "do_read_fault"
         m.say(f"{kind}: maps page-cache page #{cache} ({vma.file}[{idx}]){' writable' if write else ' read-only'}")
+        if not write:
+            self.do_fault_around(m, mm, vname, idx)
         return True
+
+    def do_fault_around(self, m, mm, vname, idx) -> None:
+        """A read fault on a file also maps the neighbours already in the page cache
+        (fault_around_bytes, 64 KiB: the 16-page block around the address)."""
+        vma = m.vma(mm, vname)
+        first = idx - idx % FAULT_AROUND_PAGES
+        mapped = []
+        for i in range(first, min(first + FAULT_AROUND_PAGES, len(vma.ptes))):
+            if i != idx and m.pte(mm, vname, i) is None:
+                cache = m.file_page(vma.file, i)
+                m.page_add_rmap(cache)
+                m.set_pte(mm, vname, i, Pte(page=cache))
+                mapped.append(i)
+        if mapped:
+            m.say(f"do_fault_around: also maps {vname}{mapped} read-only")
+
+    def anon_vma_prepare(self, m, mm, vname) -> None:
+        """The VMA gets an anon_vma with its first anonymous page; fork copies
+        page tables only of VMAs that have one (vma_needs_copy)."""
+        vma = m.vma(mm, vname)
+        if not vma.anon_vma:
+            m.set_vma(mm, evolve(vma, anon_vma=True))
 
     # --- write-protect faults: do_wp_page ---------------------------------------------
     def do_wp_page(self, m, mm, vname, idx, *, unshare) -> bool:
@@ -113,6 +144,7 @@ class Memory:
         # A THP is split and one subpage copied; a hugetlb page is copied whole.
         kind = HUGETLB if src.kind == HUGETLB else SMALL
         new = m.alloc_page(data=src.data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
+        self.anon_vma_prepare(m, mm, vname)
         writable = vma.write and not unshare
         m.set_pte(mm, vname, idx, Pte(page=new, write=writable, dirty=True))
         what = "unshare" if unshare else "COW"
@@ -167,7 +199,8 @@ class Memory:
             return
         if pte.devexcl:  # not in the rmap any more: only the reference goes
             m.revoke_device_exclusive(pte.page, "zap")
-            m.put_page(pte.page)
+            p = m.page(pte.page)
+            m.put_page(pte.page, 1 + (THP_SIBLINGS if p.kind == PTE_THP and p.mapcount == 0 else 0))
             return
         # free_swap_and_cache
         m.update_slot(pte.slot, count=m.slot(pte.slot).count - 1)

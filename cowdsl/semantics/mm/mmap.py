@@ -29,6 +29,7 @@ class AddressSpace:
             file=file,
             ptes=(None,) * step.pages,
             kind=kind,
+            shmem=shared and step.file is None,
         )
         m.set_vma(step.task, vma)
         what = f"file {file}" if step.file else ("shmem" if shared else "anonymous")
@@ -37,6 +38,9 @@ class AddressSpace:
         return Outcome(True)
 
     def op_munmap(self, m, step) -> Outcome:
+        if m.vma(step.task, step.mapping) is None:
+            m.say(f"munmap: nothing mapped at `{step.mapping}` in {step.task} (not an error)")
+            return Outcome(True)
         self.zap_vma(m, step.task, step.mapping)
         m.remove_vma(step.task, step.mapping)
         m.say(f"munmap: `{step.mapping}` removed from {step.task}")
@@ -60,6 +64,9 @@ class AddressSpace:
     def op_mprotect(self, m, step) -> Outcome:
         mm, vname = step.task, step.mapping
         vma = m.vma(mm, vname)
+        if vma is None:
+            m.say(f"mprotect: no mapping `{vname}` in {mm} → -ENOMEM")
+            return Outcome(False, error="ENOMEM")
         write = "rw" in step.flags
         m.set_vma(mm, evolve(vma, write=write))
         for idx, pte in enumerate(vma.ptes):
@@ -83,6 +90,9 @@ class AddressSpace:
         mm, vname = step.task, step.mapping
         vma = m.vma(mm, vname)
         advice = next(iter(step.flags))
+        if vma is None:
+            m.say(f"madvise: no mapping `{vname}` in {mm} → -ENOMEM")
+            return Outcome(False, error="ENOMEM")
         if advice == "dontneed":
             self.zap_vma(m, mm, vname)
             m.say(f"MADV_DONTNEED: `{vname}` zapped")

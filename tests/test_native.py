@@ -1,0 +1,382 @@
+"""The native backend on this machine's kernel: mechanisms and observations.
+
+Skipped, with the reason, where the host cannot run it (not Linux, io_uring
+disabled, not root for PFNs): ``cowdsl.native.skip_reason()`` probes once.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from cowdsl.native import skip_reason
+
+_SKIP = skip_reason()
+pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+
+
+def load(text: str, name: str = "t.cow"):
+    from cowdsl.load import load_text
+
+    return load_text(textwrap.dedent(text).strip() + "\n", name)
+
+
+def native(text: str, **kw):
+    from cowdsl.native import run_native
+
+    return run_native(load(text), **kw)
+
+
+def holds(result) -> list:
+    return [c.holds for c in result.checks]
+
+
+def step_outcomes(result) -> list:
+    return [(r.step.op, r.outcome.ok, r.outcome.value, r.outcome.error) for r in result.steps]
+
+
+# --- the result ----------------------------------------------------------------------
+
+
+def test_result_shape_and_dispatch():
+    from cowdsl.run import Result, run
+    from cowdsl.semantics.machine import Event
+    from cowdsl.semantics.state import Outcome
+
+    sc = load("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 7)
+        A: read(buf) as v
+        assert v == 7 and A.buf == 7
+        expect pass on native
+    """)
+    r = run(sc, "native")
+    assert isinstance(r, Result)
+    assert r.backend == "native" and r.final is None and r.expected == "pass"
+    assert r.verdict == "pass" and r.ok
+    assert all(isinstance(s.outcome, Outcome) for s in r.steps)
+    assert all(isinstance(e, Event) for s in r.steps for e in s.events)
+    assert r.steps[2].outcome.value == 7
+    assert any("store 7" in e.text for e in r.steps[1].events)
+
+
+def test_long_term_pin_across_fork_is_coherent():
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: pin(buf, write, longterm) as mr
+        A: fork() as B
+        A: write(buf, 2)
+        B: write(buf, 3)
+        mr: dma_write(4)
+        mr: dma_read() as d
+        assert A.buf == 4
+        assert B.buf == 3
+        assert mr is A.buf
+        assert mr is not B.buf
+        assert d == 4 and mr == 4
+        assert exclusive(A.buf) and exclusive(B.buf)
+    """)
+    assert holds(r) == [True] * 6, r.checks
+
+
+def test_zero_page_is_shared_and_fork_does_not_copy_its_pte():
+    # A VMA that was only read has no anon_vma; fork copies no PTEs for it
+    # (vma_needs_copy): the child's entry is empty, it is not the zero page.
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: read(buf) as v
+        A: fork() as B
+        B: read(buf) as w
+        assert zero_page(A.buf) and zero_page(B.buf)
+        assert A.buf is B.buf
+        assert not exclusive(A.buf)
+        assert v == 0 and w == 0
+    """)
+    assert holds(r) == [True, True, True, True]
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: read(buf) as v
+        A: fork() as B
+        assert present(A.buf) and not present(B.buf)
+        assert B.buf == 0
+    """)
+    assert holds(r) == [True, True]
+
+
+def test_exclusive_is_pg_anon_exclusive_not_mapped_once():
+    # After the child's COW copy, A's page is mapped once (pagemap bit 56) but
+    # not PageAnonExclusive until A's own write fault reuses it.
+    base = """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: fork() as B
+        B: write(buf, 2)
+        {extra}
+        assert exclusive(A.buf)
+        assert mapcount(A.buf) == 1
+    """
+    assert holds(native(base.format(extra=""))) == [False, True]
+    assert holds(native(base.format(extra="A: write(buf, 3)"))) == [True, True]
+
+
+def test_faults_are_counted_per_access():
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw, pages=2)
+        A: read(buf) as a
+        A: write(buf, 1)
+        A: write(buf, 2)
+        A: write(buf[1], 3)
+        A: fork() as B
+        B: read(buf) as b
+        B: write(buf, 4)
+        assert faults(A) == 3
+        assert faults(B) == 1
+        assert faults == 4
+    """)
+    assert holds(r) == [True, True, True], r.checks
+
+
+def test_sigsegv_kills_the_process_and_later_steps_do_not_run():
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, ro)
+        A: read(buf) as v
+        A: write(buf, 1) as w
+        A: read(buf) as x
+        assert segv(A) and not alive(A)
+        assert failed(w) and failed(x)
+        assert v == 0
+        assert A.buf == 0
+    """)
+    assert holds(r) == [True, True, True, False]
+    assert r.steps[2].outcome.error == "SIGSEGV"
+    assert r.steps[3].outcome.error.startswith("not run: A was killed")
+    assert "killed" in r.checks[3].values["A.buf"]
+
+
+def test_dontfork_child_faults_for_real():
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: madvise(buf, dontfork)
+        A: fork() as B
+        B: read(buf) as v
+        assert segv(B)
+        assert alive(A) and A.buf == 1
+    """)
+    assert holds(r) == [True, True]
+
+
+def test_threads_are_real_threads():
+    r = native("""
+        process A
+        thread T of A
+        A: mmap(buf, anon, private, rw)
+        T: write(buf, 5)
+        T: fork() as B
+        B: write(buf, 6)
+        A: read(buf) as v
+        assert v == 5 and B.buf == 6
+        assert faults(A) == 1
+        assert A.buf is not B.buf
+    """)
+    assert holds(r) == [True, True, True]
+    assert "thread T" in r.steps[1].events[0].text
+
+
+def test_vmsplice_and_pipe_read():
+    r = native("""
+        process A
+        pipe P
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: vmsplice(buf, P)
+        A: write(buf, 2)
+        A: pipe_read(P) as v
+        A: pipe_read(P) as w
+        assert v == 2
+        assert failed(w)
+    """)
+    assert holds(r) == [True, True]
+    assert r.steps[-1].outcome.error == "EAGAIN"
+
+
+def test_remote_access_and_forced_write():
+    r = native("""
+        process A, C
+        file F = [1]
+        A: mmap(buf, anon, private, rw)
+        A: mmap(text, private, ro, file=F)
+        A: read(text) as t
+        A: fork() as D
+        D: write(text, 10) as w
+        C: process_vm_writev(A.buf, 7)
+        C: process_vm_readv(A.buf) as v
+        C: proc_mem_write(A.text, 9)
+        assert v == 7 and A.buf == 7
+        assert A.text == 9 and F[0] == 1 and t == 1
+        assert A.text is not F[0]
+        assert exclusive(A.text)
+        assert failed(w) and segv(D)
+    """)
+    assert holds(r) == [True, True, True, True, True], r.checks
+
+
+def test_file_page_identity_and_value():
+    r = native("""
+        process A
+        file F = [7, 8]
+        A: mmap(lib, shared, rw, file=F)
+        A: read(lib[1]) as l
+        A: mmap(cow, private, rw, file=F)
+        A: write(cow, 5)
+        assert l == 8 and A.lib[1] is F[1]
+        assert F[0] == 7 and A.cow == 5 and A.cow is not F[0]
+        assert not exclusive(A.lib[1]) and exclusive(A.cow)
+    """)
+    assert holds(r) == [True, True, True], r.checks
+
+
+def test_unpin_exit_and_released_pins():
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: pin(buf, write, longterm) as mr
+        A: pin(buf, write, longterm) as m2
+        A: unpin(mr)
+        m2: dma_write(3)
+        A: fork() as B
+        A: exit()
+        assert not alive(A) and not segv(A)
+        assert mr == 3
+        assert m2 == 3
+        assert B.buf == 3
+    """)
+    assert holds(r) == [True, False, False, True], r.checks
+    assert "released" in r.checks[1].values["mr"]
+
+
+def test_values_are_64_bit():
+    top = (1 << 64) - 1
+    r = native(f"""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, {top})
+        A: read(buf) as v
+        assert v == {top}
+    """)
+    assert holds(r) == [True]
+
+
+# --- what native does not do ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("step, why", [
+    ("A: pin(buf, read) as mr", "only pin user space can ask for"),
+    ("A: pin(buf, write) as mr", "only pin user space can ask for"),
+    ("A: pin(buf, write, longterm, fast) as mr", "GUP-fast"),
+    ("A: gup(buf, write) as mr", "FOLL_GET"),
+])
+def test_unsupported_steps_skip_the_scenario(step, why):
+    r = native(f"""
+        process A
+        A: mmap(buf, anon, private, rw)
+        {step}
+        A: write(buf, 1)
+        assert A.buf == 1
+    """)
+    assert r.verdict == "skip"
+    assert r.checks[0].holds is None and why in r.checks[0].values["unsupported"]
+    assert r.steps[1].outcome.error.startswith("unsupported on native")
+    assert r.steps[2].outcome.error == "not run: scenario skipped"
+
+
+def test_swap_needs_swap():
+    from cowdsl.native import probe
+
+    if probe().swap:
+        pytest.skip("this host has swap")
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        reclaim: swapout(A.buf)
+        assert A.buf == 1
+    """)
+    assert r.verdict == "skip"
+    assert "no swap" in r.checks[0].values["unsupported"]
+
+
+@pytest.mark.parametrize("fact", ["refcount(A.buf) == 1", "pincount(A.buf) == 0", "pinned(A.buf)",
+                                  "maybe_pinned(A.buf)", "writable(A.buf)", "cow_copies == 0",
+                                  "has_pinned(A)"])
+def test_facts_user_space_cannot_see_are_unsupported(fact):
+    r = native(f"""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        assert {fact}
+        assert A.buf == 1
+    """)
+    assert r.checks[0].holds is None
+    assert r.checks[0].values["unsupported"].startswith("unsupported on native")
+    assert r.checks[1].holds is True and r.verdict == "pass"
+
+
+def test_limits_skip_big_scenarios():
+    from cowdsl.native import Limits
+
+    sc = """
+        process A
+        A: mmap(buf, anon, private, rw, pages=64)
+        A: mmap(b2, anon, private, rw, pages=64)
+        assert A.buf == 0
+    """
+    r = native(sc, limits=Limits(max_pages=100))
+    assert r.verdict == "skip" and "exceeds native limits" in r.checks[0].values["unsupported"]
+    assert native(sc).verdict == "pass"
+
+
+def test_host_description():
+    from cowdsl.native import probe
+
+    h = probe()
+    assert h.reason is None and h.linux
+    assert "io_uring ok" in h.describe()
+
+
+def test_quantifiers_on_one_execution():
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        never A.buf == 2
+        never A.buf == 1
+        sometimes A.buf == 1
+        invariant A.buf == 1
+    """)
+    assert holds(r) == [True, False, True, None]
+    assert "invariant" in r.checks[3].values["unsupported"]
+
+
+def test_par_blocks_are_not_run_natively():
+    r = native("""
+        process A, B
+        A: mmap(buf, anon, private, rw)
+        par {
+          A: write(buf, 1)
+          B: mmap(x, anon, private, rw)
+        }
+        assert A.buf == 1
+    """)
+    assert r.verdict == "skip" and "`par` blocks" in r.checks[0].values["unsupported"]
