@@ -334,6 +334,13 @@ def cmd_diff(args) -> int:
     return EXIT_NOT_AS_EXPECTED if differ else EXIT_OK
 
 
+def cmd_crosscheck(args) -> int:
+    """The model against this machine's kernel (cowdsl.native.crosscheck)."""
+    from cowdsl.native.crosscheck import crosscheck
+
+    return crosscheck(args.paths, args.repeat, model=args.model)
+
+
 def cmd_check(args) -> int:
     problems: list[Problem] = []
     scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
@@ -466,6 +473,12 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("paths", nargs="+", metavar="FILE|DIR")
     _color_option(d)
     d.set_defaults(func=cmd_diff)
+    x = sub.add_parser("crosscheck", help="run sequential scenarios on a model and on this machine's kernel; "
+                                          "exit 1 on any disagreement")
+    x.add_argument("paths", nargs="*", default=["scenarios"], metavar="DIR|FILE")
+    x.add_argument("--repeat", "-r", type=int, default=1, help="run natively N times and print a histogram")
+    x.add_argument("--model", default="anon-exclusive", help="the model backend (default anon-exclusive)")
+    x.set_defaults(func=cmd_crosscheck)
     o = sub.add_parser("ops", help="list the ops and facts")
     o.set_defaults(func=cmd_ops)
     b = sub.add_parser("backends", help="list the backends")

@@ -68,8 +68,9 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
-def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None) -> int:
+def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None, model: str = MODEL) -> int:
     """Run every scenario under ``paths`` on the model and on this kernel; print the comparison."""
+    spec = model
     from cowdsl.errors import CowError
     from cowdsl.load import find, load
     from cowdsl.native import DEFAULT_TIMEOUT, probe, run_native
@@ -79,7 +80,7 @@ def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None) -
     out = out or sys.stdout
     say = lambda s="": out.write(s + "\n")  # noqa: E731
     host = probe()
-    say(f"cross-check: {MODEL} (model) against native ({host.describe()})"
+    say(f"cross-check: {spec} (model) against native ({host.describe()})"
         + (f", native runs {repeat} times" if repeat > 1 else ""))
     errors: list[str] = []
     rows: list[Row] = []
@@ -103,7 +104,7 @@ def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None) -
             scenario_skips.append((str(f), "concurrent (`par` blocks): native runs sequential scenarios only"))
             continue
         try:
-            model = run(sc, MODEL)
+            model = run(sc, spec)
             natives = [run_native(sc, timeout=timeout or DEFAULT_TIMEOUT) for _ in range(max(1, repeat))]
         except KeyboardInterrupt:
             raise
@@ -134,7 +135,7 @@ def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None) -
         model, natives = results[r.sc.filename]
         say()
         say(f"DISAGREEMENT: {r.sc.filename}:{r.assertion.span.line}: assert {r.assertion.text}")
-        say(f"  model ({MODEL}): {_word(r.model.holds)}; values: {_values(r.model.values)}")
+        say(f"  model ({spec}): {_word(r.model.holds)}; values: {_values(r.model.values)}")
         for k, n in enumerate(r.natives):
             if k == 0 or n.values != r.natives[0].values:
                 say(f"  native{'' if len(r.natives) == 1 else f' run {k + 1}'}: {_word(n.holds)}; values: {_values(n.values)}")
@@ -170,9 +171,10 @@ def main(argv=None) -> int:
                                 description="Cross-check the anon-exclusive model against this machine's kernel.")
     p.add_argument("paths", nargs="*", default=["scenarios"], metavar="DIR|FILE")
     p.add_argument("--repeat", "-r", type=int, default=1, help="run each scenario natively N times (histograms)")
+    p.add_argument("--model", default=MODEL, help=f"the model backend to compare with (default {MODEL})")
     args = p.parse_args(argv)
     try:
-        return crosscheck(args.paths, args.repeat)
+        return crosscheck(args.paths, args.repeat, model=args.model)
     except KeyboardInterrupt:
         print("crosscheck: interrupted", file=sys.stderr)
         return 130
