@@ -11,7 +11,7 @@ from cowdsl.semantics.machine import Event, Machine
 from cowdsl.semantics.state import Outcome, State
 
 
-@frozen
+@frozen(cache_hash=True)
 class Thread:
     actor: str
     steps: tuple[int, ...]  # indices into Scenario.steps, in program order
@@ -24,7 +24,7 @@ class Thread:
         return self.at >= len(self.steps)
 
 
-@frozen
+@frozen(cache_hash=True)
 class World:
     state: State
     block: int

@@ -21,7 +21,7 @@ SMALL, THP, PTE_THP, HUGETLB = "small", "thp", "pte_thp", "hugetlb"
 ZERO_PFN = 0  # the shared zero page is always page 0
 
 
-@frozen
+@frozen(cache_hash=True)
 class Page:
     data: int = 0
     refcount: int = 0
@@ -42,7 +42,7 @@ class Page:
         return self.kind != SMALL
 
 
-@frozen
+@frozen(cache_hash=True)
 class Pte:
     """A present entry (``page`` >= 0), a swap entry (``slot`` >= 0), or a
     device-exclusive entry (``devexcl``: not present, still names its page)."""
@@ -63,7 +63,7 @@ class Pte:
         return self.slot >= 0
 
 
-@frozen
+@frozen(cache_hash=True)
 class Vma:
     name: str
     anon: bool
@@ -84,7 +84,7 @@ class Vma:
         return not self.shared and self.maywrite
 
 
-@frozen
+@frozen(cache_hash=True)
 class Mm:
     name: str
     vmas: tuple[Vma, ...] = ()
@@ -104,7 +104,7 @@ class Mm:
         return None
 
 
-@frozen
+@frozen(cache_hash=True)
 class Handle:
     """A GUP result held by a driver: a FOLL_PIN pin or a FOLL_GET reference."""
 
@@ -119,7 +119,7 @@ class Handle:
     device: bool = False  # device-exclusive access (make_device_exclusive), not a GUP reference
 
 
-@frozen
+@frozen(cache_hash=True)
 class Slot:
     """A swap slot: the data written out and the swap count (swap PTEs referring to it)."""
 
@@ -128,13 +128,13 @@ class Slot:
     free: bool = False
 
 
-@frozen
+@frozen(cache_hash=True)
 class Pipe:
     name: str
     bufs: tuple[int, ...] = ()  # pages referenced by the pipe, oldest first
 
 
-@frozen
+@frozen(cache_hash=True)
 class Outcome:
     """What a named step produced."""
 
@@ -143,7 +143,7 @@ class Outcome:
     error: str | None = None
 
 
-@frozen
+@frozen(cache_hash=True)
 class State:
     mms: tuple[Mm, ...]
     pages: tuple[Page, ...]
@@ -176,3 +176,4 @@ class State:
             if f == file:
                 return pages[index]
         raise KeyError(file)
+

@@ -1,0 +1,158 @@
+"""Exploration benchmark: scaling families, full vs reduced.
+
+Run:  python benchmarks/explore.py [--limit SECONDS] [--no-write]
+
+Family `gupfast_fork` (the S12 race): k threads pin with GUP-fast, on m pages,
+while another thread forks.  Family `pvw_fork` (Jann Horn's question): k
+processes write into A with process_vm_writev while A forks.  For each size it
+measures states, executions and micro-steps for both searches, states per
+second and wall time; a size whose full search passes --limit seconds ends the
+family.  Figures go to benchmarks/results.json (key "explore") and a plot to
+benchmarks/explore.png (matplotlib, if installed).  Not a test: it reports
+against the targets and never fails on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from cowdsl.explore import search  # noqa: E402
+from cowdsl.explore.model import Model  # noqa: E402
+from cowdsl.load import load_text  # noqa: E402
+from cowdsl.semantics import registry  # noqa: E402
+
+TARGETS = {"reduced_executions_ratio_max": 0.1, "full_states_per_second_min": 20_000}
+
+
+def gupfast_fork(k: int, m: int) -> str:
+    lines = ["process A"] + [f"thread T{i} of A" for i in range(k)] + ["thread F of A"]
+    lines.append(f"A: mmap(p, anon, private, rw, pages={m})")
+    lines += [f"A: write(p[{j}], 1)" for j in range(m)]
+    lines.append("par {")
+    lines += [f"  T{i}: pin(p[{i % m}], write, fast) as r{i}" for i in range(k)]
+    lines += ["  F: fork() as B", "}"]
+    lines.append("always: " + " and ".join(f"(failed(r{i}) or r{i} is A.p[{i % m}])" for i in range(k)))
+    return "\n".join(lines) + "\n"
+
+
+def pvw_fork(k: int, _m: int = 1) -> str:
+    writers = [f"W{i}" for i in range(k)]
+    lines = ["process A, " + ", ".join(writers), "A: mmap(p, anon, private, rw)", "A: write(p, 1)", "par {"]
+    lines += [f"  W{i}: process_vm_writev(A.p, {i + 2})" for i in range(k)]
+    lines += ["  A: fork() as B", "}", "sometimes: A.p != 1"]
+    return "\n".join(lines) + "\n"
+
+
+FAMILIES = {
+    "gupfast_fork": (gupfast_fork, [(1, 1), (2, 1), (2, 2), (3, 2), (3, 3), (4, 2)], "early-cow"),
+    "pvw_fork": (pvw_fork, [(1, 1), (2, 1), (3, 1), (4, 1)], "early-cow"),
+}
+
+
+def measure(src: str, backend: str, mode: str, limit: float) -> dict:
+    model = Model(load_text(src, "bench.cow"), registry.get(backend))
+    t0 = time.perf_counter()
+    ex = getattr(search, mode)(model, search.Bounds(max_states=10_000_000, timeout=limit))
+    wall = time.perf_counter() - t0
+    return {
+        "states": ex.states,
+        "executions": ex.executions,
+        "micro_steps": ex.transitions,
+        "final_states": len({w.state for w in ex.finals}),
+        "seconds": round(wall, 4),
+        "states_per_second": round(ex.states / wall) if wall else None,
+        "partial": ex.partial,
+    }
+
+
+def run(limit: float) -> dict:
+    out: dict = {"targets": TARGETS, "families": {}}
+    for name, (make, sizes, backend) in FAMILIES.items():
+        rows = []
+        for k, m in sizes:
+            src = make(k, m)
+            full = measure(src, backend, "full", limit)
+            reduced = measure(src, backend, "reduced", limit)
+            row = {"k": k, "m": m, "backend": backend, "full": full, "reduced": reduced}
+            if not full["partial"] and full["executions"]:
+                row["executions_ratio"] = reduced["executions"] / full["executions"]
+            rows.append(row)
+            print(f"{name:<13} k={k} m={m}  full: {full['states']:>7} states {full['executions']:>16} executions "
+                  f"{full['seconds']:>7.2f}s {full['states_per_second'] or 0:>6}/s{' PARTIAL' if full['partial'] else ''}"
+                  f"  | reduced: {reduced['states']:>7} states {reduced['executions']:>6} executions "
+                  f"{reduced['seconds']:>7.2f}s")
+            if full["partial"]:
+                break
+        done = [r for r in rows if "executions_ratio" in r]
+        largest = done[-1] if done else None
+        out["families"][name] = {
+            "rows": rows,
+            "largest_full_size": {"k": largest["k"], "m": largest["m"]} if largest else None,
+            "executions_ratio_at_largest": largest["executions_ratio"] if largest else None,
+            "full_states_per_second_at_largest": largest["full"]["states_per_second"] if largest else None,
+        }
+    return out
+
+
+def plot(result: dict, path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no plot (pip install matplotlib)")
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, fam in result["families"].items():
+        rows = fam["rows"]
+        xs = range(len(rows))
+        axes[0].semilogy(xs, [max(r["full"]["executions"], 1) for r in rows], "o-", label=f"{name} full")
+        axes[0].semilogy(xs, [max(r["reduced"]["executions"], 1) for r in rows], "s--", label=f"{name} reduced")
+        axes[1].plot(xs, [r["full"]["states_per_second"] or 0 for r in rows], "o-", label=f"{name} full")
+        axes[1].plot(xs, [r["reduced"]["states_per_second"] or 0 for r in rows], "s--", label=f"{name} reduced")
+    longest = max(result["families"].values(), key=lambda f: len(f["rows"]))["rows"]
+    for ax in axes:
+        ax.set_xticks(range(len(longest)), [f"{i}: k={r['k']},m={r['m']}" for i, r in enumerate(longest)],
+                      rotation=30, fontsize=7)
+        ax.set_xlabel("size (gupfast_fork k,m; pvw_fork uses k writers)", fontsize=7)
+    axes[0].set_title("executions (log)")
+    axes[1].set_title("states per second")
+    axes[1].axhline(TARGETS["full_states_per_second_min"], color="grey", lw=0.8, ls=":")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--limit", type=float, default=60.0, help="seconds a full search may take (default 60)")
+    p.add_argument("--no-write", action="store_true")
+    args = p.parse_args(argv)
+    result = run(args.limit)
+    result["machine"] = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
+    result["date"] = time.strftime("%Y-%m-%d")
+    if not args.no_write:
+        path = HERE / "results.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data["explore"] = result
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        plot(result, HERE / "explore.png")
+    for name, fam in result["families"].items():
+        print(f"{name}: largest size full finished: {fam['largest_full_size']}, reduced/full executions "
+              f"{fam['executions_ratio_at_largest']:.2e}, full {fam['full_states_per_second_at_largest']} states/s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
