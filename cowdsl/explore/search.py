@@ -9,6 +9,8 @@ at ``max_states`` or ``timeout`` and then say the result is partial.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import sys
 import time
 
@@ -53,12 +55,30 @@ def _terminal(model: Model, w: World, ex: Exploration, seen_final: set) -> None:
             ex.deadlocks.append(w)
 
 
+@contextlib.contextmanager
+def _no_gc():
+    """The cyclic collector would rescan the growing visited set again and again;
+    worlds are immutable trees of tuples, with no cycles to collect."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def full(model: Model, bounds: Bounds) -> Exploration:
+    with _no_gc():
+        return _full(model, bounds)
+
+
+def _full(model: Model, bounds: Bounds) -> Exploration:
     ex = Exploration("full")
     t0 = time.monotonic()
     init = model.init()
     succ: dict[World, list[World]] = {}
-    ex.visited = {init}
+    canon: dict[World, World] = {init: init}  # one instance per world: later lookups hit on identity
     frontier = [init]
     seen_final: set = set()
     while frontier and ex.partial is None:
@@ -73,18 +93,22 @@ def full(model: Model, bounds: Bounds) -> Exploration:
             for i in en:
                 w2, _ = model.step(w, i)
                 ex.transitions += 1
-                out.append(w2)
-                if w2 not in ex.visited:
-                    ex.visited.add(w2)
+                known = canon.get(w2)
+                if known is None:
+                    canon[w2] = w2
                     nxt.append(w2)
+                else:
+                    w2 = known
+                out.append(w2)
             succ[w] = out
-            if (why := bounds.hit(len(ex.visited))) is not None:
+            if (why := bounds.hit(len(canon))) is not None:
                 ex.partial = why
                 break
             if bounds.progress and ex.transitions % 2000 == 0:
-                bounds.progress(len(ex.visited), len(ex.finals))
+                bounds.progress(len(canon), len(ex.finals))
         frontier = nxt
-    ex.states = len(ex.visited)
+    ex.visited = set(canon)
+    ex.states = len(canon)
     ex.executions = _count_paths(init, succ) if ex.partial is None else len(ex.finals)
     ex.seconds = time.monotonic() - t0
     return ex
@@ -248,7 +272,8 @@ def reduced(model: Model, bounds: Bounds) -> Exploration:
         return summary
 
     try:
-        explore(model.init(), {}, 0)
+        with _no_gc():
+            explore(model.init(), {}, 0)
     finally:
         sys.setrecursionlimit(limit)
     ex.states = len(ex.visited)
