@@ -4,7 +4,9 @@ Run:  python benchmarks/explore.py [--limit SECONDS] [--no-write]
 
 Family `gupfast_fork` (the S12 race): k threads pin with GUP-fast, on m pages,
 while another thread forks.  Family `pvw_fork` (Jann Horn's question): k
-processes write into A with process_vm_writev while A forks.  For each size it
+processes write into A with process_vm_writev while A forks.  Family
+`private_writers`: k processes each fault in and write a page of their own —
+independent actors, the case partial-order reduction is for.  For each size it
 measures states, executions and micro-steps for both searches, states per
 second and wall time; a size whose full search passes --limit seconds ends the
 family.  Figures go to benchmarks/results.json (key "explore") and a plot to
@@ -51,9 +53,24 @@ def pvw_fork(k: int, _m: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+def private_writers(k: int, _m: int = 1) -> str:
+    """k processes write and read pages of their own (faulted in beforehand: a new
+    page's number depends on allocation order, which makes faults dependent):
+    independent actors, the case partial-order reduction is for."""
+    procs = [f"P{i}" for i in range(k)]
+    lines = ["process " + ", ".join(procs)] + [f"P{i}: mmap(p, anon, private, rw)" for i in range(k)]
+    lines += [f"P{i}: write(p, 0)" for i in range(k)]
+    lines.append("par {")
+    for i in range(k):
+        lines += [f"  P{i}: write(p, {i + 1})", f"  P{i}: read(p) as v{i}"]
+    lines += ["}", "always: " + " and ".join(f"v{i} == {i + 1}" for i in range(k))]
+    return "\n".join(lines) + "\n"
+
+
 FAMILIES = {
     "gupfast_fork": (gupfast_fork, [(1, 1), (2, 1), (2, 2), (3, 2), (3, 3), (4, 2)], "early-cow"),
     "pvw_fork": (pvw_fork, [(1, 1), (2, 1), (3, 1), (4, 1)], "early-cow"),
+    "private_writers": (private_writers, [(2, 1), (4, 1), (6, 1), (8, 1), (10, 1)], "anon-exclusive"),
 }
 
 

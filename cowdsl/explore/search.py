@@ -14,7 +14,7 @@ import gc
 import sys
 import time
 
-from attrs import define, field
+from attrs import define, field, frozen
 
 from cowdsl.explore.model import Model, Transition, World
 
@@ -135,6 +135,21 @@ def _count_paths(init: World, succ: dict) -> int:
 
 
 # --- reduced: DPOR with sleep sets ---------------------------------------------------
+
+
+@frozen(cache_hash=True)
+class _Footprint:
+    """What race detection needs of a transition in a cached subtree: whose, and
+    what it read and wrote.  Many transitions share one footprint."""
+
+    tid: tuple
+    reads: frozenset
+    writes: frozenset
+    marks: frozenset
+
+    @classmethod
+    def of(cls, tr: Transition) -> "_Footprint":
+        return cls(tr.tid, tr.reads, tr.writes, tr.marks)
 
 
 @define
@@ -260,7 +275,7 @@ def reduced(model: Model, bounds: Bounds) -> Exploration:
             trace.append(tr)
             clocks.append({})
             clocks[k] = clock_of(k, tr)
-            subtree.add(tr)
+            subtree.add(_Footprint.of(tr))
             subtree |= explore(w2, child_sleep, block_start)
             trace.pop()
             clocks.pop()
