@@ -406,7 +406,7 @@ def test_fork_copy_anon_pinned_thp_uses_the_exact_pincount():
 
 def _many_gets(n: int, pin_first: bool) -> str:
     pin = "A: pin(other, write) as p\nA: unpin(p)\n" if pin_first else ""
-    gets = "".join(f"A: gup(buf, read) as g{i}\n" for i in range(n))
+    gets = f"A: gup(buf, read, count={n}) as g\n"  # n FOLL_GET references, as n requests in flight
     return (
         "process A\nA: mmap(buf, anon, private, rw)\nA: mmap(other, anon, private, rw)\n"
         "A: write(buf, 1)\nA: write(other, 1)\n" + pin + gets + "A: fork() as B\n"

@@ -14,6 +14,7 @@ from typing import ClassVar, Iterator
 from attrs import frozen
 
 from cowdsl.scenario import Scenario, Step
+from cowdsl.semantics import invariants
 from cowdsl.semantics.machine import Decision, Event, Machine
 from cowdsl.semantics.micro import MicroSteps
 from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
@@ -83,6 +84,8 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
             if v not in known[k].choices:
                 raise ValueError(f"`{k}` takes {' or '.join(known[k].choices)}, not `{v}`")
         self.options = {k: options.get(k, o.default) for k, o in known.items()}
+        # check the model's invariants after every micro-step (cowdsl.semantics.invariants)
+        self.debug_invariants = invariants.env_enabled()
 
     @classmethod
     def all_options(cls) -> dict[str, Option]:
@@ -124,11 +127,29 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
             why = "was never created" if mm is None else "was killed by SIGSEGV" if mm.segv else "has exited"
             out = Outcome(False, error=f"not run: {step.task} {why}")
             m.say(out.error)
+        elif (gone := self.unborn(state, step)) is not None:
+            out = self.no_such_process(m, gone)
         else:
             out = self.run_op(m, step)
         if step.bind:
             m.set_result(step.bind, out)
         return m.freeze(), out, m.events
+
+    @staticmethod
+    def unborn(state: State, step: Step) -> str | None:
+        """A process whose page the step names but that was never created (the
+        fork that makes it did not run: its parent had been killed)."""
+        for a in (step.addr, step.addr2):
+            if a is not None and state.mm(a.proc) is None:
+                return a.proc
+        return None
+
+    @staticmethod
+    def no_such_process(m: Machine, proc: str) -> Outcome:
+        m.reads.add(("mm", proc, "alive"))  # fork's add_mm writes it
+        out = Outcome(False, error=f"ESRCH: {proc} was never created (the fork that makes it did not run)")
+        m.say(out.error)
+        return out
 
     def run(self, sc: Scenario) -> Iterator[tuple[Step, State, Outcome, list[Event]]]:
         state = self.init_state(sc)

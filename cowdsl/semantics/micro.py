@@ -31,6 +31,7 @@ PROGRAMS = {
     "process_vm_writev": ("pvm", "gup"),
     "process_vm_readv": ("pvm", "gup"),
     "vmsplice": ("gup_fast", "begin"),
+    "make_device_exclusive": ("devexcl", "gup"),
 }
 
 # Which lock a whole op (or a program's first step) needs on the mm it works on:
@@ -60,8 +61,17 @@ class MicroSteps:
         """Run an op's micro-steps back to back (sequential semantics)."""
         _, label = self.program(step)
         frame: tuple = ()
+        debug = getattr(self, "debug_invariants", False)
+        before = m.freeze() if debug else None
         while True:
             mic = self.micro(m, step, label, frame)
+            if debug:  # COWDSL_DEBUG_INVARIANTS=1: every micro-step keeps the model's invariants
+                from cowdsl.semantics import invariants
+
+                now = m.freeze()
+                invariants.check(self, now, step=step, label=label, before=before,
+                                 flight=invariants.in_flight(self, step, mic.next, mic.frame))
+                before = now
             if mic.next is None:
                 return mic.outcome
             label, frame = mic.next, mic.frame
@@ -87,6 +97,8 @@ class MicroSteps:
             return None  # GUP-fast takes no lock at all
         if prog == "pvm" and label != "gup":
             return None
+        if prog == "devexcl":
+            return READ if label == "gup" else PTL  # the walk holds mmap_lock already, needs the PTL
         if prog in ("gup_fast", "gup_slow"):
             return READ
         return LOCKS.get(step.op)

@@ -6,27 +6,36 @@ from __future__ import annotations
 
 from attrs import evolve
 
+from cowdsl.semantics.micro import Micro
 from cowdsl.semantics.mm.gup import Foll
 from cowdsl.semantics.state import Handle, Outcome, Pte
 
 
 class DeviceExclusive:
-    def op_make_device_exclusive(self, m, step) -> Outcome:
+    # The driver holds mmap_lock for read across both micro-steps (nouveau does);
+    # GUP-fast, faults and MADV_DONTNEED can run between them, fork cannot.
+    def devexcl__gup(self, m, step, frame):
         a = step.addr
-        d = m.decided("has_device_exclusive", self.has_device_exclusive(), "make_device_exclusive_range")
-        if not d:
-            return Outcome(False, error="ENOSYS")
+        if not m.decided("has_device_exclusive", self.has_device_exclusive(), "make_device_exclusive_range"):
+            return Micro(None, (), Outcome(False, error="ENOSYS"))
+        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock + 1)
         # get_user_pages_remote(FOLL_GET|FOLL_WRITE|FOLL_SPLIT_PMD): faults writable, breaks COW
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=True))
         if err:
-            return Outcome(False, error=err)
+            return self.devexcl_done(m, step, Outcome(False, error=err))
         page = m.page(pfn)
         if not page.anon or page.zero:
             m.put_page(pfn)
             m.say(f"make_device_exclusive: #{pfn} is not anonymous → -EINVAL")
-            return Outcome(False, error="EINVAL")
+            return self.devexcl_done(m, step, Outcome(False, error="EINVAL"))
+        return Micro("install", (pfn,))
+
+    def devexcl__install(self, m, step, frame):
+        """The rmap walk: every mapping of the page becomes a device-exclusive entry."""
+        (pfn,) = frame
+        a = step.addr
         valid = False
-        for mm, vname, idx in list(m.mappers(pfn)):  # rmap walk over every mapping of the page
+        for mm, vname, idx in list(m.mappers(pfn)):
             old = m.pte(mm, vname, idx)
             valid |= (mm, vname, idx) == (a.proc, a.mapping, a.index) and old.write
             m.set_pte(mm, vname, idx, Pte(page=pfn, devexcl=True, write=old.write, dirty=old.dirty))
@@ -36,11 +45,15 @@ class DeviceExclusive:
         m.put_page(pfn)  # the GUP reference
         if not valid or m.page(pfn).mapcount != 0:
             m.say(f"make_device_exclusive: #{pfn} still mapped elsewhere or not writable → the device gets no access")
-            return Outcome(False, error="EBUSY")
+            return self.devexcl_done(m, step, Outcome(False, error="EBUSY"))
         name = step.bind or f"{step.op}@{step.number}"
         m.add_handle(Handle(name, False, pfn, True, False, step.task, device=True))
         m.say(f"make_device_exclusive: the device has exclusive access to #{pfn}")
-        return Outcome(True)
+        return self.devexcl_done(m, step, Outcome(True))
+
+    def devexcl_done(self, m, step, out):
+        m.update_mm(step.addr.proc, mmap_lock=m.mm(step.addr.proc).mmap_lock - 1)
+        return Micro(None, (), out)
 
     def remove_device_exclusive_entry(self, m, mm, vname, idx) -> None:
         """do_swap_page on a device-exclusive entry: restore_exclusive_pte maps the

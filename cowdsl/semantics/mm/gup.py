@@ -132,6 +132,11 @@ class Gup:
 
     def gup_fast__grab(self, m, step, frame):
         seq, write, pfn, _ = frame
+        if m.page(pfn).freed:
+            # try_grab_folio → folio_ref_try_add_rcu: no reference on a page whose refcount
+            # already dropped to zero (freed since the PTE was read, e.g. by reclaim)
+            m.say(f"gup_fast: #{pfn} was freed since the PTE was read (refcount 0) → slow path")
+            return Micro("slow", ())
         m.grab(pfn, step.op == "pin")
         m.say(f"gup_fast: grab #{pfn}{self._counts(m, pfn)}")
         return Micro("recheck", frame)
