@@ -67,10 +67,11 @@ def _colour(args, stream):
         return None
 
 
-def _load_all(paths, problems: list[Problem], highlight=None):
+def _load_all(paths, problems: list[Problem], highlight=None, limits=None):
     """Load every .cow file under ``paths``; report each failure on stderr and go on.
 
-    ``highlight`` colours the source line shown in each diagnostic.
+    ``highlight`` colours the source line shown in each diagnostic; ``limits``
+    (cowdsl.limits.Limits) bounds what a scenario may ask for.
     """
     from cowdsl.errors import CowError
     from cowdsl.load import find, load
@@ -90,7 +91,7 @@ def _load_all(paths, problems: list[Problem], highlight=None):
             problems.append(Problem(str(f), "no such file or directory"))
             continue
         try:
-            scenarios.append(load(f))
+            scenarios.append(load(f) if limits is None else load(f, limits))
         except CowError as e:
             problems.append(Problem(str(f), _plural(len(e.diagnostics), "error"), e))
             _err(e.render(highlight))
@@ -118,7 +119,12 @@ def _run_one(sc, backend, problems: list[Problem], args=None):
         schedule = [a.strip() for a in args.schedule.split(",") if a.strip()] if args.schedule else None
         with _progress(sc.name) as progress:
             bounds = Bounds(max_states=args.max_states, timeout=args.timeout, progress=progress)
-            return run(sc, backend, mode=args.mode, bounds=bounds, schedule=schedule)
+            r = run(sc, backend, mode=args.mode, bounds=bounds, schedule=schedule)
+        if r.partial:
+            from cowdsl.limits import explain_partial
+
+            _err(f"cowdsl: {sc.filename}: {explain_partial(sc, r.partial)}")
+        return r
     except ValueError as e:  # an impossible --schedule
         _err(f"cowdsl: {sc.filename}: {e}")
         problems.append(Problem(sc.filename, str(e)))
@@ -216,7 +222,7 @@ def cmd_matrix(args) -> int:
     from cowdsl import matrix
 
     problems: list[Problem] = []
-    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
+    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr), _limits(args))
     mx = matrix.build(scenarios)
     if args.format == "json":
         _print(json.dumps({"matrix": matrix.as_json(mx), "errors": [p.message for p in problems]}, indent=2))
@@ -250,7 +256,7 @@ def cmd_run(args) -> int:
         return EXIT_ERROR
     backend = registry.resolve(args.backend)
     problems: list[Problem] = []
-    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
+    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr), _limits(args))
     results = [r for r in (_run_one(sc, backend, problems, args) for sc in scenarios) if r is not None]
     if args.format == "json":
         import json
@@ -341,9 +347,17 @@ def cmd_crosscheck(args) -> int:
     return crosscheck(args.paths, args.repeat, model=args.model)
 
 
+def _limits(args):
+    """The resource limits (cowdsl.limits) with the ones set by --max-processes and the rest;
+    None when no flag was given (the defaults)."""
+    from cowdsl.limits import STATIC, from_args
+
+    return from_args(args) if any(getattr(args, f, None) is not None for f in STATIC) else None
+
+
 def cmd_check(args) -> int:
     problems: list[Problem] = []
-    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
+    scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr), _limits(args))
     for sc in scenarios:
         _print(
             f"{sc.filename}: ok ({_plural(len(sc.steps), 'step')}, {_plural(len(sc.assertions), 'assertion')}"
@@ -423,6 +437,13 @@ def _color_option(p) -> None:
                         "always or never (default: auto)")
 
 
+def _limit_options(p) -> None:
+    """--max-processes, --max-threads, --max-pages, --max-total-pages, --max-steps (cowdsl.limits)."""
+    from cowdsl.limits import add_arguments
+
+    add_arguments(p)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cowdsl",
@@ -440,10 +461,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--mode", choices=("reduced", "full"), default=None,
                    help="how concurrent scenarios are explored: reduced (partial-order reduction, the default) "
                         "or full (every interleaving, with a visited set)")
-    r.add_argument("--max-states", type=int, default=200_000, metavar="N",
-                   help="stop exploring after N states and say the result is partial (default 200000)")
-    r.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="stop exploring after this long and say the result is partial (default 60)")
+    from cowdsl.limits import DEFAULT as limits
+
+    r.add_argument("--max-states", type=int, default=limits.max_states, metavar="N",
+                   help=f"stop exploring after N states and say the result is partial (default {limits.max_states}); "
+                        "the visited states never outgrow it")
+    r.add_argument("--timeout", type=float, default=limits.timeout, metavar="SECONDS",
+                   help=f"stop exploring after this long and say the result is partial (default {limits.timeout:g})")
     r.add_argument("--schedule", metavar="ACTORS",
                    help="replay one interleaving exactly: the actor of each micro-step, e.g. A,A,A,T,T,A "
                         "(the `schedule:` line of a counterexample)")
@@ -461,10 +485,12 @@ def parser() -> argparse.ArgumentParser:
                         "or a directory (the SVG/PNG/PDF formats need Graphviz's `dot`)")
     r.add_argument("--dot-format", choices=("dot", "svg", "png", "pdf"), default=None,
                    help="the format of the --dot files (default: from FILE's suffix; dot for a directory)")
+    _limit_options(r)
     _color_option(r)
     r.set_defaults(func=cmd_run)
     c = sub.add_parser("check", help="parse and validate only")
     c.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
+    _limit_options(c)
     _color_option(c)
     c.set_defaults(func=cmd_check)
     d = sub.add_parser("diff", help="where two backends' traces first diverge, and the rule that decided differently")

@@ -49,7 +49,8 @@ class CowError(Exception):
         super().__init__(self.render())
 
     def render(self, highlight=None) -> str:
-        return "\n".join(render(self.filename, self.source, d, highlight) for d in self.diagnostics)
+        lines = _lines(self.source)  # split once: a file may have many diagnostics
+        return "\n".join(render(self.filename, self.source, d, highlight, lines) for d in self.diagnostics)
 
 
 def _cell(c: str) -> tuple[str, int]:
@@ -63,19 +64,37 @@ def _cell(c: str) -> tuple[str, int]:
     return c, 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
 
 
-def render(filename: str, source: str, d: Diagnostic, highlight=None) -> str:
-    """Format one diagnostic; ``highlight`` optionally colours a source line.
+def _lines(source: str) -> list[str]:
+    lines = source.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+_LONG_LINE = 400  # longer source lines are shown as a window around the caret
+_CONTEXT = 100
+
+
+def render(filename: str, source: str, d: Diagnostic, highlight=None, lines: list[str] | None = None) -> str:
+    """Format one diagnostic; ``highlight`` optionally colours a source line;
+    ``lines`` is the source already split (``_lines``), when the caller has it.
 
     Lines are split on ``\\n`` only, as the parser counts them (``str.splitlines``
     would also split on form feeds and U+2028 and put the caret on the wrong line).
     """
-    lines = source.split("\n")
-    if len(lines) > 1 and lines[-1] == "":
-        lines.pop()
+    if lines is None:
+        lines = _lines(source)
     lineno = min(max(d.span.line, 1), len(lines))
     raw = lines[lineno - 1].rstrip("\r")
     col = min(max(d.span.col, 1), len(raw) + 1)
     end = max(col + 1, min(d.span.end_col, len(raw) + 1))
+    header_col = col
+    if len(raw) > _LONG_LINE:  # show a window around the caret, not a line of a megabyte
+        first = max(0, col - 1 - _CONTEXT)
+        last = min(len(raw), max(end - 1, col) + _CONTEXT)
+        lead = "..." if first > 0 else ""
+        raw = lead + raw[first:last] + ("..." if last < len(lines[lineno - 1].rstrip("\r")) else "")
+        col, end = col - first + len(lead), min(end - first + len(lead), len(raw) + 1)
     cells = [_cell(c) for c in raw]
     text = "".join(c for c, _ in cells)
     pad = sum(w for _, w in cells[: col - 1])
@@ -83,7 +102,7 @@ def render(filename: str, source: str, d: Diagnostic, highlight=None) -> str:
     gutter = f"{lineno:>4} | "
     shown = highlight(text) if highlight else text
     out = [
-        f"{filename}:{lineno}:{col}: {d.severity}: {d.message}",
+        f"{filename}:{lineno}:{header_col}: {d.severity}: {d.message}",
         gutter + shown,
         " " * (len(gutter) - 2) + "| " + " " * pad + "^" * width,
     ]
@@ -94,9 +113,14 @@ def render(filename: str, source: str, d: Diagnostic, highlight=None) -> str:
     return "\n".join(out)
 
 
+_MAX_CANDIDATES = 500  # difflib compares each one: a file may declare tens of thousands of names
+
+
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A suggestion when one candidate is close to ``word``."""
     cands = [c for c in candidates if c]
+    if len(cands) > _MAX_CANDIDATES:  # only names of about the same length can be close
+        cands = [c for c in cands if abs(len(c) - len(word)) <= 2][:_MAX_CANDIDATES]
     close = difflib.get_close_matches(word, cands, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in cands}

@@ -7,20 +7,21 @@ from pathlib import Path
 from cowdsl.scenario import Scenario
 
 
-def load_text(source: str, filename: str = "<input>") -> Scenario:
+def load_text(source: str, filename: str = "<input>", limits=None) -> Scenario:
+    """``limits``: a cowdsl.limits.Limits (processes, threads, pages, steps); the defaults otherwise."""
     from cowdsl.semantics import registry
     from cowdsl.syntax.checker import check
     from cowdsl.syntax.parser import parse
 
     module = parse(source, filename)
-    return check(module, filename, source if source.endswith("\n") else source + "\n", registry.known_words())
+    return check(module, filename, source if source.endswith("\n") else source + "\n", registry.known_words(), limits)
 
 
-def load(path: str | Path) -> Scenario:
+def load(path: str | Path, limits=None) -> Scenario:
     from cowdsl.syntax.parser import decode
 
     p = Path(path)
-    return load_text(decode(p.read_bytes(), str(p)), str(p))
+    return load_text(decode(p.read_bytes(), str(p)), str(p), limits)
 
 
 def find(paths) -> list[Path]:

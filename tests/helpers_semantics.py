@@ -4,20 +4,19 @@ Scenarios are written inline as .cow text, run on the anon-exclusive backend,
 and inspected at the level of the model's State: pages, PTEs, counters, and
 the Events each step recorded (which rule fired, its decision and its commit).
 
-The invariant checker encodes the 5.19+ invariants of the reference
-(kernel-cow-semantics.md §6.1, I1-I4) plus the model's own bookkeeping
-(mapcount, pincount, refcount, swap counts), and is run after every step.
+The invariant checker is cowdsl.semantics.invariants: the 5.19+ invariants of
+the reference (kernel-cow-semantics.md §6.1, I1-I4) plus the model's own
+bookkeeping (mapcount, pincount, refcount, swap counts).
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections import Counter, defaultdict
 
 from cowdsl.load import load_text
 from cowdsl.run import run
 from cowdsl.semantics import registry
-from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, PTE_THP, THP_SIBLINGS, Page, Pte, State
+from cowdsl.semantics.state import Page, Pte, State
 
 BACKEND = "anon-exclusive"
 
@@ -143,134 +142,29 @@ def live_pages(state: State) -> list[int]:
 
 
 # --- invariants -----------------------------------------------------------------------------
+# One checker, cowdsl.semantics.invariants (also run after every micro-step in
+# debug mode, COWDSL_DEBUG_INVARIANTS=1); these wrappers give its findings as
+# "INVARIANT: message" strings.
+
+from cowdsl.semantics import invariants as _inv  # noqa: E402
+
+pin_refs = _inv.pin_refs
+sibling_refs = _inv.sibling_refs
 
 
-def pin_refs(pg: Page) -> int:
-    """What one FOLL_PIN adds to the refcount: the bias on order-0 pages, one
-    reference on large folios, which count pins exactly (§0)."""
-    return 1 if pg.kind != "small" else GUP_PIN_COUNTING_BIAS
-
-
-def sibling_refs(pg: Page, devexcl: int = 0) -> int:
-    """A PTE-mapped THP is seen through one subpage; the folio's refcount also
-    holds its siblings' references, which the model drops with the subpage's last
-    mapping (a device-exclusive entry keeps them)."""
-    return THP_SIBLINGS if pg.kind == PTE_THP and (pg.mapcount > 0 or devexcl > 0) else 0
-
-
-def _references(state: State):
-    """Who holds what: PTE mappers, swap entries, device-exclusive entries, pipe
-    buffers, FOLL_GET references and FOLL_PIN pins, per page (or slot)."""
-    mappers: dict[int, list] = defaultdict(list)
-    swap_ptes: Counter = Counter()
-    devexcl: Counter = Counter()
-    for m in state.mms:
-        for vma in m.vmas:
-            for i, p in enumerate(vma.ptes):
-                if p is None:
-                    continue
-                if p.present:
-                    mappers[p.page].append((m.name, vma.name, i, p))
-                elif getattr(p, "devexcl", False):
-                    devexcl[p.page] += 1  # not mapped (no mapcount) but holds a reference
-                else:
-                    swap_ptes[p.slot] += 1
-    pipe_refs = Counter(pfn for pipe in state.pipes for pfn in pipe.bufs)
-    get_refs: Counter = Counter()
-    pins: Counter = Counter()
-    for h in state.handles:
-        if not h.live or getattr(h, "device", False):
-            continue
-        (pins if h.pin else get_refs)[h.page] += getattr(h, "refs", 1)
-    return mappers, swap_ptes, devexcl, pipe_refs, get_refs, pins
-
-
-def invariant_violations(state: State) -> list[str]:
+def invariant_violations(state: State, anon_exclusive: bool = True) -> list[str]:
     """What the state breaks of the 5.19+ invariants (reference §6.1) and of the
     counter bookkeeping.  The zero page is not refcounted or mapcounted."""
-    out: list[str] = []
-    mappers, swap_ptes, devexcl, pipe_refs, get_refs, pins = _references(state)
-    for n, pg in enumerate(state.pages):
-        if pg.zero:
-            continue
-        maps = mappers[n]
-        # I2: a writable present PTE to an anon page => the page is exclusive
-        for who, vname, i, p in maps:
-            if p.write and pg.anon and not pg.anon_exclusive:
-                out.append(f"I2: {who}.{vname}[{i}] maps anon page #{n} writable but it is not exclusive")
-        # I3: a pinned anon page is exclusive
-        if pg.anon and pg.pincount > 0 and not pg.anon_exclusive:
-            out.append(f"I3: anon page #{n} is pinned (pincount {pg.pincount}) but not exclusive")
-        # an exclusive page has at most one mapping (I4: sharing clears the bit first)
-        if pg.anon_exclusive and len(maps) > 1:
-            out.append(f"I4: exclusive page #{n} is mapped {len(maps)} times")
-        # mapcount == number of PTEs mapping the page
-        if pg.mapcount != len(maps):
-            out.append(f"mapcount: page #{n} has mapcount {pg.mapcount} but {len(maps)} PTEs map it")
-        if pg.pincount != pins[n]:
-            out.append(f"pincount: page #{n} has pincount {pg.pincount} but {pins[n]} live pins")
-        # refcount >= mapcount + 1024*pincount + swapcache + pipe/gup references (+ page cache)
-        need = (
-            pg.mapcount
-            + pin_refs(pg) * pg.pincount
-            + sibling_refs(pg, devexcl[n])
-            + (pg.swapcache >= 0)
-            + pipe_refs[n]
-            + get_refs[n]
-            + devexcl[n]
-            + (pg.file is not None)
-        )
-        if pg.refcount < need:
-            out.append(f"refcount: page #{n} has refcount {pg.refcount} < {need} references held")
-        held = maps or pipe_refs[n] or get_refs[n] or pins[n] or devexcl[n] or pg.swapcache >= 0
-        if pg.freed and held:
-            out.append(f"page #{n} is freed but still referenced")
-        if not pg.freed and pg.refcount <= 0:
-            out.append(f"page #{n} has refcount {pg.refcount} but is not freed")
-    for s, slot in enumerate(state.slots):
-        if slot.count != swap_ptes[s]:
-            out.append(f"swap slot {s}: count {slot.count} but {swap_ptes[s]} swap PTEs refer to it")
-        if slot.free and swap_ptes[s]:
-            out.append(f"swap slot {s} is free but swap PTEs refer to it")
-    return out
+    return [f"{name}: {msg}" for name, msg in _inv.violations(state, anon_exclusive=anon_exclusive)]
 
 
 def fresh_page_violations(before: State, after: State) -> list[str]:
-    """I1: an anon page allocated by a step (fault, COW or unshare copy, fork's
-    copy) and mapped is exclusive.  Pages read into the swap cache are not
-    "fresh" in the model (it always swaps in through the swap cache)."""
-    out = []
-    for n in range(len(before.pages), len(after.pages)):
-        pg = after.pages[n]
-        if pg.anon and not pg.zero and not pg.freed and pg.mapcount > 0 and pg.swapcache < 0 and not pg.ksm:
-            read_from_swap = any(
-                p is not None and p.present and p.page == n
-                for m in before.mms for v in m.vmas for p in v.ptes
-            )
-            if not read_from_swap and not pg.anon_exclusive:
-                out.append(f"I1: fresh anon page #{n} is not exclusive")
-    return out
+    """I1: an anon page allocated by a step and mapped is exclusive."""
+    return [f"{name}: {msg}" for name, msg in _inv.fresh_page_violations(before, after)]
 
 
 def exact_refcount_violations(state: State) -> list[str]:
     """The model has no transient references (no LRU pagevecs), so its refcount
     should equal the references it holds exactly: a surplus is a leak that would
     turn a reuse into a copy."""
-    out = []
-    mappers, _swap, devexcl, pipe_refs, get_refs, _pins = _references(state)
-    for n, pg in enumerate(state.pages):
-        if pg.zero or pg.freed:
-            continue
-        held = (
-            len(mappers[n])
-            + pin_refs(pg) * pg.pincount
-            + sibling_refs(pg, devexcl[n])
-            + (pg.swapcache >= 0)
-            + pipe_refs[n]
-            + get_refs[n]
-            + devexcl[n]
-            + (pg.file is not None)
-        )
-        if pg.refcount != held:
-            out.append(f"page #{n}: refcount {pg.refcount}, references held {held}")
-    return out
+    return _inv.exact_refcount_violations(state)

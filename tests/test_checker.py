@@ -373,7 +373,7 @@ CHECKER_ERRORS = [
     ),
     pytest.param(
         "process A\nfile F = [" + ", ".join(["0"] * 65) + "]\n" + T,
-        'a file has at most 64 pages, not 65', (2, 1, 204), None, None,
+        'a file has at most 64 pages, not 65', (2, 1, 204), None, 'raise the limit with `--max-pages 65`',
         id="file_too_big",
     ),
     pytest.param(
@@ -591,7 +591,7 @@ CHECKER_ERRORS = [
     ),
     pytest.param(
         H + "A: mmap(m, pages=65)\n" + T,
-        '`pages=65` is out of range', (3, 18, 2), '1 to 64 pages', None,
+        '`pages=65` is out of range', (3, 18, 2), '1 to 64 pages', 'raise the limit with `--max-pages 65`',
         id="pages_too_many",
     ),
     pytest.param(

@@ -95,7 +95,9 @@ class Model:
         t = w.threads[i]
         step = self.sc.steps[t.steps[t.at]]
         name = self.backend.lock_mm(step)
-        return frozenset({("mm", name, "mmap_lock"), ("mm", name, "ptl")}) if name else frozenset()
+        out = {("mm", name, "mmap_lock"), ("mm", name, "ptl")} if name else set()
+        out |= {("mm", o, "ptl") for o in self.backend.other_ptls(w.state, step, t.label, t.frame)}
+        return frozenset(out)
 
     def step(self, w: World, i: int) -> tuple[World, Transition]:
         t = w.threads[i]
@@ -109,12 +111,16 @@ class Model:
             out = Outcome(False, error=f"not run: {step.task} {why}")
             m.say(out.error)
             label, nxt, frame = "op", None, ()
+        elif t.label is None and (gone := self.backend.unborn(w.state, step)) is not None:
+            out = self.backend.no_such_process(m, gone)
+            label, nxt, frame = "op", None, ()
         else:
             label = t.label or self.backend.program(step)[1]
             if self.backend.lock_needed(step, label):
                 # whether it could run depended on the locks: reads, for the independence relation
                 name = self.backend.lock_mm(step)
                 m.reads.update({("mm", name, "mmap_lock"), ("mm", name, "ptl")})
+                m.reads.update(("mm", o, "ptl") for o in self.backend.other_ptls(w.state, step, label, t.frame))
                 if step.op in ("read", "write") and step.addr is not None:
                     m.reads.add(("vma", step.addr.proc, step.addr.mapping))
             mic = self.backend.micro(m, step, label, t.frame)
@@ -129,4 +135,18 @@ class Model:
             threads = self.threads_for(block) if block < len(self.blocks) else ()
         tr = Transition((w.block, i), t.actor, step.number, label, tuple(m.events),
                         frozenset(m.reads), frozenset(m.writes), out if nxt is None else None, frozenset(m.marks))
-        return World(m.freeze(), block, threads), tr
+        w2 = World(m.freeze(), block, threads)
+        if getattr(self.backend, "debug_invariants", False):  # COWDSL_DEBUG_INVARIANTS=1
+            self.check_invariants(w, w2, step, label)
+        return w2, tr
+
+    def check_invariants(self, before: World, after: World, step, label: str) -> None:
+        """The model's invariants after one micro-step, counting what every actor's
+        unfinished op holds between its micro-steps; raises InvariantViolation."""
+        from cowdsl.semantics import invariants
+
+        flight = []
+        for t in after.threads:
+            if t.label is not None and not t.done:
+                flight += invariants.in_flight(self.backend, self.sc.steps[t.steps[t.at]], t.label, t.frame)
+        invariants.check(self.backend, after.state, step=step, label=label, flight=flight, before=before.state)

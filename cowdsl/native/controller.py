@@ -48,6 +48,7 @@ class Limits:
 
     max_processes: int = 16
     max_pages: int = 1024  # pages mapped by mmap steps, all processes together
+    max_pages_per_mapping: int = 64  # one mapping fits its address slot (STRIDE) with a gap after it
     max_steps: int = 400
     step_timeout: float = 5.0  # seconds for one step's answer
     worker_alarm: int = 120  # seconds: a worker kills itself after this (dead man's switch)

@@ -83,4 +83,8 @@ def problem(sc: S.Scenario, host, limits) -> tuple[int | None, str] | None:
     pages = sum(st.pages for st in sc.steps if st.op == "mmap")
     if pages > limits.max_pages:
         return None, f"exceeds native limits: {pages} mapped pages > {limits.max_pages}"
+    widest = max((st for st in sc.steps if st.op == "mmap"), key=lambda st: st.pages, default=None)
+    per = getattr(limits, "max_pages_per_mapping", 64)
+    if widest is not None and widest.pages > per:  # (the model's --max-pages may allow more)
+        return widest.number, f"exceeds native limits: a mapping of {widest.pages} pages > {per}"
     return None

@@ -192,13 +192,25 @@ class Machine:
 
     def page_remove_rmap(self, pfn: int) -> None:
         """Drop a mapping and the reference it held (page_remove_rmap + put_page).
-        The last mapping of a PTE-mapped THP takes its siblings' references along."""
+        The last mapping of a PTE-mapped THP takes its siblings' references along
+        (a device-exclusive entry of the subpage still counts as one)."""
         p = self.page(pfn)
         if p.zero:
             return
         self.update_page(pfn, mapcount=p.mapcount - 1)
-        last_thp = p.kind == PTE_THP and p.mapcount == 1
+        last_thp = p.kind == PTE_THP and p.mapcount == 1 and not self.devexcl_entries(pfn)
         self.put_page(pfn, 1 + (THP_SIBLINGS if last_thp else 0))
+
+    def devexcl_entries(self, pfn: int) -> int:
+        """The device-exclusive entries naming pfn: not mappings (no mapcount), but
+        each keeps the page, and a PTE-mapped THP's siblings, referenced."""
+        n = 0
+        for m in self.mms.values():
+            self.reads.add(("mm", m.name, "vmas"))
+            for v in m.vmas:
+                self.reads.add(("vma", m.name, v.name))
+                n += sum(1 for p in v.ptes if p is not None and p.devexcl and p.page == pfn)
+        return n
 
     @staticmethod
     def pin_refs(p) -> int:
@@ -206,26 +218,27 @@ class Machine:
         reference on large folios, which count pins exactly in pincount."""
         return 1 if p.compound else GUP_PIN_COUNTING_BIAS
 
-    def grab(self, pfn: int, pin: bool) -> None:
+    def grab(self, pfn: int, pin: bool, n: int = 1) -> None:
         """try_grab_page: FOLL_PIN adds GUP_PIN_COUNTING_BIAS (order-0) or one
-        reference (large folios) and counts the pin; FOLL_GET adds one reference."""
+        reference (large folios) and counts the pin; FOLL_GET adds one reference.
+        ``n`` grabs at once (gup count=N)."""
         p = self.page(pfn)
         if p.zero:
             return
         if pin:
-            self.update_page(pfn, pincount=p.pincount + 1, refcount=p.refcount + self.pin_refs(p))
+            self.update_page(pfn, pincount=p.pincount + n, refcount=p.refcount + n * self.pin_refs(p))
         else:
-            self.update_page(pfn, refcount=p.refcount + 1)
+            self.update_page(pfn, refcount=p.refcount + n)
 
-    def ungrab(self, pfn: int, pin: bool) -> None:
+    def ungrab(self, pfn: int, pin: bool, n: int = 1) -> None:
         p = self.page(pfn)
         if p.zero:
             return
         if pin:
-            self.update_page(pfn, pincount=p.pincount - 1)
-            self.put_page(pfn, self.pin_refs(p))
+            self.update_page(pfn, pincount=p.pincount - n)
+            self.put_page(pfn, n * self.pin_refs(p))
         else:
-            self.put_page(pfn)
+            self.put_page(pfn, n)
 
     # --- swap ------------------------------------------------------------------------
     def slot(self, slot: int) -> Slot:
@@ -297,8 +310,7 @@ class Machine:
         h = self.handle(name)
         if h.live:
             if not h.device:
-                for _ in range(h.refs):
-                    self.ungrab(h.page, h.pin)
+                self.ungrab(h.page, h.pin, h.refs)
             self.update_handle(name, live=False)
 
     def revoke_device_exclusive(self, pfn: int, why: str) -> None:

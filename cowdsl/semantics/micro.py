@@ -123,7 +123,31 @@ class MicroSteps:
                 return f"the page-table lock of {name} is held"
         if need == PTL and mm.ptl:
             return f"the page-table lock of {name} is held"
+        for other in self.other_ptls(state, step, label, frame):
+            if other != name and state.mm(other) is not None and state.mm(other).ptl:
+                return f"the page-table lock of {other} is held"
         return None
+
+    def other_ptls(self, state: State, step, label: str | None, frame: tuple) -> list[str]:
+        """The mms whose page-table lock the micro-step takes besides lock_mm's: an
+        rmap walk (try_to_unmap for swapout, make_device_exclusive's) takes the PTL
+        of every mm mapping the page, ksm_merge that of both pages' mms.  (Only fork
+        holds a PTL across micro-steps: between deciding to share a page and
+        write-protecting it.)"""
+        pfn = None
+        if step.op == "swapout" and step.addr is not None:
+            mm = state.mm(step.addr.proc)
+            vma = mm.vma(step.addr.mapping) if mm else None
+            pte = vma.ptes[step.addr.index] if vma else None
+            pfn = pte.page if pte is not None and pte.present else None
+        elif step.op == "make_device_exclusive" and label == "install" and frame:
+            pfn = frame[0]
+        elif step.op == "ksm_merge" and step.addr2 is not None:
+            return [step.addr2.proc]
+        if pfn is None:
+            return []
+        return [m.name for m in state.mms if any(p is not None and p.present and p.page == pfn
+                                                 for v in m.vmas for p in v.ptes)]
 
     @staticmethod
     def cpu_access_faults(state: State, step) -> bool:

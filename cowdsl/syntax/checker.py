@@ -10,6 +10,7 @@ from pathlib import Path
 import attrs
 from attrs import define, field
 
+from cowdsl import limits as L
 from cowdsl import ops
 from cowdsl import scenario as S
 from cowdsl.errors import CowError, Diagnostic, Span, did_you_mean, one_of
@@ -18,6 +19,12 @@ from cowdsl.syntax import ast
 MAX_VALUE = (1 << 64) - 1
 _BUILTIN_ACTORS = tuple(getattr(ops, "BUILTIN_ACTORS", (ops.RECLAIM,)))
 _PROCESS_FACTS = ("segv", "alive", "has_pinned", "cow_copies", "faults")  # facts about a process
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # bidi embeddings, overrides, isolates
+
+
+def _is_control(c: str) -> bool:
+    """A character a report must not print: C0/C1 controls (not tab) and bidi controls."""
+    return (c < " " and c != "\t") or "\x7f" <= c <= "\x9f" or c in _BIDI
 
 
 @define
@@ -57,10 +64,18 @@ class Names:
     def taken(self) -> set[str]:
         return set(self.processes) | set(self.threads) | set(self.files) | self.pipes | set(self.handles) | self.values | self.outcomes
 
+    def is_taken(self, name: str) -> bool:
+        """``name in taken()`` without building the union: fresh() runs once per name."""
+        return any(name in names for names in (self.processes, self.threads, self.files, self.pipes, self.handles,
+                                                self.values, self.outcomes))
+
 
 class Checker:
-    def __init__(self, module: ast.Module, filename: str, source: str, backend_names=None):
+    def __init__(self, module: ast.Module, filename: str, source: str, backend_names=None, limits=None):
         self.module = module
+        self.limits = limits or L.DEFAULT
+        self.total_pages = 0  # pages of every mmap and file so far, for max_total_pages
+        self.over: set[str] = set()  # limits already reported
         self.filename = filename
         self.source = source
         self.diags: list[Diagnostic] = []
@@ -75,6 +90,10 @@ class Checker:
 
     # --- reporting ---------------------------------------------------------------
     def error(self, message, span, expected=None, hint=None):
+        if len(self.diags) >= L.MAX_DIAGNOSTICS:  # stop: the work and the output stay bounded
+            self.diags.append(Diagnostic(f"too many errors: checking stopped after {L.MAX_DIAGNOSTICS}", span,
+                                         hint="fix the errors above and check again"))
+            raise CowError(self.filename, self.source, self.diags)
         self.diags.append(Diagnostic(message, span, expected, hint))
 
     def text_of(self, span: Span) -> str:
@@ -85,8 +104,42 @@ class Checker:
         return ""
 
     # --- driver --------------------------------------------------------------------
+    def over_limit(self, field: str, message: str, span: Span, value: int) -> None:
+        """A resource limit (cowdsl.limits) is exceeded: report it once, with its flag."""
+        if field not in self.over:
+            self.over.add(field)
+            self.error(message, span, hint=L.hint(field, value))
+
+    def count_steps(self) -> None:
+        """Too many steps: report it, and check nothing else (the work is bounded by the limit)."""
+        limit, n = self.limits.max_steps, 0
+        for item in self.module.items:
+            for st in item.steps if isinstance(item, ast.ParBlock) else [item]:
+                if isinstance(st, ast.Step):
+                    n += 1
+                    if n == limit + 1:
+                        first = st
+        if n > limit:
+            self.over_limit("max_steps", f"the scenario has {n} steps; the limit is {limit}", first.span, n)
+            raise CowError(self.filename, self.source, self.diags)
+
+    def add_pages(self, pages: int, span: Span) -> None:
+        self.total_pages += pages
+        limit = self.limits.max_total_pages
+        if self.total_pages > limit:
+            self.over_limit("max_total_pages", f"the scenario maps {self.total_pages} pages in all here; the limit is {limit}",
+                            span, self.total_pages)
+
+    def add_process(self, span: Span) -> None:
+        """One more process (the name is still recorded, so that its steps check)."""
+        limit = self.limits.max_processes
+        if len(self.n.processes) >= limit:
+            self.over_limit("max_processes", f"more than {limit} processes (declared, plus one per fork); the limit is {limit}",
+                            span, len(self.n.processes) + 1)
+
     def run(self) -> S.Scenario:
         name, refs, asserts, expects, pending = None, [], [], [], []
+        self.count_steps()
         # Children named by fork, so "step by B before the fork" reads well.
         for item in self.module.items:
             for st in item.steps if isinstance(item, ast.ParBlock) else [item]:
@@ -98,8 +151,10 @@ class Checker:
                 if name is not None:
                     self.error("a second `scenario` line", item.span, hint="one scenario per file")
                 name = item.text
+                self.plain_text(item)
             elif isinstance(item, ast.RefLine):
                 refs.append(item.text)
+                self.plain_text(item)
             elif isinstance(item, (ast.ProcessDecl, ast.ThreadDecl, ast.FileDecl, ast.PipeDecl)):
                 if seen_step:
                     self.error("declarations come before the steps", item.span, hint="move this line above the first step")
@@ -142,6 +197,16 @@ class Checker:
             expectations=tuple(expects),
         )
 
+    def plain_text(self, item) -> None:
+        """A scenario name or ref is printed in reports: no control characters (a
+        terminal escape sequence pasted from a bug tracker) and no bidi overrides."""
+        bad = next((c for c in item.text if _is_control(c)), None)
+        if bad is not None:
+            line = self.source.split("\n")[item.span.line - 1] if item.span.line >= 1 else ""
+            col = line.find(bad) + 1 or item.span.col
+            self.error(f"control character U+{ord(bad):04X} in a string", Span(item.span.line, col, col + 1),
+                       hint="a scenario name or ref is plain text")
+
     # --- declarations ----------------------------------------------------------------
     def fresh(self, name: ast.Name, what: str) -> bool:
         if name.text in ops.keywords():
@@ -151,7 +216,7 @@ class Checker:
             self.error(f"`{name.text}` is a built-in actor and cannot name a {what}", name.span,
                        hint="choose another name")
             return False
-        if name.text in self.n.taken():
+        if self.n.is_taken(name.text):
             self.error(f"`{name.text}` is already used", name.span, hint=f"give the {what} its own name")
             return False
         return True
@@ -160,6 +225,7 @@ class Checker:
         if isinstance(d, ast.ProcessDecl):
             for nm in d.names:
                 if self.fresh(nm, "process"):
+                    self.add_process(nm.span)
                     self.n.processes[nm.text] = 0
                     self.n.mappings[nm.text] = {}
         elif isinstance(d, ast.ThreadDecl):
@@ -169,16 +235,22 @@ class Checker:
                     expected="a process declared above", hint=did_you_mean(d.process.text, self.n.processes),
                 )
             elif self.fresh(d.name, "thread"):
+                if len(self.n.threads) >= self.limits.max_threads:
+                    self.over_limit("max_threads", f"more than {self.limits.max_threads} threads; the limit is "
+                                    f"{self.limits.max_threads}", d.name.span, len(self.n.threads) + 1)
                 self.n.threads[d.name.text] = d.process.text
                 self.declared_threads.append((d.name.text, d.process.text))
         elif isinstance(d, ast.FileDecl):
             if not d.pages:
                 self.error("a file needs at least one page", d.span, hint="e.g. `file F = [1]`")
-            elif len(d.pages) > 64:
-                self.error(f"a file has at most 64 pages, not {len(d.pages)}", d.span)
+            elif len(d.pages) > self.limits.max_pages:
+                limit = self.limits.max_pages
+                self.error(f"a file has at most {limit} pages, not {len(d.pages)}", d.span,
+                           hint=L.hint("max_pages", len(d.pages)))
             elif self.fresh(d.name, "file"):
                 for num in d.pages:
                     self.value(num)
+                self.add_pages(len(d.pages), d.span)
                 self.n.files[d.name.text] = len(d.pages)
                 self.file_pages[d.name.text] = tuple(num.value for num in d.pages)
         elif isinstance(d, ast.PipeDecl):
@@ -359,10 +431,13 @@ class Checker:
                 if not isinstance(kw.value, ast.Number):
                     self.error(f"`{k.name}=` takes a number", kw.value.span, expected="a number")
                     ok = False
-                elif not getattr(k, "lo", 1) <= kw.value.value <= getattr(k, "hi", 64):
-                    lo, hi = getattr(k, "lo", 1), getattr(k, "hi", 64)
+                elif not getattr(k, "lo", 1) <= kw.value.value <= self.keyword_hi(k):
+                    lo, hi = getattr(k, "lo", 1), self.keyword_hi(k)
                     unit = " pages" if k.name == "pages" else ""
-                    self.error(f"`{k.name}={kw.value.value}` is out of range", kw.value.span, expected=f"{lo} to {hi}{unit}")
+                    raise_ = L.hint("max_pages", kw.value.value) if k.name == "pages" and kw.value.value > hi \
+                        and kw.value.value <= MAX_VALUE else None
+                    self.error(f"`{k.name}={kw.value.value}` is out of range", kw.value.span, expected=f"{lo} to {hi}{unit}",
+                               hint=raise_)
                     ok = False
                 else:
                     fields[k.name] = kw.value.value
@@ -394,6 +469,8 @@ class Checker:
                            given["pages"].value.span, expected=f"pages={have} or fewer",
                            hint="leave out `pages=` to map the whole file")
                 return None
+        if spec.name == "mmap":
+            self.add_pages(fields["pages"], st.span)
         if spec.name == "madvise" and "wipeonfork" in fields["flags"]:
             m = self.n.mappings.get(task, {}).get(fields.get("mapping"))
             if m is not None and fields.get("mapping") in self.file_backed.get(task, set()):
@@ -405,6 +482,10 @@ class Checker:
             fields["handle"] = st.actor.text
         return S.Step(number=len(self.steps) + 1, actor=st.actor.text, task=task, op=spec.name,
                       bind=st.bind.text if st.bind else None, text=self.text_of(st.span), span=st.span, **fields)
+
+    def keyword_hi(self, k) -> int:
+        """The largest value of an int keyword: pages= is bounded by the max_pages limit."""
+        return self.limits.max_pages if k.name == "pages" else getattr(k, "hi", 64)
 
     def value(self, num: ast.Number) -> bool:
         if num.value > MAX_VALUE:
@@ -531,6 +612,7 @@ class Checker:
             self.n.later.pop(name.text, None)
             if not self.fresh(name, "process"):
                 return
+            self.add_process(st.span)
             self.n.processes[name.text] = st.span.line
             # Every name the parent has, even a MADV_DONTFORK mapping the fork does not copy:
             # the child touching it is a SIGSEGV at run time, which scenarios assert.
@@ -754,8 +836,9 @@ class Checker:
         return out
 
 
-def check(module: ast.Module, filename: str, source: str, backend_names=None) -> S.Scenario:
+def check(module: ast.Module, filename: str, source: str, backend_names=None, limits=None) -> S.Scenario:
+    """``limits`` (cowdsl.limits.Limits) bounds processes, threads, pages and steps."""
     try:
-        return Checker(module, filename, source, backend_names).run()
+        return Checker(module, filename, source, backend_names, limits).run()
     except RecursionError:
         raise CowError(filename, source, [Diagnostic("an assertion nests too deeply", Span(1, 1, 2))]) from None

@@ -116,6 +116,10 @@ class Gup:
     def gup_fast__pte(self, m, step, frame):
         seq, write = frame
         a = step.addr
+        if m.vma(a.proc, a.mapping) is None:
+            # the mapping went away since the walk began (another thread's SIGSEGV tore the mm down)
+            m.say(f"gup_fast: nothing mapped at {a} any more → slow path")
+            return Micro("slow", ())
         pte = m.pte(a.proc, a.mapping, a.index)
         flags = evolve(self.foll_of(step), write=write)
         if pte is None or not pte.present or m.page(pte.page).zero:
@@ -144,7 +148,7 @@ class Gup:
     def gup_fast__recheck(self, m, step, frame):
         seq, write, pfn, was_write = frame
         a = step.addr
-        pte = m.pte(a.proc, a.mapping, a.index)
+        pte = m.pte(a.proc, a.mapping, a.index) if m.vma(a.proc, a.mapping) is not None else None
         if pte is None or not pte.present or pte.page != pfn or pte.write != was_write:
             m.ungrab(pfn, step.op == "pin")
             m.say("gup_fast: PTE changed under us → drop the page, slow path")
@@ -174,9 +178,8 @@ class Gup:
         if step.op == "vmsplice":
             return self.vmsplice_done(m, step, pfn)
         flags = self.foll_of(step)
-        for _ in range(step.count - 1):  # gup count=N: N references, as N requests in flight
-            m.grab(pfn, flags.pin)
-        if step.count > 1:
+        if step.count > 1:  # gup count=N: N references, as N requests in flight (one update, not N)
+            m.grab(pfn, flags.pin, step.count - 1)
             m.say(f"{step.count} references on #{pfn}{self._counts(m, pfn)}")
         name = step.bind or f"{step.op}@{step.number}"
         m.add_handle(Handle(name, flags.pin, pfn, flags.write, flags.longterm, step.task, refs=step.count))
@@ -272,6 +275,9 @@ class Gup:
     def pmw__follow(self, m, step, frame):
         tries, cow = frame
         a = step.addr
+        if m.vma(a.proc, a.mapping) is None:  # torn down since the lock was taken (the target's SIGSEGV)
+            m.say(f"gup: no mapping `{a.mapping}` in {a.proc} any more → -EFAULT")
+            return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
         what, arg = self.follow_page(m, a.proc, a.mapping, a.index, Foll(write=True, force=True, cow=cow))
         if what == "page":
             m.grab(arg, pin=False)
@@ -284,6 +290,9 @@ class Gup:
     def pmw__fault(self, m, step, frame):
         tries, cow, kind = frame
         a = step.addr
+        if m.vma(a.proc, a.mapping) is None:
+            m.say(f"gup: no mapping `{a.mapping}` in {a.proc} any more → -EFAULT")
+            return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
         flags = self.faultin_page(m, a.proc, a.mapping, a.index, kind, Foll(write=True, force=True, cow=cow))
         return Micro("follow", (tries + 1, flags.cow))
 

@@ -200,7 +200,8 @@ class Memory:
         if pte.devexcl:  # not in the rmap any more: only the reference goes
             m.revoke_device_exclusive(pte.page, "zap")
             p = m.page(pte.page)
-            m.put_page(pte.page, 1 + (THP_SIBLINGS if p.kind == PTE_THP and p.mapcount == 0 else 0))
+            last_thp = p.kind == PTE_THP and p.mapcount == 0 and not m.devexcl_entries(pte.page)
+            m.put_page(pte.page, 1 + (THP_SIBLINGS if last_thp else 0))
             return
         # free_swap_and_cache
         m.update_slot(pte.slot, count=m.slot(pte.slot).count - 1)
