@@ -21,11 +21,6 @@ class Matrix:
     def mismatches(self) -> list[Result]:
         return [r for r in self.results.values() if r.expected is not None and not r.ok]
 
-    def failures(self) -> list[Result]:
-        """Mismatches, and failing runs on backends without an expect line... only
-        for backends the file names; unnamed backends are informative."""
-        return self.mismatches()
-
 
 def default_backends() -> list[str]:
     from cowdsl.semantics import registry

@@ -21,11 +21,8 @@ def execution(trs, highlight=None) -> list[str]:
     """Each micro-step numbered, with its actor, op, micro-step, the rule that fired
     and what changed.  Consecutive micro-steps of one actor stay together."""
     out = []
-    steps = {}
     for n, tr in enumerate(trs, 1):
-        steps.setdefault(tr.step, None)
         what = [str(e) for e in tr.events if not e.minor]
-        rules = [e for e in tr.events if e.rule and not e.minor]
         head = f"  {n:>3}. {tr.actor:<8} step {tr.step:<3} {tr.label:<8}"
         if tr.outcome is not None and not tr.outcome.ok:
             what.append(f"→ failed: {tr.outcome.error}")
@@ -34,7 +31,6 @@ def execution(trs, highlight=None) -> list[str]:
         out.append(head + ("  " + what[0] if what else ""))
         for w in what[1:]:
             out.append(" " * len(head) + "  " + w)
-        del rules
     return out
 
 
