@@ -459,9 +459,9 @@ def parser() -> argparse.ArgumentParser:
                         "(the era matrix) (default: anon-exclusive; see `cowdsl backends`)")
     r.add_argument("--assertions", action="store_true", help="with --backend all: one matrix row per assertion")
     r.add_argument("--mode", choices=("reduced", "full"), default=None,
-                   help="how concurrent scenarios are explored: full (every interleaving, with a visited set; "
-                        "the default) or reduced (partial-order reduction; faster on independent actors, "
-                        "but it can miss final states in a known case)")
+                   help="how concurrent scenarios are explored: reduced (the default: partial-order reduction, "
+                        "the same final states and verdicts as full) or full (every interleaving, with a "
+                        "visited set: the reference)")
     from cowdsl.limits import DEFAULT as limits
 
     r.add_argument("--max-states", type=int, default=limits.max_states, metavar="N",

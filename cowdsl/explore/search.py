@@ -138,18 +138,16 @@ def _count_paths(init: World, succ: dict) -> int:
 
 
 @frozen(cache_hash=True)
-class _Footprint:
-    """What race detection needs of a transition in a cached subtree: whose, and
-    what it read and wrote.  Many transitions share one footprint."""
+class _Moves:
+    """What a thread's moves in a cached subtree read and wrote, all together:
+    a subtree move depends on a trace entry iff this does."""
 
     tid: tuple
     reads: frozenset
     writes: frozenset
     marks: frozenset
 
-    @classmethod
-    def of(cls, tr: Transition) -> "_Footprint":
-        return cls(tr.tid, tr.reads, tr.writes, tr.marks)
+    dependent = Transition.dependent
 
 
 @define
@@ -159,136 +157,182 @@ class _Level:
     nexts: dict  # thread index -> (World, Transition) for enabled threads
     backtrack: set = field(factory=set)
     done: set = field(factory=set)
-    sleep: dict = field(factory=dict)  # (block, thread) -> Transition asleep here
-    block_start: int = 0
+    sleep: dict = field(factory=dict)  # tid -> Transition asleep here
 
 
-def reduced(model: Model, bounds: Bounds) -> Exploration:
-    """DPOR with sleep sets, and state caching made sound the way stateful DPOR
-    does it: a world explored before (with a sleep set no larger than now) is not
-    explored again, but every transition its subtree took is checked for races
-    against the current trace, so no backtrack point is lost."""
+def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
+    """Source-DPOR with sleep sets (Abdulla, Aronis, Jonsson and Sagonas, POPL
+    2014, Algorithm 1).  Each move is raced against the trace before it is
+    taken; so is a blocked thread's next move (taking the lock it waits on) at
+    every world.  For every entry e a move races with, the *initials* of
+    notdep(e).move are the moves that could run first in a reordering where the
+    move comes before e; unless one of them is already scheduled or asleep at
+    e's world, one is added there.  (Flanagan and Godefroid's rule, add the
+    move's thread, loses executions with sleep sets when that thread's move at
+    e's world is an earlier, sleeping one.)
+
+    State caching: a world explored before with a sleep set no larger than now
+    is not explored again.  Its summary, per thread what its moves in the
+    subtree read and wrote, is raced against the trace instead: every entry a
+    subtree move may race with gets all its world's enabled threads, never fewer
+    than a re-exploration would schedule.  The state graph is acyclic, so a
+    cached world is always fully explored."""
     ex = Exploration("reduced")
     t0 = time.monotonic()
     seen_final: set = set()
     trace: list[Transition] = []
-    clocks: list[dict] = []  # vector clock of each trace entry
+    clocks: list[dict] = []  # vector clock of each trace entry: tid -> 1 + index of its latest entry before
     levels: list[_Level] = []  # levels[k] is where trace[k] was taken
-    cache: dict[World, tuple[frozenset, frozenset]] = {}  # world -> (sleep at entry, subtree's transitions)
+    summaries: dict[World, tuple[frozenset, dict]] = {}  # world -> (sleep at entry, {tid: _Moves} of its subtree)
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))
+    block_starts = [0]  # trace index where the current par block began; races only happen within a block
 
-    def clock_of(k: int, tr: Transition) -> dict:
-        """The vector clock of trace entry k: its thread's past and every earlier
-        dependent entry of the same block."""
-        c: dict = {}
-        start = levels[k].block_start
-        for j in range(k - 1, start - 1, -1):
-            if trace[j].tid == tr.tid or trace[j].dependent(tr):
-                for key, v in clocks[j].items():
-                    if c.get(key, 0) < v:
-                        c[key] = v
-        c[tr.tid] = k + 1
-        return c
-
-    def thread_clock(tid, start: int) -> dict:
+    def last_clock(tid, start: int) -> dict:
         for j in range(len(trace) - 1, start - 1, -1):
             if trace[j].tid == tid:
                 return clocks[j]
         return {}
 
-    def before(j: int, clock: dict) -> bool:
-        """Trace entry j happens before whatever has this clock."""
-        return clocks[j][trace[j].tid] <= clock.get(trace[j].tid, 0)
-
-    def races(nxt: Transition, block_start: int) -> None:
-        """The last entry of this block that is dependent with ``nxt`` (a thread's
-        next move) and not in that thread's causal past: backtrack there."""
-        tid = nxt.tid
-        pclock = thread_clock(tid, block_start)
-        for j in range(len(trace) - 1, block_start - 1, -1):
+    def race(move, start: int) -> dict:
+        """Schedule the reversal of every race of ``move`` with the trace; return
+        the move's vector clock."""
+        p = move.tid
+        n = len(trace)
+        c = dict(last_clock(p, start))
+        for j in range(n - 1, start - 1, -1):
             e = trace[j]
-            if e.tid == tid or e.tid[0] != tid[0]:
-                continue
-            if e.dependent(nxt) and not before(j, pclock):
-                pre = levels[j]
-                cands = {q for q in pre.enabled if (pre.world.block, q) == tid}
-                if not cands:
-                    cands = {q for q in pre.enabled
-                             if any(trace[k].tid == (pre.world.block, q) and before(k, pclock)
-                                    for k in range(j + 1, len(trace)))}
-                pre.backtrack |= {min(cands)} if cands else set(pre.enabled)
-                return
+            if clocks[j][e.tid] <= c.get(e.tid, 0):
+                continue  # it happens before the move through some later entry
+            if e.dependent(move):
+                schedule(j, p, c)
+                for key, v in clocks[j].items():
+                    if c.get(key, 0) < v:
+                        c[key] = v
+        c[p] = n + 1
+        return c
 
-    def explore(w: World, sleep: dict, block_start: int) -> frozenset:
-        """Explore from w; returns the transitions taken in its subtree."""
-        if ex.partial is not None:
-            return frozenset()
+    def schedule(j: int, p, c: dict) -> None:
+        """Make sure an initial of notdep(trace[j]).move is explored at trace[j]'s
+        world; c is what happens before the move among the entries after j."""
+        pre = levels[j]
+        if pre.backtrack.issuperset(pre.enabled):
+            return
+        tj = trace[j].tid
+        initials, in_v = set(), set()
+        for k in range(j + 1, len(trace)):
+            q = trace[k].tid
+            if clocks[k].get(tj, 0) > j or q in in_v:
+                continue  # after trace[j], or not q's first move in notdep
+            in_v.add(q)
+            if all(v <= j for r, v in clocks[k].items() if r != q):
+                initials.add(q[1])
+        if p not in in_v and all(v <= j for r, v in c.items() if r != p):
+            if p[1] not in pre.nexts:  # blocked there: which move would free it is unknown
+                pre.backtrack.update(pre.enabled)
+                return
+            initials.add(p[1])
+        asleep = {i for (b, i) in pre.sleep if b == tj[0]}
+        if initials and not initials & (pre.backtrack | asleep):
+            pre.backtrack.add(min(initials))
+
+    def race_summary(summary: dict, start: int, block: int) -> None:
+        for p, moves in summary.items():
+            if p[0] != block:
+                continue
+            pc = last_clock(p, start)
+            for j in range(len(trace) - 1, start - 1, -1):
+                e = trace[j]
+                if e.tid == p or clocks[j][e.tid] <= pc.get(e.tid, 0):
+                    continue
+                pre = levels[j]
+                if not pre.backtrack.issuperset(pre.enabled) and e.dependent(moves):
+                    pre.backtrack.update(pre.enabled)
+
+    def explore(w: World, sleep: dict) -> dict:
+        """Explore from w; returns the summary of its subtree (this block's)."""
         if trace and trace[-1].tid[0] != w.block:
-            block_start = len(trace)  # a new block: races only within it
-        hit = cache.get(w)
+            block_starts.append(len(trace))
+            try:
+                explore_block(w, {})  # a new block: every thread before it has finished
+            finally:
+                block_starts.pop()
+            return {}
+        return explore_block(w, sleep)
+
+    def explore_block(w: World, sleep: dict) -> dict:
+        start = block_starts[-1]
+        hit = summaries.get(w) if cache else None
         if hit is not None and hit[0] <= sleep.keys():
-            for tr in hit[1]:
-                races(tr, block_start)
+            race_summary(hit[1], start, w.block)
             return hit[1]
         ex.visited.add(w)
         if (why := bounds.hit(len(ex.visited))) is not None:
             ex.partial = why
-            return frozenset()
+            return {}
         en = model.enabled(w)
+        nexts = {}
+        for i in en:
+            nexts[i] = model.step(w, i)
+            ex.transitions += 1
+        acc: dict = {}  # tid -> [reads, writes, marks] of this subtree
+
+        def note(m) -> None:
+            a = acc.get(m.tid)
+            if a is None:
+                acc[m.tid] = [set(m.reads), set(m.writes), set(m.marks)]
+            else:
+                a[0] |= m.reads
+                a[1] |= m.writes
+                a[2] |= m.marks
+
+        for p in model.unfinished(w):
+            if p not in nexts:  # blocked: its next move takes the lock it waits on
+                probe = _Moves((w.block, p), model.lock_footprint(w, p), frozenset(), frozenset())
+                race(probe, start)
+                note(probe)
         if not en:
             _terminal(model, w, ex, seen_final)
             ex.executions += 1
             if bounds.progress and ex.executions % 500 == 0:
                 bounds.progress(len(ex.visited), ex.executions)
-            cache[w] = (frozenset(sleep), frozenset())
-            return frozenset()
-        nexts = {}
-        for i in en:
-            nexts[i] = model.step(w, i)
-            ex.transitions += 1
-        level = _Level(w, en, nexts, block_start=block_start)
-        for p in model.unfinished(w):
-            if p in nexts:
-                races(nexts[p][1], block_start)
-            else:  # blocked: it waits on a lock
-                races(Transition((w.block, p), "", 0, "", (), model.lock_footprint(w, p), frozenset(), None),
-                      block_start)
-        asleep = {i for (b, i) in sleep if b == w.block}
-        awake = [i for i in en if i not in asleep]
-        subtree: set = set()
-        if not awake:
-            return frozenset()  # every move here is covered by a sibling
-        level.backtrack.add(awake[0])
-        level.sleep = dict(sleep)
-        levels.append(level)
-        while True:
-            asleep = {i for (b, i) in level.sleep if b == w.block}
-            todo = sorted(level.backtrack - level.done - asleep)
-            if not todo or ex.partial is not None:
-                break
-            p = todo[0]
-            level.done.add(p)
-            w2, tr = level.nexts[p]
-            child_sleep = {q: t for q, t in level.sleep.items() if not t.dependent(tr)}
-            k = len(trace)
-            trace.append(tr)
-            clocks.append({})
-            clocks[k] = clock_of(k, tr)
-            subtree.add(_Footprint.of(tr))
-            subtree |= explore(w2, child_sleep, block_start)
-            trace.pop()
-            clocks.pop()
-            level.sleep[tr.tid] = tr
-        levels.pop()
-        summary = frozenset(subtree)
-        if ex.partial is None:
-            cache[w] = (frozenset(sleep), summary)
+        awake = [i for i in en if (w.block, i) not in sleep]
+        if awake:
+            level = _Level(w, en, nexts, backtrack={awake[0]}, sleep=dict(sleep))
+            levels.append(level)
+            while ex.partial is None:
+                todo = sorted(level.backtrack - level.done - {i for (b, i) in level.sleep if b == w.block})
+                if not todo:
+                    break
+                p = todo[0]
+                level.done.add(p)
+                w2, tr = nexts[p]
+                clock = race(tr, start)
+                note(tr)
+                child_sleep = {q: t for q, t in level.sleep.items() if not t.dependent(tr)}
+                trace.append(tr)
+                clocks.append(clock)
+                for m in explore(w2, child_sleep).values():
+                    note(m)
+                trace.pop()
+                clocks.pop()
+                level.sleep[tr.tid] = tr
+            levels.pop()
+        summary = {t: _Moves(t, frozenset(a[0]), frozenset(a[1]), frozenset(a[2])) for t, a in acc.items()}
+        if ex.partial is None and cache:
+            old = summaries.get(w)
+            entry = frozenset(sleep)
+            if old is not None:  # explored twice: together they cover the smaller sleep set
+                entry = entry & old[0]
+                for m in old[1].values():
+                    note(m)
+                summary = {t: _Moves(t, frozenset(a[0]), frozenset(a[1]), frozenset(a[2])) for t, a in acc.items()}
+            summaries[w] = (entry, summary)
         return summary
 
     try:
         with _no_gc():
-            explore(model.init(), {}, 0)
+            explore(model.init(), {})
     finally:
         sys.setrecursionlimit(limit)
     ex.states = len(ex.visited)
