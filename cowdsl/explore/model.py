@@ -4,7 +4,7 @@ block is: which op, which micro-step, and that op's frame."""
 
 from __future__ import annotations
 
-from attrs import evolve, frozen
+from attrs import frozen
 
 from cowdsl.scenario import Scenario
 from cowdsl.semantics.machine import Event, Machine
@@ -99,10 +99,12 @@ class Model:
         out |= {("mm", o, "ptl") for o in self.backend.other_ptls(w.state, step, t.label, t.frame)}
         return frozenset(out)
 
-    def step(self, w: World, i: int) -> tuple[World, Transition]:
+    def step(self, w: World, i: int, trace: bool = True) -> tuple[World, Transition]:
+        """Thread i's next micro-step.  ``trace=False`` (the searches) skips
+        building the events, which a replay of the path makes again."""
         t = w.threads[i]
         step = self.sc.steps[t.steps[t.at]]
-        m = Machine(w.state)
+        m = Machine(w.state, quiet=not trace)
         if t.label is None and step.task is not None:
             m.reads.add(("mm", step.task, "alive"))  # whether the op runs at all depends on the process being alive
         if t.label is None and self.dead(w.state, step):
@@ -127,10 +129,10 @@ class Model:
             out, nxt, frame = mic.outcome, mic.next, mic.frame
         if nxt is None and step.bind:
             m.set_result(step.bind, out)
-        t2 = evolve(t, at=t.at + 1, label=None, frame=()) if nxt is None else evolve(t, label=nxt, frame=frame)
+        t2 = Thread(t.actor, t.steps, t.at + 1) if nxt is None else Thread(t.actor, t.steps, t.at, nxt, frame)
         threads = w.threads[:i] + (t2,) + w.threads[i + 1 :]
         block = w.block
-        if all(x.done for x in threads):
+        if t2.done and all(x.done for x in threads):
             block += 1
             threads = self.threads_for(block) if block < len(self.blocks) else ()
         tr = Transition((w.block, i), t.actor, step.number, label, tuple(m.events),

@@ -91,7 +91,7 @@ def _full(model: Model, bounds: Bounds) -> Exploration:
                 continue
             out = []
             for i in en:
-                w2, _ = model.step(w, i)
+                w2, _ = model.step(w, i, False)
                 ex.transitions += 1
                 known = canon.get(w2)
                 if known is None:
@@ -273,7 +273,7 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
         en = model.enabled(w)
         nexts = {}
         for i in en:
-            nexts[i] = model.step(w, i)
+            nexts[i] = model.step(w, i, False)
             ex.transitions += 1
         acc: dict = {}  # tid -> [reads, writes, marks] of this subtree
 
@@ -366,7 +366,7 @@ def shortest(model: Model, wanted, bounds: Bounds, terminal: bool = True) -> lis
         for w in frontier:
             depth, switches, last, _, _ = best[w]
             for i in model.enabled(w):
-                w2, tr = model.step(w, i)
+                w2, tr = model.step(w, i, False)
                 cost = (depth + 1, switches + (last is not None and tr.actor != last))
                 old = best.get(w2)
                 if old is None:

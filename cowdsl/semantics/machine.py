@@ -51,8 +51,15 @@ class Decision:
         return self.value
 
 
+def _name(x):
+    return x.name
+
+
 class Machine:
-    def __init__(self, state: State):
+    def __init__(self, state: State, quiet: bool = False):
+        self.state = state
+        self.quiet = quiet  # a search keeps no events: a replay makes them again
+        self.dirty: set[str] = set()  # which parts of the state changed; freeze keeps the others
         self.mms: dict[str, Mm] = {m.name: m for m in state.mms}
         self.pages: list[Page] = list(state.pages)
         self.handles: dict[str, Handle] = {h.name: h for h in state.handles}
@@ -71,23 +78,28 @@ class Machine:
 
     def freeze(self) -> State:
         # Canonical order, so that interleavings that differ only in when a
-        # name was made reach the same state.
+        # name was made reach the same state.  Untouched parts are shared.
+        old, dirty = self.state, self.dirty
+        if not dirty:
+            return old
         return State(
-            mms=tuple(sorted(self.mms.values(), key=lambda m: m.name)),
-            pages=tuple(self.pages),
-            handles=tuple(sorted(self.handles.values(), key=lambda h: h.name)),
-            slots=tuple(self.slots),
-            pipes=tuple(self.pipes.values()),
-            files=tuple(sorted(self.files.items())),
-            results=tuple(sorted(self.results.items())),
+            mms=tuple(sorted(self.mms.values(), key=_name)) if "mms" in dirty else old.mms,
+            pages=tuple(self.pages) if "pages" in dirty else old.pages,
+            handles=tuple(sorted(self.handles.values(), key=_name)) if "handles" in dirty else old.handles,
+            slots=tuple(self.slots) if "slots" in dirty else old.slots,
+            pipes=tuple(self.pipes.values()) if "pipes" in dirty else old.pipes,
+            files=tuple(sorted(self.files.items())) if "files" in dirty else old.files,
+            results=tuple(sorted(self.results.items())) if "results" in dirty else old.results,
         )
 
     # --- trace ------------------------------------------------------------------
     def say(self, text: str) -> None:
-        self.events.append(Event(text))
+        if not self.quiet:
+            self.events.append(Event(text))
 
     def decided(self, rule: str, d: Decision, text: str, minor: bool = False) -> Decision:
-        self.events.append(Event(f"{text}: {d.why}", rule, d.value, d.commit, minor))
+        if not self.quiet:
+            self.events.append(Event(f"{text}: {d.why}", rule, d.value, d.commit, minor))
         return d
 
     # --- mm and vma ---------------------------------------------------------------
@@ -105,11 +117,13 @@ class Machine:
     def add_mm(self, mm: Mm) -> None:
         self.writes.update({("mm", mm.name, f) for f in ("vmas", "alive", "mmap_lock", "ptl", "wp_seq", "has_pinned")})
         self.marks.add(("mm*", mm.name))
+        self.dirty.add("mms")
         self.mms[mm.name] = mm
 
     def update_mm(self, name: str, **changes) -> None:
         self.writes.update(("mm", name, f) for f in changes)
         self.marks.add(("mm*", name))
+        self.dirty.add("mms")
         self.mms[name] = evolve(self.mms[name], **changes)
 
     def vma(self, mm: str, name: str) -> Vma | None:
@@ -123,6 +137,7 @@ class Machine:
         if vma.name not in {v.name for v in old}:
             vmas += (vma,)
             self.writes.add(("mm", mm, "vmas"))
+        self.dirty.add("mms")
         self.mms[mm] = evolve(self.mms[mm], vmas=vmas)
 
     def remove_vma(self, mm: str, name: str) -> None:
@@ -150,6 +165,7 @@ class Machine:
     def count(self, mm: str, what: str) -> None:
         """A counter increment: commutes with other increments."""
         self.marks.add(("mm*", mm))
+        self.dirty.add("mms")
         self.mms[mm] = evolve(self.mms[mm], **{what: getattr(self.mms[mm], what) + 1})
 
     # --- pages ----------------------------------------------------------------------
@@ -161,12 +177,14 @@ class Machine:
         self.writes.add(("page", pfn))
         if "swapcache" in changes or "freed" in changes:
             self.writes.add(("swapcache",))
+        self.dirty.add("pages")
         self.pages[pfn] = evolve(self.pages[pfn], **changes)
 
     def alloc_page(self, **fields) -> int:
         self.writes.add(("alloc",))
         if fields.get("swapcache", -1) >= 0:
             self.writes.add(("swapcache",))
+        self.dirty.add("pages")
         self.pages.append(Page(**fields))
         return len(self.pages) - 1
 
@@ -247,11 +265,13 @@ class Machine:
 
     def alloc_slot(self, data: int) -> int:
         self.writes.add(("alloc-slot",))
+        self.dirty.add("slots")
         self.slots.append(Slot(data=data))
         return len(self.slots) - 1
 
     def update_slot(self, slot: int, **changes) -> None:
         self.writes.add(("slot", slot))
+        self.dirty.add("slots")
         self.slots[slot] = evolve(self.slots[slot], **changes)
 
     def swapcache_page(self, slot: int) -> int | None:
@@ -279,6 +299,7 @@ class Machine:
 
     def add_file(self, file: str, pages: tuple[int, ...]) -> None:
         self.writes.add(("file", file))
+        self.dirty.add("files")
         self.files[file] = pages
 
     def pipe(self, name: str) -> Pipe:
@@ -287,6 +308,7 @@ class Machine:
 
     def set_pipe(self, pipe: Pipe) -> None:
         self.writes.add(("pipe", pipe.name))
+        self.dirty.add("pipes")
         self.pipes[pipe.name] = pipe
 
     # --- handles and results ---------------------------------------------------------
@@ -300,10 +322,12 @@ class Machine:
 
     def add_handle(self, h: Handle) -> None:
         self.writes.update({("handle", h.name), ("handles",)})
+        self.dirty.add("handles")
         self.handles[h.name] = h
 
     def update_handle(self, name: str, **changes) -> None:
         self.writes.update({("handle", name), ("handles",)})
+        self.dirty.add("handles")
         self.handles[name] = evolve(self.handles[name], **changes)
 
     def release_handle(self, name: str) -> None:
@@ -322,4 +346,5 @@ class Machine:
 
     def set_result(self, name: str, out: Outcome) -> None:
         self.writes.add(("result", name))
+        self.dirty.add("results")
         self.results[name] = out

@@ -79,8 +79,6 @@ class MicroSteps:
     # --- blocking -------------------------------------------------------------------
     def lock_mm(self, step) -> str | None:
         """The mm whose locks the step takes."""
-        if step.addr is not None and step.op not in ("read", "write", "pin", "gup", "vmsplice"):
-            return step.addr.proc
         if step.addr is not None:
             return step.addr.proc
         return step.task
