@@ -128,25 +128,27 @@ def plot(result: dict, path: Path) -> bool:
     except ImportError:
         print("matplotlib is not installed: no plot (pip install matplotlib)")
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
+    sizes = []
     for name, fam in result["families"].items():
         rows = fam["rows"]
         xs = range(len(rows))
-        axes[0].semilogy(xs, [max(r["full"]["executions"], 1) for r in rows], "o-", label=f"{name} full")
-        axes[0].semilogy(xs, [max(r["reduced"]["executions"], 1) for r in rows], "s--", label=f"{name} reduced")
-        axes[1].plot(xs, [r["full"]["states_per_second"] or 0 for r in rows], "o-", label=f"{name} full")
-        axes[1].plot(xs, [r["reduced"]["states_per_second"] or 0 for r in rows], "s--", label=f"{name} reduced")
-    longest = max(result["families"].values(), key=lambda f: len(f["rows"]))["rows"]
+        for ax, key, log in ((axes[0], "executions", True), (axes[1], "states", True), (axes[2], "states_per_second", False)):
+            draw = ax.semilogy if log else ax.plot
+            draw(xs, [max(r["full"][key] or 0, 1) for r in rows], "o-", label=f"{name} full")
+            draw(xs, [max(r["reduced"][key] or 0, 1) for r in rows], "s--", label=f"{name} reduced")
+        sizes.append(f"{name}: " + " ".join(f"{i}=k{r['k']}" + (f"m{r['m']}" if name == "gupfast_fork" else "")
+                                            for i, r in enumerate(rows)))
     for ax in axes:
-        ax.set_xticks(range(len(longest)), [f"{i}: k={r['k']},m={r['m']}" for i, r in enumerate(longest)],
-                      rotation=30, fontsize=7)
-        ax.set_xlabel("size (gupfast_fork k,m; pvw_fork uses k writers)", fontsize=7)
+        ax.set_xlabel("size index", fontsize=8)
+    fig.text(0.01, 0.01, "sizes  " + ";  ".join(sizes), fontsize=7)
     axes[0].set_title("executions (log)")
-    axes[1].set_title("states per second")
-    axes[1].axhline(TARGETS["full_states_per_second_min"], color="grey", lw=0.8, ls=":")
+    axes[1].set_title("states explored (log)")
+    axes[2].set_title("states per second")
+    axes[2].axhline(TARGETS["full_states_per_second_min"], color="grey", lw=0.8, ls=":")
     for ax in axes:
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=110)
     return True
 
