@@ -403,3 +403,65 @@ def test_the_race_corpus_reduced_equals_full():
             b = run(sc, backend, mode="reduced")
             assert {w.state for w in a.exploration.finals} == {w.state for w in b.exploration.finals}, (f, backend)
             assert [c.holds for c in a.checks] == [c.holds for c in b.checks], (f, backend)
+
+
+# --- progress ----------------------------------------------------------------------------
+
+PINNERS_AND_FORK = """
+process A
+thread T0 of A
+thread T1 of A
+thread T2 of A
+thread F of A
+A: mmap(p, anon, private, rw, pages=2)
+A: write(p[0], 1)
+A: write(p[1], 1)
+par {
+  T0: pin(p[0], write, fast) as r0
+  T1: pin(p[1], write, fast) as r1
+  T2: pin(p[0], write, fast) as r2
+  F: fork() as B
+}
+always: failed(r0) or r0 is A.p[0]
+"""
+
+
+@pytest.mark.parametrize("mode", ["full", "reduced"])
+def test_progress_is_reported_as_the_search_grows(mode):
+    seen = []
+    model = Model(load_text(PINNERS_AND_FORK, "t.cow"), registry.get("early-cow"))
+    ex = getattr(search, mode)(model, search.Bounds(progress=lambda s, e: seen.append((s, e))))
+    assert ex.states > 2000 and ex.partial is None
+    assert len(seen) >= 2
+    states = [s for s, _ in seen]
+    assert states == sorted(states) and states[-1] <= ex.states
+
+
+def test_progress_line_only_on_a_terminal_after_a_second(monkeypatch, capsys):
+    import io
+
+    from cowdsl import cli
+
+    clock = [100.0]
+    monkeypatch.setattr("time.monotonic", lambda: clock[0])
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    with cli._progress("race") as p:
+        p(10, 1)  # under a second: nothing
+        assert p.live is None
+    err = Tty()
+    monkeypatch.setattr("sys.stderr", err)
+    monkeypatch.setitem(__import__("sys").modules, "rich.status", None)  # the plain fallback
+    with cli._progress("race") as p:
+        clock[0] += 1.5
+        p(1234, 5)
+    assert "exploring race: 1234 states, 5 executions" in err.getvalue()
+    assert err.getvalue().endswith("\n")
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: nothing
+    with cli._progress("race") as p:
+        clock[0] += 5
+        p(99, 1)
+    assert p.live is None and not p.shown

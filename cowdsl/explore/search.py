@@ -270,6 +270,8 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
         if (why := bounds.hit(len(ex.visited))) is not None:
             ex.partial = why
             return {}
+        if bounds.progress and len(ex.visited) % 1000 == 0:
+            bounds.progress(len(ex.visited), ex.executions)
         en = model.enabled(w)
         nexts = {}
         for i in en:
@@ -294,8 +296,6 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
         if not en:
             _terminal(model, w, ex, seen_final)
             ex.executions += 1
-            if bounds.progress and ex.executions % 500 == 0:
-                bounds.progress(len(ex.visited), ex.executions)
         awake = [i for i in en if (w.block, i) not in sleep]
         if awake:
             level = _Level(w, en, nexts, backtrack={awake[0]}, sleep=dict(sleep))
