@@ -192,20 +192,17 @@ def test_backend_names_versions_and_options():
         ("pass", "anon-exclusive"), ("pass", "5.10"), ("fail", "early-cow:pin_scope=longterm")]
 
 
-def test_check_without_backend_names_accepts_any_backend():
-    src = H + T + "expect pass on whatever:x=y\n"
-    sc = check(parse(src, "x.cow"), "x.cow", src, None)
-    assert sc.expectations[0].backend == "whatever:x=y"
-
-
-def test_check_with_a_list_of_backend_names():
-    src = H + T + "expect pass on mine\n"
-    assert check(parse(src), "x.cow", src, ["mine"]).expectations[0].backend == "mine"
-
-
-def test_caller_backend_names_with_options():
-    src = H + T + "expect pass on mine:x=y\n"
-    assert check(parse(src), "x.cow", src, ["mine"]).expectations[0].backend == "mine:x=y"
+@pytest.mark.parametrize(
+    "names, backend",
+    [
+        pytest.param(None, "whatever:x=y", id="without_backend_names_any_backend"),
+        pytest.param(["mine"], "mine", id="with_a_list_of_backend_names"),
+        pytest.param(["mine"], "mine:x=y", id="caller_backend_names_with_options"),
+    ],
+)
+def test_check_with_the_callers_backend_names(names, backend):
+    src = H + T + f"expect pass on {backend}\n"
+    assert check(parse(src), "x.cow", src, names).expectations[0].backend == backend
 
 
 def test_backend_names_without_a_registry(monkeypatch):

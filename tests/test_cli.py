@@ -19,37 +19,7 @@ import pytest
 from cowdsl import __version__, ops
 from cowdsl.cli import main
 from cowdsl.semantics import registry
-
-EXAMPLE = """\
-scenario "long-term pin stays coherent across fork"
-ref "LKML 2020-09-21, mm: Do early cow for pinned pages during fork() for ptes"
-
-process A
-A: mmap(buf, anon, private, rw, pages=1)
-A: write(buf, 1)
-A: pin(buf, write, longterm) as mr
-A: fork() as B
-A: write(buf, 2)
-B: write(buf, 3)
-mr: dma_write(4)
-
-assert A.buf == 4
-assert B.buf == 3
-assert mr is A.buf
-expect pass on anon-exclusive
-"""
-
-# An assertion fails and there is no expect line: not as expected.
-FAILING = """\
-scenario "a failing assertion"
-process A
-A: mmap(buf, anon, private, rw)
-A: write(buf, 1)
-A: fork() as B
-B: write(buf, 2)
-assert A.buf == 1
-assert A.buf == 2
-"""
+from examples import BROKEN, FAILING, LONG_TERM_PIN
 
 # Every assertion holds, but the expect line says fail: a mismatch.
 MISMATCH = """\
@@ -71,13 +41,6 @@ assert A.buf == 2
 expect fail on anon-exclusive
 """
 
-BROKEN = """\
-process A
-A: mmap(buf, anon, private, rw)
-A: pin(buf, write, longtem) as mr
-assert A.buf == 0
-"""
-
 STEP_LINE = re.compile(r"^\s*(\d+)  line (\d+): (.*)$")
 RULE_WITH_COMMIT = re.compile(r"^\s{7}\S.*  \[[a-z_]+ [0-9a-f]{7,40}\]$")
 
@@ -93,9 +56,16 @@ def cli(*argv) -> int:
     return main([str(a) for a in argv])
 
 
+def run_file(tmp_path: Path, capsys, name: str, text: str, status: int) -> tuple[Path, str]:
+    """`cowdsl run` on ``text`` written to ``tmp_path/name``: it exits ``status``; the file and stdout."""
+    f = write(tmp_path, name, text)
+    assert cli("run", f) == status
+    return f, capsys.readouterr().out
+
+
 @pytest.fixture
 def example(tmp_path):
-    return write(tmp_path, "example.cow", EXAMPLE)
+    return write(tmp_path, "example.cow", LONG_TERM_PIN)
 
 
 # --- version and entry point ----------------------------------------------------------
@@ -149,9 +119,7 @@ def test_run_as_expected_exits_0(example, capsys):
 
 
 def test_failing_assertion_without_expect_exits_1(tmp_path, capsys):
-    f = write(tmp_path, "failing.cow", FAILING)
-    assert cli("run", f) == 1
-    out = capsys.readouterr().out
+    f, out = run_file(tmp_path, capsys, "failing.cow", FAILING, 1)
     assert "\nNo\n" in out
     assert "Verdict fail (no expect line for anon-exclusive" in out
     assert "Final state" in out  # shown automatically when not as expected
@@ -160,17 +128,13 @@ def test_failing_assertion_without_expect_exits_1(tmp_path, capsys):
 
 
 def test_expect_mismatch_exits_1(tmp_path, capsys):
-    f = write(tmp_path, "mismatch.cow", MISMATCH)
-    assert cli("run", f) == 1
-    out = capsys.readouterr().out
+    f, out = run_file(tmp_path, capsys, "mismatch.cow", MISMATCH, 1)
     assert "Expect fail on anon-exclusive: got pass, NOT AS EXPECTED" in out
     assert f"not as expected: {f}: got pass; expected fail" in out
 
 
 def test_expected_failure_exits_0(tmp_path, capsys):
-    f = write(tmp_path, "xfail.cow", EXPECTED_FAIL)
-    assert cli("run", f) == 0
-    out = capsys.readouterr().out
+    _, out = run_file(tmp_path, capsys, "xfail.cow", EXPECTED_FAIL, 0)
     assert "\nNo\n" in out
     assert "Expect fail on anon-exclusive: got fail, as expected" in out
 
@@ -236,7 +200,7 @@ def test_help_exits_0(capsys):
 
 
 def test_directory_is_searched_recursively(tmp_path, capsys):
-    write(tmp_path, "d/one.cow", EXAMPLE)
+    write(tmp_path, "d/one.cow", LONG_TERM_PIN)
     write(tmp_path, "d/sub/deeper/two.cow", EXPECTED_FAIL)
     write(tmp_path, "d/notes.txt", "not a scenario")
     assert cli("run", tmp_path / "d") == 0
@@ -246,13 +210,13 @@ def test_directory_is_searched_recursively(tmp_path, capsys):
 
 
 def test_a_file_named_twice_runs_once(tmp_path, capsys):
-    one = write(tmp_path, "d/one.cow", EXAMPLE)
+    one = write(tmp_path, "d/one.cow", LONG_TERM_PIN)
     assert cli("run", tmp_path / "d", one) == 0
     assert "1 scenario on anon-exclusive" in capsys.readouterr().out
 
 
 def test_one_broken_file_does_not_stop_the_others(tmp_path, capsys):
-    good = write(tmp_path, "a_good.cow", EXAMPLE)
+    good = write(tmp_path, "a_good.cow", LONG_TERM_PIN)
     broken = write(tmp_path, "b_broken.cow", BROKEN)
     failing = write(tmp_path, "c_failing.cow", FAILING)
     assert cli("run", good, broken, failing) == 2  # errors win over a mismatch
@@ -275,7 +239,7 @@ def test_a_crashing_backend_is_reported_and_the_others_run(tmp_path, capsys, mon
         return real(sc, backend)
 
     monkeypatch.setattr(cowdsl.run, "run", flaky)
-    good = write(tmp_path, "good.cow", EXAMPLE)
+    good = write(tmp_path, "good.cow", LONG_TERM_PIN)
     bad = write(tmp_path, "bad.cow", FAILING)
     assert cli("run", good, bad) == 2
     out, err = capsys.readouterr()
@@ -285,7 +249,7 @@ def test_a_crashing_backend_is_reported_and_the_others_run(tmp_path, capsys, mon
 
 
 def test_quiet_shows_only_what_is_not_as_expected(tmp_path, capsys):
-    good = write(tmp_path, "good.cow", EXAMPLE)
+    good = write(tmp_path, "good.cow", LONG_TERM_PIN)
     bad = write(tmp_path, "bad.cow", FAILING)
     assert cli("run", "-q", good, bad) == 1
     out = capsys.readouterr().out
@@ -302,7 +266,7 @@ def test_trace_shows_every_step_and_rules_with_commits(example, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Trace of long-term pin stays coherent across fork on anon-exclusive\n")
     steps = [m.groups() for m in map(STEP_LINE.match, out.splitlines()) if m]
-    body = [ln for ln in EXAMPLE.splitlines()]
+    body = [ln for ln in LONG_TERM_PIN.splitlines()]
     step_lines = [(i + 1, ln) for i, ln in enumerate(body) if re.match(r"^\w+: ", ln)]
     assert [(int(n), int(line), text) for n, line, text in steps] == [
         (k + 1, line, text) for k, (line, text) in enumerate(step_lines)
@@ -347,7 +311,7 @@ def test_backend_with_options(example, capsys):
 
 
 def test_json_output(tmp_path, capsys):
-    good = write(tmp_path, "good.cow", EXAMPLE)
+    good = write(tmp_path, "good.cow", LONG_TERM_PIN)
     bad = write(tmp_path, "bad.cow", FAILING)
     broken = write(tmp_path, "broken.cow", BROKEN)
     missing = tmp_path / "missing.cow"
@@ -392,7 +356,7 @@ def test_json_unknown_backend_is_a_document(example, capsys):
 
 
 def test_check(tmp_path, capsys):
-    a = write(tmp_path, "a.cow", EXAMPLE)
+    a = write(tmp_path, "a.cow", LONG_TERM_PIN)
     b = write(tmp_path, "b.cow", FAILING)
     assert cli("check", a, b) == 0
     out, err = capsys.readouterr()
@@ -404,7 +368,7 @@ def test_check(tmp_path, capsys):
 
 
 def test_check_errors_exit_2(tmp_path, capsys):
-    a = write(tmp_path, "a.cow", EXAMPLE)
+    a = write(tmp_path, "a.cow", LONG_TERM_PIN)
     broken = write(tmp_path, "broken.cow", BROKEN)
     assert cli("check", a, broken) == 2
     out, err = capsys.readouterr()
@@ -461,8 +425,8 @@ def test_a_crashing_checker_is_reported_and_the_others_load(tmp_path, capsys, mo
         return real(path)
 
     monkeypatch.setattr(cowdsl.load, "load", flaky)
-    good = write(tmp_path, "good.cow", EXAMPLE)
-    bad = write(tmp_path, "bad.cow", EXAMPLE)
+    good = write(tmp_path, "good.cow", LONG_TERM_PIN)
+    bad = write(tmp_path, "bad.cow", LONG_TERM_PIN)
     assert cli("check", good, bad) == 2
     out, err = capsys.readouterr()
     assert out.splitlines() == [f"{good}: ok (7 steps, 3 assertions, 1 expect line)"]

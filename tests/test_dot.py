@@ -15,6 +15,7 @@ from cowdsl.cli import main
 from cowdsl.load import load_text
 from cowdsl.report import dot
 from cowdsl.run import run
+from examples import FAILING, RACE
 
 PINNED = """\
 scenario "a pin survives fork"
@@ -27,16 +28,6 @@ A: fork() as B
 assert mr is A.buf
 assert B.buf[1] == 5
 expect pass on anon-exclusive
-"""
-
-FAILING = """\
-scenario "a failing assertion"
-process A
-A: mmap(buf, anon, private, rw)
-A: write(buf, 1)
-A: fork() as B
-B: write(buf, 2)
-assert A.buf == 2
 """
 
 
@@ -81,7 +72,7 @@ def test_trace_graph_is_a_chain_with_rules_and_the_failed_assertion():
     assert f"step{n} -> verdict;" in text
     rules = {e.rule for rec in r.steps for e in rec.events if e.rule and not e.minor}
     assert rules and all(f"rule {rule}" in text for rule in rules)
-    assert "No  line 7: assert A.buf == 2" in text
+    assert "No  line 8: assert A.buf == 2" in text
     assert dot.has_counterexample(r)
 
 
@@ -140,19 +131,6 @@ def test_render_without_dot_writes_dot_and_says_so(tmp_path, capsys, monkeypatch
     err = capsys.readouterr().err
     assert "needs Graphviz's `dot`" in err and "apt-get install graphviz" in err
     assert (tmp_path / "x.dot").read_text().startswith("digraph")
-
-
-RACE = """\
-scenario "two writers"
-process A
-thread T of A
-A: mmap(buf, anon, private, rw)
-par {
-  A: write(buf, 1)
-  T: write(buf, 2)
-}
-always: A.buf == 1
-"""
 
 
 def test_trace_graph_of_a_concurrent_counterexample():

@@ -149,6 +149,22 @@ P: read(a)
 assert true
 """
 
+# A swapped page that a pipe also holds.
+SPLICED_THEN_SWAPPED = """
+process P
+pipe X
+P: mmap(a, anon, private, rw)
+P: write(a, 1)
+P: vmsplice(a, X)
+reclaim: swapout(P.a)
+assert true
+"""
+
+
+def swap_cache_page(state, pte) -> int:
+    """The live page in the swap cache for the swap entry ``pte``."""
+    return next(i for i, p in enumerate(state.pages) if p.swapcache == pte.slot and not p.freed)
+
 
 def test_cow_fixes_1_overrides_wp_can_reuse():
     # After a read swap-in the page sits in the swap cache: refcount 2, no swap entry left.
@@ -173,18 +189,9 @@ def test_cow_fixes_1_overrides_swapin_rules():
     assert not ask("early-cow", st, "swapin_free_swapcache", pfn, True)
     assert ask("cow-fixes-1", st, "swapin_free_swapcache", pfn, True)
     # A swapped page that a pipe also holds: mapcount+swapcount says reuse, the refcount says no.
-    leak = """
-process P
-pipe X
-P: mmap(a, anon, private, rw)
-P: write(a, 1)
-P: vmsplice(a, X)
-reclaim: swapout(P.a)
-assert true
-"""
-    st = state_after(leak, "early-cow")
+    st = state_after(SPLICED_THEN_SWAPPED, "early-cow")
     pte = pte_of(st, "P", "a")
-    cached = next(i for i, p in enumerate(st.pages) if p.swapcache == pte.slot and not p.freed)
+    cached = swap_cache_page(st, pte)
     m_old, m_new = Machine(st), Machine(st)
     # do_swap_page's own reference and swap_free, as the mechanism does before asking
     for m in (m_old, m_new):
@@ -249,19 +256,10 @@ def test_anon_exclusive_overrides_unmap_may_share():
 
 
 def test_anon_exclusive_overrides_swapin_exclusive():
-    src = """
-process P
-pipe X
-P: mmap(a, anon, private, rw)
-P: write(a, 1)
-P: vmsplice(a, X)
-reclaim: swapout(P.a)
-assert true
-"""
-    st = state_after(src, "anon-exclusive")
+    st = state_after(SPLICED_THEN_SWAPPED, "anon-exclusive")
     pte = pte_of(st, "P", "a")
     assert pte.swp_exclusive
-    cached = next(i for i, p in enumerate(st.pages) if p.swapcache == pte.slot and not p.freed)
+    cached = swap_cache_page(st, pte)
     assert not ask("cow-fixes-1", st, "swapin_exclusive", pte, cached, False)
     assert ask("anon-exclusive", st, "swapin_exclusive", pte, cached, False).commit == "1493a1913e34"
 

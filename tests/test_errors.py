@@ -326,10 +326,15 @@ def test_decode_drops_a_byte_order_mark():
     assert isinstance(load_text(text), Scenario)
 
 
-def test_decode_non_utf8(rendered):
+def decode_error(rendered, data: bytes) -> dict:
+    """The rendered CowError that decoding ``data`` raises."""
     with pytest.raises(CowError) as info:
-        decode(b"process A\nref \"caf\xe9\"\n", "x.cow")
-    r = rendered(info.value)
+        decode(data, "x.cow")
+    return rendered(info.value)
+
+
+def test_decode_non_utf8(rendered):
+    r = decode_error(rendered, b"process A\nref \"caf\xe9\"\n")
     assert (r["line"], r["col"], r["pad"], r["width"]) == (2, 9, 8, 1)
     assert r["message"] == "the file is not UTF-8 text: byte 0xe9 cannot start or continue a character"
     assert r["hint"] == "save it as UTF-8"
@@ -337,16 +342,12 @@ def test_decode_non_utf8(rendered):
 
 
 def test_decode_non_utf8_after_multibyte_characters(rendered):
-    with pytest.raises(CowError) as info:
-        decode("ref \"éé\" ".encode() + b"\xff\n", "x.cow")
-    r = rendered(info.value)
+    r = decode_error(rendered, "ref \"éé\" ".encode() + b"\xff\n")
     assert (r["line"], r["col"]) == (1, 10)
 
 
 def test_decode_nul_byte(rendered):
-    with pytest.raises(CowError) as info:
-        decode(b"process A\nA: mm\x00ap(buf)\n", "x.cow")
-    r = rendered(info.value)
+    r = decode_error(rendered, b"process A\nA: mm\x00ap(buf)\n")
     assert (r["message"], r["line"], r["col"], r["pad"]) == ("NUL byte in the file", 2, 6, 5)
     assert r["hint"] == "a .cow file is plain text"
     assert r["source"] == "A: mm ap(buf)"

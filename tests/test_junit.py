@@ -6,43 +6,26 @@ import xml.etree.ElementTree as ET
 
 from cowdsl.cli import main
 from cowdsl.report import junit
+from examples import BROKEN, FAILING, PIN_SURVIVES_FORK, RACE
 
-PASSING = """\
-scenario "a pin survives fork"
-process A
-A: mmap(buf, anon, private, rw)
-A: write(buf, 1)
-A: pin(buf, write, longterm) as mr
-A: fork() as B
-A: write(buf, 2)
-assert mr is A.buf
-expect pass on anon-exclusive
-"""
-
-FAILING = """\
-scenario "a failing assertion"
-process A
-A: mmap(buf, anon, private, rw)
-A: write(buf, 1)
-A: fork() as B
-B: write(buf, 2)
-assert A.buf == 1
-assert A.buf == 2
-"""
-
-BROKEN = """\
-process A
-A: mmap(buf, anon, private, rw)
-A: pin(buf, write, longtem) as mr
-assert A.buf == 0
-"""
+PASSING = PIN_SURVIVES_FORK + "expect pass on anon-exclusive\n"
 
 
 def _run(capsys, *argv) -> tuple[int, ET.Element]:
+    """The exit status and the XML root, whose counts are checked."""
     code = main(["run", "--format", "junit", *argv])
     out = capsys.readouterr().out
     assert out.startswith('<?xml version="1.0" encoding="UTF-8"?>')
-    return code, ET.fromstring(out)
+    root = ET.fromstring(out)
+    _check_counts(root)
+    return code, root
+
+
+def _run_file(tmp_path, capsys, name: str, text: str, *argv) -> tuple[int, ET.Element]:
+    """_run on ``text`` written to ``tmp_path/name``, after the options ``argv``."""
+    f = tmp_path / name
+    f.write_text(text)
+    return _run(capsys, *argv, str(f))
 
 
 def _check_counts(root: ET.Element) -> None:
@@ -73,7 +56,6 @@ def test_one_testcase_per_scenario_with_failures_and_errors(tmp_path, capsys):
         (tmp_path / f"{name}.cow").write_text(text)
     code, root = _run(capsys, str(tmp_path))
     assert code == 2  # a file did not parse
-    _check_counts(root)
     assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("3", "1", "1")
     cases = {c.get("name"): c for c in root.iter("testcase")}
     ok = cases["a pin survives fork on anon-exclusive"]
@@ -96,11 +78,8 @@ def test_one_testcase_per_scenario_with_failures_and_errors(tmp_path, capsys):
 
 
 def test_all_passing_exits_zero(tmp_path, capsys):
-    f = tmp_path / "passing.cow"
-    f.write_text(PASSING)
-    code, root = _run(capsys, str(f))
+    code, root = _run_file(tmp_path, capsys, "passing.cow", PASSING)
     assert code == 0
-    _check_counts(root)
     assert root.get("failures") == "0" and root.get("errors") == "0"
     assert [s.get("name") for s in root] == ["cowdsl on anon-exclusive"]
 
@@ -109,11 +88,8 @@ def test_era_matrix_one_testcase_per_scenario_and_backend(tmp_path, capsys):
     from cowdsl import matrix
     from cowdsl.load import load
 
-    f = tmp_path / "passing.cow"
-    f.write_text(PASSING)
-    code, root = _run(capsys, "--backend", "all", str(f))
-    _check_counts(root)
-    backends = matrix.backends_for([load(f)])
+    code, root = _run_file(tmp_path, capsys, "passing.cow", PASSING, "--backend", "all")
+    backends = matrix.backends_for([load(tmp_path / "passing.cow")])
     cases = list(root.iter("testcase"))
     assert len(cases) == len(backends)
     assert {c.find("properties/property[@name='backend']").get("value") for c in cases} == set(backends)
@@ -122,11 +98,8 @@ def test_era_matrix_one_testcase_per_scenario_and_backend(tmp_path, capsys):
 
 
 def test_unknown_backend_is_an_error(tmp_path, capsys):
-    f = tmp_path / "passing.cow"
-    f.write_text(PASSING)
-    code, root = _run(capsys, "--backend", "no-such-era", str(f))
+    code, root = _run_file(tmp_path, capsys, "passing.cow", PASSING, "--backend", "no-such-era")
     assert code == 2
-    _check_counts(root)
     assert root.get("errors") == "1"
     assert "no-such-era" in next(root.iter("error")).get("message")
 
@@ -136,25 +109,9 @@ def test_classname():
     assert junit.classname("./x.cow") == "x"
 
 
-RACE = """\
-scenario "two writers"
-process A
-thread T of A
-A: mmap(buf, anon, private, rw)
-par {
-  A: write(buf, 1)
-  T: write(buf, 2)
-}
-always: A.buf == 1
-"""
-
-
 def test_concurrent_failure_carries_the_counterexample(tmp_path, capsys):
-    f = tmp_path / "race.cow"
-    f.write_text(RACE)
-    code, root = _run(capsys, str(f))
+    code, root = _run_file(tmp_path, capsys, "race.cow", RACE)
     assert code == 1
-    _check_counts(root)
     body = next(root.iter("failure")).text
     assert "line 9: assert A.buf == 1" in body
     assert "Counterexample for line 9" in body and "schedule:" in body

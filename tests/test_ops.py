@@ -449,26 +449,18 @@ def test_fork_shares_anon_pages_write_protected_in_parent_and_child():
 def test_fork_of_a_private_file_page_shares_the_page_cache_page():
     # A VMA without an anon_vma is not copied (vma_needs_copy): the child faults the
     # same page-cache page in itself (found by the native cross-check).
-    r = run_src("""
+    src = """
         process A
         file F = [7]
         A: mmap(fm, private, rw, file=F)
         A: read(fm) as v
         A: fork() as B
-    """)
-    st = r.final
+    """
+    st = run_src(src).final
     cache = st.file_page("F", 0)
     assert pfn(st, "A", "fm") == cache and pte(st, "B", "fm") is None
     assert st.pages[cache].mapcount == 1 and st.pages[cache].refcount == 2  # cache + A's mapping
-    r = run_src("""
-        process A
-        file F = [7]
-        A: mmap(fm, private, rw, file=F)
-        A: read(fm) as v
-        A: fork() as B
-        B: read(fm) as w
-    """)
-    st = r.final
+    st = run_src(src + "B: read(fm) as w\n").final
     assert pfn(st, "A", "fm") == pfn(st, "B", "fm") == cache
     assert st.pages[cache].mapcount == 2 and st.pages[cache].refcount == 3  # cache + 2 mappings
 
@@ -734,21 +726,14 @@ def test_gup_adds_one_reference_and_does_not_mark_the_mm():
 
 
 def test_gup_count_takes_n_references_and_put_drops_them_all():
-    r = run_src("""
+    src = """
         process A
         A: mmap(buf, anon, private, rw)
         A: write(buf, 1)
         A: gup(buf, read, count=3) as g
-    """)
-    assert page(r.final, "A", "buf").refcount == 4
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: gup(buf, read, count=3) as g
-        A: put(g)
-    """)
-    assert page(r.final, "A", "buf").refcount == 1
+    """
+    assert page(run_src(src).final, "A", "buf").refcount == 4
+    assert page(run_src(src + "A: put(g)\n").final, "A", "buf").refcount == 1
 
 
 def test_unpin_drops_the_pin():

@@ -10,6 +10,8 @@ from importlib import metadata
 
 import pytest
 
+from examples import BROKEN, FAILING, PIN_SURVIVES_FORK, RACE
+
 pytest_plugins = ["pytester"]
 
 # Other installed plugins are turned off: the inner runs stay fast (hypothesis and
@@ -17,18 +19,7 @@ pytest_plugins = ["pytester"]
 PLUGIN = ("-p", "no:cowdsl", "-p", "cowdsl.pytest_plugin", "-p", "no:hypothesispytest", "-p", "no:benchmark",
           "-p", "no:cacheprovider", "-W", "ignore::pytest.PytestAssertRewriteWarning")
 
-TWO_BACKENDS = """\
-scenario "a pin survives fork"
-process A
-A: mmap(buf, anon, private, rw)
-A: write(buf, 1)
-A: pin(buf, write, longterm) as mr
-A: fork() as B
-A: write(buf, 2)
-assert mr is A.buf
-expect pass on anon-exclusive, 6.6
-expect fail on mapcount
-"""
+TWO_BACKENDS = PIN_SURVIVES_FORK + "expect pass on anon-exclusive, 6.6\nexpect fail on mapcount\n"
 
 NO_EXPECT = """\
 scenario "no expect line"
@@ -38,24 +29,7 @@ A: write(buf, 7)
 assert A.buf == 7
 """
 
-FAILING = """\
-scenario "a failing assertion"
-process A
-A: mmap(buf, anon, private, rw)
-A: write(buf, 1)
-A: fork() as B
-B: write(buf, 2)
-assert A.buf == 1
-assert A.buf == 2
-expect pass on anon-exclusive
-"""
-
-BROKEN = """\
-process A
-A: mmap(buf, anon, private, rw)
-A: pin(buf, write, longtem) as mr
-assert A.buf == 0
-"""
+FAILING_EXPECTED_TO_PASS = FAILING + "expect pass on anon-exclusive\n"
 
 NATIVE = """\
 process A
@@ -68,6 +42,16 @@ expect pass on anon-exclusive, native
 
 def run(pytester, *args):
     return pytester.runpytest(*PLUGIN, *args)
+
+
+def cow_output(pytester, outcomes: dict, **files) -> str:
+    """The output of ``--cow`` on ``files``, which end with ``outcomes`` and show no traceback."""
+    pytester.makefile(".cow", **files)
+    result = run(pytester, "--cow")
+    result.assert_outcomes(**outcomes)
+    out = result.stdout.str()
+    assert "Traceback" not in out
+    return out
 
 
 def test_nothing_is_collected_without_opting_in(pytester):
@@ -88,46 +72,22 @@ def test_one_item_per_backend_in_the_expect_lines(pytester):
 
 
 def test_failure_shows_assertion_verdict_and_trace_not_a_traceback(pytester):
-    pytester.makefile(".cow", bad=FAILING)
-    result = run(pytester, "--cow")
-    result.assert_outcomes(failed=1)
-    out = result.stdout.str()
+    out = cow_output(pytester, {"failed": 1}, bad=FAILING_EXPECTED_TO_PASS)
     assert "on anon-exclusive: got fail; expected pass" in out
     assert "line 8: assert A.buf == 2" in out  # the failing assertion
     assert "Test a failing assertion on anon-exclusive" in out  # the verdict block
     assert "Counterexample:" in out and "Trace of a failing assertion" in out
-    assert "Traceback" not in out and "def runtest" not in out and "pytest_plugin.py" not in out
-
-
-RACE = """\
-scenario "two writers"
-process A
-thread T of A
-A: mmap(buf, anon, private, rw)
-par {
-  A: write(buf, 1)
-  T: write(buf, 2)
-}
-always: A.buf == 1
-"""
+    assert "def runtest" not in out and "pytest_plugin.py" not in out
 
 
 def test_concurrent_failure_shows_the_counterexample(pytester):
-    pytester.makefile(".cow", race=RACE)
-    result = run(pytester, "--cow")
-    result.assert_outcomes(failed=1)
-    out = result.stdout.str()
+    out = cow_output(pytester, {"failed": 1}, race=RACE)
     assert "line 9: assert A.buf == 1" in out and "Counterexample for line 9" in out
-    assert "Traceback" not in out
 
 
 def test_a_file_that_does_not_parse_is_a_collection_error(pytester):
-    pytester.makefile(".cow", broken=BROKEN)
-    result = run(pytester, "--cow")
-    result.assert_outcomes(errors=1)
-    out = result.stdout.str()
+    out = cow_output(pytester, {"errors": 1}, broken=BROKEN)
     assert "unknown flag `longtem` for `pin`" in out and "did you mean `longterm`?" in out
-    assert "Traceback" not in out
 
 
 def test_ini_option_true_and_directories(pytester):

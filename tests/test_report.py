@@ -16,28 +16,10 @@ from cowdsl.load import load_text
 from cowdsl.report import jsonout, text
 from cowdsl.run import run
 from cowdsl.semantics import registry
+from examples import LONG_TERM_PIN
 
 ALIAS = type(registry.get("anon-exclusive")).aliases[-1]  # a kernel version or nickname for it
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "json-schema.json"
-
-EXAMPLE = """\
-scenario "long-term pin stays coherent across fork"
-ref "LKML 2020-09-21"
-
-process A
-A: mmap(buf, anon, private, rw, pages=1)
-A: write(buf, 1)
-A: pin(buf, write, longterm) as mr
-A: fork() as B
-A: write(buf, 2)
-B: write(buf, 3)
-mr: dma_write(4)
-
-assert A.buf == 4
-assert B.buf == 3
-assert mr is A.buf
-expect pass on anon-exclusive
-"""
 
 FAILING = """\
 scenario "two of three"
@@ -89,7 +71,7 @@ def result(source: str, name: str = "t.cow", backend: str = "anon-exclusive"):
 
 
 def test_verdict_block_when_everything_holds():
-    r = result(EXAMPLE)
+    r = result(LONG_TERM_PIN)
     lines = text.verdict_block(r).splitlines()
     name = "long-term pin stays coherent across fork"
     assert lines[0] == f"Test {name} on anon-exclusive"
@@ -148,7 +130,7 @@ def test_expectation_line(expect, line):
 
 
 def test_no_expectation_line_when_passing_without_expect():
-    r = result(EXAMPLE.replace("expect pass on anon-exclusive\n", ""))
+    r = result(LONG_TERM_PIN.replace("expect pass on anon-exclusive\n", ""))
     assert text.expectation_line(r) == ""
     assert text.verdict_block(r).splitlines()[-1] == "  Ok  line 15: assert mr is A.buf"
 
@@ -171,7 +153,7 @@ def table(block: str, header_first: str) -> list[str]:
 
 
 def test_final_state_columns_line_up():
-    s = text.final_state(result(EXAMPLE).final)
+    s = text.final_state(result(LONG_TERM_PIN).final)
     assert s.splitlines()[0] == "Final state"
     rows = table(s, "where")
     assert rows[0].split() == COLUMNS
@@ -192,7 +174,7 @@ def test_final_state_columns_line_up():
 
 
 def test_final_state_pins_and_processes():
-    s = text.final_state(result(EXAMPLE).final)
+    s = text.final_state(result(LONG_TERM_PIN).final)
     pins = table(s, "pin/ref")
     assert pins[0].split() == ["pin/ref", "kind", "page", "value", "owner", "state"]
     assert re.fullmatch(r"  mr\s+FOLL_PIN\|FOLL_WRITE\|FOLL_LONGTERM\s+#\d+\s+4\s+A\s+held", pins[1])
@@ -245,7 +227,7 @@ def test_trace_marks_values_failures_and_steps_not_run():
 
 
 def test_report_parts():
-    ok, bad = result(EXAMPLE), result(FAILING)
+    ok, bad = result(LONG_TERM_PIN), result(FAILING)
     assert text.report(ok) == text.verdict_block(ok) + "\n"
     assert "Final state" in text.report(ok, show_state=True)
     assert "Final state" in text.report(bad)
@@ -265,7 +247,7 @@ def _document():
         broken = e
     else:  # pragma: no cover
         raise AssertionError("the broken scenario loaded")
-    results = [result(s) for s in (EXAMPLE, FAILING, MIXED, SEGV)]
+    results = [result(s) for s in (LONG_TERM_PIN, FAILING, MIXED, SEGV)]
     doc = jsonout.document(results, [broken], [("missing.cow", "no such file or directory")])
     return json.loads(json.dumps(doc))  # exactly what a reader gets
 
@@ -336,7 +318,7 @@ def test_json_schema_is_valid_and_describes_real_output():
 def test_cli_json_output_matches_the_schema(tmp_path, capsys):
     from cowdsl.cli import main
 
-    for i, source in enumerate((EXAMPLE, FAILING, MIXED, SEGV)):
+    for i, source in enumerate((LONG_TERM_PIN, FAILING, MIXED, SEGV)):
         (tmp_path / f"s{i}.cow").write_text(source)
     (tmp_path / "broken.cow").write_text("process A\nA: frobnicate()\nassert true\n")
     assert main(["run", "--format", "json", str(tmp_path), str(tmp_path / "missing.cow")]) == 2
@@ -383,7 +365,7 @@ def test_undecided_assertions_and_no_model_state():
     """A backend that cannot observe a fact (native) leaves holds None and may keep no state."""
     import attrs
 
-    r = result(EXAMPLE)
+    r = result(LONG_TERM_PIN)
     partly = attrs.evolve(r, checks=(attrs.evolve(r.checks[0], holds=None),) + r.checks[1:], final=None)
     lines = text.verdict_block(partly).splitlines()
     assert partly.verdict == "pass" and lines[3] == "Ok"

@@ -811,6 +811,16 @@ def test_unmap_may_share_pinned_page_in_swap_cache_cannot_be_unmapped():
 # --- swapin_free_swapcache (should_try_to_free_swap, c145e0b47c77, §5) ------------------------------------------------
 
 
+# An exclusive page swapped out and read back: a read fault (swapin_free_swapcache, swapin_exclusive).
+SWAPPED_OUT_THEN_READ = """
+process A
+A: mmap(buf, anon, private, rw)
+A: write(buf, 1)
+reclaim: swapout(A.buf)
+A: read(buf) as v
+"""
+
+
 @covers("swapin_free_swapcache", True)
 def test_swapin_free_swapcache_on_write_when_sole_user():
     r = run_src("""
@@ -829,13 +839,7 @@ def test_swapin_free_swapcache_on_write_when_sole_user():
 
 @covers("swapin_free_swapcache", False)
 def test_swapin_free_swapcache_not_on_a_read_fault():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        reclaim: swapout(A.buf)
-        A: read(buf) as v
-    """)
+    r = run_src(SWAPPED_OUT_THEN_READ)
     assert_decision(r, "swapin_free_swapcache", "A: read(buf) as v", False, "c145e0b47c77")
     pg = page(r.final, "A", "buf")
     assert pg.swapcache >= 0 and pg.refcount == 2  # swap cache + the mapping
@@ -866,13 +870,7 @@ def test_swapin_free_swapcache_not_with_an_extra_reference():
 
 @covers("swapin_exclusive", True)
 def test_swapin_exclusive_via_the_swap_pte_bit():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        reclaim: swapout(A.buf)
-        A: read(buf) as v
-    """)
+    r = run_src(SWAPPED_OUT_THEN_READ)
     assert_decision(r, "swapin_exclusive", "A: read(buf) as v", True, "1493a1913e34")
     st = r.final
     assert page(st, "A", "buf").anon_exclusive  # exclusive even though the swap cache holds it
@@ -1027,14 +1025,18 @@ def test_mprotect_upgrade_shared_mapping_clean_pte():
 # --- has_device_exclusive / fork_restores_device_exclusive (b756a3b5e7ea, §9.1) --------------------------------------
 
 
+# A device holds the page exclusively: the fork tests add `A: fork() as B`.
+DEVICE_EXCLUSIVE = """
+process A
+A: mmap(buf, anon, private, rw)
+A: write(buf, 1)
+A: make_device_exclusive(buf) as dx
+"""
+
+
 @covers("has_device_exclusive", True)
 def test_has_device_exclusive_in_5_19_plus():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: make_device_exclusive(buf) as dx
-    """)
+    r = run_src(DEVICE_EXCLUSIVE)
     assert_decision(r, "has_device_exclusive", "A: make_device_exclusive(buf) as dx", True, "b756a3b5e7ea")
     assert r.final.result("dx").ok and pte(r.final, "A", "buf").devexcl
 
@@ -1042,13 +1044,7 @@ def test_has_device_exclusive_in_5_19_plus():
 @covers("has_device_exclusive", False)
 def test_has_device_exclusive_off_variant():
     # Option device_exclusive=off (kernels before 5.14): the call fails, the PTE is untouched.
-    src = """
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: make_device_exclusive(buf) as dx
-    """
-    r = run_src(src, backend="anon-exclusive:device_exclusive=off")
+    r = run_src(DEVICE_EXCLUSIVE, backend="anon-exclusive:device_exclusive=off")
     assert_decision(r, "has_device_exclusive", "A: make_device_exclusive(buf) as dx", False, "b756a3b5e7ea")
     assert not r.final.result("dx").ok
     assert pte(r.final, "A", "buf").present and pte(r.final, "A", "buf").write
@@ -1056,13 +1052,7 @@ def test_has_device_exclusive_off_variant():
 
 @covers("fork_restores_device_exclusive", True)
 def test_fork_restores_device_exclusive_entry_then_shares():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: make_device_exclusive(buf) as dx
-        A: fork() as B
-    """)
+    r = run_src(DEVICE_EXCLUSIVE + "A: fork() as B\n")
     assert_decision(r, "fork_restores_device_exclusive", "A: fork() as B", True, "b756a3b5e7ea")
     # then the normal 5.19+ rule: exclusive, not pinned → share read-only, exclusivity cleared
     assert_decision(r, "fork_copy_anon", "A: fork() as B", False, "6c287605fd56")
@@ -1076,13 +1066,7 @@ def test_fork_restores_device_exclusive_entry_then_shares():
 def test_fork_restores_device_exclusive_copy_variant():
     # Option devexcl_fork=copy (the alternative from the Popple thread, seed 004; not merged):
     # read-only device-exclusive entries in parent and child.
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: make_device_exclusive(buf) as dx
-        A: fork() as B
-    """, backend="anon-exclusive:devexcl_fork=copy")
+    r = run_src(DEVICE_EXCLUSIVE + "A: fork() as B\n", backend="anon-exclusive:devexcl_fork=copy")
     assert_decision(r, "fork_restores_device_exclusive", "A: fork() as B", False, "b756a3b5e7ea")
     st = r.final
     a, b = pte(st, "A", "buf"), pte(st, "B", "buf")
@@ -1320,8 +1304,11 @@ def test_refcount_is_exact_after_every_step(name):
 # --- the reference's §11 table, column E5 (5.19+) ---------------------------------------------------------------------
 
 
-def test_s1_vmsplice_child_munmap_no_leak():
-    r = run_src("""
+# Each scenario's assertions are the E5 verdict; where a rule decides it, the rule's decision
+# (rule, step, decision, commit) is asserted too.
+E5_COLUMN = [
+    pytest.param(
+        """
         process A
         pipe P
         A: mmap(buf, anon, private, rw)
@@ -1333,10 +1320,138 @@ def test_s1_vmsplice_child_munmap_no_leak():
         B: pipe_read(P) as v
         assert v == 1
         assert A.buf == 2
-    """)
+        """,
+        # not exclusive, refcount 2 (mapping + pipe) → copy
+        ("wp_can_reuse", "A: write(buf, 2)", False, "53a05ad9f21d"),
+        id="s1_vmsplice_child_munmap_no_leak",
+    ),
+    pytest.param(
+        """
+        process A
+        pipe P
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: fork() as B
+        B: vmsplice(buf, P)
+        reclaim: swapout(A.buf)
+        B: munmap(buf)
+        A: write(buf, 2)
+        B: pipe_read(P) as v
+        assert v == 1
+        assert A.buf == 2
+        """,
+        None,
+        id="s3_fully_swapped_before_munmap_no_leak",
+    ),
+    pytest.param(
+        """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: pin(buf, write, longterm) as mr
+        A: fork() as B
+        A: write(buf, 2)
+        mr: dma_read() as seen
+        assert seen == 2
+        assert mr is A.buf
+        assert B.buf == 1
+        """,
+        ("fork_copy_anon", "A: fork() as B", True, "6c287605fd56"),
+        id="s5_longterm_pin_then_fork_parent_writes_first_coherent",
+    ),
+    pytest.param(
+        """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: pin(buf, write, longterm) as mr
+        A: fork() as B
+        B: write(buf, 3)
+        A: write(buf, 2)
+        mr: dma_read() as seen
+        assert seen == 2
+        assert mr is A.buf
+        assert B.buf == 3
+        """,
+        None,
+        id="s6_longterm_pin_then_fork_child_writes_first_coherent",
+    ),
+    pytest.param(
+        """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: gup(buf, write) as dio
+        A: fork() as B
+        A: write(buf, 2)
+        dio: dma_write(7)
+        assert A.buf == 2
+        assert not (dio is A.buf)
+        assert B.buf == 7
+        """,
+        # NO: FOLL_GET is invisible to fork (§11 S7)
+        ("fork_copy_anon", "A: fork() as B", False, "6c287605fd56"),
+        id="s7_foll_get_in_flight_across_fork_parent_misses_the_dma",
+    ),
+    pytest.param(
+        """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: pin(buf, write) as mr
+        A: mprotect(buf, ro)
+        A: mprotect(buf, rw)
+        A: write(buf, 2)
+        mr: dma_read() as seen
+        assert seen == 2
+        assert mr is A.buf
+        assert faults(A) == 1
+        """,
+        None,
+        id="s9_pin_mprotect_ro_rw_coherent_without_a_fault",
+    ),
+    pytest.param(
+        """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: pin(buf, write, longterm) as mr
+        reclaim: swapout(A.buf) as so
+        A: read(buf) as r
+        A: write(buf, 2)
+        mr: dma_read() as seen
+        assert seen == 2
+        assert r == 1
+        assert mr is A.buf
+        assert failed(so)
+        """,
+        None,
+        id="s10_pinned_page_under_memory_pressure_coherent",
+    ),
+    pytest.param(
+        """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        reclaim: swapout(A.buf)
+        A: read(buf) as r
+        A: write(buf, 2)
+        assert r == 1
+        assert A.buf == 2
+        assert cow_copies(A) == 0
+        """,
+        ("swapin_exclusive", "A: read(buf) as r", True, "1493a1913e34"),
+        id="s11_swapped_out_page_read_then_written_is_not_copied",
+    ),
+]
+
+
+@pytest.mark.parametrize("src, decision", E5_COLUMN)
+def test_e5_column(src, decision):
+    r = run_src(src)
     assert_checks_hold(r)
-    # not exclusive, refcount 2 (mapping + pipe) → copy
-    assert_decision(r, "wp_can_reuse", "A: write(buf, 2)", False, "53a05ad9f21d")
+    if decision is not None:
+        assert_decision(r, *decision)
 
 
 def test_s3_vmsplice_leak_through_swap_no_leak():
@@ -1359,75 +1474,6 @@ def test_s3_vmsplice_leak_through_swap_no_leak():
     assert mm(r.final, "A").cow_copies == 1
 
 
-def test_s3_fully_swapped_before_munmap_no_leak():
-    r = run_src("""
-        process A
-        pipe P
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: fork() as B
-        B: vmsplice(buf, P)
-        reclaim: swapout(A.buf)
-        B: munmap(buf)
-        A: write(buf, 2)
-        B: pipe_read(P) as v
-        assert v == 1
-        assert A.buf == 2
-    """)
-    assert_checks_hold(r)
-
-
-def test_s5_longterm_pin_then_fork_parent_writes_first_coherent():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: pin(buf, write, longterm) as mr
-        A: fork() as B
-        A: write(buf, 2)
-        mr: dma_read() as seen
-        assert seen == 2
-        assert mr is A.buf
-        assert B.buf == 1
-    """)
-    assert_checks_hold(r)
-    assert_decision(r, "fork_copy_anon", "A: fork() as B", True, "6c287605fd56")
-
-
-def test_s6_longterm_pin_then_fork_child_writes_first_coherent():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: pin(buf, write, longterm) as mr
-        A: fork() as B
-        B: write(buf, 3)
-        A: write(buf, 2)
-        mr: dma_read() as seen
-        assert seen == 2
-        assert mr is A.buf
-        assert B.buf == 3
-    """)
-    assert_checks_hold(r)
-
-
-def test_s7_foll_get_in_flight_across_fork_parent_misses_the_dma():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: gup(buf, write) as dio
-        A: fork() as B
-        A: write(buf, 2)
-        dio: dma_write(7)
-        assert A.buf == 2
-        assert not (dio is A.buf)
-        assert B.buf == 7
-    """)
-    assert_checks_hold(r)  # NO: FOLL_GET is invisible to fork (§11 S7)
-    assert_decision(r, "fork_copy_anon", "A: fork() as B", False, "6c287605fd56")
-
-
 def test_s8_ro_pin_of_a_cow_shared_page_stays_coherent():
     r = run_src("""
         process A
@@ -1444,54 +1490,3 @@ def test_s8_ro_pin_of_a_cow_shared_page_stays_coherent():
     assert_checks_hold(r)
     assert decisions(r, "gup_must_unshare", "A: pin(buf, read) as mr")[0] == (True, "a7f226604170")
     assert_decision(r, "wp_can_reuse", "A: write(buf, 2)", True, "6c287605fd56")  # "later reuse"
-
-
-def test_s9_pin_mprotect_ro_rw_coherent_without_a_fault():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: pin(buf, write) as mr
-        A: mprotect(buf, ro)
-        A: mprotect(buf, rw)
-        A: write(buf, 2)
-        mr: dma_read() as seen
-        assert seen == 2
-        assert mr is A.buf
-        assert faults(A) == 1
-    """)
-    assert_checks_hold(r)
-
-
-def test_s10_pinned_page_under_memory_pressure_coherent():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        A: pin(buf, write, longterm) as mr
-        reclaim: swapout(A.buf) as so
-        A: read(buf) as r
-        A: write(buf, 2)
-        mr: dma_read() as seen
-        assert seen == 2
-        assert r == 1
-        assert mr is A.buf
-        assert failed(so)
-    """)
-    assert_checks_hold(r)
-
-
-def test_s11_swapped_out_page_read_then_written_is_not_copied():
-    r = run_src("""
-        process A
-        A: mmap(buf, anon, private, rw)
-        A: write(buf, 1)
-        reclaim: swapout(A.buf)
-        A: read(buf) as r
-        A: write(buf, 2)
-        assert r == 1
-        assert A.buf == 2
-        assert cow_copies(A) == 0
-    """)
-    assert_checks_hold(r)
-    assert_decision(r, "swapin_exclusive", "A: read(buf) as r", True, "1493a1913e34")
