@@ -470,3 +470,54 @@ def test_progress_line_only_on_a_terminal_after_a_second(monkeypatch, capsys):
         clock[0] += 5
         p(99, 1)
     assert p.live is None and not p.shown
+
+
+# --- the micro-step memo ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["full", "reduced"])
+def test_remembered_micro_steps_change_nothing(mode):
+    def search_with(memo: bool):
+        model = Model(load_text(PINNERS_AND_FORK, "t.cow"), registry.get("early-cow:wp_seq=off"))
+        if not memo:
+            model.memo = None
+        ex = getattr(search, mode)(model, search.Bounds())
+        return model, ex
+
+    with_memo, a = search_with(True)
+    without, b = search_with(False)
+    assert len(with_memo.memo) < a.transitions / 3  # most micro-steps were looked up
+    assert (a.states, a.transitions, a.executions) == (b.states, b.transitions, b.executions)
+    assert {w.state for w in a.finals} == {w.state for w in b.finals}
+    if mode == "full":
+        assert a.visited == b.visited
+
+
+def test_the_memo_is_dropped_where_worlds_share_no_state(monkeypatch):
+    from cowdsl.explore import model as model_module
+
+    monkeypatch.setattr(model_module, "MEMO_PROBE", 200)
+    procs = [f"P{i}" for i in range(7)]
+    src = "\n".join(["process " + ", ".join(procs)] + [f"{p}: mmap(p, anon, private, rw)" for p in procs]
+                    + [f"{p}: write(p, 0)" for p in procs] + ["par {"] + [f"  {p}: write(p, 1)" for p in procs]
+                    + ["}", "always: P0.p == 1"]) + "\n"
+    m = Model(load_text(src, "t.cow"), registry.get("anon-exclusive"))
+    ex = search.full(m, search.Bounds())
+    assert m.memo is None and not m.waits and ex.partial is None and len(ex.finals) == 1
+
+
+def test_the_memo_stays_bounded(monkeypatch):
+    from cowdsl.explore import model as model_module
+
+    monkeypatch.setattr(model_module, "MEMO_MAX", 50)
+    m = Model(load_text(PINNERS_AND_FORK, "t.cow"), registry.get("early-cow"))
+    sizes = []
+    real = m.remember
+
+    def spy(key, hit):
+        real(key, hit)
+        sizes.append(len(m.memo) if m.memo is not None else 0)
+
+    m.remember = spy
+    ex = search.full(m, search.Bounds())
+    assert sizes and max(sizes) <= 50 and ex.partial is None

@@ -4,7 +4,7 @@ block is: which op, which micro-step, and that op's frame."""
 
 from __future__ import annotations
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 from cowdsl.scenario import Scenario
 from cowdsl.semantics.machine import Event, Machine
@@ -50,12 +50,20 @@ class Transition:
                     or self.marks & other.reads or other.marks & self.reads)
 
 
+MEMO_MAX = 100_000  # remembered micro-steps; past it the table starts again (memory stays bounded)
+MEMO_PROBE = 2_000  # after this many, a memo that hit less than one time in five is dropped
+
+
 class Model:
     def __init__(self, sc: Scenario, backend):
         self.sc = sc
         self.backend = backend
         index = {id(s): i for i, s in enumerate(sc.steps)}
         self.blocks = [[index[id(s)] for s in block] for block in sc.blocks()]
+        self.memo: dict | None = {}  # (state, thread) -> (state after, thread after, transition): see step
+        self.lookups = self.misses = 0  # micro-steps asked of the memo, and run for it
+        self.shared: dict = {}  # the states and footprints the memo holds, one instance each
+        self.waits: dict = {}  # (state, thread) -> why it is blocked, or None
 
     def threads_for(self, block: int) -> tuple[Thread, ...]:
         order: dict[str, list[int]] = {}
@@ -72,10 +80,19 @@ class Model:
 
     def blocked(self, w: World, i: int) -> str | None:
         t = w.threads[i]
-        step = self.sc.steps[t.steps[t.at]]
-        if t.label is None and self.dead(w.state, step):
-            return None  # it will be skipped, which needs no lock
-        return self.backend.blocked(w.state, step, t.label, t.frame)
+        key = (w.state, t)
+        why = self.waits.get(key, False)
+        if why is False:
+            step = self.sc.steps[t.steps[t.at]]
+            if t.label is None and self.dead(w.state, step):
+                why = None  # it will be skipped, which needs no lock
+            else:
+                why = self.backend.blocked(w.state, step, t.label, t.frame)
+            if self.memo is not None:  # remembered while micro-steps are
+                if len(self.waits) >= MEMO_MAX:
+                    self.waits.clear()
+                self.waits[key] = why
+        return why
 
     def enabled(self, w: World) -> list[int]:
         return [i for i, t in enumerate(w.threads) if not t.done and self.blocked(w, i) is None]
@@ -101,7 +118,51 @@ class Model:
 
     def step(self, w: World, i: int, trace: bool = True) -> tuple[World, Transition]:
         """Thread i's next micro-step.  ``trace=False`` (the searches) skips
-        building the events, which a replay of the path makes again."""
+        building the events, which a replay of the path makes again, and
+        remembers the result: a micro-step depends only on the state and the
+        thread, and many worlds share both (they differ in where other threads
+        are), so most steps of a search are looked up rather than run."""
+        t = w.threads[i]
+        debug = getattr(self.backend, "debug_invariants", False)  # COWDSL_DEBUG_INVARIANTS=1
+        remember = not trace and not debug and self.memo is not None
+        key = (w.state, t)
+        hit = None
+        if remember:
+            self.lookups += 1
+            hit = self.memo.get(key)
+        if hit is None:
+            hit = self._micro(w, i, trace)
+            if remember:
+                self.remember(key, hit)
+        state, t2, tr = hit
+        threads = w.threads[:i] + (t2,) + w.threads[i + 1 :]
+        block = w.block
+        if t2.done and all(x.done for x in threads):
+            block += 1
+            threads = self.threads_for(block) if block < len(self.blocks) else ()
+        w2 = World(state, block, threads)
+        if debug:
+            self.check_invariants(w, w2, self.sc.steps[t.steps[t.at]], tr.label)
+        return w2, tr
+
+    def remember(self, key, hit) -> None:
+        memo = self.memo
+        if len(memo) >= MEMO_MAX:
+            memo.clear()
+            self.shared.clear()
+        self.misses += 1
+        if self.lookups >= MEMO_PROBE and self.misses > self.lookups * 0.8:
+            self.memo = None  # worlds here rarely share a state: remembering costs more than it saves
+            self.shared.clear()
+            self.waits.clear()
+            return
+        state, t2, tr = hit
+        share = self.shared.setdefault  # one instance of each state and footprint, shared with the worlds
+        tr = evolve(tr, reads=share(tr.reads, tr.reads), writes=share(tr.writes, tr.writes),
+                    marks=share(tr.marks, tr.marks))
+        memo[key] = (share(state, state), t2, tr)
+
+    def _micro(self, w: World, i: int, trace: bool) -> tuple[State, Thread, Transition]:
         t = w.threads[i]
         step = self.sc.steps[t.steps[t.at]]
         m = Machine(w.state, quiet=not trace)
@@ -130,17 +191,9 @@ class Model:
         if nxt is None and step.bind:
             m.set_result(step.bind, out)
         t2 = Thread(t.actor, t.steps, t.at + 1) if nxt is None else Thread(t.actor, t.steps, t.at, nxt, frame)
-        threads = w.threads[:i] + (t2,) + w.threads[i + 1 :]
-        block = w.block
-        if t2.done and all(x.done for x in threads):
-            block += 1
-            threads = self.threads_for(block) if block < len(self.blocks) else ()
         tr = Transition((w.block, i), t.actor, step.number, label, tuple(m.events),
                         frozenset(m.reads), frozenset(m.writes), out if nxt is None else None, frozenset(m.marks))
-        w2 = World(m.freeze(), block, threads)
-        if getattr(self.backend, "debug_invariants", False):  # COWDSL_DEBUG_INVARIANTS=1
-            self.check_invariants(w, w2, step, label)
-        return w2, tr
+        return m.freeze(), t2, tr
 
     def check_invariants(self, before: World, after: World, step, label: str) -> None:
         """The model's invariants after one micro-step, counting what every actor's

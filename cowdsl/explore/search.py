@@ -188,11 +188,11 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
     sys.setrecursionlimit(max(limit, 20_000))
     block_starts = [0]  # trace index where the current par block began; races only happen within a block
 
+    last_at: dict = {}  # tid -> the trace indices of its moves
+
     def last_clock(tid, start: int) -> dict:
-        for j in range(len(trace) - 1, start - 1, -1):
-            if trace[j].tid == tid:
-                return clocks[j]
-        return {}
+        at = last_at.get(tid)
+        return clocks[at[-1]] if at and at[-1] >= start else {}
 
     def race(move, start: int) -> dict:
         """Schedule the reversal of every race of ``move`` with the trace; return
@@ -216,8 +216,8 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
         """Make sure an initial of notdep(trace[j]).move is explored at trace[j]'s
         world; c is what happens before the move among the entries after j."""
         pre = levels[j]
-        if pre.backtrack.issuperset(pre.enabled):
-            return
+        if len(pre.backtrack) == len(pre.enabled):
+            return  # every thread is scheduled there already
         tj = trace[j].tid
         initials, in_v = set(), set()
         for k in range(j + 1, len(trace)):
@@ -232,22 +232,24 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
                 pre.backtrack.update(pre.enabled)
                 return
             initials.add(p[1])
+        if not initials.issubset(pre.nexts):  # not expected: independent moves never enable one another
+            pre.backtrack.update(pre.enabled)
+            return
         asleep = {i for (b, i) in pre.sleep if b == tj[0]}
         if initials and not initials & (pre.backtrack | asleep):
             pre.backtrack.add(min(initials))
 
     def race_summary(summary: dict, start: int, block: int) -> None:
-        for p, moves in summary.items():
-            if p[0] != block:
-                continue
-            pc = last_clock(p, start)
-            for j in range(len(trace) - 1, start - 1, -1):
-                e = trace[j]
-                if e.tid == p or clocks[j][e.tid] <= pc.get(e.tid, 0):
-                    continue
-                pre = levels[j]
-                if not pre.backtrack.issuperset(pre.enabled) and e.dependent(moves):
+        threads = [(p, moves, last_clock(p, start)) for p, moves in summary.items() if p[0] == block]
+        for j in range(len(trace) - 1, start - 1, -1):
+            pre = levels[j]
+            if len(pre.backtrack) == len(pre.enabled):
+                continue  # (backtrack sets only hold enabled threads)
+            e = trace[j]
+            for p, moves, pc in threads:
+                if e.tid != p and clocks[j][e.tid] > pc.get(e.tid, 0) and e.dependent(moves):
                     pre.backtrack.update(pre.enabled)
+                    break
 
     def explore(w: World, sleep: dict) -> dict:
         """Explore from w; returns the summary of its subtree (this block's)."""
@@ -312,8 +314,10 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
                 child_sleep = {q: t for q, t in level.sleep.items() if not t.dependent(tr)}
                 trace.append(tr)
                 clocks.append(clock)
+                last_at.setdefault(tr.tid, []).append(len(trace) - 1)
                 for m in explore(w2, child_sleep).values():
                     note(m)
+                last_at[tr.tid].pop()
                 trace.pop()
                 clocks.pop()
                 level.sleep[tr.tid] = tr
