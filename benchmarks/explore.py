@@ -17,6 +17,7 @@ against the targets and never fails on them.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import platform
 import sys
@@ -76,6 +77,7 @@ FAMILIES = {
 
 def measure(src: str, backend: str, mode: str, limit: float) -> dict:
     model = Model(load_text(src, "bench.cow"), registry.get(backend))
+    gc.collect()  # the previous measurement's garbage is not this one's cost
     t0 = time.perf_counter()
     ex = getattr(search, mode)(model, search.Bounds(max_states=10_000_000, timeout=limit))
     wall = time.perf_counter() - t0
