@@ -177,9 +177,14 @@ def test_the_visited_set_never_outgrows_max_states(search):
     assert peaks[300] < peaks[1200]
 
 
-def test_the_timeout_stops_an_exploration():
-    r = run(load_text(RACE), "anon-exclusive", mode="full", bounds=Bounds(max_states=10**9, timeout=0.3))
-    assert r.partial.startswith("--timeout") and r.verdict in ("unknown", "fail")
+@pytest.mark.parametrize("mode", ["full", "reduced"])
+def test_the_timeout_stops_an_exploration(mode, monkeypatch):
+    # a clock that runs a second per look: deterministic however fast the search is
+    ticks = iter(range(10**9))
+    monkeypatch.setattr("cowdsl.explore.search.time.monotonic", lambda: float(next(ticks)))
+    r = run(load_text(RACE), "anon-exclusive", mode=mode, bounds=Bounds(max_states=10**9, timeout=30, started=0.0))
+    assert r.partial == "--timeout 30s" and r.verdict in ("unknown", "fail")
+    assert 0 < r.exploration.states < 100
 
 
 def test_a_par_block_with_a_fork_of_many_pages_is_explained():

@@ -251,6 +251,14 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
                     pre.backtrack.update(pre.enabled)
                     break
 
+    shared: dict = {}  # one instance of each footprint set and summary entry: most subtrees repeat them
+
+    def moves_of(t, a) -> _Moves:
+        share = shared.setdefault
+        r, w, m = frozenset(a[0]), frozenset(a[1]), frozenset(a[2])
+        moves = _Moves(t, share(r, r), share(w, w), share(m, m))
+        return share(moves, moves)
+
     def explore(w: World, sleep: dict) -> dict:
         """Explore from w; returns the summary of its subtree (this block's)."""
         if trace and trace[-1].tid[0] != w.block:
@@ -322,7 +330,7 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
                 clocks.pop()
                 level.sleep[tr.tid] = tr
             levels.pop()
-        summary = {t: _Moves(t, frozenset(a[0]), frozenset(a[1]), frozenset(a[2])) for t, a in acc.items()}
+        summary = {t: moves_of(t, a) for t, a in acc.items()}
         if ex.partial is None and cache:
             old = summaries.get(w)
             entry = frozenset(sleep)
@@ -330,7 +338,7 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
                 entry = entry & old[0]
                 for m in old[1].values():
                     note(m)
-                summary = {t: _Moves(t, frozenset(a[0]), frozenset(a[1]), frozenset(a[2])) for t, a in acc.items()}
+                summary = {t: moves_of(t, a) for t, a in acc.items()}
             summaries[w] = (entry, summary)
         return summary
 
