@@ -1,5 +1,6 @@
 """Small example scenarios shared by the tests of the command line, the output
-formats and the pytest plugin (test_cli, test_report, test_junit, test_dot, test_plugin).
+formats and the pytest plugin (test_cli, test_report, test_junit, test_dot, test_plugin),
+and the growing race the explorer's and the limits' tests use.
 
 Those tests assert on the scenario names, line numbers and step counts below:
 change a scenario here and run them all.
@@ -71,3 +72,13 @@ par {
 }
 always: A.buf == 1
 """
+
+
+def pinners_racing_fork(pins: int, pages: int) -> str:
+    """S12 grown: `pins` threads pin with GUP-fast, page i % pages each, while
+    thread F forks (the explorer's and the limits' tests)."""
+    lines = ["process A", *(f"thread T{i} of A" for i in range(pins)), "thread F of A",
+             f"A: mmap(p, anon, private, rw, pages={pages})", *(f"A: write(p[{j}], 1)" for j in range(pages)),
+             "par {", *(f"  T{i}: pin(p[{i % pages}], write, fast) as r{i}" for i in range(pins)),
+             "  F: fork() as B", "}", "always: failed(r0) or r0 is A.p[0]"]
+    return "\n".join(lines) + "\n"

@@ -13,6 +13,7 @@ from cowdsl.explore.model import Model
 from cowdsl.load import load_text
 from cowdsl.run import run
 from cowdsl.semantics import registry
+from examples import pinners_racing_fork
 
 S12 = """
 process A
@@ -412,23 +413,7 @@ def test_the_race_corpus_reduced_equals_full():
 
 # --- progress ----------------------------------------------------------------------------
 
-PINNERS_AND_FORK = """
-process A
-thread T0 of A
-thread T1 of A
-thread T2 of A
-thread F of A
-A: mmap(p, anon, private, rw, pages=2)
-A: write(p[0], 1)
-A: write(p[1], 1)
-par {
-  T0: pin(p[0], write, fast) as r0
-  T1: pin(p[1], write, fast) as r1
-  T2: pin(p[0], write, fast) as r2
-  F: fork() as B
-}
-always: failed(r0) or r0 is A.p[0]
-"""
+PINNERS_AND_FORK = pinners_racing_fork(3, 2)
 
 
 @pytest.mark.parametrize("mode", ["full", "reduced"])

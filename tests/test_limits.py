@@ -16,6 +16,7 @@ from cowdsl.explore.search import Bounds, full, reduced
 from cowdsl.load import find, load, load_text
 from cowdsl.run import run
 from cowdsl.semantics import registry
+from examples import pinners_racing_fork
 
 
 def diag(src: str, limits=None):
@@ -139,24 +140,7 @@ def test_cli_rejects_a_limit_that_is_not_positive(capsys):
 
 # --- exploration: states and time ---------------------------------------------------------------------
 
-RACE = """\
-process A
-thread T0 of A
-thread T1 of A
-thread T2 of A
-thread F of A
-A: mmap(p, anon, private, rw, pages=3)
-A: write(p[0], 1)
-A: write(p[1], 1)
-A: write(p[2], 1)
-par {
-  T0: pin(p[0], write, fast) as r0
-  T1: pin(p[1], write, fast) as r1
-  T2: pin(p[2], write, fast) as r2
-  F: fork() as B
-}
-always: failed(r0) or r0 is A.p[0]
-"""
+RACE = pinners_racing_fork(3, 3)
 
 
 @pytest.mark.parametrize("search", [full, reduced])
