@@ -184,7 +184,8 @@ def main(argv=None) -> int:
     row("in-process first parse+check (parser load)", inproc["first_parse_check_ms"], "ms")
     if not args.no_write:
         out = HERE / "results.json"
-        out.write_text(json.dumps(results, indent=2) + "\n")
+        kept = json.loads(out.read_text()) if out.exists() else {}  # explore.py's figures live here too
+        out.write_text(json.dumps({**kept, **results}, indent=2) + "\n")
         print(f"wrote {out.relative_to(ROOT)}")
     return 0
 
