@@ -1,6 +1,8 @@
 """Peak memory: what a run costs, and that --max-states bounds it.
 
-Run:  python benchmarks/memory.py [--big] [--json FILE]
+Run:  python benchmarks/memory.py [--big] [--json FILE | --no-write]
+
+Figures go to benchmarks/results.json (key "memory"), or to FILE.
 
 Each measurement runs in a fresh process, which reports its peak resident set
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) after the run, and the peak of
@@ -108,6 +110,7 @@ def in_subprocess(what: str, mode: str | None, max_states: int | None, traced: b
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--big", action="store_true", help="also the 80,000-state bound (RSS only)")
+    ap.add_argument("--no-write", action="store_true", help="print only; leave results.json alone")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--mode", help=argparse.SUPPRESS)
@@ -138,6 +141,11 @@ def main(argv=None) -> int:
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
+    elif not args.no_write:  # beside the other figures, under "memory"
+        path = Path(__file__).resolve().parent / "results.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data["memory"] = doc
+        path.write_text(json.dumps(data, indent=2) + "\n")
     over = [r for r in rows if r["max_states"] and r["states"] > r["max_states"]]
     print("every bounded exploration stayed within --max-states" if not over else f"OVER THE BOUND: {over}")
     return 0
