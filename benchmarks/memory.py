@@ -1,8 +1,8 @@
 """Peak memory: what a run costs, and that --max-states bounds it.
 
-Run:  python benchmarks/memory.py [--big] [--json FILE | --no-write]
+Run:  python benchmarks/memory.py [--big] [--json FILE] [--no-write]
 
-Figures go to benchmarks/results.json (key "memory"), or to FILE.
+Figures go to benchmarks/results.json (key "memory"), and to FILE if given.
 
 Each measurement runs in a fresh process, which reports its peak resident set
 (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) after the run, and the peak of
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if args.json:
         args.json.write_text(json.dumps(doc, indent=2) + "\n")
-    elif not args.no_write:  # beside the other figures, under "memory"
+    if not args.no_write:  # beside the other figures, under "memory"
         path = Path(__file__).resolve().parent / "results.json"
         data = json.loads(path.read_text()) if path.exists() else {}
         data["memory"] = doc
