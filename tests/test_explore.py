@@ -327,6 +327,30 @@ def test_independent_moves_commute_and_never_enable_each_other(src, backend):
     assert independence_violations(src, backend) == [], src
 
 
+# A's write to a mapping T made read-only kills A (SIGSEGV tears its VMAs down);
+# the teardown once logged only the mm's VMA list, so ksmd's read of A's VMAs
+# looked independent of it, and did not commute.
+SEGV_TEARDOWN_VS_KSMD = """
+process A, C
+thread T of A
+A: mmap(p, anon, private, rw)
+A: mmap(q, anon, private, rw)
+par {
+  ksmd: ksm_merge(A.p, A.q)
+  A: write(q, 2)
+  A: fork() as B
+  T: mprotect(q, ro)
+  T: write(p, 2)
+}
+always: A.p == A.p
+"""
+
+
+@pytest.mark.parametrize("backend", ["early-cow:wp_seq=off", "anon-exclusive"])
+def test_independence_regressions(backend):
+    assert independence_violations(SEGV_TEARDOWN_VS_KSMD, backend) == []
+
+
 # Executions reduction once lost, kept as regressions.  Flanagan and Godefroid's
 # backtracking rule (schedule the racing thread itself) loses them with sleep sets:
 # in MISSED_WITH_FG05_RULE, at the world after C's first write, A's next move is

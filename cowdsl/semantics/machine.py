@@ -116,12 +116,17 @@ class Machine:
 
     def add_mm(self, mm: Mm) -> None:
         self.writes.update({("mm", mm.name, f) for f in ("vmas", "alive", "mmap_lock", "ptl", "wp_seq", "has_pinned")})
+        self.writes.update(("vma", mm.name, v.name) for v in mm.vmas)
         self.marks.add(("mm*", mm.name))
         self.dirty.add("mms")
         self.mms[mm.name] = mm
 
     def update_mm(self, name: str, **changes) -> None:
         self.writes.update(("mm", name, f) for f in changes)
+        if "vmas" in changes:  # a VMA gone, added or changed is a write of that VMA
+            old = {v.name: v for v in self.mms[name].vmas}
+            new = {v.name: v for v in changes["vmas"]}
+            self.writes.update(("vma", name, n) for n in old.keys() | new.keys() if old.get(n) is not new.get(n))
         self.marks.add(("mm*", name))
         self.dirty.add("mms")
         self.mms[name] = evolve(self.mms[name], **changes)
