@@ -114,7 +114,18 @@ class Model:
         name = self.backend.lock_mm(step)
         out = {("mm", name, "mmap_lock"), ("mm", name, "ptl")} if name else set()
         out |= {("mm", o, "ptl") for o in self.backend.other_ptls(w.state, step, t.label, t.frame)}
+        out |= self.rmap_reads(w.state, step)
         return frozenset(out)
+
+    @staticmethod
+    def rmap_reads(state: State, step) -> set:
+        """Which page-table locks an rmap walk needs (swapout's try_to_unmap,
+        make_device_exclusive's) depends on every mm's page tables: reads."""
+        if step.op not in ("swapout", "make_device_exclusive"):
+            return set()
+        out = {("mms",)} | {("mm", mm.name, "vmas") for mm in state.mms}
+        out.update(("vma", mm.name, v.name) for mm in state.mms for v in mm.vmas)
+        return out
 
     def step(self, w: World, i: int, trace: bool = True) -> tuple[World, Transition]:
         """Thread i's next micro-step.  ``trace=False`` (the searches) skips
@@ -184,6 +195,7 @@ class Model:
                 name = self.backend.lock_mm(step)
                 m.reads.update({("mm", name, "mmap_lock"), ("mm", name, "ptl")})
                 m.reads.update(("mm", o, "ptl") for o in self.backend.other_ptls(w.state, step, label, t.frame))
+                m.reads.update(self.rmap_reads(w.state, step))
                 if step.op in ("read", "write") and step.addr is not None:
                     m.reads.add(("vma", step.addr.proc, step.addr.mapping))
             mic = self.backend.micro(m, step, label, t.frame)

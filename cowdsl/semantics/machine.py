@@ -117,6 +117,7 @@ class Machine:
     def add_mm(self, mm: Mm) -> None:
         self.writes.update({("mm", mm.name, f) for f in ("vmas", "alive", "mmap_lock", "ptl", "wp_seq", "has_pinned")})
         self.writes.update(("vma", mm.name, v.name) for v in mm.vmas)
+        self.writes.add(("mms",))  # the set of mms: what a walk over all of them reads
         self.marks.add(("mm*", mm.name))
         self.dirty.add("mms")
         self.mms[mm.name] = mm
@@ -159,6 +160,7 @@ class Machine:
 
     def mappers(self, pfn: int):
         """The rmap walk: every (mm, vma, index) whose present PTE maps pfn."""
+        self.reads.add(("mms",))
         for m in self.mms.values():
             self.reads.add(("mm", m.name, "vmas"))
             for v in m.vmas:
@@ -228,6 +230,7 @@ class Machine:
         """The device-exclusive entries naming pfn: not mappings (no mapcount), but
         each keeps the page, and a PTE-mapped THP's siblings, referenced."""
         n = 0
+        self.reads.add(("mms",))
         for m in self.mms.values():
             self.reads.add(("mm", m.name, "vmas"))
             for v in m.vmas:
