@@ -39,18 +39,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(HERE))
 
-
-def race(threads: int = 4, pages: int = 3) -> str:
-    """The S12 race: GUP-fast pins against a fork (as in benchmarks/explore.py's gupfast_fork)."""
-    lines = ["process A"] + [f"thread T{i} of A" for i in range(threads)] + ["thread F of A"]
-    lines.append(f"A: mmap(p, anon, private, rw, pages={pages})")
-    lines += [f"A: write(p[{j}], 1)" for j in range(pages)]
-    lines.append("par {")
-    lines += [f"  T{i}: pin(p[{i % pages}], write, fast) as r{i}" for i in range(threads)]
-    lines += ["  F: fork() as B", "}"]
-    lines.append("always: " + " and ".join(f"(failed(r{i}) or r{i} is A.p[{i % pages}])" for i in range(threads)))
-    return "\n".join(lines) + "\n"
+from explore import gupfast_fork  # noqa: E402  (the exploration benchmark's race family)
 
 
 def largest_corpus_scenario() -> Path:
@@ -74,7 +65,7 @@ def measure(what: str, mode: str | None, max_states: int | None, traced: bool = 
     from cowdsl.load import load, load_text
     from cowdsl.run import run
 
-    sc = load_text(race(), "race.cow") if what == "race" else load(what)
+    sc = load_text(gupfast_fork(4, 3), "race.cow") if what == "race" else load(what)  # the S12 race, grown
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if traced:
         tracemalloc.start()
