@@ -1,10 +1,10 @@
 """The searches over a Model's worlds.
 
 ``full``: breadth-first over every interleaving with a visited set; the
-reference.  ``reduced``: stateless depth-first search with dynamic partial-order
-reduction (Flanagan and Godefroid, POPL 2005) and sleep sets, over the
-independence relation given by what each micro-step read and wrote.  Both stop
-at ``max_states`` or ``timeout`` and then say the result is partial.
+reference.  ``reduced`` (the default): depth-first source-DPOR with sleep sets
+and state caching, over the independence relation given by what each
+micro-step read and wrote; it reaches the same final states.  Both stop at
+``max_states`` or ``timeout`` and then say the result is partial.
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ def _count_paths(init: World, succ: dict) -> int:
     return count[init]
 
 
-# --- reduced: DPOR with sleep sets ---------------------------------------------------
+# --- reduced: source-DPOR with sleep sets and state caching -------------------------
 
 
 @frozen(cache_hash=True)
