@@ -37,7 +37,7 @@ class AnonExclusive(CowFixes1):
         "longterm_file_write": Option(
             ("refuse", "allow"),
             "a FOLL_LONGTERM write pin of a file mapping that needs dirty tracking (a disk file, not "
-            "shmem) is refused (6.5, writable_file_mapping_allowed; ID UNVERIFIED) or allowed (before 6.5)",
+            "shmem) is refused (6.5, 8ac268436e6d) or allowed (before 6.5)",
         ),
         "longterm_unshare": Option(
             ("all", "anon"),
@@ -66,13 +66,15 @@ class AnonExclusive(CowFixes1):
 
     def check_vma_flags(self, m, vma, flags):
         """6.2 f347454d0341 [M]: no FOLL_FORCE|FOLL_WRITE on hugetlb.  6.5
-        (writable_file_mapping_allowed, Lorenzo Stoakes; ID UNVERIFIED): no
+        8ac268436e6d ("mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to
+        file-backed mappings", Lorenzo Stoakes, writable_file_mapping_allowed;
+        the ID as cited on LKML, not in the reference): no
         long-term write pins of file mappings that need dirty tracking — model
         files are disk files; shared anonymous memory is shmem and allowed.
         Found by the native cross-check on a 6.18 host (ext4 temp files)."""
         if flags.write and flags.pin and flags.longterm and vma.file is not None and vma.shared \
                 and not vma.shmem and self.options["longterm_file_write"] == "refuse":
-            return Decision(False, "FOLL_LONGTERM write pin of a disk-file mapping → -EFAULT", "writable_file_mapping_allowed")
+            return Decision(False, "FOLL_LONGTERM write pin of a disk-file mapping → -EFAULT", "8ac268436e6d")
         if flags.write and flags.force and not vma.write and vma.kind == HUGETLB and self.options["hugetlb_force"] == "refuse":
             return Decision(False, "FOLL_FORCE|FOLL_WRITE on hugetlb → -EFAULT", "f347454d0341")
         return super().check_vma_flags(m, vma, flags)

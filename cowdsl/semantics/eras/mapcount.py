@@ -87,13 +87,15 @@ class Mapcount(Backend):
     def check_vma_flags(self, m, vma, flags):
         """A write GUP needs VM_WRITE, or FOLL_FORCE in a COW (private) mapping:
         a forced write into a read-only shared mapping has been refused since
-        Hugh Dickins's 2014 change (the comment in check_vma_flags; ID UNVERIFIED)."""
+        cda540ace6a1 ("mm: get_user_pages(write,force) refuse to COW in shared
+        areas", Hugh Dickins, 3.15; the ID as cited on LKML, not checked against
+        the tree)."""
         if not flags.write or vma.write:
             return Decision(True, "access allowed", None)
         if not flags.force:
             return Decision(False, "write to a read-only mapping → -EFAULT", None)
         if not vma.is_cow_mapping:
-            return Decision(False, "FOLL_FORCE write to a shared mapping → -EFAULT", None)
+            return Decision(False, "FOLL_FORCE write to a shared mapping → -EFAULT", "cda540ace6a1")
         return Decision(True, "FOLL_FORCE write in a COW mapping", None)
 
     def gup_break_cow(self, m, vma, flags):
