@@ -110,22 +110,7 @@ class Model:
     def lock_footprint(self, w: World, i: int) -> frozenset:
         """What a blocked thread waits on, for the independence relation."""
         t = w.threads[i]
-        step = self.sc.steps[t.steps[t.at]]
-        name = self.backend.lock_mm(step)
-        out = {("mm", name, "mmap_lock"), ("mm", name, "ptl")} if name else set()
-        out |= {("mm", o, "ptl") for o in self.backend.other_ptls(w.state, step, t.label, t.frame)}
-        out |= self.rmap_reads(w.state, step)
-        return frozenset(out)
-
-    @staticmethod
-    def rmap_reads(state: State, step) -> set:
-        """Which page-table locks an rmap walk needs (swapout's try_to_unmap,
-        make_device_exclusive's) depends on every mm's page tables: reads."""
-        if step.op not in ("swapout", "make_device_exclusive"):
-            return set()
-        out = {("mms",)} | {("mm", mm.name, "vmas") for mm in state.mms}
-        out.update(("vma", mm.name, v.name) for mm in state.mms for v in mm.vmas)
-        return out
+        return frozenset(self.backend.lock_reads(w.state, self.sc.steps[t.steps[t.at]], t.label, t.frame))
 
     def step(self, w: World, i: int, trace: bool = True) -> tuple[World, Transition]:
         """Thread i's next micro-step.  ``trace=False`` (the searches) skips
@@ -190,14 +175,8 @@ class Model:
             label, nxt, frame = "op", None, ()
         else:
             label = t.label or self.backend.program(step)[1]
-            if self.backend.lock_needed(step, label):
-                # whether it could run depended on the locks: reads, for the independence relation
-                name = self.backend.lock_mm(step)
-                m.reads.update({("mm", name, "mmap_lock"), ("mm", name, "ptl")})
-                m.reads.update(("mm", o, "ptl") for o in self.backend.other_ptls(w.state, step, label, t.frame))
-                m.reads.update(self.rmap_reads(w.state, step))
-                if step.op in ("read", "write") and step.addr is not None:
-                    m.reads.add(("vma", step.addr.proc, step.addr.mapping))
+            if self.backend.lock_needed(step, label):  # whether it could run depended on the locks
+                m.reads.update(self.backend.lock_reads(w.state, step, label, t.frame))
             mic = self.backend.micro(m, step, label, t.frame)
             out, nxt, frame = mic.outcome, mic.next, mic.frame
         if nxt is None and step.bind:

@@ -330,16 +330,13 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
                 clocks.pop()
                 level.sleep[tr.tid] = tr
             levels.pop()
+        old = summaries.get(w) if cache and ex.partial is None else None
+        if old is not None:  # explored twice: together they cover the smaller sleep set
+            for m in old[1].values():
+                note(m)
         summary = {t: moves_of(t, a) for t, a in acc.items()}
         if ex.partial is None and cache:
-            old = summaries.get(w)
-            entry = frozenset(sleep)
-            if old is not None:  # explored twice: together they cover the smaller sleep set
-                entry = entry & old[0]
-                for m in old[1].values():
-                    note(m)
-                summary = {t: moves_of(t, a) for t, a in acc.items()}
-            summaries[w] = (entry, summary)
+            summaries[w] = (frozenset(sleep) & old[0] if old else frozenset(sleep), summary)
         return summary
 
     try:

@@ -158,16 +158,21 @@ class Machine:
         ptes = v.ptes[:idx] + (pte,) + v.ptes[idx + 1 :]
         self.set_vma(mm, evolve(v, ptes=ptes))
 
-    def mappers(self, pfn: int):
-        """The rmap walk: every (mm, vma, index) whose present PTE maps pfn."""
+    def all_ptes(self):
+        """Every (mm, vma, index, entry) of every mm: a read of all page tables
+        and of the set of mms."""
         self.reads.add(("mms",))
         for m in self.mms.values():
             self.reads.add(("mm", m.name, "vmas"))
             for v in m.vmas:
                 self.reads.add(("vma", m.name, v.name))
                 for i, p in enumerate(v.ptes):
-                    if p is not None and p.present and p.page == pfn:
-                        yield m.name, v.name, i
+                    if p is not None:
+                        yield m.name, v.name, i, p
+
+    def mappers(self, pfn: int):
+        """The rmap walk: every (mm, vma, index) whose present PTE maps pfn."""
+        return [(mm, v, i) for mm, v, i, p in self.all_ptes() if p.present and p.page == pfn]
 
     def count(self, mm: str, what: str) -> None:
         """A counter increment: commutes with other increments."""
@@ -229,14 +234,7 @@ class Machine:
     def devexcl_entries(self, pfn: int) -> int:
         """The device-exclusive entries naming pfn: not mappings (no mapcount), but
         each keeps the page, and a PTE-mapped THP's siblings, referenced."""
-        n = 0
-        self.reads.add(("mms",))
-        for m in self.mms.values():
-            self.reads.add(("mm", m.name, "vmas"))
-            for v in m.vmas:
-                self.reads.add(("vma", m.name, v.name))
-                n += sum(1 for p in v.ptes if p is not None and p.devexcl and p.page == pfn)
-        return n
+        return sum(1 for _, _, _, p in self.all_ptes() if p.devexcl and p.page == pfn)
 
     @staticmethod
     def pin_refs(p) -> int:

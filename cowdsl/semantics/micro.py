@@ -147,6 +147,23 @@ class MicroSteps:
         return [m.name for m in state.mms if any(p is not None and p.present and p.page == pfn
                                                  for v in m.vmas for p in v.ptes)]
 
+    def lock_reads(self, state: State, step, label: str | None, frame: tuple) -> set:
+        """What deciding whether this micro-step can take its locks reads, for
+        the explorer's independence relation: the locks themselves; for a CPU
+        access, its PTE (no fault, no lock); for an rmap walk, every mm's page
+        tables and the set of mms (they say whose page-table locks it takes)."""
+        name = self.lock_mm(step)
+        out = {("mm", name, "mmap_lock"), ("mm", name, "ptl")} if name else set()
+        out.update(("mm", o, "ptl") for o in self.other_ptls(state, step, label, frame))
+        if step.op in ("read", "write") and step.addr is not None:
+            out.add(("vma", step.addr.proc, step.addr.mapping))
+        if step.op in ("swapout", "make_device_exclusive"):
+            out.add(("mms",))
+            for mm in state.mms:
+                out.add(("mm", mm.name, "vmas"))
+                out.update(("vma", mm.name, v.name) for v in mm.vmas)
+        return out
+
     @staticmethod
     def cpu_access_faults(state: State, step) -> bool:
         a = step.addr

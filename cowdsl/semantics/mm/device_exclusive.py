@@ -35,7 +35,7 @@ class DeviceExclusive:
         (pfn,) = frame
         a = step.addr
         valid = False
-        for mm, vname, idx in list(m.mappers(pfn)):
+        for mm, vname, idx in m.mappers(pfn):
             old = m.pte(mm, vname, idx)
             valid |= (mm, vname, idx) == (a.proc, a.mapping, a.index) and old.write
             m.set_pte(mm, vname, idx, Pte(page=pfn, devexcl=True, write=old.write, dirty=old.dirty))

@@ -35,7 +35,7 @@ class Reclaim:
         return Outcome(True)
 
     def try_to_unmap(self, m, pfn) -> bool:
-        for mm, vname, idx in list(m.mappers(pfn)):
+        for mm, vname, idx in m.mappers(pfn):
             page = m.page(pfn)
             was_exclusive = page.anon_exclusive
             if was_exclusive and not m.decided(
