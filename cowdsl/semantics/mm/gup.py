@@ -275,9 +275,8 @@ class Gup:
     def pmw__follow(self, m, step, frame):
         tries, cow = frame
         a = step.addr
-        if m.vma(a.proc, a.mapping) is None:  # torn down since the lock was taken (the target's SIGSEGV)
-            m.say(f"gup: no mapping `{a.mapping}` in {a.proc} any more → -EFAULT")
-            return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
+        if (gone := self.pmw_vma_gone(m, step)) is not None:
+            return gone
         what, arg = self.follow_page(m, a.proc, a.mapping, a.index, Foll(write=True, force=True, cow=cow))
         if what == "page":
             m.grab(arg, pin=False)
@@ -290,9 +289,8 @@ class Gup:
     def pmw__fault(self, m, step, frame):
         tries, cow, kind = frame
         a = step.addr
-        if m.vma(a.proc, a.mapping) is None:
-            m.say(f"gup: no mapping `{a.mapping}` in {a.proc} any more → -EFAULT")
-            return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
+        if (gone := self.pmw_vma_gone(m, step)) is not None:
+            return gone
         flags = self.faultin_page(m, a.proc, a.mapping, a.index, kind, Foll(write=True, force=True, cow=cow))
         return Micro("follow", (tries + 1, flags.cow))
 
@@ -304,6 +302,14 @@ class Gup:
         where = f"page-cache page of {page.file}" if page.file else f"page #{pfn}"
         m.say(f"access_remote_vm: forced write of {step.value} into {where}")
         return self.pmw_unlock(m, step, Outcome(True))
+
+    def pmw_vma_gone(self, m, step):
+        """The mapping was torn down since the lock was taken (the target's SIGSEGV): -EFAULT."""
+        a = step.addr
+        if m.vma(a.proc, a.mapping) is not None:
+            return None
+        m.say(f"gup: no mapping `{a.mapping}` in {a.proc} any more → -EFAULT")
+        return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
 
     def pmw_unlock(self, m, step, out):
         a = step.addr
