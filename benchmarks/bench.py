@@ -156,7 +156,7 @@ def main(argv=None) -> int:
     suite = bench_suite(cmd)
     inproc = bench_in_process(args.runs)
     results = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "command": {"cowdsl": via},
         "targets": TARGETS,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import unicodedata
-from typing import Iterable
+from collections.abc import Iterable
 
 from attrs import frozen
 
@@ -21,7 +21,7 @@ class Span:
     end_col: int  # exclusive, on the same line
 
     @classmethod
-    def of_token(cls, tok) -> "Span":
+    def of_token(cls, tok) -> Span:
         line = getattr(tok, "line", None) or 1
         col = getattr(tok, "column", None) or 1
         end = getattr(tok, "end_column", None)

@@ -330,7 +330,9 @@ class ScenarioGenerator:
             return None
         child = n.fresh("B")
 
-        def make(maps=dict(n.procs[task])):
+        def make(maps=None):
+            if maps is None:
+                maps = dict(n.procs[task])
             n.procs[child] = maps
             n.outcomes.append(child)
         self.made(make)
@@ -776,7 +778,8 @@ def _run_input(data: bytes, backends, max_states: int, timeout: float, run: bool
     from cowdsl.errors import CowError
     from cowdsl.explore.search import Bounds
     from cowdsl.load import load_text
-    from cowdsl.report import jsonout, text as textout
+    from cowdsl.report import jsonout
+    from cowdsl.report import text as textout
     from cowdsl.run import run as run_scenario
     from cowdsl.semantics.invariants import InvariantViolation
     from cowdsl.syntax.parser import decode
@@ -913,7 +916,7 @@ def fuzz(*, seconds: float | None = 60.0, examples: int | None = None, seed: int
             seen.add(e.key)
             counts["crashes"] += 1
 
-            def again(d: bytes, key=e.key) -> bool:
+            def again(d: bytes, key=e.key, specs=specs) -> bool:
                 try:
                     once(d, specs)
                 except Crash as e2:

@@ -52,7 +52,7 @@ def view_addr(state: State, addr: S.Addr) -> View:
         return View(state.pages[pte.page].data, pte.page, "device-exclusive entry", pte)
     cached = next((i for i, p in enumerate(state.pages) if p.swapcache == pte.slot and not p.freed), None)
     if cached is not None:
-        return View(state.pages[cached].data, cached, f"swapped out, in swap cache", pte)
+        return View(state.pages[cached].data, cached, "swapped out, in swap cache", pte)
     return View(state.slots[pte.slot].data, None, f"swapped out to slot {pte.slot}", pte)
 
 

@@ -60,7 +60,7 @@ class Limits:
     def asdict(self) -> dict:
         return {k: getattr(self, k) for k in _DEFAULTS}
 
-    def replace(self, **changes) -> "Limits":
+    def replace(self, **changes) -> Limits:
         return Limits(**{**self.asdict(), **{k: v for k, v in changes.items() if v is not None}})
 
     def __eq__(self, other) -> bool:

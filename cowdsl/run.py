@@ -85,7 +85,7 @@ def run(sc: Scenario, backend_spec: str = "anon-exclusive", *, mode: str | None 
     t0 = time.perf_counter()
     records = []
     state = backend.init_state(sc)
-    for step, state, out, events in backend.run(sc):
+    for step, state, out, events in backend.run(sc):  # noqa: B007 (the last state is judged)
         records.append(StepRecord(step, out, tuple(events)))
     checks = tuple(Check(a, *evaluate(state, a)) for a in sc.assertions)
     return Result(sc, backend.spec, state, tuple(records), checks, expectation(sc, backend.spec),

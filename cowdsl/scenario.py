@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 from attrs import frozen
 
 from cowdsl.errors import Span
@@ -91,7 +89,7 @@ class Const:
     value: int | bool
 
 
-Ref = Union[PageAt, HandlePage, FilePage, Bound, ProcessRef, StepRef, Const]
+Ref = PageAt | HandlePage | FilePage | Bound | ProcessRef | StepRef | Const
 
 
 @frozen

@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from examples import BROKEN, FAILING, LONG_TERM_PIN
 
 from cowdsl import __version__, ops
 from cowdsl.cli import main
 from cowdsl.semantics import registry
-from examples import BROKEN, FAILING, LONG_TERM_PIN
 
 # Every assertion holds, but the expect line says fail: a mismatch.
 MISMATCH = """\

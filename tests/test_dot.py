@@ -10,12 +10,12 @@ import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
+from examples import FAILING, RACE
 
 from cowdsl.cli import main
 from cowdsl.load import load_text
 from cowdsl.report import dot
 from cowdsl.run import run
-from examples import FAILING, RACE
 
 PINNED = """\
 scenario "a pin survives fork"

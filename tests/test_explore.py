@@ -5,6 +5,7 @@ nothing: reduced and full exploration give the same final states and verdicts.""
 from __future__ import annotations
 
 import pytest
+from examples import pinners_racing_fork
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ from cowdsl.explore.model import Model
 from cowdsl.load import load_text
 from cowdsl.run import run
 from cowdsl.semantics import registry
-from examples import pinners_racing_fork
 
 S12 = """
 process A

@@ -24,6 +24,7 @@ from cowdsl.errors import CowError
 from cowdsl.load import load_text
 from cowdsl.semantics import invariants
 
+
 def FUZZ(n: int):
     return settings(max_examples=n, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 

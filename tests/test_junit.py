@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from examples import BROKEN, FAILING, PIN_SURVIVES_FORK, RACE
+
 from cowdsl.cli import main
 from cowdsl.report import junit
-from examples import BROKEN, FAILING, PIN_SURVIVES_FORK, RACE
 
 PASSING = PIN_SURVIVES_FORK + "expect pass on anon-exclusive\n"
 

@@ -70,8 +70,9 @@ def test_found_by_name_filename_and_mimetype():
 
 @needs_entry_point
 def test_pygmentize_command_line():
-    run = lambda *a: subprocess.run([sys.executable, "-m", "pygments", *a], capture_output=True, text=True,
-                                    timeout=60)
+    def run(*a):
+        return subprocess.run([sys.executable, "-m", "pygments", *a], capture_output=True, text=True,
+                                        timeout=60)
     assert run("-N", "x.cow").stdout.strip() == "cow"
     out = run("-l", "cow", "-f", "html", str(GOLDEN / "pin-fork.cow"))
     assert out.returncode == 0, out.stderr
@@ -234,7 +235,7 @@ def test_golden_tokens(name):
     if os.environ.get("COWDSL_UPDATE_GOLDEN") == "1":
         golden.write_text(got, encoding="utf-8")
     assert golden.is_file(), f"no {golden.name}: run with COWDSL_UPDATE_GOLDEN=1"
-    assert got == golden.read_text(encoding="utf-8"), f"tokens changed: COWDSL_UPDATE_GOLDEN=1 to accept"
+    assert got == golden.read_text(encoding="utf-8"), "tokens changed: COWDSL_UPDATE_GOLDEN=1 to accept"
 
 
 # --- colour in cowdsl run -------------------------------------------------------------------------

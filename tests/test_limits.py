@@ -7,6 +7,7 @@ import textwrap
 import tracemalloc
 
 import pytest
+from examples import pinners_racing_fork
 
 from cowdsl import limits as L
 from cowdsl.cli import main
@@ -16,7 +17,6 @@ from cowdsl.explore.search import Bounds, full, reduced
 from cowdsl.load import find, load, load_text
 from cowdsl.run import run
 from cowdsl.semantics import registry
-from examples import pinners_racing_fork
 
 
 def diag(src: str, limits=None):

@@ -12,11 +12,6 @@ from __future__ import annotations
 import inspect
 
 import pytest
-
-from cowdsl.ops import OPS
-from cowdsl.scenario import Step
-from cowdsl.semantics import micro, registry
-from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, ZERO_PFN
 from helpers_semantics import (
     assert_checks_hold,
     handle_page,
@@ -30,6 +25,11 @@ from helpers_semantics import (
     run_src,
     value,
 )
+
+from cowdsl.ops import OPS
+from cowdsl.scenario import Step
+from cowdsl.semantics import micro, registry
+from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, ZERO_PFN
 
 BIAS = GUP_PIN_COUNTING_BIAS
 

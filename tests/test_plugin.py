@@ -9,7 +9,6 @@ from __future__ import annotations
 from importlib import metadata
 
 import pytest
-
 from examples import BROKEN, FAILING, PIN_SURVIVES_FORK, RACE
 
 pytest_plugins = ["pytester"]

@@ -11,12 +11,12 @@ import re
 from pathlib import Path
 
 import pytest
+from examples import LONG_TERM_PIN
 
 from cowdsl.load import load_text
 from cowdsl.report import jsonout, text
 from cowdsl.run import run
 from cowdsl.semantics import registry
-from examples import LONG_TERM_PIN
 
 ALIAS = type(registry.get("anon-exclusive")).aliases[-1]  # a kernel version or nickname for it
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "json-schema.json"

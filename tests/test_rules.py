@@ -19,10 +19,6 @@ Section numbers refer to kernel-cow-semantics.md.
 from __future__ import annotations
 
 import pytest
-
-from cowdsl.semantics.backend import RULES
-from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, ZERO_PFN
-from cowdsl.semantics import registry
 from helpers_semantics import (
     BACKEND,
     assert_checks_hold,
@@ -45,6 +41,10 @@ from helpers_semantics import (
     states,
     value,
 )
+
+from cowdsl.semantics import registry
+from cowdsl.semantics.backend import RULES
+from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, ZERO_PFN
 
 BIAS = GUP_PIN_COUNTING_BIAS
 

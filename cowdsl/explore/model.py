@@ -45,7 +45,7 @@ class Transition:
     outcome: Outcome | None  # set when this micro-step finished the op
     marks: frozenset = frozenset()  # mms changed field-wise or counted: conflict only with whole-mm reads
 
-    def dependent(self, other: "Transition") -> bool:
+    def dependent(self, other: Transition) -> bool:
         return bool(self.writes & (other.reads | other.writes) or other.writes & self.reads
                     or self.marks & other.reads or other.marks & self.reads)
 

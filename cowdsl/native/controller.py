@@ -377,7 +377,7 @@ class Controller:
         except StepTimeout:
             self.kill(child)
             raise
-        for name, (addr, pages) in list(parent.mappings.items())[:4]:
+        for name, (_addr, pages) in list(parent.mappings.items())[:4]:
             for i in range(min(pages, 2)):
                 for q in (parent, child):
                     snap = self.snapshot(q, S.Addr(q.name, name, i))

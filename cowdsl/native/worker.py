@@ -114,7 +114,7 @@ class Failed(Exception):
 class ThreadRunner:
     """A declared thread: a real thread of this process running its commands."""
 
-    def __init__(self, worker: "Worker", name: str):
+    def __init__(self, worker: Worker, name: str):
         self.name = name
         self.inbox: queue.Queue = queue.Queue()
         self.outbox: queue.Queue = queue.Queue()
@@ -249,7 +249,7 @@ class Worker:
         except OSError as e:
             ring.close()
             raise Failed(_errname(e), f"io_uring IORING_REGISTER_BUFFERS({c['addr']:#x}, 4096) "
-                                      f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM] → {_errname(e)}")
+                                      f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM] → {_errname(e)}") from e
         self.rings[c["name"]] = (ring, c["addr"])
         return {"events": [f"io_uring ring fd {ring.fd}: IORING_REGISTER_BUFFERS({c['addr']:#x}, 4096) "
                            f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM]"]}

@@ -9,7 +9,8 @@ changed, each citing its commit.
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterator
+from collections.abc import Iterator
+from typing import ClassVar
 
 from attrs import frozen
 

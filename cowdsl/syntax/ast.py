@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Union
-
 from attrs import frozen
 
 from cowdsl.errors import Span
@@ -42,11 +40,11 @@ class Location:
 @frozen
 class KeywordArg:
     key: Name
-    value: Union[Number, Name]
+    value: Number | Name
     span: Span
 
 
-Arg = Union[Location, Number, KeywordArg]
+Arg = Location | Number | KeywordArg
 
 
 @frozen
@@ -107,16 +105,16 @@ class ParBlock:
 
 @frozen
 class Compare:
-    left: "Expr"
+    left: Expr
     op: str
-    right: "Expr"
+    right: Expr
     span: Span
 
 
 @frozen
 class Same:
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     negated: bool
     span: Span
 
@@ -136,19 +134,19 @@ class Bool:
 
 @frozen
 class Not:
-    operand: "Expr"
+    operand: Expr
     span: Span
 
 
 @frozen
 class BoolOp:
     op: str  # "and", "or", "implies"
-    left: "Expr"
-    right: "Expr"
+    left: Expr
+    right: Expr
     span: Span
 
 
-Expr = Union[Location, Number, Fact, Bool, Not, BoolOp, Compare, Same]
+Expr = Location | Number | Fact | Bool | Not | BoolOp | Compare | Same
 
 
 @frozen
@@ -166,7 +164,7 @@ class ExpectLine:
     span: Span
 
 
-Item = Union[ScenarioName, RefLine, ProcessDecl, ThreadDecl, FileDecl, PipeDecl, Step, ParBlock, Assertion, ExpectLine]
+Item = ScenarioName | RefLine | ProcessDecl | ThreadDecl | FileDecl | PipeDecl | Step | ParBlock | Assertion | ExpectLine
 
 
 @frozen

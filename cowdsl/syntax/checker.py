@@ -555,7 +555,7 @@ class Checker:
         # addresses
         if p.kind == ops.ADDRESS and a.owner is not None and a.owner.text != task:
             self.error(f"`{spec.name}` works on the actor's own memory", a.span, expected=f"`{a.name.text}` without a process",
-                       hint=f"to reach another process's memory use process_vm_writev/readv or proc_mem_write")
+                       hint="to reach another process's memory use process_vm_writev/readv or proc_mem_write")
             return False
         if p.kind == ops.REMOTE and a.owner is None:
             self.error(f"`{spec.name}` needs the process whose page it is", a.span, expected=f"PROCESS.{a.name.text}",
@@ -784,7 +784,7 @@ class Checker:
                 args.append(S.ProcessRef(a.name.text))
             elif spec.name == "failed":
                 if not a.bare or a.name.text not in self.n.outcomes:
-                    self.error(f"`failed` takes a step named with `as`", a.span, expected="a name bound by `as`",
+                    self.error("`failed` takes a step named with `as`", a.span, expected="a name bound by `as`",
                                hint=did_you_mean(a.text(), self.n.outcomes) or "name the step: `A: pin(buf) as mr`")
                     return S.Const(False), "error"
                 args.append(S.StepRef(a.name.text))

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from attrs import evolve, frozen
 
-from cowdsl.semantics.state import Handle, Outcome
-
 from cowdsl.semantics.micro import Micro
+from cowdsl.semantics.state import Handle, Outcome
 
 GUP_RETRIES = 4  # the kernel's retry loop terminates; the model's is bounded
 

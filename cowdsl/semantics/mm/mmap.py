@@ -106,7 +106,7 @@ class AddressSpace:
             m.set_vma(mm, evolve(vma, wipeonfork=True))
             m.say(f"MADV_WIPEONFORK: `{vname}`")
         elif advice == "pageout":
-            for idx, pte in enumerate(vma.ptes):
+            for _idx, pte in enumerate(vma.ptes):
                 if pte is None or not pte.present:
                     continue
                 page = m.page(pte.page)
