@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from cowdsl.run import Result, run
+from cowdsl.judge import Result
+from cowdsl.run import run
 from cowdsl.scenario import Scenario
 
 

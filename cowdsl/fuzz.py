@@ -811,7 +811,7 @@ def _run_input(data: bytes, backends, max_states: int, timeout: float, run: bool
         except Crash:
             raise
         except InvariantViolation as e:
-            raise Crash("invariant", f"on {spec}: {e}", _key(e)) from e
+            raise Crash("invariant", f"on {spec}: {textout.invariant_violation(e)}", _key(e)) from e
         except MemoryError as e:
             raise Crash("memory", f"MemoryError on {spec}", _key(e)) from e
         except Exception as e:

@@ -8,18 +8,27 @@ user-space equivalent make the scenario skip with the reason (``plan.py``);
 ``host.py`` says what this machine can do.  ``crosscheck.py`` compares the
 kernel with the model.
 
-``run_native(sc)`` returns a ``cowdsl.run.Result`` with ``final=None``: the
+``run_native(sc)`` returns a ``cowdsl.judge.Result`` with ``final=None``: the
 step records carry what was done natively, and the checks are judged on a
 ``NativeObservation``.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 import time
 
-from cowdsl.native.controller import Limits, StepTimeout
+from cowdsl import scenario as S
+from cowdsl.judge import Check, Result, StepRecord, check_execution
+from cowdsl.native import plan
+from cowdsl.native.controller import Controller, Limits, StepTimeout
 from cowdsl.native.host import probe, skip_reason
+from cowdsl.native.observe import NativeObservation
+from cowdsl.semantics import registry
+from cowdsl.semantics.machine import Event
+from cowdsl.semantics.state import Outcome
 
 __all__ = ["run_native", "Limits", "probe", "skip_reason", "BACKEND"]
 
@@ -28,8 +37,6 @@ DEFAULT_TIMEOUT = 60.0  # seconds for a whole scenario
 
 
 def _expected(sc) -> str | None:
-    from cowdsl.semantics import registry
-
     for e in sc.expectations:
         if registry.resolve(e.backend) == BACKEND:
             return e.outcome
@@ -37,29 +44,21 @@ def _expected(sc) -> str | None:
 
 
 def _undecided(sc, reason: str):
-    from cowdsl.run import Check
-
     return tuple(Check(a, None, {"unsupported": reason}) for a in sc.assertions)
 
 
-def _judge(evaluate, obs, a):
-    """One real execution: `always`/`sometimes` X hold iff X does, `never` X iff X does not;
-    an `invariant` needs every intermediate state, which native does not observe."""
-    quantifier = getattr(a, "quantifier", "always")
-    if quantifier == "invariant":
-        return None, {"unsupported": "unsupported on native: `invariant` needs every state; native observes the final one"}
-    holds, values = evaluate(obs, a)
-    if quantifier == "never" and holds is not None:
-        holds = not holds
-    return holds, values
+def _check(obs, a) -> Check:
+    """One real execution, judged like any other; an `invariant` needs every
+    intermediate state, which native does not observe."""
+    if a.quantifier == S.INVARIANT:
+        return Check(a, None, {"unsupported": "unsupported on native: `invariant` needs every state; "
+                                              "native observes the final one"})
+    return check_execution(a, [obs])
 
 
 def _close_uninterrupted(ctl) -> None:
     """Tear the run down with SIGINT held back, so a second Ctrl-C cannot cut the clean-up
     short; a pending SIGINT is delivered (as KeyboardInterrupt) right after."""
-    import signal
-    import threading
-
     main = threading.current_thread() is threading.main_thread()
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
     try:
@@ -77,14 +76,6 @@ def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = 
     creates is reaped and its temporary directory removed whatever happens,
     KeyboardInterrupt included.
     """
-    from cowdsl.judge import evaluate
-    from cowdsl.native import plan
-    from cowdsl.native.controller import Controller
-    from cowdsl.native.observe import NativeObservation
-    from cowdsl.run import Check, Result, StepRecord
-    from cowdsl.semantics.machine import Event
-    from cowdsl.semantics.state import Outcome
-
     limits = limits or Limits()
     t0 = time.perf_counter()
     host = probe()
@@ -128,7 +119,7 @@ def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = 
         else:
             obs = NativeObservation(ctl, host)
             try:
-                checks = tuple(Check(a, *_judge(evaluate, obs, a)) for a in sc.assertions)
+                checks = tuple(_check(obs, a) for a in sc.assertions)
             except StepTimeout as e:
                 checks = _undecided(sc, f"native run aborted while observing: {e}")
     finally:

@@ -32,7 +32,7 @@ import os
 import struct
 
 from cowdsl import scenario as S
-from cowdsl.judge import Unsupported, View
+from cowdsl.judge.observe import Unsupported, View
 from cowdsl.native import libc as L
 from cowdsl.native import pagemap
 

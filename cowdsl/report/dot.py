@@ -23,8 +23,9 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+from cowdsl.judge import Result
 from cowdsl.report.junit import assertion_text
-from cowdsl.run import Result
+from cowdsl.semantics import concepts
 from cowdsl.semantics.state import State
 
 RENDERED = ("svg", "png", "pdf")
@@ -93,7 +94,7 @@ def _page_kind(p) -> str:
 
 
 def _pinned(p) -> bool:
-    return p.pincount > 0 or (p.refcount >= 1024 and getattr(p, "kind", "small") == "small")
+    return concepts.pinned(p) or concepts.page_maybe_dma_pinned(p)
 
 
 def _pte_label(where: str, pte) -> str:

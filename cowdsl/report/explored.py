@@ -4,7 +4,7 @@ each assertion the one execution that shows it, step by step."""
 from __future__ import annotations
 
 from cowdsl import scenario as S
-from cowdsl.run import Result
+from cowdsl.judge import Result
 
 _OBS = {S.ALWAYS: "forall", S.SOMETIMES: "exists", S.NEVER: "~exists", S.INVARIANT: "invariant"}
 

@@ -13,7 +13,7 @@ import attrs
 
 from cowdsl import __version__
 from cowdsl.errors import CowError
-from cowdsl.run import Result
+from cowdsl.judge import Result
 from cowdsl.semantics.state import State
 
 SCHEMA_VERSION = 1

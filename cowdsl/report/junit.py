@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import xml.etree.ElementTree as ET
 
-from cowdsl.run import Result
+from cowdsl.judge import Result
 
 
 def classname(filename: str) -> str:

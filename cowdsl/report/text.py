@@ -22,7 +22,9 @@ can be decided the block says ``Skip``, ``Positive: 0 Negative: 0`` and
 
 from __future__ import annotations
 
-from cowdsl.run import Result
+from cowdsl.judge import Result
+from cowdsl.semantics import concepts
+from cowdsl.semantics.invariants import InvariantViolation
 from cowdsl.semantics.state import State
 
 _BOOL_WORDS = (" and ", " or ", " implies ")
@@ -131,14 +133,14 @@ def page_flags(state: State, pfn: int) -> str:
     if p.zero:
         return "zero page"
     flags = []
-    kind = getattr(p, "kind", "small")
+    kind = p.kind
     if kind != "small":
         flags.append(kind.replace("_", "-"))  # thp, pte-thp, hugetlb
     if p.anon_exclusive:
         flags.append("exclusive")
     if p.pincount:
         flags.append("pinned")
-    elif p.refcount >= 1024 and kind == "small":  # page_maybe_dma_pinned's guess on an order-0 page
+    elif concepts.page_maybe_dma_pinned(p):  # the refcount guess on an order-0 page
         flags.append("maybe-pinned")
     if p.ksm:
         flags.append("ksm")
@@ -235,3 +237,15 @@ def report(r: Result, show_trace=False, show_state=False, highlight=None) -> str
     if show_state or not r.ok:
         parts.append(final_state(r.final))
     return "\n".join(parts) + "\n"
+
+
+def invariant_violation(e: InvariantViolation) -> str:
+    """A model invariant violation with the state it was found in."""
+    lines = [str(e)]
+    if e.state is not None:
+        try:
+            lines.append("  state:")
+            lines += ["  " + ln for ln in final_state(e.state).splitlines()[1:]]
+        except Exception:  # the state itself may be too broken to draw
+            lines.append(f"  state: {e.state!r}"[:2000])
+    return "\n".join(lines)

@@ -15,7 +15,7 @@ from typing import ClassVar
 from attrs import frozen
 
 from cowdsl.scenario import Scenario, Step
-from cowdsl.semantics import invariants
+from cowdsl.semantics import concepts, invariants
 from cowdsl.semantics.machine import Decision, Event, Machine
 from cowdsl.semantics.micro import MicroSteps
 from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
@@ -26,7 +26,7 @@ from cowdsl.semantics.mm.memory import Memory
 from cowdsl.semantics.mm.mmap import AddressSpace
 from cowdsl.semantics.mm.pipe import Pipes
 from cowdsl.semantics.mm.vmscan import Reclaim
-from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, Mm, Outcome, Page, Pipe, State
+from cowdsl.semantics.state import Mm, Outcome, Page, Pipe, State
 
 # The decision points an era may override.  `cowdsl backends` lists them.
 RULES = (
@@ -160,13 +160,8 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
 
     # --- helpers shared by the rules ---------------------------------------------------
     def maybe_dma_pinned(self, page: Page) -> bool:
-        """page_maybe_dma_pinned(): order-0 pages count pins in the refcount, so
-        1024 ordinary references look pinned too (a known false positive).
-        Large folios count pins exactly (folio_maybe_dma_pinned).
-        Option pin_bias=off reads the exact pin count for order-0 pages too."""
-        if page.compound or self.options["pin_bias"] == "off":
-            return page.pincount > 0
-        return page.refcount >= GUP_PIN_COUNTING_BIAS
+        """page_maybe_dma_pinned() as this backend computes it (option pin_bias)."""
+        return concepts.page_maybe_dma_pinned(page, pin_bias=self.options["pin_bias"] == "on")
 
     # --- decision rules ------------------------------------------------------------------
     def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:

@@ -36,7 +36,8 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 
-from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, PTE_THP, SMALL, THP_SIBLINGS, Page, State
+from cowdsl.semantics import concepts
+from cowdsl.semantics.state import PTE_THP, THP_SIBLINGS, Page, State
 
 ENV = "COWDSL_DEBUG_INVARIANTS"
 
@@ -79,18 +80,10 @@ class InvariantViolation(AssertionError):
         return f"after step {self.step.number} `{text}`{at}{micro}"
 
     def render(self) -> str:
+        """The violation in words; the state itself is drawn by the reports
+        (cowdsl.report.text.invariant_violation), since the model draws nothing."""
         head = f"invariant {self.invariant} violated {self.where()}" + (f" on {self.backend}" if self.backend else "")
-        lines = [head, f"  {self.message}"]
-        lines += [f"  also: {o}" for o in self.others]
-        if self.state is not None:
-            try:
-                from cowdsl.report.text import final_state
-
-                lines.append("  state:")
-                lines += ["  " + ln for ln in final_state(self.state).splitlines()[1:]]
-            except Exception:  # the state itself may be too broken to render
-                lines.append(f"  state: {self.state!r}"[:2000])
-        return "\n".join(lines)
+        return "\n".join([head, f"  {self.message}"] + [f"  also: {o}" for o in self.others])
 
 
 # --- references held between micro-steps ------------------------------------------------------
@@ -124,10 +117,7 @@ def in_flight(backend, step, label: str | None, frame: tuple) -> list[tuple[int,
 # --- who holds what -------------------------------------------------------------------------
 
 
-def pin_refs(pg: Page) -> int:
-    """What one FOLL_PIN adds to the refcount: the bias on order-0 pages, one
-    reference on large folios, which count pins exactly."""
-    return 1 if pg.kind != SMALL else GUP_PIN_COUNTING_BIAS
+pin_refs = concepts.pin_refs
 
 
 def sibling_refs(pg: Page, devexcl: int = 0) -> int:

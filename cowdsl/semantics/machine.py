@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from attrs import evolve, frozen
 
+from cowdsl.semantics import concepts
 from cowdsl.semantics.state import (
-    GUP_PIN_COUNTING_BIAS,
     PTE_THP,
     THP_SIBLINGS,
     Handle,
@@ -236,11 +236,7 @@ class Machine:
         each keeps the page, and a PTE-mapped THP's siblings, referenced."""
         return sum(1 for _, _, _, p in self.all_ptes() if p.devexcl and p.page == pfn)
 
-    @staticmethod
-    def pin_refs(p) -> int:
-        """What FOLL_PIN adds to the refcount: the bias on order-0 pages, one
-        reference on large folios, which count pins exactly in pincount."""
-        return 1 if p.compound else GUP_PIN_COUNTING_BIAS
+    pin_refs = staticmethod(concepts.pin_refs)
 
     def grab(self, pfn: int, pin: bool, n: int = 1) -> None:
         """try_grab_page: FOLL_PIN adds GUP_PIN_COUNTING_BIAS (order-0) or one

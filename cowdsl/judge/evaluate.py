@@ -1,0 +1,87 @@
+"""Evaluate one assertion's expression on one observation, noting every value
+it looked at (the values are shown beside a verdict)."""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from cowdsl import scenario as S
+from cowdsl.judge.observe import StateObservation, Unsupported, term_text
+from cowdsl.semantics.state import State
+
+_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+
+class Judge:
+    """Evaluates one assertion on one observation, noting each value it looked at."""
+
+    def __init__(self, obs: Any):
+        self.obs = obs if not isinstance(obs, State) else StateObservation(obs)
+        self.seen: dict[str, str] = {}
+
+    def note(self, ref, value, why: str = "") -> None:
+        shown = "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+        self.seen[term_text(ref)] = shown + (f" ({why})" if why and value is None else "")
+
+    def truth(self, e) -> bool:
+        if isinstance(e, S.Const):
+            return bool(e.value)
+        if isinstance(e, S.Not):
+            return not self.truth(e.operand)
+        if isinstance(e, S.BoolOp):
+            left = self.truth(e.left)
+            right = self.truth(e.right)  # evaluated always, so every value is shown
+            return {"and": left and right, "or": left or right, "implies": (not left) or right}[e.op]
+        if isinstance(e, S.Cmp):
+            a, b = self.value(e.left), self.value(e.right)
+            if a is None or b is None:
+                return False
+            return _CMP[e.op](a, b)
+        if isinstance(e, S.Same):
+            a, b = self.page(e.left), self.page(e.right)
+            same = a is not None and a == b
+            return (not same) if e.negated else same
+        if isinstance(e, S.FactCall):
+            return bool(self.fact(e))
+        raise TypeError(e)
+
+    def value(self, e):
+        if isinstance(e, S.Const):
+            return e.value
+        if isinstance(e, S.FactCall):
+            return self.fact(e)
+        if isinstance(e, (S.Not, S.BoolOp, S.Cmp, S.Same)):
+            return self.truth(e)
+        v = self.obs.view(e)
+        self.note(e, v.value, v.note)
+        return v.value
+
+    def page(self, e) -> int | None:
+        v = self.obs.view(e)
+        shown = f"#{v.pfn}" if v.pfn is not None else f"none ({v.note or 'no page'})"
+        self.seen[f"page({term_text(e)})"] = shown
+        return v.pfn
+
+    def fact(self, f: S.FactCall):
+        name = f.name
+        if name in ("cow_copies", "faults"):
+            out = self.obs.counter(name, f.args[0].name if f.args else None)
+        elif name in ("segv", "alive", "has_pinned"):
+            out = self.obs.process(name, f.args[0].name)
+        elif name == "failed":
+            out = self.obs.failed(f.args[0].name)
+        else:
+            out = self.obs.page_fact(name, f.args[0])
+        self.note(f, out)
+        return out
+
+
+def evaluate(obs, assertion: S.Assertion) -> tuple[bool | None, dict[str, str]]:
+    """(holds, values seen); holds is None when the observation cannot tell."""
+    j = Judge(obs)
+    try:
+        holds = j.truth(assertion.expr)
+    except Unsupported as e:
+        return None, {**j.seen, "unsupported": str(e)}
+    return holds, j.seen

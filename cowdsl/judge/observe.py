@@ -1,0 +1,146 @@
+"""What a run observed: a value, a page and its facts, for each term of an assertion.
+
+``StateObservation`` reads a model state; the native backend brings its own
+observation with the same methods (``view``, ``counter``, ``process``,
+``failed``, ``page_fact``).  A value that does not exist (an unmapped address,
+a failed pin, a dead process) is None, shown with the reason.  A fact an
+observation cannot see raises ``Unsupported``: the assertion is then skipped,
+with the reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import frozen
+
+from cowdsl import scenario as S
+from cowdsl.semantics import concepts
+from cowdsl.semantics.state import State
+
+
+@frozen
+class View:
+    """What one address shows: a value, a page frame, and why either is missing."""
+
+    value: int | None
+    pfn: int | None
+    note: str = ""
+    pte: object = None
+
+
+class Unsupported(Exception):
+    """This observation cannot see that fact (e.g. refcount on the real kernel)."""
+
+
+def view_addr(state: State, addr: S.Addr) -> View:
+    mm = state.mm(addr.proc)
+    if mm is None or not mm.alive:
+        return View(None, None, f"{addr.proc} {'was killed' if mm is not None and mm.segv else 'has exited'}")
+    vma = mm.vma(addr.mapping)
+    if vma is None:
+        return View(None, None, "not mapped")
+    pte = vma.ptes[addr.index]
+    if pte is None:
+        if vma.anon:
+            return View(0, None, "not faulted in (reads 0)")
+        cache = state.file_page(vma.file, addr.index)
+        return View(state.pages[cache].data, None, "not faulted in", None)
+    if pte.present:
+        return View(state.pages[pte.page].data, pte.page, "", pte)
+    if pte.devexcl:
+        return View(state.pages[pte.page].data, pte.page, "device-exclusive entry", pte)
+    cached = next((i for i, p in enumerate(state.pages) if p.swapcache == pte.slot and not p.freed), None)
+    if cached is not None:
+        return View(state.pages[cached].data, cached, "swapped out, in swap cache", pte)
+    return View(state.slots[pte.slot].data, None, f"swapped out to slot {pte.slot}", pte)
+
+
+def view(state: State, ref) -> View:
+    if isinstance(ref, S.PageAt):
+        return view_addr(state, ref.addr)
+    if isinstance(ref, S.HandlePage):
+        h = state.handle(ref.name)
+        if h is None:
+            return View(None, None, "its GUP failed")
+        if not h.live:
+            return View(None, None, "released")
+        return View(state.pages[h.page].data, h.page)
+    if isinstance(ref, S.FilePage):
+        pfn = state.file_page(ref.file, ref.index)
+        return View(state.pages[pfn].data, pfn)
+    if isinstance(ref, S.Bound):
+        out = state.result(ref.name)
+        if out is None or not out.ok:
+            return View(None, None, "its step failed")
+        return View(out.value, None)
+    raise TypeError(ref)
+
+
+def term_text(ref) -> str:
+    if isinstance(ref, S.PageAt):
+        return str(ref.addr)
+    if isinstance(ref, S.FilePage):
+        return f"{ref.file}[{ref.index}]"
+    if isinstance(ref, (S.HandlePage, S.Bound, S.ProcessRef, S.StepRef)):
+        return ref.name
+    if isinstance(ref, S.FactCall):
+        return f"{ref.name}({', '.join(term_text(a) for a in ref.args)})"
+    if isinstance(ref, S.Const):
+        return str(ref.value).lower() if isinstance(ref.value, bool) else str(ref.value)
+    return "?"
+
+
+class StateObservation:
+    """Observations of a model state.  ``backend`` answers the concepts whose
+    definition is a backend's option (page_maybe_dma_pinned with pin_bias)."""
+
+    def __init__(self, state: State, backend: Any = None):
+        self.state = state
+        self.backend = backend
+
+    def view(self, ref) -> View:
+        return view(self.state, ref)
+
+    def counter(self, name: str, proc: str | None) -> int:
+        mms = [self.state.mm(proc)] if proc else list(self.state.mms)
+        return sum(getattr(m, name) for m in mms if m is not None)
+
+    def process(self, name: str, proc: str) -> bool:
+        m = self.state.mm(proc)
+        return bool(m and getattr(m, name))
+
+    def failed(self, name: str) -> bool:
+        r = self.state.result(name)
+        return r is None or not r.ok
+
+    def page_fact(self, name: str, ref):
+        v = self.view(ref)
+        pte = v.pte
+        if name == "swapped":
+            return pte is not None and pte.swap
+        if name == "device_exclusive":
+            return pte is not None and pte.devexcl
+        if name == "present":
+            return pte is not None and pte.present
+        if name == "writable":
+            return concepts.pte_writable(pte)
+        if v.pfn is None:
+            return None if name in ("refcount", "mapcount", "pincount") else False
+        page = self.state.pages[v.pfn]
+        if name == "maybe_pinned":
+            if self.backend is not None:
+                return self.backend.maybe_dma_pinned(page)
+            return concepts.page_maybe_dma_pinned(page)
+        return {
+            "exclusive": concepts.exclusive,
+            "pinned": concepts.pinned,
+            "refcount": lambda p: p.refcount,
+            "mapcount": concepts.mapcount,
+            "pincount": lambda p: p.pincount,
+            "swapcache": concepts.in_swapcache,
+            "zero_page": lambda p: p.zero,
+            "ksm": lambda p: p.ksm,
+        }[name](page)
+
+

@@ -1,0 +1,77 @@
+"""Quantifiers, applied in one place for every kind of run.
+
+A run gives, per assertion, the truth of its condition on each outcome it
+reached: every final state of an exploration, the one final state of a
+sequential, scheduled or native run, or every state along the way for an
+``invariant``.  ``decide`` turns those truths into a verdict, herd7-style:
+
+- ``always`` (``assert``, ``forall``): no outcome where the condition is false;
+- ``sometimes`` (``exists``): some outcome where it is true;
+- ``never`` (``~exists``): no outcome where it is true;
+- ``invariant``: true in every state reached.
+
+A bounded run that did not see every outcome decides only what it has seen
+(a counterexample or a witness); otherwise the verdict is unknown (None).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from attrs import frozen
+
+from cowdsl import scenario as S
+from cowdsl.judge.evaluate import evaluate
+from cowdsl.judge.observe import StateObservation
+from cowdsl.judge.result import Check
+from cowdsl.semantics.state import State
+
+
+@frozen
+class Decision:
+    holds: bool | None  # None: unobservable, or a bounded run could not decide
+    positive: int  # outcomes where the condition is true
+    negative: int  # ... and false
+    shows: str  # "counterexample", "witness" or "": what an execution that decided it shows
+    want: bool | None  # the condition's truth in that execution
+
+
+def decide(quantifier: str, truths: Iterable[bool | None], *, complete: bool = True) -> Decision:
+    """The verdict of ``quantifier`` over the truths seen on each outcome."""
+    seen = list(truths)
+    if any(t is None for t in seen):
+        return Decision(None, 0, 0, "", None)
+    pos = sum(1 for t in seen if t)
+    neg = len(seen) - pos
+    if quantifier in (S.ALWAYS, S.INVARIANT):
+        decisive, holds, shows, want = neg > 0, neg == 0, "counterexample", False
+    elif quantifier == S.SOMETIMES:
+        decisive, holds, shows, want = pos > 0, pos > 0, "witness", True
+    elif quantifier == S.NEVER:
+        decisive, holds, shows, want = pos > 0, pos == 0, "counterexample", True
+    else:
+        raise ValueError(f"unknown quantifier {quantifier!r}")
+    if not decisive:
+        shows, want = "", None
+    return Decision(holds if (complete or decisive) else None, pos, neg, shows, want)
+
+
+def check_execution(assertion: S.Assertion, states: list[Any], *, observe: Callable[[Any], Any] | None = None,
+                    witness: tuple | None = None, shows: str = "") -> Check:
+    """An assertion judged on one execution: its final state (the last of
+    ``states``), or for an invariant every state along it.  ``observe`` turns a
+    state into an observation (default: a model state as it is)."""
+    obs = observe or (lambda st: st)
+    along = states if assertion.quantifier == S.INVARIANT else states[-1:]
+    judged = [evaluate(obs(st), assertion) for st in along]
+    d = decide(assertion.quantifier, [h for h, _ in judged])
+    values = judged[-1][1]
+    if d.holds is None:
+        values = next((v for h, v in judged if h is None), values)
+    return Check(assertion, d.holds, values, d.positive, d.negative, witness, shows or d.shows)
+
+
+def model_observer(backend: Any) -> Callable[[State], StateObservation]:
+    """Observe model states as ``backend`` defines its concepts."""
+    return lambda st: StateObservation(st, backend)

@@ -1,0 +1,66 @@
+"""What a run of one scenario on one backend gives: its steps, its checks and
+its verdict.  Reporters read these; they are made by the runners."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from attrs import frozen
+
+from cowdsl.scenario import Assertion, Scenario, Step
+from cowdsl.semantics.machine import Event
+from cowdsl.semantics.state import Outcome, State
+
+
+@frozen
+class StepRecord:
+    step: Step
+    outcome: Outcome
+    events: tuple[Event, ...]
+
+
+@frozen
+class Check:
+    assertion: Assertion
+    holds: bool | None  # None: the backend cannot observe it, or a bounded search did not establish it
+    values: dict[str, str]
+    positive: int | None = None  # outcomes where the condition is true
+    negative: int | None = None
+    witness: tuple[Any, ...] | None = None  # the execution shown: Transitions
+    shows: str = ""  # "counterexample", "witness" or "schedule"
+
+
+@frozen
+class Result:
+    """One scenario on one backend."""
+
+    scenario: Scenario
+    backend: str
+    final: State | None  # None for a backend without a model state (native)
+    steps: tuple[StepRecord, ...]
+    checks: tuple[Check, ...]
+    expected: str | None  # "pass", "fail" or None
+    seconds: float
+    exploration: Any = None  # cowdsl.explore.search.Exploration, for explored runs
+
+    @property
+    def partial(self) -> str | None:
+        return None if self.exploration is None else self.exploration.partial
+
+    @property
+    def verdict(self) -> str:
+        """pass, fail; unknown when a bounded search could not decide; skip when
+        the backend could observe nothing."""
+        decided = [c.holds for c in self.checks if c.holds is not None]
+        if decided and not all(decided):
+            return "fail"
+        if self.partial and len(decided) < len(self.checks):
+            return "unknown"
+        if not decided:
+            return "skip"
+        return "pass"
+
+    @property
+    def ok(self) -> bool:
+        """The run is as expected: its expect line if any, else every assertion holds."""
+        return self.verdict == "skip" or self.verdict == (self.expected or "pass")
