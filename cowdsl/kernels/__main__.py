@@ -1,0 +1,5 @@
+import sys
+
+from cowdsl.kernels.cli import main
+
+sys.exit(main())

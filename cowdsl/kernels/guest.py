@@ -1,0 +1,138 @@
+"""What runs inside the guest: the fixed /init of the initramfs and the per-run job it sources.
+
+/init (busybox sh) loads the modules, mounts the host's root read-only over
+virtiofs at /host, the scratch disk at /host/tmp, proc/sys/dev into /host,
+switches on what the run needs, chroots into /host and runs the command.  The
+command's stdout, stderr and exit status, with `uname -r` and any setup
+notes, come back on the serial console as base64 JSON between two markers
+that carry a per-run nonce, so kernel messages or a stray marker in the
+command's own output cannot be mistaken for the result.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+
+# Per-run switches (the guest only: nothing changes on the host).
+NEEDS = {
+    "swap": "zram swap (256 MiB)",
+    "hugetlb": "16 huge pages in /proc/sys/vm/nr_hugepages",
+    "ksm": "KSM running (/sys/kernel/mm/ksm/run = 1)",
+    "thp": "transparent huge pages = always (thp=madvise for madvise); never when not asked",
+}
+SWAP_SIZE = "256M"
+HUGEPAGES = 16
+
+INIT = r"""#!/bin/sh
+# cowdsl guest init: set up, run the job, report on the console, power off.
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+dmesg -n 1
+. /job.sh
+echo "@@cowdsl-init-$COWDSL_NONCE@@"
+: > /notes
+note() { echo "$*" >> /notes; }
+
+report() {  # report RC: the result as JSON, base64 between markers, then power off
+    {
+        printf '{"rc": %s, "uname": "%s", "stdout": "' "$1" "$(uname -r)"
+        base64 -w 0 /out; printf '", "stderr": "'
+        base64 -w 0 /err; printf '", "notes": "'
+        base64 -w 0 /notes; printf '"}'
+    } > /result
+    echo "@@cowdsl-begin-$COWDSL_NONCE@@"
+    base64 -w 76 /result
+    echo "@@cowdsl-end-$COWDSL_NONCE@@"
+    sync
+    sleep 5   # the host stops QEMU when it sees the end marker; this is only a fallback
+    reboot -f
+}
+: > /out; : > /err
+
+fail() { note "$*"; report null; }
+
+for m in $(cat /modules.load); do
+    insmod "/lib/modules/$m.ko" 2>> /notes || note "insmod $m failed"
+done
+
+wait_for() {  # a device node appears shortly after its driver probes
+    i=0; while [ ! -e "$1" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+}
+
+mount -t virtiofs -o ro hostroot /host 2>> /notes || fail "cannot mount the host's root (virtiofs tag hostroot)"
+mount -o bind /host/tmp /hosttmp   # the host's /tmp, before the scratch disk covers it
+wait_for /dev/vda
+mount -t ext4 /dev/vda /host/tmp 2>> /notes || fail "cannot mount the scratch disk /dev/vda at /tmp"
+chmod 1777 /host/tmp
+keep() {  # keep a host folder under /tmp visible (a virtualenv made with mktemp, say)
+    rel=${1#/tmp/}
+    mkdir -p "/host/tmp/$rel" && mount -o bind "/hosttmp/$rel" "/host/tmp/$rel" 2>> /notes || note "cannot keep $1"
+}
+cowdsl_keep
+mount -t proc proc /host/proc
+mount -t sysfs sys /host/sys
+mount -t devtmpfs dev /host/dev
+mkdir -p /host/dev/shm /host/dev/pts
+mount -t tmpfs shm /host/dev/shm
+mount -t devpts devpts /host/dev/pts
+mount -t tmpfs run /host/run 2>/dev/null
+
+thp=/sys/kernel/mm/transparent_hugepage/enabled
+[ -w $thp ] && { echo "$COWDSL_THP" > $thp || note "thp: cannot set $COWDSL_THP"; }
+for need in $COWDSL_NEEDS; do
+    case $need in
+    swap)
+        if [ -e /sys/block/zram0/disksize ] && echo "$COWDSL_SWAP" > /sys/block/zram0/disksize \
+            && mkswap /dev/zram0 > /dev/null && swapon /dev/zram0; then :; else note "swap: zram swap not set up"; fi ;;
+    hugetlb)
+        echo "$COWDSL_HUGEPAGES" > /proc/sys/vm/nr_hugepages
+        [ "$(cat /proc/sys/vm/nr_hugepages)" = "$COWDSL_HUGEPAGES" ] || note "hugetlb: nr_hugepages is $(cat /proc/sys/vm/nr_hugepages)" ;;
+    ksm)
+        echo 1 > /sys/kernel/mm/ksm/run 2>> /notes || note "ksm: cannot start" ;;
+    esac
+done
+
+cowdsl_run < /dev/null > /out 2> /err
+report $?
+"""
+
+
+def job_script(argv: Sequence[str], *, nonce: str, cwd: str, env: Mapping[str, str],
+               needs: frozenset[str] = frozenset(), thp: str = "never", keep: Sequence[str] = ()) -> str:
+    """The /job.sh one run appends to the initramfs: its settings, `cowdsl_keep` (host folders under
+    /tmp to keep visible) and `cowdsl_run`, the chrooted command."""
+    q = shlex.quote
+    keeps = "".join(f"    keep {q(k)}\n" for k in keep if k.startswith("/tmp/"))
+    assignments = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
+    command = " ".join(q(a) for a in argv)
+    return (
+        f"COWDSL_NONCE={q(nonce)}\n"
+        f"COWDSL_CWD={q(cwd)}\n"
+        f"COWDSL_NEEDS={q(' '.join(sorted(needs)))}\n"
+        f"COWDSL_THP={q(thp)}\n"
+        f"COWDSL_SWAP={SWAP_SIZE}\n"
+        f"COWDSL_HUGEPAGES={HUGEPAGES}\n"
+        f"cowdsl_keep() {{\n{keeps}    :\n}}\n"
+        # the host's /bin/sh does the cd, so the working directory is resolved inside the chroot
+        f"cowdsl_run() {{\n"
+        f"    env -i {assignments} chroot /host /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh \"$COWDSL_CWD\" {command}\n"
+        f"}}\n"
+    )
+
+
+def parse_needs(needs: frozenset[str] | set[str] | Sequence[str]) -> tuple[frozenset[str], str]:
+    """Check ``needs`` and split off the THP mode: ({"swap", ...}, "always" | "madvise" | "never")."""
+    plain, thp = set(), "never"
+    for n in needs:
+        if n in ("thp", "thp=always"):
+            thp = "always"
+        elif n == "thp=madvise":
+            thp = "madvise"
+        elif n in NEEDS:
+            plain.add(n)
+        else:
+            raise ValueError(f"unknown need {n!r}: choose from {', '.join(sorted(NEEDS))}, thp=madvise")
+    return frozenset(plain), thp
