@@ -1,10 +1,19 @@
-"""Shared helpers for the front-end tests (parser, checker, diagnostics)."""
+"""Shared helpers for the front-end tests (parser, checker, diagnostics), and the
+settings every test file shares: Hypothesis's example database is off while the
+suite runs in parallel (pytest-xdist workers would share one directory, and which
+worker replays which saved example would depend on scheduling)."""
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
+from hypothesis import settings
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    settings.register_profile("xdist-worker", database=None)
+    settings.load_profile("xdist-worker")
 
 from cowdsl.errors import CowError
 from cowdsl.load import load_text
