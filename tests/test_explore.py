@@ -264,6 +264,7 @@ def all_finals(src, backend, cache=True, seconds=60):
 ERAS = ["early-cow:wp_seq=off", "refcount", "anon-exclusive", "mapcount:foll_cow=off", "gup-cow", "cow-fixes-1"]
 
 
+@pytest.mark.slow
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(concurrent_scenarios(), st.sampled_from(ERAS), st.booleans())
 def test_reduced_reaches_exactly_the_final_states_of_full(src, backend, cache):

@@ -37,18 +37,21 @@ def debug_invariants(monkeypatch):
 # --- the three sources ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @FUZZ(400)
 @given(fuzz.strategy(fuzz.grammar_text))
 def test_grammar_derivations(text):
     fuzz.run_input(text.encode(), ("anon-exclusive",))
 
 
+@pytest.mark.slow
 @FUZZ(800)
 @given(fuzz.strategy(fuzz.mutated_input), st.sampled_from(fuzz.BACKENDS))
 def test_mutated_corpus(data, backend):
     fuzz.run_input(data, (backend,))
 
 
+@pytest.mark.slow
 @FUZZ(250)
 @given(fuzz.strategy(fuzz.scenario_text), st.sampled_from(fuzz.BACKENDS))
 def test_generated_scenarios(text, backend):

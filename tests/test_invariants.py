@@ -288,6 +288,7 @@ def test_random_sequential_scenarios_keep_the_invariants(text, backend):
     fuzz.run_input(text.encode(), (backend,))
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(fuzz.strategy(fuzz.scenario_text, par=True), st.sampled_from(fuzz.BACKENDS))
 def test_random_concurrent_scenarios_keep_the_invariants(text, backend):

@@ -151,6 +151,7 @@ class Injector:
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_200_runs_with_injected_failures_leave_nothing_behind(tmp_path, monkeypatch):
     from cowdsl.native import Limits, run_native
 
