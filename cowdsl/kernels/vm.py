@@ -212,8 +212,8 @@ def boot(kernel: cache.Kernel | str | os.PathLike, argv: Sequence[str], *, smp: 
     the working directory and this Python's prefix are kept automatically.
     Raises KernelError (GuestTimeout on timeout) when the guest cannot run the command.
     """
+    plain, thp = guest.parse_needs(needs)  # a typo fails before anything starts
     k = resolve(kernel)
-    plain, thp = guest.parse_needs(needs)
     qemu_bin, vfsd = qemu.find_qemu(), qemu.find_virtiofsd()
     cwd = cwd or os.getcwd()
     keep_paths = host_tmp_paths([cwd, sys.prefix, sys.base_prefix, *keep,

@@ -1,0 +1,523 @@
+"""cowdsl.kernels: real kernels under QEMU.
+
+Unit tests need no VM: the cpio writer, LZ4, kernel image parsing, modules.dep
+resolution, the cache, QEMU's command line, the guest's scripts, the result
+decoding and the CLI's errors.  The integration tests at the end boot the
+prepared 6.1 kernel; they run when it is in the cache (`python -m
+cowdsl.kernels fetch 6.1`), unless COWDSL_KERNEL_TESTS=0; COWDSL_KERNEL_TESTS=1
+makes a missing kernel a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import lzma
+import os
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import zlib
+
+import pytest
+
+from cowdsl.kernels import cache, cli, cpio, guest, image, initramfs, lz4, qemu, vm
+from cowdsl.kernels.errors import KernelError
+from cowdsl.kernels.modules import ModuleIndex, name_of, read_module
+
+# --- cpio ---------------------------------------------------------------------------------------------------
+
+
+def _sample() -> list[cpio.Entry]:
+    return [cpio.directory("bin"), cpio.file("bin/busybox", b"\x7fELF" + bytes(range(256)) * 3, 0o755),
+            cpio.symlink("bin/sh", "busybox"), cpio.directory("dev"), cpio.chardev("dev/console", 5, 1),
+            cpio.file("init", b"#!/bin/sh\necho hi\n", 0o755), cpio.file("empty", b""), cpio.file("a/odd", b"123")]
+
+
+def test_cpio_round_trips():
+    entries = _sample()
+    data = cpio.archive(entries)
+    assert data.startswith(b"070701") and len(data) % 4 == 0
+    assert cpio.parse(data) == entries
+    assert cpio.parse(gzip.decompress(cpio.gzipped(entries))) == entries
+    assert cpio.archive(entries) == data  # reproducible: no timestamps, no owners
+
+
+def test_cpio_header_fields():
+    data = cpio.archive([cpio.chardev("dev/console", 5, 1)])
+    fields = [int(data[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+    mode, uid, gid, rmaj, rmin, namesize = fields[1], fields[2], fields[3], fields[9], fields[10], fields[11]
+    assert stat.S_ISCHR(mode) and (uid, gid) == (0, 0) and (rmaj, rmin) == (5, 1)
+    assert namesize == len("dev/console") + 1
+    assert data.rstrip(b"\0").endswith(b"TRAILER!!!")
+
+
+@pytest.mark.skipif(not shutil.which("cpio"), reason="the cpio tool is not installed (parse() is checked instead)")
+def test_cpio_tool_reads_the_archive():
+    out = subprocess.run(["cpio", "-t", "--quiet"], input=cpio.archive(_sample()), capture_output=True, check=True)
+    assert out.stdout.decode().split() == [e.name for e in _sample()]
+
+
+def test_job_archive_is_appended_at_a_four_byte_boundary(tmp_path):
+    base = tmp_path / "initramfs.img"
+    base.write_bytes(cpio.gzipped([cpio.file("init", b"x")]) + b"abc")  # odd length on purpose
+    out = initramfs.with_job(base, "JOB=1\n", tmp_path / "run.img")
+    data = out.read_bytes()
+    tail = data[base.stat().st_size:]
+    start = base.stat().st_size + len(tail) - len(tail.lstrip(b"\0"))
+    assert start % 4 == 0
+    assert cpio.parse(gzip.decompress(data[start:])) == [cpio.file("job.sh", b"JOB=1\n", 0o644)]
+
+
+# --- LZ4 and kernel images ----------------------------------------------------------------------------------
+
+
+def _legacy(block: bytes) -> bytes:
+    return struct.pack("<II", lz4.LEGACY_MAGIC, len(block)) + block
+
+
+def test_lz4_literals_and_overlapping_match():
+    # "abc", then a 9-byte match at offset 3 (overlapping), then the literal "!"
+    block = bytes([0x35]) + b"abc" + bytes([3, 0]) + bytes([0x10]) + b"!"
+    assert lz4.legacy(_legacy(block)) == b"abc" + b"abcabcabc" + b"!"
+
+
+def test_lz4_long_literal_run():
+    lit = bytes(range(256)) * 2
+    block = bytes([0xF0, 255, len(lit) - 15 - 255]) + lit
+    assert lz4.legacy(_legacy(block)) == lit
+
+
+@pytest.mark.skipif(not shutil.which("lz4"), reason="the lz4 tool is not installed")
+def test_lz4_matches_the_lz4_tool():
+    data = b"".join(b"line %d of a kernel image\n" % (i % 97) for i in range(20000)) + os.urandom(3000)
+    packed = subprocess.run(["lz4", "-l", "-c"], input=data, capture_output=True, check=True).stdout
+    assert lz4.legacy(packed, len(data)) == data
+
+
+def _elf(notes: list[tuple[bytes, int, bytes]], extra: bytes = b"") -> bytes:
+    """A minimal ELF64 with one PT_NOTE segment holding ``notes`` (name, type, desc)."""
+    body = b""
+    for name, ntype, desc in notes:
+        n = name + b"\0"
+        body += struct.pack("<III", len(n), len(desc), ntype) + n + b"\0" * (-len(n) % 4) + desc + b"\0" * (-len(desc) % 4)
+    ehdr_size, phdr_size = 64, 56
+    note_off = ehdr_size + phdr_size
+    ident = b"\x7fELF" + bytes([2, 1, 1]) + b"\0" * 9
+    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, 0, ehdr_size, 0, 0, ehdr_size, phdr_size, 1, 0, 0, 0)
+    phdr = struct.pack("<IIQQQQQQ", 4, 4, note_off, 0, 0, len(body), len(body), 4)
+    return ehdr + phdr + body + extra
+
+
+PVH_ELF = _elf([(b"GNU", 3, b"\1" * 20), (b"Xen", 18, b"\0\0\x00\x01")], b"Linux version 6.7.0-test+ (me@box) #1\0")
+
+
+def _bzimage(payload: bytes, version: str = "6.7.0-test+ (me@box) #1 SMP") -> bytes:
+    """A fake bzImage: boot header, version string, and ``payload`` where the protected-mode code goes."""
+    setup_sects = 4
+    head = bytearray((setup_sects + 1) * 512)
+    head[0x1F1] = setup_sects
+    head[0x202:0x206] = b"HdrS"
+    ver = version.encode() + b"\0"
+    head[0x400:0x400 + len(ver)] = ver
+    struct.pack_into("<H", head, 0x20E, 0x400 - 0x200)
+    struct.pack_into("<II", head, 0x248, 16, len(payload))
+    return bytes(head) + b"\0" * 16 + payload
+
+
+def _gzip_payload(elf: bytes) -> bytes:
+    z = zlib.compressobj(wbits=31)
+    return z.compress(elf) + z.flush() + struct.pack("<I", len(elf))
+
+
+def test_release_from_a_bzimage_and_a_vmlinux(tmp_path):
+    bz = tmp_path / "bzImage"
+    bz.write_bytes(_bzimage(b"x" * 64))
+    assert image.release_of(bz) == "6.7.0-test+"
+    vml = tmp_path / "vmlinux"
+    vml.write_bytes(PVH_ELF)
+    assert image.release_of(vml) == "6.7.0-test+"
+    (tmp_path / "junk").write_bytes(b"\0" * 4096)
+    assert image.release_of(tmp_path / "junk") is None
+
+
+def test_pvh_note():
+    assert image.has_pvh_note(PVH_ELF)
+    assert not image.has_pvh_note(_elf([(b"GNU", 3, b"\1" * 20)]))
+    assert not image.has_pvh_note(b"MZ" + b"\0" * 100)
+
+
+def test_vmlinux_is_extracted_when_it_has_the_pvh_note(tmp_path):
+    assert image.extract_vmlinux(_bzimage(_gzip_payload(PVH_ELF))) == PVH_ELF
+    xz = lzma.compress(PVH_ELF, format=lzma.FORMAT_XZ, check=lzma.CHECK_CRC32) + struct.pack("<I", len(PVH_ELF))
+    assert image.extract_vmlinux(_bzimage(xz)) == PVH_ELF
+    src = tmp_path / "bzImage"
+    src.write_bytes(_bzimage(_gzip_payload(PVH_ELF)))
+    out = tmp_path / "out"
+    out.mkdir()
+    assert image.boot_image(src, out).name == "vmlinux"
+
+
+def test_bzimage_is_kept_without_the_pvh_note(tmp_path):
+    src = tmp_path / "bzImage"
+    src.write_bytes(_bzimage(_gzip_payload(_elf([(b"GNU", 3, b"\1" * 20)]))))
+    out = tmp_path / "out"
+    out.mkdir()
+    kept = image.boot_image(src, out)
+    assert kept.name == "bzImage" and kept.read_bytes() == src.read_bytes()
+    plain = tmp_path / "vmlinux"
+    plain.write_bytes(_elf([]))
+    with pytest.raises(KernelError, match="PVH"):
+        image.boot_image(plain, out)
+
+
+# --- modules ------------------------------------------------------------------------------------------------
+
+DEP = """\
+kernel/fs/ext4/ext4.ko.xz: kernel/lib/crc16.ko.xz kernel/fs/mbcache.ko.xz kernel/fs/jbd2/jbd2.ko.xz
+kernel/fs/jbd2/jbd2.ko.xz:
+kernel/fs/mbcache.ko.xz:
+kernel/lib/crc16.ko.xz:
+kernel/drivers/block/zram/zram.ko.xz: kernel/mm/zsmalloc.ko.xz
+kernel/mm/zsmalloc.ko.xz:
+kernel/crypto/lzo-rle.ko.xz: kernel/lib/lzo/lzo_compress.ko.xz
+kernel/lib/lzo/lzo_compress.ko.xz:
+kernel/fs/fuse/virtiofs.ko.xz: kernel/fs/fuse/fuse.ko.xz
+kernel/fs/fuse/fuse.ko.xz:
+"""
+BUILTIN = "kernel/drivers/virtio/virtio.ko\nkernel/drivers/virtio/virtio_ring.ko\n"
+
+
+def test_module_names():
+    assert name_of("kernel/crypto/lzo-rle.ko.xz") == "lzo_rle"
+    assert name_of("kernel/fs/ext4/ext4.ko") == "ext4"
+    assert name_of("kernel/fs/ext4/ext4.ko.zst") == "ext4"
+
+
+def test_dependencies_come_first_builtins_are_skipped():
+    idx = ModuleIndex.parse(DEP, BUILTIN)
+    order, missing = idx.resolve(["virtio", "virtiofs", "ext4"], ["zram", "lzo-rle", "lz4"])
+    assert order.index("fuse") < order.index("virtiofs")
+    for dep in ("crc16", "mbcache", "jbd2"):
+        assert order.index(dep) < order.index("ext4")
+    assert order.index("zsmalloc") < order.index("zram") and order.index("lzo_compress") < order.index("lzo_rle")
+    assert "virtio" not in order and len(order) == len(set(order))
+    assert missing == []
+
+
+def test_missing_required_module_is_reported_optional_is_not():
+    idx = ModuleIndex.parse(DEP, BUILTIN)
+    order, missing = idx.resolve(["virtio_blk", "ext4"], ["no_such_compressor"])
+    assert missing == ["virtio_blk"] and "ext4" in order
+
+
+def test_dependency_cycle_is_an_error():
+    idx = ModuleIndex.parse("a.ko: b.ko\nb.ko: a.ko\n")
+    with pytest.raises(KernelError, match="cycle"):
+        idx.resolve(["a"])
+
+
+def test_module_files_go_in_decompressed(tmp_path):
+    (tmp_path / "kernel" / "fs" / "fuse").mkdir(parents=True)
+    (tmp_path / "kernel" / "fs" / "fuse" / "fuse.ko.xz").write_bytes(lzma.compress(b"\x7fELF fuse"))
+    (tmp_path / "kernel" / "fs" / "fuse" / "virtiofs.ko").write_bytes(b"\x7fELF virtiofs")
+    (tmp_path / "modules.dep").write_text("kernel/fs/fuse/virtiofs.ko: kernel/fs/fuse/fuse.ko.xz\n"
+                                          "kernel/fs/fuse/fuse.ko.xz:\n")
+    (tmp_path / "modules.builtin").write_text("".join(f"kernel/x/{m}.ko\n" for m in
+                                                      ("virtio", "virtio_ring", "virtio_pci", "virtio_blk", "ext4")))
+    assert read_module(tmp_path / "kernel/fs/fuse/fuse.ko.xz") == b"\x7fELF fuse"
+    entries, order, missing = initramfs.module_entries(tmp_path)
+    assert order == ["fuse", "virtiofs"] and missing == []
+    files = {e.name: e.data for e in entries}
+    assert files["lib/modules/fuse.ko"] == b"\x7fELF fuse"
+    assert files["modules.load"] == b"fuse\nvirtiofs\n"
+
+
+def test_no_modules_folder_means_all_built_in():
+    entries, order, missing = initramfs.module_entries(None)
+    assert order == [] and missing == [] and entries == [cpio.file("modules.load", b"")]
+
+
+# --- the initramfs and the guest's scripts --------------------------------------------------------------------
+
+
+def test_init_script_sets_up_the_guest():
+    init = guest.INIT
+    assert init.startswith("#!/bin/sh\n")
+    assert "mount -t virtiofs -o ro hostroot /host" in init
+    assert "mount -t ext4 /dev/vda /host/tmp" in init  # /tmp is a disk file system, not tmpfs (shmem)
+    for fs in ("proc proc /host/proc", "sysfs sys /host/sys", "devtmpfs dev /host/dev"):
+        assert f"mount -t {fs}" in init
+    assert "@@cowdsl-begin-$COWDSL_NONCE@@" in init and "@@cowdsl-end-$COWDSL_NONCE@@" in init
+    assert "/sys/block/zram0/disksize" in init and "swapon /dev/zram0" in init
+    assert "/proc/sys/vm/nr_hugepages" in init and "/sys/kernel/mm/ksm/run" in init
+    assert "/sys/kernel/mm/transparent_hugepage/enabled" in init
+    assert "reboot -f" in init
+    assert qemu.TAG == "hostroot"
+
+
+@pytest.mark.skipif(not shutil.which("sh"), reason="no POSIX shell")
+def test_init_script_is_valid_shell(tmp_path):
+    (tmp_path / "init").write_text(guest.INIT)
+    subprocess.run(["sh", "-n", str(tmp_path / "init")], check=True)
+
+
+def test_job_script_quotes_arguments_through_the_shell(tmp_path):
+    # a stand-in `chroot` that ignores the new root, so the job runs here
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "chroot").write_text('#!/bin/sh\nshift\nexec "$@"\n')
+    (bindir / "chroot").chmod(0o755)
+    args = ["a b", "$HOME", "it's", "`x`", "--flag=1;2", ""]
+    job = guest.job_script([sys.executable, "-c", "import json, os, sys; print(json.dumps([os.getcwd(), sys.argv[1:], "
+                            "os.environ.get('X'), 'HOME' in os.environ]))", *args],
+                           nonce="n1", cwd=str(tmp_path), env={"PATH": f"{bindir}:/usr/bin:/bin", "X": "y z"},
+                           needs=frozenset({"swap"}), thp="madvise", keep=["/tmp/venv-x", "/work/ignored"])
+    (tmp_path / "job.sh").write_text(job)
+    out = subprocess.run(["sh", "-c", ". ./job.sh && cowdsl_run && echo $COWDSL_NEEDS $COWDSL_THP && type cowdsl_keep"],
+                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout.splitlines()
+    assert json.loads(out[0]) == [str(tmp_path), args, "y z", False]  # env -i: only what was given
+    assert out[1] == "swap madvise"
+    assert "keep /tmp/venv-x" in job and "/work/ignored" not in job
+
+
+def test_needs():
+    assert guest.parse_needs({"swap", "ksm"}) == (frozenset({"swap", "ksm"}), "never")
+    assert guest.parse_needs(["thp"]) == (frozenset(), "always")
+    assert guest.parse_needs(["thp=madvise", "hugetlb"]) == (frozenset({"hugetlb"}), "madvise")
+    with pytest.raises(ValueError, match="unknown need"):
+        guest.parse_needs({"zswap"})
+
+
+def test_busybox_and_applets_in_the_initramfs():
+    try:
+        bb = initramfs.find_busybox()
+    except KernelError as e:
+        pytest.skip(str(e))
+    entries = {e.name: e for e in initramfs.base_entries(bb)}
+    assert stat.S_ISCHR(entries["dev/console"].mode)
+    assert entries["init"].data == guest.INIT.encode() and entries["init"].mode & 0o111
+    assert entries["bin/sh"].data == b"busybox" and "bin/busybox" in entries
+    assert not any(e.name != "bin/busybox" and e.name.endswith("/busybox") for e in entries.values())
+
+
+def test_static_check(tmp_path):
+    (tmp_path / "static").write_bytes(_elf([]))
+    assert initramfs._is_static(tmp_path / "static")  # no PT_INTERP
+
+
+# --- the result on the console --------------------------------------------------------------------------------
+
+
+def _console(nonce: str, result: dict, noise: bool = True) -> str:
+    raw = {**result, **{k: base64.b64encode(result[k].encode()).decode() for k in ("stdout", "stderr", "notes")}}
+    body = base64.encodebytes(json.dumps(raw).encode()).decode().splitlines()
+    lines = ["[    0.000000] Linux version ...", f"@@cowdsl-init-{nonce}@@", f"@@cowdsl-begin-{nonce}@@"]
+    lines += body[:1] + (["[   12.3] random: crng init done"] if noise else []) + body[1:]
+    return "\n".join([*lines, f"@@cowdsl-end-{nonce}@@", "reboot: Restarting system"])
+
+
+def test_result_is_decoded_between_this_runs_markers():
+    res = {"rc": 0, "uname": "6.1.0-50-cloud-amd64", "stdout": "é\n" * 100 + "@@cowdsl-end-other@@\n",
+           "stderr": "warn\n", "notes": ""}
+    text = _console("abc", {**res, "stdout": "decoy"}).replace("abc", "old") + "\n" + _console("abc", res)
+    got = vm.decode_result(text, "abc")
+    assert got == res
+
+
+def test_missing_or_garbled_result():
+    assert vm.decode_result("Kernel panic - not syncing: No working init found", "abc") is None
+    with pytest.raises(KernelError, match="garbled"):
+        vm.decode_result("@@cowdsl-begin-abc@@\nAAAA\n@@cowdsl-end-abc@@", "abc")
+
+
+def test_host_tmp_paths_kept_visible():
+    assert vm.host_tmp_paths(["/tmp/tmp.x/venv", "/tmp/tmp.x/other", "/work/main", "/tmp", "/tmpfoo/x"]) == ["/tmp/tmp.x"]
+
+
+# --- QEMU -------------------------------------------------------------------------------------------------------
+
+
+def _cmd(**kw):
+    base = dict(image="/k/vmlinux", initrd="/r/initrd.img", disk="/k/scratch.ext4", socket="/r/vfs.sock",
+                append="console=ttyS0", kvm=False)
+    return qemu.command("qemu-system-x86_64", **{**base, **kw})
+
+
+def _after(cmd: list[str], flag: str) -> list[str]:
+    return [cmd[i + 1] for i, a in enumerate(cmd) if a == flag]
+
+
+def test_qemu_command_tcg_and_kvm():
+    tcg = _cmd()
+    assert _after(tcg, "-accel") == ["tcg"] and _after(tcg, "-cpu") == ["max"]
+    assert _after(_cmd(smp=2), "-accel") == ["tcg,thread=multi"]
+    kvm = _cmd(kvm=True, smp=2, memory="1G")
+    assert _after(kvm, "-accel") == ["kvm"] and _after(kvm, "-cpu") == ["host"] and _after(kvm, "-smp") == ["2"]
+    assert _after(kvm, "-m") == ["1G"]
+    assert "memory-backend-memfd,id=mem,size=1G,share=on" in _after(kvm, "-object")  # vhost-user maps guest RAM
+
+
+def test_qemu_command_devices():
+    cmd = _cmd()
+    assert "vhost-user-fs-pci,chardev=vfs,tag=hostroot" in _after(cmd, "-device")
+    assert "socket,id=vfs,path=/r/vfs.sock" in _after(cmd, "-chardev")
+    (drive,) = _after(cmd, "-drive")
+    assert "snapshot=on" in drive and "if=virtio" in drive and "format=raw" in drive
+    assert _after(cmd, "-serial") == ["stdio"] and "-no-reboot" in cmd and "-nodefaults" in cmd
+    assert _after(cmd, "-kernel") == ["/k/vmlinux"] and _after(cmd, "-initrd") == ["/r/initrd.img"]
+    assert "panic=-1" in qemu.kernel_cmdline() and "console=ttyS0" in qemu.kernel_cmdline()
+
+
+def test_virtiofsd_flags_c_and_rust():
+    c = qemu.Virtiofsd("/usr/lib/qemu/virtiofsd", rust=False).argv("/r/s")
+    assert c[1:] == ["--socket-path=/r/s", "-o", "source=/", "-o", "cache=auto", "-o", "sandbox=chroot"]
+    r = qemu.Virtiofsd("/usr/libexec/virtiofsd", rust=True).argv("/r/s")
+    assert "--shared-dir=/" in r and "--socket-path=/r/s" in r
+
+
+def test_accel_can_be_forced(monkeypatch):
+    qemu.kvm_usable.cache_clear()
+    monkeypatch.setenv("COWDSL_KERNEL_ACCEL", "tcg")
+    try:
+        assert qemu.kvm_usable("qemu-system-x86_64") == "COWDSL_KERNEL_ACCEL=tcg"
+    finally:
+        qemu.kvm_usable.cache_clear()
+
+
+# --- the cache ------------------------------------------------------------------------------------------------
+
+
+def test_cache_dir(monkeypatch, tmp_path):
+    monkeypatch.delenv("COWDSL_KERNEL_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache.cache_dir() == tmp_path / "xdg" / "cowdsl" / "kernels"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.cache_dir() == tmp_path / "home" / ".cache" / "cowdsl" / "kernels"
+    monkeypatch.setenv("COWDSL_KERNEL_CACHE", str(tmp_path / "mine"))
+    assert cache.cache_dir() == tmp_path / "mine"
+
+
+def _fake_kernel(root, version: str) -> cache.Kernel:
+    work = cache.staging(root, version)
+    (work / "vmlinux").write_bytes(b"x")
+    files = {"image": "vmlinux", "initramfs": "initramfs.img", "disk": "scratch.ext4"}
+    return cache.publish(work, {"version": version, "source": "test", "files": files}, root)
+
+
+def test_cache_layout_and_lookup(tmp_path):
+    for v in ("6.12.95+deb12-cloud-amd64", "6.1.0-50-cloud-amd64", "5.10.0-32-cloud-amd64", "6.1.0-9-cloud-amd64"):
+        _fake_kernel(tmp_path, v)
+    (tmp_path / ".tmp-half-done-1").mkdir()  # an interrupted preparation is not a kernel
+    (tmp_path / "no-meta").mkdir()
+    assert [k.version for k in cache.kernels(tmp_path)] == [
+        "5.10.0-32-cloud-amd64", "6.1.0-9-cloud-amd64", "6.1.0-50-cloud-amd64", "6.12.95+deb12-cloud-amd64"]
+    k = cache.find("6.1", tmp_path)
+    assert k.version == "6.1.0-50-cloud-amd64" and k.folder == tmp_path / k.version
+    assert json.loads((k.folder / "meta.json").read_text())["version"] == k.version
+    assert k.image == k.folder / "vmlinux" and k.disk.name == "scratch.ext4" and k.file("modules") is None
+    assert cache.find("6.12", tmp_path).version.startswith("6.12.")
+    assert cache.find("6.2", tmp_path) is None
+    with pytest.raises(KernelError, match="not prepared.*fetch 4.19"):
+        cache.require("4.19", tmp_path)
+
+
+def test_publish_replaces_an_older_copy(tmp_path):
+    _fake_kernel(tmp_path, "6.1.0-50-cloud-amd64")
+    k = _fake_kernel(tmp_path, "6.1.0-50-cloud-amd64")
+    assert [p.name for p in tmp_path.iterdir()] == [k.version]
+
+
+def test_version_matching():
+    assert cache.matches("6.1.0-50-cloud-amd64", "6.1")
+    assert not cache.matches("6.12.95+deb12-cloud-amd64", "6.1")
+    assert cache.matches("6.8.0-rc1+", "6.8.0-rc1+") and cache.matches("6.8.0+", "6.8.0")
+
+
+def test_prepare_own_build_detects_the_release(tmp_path, monkeypatch):
+    try:
+        initramfs.find_busybox()
+        from cowdsl.kernels.prepare import which
+        which("mkfs.ext4", "e2fsprogs")
+    except KernelError as e:
+        pytest.skip(str(e))
+    from cowdsl.kernels import prepare
+
+    tree = tmp_path / "linux"
+    (tree / "arch/x86/boot").mkdir(parents=True)
+    (tree / "arch/x86/boot/bzImage").write_bytes(_bzimage(_gzip_payload(PVH_ELF)))
+    k = prepare(tree, root=tmp_path / "cache")  # a build tree stands for its bzImage; no modules: all built in
+    assert k.version == "6.7.0-test+" and k.meta["boot"] == "pvh-vmlinux"
+    assert k.source == f"path:{tree / 'arch/x86/boot/bzImage'}"
+    assert {p.name for p in k.folder.iterdir()} == {"vmlinux", "initramfs.img", "scratch.ext4", "meta.json"}
+    assert k.initramfs.read_bytes()[:2] == b"\x1f\x8b"
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------------
+
+
+def test_cli_errors_are_one_line(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COWDSL_KERNEL_CACHE", str(tmp_path))
+    assert cli.main(["list"]) == 0
+    assert "no prepared kernels" in capsys.readouterr().out
+    assert cli.main(["path", "6.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not prepared" in err and "Traceback" not in err
+    assert cli.main(["fetch", "4.19"]) == 2
+    assert cli.main(["run", "6.1", "--need", "zswap", "--", "true"]) == 2
+    assert "unknown need" in capsys.readouterr().err
+
+
+def test_cli_list_and_path(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COWDSL_KERNEL_CACHE", str(tmp_path))
+    k = _fake_kernel(tmp_path, "6.1.0-50-cloud-amd64")
+    assert cli.main(["list"]) == 0
+    assert "6.1.0-50-cloud-amd64" in capsys.readouterr().out
+    assert cli.main(["path", "6.1"]) == 0
+    assert capsys.readouterr().out.strip() == str(k.folder)
+
+
+# --- integration: a real 6.1 kernel under QEMU ----------------------------------------------------------------
+
+
+def _kernel_61() -> cache.Kernel:
+    wanted = os.environ.get("COWDSL_KERNEL_TESTS")
+    if wanted == "0":
+        pytest.skip("COWDSL_KERNEL_TESTS=0")
+    k = cache.find("6.1")
+    if k is None:
+        if wanted == "1":
+            pytest.fail("COWDSL_KERNEL_TESTS=1 but no 6.1 kernel is prepared (python -m cowdsl.kernels fetch 6.1)")
+        pytest.skip(f"no 6.1 kernel prepared in {cache.cache_dir()} (python -m cowdsl.kernels fetch 6.1)")
+    for tool in (qemu.find_qemu, qemu.find_virtiofsd):
+        try:
+            tool()
+        except KernelError as e:
+            pytest.skip(str(e)) if wanted != "1" else pytest.fail(str(e))
+    if os.geteuid() != 0 and wanted != "1":
+        pytest.skip("virtiofsd's sandbox needs root")
+    return k
+
+
+@pytest.fixture(scope="module")
+def kernel_61():
+    return _kernel_61()
+
+
+def test_guest_uname(kernel_61):
+    r = vm.boot(kernel_61, ["uname", "-r"], timeout=300)
+    assert r.exit_code == 0 and r.stdout.strip() == kernel_61.version == r.kernel
+    assert r.accel in ("kvm", "tcg") and r.seconds > 0
+
+
+def test_guest_runs_the_hosts_python_with_needs(kernel_61):
+    r = vm.boot(kernel_61, ["python3", "-c", "print(1); import sys; sys.exit(3)"], timeout=300,
+                needs={"swap", "hugetlb"})
+    assert (r.stdout, r.exit_code) == ("1\n", 3)
+    r = vm.boot(kernel_61, ["sh", "-c", "grep -c zram /proc/swaps; cat /proc/sys/vm/nr_hugepages; "
+                            "df -T /tmp | tail -1 | awk '{print $2}'"], timeout=300, needs={"swap", "hugetlb"})
+    assert r.stdout.split() == ["1", "16", "ext4"], (r.stdout, r.notes)
