@@ -207,9 +207,9 @@ def _summary(results, problems: list[Problem], backend: str) -> list[str]:
 
 def _backend_problem(spec: str) -> str | None:
     """None when ``spec`` names a backend (a name, a kernel version, NAME:option=choice...)."""
-    from cowdsl.semantics import registry
+    from cowdsl.kernel.spec import check
 
-    e = registry.check(spec)
+    e = check(spec)
     if e is None:
         return None
     return e.message + (f"; {e.hint}" if e.hint else "") + " (see `cowdsl backends`)"
@@ -238,7 +238,7 @@ def cmd_matrix(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from cowdsl.semantics import registry
+    from cowdsl.kernel.spec import resolve
 
     if args.backend == "all":
         return cmd_matrix(args)
@@ -254,7 +254,7 @@ def cmd_run(args) -> int:
         elif args.format == "junit":
             _print(_junit([], [Problem(None, message)]))
         return EXIT_ERROR
-    backend = registry.resolve(args.backend)
+    backend = resolve(args.backend)
     problems: list[Problem] = []
     scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr), _limits(args))
     results = [r for r in (_run_one(sc, backend, problems, args) for sc in scenarios) if r is not None]
@@ -322,6 +322,7 @@ def _write_dot(results, args) -> bool:
 def cmd_diff(args) -> int:
     """Run two backends on each scenario; show where their traces first diverge."""
     from cowdsl import diff
+    from cowdsl.kernel.spec import resolve
 
     for spec in (args.left, args.right):
         message = _backend_problem(spec)
@@ -331,8 +332,9 @@ def cmd_diff(args) -> int:
     problems: list[Problem] = []
     scenarios = _load_all(args.paths, problems, _colour(args, sys.stderr))
     differ = False
+    left, right = resolve(args.left), resolve(args.right)
     for sc in scenarios:
-        a, b, d = diff.diff(sc, args.left, args.right)
+        a, b, d = diff.diff(sc, left, right)
         differ |= a.verdict != b.verdict or d.step != 0
         _print(diff.text(a, b, d) + "\n")
     if problems:
@@ -341,10 +343,11 @@ def cmd_diff(args) -> int:
 
 
 def cmd_crosscheck(args) -> int:
-    """The model against this machine's kernel (cowdsl.native.crosscheck)."""
-    from cowdsl.native.crosscheck import crosscheck
+    """The model against this machine's kernel (cowdsl.crosscheck)."""
+    from cowdsl.crosscheck import crosscheck
+    from cowdsl.report.text import trace
 
-    return crosscheck(args.paths, args.repeat, model=args.model)
+    return crosscheck(args.paths, args.repeat, model=args.model, trace=trace)
 
 
 def _limits(args):
@@ -394,40 +397,35 @@ def _version_text(v: tuple[int, ...]) -> str:
 
 
 def cmd_backends(args) -> int:
+    from cowdsl.kernel import eras, options, timeline
     from cowdsl.semantics import registry
 
-    options: dict = {}
-    for name in registry.names():
-        cls = registry.BACKENDS[name]
-        _print(f"{name:<16} {cls.versions:<10} {cls.description}")
-        if cls.aliases:
-            _print(f"{'':<16} aliases: {', '.join(cls.aliases)}")
-        every = cls.all_options()
-        own = vars(cls).get("OPTIONS", {})
-        if own:
-            _print(f"{'':<16} options: " + ", ".join(f"{k}={'|'.join(every[k].choices)}" for k in own))
-        inherited = [k for k in every if k not in own]
-        if inherited:
-            _print(f"{'':<16} inherited options: {', '.join(inherited)}")
+    for era in eras.ERAS:
+        cls = registry.BACKENDS[era.name]
+        _print(f"{era.name:<16} {era.versions:<10} {era.description}")
+        if era.aliases:
+            _print(f"{'':<16} aliases: {', '.join(era.aliases)}")
+        own = options.of_era(era.name)
+        changes = [k for k, o in own.items() if o.kind == options.CHANGE]
+        variants = [k for k, o in own.items() if o.kind == options.VARIANT]
+        if changes:
+            _print(f"{'':<16} change options: " + ", ".join(f"{k}={'|'.join(own[k].choices)}" for k in changes))
+        if variants:
+            _print(f"{'':<16} variants: " + ", ".join(f"{k}={'|'.join(own[k].choices)}" for k in variants))
         _print(f"{'':<16} rules: {', '.join(cls.overridden_rules()) or '(none of its own)'}")
-        for k, o in every.items():
-            options.setdefault(k, o)
-    if options:
-        _print("\nOptions (the first choice is the default):")
-        for k, o in options.items():
-            _print(f"  {k}={'|'.join(o.choices)}: {o.doc}")
-    releases = getattr(registry, "RELEASES", ())
-    if releases:
-        _print("\nKernel versions (`--backend 5.10` runs the spec of the newest row at or below it):")
-        rows = list(releases)
-        for i, (first, spec) in enumerate(rows):
-            if i == 0 and first == (0, 0):
-                when = f"< {_version_text(rows[1][0])}" if len(rows) > 1 else "any"
-            else:
-                when = f">= {_version_text(first)}"
-            _print(f"  {when:<9} {spec}")
-    _print(f"\nBackend specs: NAME[:OPTION=CHOICE]..., e.g. early-cow:pin_scope=longterm; `{registry.NATIVE}` "
-           "runs the scenario on this machine's kernel." if hasattr(registry, "NATIVE") else "")
+    _print("\nOptions (the first choice is the default; a change option switches one change of the timeline, "
+           "a variant is a design argued on the list and never merged):")
+    for o in options.OPTIONS:
+        _print(f"  {o.name}={'|'.join(o.choices)} [{o.kind}; {', '.join(o.eras)}]: {o.doc}")
+    _print("\nThe timeline (a version has a change from its mainline release, or from the stable sublevel listed):")
+    for c in sorted(timeline.TIMELINE, key=lambda c: c.mainline.key()):
+        stable = ", ".join(f"{ln[0]}.{ln[1]}.{sub}" for ln, sub in c.stable)
+        sets = ", ".join(f"{k}={v}" for k, v in c.sets)
+        _print(f"  {str(c.mainline):<8} {c.commit} {c.title}")
+        _print(f"  {'':<8} sets {sets}" + (f"; stable: {stable}" if stable else ""))
+    _print(f"\nBackend specs: NAME[:OPTION=CHOICE]... (early-cow:pin_scope=longterm), a kernel version "
+           f"(5.8, 5.9-rc4, 5.4.214: a bare 5.4 is mainline 5.4 as released), or `{eras.NATIVE}`, "
+           "this machine's kernel.")
     return EXIT_OK
 
 

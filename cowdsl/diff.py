@@ -6,6 +6,7 @@ from __future__ import annotations
 from attrs import frozen
 
 from cowdsl.judge import Result
+from cowdsl.kernel.spec import KernelSpec
 from cowdsl.run import run
 from cowdsl.scenario import Scenario
 
@@ -48,7 +49,7 @@ def _texts_of(rec) -> str:
     return "; ".join(str(e) for e in rec.events if not e.minor)
 
 
-def diff(sc: Scenario, left: str, right: str) -> tuple[Result, Result, Divergence]:
+def diff(sc: Scenario, left: KernelSpec, right: KernelSpec) -> tuple[Result, Result, Divergence]:
     a, b = run(sc, left), run(sc, right)
     return a, b, first_divergence(a, b)
 

@@ -9,12 +9,11 @@ from cowdsl.scenario import Scenario
 
 def load_text(source: str, filename: str = "<input>", limits=None) -> Scenario:
     """``limits``: a cowdsl.limits.Limits (processes, threads, pages, steps); the defaults otherwise."""
-    from cowdsl.semantics import registry
     from cowdsl.syntax.checker import check
     from cowdsl.syntax.parser import parse
 
     module = parse(source, filename)
-    return check(module, filename, source if source.endswith("\n") else source + "\n", registry.known_words(), limits)
+    return check(module, filename, source if source.endswith("\n") else source + "\n", limits)
 
 
 def load(path: str | Path, limits=None) -> Scenario:

@@ -6,6 +6,8 @@ from __future__ import annotations
 from attrs import frozen
 
 from cowdsl.judge import Result
+from cowdsl.kernel.eras import ERAS
+from cowdsl.kernel.spec import KernelSpec, resolve
 from cowdsl.run import run
 from cowdsl.scenario import Scenario
 
@@ -23,32 +25,26 @@ class Matrix:
         return [r for r in self.results.values() if r.expected is not None and not r.ok]
 
 
-def default_backends() -> list[str]:
-    from cowdsl.semantics import registry
+def default_backends() -> list[KernelSpec]:
+    """The eras as presets, oldest first."""
+    return [resolve(e.name) for e in ERAS]
 
-    return [registry.get(n).spec for n in registry.names()]
 
-
-def backends_for(scenarios, extra=()) -> list[str]:
-    """The six eras, then every other spec the files' expect lines name."""
-    from cowdsl.semantics import registry
-
+def backends_for(scenarios, extra=()) -> list[KernelSpec]:
+    """The eras, then every other model the files' expect lines name."""
     out = default_backends()
-    for sc in scenarios:
-        for e in sc.expectations:
-            spec = registry.resolve(e.backend)
-            if spec and spec not in out and spec != registry.NATIVE:
-                out.append(spec)
-    for b in extra:
-        if b not in out:
-            out.append(b)
+    seen = {s.name for s in out}
+    for spec in [e.spec for sc in scenarios for e in sc.expectations] + list(extra):
+        if spec.name not in seen and not spec.native:
+            seen.add(spec.name)
+            out.append(spec)
     return out
 
 
 def build(scenarios, backends=None) -> Matrix:
-    backends = tuple(backends or backends_for(scenarios))
-    results = {(sc.filename, b): run(sc, b) for sc in scenarios for b in backends}
-    return Matrix(backends, tuple(scenarios), results)
+    specs = tuple(resolve(b) if isinstance(b, str) else b for b in (backends or backends_for(scenarios)))
+    results = {(sc.filename, b.name): run(sc, b) for sc in scenarios for b in specs}
+    return Matrix(tuple(b.name for b in specs), tuple(scenarios), results)
 
 
 def cell_text(r: Result) -> str:

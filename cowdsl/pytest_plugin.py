@@ -70,8 +70,8 @@ class CowFile(pytest.File):
 
     def collect(self):
         from cowdsl.errors import CowError
+        from cowdsl.kernel.spec import resolve
         from cowdsl.load import load
-        from cowdsl.semantics import registry
 
         try:
             sc = load(self.path)
@@ -79,19 +79,16 @@ class CowFile(pytest.File):
             raise self.CollectError(e.render()) from None
         except OSError as e:
             raise self.CollectError(f"{self.path}: {e.strerror or e}") from None
-        specs: list[tuple[str, str | None, int]] = []  # (as written, canonical, line)
+        specs = {}  # one item per model: an alias and its name are one
         for e in sc.expectations:
-            spec = registry.resolve(e.backend)
-            if not any((spec or e.backend) == (s or w) for w, s, _ in specs):
-                specs.append((e.backend, spec, e.span.line))
+            specs.setdefault(e.spec.name, (e.spec, e.span.line))
         if not specs:
-            specs.append((DEFAULT_BACKEND, registry.resolve(DEFAULT_BACKEND), 0))
+            specs[DEFAULT_BACKEND] = (resolve(DEFAULT_BACKEND), 0)
         native = self.config.getoption("cow_native", False)
-        for written, spec, line in specs:
-            item = CowItem.from_parent(self, name=spec or written, scenario=sc, backend=spec, written=written,
-                                       line=line)
+        for spec, line in specs.values():
+            item = CowItem.from_parent(self, name=spec.name, scenario=sc, spec=spec, line=line)
             item.add_marker(pytest.mark.cow)
-            if spec == registry.NATIVE and not native:
+            if spec.native and not native:
                 item.add_marker(pytest.mark.skip(reason="the native backend runs on this machine's kernel: "
                                                         "give --cow-native to run it"))
             yield item
@@ -108,20 +105,17 @@ class CowFailure(Exception):
 class CowItem(pytest.Item):
     """One scenario on one backend."""
 
-    def __init__(self, *, scenario, backend: str | None, written: str, line: int, **kw):
+    def __init__(self, *, scenario, spec, line: int, **kw):
         super().__init__(**kw)
         self.scenario = scenario
-        self.backend = backend
-        self.written = written
+        self.spec = spec  # a KernelSpec, resolved when the file was checked
         self.line = line
         self.result = None
 
     def runtest(self):
         from cowdsl.run import run
 
-        if self.backend is None:
-            raise CowFailure(None)
-        self.result = r = run(self.scenario, self.backend)
+        self.result = r = run(self.scenario, self.spec)
         if r.verdict == "skip":
             pytest.skip(f"no assertion could be decided on {r.backend}")
         if not r.ok:
@@ -129,17 +123,15 @@ class CowItem(pytest.Item):
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, CowFailure):
-            return failure_text(self.scenario, excinfo.value.result, self.written)
+            return failure_text(excinfo.value.result)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
-        return self.path, max(self.line - 1, 0), f"{self.scenario.name} on {self.backend or self.written}"
+        return self.path, max(self.line - 1, 0), f"{self.scenario.name} on {self.spec.label}"
 
 
-def failure_text(sc, r, written: str = "") -> str:
+def failure_text(r) -> str:
     """The failing assertions, the verdict block, the trace and the final state."""
     from cowdsl.report import junit
 
-    if r is None:
-        return f"{sc.filename}: unknown backend `{written}` (see `cowdsl backends`)"
     return junit.failure_text(r)

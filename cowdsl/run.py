@@ -11,20 +11,26 @@ from cowdsl.explore.model import Model
 from cowdsl.judge.explored import check_exploration
 from cowdsl.judge.quantify import check_execution, model_observer
 from cowdsl.judge.result import Result, StepRecord
+from cowdsl.kernel.spec import KernelSpec
+from cowdsl.kernel.spec import resolve as resolve_spec
 from cowdsl.native import run_native
 from cowdsl.scenario import INVARIANT, Scenario
 from cowdsl.semantics import registry
 
 
-def run(sc: Scenario, backend_spec: str = "anon-exclusive", *, mode: str | None = None,
+def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | None = None,
         bounds: search.Bounds | None = None, schedule: list[str] | None = None) -> Result:
     """Run a scenario.  Concurrent scenarios (and invariants) are explored:
     ``mode`` reduced (the default: source-DPOR with sleep sets and state
     caching, which reaches every final state the full search does) or full
-    (every interleaving, the reference); ``schedule`` replays one interleaving."""
-    if backend_spec == registry.NATIVE:
+    (every interleaving, the reference); ``schedule`` replays one interleaving.
+    A spec given as text is resolved here (callers that read it from a command
+    line resolve it themselves, to report a bad one before anything runs)."""
+    if isinstance(spec, str):
+        spec = resolve_spec(spec)
+    if spec.native:
         return run_native(sc)
-    backend = registry.get(backend_spec)
+    backend = registry.get(spec)
     if schedule is not None or mode is not None or sc.concurrent or any(a.quantifier == INVARIANT for a in sc.assertions):
         return explore(sc, backend, mode=mode or "reduced", bounds=bounds, schedule=schedule)
     t0 = time.perf_counter()
@@ -35,16 +41,7 @@ def run(sc: Scenario, backend_spec: str = "anon-exclusive", *, mode: str | None 
         states.append(state)
     observe = model_observer(backend)
     checks = tuple(check_execution(a, states, observe=observe) for a in sc.assertions)
-    return Result(sc, backend.spec, states[-1], tuple(records), checks, expectation(sc, backend.spec),
-                  time.perf_counter() - t0)
-
-
-def expectation(sc: Scenario, spec: str) -> str | None:
-    """What the scenario's expect lines say for this backend spec, if anything."""
-    for e in sc.expectations:
-        if registry.resolve(e.backend) == spec:
-            return e.outcome
-    return None
+    return Result(sc, spec, states[-1], tuple(records), checks, sc.expected_on(spec), time.perf_counter() - t0)
 
 
 def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search.Bounds | None = None,
@@ -52,7 +49,8 @@ def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search
     t0 = time.perf_counter()
     model = Model(sc, backend)
     bounds = bounds or search.Bounds()
-    expected = expectation(sc, backend.spec)
+    spec = backend.kernel
+    expected = sc.expected_on(spec)
     if schedule is not None:
         path, last = search.follow(model, schedule)
         trs = tuple(search.replay(model, path))
@@ -61,10 +59,10 @@ def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search
         checks = tuple(check_execution(a, along, observe=observe, witness=trs, shows="schedule")
                        for a in sc.assertions)
         ex = search.Exploration("schedule", len(trs) + 1, len(trs), 1, [last])
-        return Result(sc, backend.spec, last.state, (), checks, expected, time.perf_counter() - t0, ex)
+        return Result(sc, spec, last.state, (), checks, expected, time.perf_counter() - t0, ex)
     if any(a.quantifier == INVARIANT for a in sc.assertions):
         mode = "full"  # partial-order reduction keeps final states, not every state
     ex = (search.full if mode == "full" else search.reduced)(model, bounds)
     checks = tuple(check_exploration(model, ex, a, bounds) for a in sc.assertions)
     final = ex.finals[0].state if len(ex.finals) == 1 else None
-    return Result(sc, backend.spec, final, (), checks, expected, time.perf_counter() - t0, ex)
+    return Result(sc, spec, final, (), checks, expected, time.perf_counter() - t0, ex)

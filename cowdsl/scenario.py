@@ -5,6 +5,7 @@ from __future__ import annotations
 from attrs import frozen
 
 from cowdsl.errors import Span
+from cowdsl.kernel.spec import KernelSpec
 
 
 @frozen
@@ -141,7 +142,7 @@ class Assertion:
 @frozen
 class Expectation:
     outcome: str  # "pass" | "fail"
-    backend: str  # as written: a name, alias or name:option=value
+    spec: KernelSpec  # resolved when the file was checked
     span: Span
 
 
@@ -173,8 +174,9 @@ class Scenario:
     def concurrent(self) -> bool:
         return any(s.par for s in self.steps)
 
-    def expected(self, backend: str) -> str | None:
+    def expected_on(self, spec: KernelSpec) -> str | None:
+        """What the expect lines say for the model ``spec`` runs, if anything."""
         for e in self.expectations:
-            if e.backend == backend:
+            if e.spec.name == spec.name:
                 return e.outcome
         return None

@@ -7,6 +7,7 @@ import pytest
 from cowdsl import ops
 from cowdsl import scenario as S
 from cowdsl.errors import CowError, one_of
+from cowdsl.kernel.spec import KernelSpec
 from cowdsl.load import load_text
 from cowdsl.syntax.checker import check
 from cowdsl.syntax.parser import parse
@@ -77,7 +78,7 @@ def test_doc_example():
     assert (child.actor, child.task, child.addr) == ("B", "B", S.Addr("B", "buf", 0))
     assert [a.text for a in sc.assertions] == ["A.buf == 4", "B.buf == 3", "mr is A.buf"]
     assert sc.assertions[2].expr == S.Same(S.HandlePage("mr"), S.PageAt(S.Addr("A", "buf", 0)), False)
-    assert [(e.outcome, e.backend) for e in sc.expectations] == [("pass", "anon-exclusive")]
+    assert [(e.outcome, e.spec.name) for e in sc.expectations] == [("pass", "anon-exclusive")]
 
 
 def test_name_defaults_to_the_file_stem():
@@ -187,36 +188,33 @@ def test_a_child_may_touch_a_mapping_its_fork_did_not_copy():
 
 
 def test_backend_names_versions_and_options():
-    sc = load(H + T + "expect pass on anon-exclusive, 5.10\nexpect fail on early-cow:pin_scope=longterm\n")
-    assert [(e.outcome, e.backend) for e in sc.expectations] == [
-        ("pass", "anon-exclusive"), ("pass", "5.10"), ("fail", "early-cow:pin_scope=longterm")]
+    sc = load(H + T + "expect pass on anon-exclusive, 5.10.198\nexpect fail on early-cow:pin_scope=longterm\n")
+    assert [(e.outcome, e.spec.text, e.spec.name) for e in sc.expectations] == [
+        ("pass", "anon-exclusive", "anon-exclusive"),
+        ("pass", "5.10.198", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
+        ("fail", "early-cow:pin_scope=longterm", "early-cow:pin_scope=longterm")]
+    assert str(sc.expectations[1].spec.version) == "5.10.198"
 
 
-@pytest.mark.parametrize(
-    "names, backend",
-    [
-        pytest.param(None, "whatever:x=y", id="without_backend_names_any_backend"),
-        pytest.param(["mine"], "mine", id="with_a_list_of_backend_names"),
-        pytest.param(["mine"], "mine:x=y", id="caller_backend_names_with_options"),
-    ],
-)
-def test_check_with_the_callers_backend_names(names, backend):
-    src = H + T + f"expect pass on {backend}\n"
-    assert check(parse(src), "x.cow", src, names).expectations[0].backend == backend
+def test_an_expectation_is_resolved_once_to_a_typed_spec():
+    sc = load(H + T + "expect pass on modern\n")
+    (e,) = sc.expectations
+    assert isinstance(e.spec, KernelSpec) and e.spec.model == "anon-exclusive" and e.spec.text == "modern"
 
 
-def test_backend_names_without_a_registry(monkeypatch):
-    from cowdsl.semantics import registry
-
-    def broken(spec):
-        raise RuntimeError("no registry")
-
-    monkeypatch.setattr(registry, "check", broken)
-    src = H + T + "expect pass on mine:pin_scope=x, yours\n"
+def test_two_expectations_of_one_model_that_disagree():
+    # Regression: the second silently overrode the first.
+    src = H + T + "expect pass on anon-exclusive\nexpect fail on 6.5\n"
     with pytest.raises(CowError) as info:
-        check(parse(src), "x.cow", src, ["mine"])
+        check(parse(src), "x.cow", src)
     (d,) = info.value.diagnostics
-    assert (d.message, d.span.col, d.span.end_col) == ("unknown backend `yours`", 34, 39)
+    assert d.span.line == 5 and d.message == (
+        "`6.5` is 6.5 (anon-exclusive), expected to pass on line 4 (`anon-exclusive`) and to fail here")
+
+
+def test_two_expectations_of_one_model_that_agree():
+    sc = load(H + T + "expect pass on anon-exclusive, modern, 6.5\n")
+    assert len(sc.expectations) == 3
 
 
 def test_long_flat_assertion():

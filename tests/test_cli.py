@@ -19,6 +19,8 @@ from examples import BROKEN, FAILING, LONG_TERM_PIN
 
 from cowdsl import __version__, ops
 from cowdsl.cli import main
+from cowdsl.kernel import eras, options, timeline
+from cowdsl.kernel.spec import resolve
 from cowdsl.semantics import registry
 
 # Every assertion holds, but the expect line says fail: a mismatch.
@@ -286,7 +288,7 @@ def test_state_shows_the_final_state_table(example, capsys):
     assert re.search(r"^  processes: A alive, MMF_HAS_PINNED, .*; B alive, ", out, re.M)
 
 
-@pytest.mark.parametrize("alias", type(registry.get("anon-exclusive")).aliases)
+@pytest.mark.parametrize("alias", eras.BY_NAME["anon-exclusive"].aliases)
 def test_backend_alias(example, capsys, alias):
     assert cli("run", "--backend", alias, example) == 0
     out = capsys.readouterr().out
@@ -297,8 +299,8 @@ def test_backend_alias(example, capsys, alias):
 
 def test_backend_6_1(example, capsys):
     """A kernel version runs the backend of its era, with that release's options."""
-    spec = registry.resolve("6.1")
-    assert spec is not None and spec.startswith("anon-exclusive")
+    spec = resolve("6.1").name
+    assert spec.startswith("anon-exclusive")
     assert cli("run", "-b", "6.1", example) == 0  # no expect line for this spec: every assertion must hold
     out = capsys.readouterr().out
     assert f"Test long-term pin stays coherent across fork on {spec}\n" in out
@@ -394,24 +396,24 @@ def test_ops_lists_every_op_and_fact(capsys):
 def test_backends_lists_anon_exclusive(capsys):
     assert cli("backends") == 0
     out = capsys.readouterr().out
-    cls = type(registry.get("anon-exclusive"))
+    era = eras.BY_NAME["anon-exclusive"]
+    cls = registry.BACKENDS[era.name]
     lines = out.splitlines()
     start = next(i for i, ln in enumerate(lines) if ln.startswith("anon-exclusive "))
     block = [lines[start]] + list(itertools.takewhile(lambda ln: ln.startswith(" "), lines[start + 1:]))
-    assert cls.versions in block[0] and cls.description in block[0]
+    assert era.versions in block[0] and era.description in block[0]
     fields = {ln.split(":", 1)[0].strip(): ln.split(":", 1)[1].strip() for ln in block[1:]}
-    if cls.aliases:
-        assert fields["aliases"] == ", ".join(cls.aliases)
+    assert fields["aliases"] == ", ".join(era.aliases)
     assert fields["rules"].split(", ") == list(cls.overridden_rules())
-    own = vars(cls).get("OPTIONS", {})
-    for k, o in own.items():
-        assert f"{k}={'|'.join(o.choices)}" in fields["options"]
-        assert f"  {k}={'|'.join(o.choices)}: {o.doc}" in out  # documented once, below
+    for k, o in options.of_era(era.name).items():
+        field = "change options" if o.kind == options.CHANGE else "variants"
+        assert f"{k}={'|'.join(o.choices)}" in fields[field]
+        assert f"  {k}={'|'.join(o.choices)} [{o.kind}; {', '.join(o.eras)}]: {o.doc}" in out  # documented once
     for name in registry.names():
         assert any(ln.startswith(f"{name} ") for ln in lines), name
-    versions = out[out.index("Kernel versions"):]
-    for _, spec in registry.RELEASES:
-        assert re.search(rf"^  \S+ \S+\s+{re.escape(spec)}$", versions, re.M), spec
+    shown = out[out.index("The timeline"):]
+    for c in timeline.TIMELINE:
+        assert re.search(rf"^  {re.escape(str(c.mainline))}\s+{c.commit} ", shown, re.M), c.key
 
 
 def test_a_crashing_checker_is_reported_and_the_others_load(tmp_path, capsys, monkeypatch):

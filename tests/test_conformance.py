@@ -15,24 +15,14 @@ import pytest
 from cowdsl import matrix
 from cowdsl.load import find, load
 from cowdsl.run import run
-from cowdsl.semantics import registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 FILES = find([SCENARIOS])
-ERAS = [registry.get(n).spec for n in registry.names()]
-
-
 def _cases():
     for f in FILES:
-        sc = load(f)
-        specs = list(ERAS)
-        for e in sc.expectations:
-            spec = registry.resolve(e.backend)
-            if spec not in specs and spec != registry.NATIVE:
-                specs.append(spec)
-        for spec in specs:
-            yield pytest.param(f, spec, id=f"{f.relative_to(SCENARIOS)}::{spec}")
+        for spec in matrix.backends_for([load(f)]):
+            yield pytest.param(f, spec.name, id=f"{f.relative_to(SCENARIOS)}::{spec.name}")
 
 
 def test_corpus_is_not_empty():

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from cowdsl.kernel.spec import check as check_spec
+from cowdsl.kernel.spec import resolve
 from cowdsl.load import load_text
 from cowdsl.run import run
 from cowdsl.semantics import registry
@@ -364,21 +366,29 @@ def test_every_rule_docstring_cites_a_commit_or_source():
         ("5.7", "mapcount"),
         ("5.8", "gup-cow"),
         ("5.9-rc", "refcount"),
+        ("5.9-rc4", "refcount"),
+        ("5.9-rc6", "refcount"),
+        ("5.9-rc7", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
         ("5.9", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
-        ("5.10", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
+        # §15.1 item 8: mainline 5.10 has neither backport; 5.10.7 has write_protect_seq; 5.10.198 both
+        ("5.10", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
+        ("5.10.7", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off"),
+        ("5.10.198", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
+        ("5.11", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
         ("5.12", "early-cow:device_exclusive=off"),
         ("5.15", "early-cow"),
         ("5.18", "cow-fixes-1"),
         ("5.19", "anon-exclusive:foll_force=foll_cow:hugetlb_force=allow:longterm_file_write=allow"
                  ":longterm_unshare=anon:mprotect=fault"),
         ("6.1", "anon-exclusive:hugetlb_force=allow:longterm_file_write=allow:longterm_unshare=anon"),
+        ("6.1.2", "anon-exclusive:longterm_file_write=allow:longterm_unshare=anon"),  # f347454d0341 in 6.1.2
         ("6.2", "anon-exclusive:longterm_file_write=allow"),
         ("6.18", "anon-exclusive"),
         ("modern", "anon-exclusive"),
     ],
 )
 def test_version_specs(version, spec):
-    assert registry.canonical(version) == spec
+    assert resolve(version).name == spec
 
 
 @pytest.mark.parametrize(
@@ -388,9 +398,15 @@ def test_version_specs(version, spec):
         ("early-cow:pinscope=longterm", "unknown option `pinscope` for early-cow"),
         ("erly-cow", "unknown backend `erly-cow`"),
         ("early-cow:pin_scope", "option `pin_scope` needs a value"),
+        # options are scoped to the eras where they change an answer
+        ("anon-exclusive:hugetlb_fork_copy=off", "option `hugetlb_fork_copy` does not apply to anon-exclusive"),
+        ("cow-fixes-1:wp_seq=off", "option `wp_seq` does not apply to cow-fixes-1"),
+        ("mapcount:pin_bias=off", "option `pin_bias` does not apply to mapcount"),
+        ("6.5:wp_seq=off", "option `wp_seq` does not apply to 6.5 (anon-exclusive)"),
+        ("native:wp_seq=off", "`native` takes no options"),
     ],
 )
 def test_bad_specs_are_rejected_with_a_message(spec, message):
-    err = registry.check(spec)
+    err = check_spec(spec)
     assert err is not None and err.message == message
     assert err.hint  # a suggestion or the list of options

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from examples import LONG_TERM_PIN
 
+from cowdsl.kernel import eras
 from cowdsl.load import load_text
 from cowdsl.report import jsonout, text
 from cowdsl.run import run
-from cowdsl.semantics import registry
 
-ALIAS = type(registry.get("anon-exclusive")).aliases[-1]  # a kernel version or nickname for it
+ALIAS = eras.BY_NAME["anon-exclusive"].aliases[-1]  # a kernel version or nickname for it
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "docs" / "json-schema.json"
 
 FAILING = """\

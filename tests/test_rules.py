@@ -1044,7 +1044,7 @@ def test_has_device_exclusive_in_5_19_plus():
 @covers("has_device_exclusive", False)
 def test_has_device_exclusive_off_variant():
     # Option device_exclusive=off (kernels before 5.14): the call fails, the PTE is untouched.
-    r = run_src(DEVICE_EXCLUSIVE, backend="anon-exclusive:device_exclusive=off")
+    r = run_src(DEVICE_EXCLUSIVE, backend="early-cow:device_exclusive=off")
     assert_decision(r, "has_device_exclusive", "A: make_device_exclusive(buf) as dx", False, "b756a3b5e7ea")
     assert not r.final.result("dx").ok
     assert pte(r.final, "A", "buf").present and pte(r.final, "A", "buf").write
@@ -1127,7 +1127,7 @@ def test_has_write_protect_seq_off_variant():
         A: mmap(buf, anon, private, rw)
         A: write(buf, 1)
         A: fork() as B
-    """, backend="anon-exclusive:wp_seq=off")
+    """, backend="early-cow:wp_seq=off")
     assert_decision(r, "has_write_protect_seq", "A: fork() as B", False, "57efa1fe5957")
     assert mm(r.final, "A").wp_seq == 0
 

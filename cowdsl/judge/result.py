@@ -7,6 +7,7 @@ from typing import Any
 
 from attrs import frozen
 
+from cowdsl.kernel.spec import KernelSpec
 from cowdsl.scenario import Assertion, Scenario, Step
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome, State
@@ -35,13 +36,18 @@ class Result:
     """One scenario on one backend."""
 
     scenario: Scenario
-    backend: str
+    spec: KernelSpec  # the backend it ran on
     final: State | None  # None for a backend without a model state (native)
     steps: tuple[StepRecord, ...]
     checks: tuple[Check, ...]
     expected: str | None  # "pass", "fail" or None
     seconds: float
     exploration: Any = None  # cowdsl.explore.search.Exploration, for explored runs
+
+    @property
+    def backend(self) -> str:
+        """The canonical spec of the backend (``early-cow:wp_seq=off``)."""
+        return self.spec.name
 
     @property
     def partial(self) -> str | None:

@@ -22,25 +22,22 @@ import time
 
 from cowdsl import scenario as S
 from cowdsl.judge import Check, Result, StepRecord, check_execution
+from cowdsl.kernel.eras import NATIVE
+from cowdsl.kernel.spec import KernelSpec
 from cowdsl.native import plan
 from cowdsl.native.controller import Controller, Limits, StepTimeout
 from cowdsl.native.host import probe, skip_reason
 from cowdsl.native.observe import NativeObservation
-from cowdsl.semantics import registry
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
 
 __all__ = ["run_native", "Limits", "probe", "skip_reason", "BACKEND"]
 
-BACKEND = "native"
+BACKEND = NATIVE
 DEFAULT_TIMEOUT = 60.0  # seconds for a whole scenario
 
 
-def _expected(sc) -> str | None:
-    for e in sc.expectations:
-        if registry.resolve(e.backend) == BACKEND:
-            return e.outcome
-    return None
+SPEC = KernelSpec(NATIVE)
 
 
 def _undecided(sc, reason: str):
@@ -79,7 +76,7 @@ def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = 
     limits = limits or Limits()
     t0 = time.perf_counter()
     host = probe()
-    expected = _expected(sc)
+    expected = sc.expected_on(SPEC)
     prob = plan.problem(sc, host, limits)
     if prob is not None:
         number, reason = prob
@@ -88,7 +85,7 @@ def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = 
                        (Event(reason),) if st.number == number else ())
             for st in sc.steps
         )
-        return Result(sc, BACKEND, None, records, _undecided(sc, reason), expected, time.perf_counter() - t0)
+        return Result(sc, SPEC, None, records, _undecided(sc, reason), expected, time.perf_counter() - t0)
 
     ctl = Controller(sc, limits, time.monotonic() + timeout)
     records = []
@@ -126,4 +123,4 @@ def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = 
         _close_uninterrupted(ctl)
         if ctl.leaks:
             print(f"cowdsl native: {sc.filename}: could not reap: {'; '.join(ctl.leaks)}", file=sys.stderr)
-    return Result(sc, BACKEND, None, tuple(records), checks, expected, time.perf_counter() - t0)
+    return Result(sc, SPEC, None, tuple(records), checks, expected, time.perf_counter() - t0)

@@ -41,10 +41,8 @@ def classname(filename: str) -> str:
 
 
 def _expect_line(r: Result) -> int:
-    from cowdsl.semantics import registry
-
     for e in r.scenario.expectations:
-        if registry.resolve(e.backend) == r.backend:
+        if e.spec.name == r.spec.name:
             return e.span.line
     return r.scenario.assertions[0].span.line if r.scenario.assertions else 1
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from attrs import frozen
-
+from cowdsl.kernel.options import OPTIONS
+from cowdsl.kernel.spec import KernelSpec
 from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics import concepts, invariants
 from cowdsl.semantics.machine import Decision, Event, Machine
@@ -50,57 +50,25 @@ RULES = (
 )
 
 
-@frozen
-class Option:
-    """A design variant a backend can be run with: ``name:option=choice``."""
-
-    choices: tuple[str, ...]  # the first is the default
-    doc: str
-
-    @property
-    def default(self) -> str:
-        return self.choices[0]
-
-
 class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive):
     name: ClassVar[str]
-    versions: ClassVar[str]
-    description: ClassVar[str]
-    aliases: ClassVar[tuple[str, ...]] = ()
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
     HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14
-    OPTIONS: ClassVar[dict[str, Option]] = {
-        "pin_bias": Option(
-            ("on", "off"),
-            "page_maybe_dma_pinned counts GUP_PIN_COUNTING_BIAS in the refcount (on: 1024 "
-            "ordinary references look pinned) or reads an exact pin count (off)",
-        ),
-    }
 
-    def __init__(self, **options: str):
-        known = self.all_options()
-        for k, v in options.items():
-            if k not in known:
-                raise ValueError(f"unknown option `{k}` for {self.name}")
-            if v not in known[k].choices:
-                raise ValueError(f"`{k}` takes {' or '.join(known[k].choices)}, not `{v}`")
-        self.options = {k: options.get(k, o.default) for k, o in known.items()}
+    def __init__(self, kernel: KernelSpec):
+        if kernel.model != self.name:
+            raise ValueError(f"a {kernel.model} spec for the {self.name} model")
+        self.kernel = kernel  # resolved once, by cowdsl.kernel.spec
+        # every option: those this era accepts as the spec says; the others as
+        # the era always behaves (their default: the change applied)
+        self.options = {o.name: o.default for o in OPTIONS} | dict(kernel.options)
         # check the model's invariants after every micro-step (cowdsl.semantics.invariants)
         self.debug_invariants = invariants.env_enabled()
 
-    @classmethod
-    def all_options(cls) -> dict[str, Option]:
-        out: dict[str, Option] = {}
-        for klass in reversed(cls.__mro__):
-            out.update(vars(klass).get("OPTIONS", {}))
-        return out
-
     @property
     def spec(self) -> str:
-        """The name with the options that differ from the defaults: early-cow:pin_scope=longterm."""
-        known = self.all_options()
-        extra = [f"{k}={v}" for k, v in sorted(self.options.items()) if v != known[k].default]
-        return ":".join([self.name] + extra)
+        """The canonical spec: the name with the options that differ from the defaults."""
+        return self.kernel.name
 
     # --- the Model interface --------------------------------------------------------
     def init_state(self, sc: Scenario) -> State:

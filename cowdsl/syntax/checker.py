@@ -14,6 +14,8 @@ from cowdsl import limits as L
 from cowdsl import ops
 from cowdsl import scenario as S
 from cowdsl.errors import CowError, Diagnostic, Span, did_you_mean, one_of
+from cowdsl.kernel.spec import SpecError
+from cowdsl.kernel.spec import resolve as resolve_spec
 from cowdsl.syntax import ast
 
 MAX_VALUE = (1 << 64) - 1
@@ -71,7 +73,7 @@ class Names:
 
 
 class Checker:
-    def __init__(self, module: ast.Module, filename: str, source: str, backend_names=None, limits=None):
+    def __init__(self, module: ast.Module, filename: str, source: str, limits=None):
         self.module = module
         self.limits = limits or L.DEFAULT
         self.total_pages = 0  # pages of every mmap and file so far, for max_total_pages
@@ -81,7 +83,7 @@ class Checker:
         self.diags: list[Diagnostic] = []
         self.n = Names()
         self.steps: list[S.Step] = []
-        self.backend_names = backend_names
+        self.expected: dict[str, S.Expectation] = {}  # by canonical spec
         self.declared_threads: list[tuple[str, str]] = []
         self.par: int | None = None  # the block id while checking a par block
         self.par_made: dict[str, tuple[str, int]] = {}
@@ -800,45 +802,35 @@ class Checker:
         return S.FactCall(spec.name, tuple(args)), spec.kind
 
     # --- expectations ------------------------------------------------------------------
-    def backend_problem(self, spec: str):
-        """None when ``spec`` names a backend, else (message, hint, whole): ``whole`` says
-        the problem is in the options, not in the name before the first `:`."""
-        names = self.backend_names
-        if names is None or spec in names:
-            return None
-        base = spec.split(":", 1)[0]
-        try:  # the registry knows versions (`5.10`) and options (`early-cow:pin_scope=longterm`)
-            from cowdsl.semantics import registry
-
-            err = registry.check(spec)
-        except Exception:  # no registry to ask: judge by the name before the options
-            err = None if base in names else ValueError(f"unknown backend `{base}`")
-        if err is None:
-            return None
-        message = getattr(err, "message", None) or str(err)
-        unknown_name = message.startswith("unknown backend")
-        if unknown_name and base in names:  # a backend the caller knows, with options for it
-            return None
-        hint = getattr(err, "hint", None) if not unknown_name else did_you_mean(base, names)
-        return message, hint, not unknown_name
-
-    def expect(self, line: ast.ExpectLine):
+    def expect(self, line: ast.ExpectLine) -> list[S.Expectation]:
+        """Each backend of an expect line resolved to its KernelSpec, once; two
+        expectations of one spec that disagree are an error naming both lines."""
         out = []
         for b in line.backends:
-            problem = self.backend_problem(b.text)
-            if problem is not None:
-                message, hint, whole = problem
+            try:
+                spec = resolve_spec(b.text)
+            except SpecError as err:
                 base = b.text.split(":", 1)[0]
+                whole = err.in_options
                 span = b.span if whole else Span(b.span.line, b.span.col, b.span.col + len(base))
-                self.error(message, span, expected=None if whole else "a backend (see `cowdsl backends`)", hint=hint)
+                self.error(err.message, span, expected=None if whole else "a backend (see `cowdsl backends`)",
+                           hint=err.hint)
                 continue
-            out.append(S.Expectation(line.outcome, b.text, b.span))
+            earlier = self.expected.get(spec.name)
+            if earlier is not None and earlier.outcome != line.outcome:
+                self.error(f"`{b.text}` is {spec.label}, expected to {earlier.outcome} on line {earlier.span.line} "
+                           f"(`{earlier.spec.text}`) and to {line.outcome} here", b.span,
+                           hint="an expectation per model: remove one of them")
+                continue
+            e = S.Expectation(line.outcome, spec, b.span)
+            self.expected.setdefault(spec.name, e)
+            out.append(e)
         return out
 
 
-def check(module: ast.Module, filename: str, source: str, backend_names=None, limits=None) -> S.Scenario:
+def check(module: ast.Module, filename: str, source: str, limits=None) -> S.Scenario:
     """``limits`` (cowdsl.limits.Limits) bounds processes, threads, pages and steps."""
     try:
-        return Checker(module, filename, source, backend_names, limits).run()
+        return Checker(module, filename, source, limits).run()
     except RecursionError:
         raise CowError(filename, source, [Diagnostic("an assertion nests too deeply", Span(1, 1, 2))]) from None

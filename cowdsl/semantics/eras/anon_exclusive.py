@@ -5,46 +5,15 @@ behaviour."""
 
 from __future__ import annotations
 
-from cowdsl.semantics.backend import Option
 from cowdsl.semantics.eras.cow_fixes_1 import CowFixes1
 from cowdsl.semantics.eras.mapcount import Mapcount
 from cowdsl.semantics.machine import Decision
-from cowdsl.semantics.registry import register
 from cowdsl.semantics.state import HUGETLB
 
 
-@register
 class AnonExclusive(CowFixes1):
     name = "anon-exclusive"
-    versions = "5.19+"
-    description = "PageAnonExclusive: exclusive pages are reused, pinned pages are never shared, R/O pins unshare"
-    aliases = ("modern",)
     TRACKS_ANON_EXCLUSIVE = True  # 78fbe906cc90, 6c287605fd56
-    OPTIONS = {
-        "foll_force": Option(
-            ("exclusive", "foll_cow"),
-            "how a forced write follows a read-only PTE: exclusive anon page (6.0, 5535be309971) "
-            "or the FOLL_COW rule of 5.19.0",
-        ),
-        "mprotect": Option(
-            ("upgrade", "fault"),
-            "mprotect(PROT_WRITE) makes exclusive anon PTEs writable at once (6.0, 64fe24a3e05e) or leaves them to fault (5.19)",
-        ),
-        "hugetlb_force": Option(
-            ("refuse", "allow"),
-            "FOLL_FORCE|FOLL_WRITE on hugetlb is refused (6.2, f347454d0341) or allowed (5.19–6.1)",
-        ),
-        "longterm_file_write": Option(
-            ("refuse", "allow"),
-            "a FOLL_LONGTERM write pin of a file mapping that needs dirty tracking (a disk file, not "
-            "shmem) is refused (6.5, 8ac268436e6d) or allowed (before 6.5)",
-        ),
-        "longterm_unshare": Option(
-            ("all", "anon"),
-            "a R/O long-term pin in a COW mapping unshares page-cache and zero pages too (6.2, "
-            "84209e87c696) or only anon pages (5.19–6.1)",
-        ),
-    }
 
     def has_foll_cow(self) -> bool:
         """5535be309971 (6.0) removed FOLL_COW; 5.19.0 still had it."""

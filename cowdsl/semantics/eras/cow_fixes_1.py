@@ -6,14 +6,10 @@ from __future__ import annotations
 
 from cowdsl.semantics.eras.early_cow import EarlyCow
 from cowdsl.semantics.machine import Decision
-from cowdsl.semantics.registry import register
 
 
-@register
 class CowFixes1(EarlyCow):
     name = "cow-fixes-1"
-    versions = "5.18"
-    description = "refcount rule after dropping the swap cache, for swap-in and THP too"
     HAS_PINNED = "MMF_HAS_PINNED"
 
     def wp_can_reuse(self, m, pfn):

@@ -4,50 +4,14 @@ pages are kept out of the swap cache."""
 
 from __future__ import annotations
 
-from cowdsl.semantics.backend import Option
 from cowdsl.semantics.eras.refcount import Refcount
 from cowdsl.semantics.machine import Decision
-from cowdsl.semantics.registry import register
 from cowdsl.semantics.state import HUGETLB
 
 
-@register
 class EarlyCow(Refcount):
     name = "early-cow"
-    versions = "5.9–5.17"
-    description = "has_pinned, and fork copies maybe-pinned pages for the child; pinned pages kept out of swap cache"
-    aliases = ()
     HAS_PINNED = "has_pinned"  # mm->has_pinned, MMF_HAS_PINNED from 5.14 (a458b76a4171)
-    OPTIONS = {
-        "pin_scope": Option(
-            ("any", "longterm"),
-            "which FOLL_PIN sets has_pinned: any (merged, 008cfe4418b3) or only FOLL_LONGTERM "
-            "(Jason Gunthorpe's suggestion, seed thread 003)",
-        ),
-        "hugetlb_fork_copy": Option(
-            ("on", "off"),
-            "4eae4efa2c29 (5.12): fork copies maybe-pinned hugetlb pages too; off for 5.9–5.11",
-        ),
-        "device_exclusive": Option(
-            ("on", "off"),
-            "make_device_exclusive_range exists (b756a3b5e7ea, 5.14); off for 5.9–5.13",
-        ),
-        "devexcl_fork": Option(
-            ("restore", "copy"),
-            "fork meets a device-exclusive entry: restore the parent's PTE, then the normal rule "
-            "(merged, b756a3b5e7ea), or give parent and child read-only exclusive entries "
-            "(the alternative argued in the Popple thread, seed 004)",
-        ),
-        "wp_seq": Option(
-            ("on", "off"),
-            "fork and GUP-fast synchronise through write_protect_seq (57efa1fe5957, 5.11 and "
-            "5.10.y); off for 5.9 and 5.10.0, where GUP-fast can race a fork",
-        ),
-        "swap_pin_check": Option(
-            ("on", "off"),
-            "feb889fb40fa (5.11, 5.10.y) keeps pinned pages out of the swap cache; off for 5.9 and 5.10.0",
-        ),
-    }
 
     def fork_copy_anon(self, m, src_mm, pfn):
         """70e806e4e645 copy_present_page: in a COW mapping, when the source mm

@@ -6,14 +6,10 @@ from __future__ import annotations
 
 from cowdsl.semantics.eras.mapcount import Mapcount
 from cowdsl.semantics.machine import Decision
-from cowdsl.semantics.registry import register
 
 
-@register
 class GupCow(Mapcount):
     name = "gup-cow"
-    versions = "5.8"
-    description = "GUP with a page reference breaks COW first; GUP-fast refuses read-only entries"
 
     def gup_break_cow(self, m, vma, flags):
         """17839856fd58: should_force_cow_break = is_cow_mapping && (FOLL_GET|FOLL_PIN) → FOLL_WRITE.

@@ -4,23 +4,12 @@ nothing of pins.  Includes the Dirty COW fix (4.9) unless foll_cow=off."""
 
 from __future__ import annotations
 
-from cowdsl.semantics.backend import Backend, Option
+from cowdsl.semantics.backend import Backend
 from cowdsl.semantics.machine import Decision
-from cowdsl.semantics.registry import register
 
 
-@register
 class Mapcount(Backend):
     name = "mapcount"
-    versions = "≤5.7"
-    description = "reuse on mapcount + swapcount; refcount (GUP, pipes, DMA) ignored; fork shares pinned pages"
-    OPTIONS = {
-        "foll_cow": Option(
-            ("on", "off"),
-            "on: the Dirty COW fix 19be0eaffa3a (4.9): a forced write follows a read-only PTE only if "
-            "FOLL_COW and the PTE is dirty; off: the pre-4.9 rule (CVE-2016-5195)",
-        ),
-    }
 
     def has_foll_cow(self) -> bool:
         """FOLL_COW exists from 19be0eaffa3a (4.9) until 5535be309971 (6.0);

@@ -7,15 +7,10 @@ from __future__ import annotations
 from cowdsl.semantics.eras.gup_cow import GupCow
 from cowdsl.semantics.eras.mapcount import Mapcount
 from cowdsl.semantics.machine import Decision
-from cowdsl.semantics.registry import register
 
 
-@register
 class Refcount(GupCow):
     name = "refcount"
-    versions = "5.9-rc"
-    description = "do_wp_page reuses only at refcount 1; no forced COW break; no pin handling at fork"
-    aliases = ("5.9-rc",)
 
     def wp_can_reuse(self, m, pfn):
         """09854ba94c6a "mm: do_wp_page() simplification": reuse only if nobody

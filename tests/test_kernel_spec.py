@@ -1,0 +1,82 @@
+"""Kernels as data: versions, the timeline of changes, and specs resolved once."""
+
+from __future__ import annotations
+
+import pytest
+
+from cowdsl.kernel import options, timeline
+from cowdsl.kernel.spec import KernelSpec, SpecError, resolve
+from cowdsl.kernel.version import Version, v
+
+
+@pytest.mark.parametrize("text, parts", [
+    ("5.8", (5, 8, 0, 0)), ("5.9-rc4", (5, 9, 4, 0)), ("5.4.214", (5, 4, 0, 214)), ("6.1.0", (6, 1, 0, 0)),
+])
+def test_version_parse(text, parts):
+    ver = Version.parse(text)
+    assert (ver.major, ver.minor, ver.rc, ver.sublevel) == parts
+    assert str(ver) == text.removesuffix(".0")
+
+
+@pytest.mark.parametrize("text", ["5", "5.x", "v5.8", "5.8-rc", "5.8.1.2", "", "5.8 "])
+def test_not_a_version(text):
+    assert Version.parse(text) is None
+
+
+def test_version_order():
+    order = ["4.19.222", "5.4", "5.4.214", "5.8", "5.9-rc4", "5.9-rc7", "5.9", "5.9.1", "5.10", "5.10.7", "5.11"]
+    assert sorted(order, key=lambda t: v(t).key()) == order
+    assert v("5.9-rc4") < v("5.9") < v("5.9.1") and v("5.4") == v("5.4.0")
+
+
+def test_a_change_is_in_a_version_from_its_release_or_its_backport():
+    wp_seq = next(c for c in timeline.TIMELINE if c.commit == "57efa1fe5957")
+    assert not wp_seq.in_version(v("5.10"))
+    assert wp_seq.in_version(v("5.11")) and wp_seq.in_version(v("5.12.3"))
+    first = wp_seq.first_in((5, 10))
+    assert first is not None and wp_seq.in_version(first)
+    assert not wp_seq.in_version(Version(5, 10, sublevel=first.sublevel - 1))
+    assert wp_seq.first_in((5, 4)) is None
+
+
+def test_every_change_sets_known_settings_and_cites_a_commit():
+    for c in timeline.TIMELINE:
+        assert len(c.commit) == 12 and int(c.commit, 16) >= 0, c.key
+        for k, val in c.sets:
+            if k == "era":
+                continue
+            assert val in options.BY_NAME[k].choices, (c.key, k)
+            assert options.BY_NAME[k].kind == options.CHANGE
+    assert set(timeline.BASELINE) - {"era"} == {o.name for o in options.OPTIONS if o.kind == options.CHANGE}
+
+
+def test_between_is_the_changelog():
+    gained, lost = timeline.between(v("5.8"), v("5.12"))
+    assert [c.commit for c in gained] == ["09854ba94c6a", "70e806e4e645", "57efa1fe5957", "feb889fb40fa",
+                                          "4eae4efa2c29"]
+    assert lost == ()
+    assert timeline.between(v("5.12"), v("5.8")) == ((), gained)
+
+
+def test_spec_equality_is_by_model():
+    assert resolve("modern").name == resolve("anon-exclusive").name == resolve("6.5").name
+    assert resolve("6.5").label == "6.5 (anon-exclusive)"
+    assert resolve("anon-exclusive").label == "anon-exclusive"
+    assert isinstance(resolve("native"), KernelSpec) and resolve("native").native
+
+
+def test_a_bare_release_is_mainline():
+    assert resolve("5.10").version == v("5.10.0")
+    assert resolve("5.10").name != resolve("5.10.198").name
+
+
+def test_a_variant_on_a_version():
+    spec = resolve("5.10.198:pin_scope=longterm")
+    assert spec.model == "early-cow" and spec.option("pin_scope") == "longterm"
+    assert spec.option("wp_seq") == "on"
+
+
+def test_a_refused_option_says_where_it_applies():
+    with pytest.raises(SpecError) as info:
+        resolve("anon-exclusive:hugetlb_fork_copy=off")
+    assert info.value.hint == "it applies to early-cow" and info.value.in_options
