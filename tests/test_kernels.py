@@ -275,7 +275,8 @@ def test_job_script_quotes_arguments_through_the_shell(tmp_path):
     job = guest.job_script([sys.executable, "-c", "import json, os, sys; print(json.dumps([os.getcwd(), sys.argv[1:], "
                             "os.environ.get('X'), 'HOME' in os.environ]))", *args],
                            nonce="n1", cwd=str(tmp_path), env={"PATH": f"{bindir}:/usr/bin:/bin", "X": "y z"},
-                           needs=frozenset({"swap"}), thp="madvise", keep=["/tmp/venv-x", "/work/ignored"])
+                           needs=frozenset({"swap"}), thp="madvise", keep=["/tmp/venv-x", "/work/ignored"],
+                           chroot=str(bindir / "chroot"))
     (tmp_path / "job.sh").write_text(job)
     out = subprocess.run(["sh", "-c", ". ./job.sh && cowdsl_run && echo $COWDSL_NEEDS $COWDSL_THP && type cowdsl_keep"],
                          cwd=tmp_path, capture_output=True, text=True, check=True).stdout.splitlines()

@@ -32,7 +32,7 @@ def cmd_fetch(args) -> int:
     versions = list(debian.DEBIAN) if args.version == "all" else [args.version]
     for v in versions:
         t = time.monotonic()
-        k = debian.fetch(v, say=lambda s: print(s, file=sys.stderr) if not args.quiet else None)
+        k = debian.fetch(v, suite=args.suite, say=lambda s: print(s, file=sys.stderr) if not args.quiet else None)
         print(f"{k.version}: ready in {k.folder} ({time.monotonic() - t:.0f} s)")
     return 0
 
@@ -84,6 +84,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="download a Debian kernel and prepare it")
     f.add_argument("version", choices=[*debian.DEBIAN, "all"])
+    f.add_argument("--suite", help="the Debian suite to take it from (default: " + "; ".join(
+        f"{v}: {', '.join(s.suites)}" for v, s in debian.DEBIAN.items()) + ")")
     f.add_argument("-q", "--quiet", action="store_true")
     f.set_defaults(func=cmd_fetch)
     pr = sub.add_parser("prepare", help="prepare your own kernel build (bzImage, PVH vmlinux or build tree)")

@@ -26,16 +26,19 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 @dataclass(frozen=True)
 class Source:
-    suite: str
+    suites: tuple[str, ...]  # tried in order
     prefix: str  # for `apt-cache pkgnames`
     pattern: str  # the whole package name
 
 
 # The unsigned cloud images: small (few drivers), with virtio and the PVH note.
+# 6.12: trixie's build first.  bookworm-backports' 6.12.95 build double-faults early in boot under
+# QEMU 7.2's TCG (in kmem_cache_alloc, with or without any device), where trixie's 6.12.117 boots.
 DEBIAN = {
-    "5.10": Source("bullseye", "linux-image-5.10.0-", r"linux-image-5\.10\.0-\d+-cloud-amd64-unsigned"),
-    "6.1": Source("bookworm", "linux-image-6.1.0-", r"linux-image-6\.1\.0-\d+-cloud-amd64-unsigned"),
-    "6.12": Source("bookworm-backports", "linux-image-6.12.", r"linux-image-6\.12\.\d+\+\S+-cloud-amd64-unsigned"),
+    "5.10": Source(("bullseye",), "linux-image-5.10.0-", r"linux-image-5\.10\.0-\d+-cloud-amd64-unsigned"),
+    "6.1": Source(("bookworm",), "linux-image-6.1.0-", r"linux-image-6\.1\.0-\d+-cloud-amd64-unsigned"),
+    "6.12": Source(("trixie", "bookworm-backports"), "linux-image-6.12.",
+                   r"linux-image-6\.12\.\d+\+\S+-cloud-amd64-unsigned"),
 }
 
 
@@ -107,34 +110,50 @@ def unpack(deb: Path, dest: Path) -> tuple[str, Path, Path, Path]:
     raise KernelError(f"{deb.name}: no lib/modules folder in the package")
 
 
-def fetch(version: str, *, root: Path | None = None, mirror: str | None = None, say=None) -> cache.Kernel:
-    """Download Debian's cloud kernel ``version`` (5.10, 6.1 or 6.12) and prepare it in the cache."""
+def _download(work: Path, suite: str, src: Source, mirror: str, say) -> tuple[Path, str, str]:
+    """The newest package of ``src`` in ``suite``: (the .deb, its name, its version)."""
+    apt = Apt(work, suite, mirror)
+    say(f"apt-get update ({suite})")
+    apt.update()
+    found = apt.candidates(src)
+    if not found:
+        raise KernelError(f"no package matching {src.pattern} in Debian {suite}")
+    problems = []
+    for package, version in found[:4]:  # a mirror may lack the newest file: try older ones
+        try:
+            say(f"downloading {package} {version}")
+            return apt.download(package, version), package, version
+        except KernelError as e:
+            problems.append(str(e))
+    raise KernelError(problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} older)")
+
+
+def fetch(version: str, *, suite: str | None = None, root: Path | None = None, mirror: str | None = None,
+          say=None) -> cache.Kernel:
+    """Download Debian's cloud kernel ``version`` (5.10, 6.1 or 6.12) and prepare it in the cache.
+
+    ``suite`` picks one Debian suite instead of the known ones (e.g. bookworm-backports for 6.12).
+    """
     if version not in DEBIAN:
         raise KernelError(f"no Debian package known for kernel {version!r} (known: {', '.join(DEBIAN)})")
     src = DEBIAN[version]
-    say = say or (lambda s: None)
+    tell = say or (lambda s: None)
+    mirror = mirror or os.environ.get("COWDSL_DEBIAN_MIRROR", MIRROR)
     tmp = Path(tempfile.mkdtemp(prefix="cowdsl-fetch-"))
     try:
-        apt = Apt(tmp, src.suite, mirror or os.environ.get("COWDSL_DEBIAN_MIRROR", MIRROR))
-        say(f"{version}: apt-get update ({src.suite})")
-        apt.update()
-        found = apt.candidates(src)
-        if not found:
-            raise KernelError(f"no package matching {src.pattern} in Debian {src.suite}")
         problems = []
-        for package, pkg_version in found[:4]:  # a mirror may lack the newest file: try older ones
+        for s in (suite,) if suite else src.suites:
             try:
-                say(f"{version}: downloading {package} {pkg_version}")
-                deb = apt.download(package, pkg_version)
+                deb, package, pkg_version = _download(tmp / s, s, src, mirror, lambda m: tell(f"{version}: {m}"))
                 break
             except KernelError as e:
                 problems.append(str(e))
         else:
-            raise KernelError(problems[0] if len(problems) == 1 else f"{problems[0]} (and {len(problems) - 1} older)")
+            raise KernelError("; ".join(problems))
         release, image_path, moddir, system_map = unpack(deb, tmp / "root")
-        say(f"{version}: preparing {release}")
-        return install(image_path, moddir, release, f"debian:{src.suite}:{package}={pkg_version}",
+        tell(f"{version}: preparing {release}")
+        return install(image_path, moddir, release, f"debian:{s}:{package}={pkg_version}",
                        system_map=system_map, root=root,
-                       extra={"package": package, "package_version": pkg_version, "suite": src.suite})
+                       extra={"package": package, "package_version": pkg_version, "suite": s})
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

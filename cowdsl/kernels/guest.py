@@ -101,7 +101,8 @@ report $?
 
 
 def job_script(argv: Sequence[str], *, nonce: str, cwd: str, env: Mapping[str, str],
-               needs: frozenset[str] = frozenset(), thp: str = "never", keep: Sequence[str] = ()) -> str:
+               needs: frozenset[str] = frozenset(), thp: str = "never", keep: Sequence[str] = (),
+               chroot: str = "/bin/chroot") -> str:
     """The /job.sh one run appends to the initramfs: its settings, `cowdsl_keep` (host folders under
     /tmp to keep visible) and `cowdsl_run`, the chrooted command."""
     q = shlex.quote
@@ -116,9 +117,10 @@ def job_script(argv: Sequence[str], *, nonce: str, cwd: str, env: Mapping[str, s
         f"COWDSL_SWAP={SWAP_SIZE}\n"
         f"COWDSL_HUGEPAGES={HUGEPAGES}\n"
         f"cowdsl_keep() {{\n{keeps}    :\n}}\n"
-        # the host's /bin/sh does the cd, so the working directory is resolved inside the chroot
+        # busybox's chroot by its path (the host's PATH need not have /bin); the host's /bin/sh
+        # does the cd, so the working directory is resolved inside the chroot
         f"cowdsl_run() {{\n"
-        f"    env -i {assignments} chroot /host /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh \"$COWDSL_CWD\" {command}\n"
+        f"    env -i {assignments} {chroot} /host /bin/sh -c 'cd \"$1\" && shift && exec \"$@\"' sh \"$COWDSL_CWD\" {command}\n"
         f"}}\n"
     )
 
