@@ -9,7 +9,7 @@ from cowdsl.scenario import Scenario
 
 def load_text(source: str, filename: str = "<input>", limits=None) -> Scenario:
     """``limits``: a cowdsl.limits.Limits (processes, threads, pages, steps); the defaults otherwise."""
-    from cowdsl.syntax.checker import check
+    from cowdsl.check import check
     from cowdsl.syntax.parser import parse
 
     module = parse(source, filename)

@@ -6,10 +6,10 @@ import pytest
 
 from cowdsl import ops
 from cowdsl import scenario as S
+from cowdsl.check import check
 from cowdsl.errors import CowError, one_of
 from cowdsl.kernel.spec import KernelSpec
 from cowdsl.load import load_text
-from cowdsl.syntax.checker import check
 from cowdsl.syntax.parser import parse
 
 H = "process A\nA: mmap(buf, anon, private, rw, pages=2)\n"  # lines 1-2

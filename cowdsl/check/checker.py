@@ -1,0 +1,108 @@
+"""The checker: every job composed, walking the file's lines in order.
+
+All problems in a file are collected and reported together, each with its span.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cowdsl import limits as L
+from cowdsl import scenario as S
+from cowdsl.check.assertions import Assertions
+from cowdsl.check.expect import Expectations
+from cowdsl.check.steps import Steps
+from cowdsl.errors import CowError, Diagnostic, Span
+from cowdsl.syntax import ast
+
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # bidi embeddings, overrides, isolates
+
+
+def _is_control(c: str) -> bool:
+    """A character a report must not print: C0/C1 controls (not tab) and bidi controls."""
+    return (c < " " and c != "\t") or "\x7f" <= c <= "\x9f" or c in _BIDI
+
+
+class Checker(Steps, Assertions, Expectations):
+    def run(self) -> S.Scenario:
+        name: str | None = None
+        refs: list[str] = []
+        asserts: list[S.Assertion] = []
+        expects: list[S.Expectation] = []
+        pending: list[ast.Assertion] = []
+        self.count_steps()
+        # Children named by fork, so "step by B before the fork" reads well.
+        for item in self.module.items:
+            for st in item.steps if isinstance(item, ast.ParBlock) else [item]:
+                if isinstance(st, ast.Step) and st.op.text == "fork" and st.bind:
+                    self.n.later.setdefault(st.bind.text, st.span.line)
+        seen_step = False
+        for item in self.module.items:
+            if isinstance(item, ast.ScenarioName):
+                if name is not None:
+                    self.error("a second `scenario` line", item.span, hint="one scenario per file")
+                name = item.text
+                self.plain_text(item)
+            elif isinstance(item, ast.RefLine):
+                refs.append(item.text)
+                self.plain_text(item)
+            elif isinstance(item, ast.ProcessDecl | ast.ThreadDecl | ast.FileDecl | ast.PipeDecl):
+                if seen_step:
+                    self.error("declarations come before the steps", item.span, hint="move this line above the first step")
+                self.declare(item)
+            elif isinstance(item, ast.Step):
+                seen_step = True
+                self.step(item)
+            elif isinstance(item, ast.ParBlock):
+                seen_step = True
+                self.par_block(item)
+            elif isinstance(item, ast.Assertion):
+                pending.append(item)
+            elif isinstance(item, ast.ExpectLine):
+                expects.extend(self.expect(item))
+        # Assertions are about the final state: resolve their names after every step,
+        # wherever they stand in the file.
+        for a in pending:
+            try:
+                quant = S.QUANTIFIERS[a.quantifier]
+                asserts.append(S.Assertion(self.boolean(a.expr), a.text, a.span, quant))
+            except RecursionError:
+                self.error("this assertion nests too deeply", a.span, hint="split it into several `assert` lines")
+        if not pending:
+            self.error("the scenario has no `assert`", Span(1, 1, 2), hint="state what must hold at the end, e.g. `assert A.buf == 1`")
+        if not any(isinstance(item, ast.ProcessDecl) for item in self.module.items):
+            self.error("the scenario declares no process", Span(1, 1, 2), hint="start with `process A`")
+        if self.diags:
+            raise self.fail()
+        return S.Scenario(
+            name=name or Path(self.filename).stem,
+            filename=self.filename,
+            source=self.source,
+            refs=tuple(refs),
+            processes=tuple(p for p, line in self.n.processes.items() if line == 0),
+            threads=tuple(self.n.threads.items()),
+            files=tuple(self.n.files.items()),
+            pipes=tuple(sorted(self.n.pipes)),
+            steps=tuple(self.steps),
+            assertions=tuple(asserts),
+            expectations=tuple(expects),
+        )
+
+    def plain_text(self, item: ast.ScenarioName | ast.RefLine) -> None:
+        """A scenario name or ref is printed in reports: no control characters (a
+        terminal escape sequence pasted from a bug tracker) and no bidi overrides."""
+        bad = next((c for c in item.text if _is_control(c)), None)
+        if bad is not None:
+            line = self.lines[item.span.line - 1] if item.span.line >= 1 else ""
+            col = line.find(bad) + 1 or item.span.col
+            self.error(f"control character U+{ord(bad):04X} in a string", Span(item.span.line, col, col + 1),
+                       hint="a scenario name or ref is plain text")
+
+
+def check(module: ast.Module, filename: str, source: str, limits: L.Limits | None = None) -> S.Scenario:
+    """The checked scenario, or CowError with every problem found; ``limits`` bounds
+    processes, threads, pages and steps (``cowdsl.limits.DEFAULT`` if None)."""
+    try:
+        return Checker(module, filename, source, limits).run()
+    except RecursionError:
+        raise CowError(filename, source, [Diagnostic("an assertion nests too deeply", Span(1, 1, 2))]) from None

@@ -1,0 +1,146 @@
+"""Names and declarations: processes, threads, files, pipes, mappings, handles and
+`as` names; what each step makes or ends; visibility across `par` blocks."""
+
+from __future__ import annotations
+
+from cowdsl import ops
+from cowdsl import scenario as S
+from cowdsl.check.bounds import Bounds
+from cowdsl.check.context import Handle
+from cowdsl.errors import did_you_mean, one_of
+from cowdsl.syntax import ast
+
+Declaration = ast.ProcessDecl | ast.ThreadDecl | ast.FileDecl | ast.PipeDecl
+
+
+class Names(Bounds):
+    def fresh(self, name: ast.Name, what: str) -> bool:
+        if name.text in ops.keywords():
+            self.error(f"`{name.text}` is a keyword and cannot name a {what}", name.span, hint="choose another name")
+            return False
+        if name.text in ops.BUILTIN_ACTORS:
+            self.error(f"`{name.text}` is a built-in actor and cannot name a {what}", name.span,
+                       hint="choose another name")
+            return False
+        if self.n.is_taken(name.text):
+            self.error(f"`{name.text}` is already used", name.span, hint=f"give the {what} its own name")
+            return False
+        return True
+
+    def declare(self, d: Declaration) -> None:
+        n = self.n
+        if isinstance(d, ast.ProcessDecl):
+            for nm in d.names:
+                if self.fresh(nm, "process"):
+                    self.add_process(nm.span)
+                    n.processes[nm.text] = 0
+                    n.mappings[nm.text] = {}
+        elif isinstance(d, ast.ThreadDecl):
+            if d.process.text not in n.processes:
+                self.error(
+                    f"unknown process `{d.process.text}`", d.process.span,
+                    expected="a process declared above", hint=did_you_mean(d.process.text, n.processes),
+                )
+            elif self.fresh(d.name, "thread"):
+                self.add_thread(d.name.span)
+                n.threads[d.name.text] = d.process.text
+        elif isinstance(d, ast.FileDecl):
+            if not d.pages:
+                self.error("a file needs at least one page", d.span, hint="e.g. `file F = [1]`")
+            elif not self.file_too_long(d) and self.fresh(d.name, "file"):
+                for num in d.pages:
+                    self.value(num)
+                self.add_pages(len(d.pages), d.span)
+                n.files[d.name.text] = tuple(num.value for num in d.pages)
+        else:
+            for nm in d.names:
+                if self.fresh(nm, "pipe"):
+                    n.pipes.add(nm.text)
+
+    def has_mapping(self, proc: str, name: ast.Name) -> bool:
+        if name.text in self.n.mappings.get(proc, {}):
+            return True
+        gone = self.n.unmapped.get((proc, name.text))
+        if gone:
+            self.error(f"`{name.text}` was unmapped in {proc} at line {gone}", name.span,
+                       hint="map it again, or move this step before the munmap")
+        else:
+            self.error(f"unknown mapping `{name.text}` in {proc}", name.span,
+                       expected=f"a mapping of {proc}: {one_of(self.n.mappings.get(proc, {})) if self.n.mappings.get(proc) else 'it has none yet'}",
+                       hint=did_you_mean(name.text, self.n.mappings.get(proc, {})) or "create it with `mmap(NAME, ...)` first")
+        return False
+
+    def par_visible(self, st: ast.Step, ir: S.Step) -> bool:
+        """A name made inside this par block exists only after the block, for other actors."""
+        used = [st.actor.text, ir.handle, ir.addr.proc if ir.addr else None, ir.addr2.proc if ir.addr2 else None]
+        for name in used:
+            made = self.par_made.get(name) if name else None
+            if made and made[0] != st.actor.text:
+                self.error(f"`{name}` is made by {made[0]} at line {made[1]} in this par block", st.span,
+                           hint="another actor can use it only after the block; move this step below the `}`")
+                return False
+        return True
+
+    def bind(self, st: ast.Step, spec: ops.OpSpec, task: str | None, ir: S.Step) -> None:
+        """The name after `as`: a child process, a handle, a value, or the step's outcome."""
+        n = self.n
+        if st.bind is None:
+            if spec.binds == ops.BINDS_PROCESS:
+                self.error("fork needs a name for the child", st.span, hint=f"write `{st.actor.text}: fork() as B`")
+            return
+        name = st.bind
+        if spec.binds == ops.BINDS_PROCESS:
+            assert task is not None, "fork is done by a process"
+            if name.text in n.processes:
+                self.error(f"`{name.text}` is already a process", name.span, hint="name the child afresh")
+                return
+            n.later.pop(name.text, None)
+            if not self.fresh(name, "process"):
+                return
+            self.add_process(st.span)
+            n.processes[name.text] = st.span.line
+            # Every name the parent has, even a MADV_DONTFORK mapping the fork does not copy:
+            # the child touching it is a SIGSEGV at run time, which scenarios assert.
+            n.mappings[name.text] = dict(n.mappings[task])
+            for m in n.file_backed.get(task, set()):
+                n.file_backed.setdefault(name.text, set()).add(m)
+            n.outcomes.add(name.text)
+            return
+        if not self.fresh(name, "result"):
+            return
+        if spec.binds in (ops.BINDS_PIN, ops.BINDS_REF):
+            assert task is not None, "pin and gup are done by a process"
+            n.handles[name.text] = Handle(spec.binds, "write" in ir.flags, task, st.span.line)
+        elif spec.binds == ops.BINDS_DEVICE:  # device-exclusive access: the device may write
+            assert task is not None, "make_device_exclusive is done by a process"
+            n.handles[name.text] = Handle(spec.binds, True, task, st.span.line)
+        elif spec.binds == ops.BINDS_VALUE:
+            n.values.add(name.text)
+        n.outcomes.add(name.text)
+
+    def effects(self, ir: S.Step) -> None:
+        """What a checked step makes or ends: mappings, an exited process, a released handle."""
+        n = self.n
+        if ir.op in ("mmap", "munmap", "exit"):
+            task = ir.task
+            assert task is not None, f"{ir.op} is done by a process"
+            if ir.op == "exit":
+                n.exited[task] = ir.span.line
+                for h in n.handles.values():
+                    if h.owner == task and h.released_at is None:
+                        h.released_at, h.released_by = ir.span.line, "exit"
+                return
+            mapping = ir.mapping
+            assert mapping is not None, f"{ir.op} names a mapping"
+            if ir.op == "mmap":
+                n.mappings[task][mapping] = ir.pages
+                n.unmapped.pop((task, mapping), None)
+                if ir.file:
+                    n.file_backed.setdefault(task, set()).add(mapping)
+            else:
+                del n.mappings[task][mapping]
+                n.unmapped[(task, mapping)] = ir.span.line
+        elif ir.op in ("unpin", "put"):
+            assert ir.handle is not None, f"{ir.op} names a handle"
+            h = n.handles[ir.handle]
+            h.released_at, h.released_by = ir.span.line, ir.op
