@@ -522,3 +522,55 @@ def test_guest_runs_the_hosts_python_with_needs(kernel_61):
     r = vm.boot(kernel_61, ["sh", "-c", "grep -c zram /proc/swaps; cat /proc/sys/vm/nr_hugepages; "
                             "df -T /tmp | tail -1 | awk '{print $2}'"], timeout=300, needs={"swap", "hugetlb"})
     assert r.stdout.split() == ["1", "16", "ext4"], (r.stdout, r.notes)
+
+
+# --- leftovers, apt, modules folders ---------------------------------------------------------------------------
+
+
+def test_stale_run_folders_are_swept(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    for name, owner in (("cowdsl-vm-dead", str(dead.pid)), ("cowdsl-vm-live", str(os.getpid())),
+                        ("cowdsl-vm-unknown", None)):
+        (tmp_path / name).mkdir()
+        if owner:
+            (tmp_path / name / "owner").write_text(owner)
+    vm.sweep_stale()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cowdsl-vm-live", "cowdsl-vm-unknown"]
+
+
+def test_apt_candidates_newest_real_package_first(monkeypatch):
+    from cowdsl.kernels import debian
+
+    apt = object.__new__(debian.Apt)
+    names = ("linux-image-6.1.0-9-cloud-amd64-unsigned linux-image-6.1.0-10-cloud-amd64-unsigned "
+             "linux-image-6.1.0-11-cloud-amd64-unsigned linux-image-6.1.0-10-cloud-amd64 linux-image-6.1.0-10-rt-amd64")
+
+    def run(tool, *args, cwd=None):
+        if args[0] == "pkgnames":
+            out = names
+        elif "-11-" in args[1]:  # only named in a dependency: no candidate
+            out = f"{args[1]}:\n  Installed: (none)\n  Candidate: (none)\n"
+        else:
+            out = f"{args[1]}:\n  Installed: (none)\n  Candidate: 6.1.{args[1].split('-')[3]}-1\n"
+        return subprocess.CompletedProcess([tool], 0, out, "")
+
+    monkeypatch.setattr(apt, "_run", run, raising=False)
+    assert apt.candidates(debian.DEBIAN["6.1"]) == [("linux-image-6.1.0-10-cloud-amd64-unsigned", "6.1.10-1"),
+                                                    ("linux-image-6.1.0-9-cloud-amd64-unsigned", "6.1.9-1")]
+
+
+def test_modules_folder_forms(tmp_path):
+    from cowdsl.kernels.prepare import modules_root
+
+    tree = tmp_path / "mods" / "lib" / "modules" / "6.9.0-rc1+"
+    (tree / "kernel").mkdir(parents=True)
+    (tree / "modules.order").write_text("")
+    assert modules_root(tmp_path / "mods", "6.9.0-rc1+") == tree  # an INSTALL_MOD_PATH root
+    assert modules_root(tmp_path / "mods", None) == tree
+    assert modules_root(tree, None) == tree  # lib/modules/RELEASE itself
+    with pytest.raises(KernelError, match="no modules tree"):
+        modules_root(tmp_path, None)

@@ -133,11 +133,27 @@ def host_tmp_paths(paths: Sequence[str]) -> list[str]:
     return keep
 
 
+PREFIX = "cowdsl-vm-"
+
+
+def sweep_stale() -> None:
+    """Remove the temporary folders of runs whose Python was killed outright (no cleanup ran then)."""
+    for d in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
+        try:
+            pid = int((d / "owner").read_text())
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (OSError, ValueError):
+            pass  # not ours, or still being set up
+
+
 class _Run:
     """One attempt: virtiofsd + QEMU on a temporary folder; ``close`` undoes everything."""
 
     def __init__(self, k: cache.Kernel, job: str, *, kvm: bool, smp: int, memory: str, extra_append: str) -> None:
-        self.tmp = Path(tempfile.mkdtemp(prefix="cowdsl-vm-"))
+        self.tmp = Path(tempfile.mkdtemp(prefix=PREFIX))
+        (self.tmp / "owner").write_text(str(os.getpid()))
         self.vfs: subprocess.Popen | None = None
         self.qemu: subprocess.Popen | None = None
         self.k, self.job, self.kvm, self.smp, self.memory, self.append = k, job, kvm, smp, memory, extra_append
@@ -225,6 +241,7 @@ def boot(kernel: cache.Kernel | str | os.PathLike, argv: Sequence[str], *, smp: 
     if no_kvm and say:
         say(f"KVM unusable ({no_kvm}); using TCG (slower)")
     kvm = no_kvm is None
+    sweep_stale()
     t0 = time.monotonic()
     while True:
         run = _Run(k, job, kvm=kvm, smp=smp, memory=memory, extra_append="")
