@@ -275,7 +275,10 @@ def test_anon_exclusive_overrides_mprotect_upgrade_and_option():
 
     ro = evolve(pte, write=False)
     assert not ask("cow-fixes-1", st, "mprotect_upgrade", vma, ro)
-    assert ask("anon-exclusive", st, "mprotect_upgrade", vma, ro).commit == "64fe24a3e05e"
+    assert ask("anon-exclusive", st, "mprotect_upgrade", vma, ro).commit == "64fe24a3e05e"  # a dirty PTE
+    clean = evolve(ro, dirty=False)
+    assert ask("anon-exclusive", st, "mprotect_upgrade", vma, clean).commit == "v6.2 mm/mprotect.c can_change_pte_writable"
+    assert not ask("anon-exclusive:mprotect=dirty", st, "mprotect_upgrade", vma, clean)  # 6.0-6.1
     assert not ask("anon-exclusive:mprotect=fault", st, "mprotect_upgrade", vma, ro)
     del m
 
@@ -361,28 +364,39 @@ def test_every_rule_docstring_cites_a_commit_or_source():
 @pytest.mark.parametrize(
     "version, spec",
     [
-        ("4.4", "mapcount:foll_cow=off"),
-        ("4.19", "mapcount"),
+        ("4.4", "mapcount:foll_cow=off:ksm_reuse=off:pvm_pin=get"),
+        ("4.19", "mapcount:ksm_reuse=off:pvm_pin=get"),
+        ("4.19.222", "gup-cow:ksm_reuse=off:pvm_pin=get:thp_wp=whole"),  # 17839856fd58 in 4.19.189
+        ("5.4.214", "gup-cow:pvm_pin=get:thp_wp=whole"),
         ("5.7", "mapcount"),
+        ("5.7.14", "gup-cow:thp_wp=whole"),
         ("5.8", "gup-cow"),
         ("5.9-rc", "refcount"),
         ("5.9-rc4", "refcount"),
         ("5.9-rc6", "refcount"),
         ("5.9-rc7", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
         ("5.9", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
-        # §15.1 item 8: mainline 5.10 has neither backport; 5.10.7 has write_protect_seq; 5.10.198 both
+        # mainline 5.10 has neither backport; 5.10.4 has write_protect_seq, 5.10.9 the swap-cache check
         ("5.10", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
-        ("5.10.7", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off"),
-        ("5.10.198", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
+        ("5.10.3", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off:wp_seq=off"),
+        ("5.10.4", "early-cow:device_exclusive=off:hugetlb_fork_copy=off:swap_pin_check=off"),
+        ("5.10.9", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
+        ("5.10.198", "early-cow:device_exclusive=off:fork_anon_only=on:hugetlb_fork_copy=off"),
         ("5.11", "early-cow:device_exclusive=off:hugetlb_fork_copy=off"),
         ("5.12", "early-cow:device_exclusive=off"),
         ("5.15", "early-cow"),
+        ("5.15.173", "early-cow:fork_anon_only=on"),
         ("5.18", "cow-fixes-1"),
-        ("5.19", "anon-exclusive:foll_force=foll_cow:hugetlb_force=allow:longterm_file_write=allow"
-                 ":longterm_unshare=anon:mprotect=fault"),
-        ("6.1", "anon-exclusive:hugetlb_force=allow:longterm_file_write=allow:longterm_unshare=anon"),
-        ("6.1.2", "anon-exclusive:longterm_file_write=allow:longterm_unshare=anon"),  # f347454d0341 in 6.1.2
-        ("6.2", "anon-exclusive:longterm_file_write=allow"),
+        ("5.19", "anon-exclusive:foll_force=foll_cow:large_folio_reuse=off:longterm_file_write=allow"
+                 ":longterm_unshare=anon:mprotect=fault:swapin_writable=off"),
+        ("6.1", "anon-exclusive:large_folio_reuse=off:longterm_file_write=allow:longterm_unshare=anon"
+                ":mprotect=dirty:swapin_writable=off"),
+        ("6.1.2", "anon-exclusive:hugetlb_force=refuse:large_folio_reuse=off:longterm_file_write=allow"
+                  ":longterm_unshare=anon:mprotect=dirty:swapin_writable=off"),
+        ("6.2", "anon-exclusive:hugetlb_force=refuse:large_folio_reuse=off:longterm_file_write=allow"
+                ":swapin_writable=off"),
+        ("6.13.7", "anon-exclusive:hugetlb_force=refuse:large_folio_reuse=off"),
+        ("6.14", "anon-exclusive:large_folio_reuse=off"),
         ("6.18", "anon-exclusive"),
         ("modern", "anon-exclusive"),
     ],

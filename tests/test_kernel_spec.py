@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from cowdsl.kernel import options, timeline
-from cowdsl.kernel.spec import KernelSpec, SpecError, resolve
+from cowdsl.kernel import options, releases, timeline
+from cowdsl.kernel.spec import KernelSpec, SpecError, defaults, resolve
 from cowdsl.kernel.version import Version, v
 
 
@@ -41,13 +43,26 @@ def test_a_change_is_in_a_version_from_its_release_or_its_backport():
 
 def test_every_change_sets_known_settings_and_cites_a_commit():
     for c in timeline.TIMELINE:
-        assert len(c.commit) == 12 and int(c.commit, 16) >= 0, c.key
+        # a commit id, or where none is confirmed the release, file and function
+        assert (len(c.commit) == 12 and int(c.commit, 16) >= 0) or re.fullmatch(r"v\d+\.\d+ \S+\.c \w+", c.commit), c.key
         for k, val in c.sets:
             if k == "era":
                 continue
             assert val in options.BY_NAME[k].choices, (c.key, k)
             assert options.BY_NAME[k].kind == options.CHANGE
     assert set(timeline.BASELINE) - {"era"} == {o.name for o in options.OPTIONS if o.kind == options.CHANGE}
+
+
+def test_options_not_offered_on_an_era_never_vary_within_it():
+    """A change option a spec may not set on an era has one value on all the
+    era's versions: otherwise two kernels would share a name and differ."""
+    for ver in releases.ALL:
+        spec = resolve(str(ver))
+        offered = options.of_era(spec.model)
+        preset = defaults(spec.model)
+        for k, val in spec.options:
+            if k not in offered and k in timeline.BASELINE:
+                assert val == preset[k], (str(ver), k)
 
 
 def test_between_is_the_changelog():
@@ -59,8 +74,8 @@ def test_between_is_the_changelog():
 
 
 def test_spec_equality_is_by_model():
-    assert resolve("modern").name == resolve("anon-exclusive").name == resolve("6.5").name
-    assert resolve("6.5").label == "6.5 (anon-exclusive)"
+    assert resolve("modern").name == resolve("anon-exclusive").name == resolve("6.18").name
+    assert resolve("6.18.2").label == "6.18.2 (anon-exclusive)"
     assert resolve("anon-exclusive").label == "anon-exclusive"
     assert isinstance(resolve("native"), KernelSpec) and resolve("native").native
 

@@ -290,7 +290,7 @@ def test_hugetlb_wp_can_reuse_exclusive_page_is_reused():
     # a hugetlb read fault maps a fresh exclusive page (I1), read-only
     after_read = state_after(src, "A: read(buf) as v")
     assert page(after_read, "A", "buf").anon_exclusive and not pte(after_read, "A", "buf").write
-    assert_decision(r, "hugetlb_wp_can_reuse", "A: write(buf, 2)", True, "hugetlb_cow")
+    assert_decision(r, "hugetlb_wp_can_reuse", "A: write(buf, 2)", True, "v5.7 mm/hugetlb.c hugetlb_cow")
     pg = page(r.final, "A", "buf")
     assert pg.kind == "hugetlb" and pg.data == 2 and pg.anon_exclusive and mm(r.final, "A").cow_copies == 0
 
@@ -310,7 +310,7 @@ def test_hugetlb_wp_can_reuse_mapcount_1_ignores_the_pipe_reference_s4():
         A: write(buf, 2)
         B: pipe_read(P) as v
     """)
-    e = assert_decision(r, "hugetlb_wp_can_reuse", "A: write(buf, 2)", True, "hugetlb_cow")
+    e = assert_decision(r, "hugetlb_wp_can_reuse", "A: write(buf, 2)", True, "v5.7 mm/hugetlb.c hugetlb_cow")
     assert "mapcount 1" in e.text
     assert value(r, "v") == 2  # LEAK, as the reference says for E5 hugetlb + FOLL_GET
     assert page(r.final, "A", "buf").anon_exclusive  # reuse sets exclusive (§7)
@@ -325,7 +325,7 @@ def test_hugetlb_wp_can_reuse_mapped_twice_copies():
         A: fork() as B
         A: write(buf, 2)
     """)
-    assert_decision(r, "hugetlb_wp_can_reuse", "A: write(buf, 2)", False, "hugetlb_cow")
+    assert_decision(r, "hugetlb_wp_can_reuse", "A: write(buf, 2)", False, "v5.7 mm/hugetlb.c hugetlb_cow")
     st = r.final
     a, b = page(st, "A", "buf"), page(st, "B", "buf")
     assert a.kind == b.kind == "hugetlb"  # hugetlb copies the huge page

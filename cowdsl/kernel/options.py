@@ -1,11 +1,12 @@
-"""Options of a backend spec (``early-cow:wp_seq=off``), each valid only on the
-eras where it changes an answer.
+"""Options of a backend spec (``early-cow:wp_seq=off``), each accepted only on
+the eras where it changes an answer.
 
 Two kinds, kept apart:
-- a *change* option switches one kernel change of the timeline on or off (its
-  default is the change applied; a version sets it from the timeline);
+- a *change* option switches one change of the timeline (``timeline.py``): a
+  version sets it, and on an era name it takes the value of the era's preset
+  release; naming it is a what-if "this kernel without (or with) that change";
 - a *variant* is a design argued on the list and never merged, applied on top
-  of a version as a what-if.
+  of any version where it makes sense.
 """
 
 from __future__ import annotations
@@ -20,21 +21,28 @@ CHANGE, VARIANT = "change", "variant"
 @frozen
 class Option:
     name: str
-    choices: tuple[str, ...]  # the first is the default: the era's newest behaviour
+    choices: tuple[str, ...]  # for a variant the first is the merged behaviour, its default
     doc: str
-    eras: tuple[str, ...]  # the eras on which it is accepted
+    eras: tuple[str, ...]  # the eras on which a spec may set it
     kind: str = CHANGE
-
-    @property
-    def default(self) -> str:
-        return self.choices[0]
 
 
 OPTIONS: tuple[Option, ...] = (
-    # --- changes of the timeline ---------------------------------------------------------
+    # --- changes of the timeline: a version sets them -------------------------------------
     Option("foll_cow", ("on", "off"),
            "on: the Dirty COW fix 19be0eaffa3a (4.9): a forced write follows a read-only PTE only if "
            "FOLL_COW and the PTE is dirty; off: the pre-4.9 rule (CVE-2016-5195)",
+           ("mapcount", "gup-cow")),
+    Option("ksm_reuse", ("on", "off"),
+           "do_wp_page reuses a KSM page mapped only here (reuse_ksm_page, 52d1e606ee73, 5.1 until "
+           "1a0cf26323c8 in 5.9-rc4) or always copies it (before 5.1)",
+           ("mapcount", "gup-cow")),
+    Option("thp_wp", ("split", "whole"),
+           "a write fault on a shared PMD-mapped THP splits it and copies one page (3917c80280c9, 5.8) or "
+           "copies the whole THP (≤5.7, and the late 4.x/5.4 stable kernels that took the 5.8 GUP fix)",
+           ("mapcount", "gup-cow")),
+    Option("pvm_pin", ("pin", "get"),
+           "process_vm_readv/writev take FOLL_PIN (803e4572d7c5, 5.6) or FOLL_GET references",
            ("mapcount", "gup-cow")),
     Option("hugetlb_fork_copy", ("on", "off"),
            "4eae4efa2c29 (5.12): fork copies maybe-pinned hugetlb pages too; off for 5.9–5.11",
@@ -44,21 +52,28 @@ OPTIONS: tuple[Option, ...] = (
            ("early-cow",)),
     Option("wp_seq", ("on", "off"),
            "fork and GUP-fast synchronise through write_protect_seq (57efa1fe5957, 5.11 and "
-           "5.10.y); off for 5.9 and 5.10.0, where GUP-fast can race a fork",
+           "5.10.4); off for 5.9 and 5.10.0–5.10.3, where GUP-fast can race a fork",
            ("early-cow",)),
     Option("swap_pin_check", ("on", "off"),
-           "feb889fb40fa (5.11, 5.10.y) keeps pinned pages out of the swap cache; off for 5.9 and 5.10.0",
+           "feb889fb40fa (5.11-rc4, 5.10.9) keeps pinned pages out of the swap cache; off for 5.9–5.10.8",
            ("early-cow",)),
+    Option("fork_anon_only", ("on", "off"),
+           "fork's early COW copies only anonymous pages (5.10.153 and 5.15.173 stable; mainline from 5.19 "
+           "through fb3d824d1a46) or any maybe-pinned page of a COW mapping, page-cache pages of private "
+           "file mappings included (5.9–5.18 mainline)",
+           ("early-cow", "cow-fixes-1")),
     Option("foll_force", ("exclusive", "foll_cow"),
-           "how a forced write follows a read-only PTE: exclusive anon page (6.0, 5535be309971) "
-           "or the FOLL_COW rule of 5.19.0",
+           "how a forced write follows a read-only PTE: exclusive anon page (5535be309971: 6.0, 5.19.6) "
+           "or the FOLL_COW rule of 5.19.0–5.19.5",
            ("anon-exclusive",)),
-    Option("mprotect", ("upgrade", "fault"),
-           "mprotect(PROT_WRITE) makes exclusive anon PTEs writable at once (6.0, 64fe24a3e05e) or leaves them "
+    Option("mprotect", ("upgrade", "dirty", "fault"),
+           "mprotect(PROT_WRITE) makes exclusive anon PTEs writable at once (6.2, \"mm/mprotect: allow clean "
+           "exclusive anon pages to be writable\"), only dirty ones (64fe24a3e05e, 6.0–6.1), or leaves them "
            "to fault (5.19)",
            ("anon-exclusive",)),
     Option("hugetlb_force", ("refuse", "allow"),
-           "FOLL_FORCE|FOLL_WRITE on hugetlb is refused (6.2, f347454d0341) or allowed (5.19–6.1)",
+           "FOLL_FORCE|FOLL_WRITE on hugetlb is refused (f347454d0341: 6.2, 6.1.2, until 6.13) or allowed "
+           "(5.19–6.1.1; again from 6.14, \"mm/hugetlb: support FOLL_FORCE|FOLL_WRITE\")",
            ("anon-exclusive",)),
     Option("longterm_file_write", ("refuse", "allow"),
            "a FOLL_LONGTERM write pin of a file mapping that needs dirty tracking (a disk file, not "
@@ -68,6 +83,25 @@ OPTIONS: tuple[Option, ...] = (
            "a R/O long-term pin in a COW mapping unshares page-cache and zero pages too (6.2, "
            "84209e87c696) or only anon pages (5.19–6.1)",
            ("anon-exclusive",)),
+    Option("swapin_writable", ("on", "off"),
+           "a read fault that swaps in an exclusive page of a VM_WRITE mapping maps it writable "
+           "(c18160dba5ff, 6.11) or read-only",
+           ("anon-exclusive",)),
+    Option("large_folio_reuse", ("on", "off"),
+           "a write fault on a non-exclusive subpage of a PTE-mapped THP reuses it when the folio is mapped "
+           "only by this mm and nothing else holds it (__wp_can_reuse_large_anon_folio, 6.15) or always "
+           "copies (before 6.15)",
+           ("anon-exclusive",)),
+    # Changes fixed within each era (a version sets them; no spec names them):
+    Option("hugetlb_wp_seq", ("on", "off"),
+           "fork of a hugetlb mapping runs inside write_protect_seq (623a1ddfeb23, 5.19); before, "
+           "copy_hugetlb_page_range ran outside it and GUP-fast on hugetlb could race fork",
+           ()),
+    Option("ksm_excl_check", ("on", "off"),
+           "KSM's write_protect_page checks the page's references also when its PTE is read-only and "
+           "clean but the page is exclusive (6c287605fd56, 5.19); before, a read-only clean PTE was "
+           "merged despite GUP references",
+           ()),
     # --- what-ifs from the seed threads ----------------------------------------------------
     Option("pin_scope", ("any", "longterm"),
            "which FOLL_PIN sets has_pinned: any (merged, 008cfe4418b3) or only FOLL_LONGTERM "
@@ -85,8 +119,9 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+VARIANTS: dict[str, Option] = {o.name: o for o in OPTIONS if o.kind == VARIANT}
 
 
 def of_era(era: str) -> dict[str, Option]:
-    """The options accepted on ``era``."""
+    """The options a spec may set on ``era``."""
     return {o.name: o for o in OPTIONS if era in o.eras}

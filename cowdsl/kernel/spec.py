@@ -8,10 +8,13 @@ timeline to its era and change options; ``native`` the real kernel.
 
 from __future__ import annotations
 
+import functools
+
+import attrs
 from attrs import frozen
 
 from cowdsl.errors import did_you_mean
-from cowdsl.kernel import eras, options, timeline
+from cowdsl.kernel import eras, options, releases, timeline
 from cowdsl.kernel.version import Version
 
 
@@ -28,16 +31,20 @@ class KernelSpec:
     every option that model accepts, and the version it was resolved from."""
 
     model: str
-    options: tuple[tuple[str, str], ...] = ()  # every accepted option, sorted by name
+    options: tuple[tuple[str, str], ...] = ()  # every change option and the era's variants, sorted
     version: Version | None = None
     text: str = ""  # as written
 
     @property
     def name(self) -> str:
-        """The canonical spec: the model and the options that differ from its
-        defaults (``early-cow:wp_seq=off``).  Two specs with one name run the
-        same model."""
-        extra = [f"{k}={val}" for k, val in self.options if val != options.BY_NAME[k].default]
+        """The canonical spec: the model and the options a spec may set on it
+        that differ from its preset (``early-cow:wp_seq=off``).  Two specs with
+        one name run the same model."""
+        if self.native:
+            return self.model
+        preset = defaults(self.model)
+        accepted = options.of_era(self.model)
+        extra = [f"{k}={val}" for k, val in self.options if k in accepted and val != preset[k]]
         return ":".join([self.model, *extra])
 
     @property
@@ -56,6 +63,16 @@ class KernelSpec:
 
     def __str__(self) -> str:
         return self.name
+
+
+@functools.cache
+def defaults(era: str) -> dict[str, str]:
+    """Every option's value on the bare era name: the change options of its
+    preset release, the variants as merged."""
+    out = timeline.settings(Version.parse(eras.BY_NAME[era].preset) or Version(0, 0))
+    out.pop("era")
+    out.update({k: o.choices[0] for k, o in options.VARIANTS.items() if era in o.eras})
+    return out
 
 
 def known_words() -> list[str]:
@@ -100,18 +117,18 @@ def resolve(text: str) -> KernelSpec:
         return KernelSpec(eras.NATIVE, (), None, text)
     ver = Version.parse(head)
     if ver is not None:
-        base = timeline.settings(ver)
-        model = base.pop("era")
+        values = timeline.settings(ver)
+        model = values.pop("era")
+        values.update({k: o.choices[0] for k, o in options.VARIANTS.items() if model in o.eras})
         where = f"{ver} ({model})"
     else:
         model = eras.ALIASES.get(head, head)
         if model not in eras.BY_NAME:
             raise SpecError(f"unknown backend `{head}`", did_you_mean(head, known_words()))
-        base = {}
+        values = dict(defaults(model))
         where = model
     _check_options(model, given, where)
-    accepted = options.of_era(model)
-    values = {k: given.get(k, base.get(k, o.default)) for k, o in accepted.items()}
+    values.update(given)
     return KernelSpec(model, tuple(sorted(values.items())), ver, text)
 
 
@@ -122,3 +139,22 @@ def check(text: str) -> SpecError | None:
     except SpecError as e:
         return e
     return None
+
+
+def expand(text: str) -> tuple[KernelSpec, ...]:
+    """A spec, or a range of versions ``LO..HI[:OPTION=CHOICE]...`` (every
+    listed release, rc and stable sublevel from LO to HI), one spec per model."""
+    head, _, tail = text.partition(":")
+    if ".." not in head:
+        return (resolve(text),)
+    lo_text, hi_text = head.split("..", 1)
+    lo, hi = Version.parse(lo_text), Version.parse(hi_text)
+    if lo is None or hi is None:
+        raise SpecError(f"`{head}` is not a range of kernel versions", "write LO..HI, e.g. 5.9..5.18")
+    if hi < lo:
+        raise SpecError(f"the range `{head}` is empty", f"write {hi}..{lo}")
+    out: dict[str, KernelSpec] = {}
+    for ver in releases.within(lo, hi):
+        spec = resolve(str(ver) + (":" + tail if tail else ""))
+        out.setdefault(spec.name, attrs.evolve(spec, text=text))
+    return tuple(out.values())

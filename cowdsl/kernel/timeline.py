@@ -1,15 +1,18 @@
 """The timeline: every kernel change the model knows, as data.
 
-A change names its commit, the first mainline release that has it, the first
-sublevel of each stable line that carries it, and what it sets: the era
-(which model), or a change option.  A version contains a change when it is at
-or after the change's mainline release, or on a stable line at or after the
+A change names its commit (or, where the mainline id is not confirmed, the
+release tag, file and function), the first mainline release that has it, the
+first sublevel of each stable line that carries it, and what it sets: the era
+(which model), or change options.  A version contains a change when it is at or
+after the change's mainline release, or on a stable line at or after the
 backport's sublevel.  Resolving a version applies, oldest first, every change
 it contains to the settings of the oldest kernels (``BASELINE``).
 
 Diffing two versions' change sets is the kernel's COW changelog
 (``between``).  Each entry's ``note`` says how its release data were
-confirmed (kernel-cow-semantics.md §15, merge shortlogs, stable changelogs).
+confirmed: stable release announcements (their shortlogs), merge-window pull
+requests, -rc announcements, and per-version source trees, as recorded in
+kernel-cow-semantics.md §15 and its verification.
 """
 
 from __future__ import annotations
@@ -22,10 +25,10 @@ from cowdsl.kernel.version import Version, v
 @frozen
 class Change:
     key: str  # a short name, used in traces and `cowdsl timeline`
-    commit: str  # the upstream commit id (12 hex)
+    commit: str  # the upstream commit id (12 hex), or "vX.Y file function" where no id is confirmed
     title: str
     mainline: Version  # the first mainline release (or -rc) that has it
-    sets: tuple[tuple[str, str], ...]  # ("era", NAME) or (option, value)
+    sets: tuple[tuple[str, str], ...]  # ("era", NAME) or (option, value); () = recorded, not modelled
     stable: tuple[tuple[tuple[int, int], int], ...] = ()  # ((major, minor), first sublevel) per stable line
     note: str = ""
 
@@ -35,70 +38,138 @@ class Change:
         return any(ver.line == line and ver.sublevel >= sub for line, sub in self.stable)
 
     def first_in(self, line: tuple[int, int]) -> Version | None:
-        """The first version of a stable line that has the change, if any."""
+        """The first version of a line that has the change, if any."""
         if Version(*line) >= self.mainline:
             return Version(*line)
         return next((Version(*line, sublevel=sub) for ln, sub in self.stable if ln == line), None)
 
+    @property
+    def modelled(self) -> bool:
+        return bool(self.sets)
 
-# The oldest kernels: before the Dirty COW fix, no change applied.
+
+# The oldest kernels: no change applied.
 BASELINE: dict[str, str] = {
     "era": "mapcount",
     "foll_cow": "off",
+    "ksm_reuse": "off",
+    "thp_wp": "whole",
+    "pvm_pin": "get",
     "wp_seq": "off",
     "swap_pin_check": "off",
     "hugetlb_fork_copy": "off",
     "device_exclusive": "off",
+    "fork_anon_only": "off",
     "foll_force": "foll_cow",
     "mprotect": "fault",
     "hugetlb_force": "allow",
     "longterm_file_write": "allow",
     "longterm_unshare": "anon",
+    "swapin_writable": "off",
+    "hugetlb_wp_seq": "off",
+    "ksm_excl_check": "off",
+    "large_folio_reuse": "off",
 }
+
+_ANN = "stable release announcement shortlog"
 
 TIMELINE: tuple[Change, ...] = (
     Change("dirty-cow", "19be0eaffa3a", "mm: remove gup_flags FOLL_WRITE games from __get_user_pages()",
-           v("4.9"), (("foll_cow", "on"),),
-           note="reference §1 (CVE-2016-5195); stable backports to older lines not modelled"),
+           v("4.9"), (("foll_cow", "on"),), stable=(((4, 4), 26), ((4, 8), 3)),
+           note="CVE-2016-5195; mainline and the 4.4.26/4.8.3 backports as published with the CVE, "
+                "not re-read here"),
+    Change("ksm-reuse", "52d1e606ee73", "mm: reuse only-pte-mapped KSM page in do_wp_page()",
+           v("5.1-rc1"), (("ksm_reuse", "on"),),
+           note="committed after v5.0; 4.19.222 has no reuse_ksm_page, 5.4.214 has it (trees read); removed "
+                "by 1a0cf26323c8 in 5.9-rc4 with the refcount do_wp_page"),
+    Change("pvm-pin", "803e4572d7c5", "mm/process_vm_access: set FOLL_PIN via pin_user_pages_remote()",
+           v("5.6-rc1"), (("pvm_pin", "pin"),),
+           note="5.6.4 calls pin_user_pages_remote, 5.4.214 get_user_pages_remote (trees read)"),
     Change("forced-cow-break", "17839856fd58", "gup: document and work around \"COW can break either way\" issue",
-           v("5.8"), (("era", "gup-cow"),),
-           note="reference §2, §15.1 item 1"),
+           v("5.8-rc1"), (("era", "gup-cow"),),
+           stable=(((4, 4), 289), ((4, 9), 287), ((4, 14), 232), ((4, 19), 189), ((5, 4), 47), ((5, 6), 19),
+                   ((5, 7), 3)),
+           note=f"{_ANN}s of each sublevel; should_force_cow_break read in 4.19.222 and 5.4.214. On 4.9.y "
+                "x86 GUP-fast takes the forced break only from 4.9.298, and mips/s390/sh/sparc GUP-fast on "
+                "4.14.y from 4.14.263 (not modelled: the model's GUP-fast is the generic one)"),
+    Change("thp-cow-split", "3917c80280c9", "thp: change CoW semantics for anon-THP",
+           v("5.8-rc1"), (("thp_wp", "split"),),
+           note="posted after 5.7-rc1; a later fix is Cc: stable # v5.8+; 4.19.222 still copies the whole THP"),
     Change("refcount-cow", "09854ba94c6a", "mm: do_wp_page() simplification",
            v("5.9-rc4"), (("era", "refcount"),),
-           note="with a308c71bf1e6 (gup: remove the forced COW break); §15.1 item 2: in the rc4 shortlog"),
+           note="with a308c71bf1e6 (no forced COW break) and 1a0cf26323c8 (reuse_ksm_page removed): all in the "
+                "5.9-rc4 announcement shortlog"),
     Change("early-cow", "70e806e4e645", "mm: Do early cow for pinned pages during fork() for ptes",
            v("5.9-rc7"), (("era", "early-cow"),),
-           note="with 008cfe4418b3 (has_pinned); §15.1 item 2: new for rc7"),
+           note="with 008cfe4418b3 (has_pinned) and d042035eaf5f (fork splits a pinned huge PMD): 5.9-rc7 "
+                "announcement shortlog"),
     Change("write-protect-seq", "57efa1fe5957", "mm/gup: prevent gup_fast from racing with COW during fork",
-           v("5.11"), (("wp_seq", "on"),), stable=(((5, 10), 7),),
-           note="§15.1 item 8: read in 5.10.7"),
+           v("5.11-rc1"), (("wp_seq", "on"),), stable=(((5, 10), 4),),
+           note=f"5.10.4 {_ANN}; 5.10.0 has no write_protect_seq (tree read)"),
     Change("swap-pin-check", "feb889fb40fa", "mm: don't put pinned pages into the swap cache",
-           v("5.11"), (("swap_pin_check", "on"),), stable=(((5, 10), 198),),
-           note="§15.1 item 8: absent in 5.10.7, present in 5.10.198"),
+           v("5.11-rc4"), (("swap_pin_check", "on"),), stable=(((5, 10), 9),),
+           note=f"5.11-rc4 announcement; 5.10.9 {_ANN}; absent in 5.10.7, present in 5.10.198 (trees read)"),
     Change("hugetlb-early-cow", "4eae4efa2c29", "hugetlb: do early cow when page pinned on src mm",
-           v("5.12"), (("hugetlb_fork_copy", "on"),), note="§15.3"),
-    Change("device-exclusive", "b756a3b5e7ea", "mm: Device exclusive memory access",
-           v("5.14"), (("device_exclusive", "on"),), note="§9.1, §15.3"),
+           v("5.12-rc3"), (("hugetlb_fork_copy", "on"),), note="5.12-rc3 announcement shortlog"),
+    Change("device-exclusive", "b756a3b5e7ea", "mm: device exclusive memory access",
+           v("5.14-rc1"), (("device_exclusive", "on"),), note="committed in the 5.14 merge window"),
     Change("cow-fixes-1", "c145e0b47c77", "mm: streamline COW logic in do_swap_page()",
-           v("5.18"), (("era", "cow-fixes-1"),), note="the 5.18 COW fixes part 1 set (THP and swap), §5"),
+           v("5.18-rc1"), (("era", "cow-fixes-1"),),
+           note="\"COW fixes part 1\": 53a05ad9f21d, d4c470970d45, 84d60fdd3733, c145e0b47c77, 3bff7e3f1f16, "
+                "363106c4cefe, 03104c2c5db8, 55c62fa7c533, 7f7609175ff2; 5.18 merge window"),
+    Change("fork-anon-only", "fb3d824d1a46", "mm/memory: add non-anonymous page check in the copy_present_page()",
+           v("5.19-rc1"), (("fork_anon_only", "on"),), stable=(((5, 10), 153), ((5, 15), 173)),
+           note=f"a stable-only patch (Yuanzheng Song) in 5.10.153 and 5.15.173 ({_ANN}s); mainline never "
+                "had it: fb3d824d1a46 (5.19, page_try_dup_anon_rmap) ended the bug there"),
     Change("anon-exclusive", "6c287605fd56", "mm: remember exclusively mapped anonymous pages with PG_anon_exclusive",
-           v("5.19"), (("era", "anon-exclusive"),), note="with a7f226604170 (GUP unshare), §6"),
+           v("5.19-rc1"), (("era", "anon-exclusive"), ("ksm_excl_check", "on")),
+           note="with a7f226604170 (GUP unshare); its mm/ksm.c part adds the anon_exclusive test to "
+                "write_protect_page; 5.19-rc1 MM pull"),
+    Change("hugetlb-wp-seq", "623a1ddfeb23", "mm/hugetlb: take src_mm->write_protect_seq in copy_hugetlb_page_range()",
+           v("5.19-rc1"), (("hugetlb_wp_seq", "on"),), note="5.19-rc1 MM pull; 5.17-rc5 hugetlb.c has no seqcount"),
     Change("foll-force-exclusive", "5535be309971", "mm/gup: fix FOLL_FORCE COW security issue and remove FOLL_COW",
-           v("6.0"), (("foll_force", "exclusive"),), note="§15.3 (5.19.y backport not modelled)"),
-    Change("mprotect-upgrade", "64fe24a3e05e", "mm/mprotect: try avoiding write faults for exclusive anonymous pages "
-           "when changing protection", v("6.0"), (("mprotect", "upgrade"),), note="§6.7"),
+           v("6.0-rc1"), (("foll_force", "exclusive"),), stable=(((5, 19), 6),),
+           note=f"5.19.6 {_ANN} (stable 9def52eb10ba)"),
+    Change("mprotect-upgrade", "64fe24a3e05e", "mm/mprotect: try avoiding write faults for exclusive anonymous "
+           "pages when changing protection", v("6.0-rc1"), (("mprotect", "dirty"),),
+           note="can_change_pte_writable returns false on !pte_dirty in 6.0.1 and 6.1.158 (trees read)"),
+    Change("mprotect-clean", "v6.2 mm/mprotect.c can_change_pte_writable",
+           "mm/mprotect: allow clean exclusive anon pages to be writable", v("6.2-rc1"), (("mprotect", "upgrade"),),
+           note="Nadav Amit, in the 6.2-rc1 MM pull; mainline id not confirmed"),
     Change("longterm-unshare-all", "84209e87c696", "mm/gup: reliable R/O long-term pinning in COW mappings",
-           v("6.2"), (("longterm_unshare", "all"),), note="§15.3"),
-    Change("hugetlb-no-force-write", "f347454d0341", "mm: don't allow FOLL_FORCE|FOLL_WRITE on hugetlb",
-           v("6.2"), (("hugetlb_force", "refuse"),), stable=(((6, 1), 2),), note="§15.1 item 5"),
+           v("6.2-rc1"), (("longterm_unshare", "all"),), note="6.2-rc1 MM pull"),
+    Change("hugetlb-no-force-write", "f347454d0341", "mm/gup: disallow FOLL_FORCE|FOLL_WRITE on hugetlb mappings",
+           v("6.2-rc1"), (("hugetlb_force", "refuse"),), stable=(((6, 1), 2),),
+           note="6.2-rc1 MM pull; 6.1.2-rc1 stable review"),
     Change("longterm-file-write", "8ac268436e6d", "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to "
-           "file-backed mappings", v("6.5"), (("longterm_file_write", "refuse"),), note="as cited on LKML"),
+           "file-backed mappings", v("6.5-rc1"), (("longterm_file_write", "refuse"),),
+           note="with a6e79df92e4a (GUP-fast); 6.5-rc1 MM pull"),
+    Change("odirect-pin", "v6.5 block/bio.c __bio_iov_iter_get_pages",
+           "block: Convert bio_iov_iter_get_pages to use iov_iter_extract_pages", v("6.5-rc1"), (),
+           note="block DIO takes FOLL_PIN (BIO_PAGE_PINNED) from 6.5; 6.4.6 still FOLL_GET (tree read). Not "
+                "modelled: the language has no O_DIRECT op yet; scenarios say gup or pin explicitly"),
+    Change("swapin-writable", "c18160dba5ff", "mm: swap: reuse exclusive folio directly instead of wp page faults",
+           v("6.11-rc1"), (("swapin_writable", "on"),),
+           note="with 20dfa5b7adc5 (soft-dirty); 6.11-rc1 MM pull; present in 6.13.7 and 6.18.2 (trees read)"),
+    Change("hugetlb-force-write", "v6.14 mm/gup.c can_follow_write_common", "mm/hugetlb: support FOLL_FORCE|FOLL_WRITE",
+           v("6.14"), (("hugetlb_force", "allow"),),
+           note="Guillaume Morin; 6.13.7 refuses, 6.14.0 allows (trees read); mainline id not confirmed"),
+    Change("devexcl-rework", "v6.15 mm/rmap.c make_device_exclusive", "mm: fixes for device-exclusive entries (hmm)",
+           v("6.15-rc1"), (),
+           note="6.15-rc1 MM pull; 6.14.0 lacks it, 6.18.2 has it (trees read). Not modelled: the model keeps "
+                "the 5.14-6.14 entries (see docs/versions.md)"),
+    Change("large-folio-reuse", "v6.15 mm/memory.c __wp_can_reuse_large_anon_folio",
+           "mm: COW reuse support for PTE-mapped THP with CONFIG_MM_ID", v("6.15-rc1"),
+           (("large_folio_reuse", "on"),),
+           note="6.15-rc1 MM pull; 6.14.0 lacks it, 6.18.2 has it (trees read)"),
 )
+
+ORDER: tuple[Change, ...] = tuple(sorted(TIMELINE, key=lambda c: c.mainline.key()))
 
 
 def contained(ver: Version) -> tuple[Change, ...]:
     """The changes ``ver`` has, oldest first."""
-    return tuple(c for c in sorted(TIMELINE, key=lambda c: c.mainline.key()) if c.in_version(ver))
+    return tuple(c for c in ORDER if c.in_version(ver))
 
 
 def settings(ver: Version) -> dict[str, str]:
@@ -112,5 +183,8 @@ def settings(ver: Version) -> dict[str, str]:
 def between(old: Version, new: Version) -> tuple[tuple[Change, ...], tuple[Change, ...]]:
     """(changes ``new`` has and ``old`` lacks, changes ``old`` has and ``new`` lacks)."""
     a, b = set(contained(old)), set(contained(new))
-    order = sorted(TIMELINE, key=lambda c: c.mainline.key())
-    return tuple(c for c in order if c in b - a), tuple(c for c in order if c in a - b)
+    return tuple(c for c in ORDER if c in b - a), tuple(c for c in ORDER if c in a - b)
+
+
+def by_key(key: str) -> Change:
+    return next(c for c in TIMELINE if c.key == key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import ClassVar
 
-from cowdsl.kernel.options import OPTIONS
+from cowdsl.kernel.options import VARIANTS
 from cowdsl.kernel.spec import KernelSpec
 from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics import concepts, invariants
@@ -59,9 +59,9 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
         if kernel.model != self.name:
             raise ValueError(f"a {kernel.model} spec for the {self.name} model")
         self.kernel = kernel  # resolved once, by cowdsl.kernel.spec
-        # every option: those this era accepts as the spec says; the others as
-        # the era always behaves (their default: the change applied)
-        self.options = {o.name: o.default for o in OPTIONS} | dict(kernel.options)
+        # the settings of every change of the timeline, as the spec resolved them,
+        # and the variants (those not offered on this era as merged)
+        self.options = {k: o.choices[0] for k, o in VARIANTS.items()} | dict(kernel.options)
         # check the model's invariants after every micro-step (cowdsl.semantics.invariants)
         self.debug_invariants = invariants.env_enabled()
 

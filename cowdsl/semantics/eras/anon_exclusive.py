@@ -8,7 +8,10 @@ from __future__ import annotations
 from cowdsl.semantics.eras.cow_fixes_1 import CowFixes1
 from cowdsl.semantics.eras.mapcount import Mapcount
 from cowdsl.semantics.machine import Decision
-from cowdsl.semantics.state import HUGETLB
+from cowdsl.semantics.state import HUGETLB, PTE_THP, THP_SIBLINGS
+
+MPROTECT_CLEAN = "v6.2 mm/mprotect.c can_change_pte_writable"
+LARGE_FOLIO_REUSE = "v6.15 mm/memory.c __wp_can_reuse_large_anon_folio"
 
 
 class AnonExclusive(CowFixes1):
@@ -22,8 +25,11 @@ class AnonExclusive(CowFixes1):
     def wp_can_reuse(self, m, pfn):
         """6c287605fd56: an exclusive page is reused at once; otherwise the 5.18
         refcount rule, and a reused page becomes exclusive (page_move_anon_rmap)."""
-        if m.page(pfn).anon_exclusive:
+        page = m.page(pfn)
+        if page.anon_exclusive:
             return Decision(True, "PageAnonExclusive → reuse", "6c287605fd56")
+        if page.kind == PTE_THP:
+            return self.large_folio_can_reuse(m, pfn)
         d = super().wp_can_reuse(m, pfn)
         return Decision(d.value, f"not exclusive, {d.why}" + (", now exclusive" if d else ""), d.commit)
 
@@ -54,6 +60,8 @@ class AnonExclusive(CowFixes1):
         a458b76a4171) and the page may be pinned; then fork copies it for the
         child, as early COW did (70e806e4e645)."""
         page = m.page(pfn)
+        if not page.anon:
+            return Decision(False, "page-cache page → page_dup_file_rmap, shared", "fb3d824d1a46")
         if not page.anon_exclusive:
             return Decision(False, "not exclusive → shared read-only", "6c287605fd56")
         if m.mm(src_mm).has_pinned and self.maybe_dma_pinned(page):
@@ -111,14 +119,37 @@ class AnonExclusive(CowFixes1):
 
     def mprotect_upgrade(self, m, vma, pte):
         """64fe24a3e05e (6.0): can_change_pte_writable: a private anonymous page
-        that is exclusive becomes writable at once; shared mappings need a dirty PTE."""
+        that is exclusive becomes writable at once; shared mappings need a dirty
+        PTE.  6.0 and 6.1 also return false on a clean PTE before the private
+        check (mprotect=dirty, read in 6.0.1 and 6.1.158); 6.2 ("mm/mprotect:
+        allow clean exclusive anon pages to be writable") dropped that test."""
         if self.options["mprotect"] == "fault":
             return super().mprotect_upgrade(m, vma, pte)
         if not vma.write:
             return Decision(False, "VM_WRITE clear", "64fe24a3e05e")
         if vma.shared:
             return Decision(pte.dirty, "shared mapping: writable iff dirty", "64fe24a3e05e")
+        if self.options["mprotect"] == "dirty" and not pte.dirty:
+            return Decision(False, "clean PTE → stays read-only (6.0-6.1)", "64fe24a3e05e")
         page = m.page(pte.page)
         if page.anon and not page.zero and page.anon_exclusive:
-            return Decision(True, "exclusive anon page → writable now", "64fe24a3e05e")
+            return Decision(True, "exclusive anon page → writable now", "64fe24a3e05e" if pte.dirty else MPROTECT_CLEAN)
         return Decision(False, "not an exclusive anon page → stays read-only", "64fe24a3e05e")
+
+    def large_folio_can_reuse(self, m, pfn):
+        """wp_can_reuse_anon_folio on a subpage of a PTE-mapped THP that is not
+        exclusive: 6.14 and before never reuse a large folio (`return false`,
+        read in 6.13.7); 6.15 (__wp_can_reuse_large_anon_folio, CONFIG_MM_ID)
+        reuses it when only this mm maps the folio and nothing but its mappings
+        holds it (folio_large_mapcount == folio_ref_count; read in 6.18.2)."""
+        page = m.page(pfn)
+        if self.options["large_folio_reuse"] == "off":
+            return Decision(False, "large folio, not exclusive → copy", LARGE_FOLIO_REUSE)
+        if page.ksm or page.swapcache >= 0:
+            return Decision(False, "KSM or swap-cache large folio → copy", LARGE_FOLIO_REUSE)
+        mapped = page.mapcount + THP_SIBLINGS  # the siblings are mapped by the same mms
+        if page.mapcount == 1 and page.refcount == mapped:
+            return Decision(True, "large folio mapped only by this mm, no other references → reuse",
+                            LARGE_FOLIO_REUSE)
+        return Decision(False, f"large folio: mapcount {page.mapcount}, refcount {page.refcount} → copy",
+                        LARGE_FOLIO_REUSE)

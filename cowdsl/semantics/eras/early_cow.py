@@ -16,8 +16,13 @@ class EarlyCow(Refcount):
     def fork_copy_anon(self, m, src_mm, pfn):
         """70e806e4e645 copy_present_page: in a COW mapping, when the source mm
         has_pinned (008cfe4418b3) and the page may be pinned, the child gets a
-        copy and the parent keeps its writable PTE."""
+        copy and the parent keeps its writable PTE.  Mainline 5.9-5.18 asks this
+        of any normal page, page-cache pages of private file mappings included
+        (read in 5.9.1, 5.15.135); 5.10.153 and 5.15.173 added a PageAnon check
+        (fork_anon_only=on), which mainline got through fb3d824d1a46 (5.19)."""
         page = m.page(pfn)
+        if not page.anon and self.options["fork_anon_only"] == "on":
+            return Decision(False, "not anonymous → shared (the 5.10.153 PageAnon check)", "fb3d824d1a46")
         if page.kind == HUGETLB and self.options["hugetlb_fork_copy"] == "off":
             return Decision(False, "hugetlb before 4eae4efa2c29 → shared read-only", "4eae4efa2c29")
         if not m.mm(src_mm).has_pinned:

@@ -7,6 +7,13 @@ from __future__ import annotations
 from cowdsl.semantics.backend import Backend
 from cowdsl.semantics.machine import Decision
 
+# Where a rule stands in code no single commit introduced, it cites the release,
+# file and function it was read in.
+REUSE_SWAP_PAGE = "v5.7 mm/swapfile.c reuse_swap_page"
+DO_SWAP_PAGE = "v5.7 mm/memory.c do_swap_page"
+COPY_ONE_PTE = "v5.8 mm/memory.c copy_one_pte"
+HUGETLB_COW = "v5.7 mm/hugetlb.c hugetlb_cow"
+
 
 class Mapcount(Backend):
     name = "mapcount"
@@ -31,20 +38,23 @@ class Mapcount(Backend):
     def _reuse_swap_page(self, m, pfn, count: int, what: str) -> Decision:
         """reuse_swap_page (mm/swapfile.c ≤5.17): the page may be reused when its
         mappings plus swap entries number one; then it leaves the swap cache.
-        A KSM page goes through reuse_ksm_page instead (until 1a0cf26323c8):
-        reused only at refcount 1 and outside the swap cache."""
+        A KSM page goes through reuse_ksm_page instead (52d1e606ee73, 5.1, until
+        1a0cf26323c8 in 5.9-rc4): reused only at refcount 1 and outside the swap
+        cache; before 5.1 (ksm_reuse=off, 4.19.222 read) it is always copied."""
         page = m.page(pfn)
+        if page.ksm and self.options["ksm_reuse"] == "off":
+            return Decision(False, "KSM page → copy (no reuse_ksm_page before 5.1)", "52d1e606ee73")
         if page.ksm:
             if page.refcount == 1 and page.swapcache < 0:
                 m.update_page(pfn, ksm=False)  # page_move_anon_rmap: ours again
-                return Decision(True, "reuse_ksm_page: refcount 1 → reuse", "1a0cf26323c8")
-            return Decision(False, f"reuse_ksm_page: refcount {page.refcount} → copy", "1a0cf26323c8")
+                return Decision(True, "reuse_ksm_page: refcount 1 → reuse", "52d1e606ee73")
+            return Decision(False, f"reuse_ksm_page: refcount {page.refcount} → copy", "52d1e606ee73")
         if count == 1 and page.swapcache >= 0:
             m.delete_from_swap_cache(pfn)  # and SetPageDirty: the slot's copy is stale
         why = f"{what} = {count}"
         if count <= 1:
-            return Decision(True, f"reuse_swap_page: {why} ≤ 1 → reuse (refcount {page.refcount} ignored)", "v5.7")
-        return Decision(False, f"reuse_swap_page: {why} > 1 → copy", "v5.7")
+            return Decision(True, f"reuse_swap_page: {why} ≤ 1 → reuse (refcount {page.refcount} ignored)", REUSE_SWAP_PAGE)
+        return Decision(False, f"reuse_swap_page: {why} > 1 → copy", REUSE_SWAP_PAGE)
 
     def wp_can_reuse(self, m, pfn):
         """v5.7 do_wp_page → reuse_swap_page: mapcount + swapcount ≤ 1 (reference §1.1, [V])."""
@@ -64,14 +74,14 @@ class Mapcount(Backend):
         refcount is never consulted, in every era up to 6.x (reference §10, [V])."""
         page = m.page(pfn)
         if page.mapcount == 1 and page.anon:
-            return Decision(True, f"hugetlb: mapcount 1 → reuse (refcount {page.refcount} ignored)", "hugetlb_cow")
-        return Decision(False, f"hugetlb: mapcount {page.mapcount} → copy", "hugetlb_cow")
+            return Decision(True, f"hugetlb: mapcount 1 → reuse (refcount {page.refcount} ignored)", HUGETLB_COW)
+        return Decision(False, f"hugetlb: mapcount {page.mapcount} → copy", HUGETLB_COW)
 
     def fork_copy_anon(self, m, src_mm, pfn):
-        """copy_one_pte (pre-5.9): every page is shared read-only, pinned or not.
-        UNVERIFIED as code (reference §1.2): inferred from 5.10's unpinned path
-        and the messages of 17839856fd58 and 70e806e4e645."""
-        return Decision(False, "fork has no pin check: shared read-only", "70e806e4e645")
+        """copy_one_pte (before 5.9-rc7): every page is shared read-only, pinned
+        or not.  Cites the function as it stood in v5.8, not 70e806e4e645, which
+        added the check later."""
+        return Decision(False, "fork has no pin check: shared read-only", COPY_ONE_PTE)
 
     def check_vma_flags(self, m, vma, flags):
         """A write GUP needs VM_WRITE, or FOLL_FORCE in a COW (private) mapping:
@@ -120,14 +130,14 @@ class Mapcount(Backend):
     def swapin_free_swapcache(self, m, pfn, write):
         """v5.7 do_swap_page frees the swap cache only when swap is full or the
         vma is mlocked (not modelled); reuse_swap_page frees it on reuse."""
-        return Decision(False, "swap not full: keep the swap cache", "v5.7")
+        return Decision(False, "swap not full: keep the swap cache", DO_SWAP_PAGE)
 
     def swapin_exclusive(self, m, pte, pfn, write):
         """v5.7 do_swap_page: a write fault maps writable iff reuse_swap_page.
         It runs before swap_free, so this PTE's swap entry still counts
         (the model frees it first and adds it back)."""
         if not write:
-            return Decision(False, "read fault → mapped read-only", "v5.7")
+            return Decision(False, "read fault → mapped read-only", DO_SWAP_PAGE)
         page = m.page(pfn)
         sc = self._swapcount(m, page) + 1
         return self._reuse_swap_page(m, pfn, page.mapcount + sc, f"mapcount {page.mapcount} + swapcount {sc}")
@@ -144,3 +154,50 @@ class Mapcount(Backend):
         """Before 64fe24a3e05e (6.0) private PTEs stay read-only after
         mprotect(PROT_WRITE); the next write faults."""
         return Decision(False, "PTE stays read-only until a write fault", "64fe24a3e05e")
+
+    def thp_wp_copies_whole(self):
+        """3917c80280c9 (5.8-rc1) "thp: change CoW semantics for anon-THP": a
+        write fault that cannot reuse a PMD-mapped THP splits the PMD and copies
+        one page; before, do_huge_pmd_wp_page copied the whole THP
+        (alloc_hugepage_vma, read in 4.19.222; thp_wp=whole)."""
+        if self.options["thp_wp"] == "whole":
+            return Decision(True, "do_huge_pmd_wp_page: copy the whole THP", "3917c80280c9")
+        return Decision(False, "split the PMD, copy one page", "3917c80280c9")
+
+    def pvm_foll_pin(self):
+        """803e4572d7c5 (5.6): process_vm_readv/writev pin with
+        pin_user_pages_remote (FOLL_PIN); before, get_user_pages_remote took
+        FOLL_GET references (read in 5.4.214)."""
+        if self.options["pvm_pin"] == "pin":
+            return Decision(True, "pin_user_pages_remote (FOLL_PIN)", "803e4572d7c5")
+        return Decision(False, "get_user_pages_remote (FOLL_GET)", "803e4572d7c5")
+
+    def hugetlb_fork_wp_seq(self):
+        """623a1ddfeb23 (5.19): copy_hugetlb_page_range raises write_protect_seq.
+        Before, copy_page_range returned copy_hugetlb_page_range before
+        raw_write_seqcount_begin, so GUP-fast on hugetlb could race fork even
+        where write_protect_seq exists (5.11-5.18, §15.1 item 7)."""
+        if self.options["hugetlb_wp_seq"] == "on":
+            return Decision(True, "hugetlb fork inside write_protect_seq", "623a1ddfeb23")
+        return Decision(False, "copy_hugetlb_page_range runs outside write_protect_seq", "623a1ddfeb23")
+
+    def ksm_checks_refs(self, m, pte, pfn):
+        """ksm.c write_protect_page: the page's references are compared with its
+        mappings only `if (pte_write || pte_dirty || ...)`: before 5.19 a
+        read-only clean PTE (after a read-fault swap-in, say) is merged despite
+        GUP references (read in 5.7.14, §15.1 item 3); 6c287605fd56 (5.19) adds
+        `|| anon_exclusive`."""
+        page = m.page(pfn)
+        if pte.write or pte.dirty:
+            return Decision(True, "PTE writable or dirty → compare references", "6c287605fd56")
+        if self.options["ksm_excl_check"] == "on" and page.anon_exclusive:
+            return Decision(True, "PTE read-only and clean, page exclusive → compare references", "6c287605fd56")
+        return Decision(False, "PTE read-only and clean → references not compared", "6c287605fd56")
+
+    def swapin_read_writable(self, m, vma):
+        """c18160dba5ff (6.11): do_swap_page maps an exclusive page writable on a
+        read fault too, when the VMA is VM_WRITE and no uffd-wp or soft-dirty
+        tracking needs the fault; before, only a write fault did."""
+        if self.options["swapin_writable"] == "on" and vma.write:
+            return Decision(True, "exclusive and VM_WRITE → writable on a read fault", "c18160dba5ff")
+        return Decision(False, "read fault → mapped read-only", "c18160dba5ff")
