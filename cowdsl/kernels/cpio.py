@@ -69,7 +69,8 @@ def gzipped(entries: list[Entry]) -> bytes:
 
 def parse(data: bytes) -> list[Entry]:
     """Read an uncompressed archive back (for tests and for inspecting an initramfs)."""
-    entries, pos = [], 0
+    entries: list[Entry] = []
+    pos = 0
     while True:
         if data[pos:pos + 6] != MAGIC:
             raise ValueError(f"not a newc cpio header at offset {pos}")

@@ -11,6 +11,7 @@ import gzip
 import lzma
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -65,7 +66,7 @@ class ModuleIndex:
         builtin = (moddir / "modules.builtin").read_text() if (moddir / "modules.builtin").exists() else ""
         return cls.parse(dep, builtin)
 
-    def resolve(self, wanted: list[str], optional: list[str] = ()) -> tuple[list[str], list[str]]:
+    def resolve(self, wanted: Sequence[str], optional: Sequence[str] = ()) -> tuple[list[str], list[str]]:
         """The modules to load, dependencies first, and the wanted ones the kernel does not have.
 
         Built-in modules need no loading.  A required module that is neither a

@@ -70,13 +70,15 @@ def kvm_usable(qemu: str) -> str | None:
             "-display", "none", "-no-reboot", "-chardev", "stdio,id=dbg", "-device",
             "isa-debugcon,iobase=0x402,chardev=dbg"]
     p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert p.stdout is not None
+    fd = p.stdout.fileno()
     seen = b""
     try:
         deadline = time.monotonic() + 10
         while b"SeaBIOS" not in seen and time.monotonic() < deadline:
-            ready, _, _ = select.select([p.stdout], [], [], 0.2)
+            ready, _, _ = select.select([fd], [], [], 0.2)
             if ready:
-                chunk = os.read(p.stdout.fileno(), 4096)
+                chunk = os.read(fd, 4096)
                 if not chunk:
                     break
                 seen += chunk
