@@ -81,7 +81,11 @@ mount -t devpts devpts /host/dev/pts
 mount -t tmpfs run /host/run 2>/dev/null
 
 thp=/sys/kernel/mm/transparent_hugepage/enabled
-[ -w $thp ] && { echo "$COWDSL_THP" > $thp || note "thp: cannot set $COWDSL_THP"; }
+if [ -w $thp ]; then
+    echo "$COWDSL_THP" > $thp || note "thp: cannot set $COWDSL_THP"
+elif [ "$COWDSL_THP" != never ]; then
+    note "thp: this kernel has no transparent huge pages"
+fi
 for need in $COWDSL_NEEDS; do
     case $need in
     swap)
