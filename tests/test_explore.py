@@ -290,7 +290,7 @@ def independence_violations(src, backend, limit=3000):
     """Pairs of moves the independence relation calls independent that do not
     commute, or that enable or disable one another (a blocked thread's move is
     its lock footprint), over the reachable worlds: what DPOR relies on."""
-    from cowdsl.explore.search import _Moves
+    from cowdsl.explore.reduced import _Moves
 
     model = Model(load_text(src, "t.cow"), registry.get(backend))
     init = model.init()

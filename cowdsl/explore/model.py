@@ -4,11 +4,20 @@ block is: which op, which micro-step, and that op's frame."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Protocol
+
 from attrs import evolve, frozen
 
-from cowdsl.scenario import Scenario
+from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics.machine import Event, Machine
 from cowdsl.semantics.state import Outcome, State
+
+if TYPE_CHECKING:
+    from cowdsl.semantics.backend import Backend
+
+Tid = tuple[int, int]  # (block, thread index): DPOR's process identity
+Loc = tuple[object, ...]  # something a micro-step reads or writes: ("mm", name, field), ("vma", mm, name), ...
+Footprint = frozenset[Loc]
 
 
 @frozen(cache_hash=True)
@@ -17,7 +26,7 @@ class Thread:
     steps: tuple[int, ...]  # indices into Scenario.steps, in program order
     at: int = 0
     label: str | None = None  # the next micro-step of the current op; None before it starts
-    frame: tuple = ()
+    frame: tuple[object, ...] = ()
 
     @property
     def done(self) -> bool:
@@ -35,35 +44,48 @@ class World:
 class Transition:
     """One micro-step taken: who, which op, which micro-step, what happened."""
 
-    tid: tuple[int, int]  # (block, thread index): DPOR's process identity
+    tid: Tid  # (block, thread index): DPOR's process identity
     actor: str
     step: int  # the step's number in the scenario
     label: str
     events: tuple[Event, ...]
-    reads: frozenset
-    writes: frozenset
+    reads: Footprint
+    writes: Footprint
     outcome: Outcome | None  # set when this micro-step finished the op
-    marks: frozenset = frozenset()  # mms changed field-wise or counted: conflict only with whole-mm reads
+    marks: Footprint = frozenset()  # mms changed field-wise or counted: conflict only with whole-mm reads
 
-    def dependent(self, other: Transition) -> bool:
+    def dependent(self, other: Footprints) -> bool:
         return bool(self.writes & (other.reads | other.writes) or other.writes & self.reads
                     or self.marks & other.reads or other.marks & self.reads)
 
+
+class Footprints(Protocol):
+    """What a move read and wrote: a Transition's, or many moves' together."""
+
+    @property
+    def reads(self) -> Footprint: ...
+    @property
+    def writes(self) -> Footprint: ...
+    @property
+    def marks(self) -> Footprint: ...
+
+
+Micro = tuple[State, "Thread", Transition]  # a micro-step's state after, thread after and transition
 
 MEMO_MAX = 100_000  # remembered micro-steps; past it the table starts again (memory stays bounded)
 MEMO_PROBE = 2_000  # after this many, a memo that hit less than one time in five is dropped
 
 
 class Model:
-    def __init__(self, sc: Scenario, backend):
+    def __init__(self, sc: Scenario, backend: Backend):
         self.sc = sc
         self.backend = backend
         index = {id(s): i for i, s in enumerate(sc.steps)}
         self.blocks = [[index[id(s)] for s in block] for block in sc.blocks()]
-        self.memo: dict | None = {}  # (state, thread) -> (state after, thread after, transition): see step
+        self.memo: dict[tuple[State, Thread], Micro] | None = {}  # (state, thread) -> (state after, thread after, transition): see step
         self.lookups = self.misses = 0  # micro-steps asked of the memo, and run for it
-        self.shared: dict = {}  # the states and footprints the memo holds, one instance each
-        self.waits: dict = {}  # (state, thread) -> why it is blocked, or None
+        self.shared: dict[object, object] = {}  # the states and footprints the memo holds, one instance each
+        self.waits: dict[tuple[State, Thread], str | None] = {}  # (state, thread) -> why it is blocked, or None
 
     def threads_for(self, block: int) -> tuple[Thread, ...]:
         order: dict[str, list[int]] = {}
@@ -101,13 +123,13 @@ class Model:
         return [i for i, t in enumerate(w.threads) if not t.done]
 
     @staticmethod
-    def dead(state: State, step) -> bool:
+    def dead(state: State, step: Step) -> bool:
         if step.task is None:
             return False
         mm = state.mm(step.task)
         return mm is None or not mm.alive
 
-    def lock_footprint(self, w: World, i: int) -> frozenset:
+    def lock_footprint(self, w: World, i: int) -> Footprint:
         """What a blocked thread waits on, for the independence relation."""
         t = w.threads[i]
         return frozenset(self.backend.lock_reads(w.state, self.sc.steps[t.steps[t.at]], t.label, t.frame))
@@ -119,7 +141,7 @@ class Model:
         thread, and many worlds share both (they differ in where other threads
         are), so most steps of a search are looked up rather than run."""
         t = w.threads[i]
-        debug = getattr(self.backend, "debug_invariants", False)  # COWDSL_DEBUG_INVARIANTS=1
+        debug = self.backend.debug_invariants  # COWDSL_DEBUG_INVARIANTS=1
         remember = not trace and not debug and self.memo is not None
         key = (w.state, t)
         hit = None
@@ -141,7 +163,7 @@ class Model:
             self.check_invariants(w, w2, self.sc.steps[t.steps[t.at]], tr.label)
         return w2, tr
 
-    def remember(self, key, hit) -> None:
+    def remember(self, key: tuple[State, Thread], hit: Micro) -> None:
         memo = self.memo
         if len(memo) >= MEMO_MAX:
             memo.clear()
@@ -158,7 +180,7 @@ class Model:
                     marks=share(tr.marks, tr.marks))
         memo[key] = (share(state, state), t2, tr)
 
-    def _micro(self, w: World, i: int, trace: bool) -> tuple[State, Thread, Transition]:
+    def _micro(self, w: World, i: int, trace: bool) -> Micro:
         t = w.threads[i]
         step = self.sc.steps[t.steps[t.at]]
         m = Machine(w.state, quiet=not trace)
@@ -186,7 +208,7 @@ class Model:
                         frozenset(m.reads), frozenset(m.writes), out if nxt is None else None, frozenset(m.marks))
         return m.freeze(), t2, tr
 
-    def check_invariants(self, before: World, after: World, step, label: str) -> None:
+    def check_invariants(self, before: World, after: World, step: Step, label: str) -> None:
         """The model's invariants after one micro-step, counting what every actor's
         unfinished op holds between its micro-steps; raises InvariantViolation."""
         from cowdsl.semantics import invariants

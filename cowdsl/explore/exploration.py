@@ -1,0 +1,65 @@
+"""What a search is given and what it gives back: its Bounds and its
+Exploration, and what the searches share."""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import time
+from collections.abc import Callable, Iterator
+
+from attrs import define, field
+
+from cowdsl.explore.model import Model, World
+
+Progress = Callable[[int, int], object]  # called with (states, executions) now and then
+
+
+@define
+class Bounds:
+    max_states: int = 200_000
+    timeout: float = 60.0
+    progress: Progress | None = None
+    started: float = field(factory=time.monotonic)
+
+    def hit(self, states: int) -> str | None:
+        if states >= self.max_states:
+            return f"--max-states {self.max_states}"
+        if time.monotonic() - self.started > self.timeout:
+            return f"--timeout {self.timeout:g}s"
+        return None
+
+
+@define
+class Exploration:
+    mode: str
+    states: int = 0  # distinct worlds visited
+    transitions: int = 0  # micro-steps executed
+    executions: int = 0  # maximal interleavings (full: counted on the state graph)
+    finals: list[World] = field(factory=list)  # terminal worlds, distinct
+    deadlocks: list[World] = field(factory=list)  # terminal worlds where some actor waits forever
+    visited: set[World] = field(factory=set)  # every world, for invariants (full mode)
+    partial: str | None = None  # which bound stopped the search
+    seconds: float = 0.0
+
+
+def terminal(model: Model, w: World, ex: Exploration, seen_final: set[World]) -> None:
+    """Record a world where no thread can move: a final one, or a deadlock."""
+    if w not in seen_final:
+        seen_final.add(w)
+        ex.finals.append(w)
+        if not model.is_final(w):
+            ex.deadlocks.append(w)
+
+
+@contextlib.contextmanager
+def no_gc() -> Iterator[None]:
+    """The cyclic collector would rescan the growing visited set again and again;
+    worlds are immutable trees of tuples, with no cycles to collect."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

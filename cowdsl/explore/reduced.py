@@ -1,0 +1,283 @@
+"""The reduced search: source-DPOR with sleep sets and state caching.
+
+Depth-first over the worlds of a Model, over the independence relation given
+by what each micro-step read and wrote (``Transition.dependent``); it reaches
+the final states the full search reaches, in far fewer executions."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from attrs import define, field, frozen
+
+from cowdsl.explore.exploration import Bounds, Exploration, no_gc, terminal
+from cowdsl.explore.model import Footprint, Loc, Model, Tid, Transition, World
+
+Clock = dict[Tid, int]  # vector clock: tid -> 1 + trace index of its latest move that happens before
+
+
+@frozen(cache_hash=True)
+class _Moves:
+    """What a thread's moves in a cached subtree read and wrote, all together:
+    a subtree move depends on a trace entry iff this does."""
+
+    tid: Tid
+    reads: Footprint
+    writes: Footprint
+    marks: Footprint
+
+    dependent = Transition.dependent
+
+
+Move = Transition | _Moves  # what is raced against the trace
+Summary = dict[Tid, _Moves]  # per thread, what its moves in a subtree read and wrote
+Sleep = dict[Tid, Transition]  # the moves asleep at a world: taken before, in an equivalent order
+Gathered = tuple[set[Loc], set[Loc], set[Loc]]  # reads, writes and marks, being gathered
+
+
+@define
+class _Level:
+    """A world on the current path, with what is to be and has been explored from it."""
+
+    world: World
+    enabled: list[int]
+    nexts: dict[int, tuple[World, Transition]]  # thread index -> its move, for enabled threads
+    backtrack: set[int] = field(factory=set)
+    done: set[int] = field(factory=set)
+    sleep: Sleep = field(factory=dict)
+
+
+class _Footprints:
+    """A subtree's footprints, being gathered: tid -> [reads, writes, marks]."""
+
+    __slots__ = ("acc",)
+
+    def __init__(self) -> None:
+        self.acc: dict[Tid, Gathered] = {}
+
+    def note(self, m: Move) -> None:
+        a = self.acc.get(m.tid)
+        if a is None:
+            self.acc[m.tid] = (set(m.reads), set(m.writes), set(m.marks))
+        else:
+            a[0].update(m.reads)
+            a[1].update(m.writes)
+            a[2].update(m.marks)
+
+
+def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
+    """Source-DPOR with sleep sets (Abdulla, Aronis, Jonsson and Sagonas, POPL
+    2014, Algorithm 1).  Each move is raced against the trace before it is
+    taken; so is a blocked thread's next move (taking the lock it waits on) at
+    every world.  For every entry e a move races with, the *initials* of
+    notdep(e).move are the moves that could run first in a reordering where the
+    move comes before e; unless one of them is already scheduled or asleep at
+    e's world, one is added there.  (Flanagan and Godefroid's rule, add the
+    move's thread, loses executions with sleep sets when that thread's move at
+    e's world is an earlier, sleeping one.)
+
+    State caching: a world explored before with a sleep set no larger than now
+    is not explored again.  Its summary, per thread what its moves in the
+    subtree read and wrote, is raced against the trace instead: every entry a
+    subtree move may race with gets all its world's enabled threads, never fewer
+    than a re-exploration would schedule.  The state graph is acyclic, so a
+    cached world is always fully explored."""
+    return ReducedSearch(model, bounds, cache=cache).run()
+
+
+class ReducedSearch:
+    """One run of the reduced search: the current path (trace, clocks, levels),
+    the summaries of explored worlds, and the Exploration being filled in."""
+
+    __slots__ = ("model", "bounds", "cache", "ex", "seen_final", "trace", "clocks", "levels", "last_at",
+                 "block_starts", "summaries", "shared_sets", "shared_moves")
+
+    def __init__(self, model: Model, bounds: Bounds, *, cache: bool = True) -> None:
+        self.model = model
+        self.bounds = bounds
+        self.cache = cache
+        self.ex = Exploration("reduced")
+        self.seen_final: set[World] = set()
+        self.trace: list[Transition] = []  # the moves taken to the current world
+        self.clocks: list[Clock] = []  # the vector clock of each trace entry
+        self.levels: list[_Level] = []  # levels[k] is where trace[k] was taken
+        self.last_at: dict[Tid, list[int]] = {}  # tid -> the trace indices of its moves
+        self.block_starts = [0]  # trace index where the current par block began; races only happen within a block
+        self.summaries: dict[World, tuple[frozenset[Tid], Summary]] = {}  # world -> (sleep at entry, summary)
+        # one instance of each footprint and summary entry: most subtrees repeat them
+        self.shared_sets: dict[Footprint, Footprint] = {}
+        self.shared_moves: dict[_Moves, _Moves] = {}
+
+    def run(self) -> Exploration:
+        ex = self.ex
+        t0 = time.monotonic()
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(limit, 20_000))
+        try:
+            with no_gc():
+                self.explore(self.model.init(), {})
+        finally:
+            sys.setrecursionlimit(limit)
+        ex.states = len(ex.visited)
+        ex.visited = set()  # DPOR does not see every world; invariants need the full search
+        ex.seconds = time.monotonic() - t0
+        return ex
+
+    # --- races -------------------------------------------------------------------
+
+    def last_clock(self, tid: Tid, start: int) -> Clock:
+        """The clock of tid's latest move in the current block, or an empty one."""
+        at = self.last_at.get(tid)
+        return self.clocks[at[-1]] if at and at[-1] >= start else {}
+
+    def race(self, move: Move, start: int) -> Clock:
+        """Schedule the reversal of every race of ``move`` with the trace; return
+        the move's vector clock."""
+        trace, clocks = self.trace, self.clocks
+        p = move.tid
+        n = len(trace)
+        c = dict(self.last_clock(p, start))
+        for j in range(n - 1, start - 1, -1):
+            e = trace[j]
+            if clocks[j][e.tid] <= c.get(e.tid, 0):
+                continue  # it happens before the move through some later entry
+            if e.dependent(move):
+                self.schedule(j, p, c)
+                for key, v in clocks[j].items():
+                    if c.get(key, 0) < v:
+                        c[key] = v
+        c[p] = n + 1
+        return c
+
+    def schedule(self, j: int, p: Tid, c: Clock) -> None:
+        """Make sure an initial of notdep(trace[j]).move is explored at trace[j]'s
+        world; c is what happens before the move among the entries after j."""
+        trace, clocks = self.trace, self.clocks
+        pre = self.levels[j]
+        if len(pre.backtrack) == len(pre.enabled):
+            return  # every thread is scheduled there already
+        tj = trace[j].tid
+        initials: set[int] = set()
+        in_v: set[Tid] = set()
+        for k in range(j + 1, len(trace)):
+            q = trace[k].tid
+            if clocks[k].get(tj, 0) > j or q in in_v:
+                continue  # after trace[j], or not q's first move in notdep
+            in_v.add(q)
+            if all(v <= j for r, v in clocks[k].items() if r != q):
+                initials.add(q[1])
+        if p not in in_v and all(v <= j for r, v in c.items() if r != p):
+            if p[1] not in pre.nexts:  # blocked there: which move would free it is unknown
+                pre.backtrack.update(pre.enabled)
+                return
+            initials.add(p[1])
+        if not initials.issubset(pre.nexts):  # not expected: independent moves never enable one another
+            pre.backtrack.update(pre.enabled)
+            return
+        asleep = {i for (b, i) in pre.sleep if b == tj[0]}
+        if initials and not initials & (pre.backtrack | asleep):
+            pre.backtrack.add(min(initials))
+
+    def race_summary(self, summary: Summary, start: int, block: int) -> None:
+        """Race a cached subtree's moves against the trace: every entry one of them
+        may race with gets all its world's enabled threads."""
+        trace, clocks, levels = self.trace, self.clocks, self.levels
+        threads = [(p, moves, self.last_clock(p, start)) for p, moves in summary.items() if p[0] == block]
+        for j in range(len(trace) - 1, start - 1, -1):
+            pre = levels[j]
+            if len(pre.backtrack) == len(pre.enabled):
+                continue  # (backtrack sets only hold enabled threads)
+            e = trace[j]
+            for p, moves, pc in threads:
+                if e.tid != p and clocks[j][e.tid] > pc.get(e.tid, 0) and e.dependent(moves):
+                    pre.backtrack.update(pre.enabled)
+                    break
+
+    def moves_of(self, t: Tid, a: Gathered) -> _Moves:
+        """A summary entry, its sets and itself shared with equal ones."""
+        share = self.shared_sets.setdefault
+        r, w, m = frozenset(a[0]), frozenset(a[1]), frozenset(a[2])
+        moves = _Moves(t, share(r, r), share(w, w), share(m, m))
+        return self.shared_moves.setdefault(moves, moves)
+
+    # --- the depth-first walk ------------------------------------------------------
+
+    def explore(self, w: World, sleep: Sleep) -> Summary:
+        """Explore from w; returns the summary of its subtree (this block's)."""
+        trace = self.trace
+        if trace and trace[-1].tid[0] != w.block:
+            self.block_starts.append(len(trace))
+            try:
+                self.explore_block(w, {})  # a new block: every thread before it has finished
+            finally:
+                self.block_starts.pop()
+            return {}
+        return self.explore_block(w, sleep)
+
+    def explore_block(self, w: World, sleep: Sleep) -> Summary:
+        """Explore from w within the current block, or race its cached summary."""
+        model, ex, bounds, cache = self.model, self.ex, self.bounds, self.cache
+        start = self.block_starts[-1]
+        hit = self.summaries.get(w) if cache else None
+        if hit is not None and hit[0] <= sleep.keys():
+            self.race_summary(hit[1], start, w.block)
+            return hit[1]
+        ex.visited.add(w)
+        if (why := bounds.hit(len(ex.visited))) is not None:
+            ex.partial = why
+            return {}
+        if bounds.progress and len(ex.visited) % 1000 == 0:
+            bounds.progress(len(ex.visited), ex.executions)
+        en = model.enabled(w)
+        nexts = {}
+        for i in en:
+            nexts[i] = model.step(w, i, False)
+            ex.transitions += 1
+        acc = _Footprints()
+        for p in model.unfinished(w):
+            if p not in nexts:  # blocked: its next move takes the lock it waits on
+                probe = _Moves((w.block, p), model.lock_footprint(w, p), frozenset(), frozenset())
+                self.race(probe, start)
+                acc.note(probe)
+        if not en:
+            terminal(model, w, ex, self.seen_final)
+            ex.executions += 1
+        awake = [i for i in en if (w.block, i) not in sleep]
+        if awake:
+            self.explore_moves(_Level(w, en, nexts, backtrack={awake[0]}, sleep=dict(sleep)), start, acc)
+        old = self.summaries.get(w) if cache and ex.partial is None else None
+        if old is not None:  # explored twice: together they cover the smaller sleep set
+            for m in old[1].values():
+                acc.note(m)
+        summary = {t: self.moves_of(t, a) for t, a in acc.acc.items()}
+        if ex.partial is None and cache:
+            self.summaries[w] = (frozenset(sleep) & old[0] if old else frozenset(sleep), summary)
+        return summary
+
+    def explore_moves(self, level: _Level, start: int, acc: _Footprints) -> None:
+        """Take each move scheduled at the level's world in turn, until none is left
+        that is not asleep; acc gathers the footprints of the subtrees."""
+        ex, trace, clocks, last_at = self.ex, self.trace, self.clocks, self.last_at
+        block = level.world.block
+        self.levels.append(level)
+        while ex.partial is None:
+            todo = sorted(level.backtrack - level.done - {i for (b, i) in level.sleep if b == block})
+            if not todo:
+                break
+            p = todo[0]
+            level.done.add(p)
+            w2, tr = level.nexts[p]
+            clock = self.race(tr, start)
+            acc.note(tr)
+            child_sleep = {q: t for q, t in level.sleep.items() if not t.dependent(tr)}
+            trace.append(tr)
+            clocks.append(clock)
+            last_at.setdefault(tr.tid, []).append(len(trace) - 1)
+            for m in self.explore(w2, child_sleep).values():
+                acc.note(m)
+            last_at[tr.tid].pop()
+            trace.pop()
+            clocks.pop()
+            level.sleep[tr.tid] = tr
+        self.levels.pop()
