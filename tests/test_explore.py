@@ -555,3 +555,28 @@ def test_the_memo_stays_bounded(monkeypatch):
     m.remember = spy
     ex = search.full(m, search.Bounds())
     assert sizes and max(sizes) <= 50 and ex.partial is None
+
+
+# --- the reduced search's exact figures ---------------------------------------------------------
+
+# states, executions, micro-steps and final worlds of the reduced search, with and without state
+# caching, as the search gave them before it became a class: a change to the search's structure
+# changes none of them (a change to the semantics may, and then they are measured again)
+REDUCED_FIGURES = [
+    ("S12", "early-cow", True, (70, 3, 106, 3)),
+    ("S12", "early-cow", False, (64, 27, 235, 3)),
+    ("MISSED_WITH_FG05_RULE", "refcount", True, (324, 15, 516, 15)),
+    ("MISSED_WITH_FG05_RULE", "refcount", False, (306, 70, 760, 15)),
+    ("KNOWN_MISS", "refcount", True, (150, 24, 227, 24)),
+    ("KNOWN_MISS", "refcount", False, (150, 68, 308, 24)),
+    ("FORK_AND_READERS", "anon-exclusive", True, (1104, 50, 2094, 50)),
+    ("PINNERS_AND_FORK", "early-cow", True, (8514, 17, 27292, 17)),
+]
+
+
+@pytest.mark.parametrize("name, backend, cache, figures", REDUCED_FIGURES)
+def test_reduced_search_figures_are_unchanged(name, backend, cache, figures):
+    model = Model(load_text(globals()[name], "t.cow"), registry.get(backend))
+    ex = search.reduced(model, search.Bounds(), cache=cache)
+    assert ex.partial is None
+    assert (ex.states, ex.executions, ex.transitions, len(ex.finals)) == figures
