@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -21,8 +22,6 @@ BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
 
 def _is_static(path: Path) -> bool:
     """An ELF without a PT_INTERP program header needs no dynamic loader (the initramfs has none)."""
-    import struct
-
     data = path.read_bytes()
     if data[:4] != b"\x7fELF" or data[4] != 2:
         return False

@@ -111,7 +111,7 @@ def install(image_path: Path, moddir: Path | None, release: str, source: str, *,
         raise
 
 
-def _find_image(path: Path) -> Path:
+def find_image(path: Path) -> Path:
     """A kernel build tree stands for its bzImage."""
     if path.is_dir():
         for rel in ("arch/x86/boot/bzImage", "arch/x86_64/boot/bzImage", "vmlinux"):
@@ -132,7 +132,7 @@ def prepare(path: str | os.PathLike, modules: str | os.PathLike | None = None, *
     built in.  The release comes from the image, else from the modules folder's
     name, else ``release``.
     """
-    img = _find_image(Path(path).expanduser().resolve())
+    img = find_image(Path(path).expanduser().resolve())
     found = image.release_of(img)
     moddir = modules_root(Path(modules).expanduser().resolve(), release or found) if modules else None
     release = release or found or (moddir.name if moddir else None)

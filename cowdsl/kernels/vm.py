@@ -31,6 +31,7 @@ from pathlib import Path
 
 from cowdsl.kernels import cache, guest, initramfs, qemu
 from cowdsl.kernels.errors import GuestTimeout, KernelError
+from cowdsl.kernels.prepare import find_image, prepare
 
 DEFAULT_TIMEOUT = 900.0  # seconds: a whole crosscheck under TCG takes about a minute
 B64_LINE = re.compile(r"^[A-Za-z0-9+/=]+$")
@@ -80,9 +81,7 @@ def resolve(kernel: cache.Kernel | str | os.PathLike) -> cache.Kernel:
     if p.exists():
         if (k := cache.load(p)) is not None:
             return k
-        from cowdsl.kernels.prepare import _find_image, prepare
-
-        img = _find_image(p.resolve())
+        img = find_image(p.resolve())
         st = img.stat()
         for k in cache.kernels():
             if (k.meta.get("source") == f"path:{img}" and k.meta.get("image_mtime") == int(st.st_mtime)
