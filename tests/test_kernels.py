@@ -473,6 +473,18 @@ def test_cli_errors_are_one_line(monkeypatch, tmp_path, capsys):
     assert "unknown need" in capsys.readouterr().err
 
 
+def test_missing_qemu_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COWDSL_KERNEL_CACHE", str(tmp_path))
+    _fake_kernel(tmp_path, "6.1.0-50-cloud-amd64")
+    monkeypatch.setenv("COWDSL_QEMU", str(tmp_path / "no-such-qemu"))
+    assert cli.main(["run", "6.1", "--", "true"]) == 2
+    assert "no-such-qemu is not an executable" in capsys.readouterr().err
+    monkeypatch.delenv("COWDSL_QEMU")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(KernelError, match="package qemu-system-x86"):
+        qemu.find_qemu()
+
+
 def test_cli_list_and_path(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("COWDSL_KERNEL_CACHE", str(tmp_path))
     k = _fake_kernel(tmp_path, "6.1.0-50-cloud-amd64")

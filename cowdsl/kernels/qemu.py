@@ -24,7 +24,13 @@ TAG = "hostroot"
 
 
 def find_qemu() -> str:
-    q = os.environ.get("COWDSL_QEMU") or shutil.which("qemu-system-x86_64")
+    forced = os.environ.get("COWDSL_QEMU")
+    if forced:
+        found = shutil.which(forced)
+        if not found:
+            raise KernelError(f"COWDSL_QEMU={forced} is not an executable")
+        return found
+    q = shutil.which("qemu-system-x86_64")
     if not q:
         raise KernelError("qemu-system-x86_64 is not installed (package qemu-system-x86)")
     return q
