@@ -4,7 +4,8 @@ block is: which op, which micro-step, and that op's frame."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from enum import Enum
+from typing import TYPE_CHECKING, Final, Protocol
 
 from attrs import evolve, frozen
 
@@ -70,7 +71,14 @@ class Footprints(Protocol):
     def marks(self) -> Footprint: ...
 
 
-Micro = tuple[State, "Thread", Transition]  # a micro-step's state after, thread after and transition
+StepResult = tuple[State, "Thread", Transition]  # a micro-step's state after, thread after and transition
+
+
+class _Unasked(Enum):
+    UNASKED = 0
+
+
+_UNASKED: Final = _Unasked.UNASKED  # Model.waits has no answer yet
 
 MEMO_MAX = 100_000  # remembered micro-steps; past it the table starts again (memory stays bounded)
 MEMO_PROBE = 2_000  # after this many, a memo that hit less than one time in five is dropped
@@ -82,9 +90,11 @@ class Model:
         self.backend = backend
         index = {id(s): i for i, s in enumerate(sc.steps)}
         self.blocks = [[index[id(s)] for s in block] for block in sc.blocks()]
-        self.memo: dict[tuple[State, Thread], Micro] | None = {}  # (state, thread) -> (state after, thread after, transition): see step
+        self.memo: dict[tuple[State, Thread], StepResult] | None = {}  # (state, thread) -> (state after, thread after, transition): see step
         self.lookups = self.misses = 0  # micro-steps asked of the memo, and run for it
-        self.shared: dict[object, object] = {}  # the states and footprints the memo holds, one instance each
+        # the states and footprints the memo holds, one instance each
+        self.shared_states: dict[State, State] = {}
+        self.shared_footprints: dict[Footprint, Footprint] = {}
         self.waits: dict[tuple[State, Thread], str | None] = {}  # (state, thread) -> why it is blocked, or None
 
     def threads_for(self, block: int) -> tuple[Thread, ...]:
@@ -103,8 +113,8 @@ class Model:
     def blocked(self, w: World, i: int) -> str | None:
         t = w.threads[i]
         key = (w.state, t)
-        why = self.waits.get(key, False)
-        if why is False:
+        why = self.waits.get(key, _UNASKED)
+        if why is _UNASKED:
             step = self.sc.steps[t.steps[t.at]]
             if t.label is None and self.dead(w.state, step):
                 why = None  # it will be skipped, which needs no lock
@@ -142,15 +152,15 @@ class Model:
         are), so most steps of a search are looked up rather than run."""
         t = w.threads[i]
         debug = self.backend.debug_invariants  # COWDSL_DEBUG_INVARIANTS=1
-        remember = not trace and not debug and self.memo is not None
+        memo = None if trace or debug else self.memo
         key = (w.state, t)
         hit = None
-        if remember:
+        if memo is not None:
             self.lookups += 1
-            hit = self.memo.get(key)
+            hit = memo.get(key)
         if hit is None:
             hit = self._micro(w, i, trace)
-            if remember:
+            if memo is not None:
                 self.remember(key, hit)
         state, t2, tr = hit
         threads = w.threads[:i] + (t2,) + w.threads[i + 1 :]
@@ -163,34 +173,39 @@ class Model:
             self.check_invariants(w, w2, self.sc.steps[t.steps[t.at]], tr.label)
         return w2, tr
 
-    def remember(self, key: tuple[State, Thread], hit: Micro) -> None:
+    def remember(self, key: tuple[State, Thread], hit: StepResult) -> None:
         memo = self.memo
+        assert memo is not None  # step remembers only while there is a memo
         if len(memo) >= MEMO_MAX:
             memo.clear()
-            self.shared.clear()
+            self.shared_states.clear()
+            self.shared_footprints.clear()
         self.misses += 1
         if self.lookups >= MEMO_PROBE and self.misses > self.lookups * 0.8:
             self.memo = None  # worlds here rarely share a state: remembering costs more than it saves
-            self.shared.clear()
+            self.shared_states.clear()
+            self.shared_footprints.clear()
             self.waits.clear()
             return
         state, t2, tr = hit
-        share = self.shared.setdefault  # one instance of each state and footprint, shared with the worlds
+        share = self.shared_footprints.setdefault  # one instance of each state and footprint, shared with the worlds
         tr = evolve(tr, reads=share(tr.reads, tr.reads), writes=share(tr.writes, tr.writes),
                     marks=share(tr.marks, tr.marks))
-        memo[key] = (share(state, state), t2, tr)
+        memo[key] = (self.shared_states.setdefault(state, state), t2, tr)
 
-    def _micro(self, w: World, i: int, trace: bool) -> Micro:
+    def _micro(self, w: World, i: int, trace: bool) -> StepResult:
         t = w.threads[i]
         step = self.sc.steps[t.steps[t.at]]
         m = Machine(w.state, quiet=not trace)
         if t.label is None and step.task is not None:
             m.reads.add(("mm", step.task, "alive"))  # whether the op runs at all depends on the process being alive
-        if t.label is None and self.dead(w.state, step):
+        out: Outcome | None
+        if t.label is None and step.task is not None and self.dead(w.state, step):
             mm = w.state.mm(step.task)
             why = "was never created" if mm is None else "was killed by SIGSEGV" if mm.segv else "has exited"
-            out = Outcome(False, error=f"not run: {step.task} {why}")
-            m.say(out.error)
+            error = f"not run: {step.task} {why}"
+            out = Outcome(False, error=error)
+            m.say(error)
             label, nxt, frame = "op", None, ()
         elif t.label is None and (gone := self.backend.unborn(w.state, step)) is not None:
             out = self.backend.no_such_process(m, gone)
@@ -202,6 +217,7 @@ class Model:
             mic = self.backend.micro(m, step, label, t.frame)
             out, nxt, frame = mic.outcome, mic.next, mic.frame
         if nxt is None and step.bind:
+            assert out is not None  # an op's last micro-step says how it ended
             m.set_result(step.bind, out)
         t2 = Thread(t.actor, t.steps, t.at + 1) if nxt is None else Thread(t.actor, t.steps, t.at, nxt, frame)
         tr = Transition((w.block, i), t.actor, step.number, label, tuple(m.events),

@@ -3,13 +3,15 @@ wanted world, the transitions along a path, and a schedule replayed."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cowdsl.explore.exploration import Bounds
 from cowdsl.explore.model import Model, Transition, World
 
 Path = list[tuple[World, int]]  # (world before, thread index) at each micro-step
 
 
-def shortest(model: Model, wanted, bounds: Bounds, terminal: bool = True) -> list[tuple[World, int]] | None:
+def shortest(model: Model, wanted: Callable[[World], bool], bounds: Bounds, terminal: bool = True) -> Path | None:
     """A path to a (terminal) world for which ``wanted(world)`` holds: fewest
     micro-steps first, then fewest switches between actors.  Returns the list of
     (world before, thread index) or None."""
@@ -20,11 +22,10 @@ def shortest(model: Model, wanted, bounds: Bounds, terminal: bool = True) -> lis
         found = [w for w in frontier if (not terminal or not model.enabled(w)) and wanted(w)]
         if found:
             goal = min(found, key=lambda w: best[w][1])
-            path = []
+            path: Path = []
             w = goal
-            while best[w][3] is not None:
-                _, _, _, parent, i = best[w]
-                path.append((parent, i))
+            while (parent := best[w][3]) is not None:
+                path.append((parent, best[w][4]))
                 w = parent
             return list(reversed(path))
         nxt = []
@@ -45,12 +46,12 @@ def shortest(model: Model, wanted, bounds: Bounds, terminal: bool = True) -> lis
     return None
 
 
-def replay(model: Model, path) -> list[Transition]:
+def replay(model: Model, path: Path) -> list[Transition]:
     """The transitions along a path, with their events."""
     return [model.step(w, i)[1] for w, i in path]
 
 
-def follow(model: Model, schedule: list[str]) -> tuple[list[tuple[World, int]], World]:
+def follow(model: Model, schedule: list[str]) -> tuple[Path, World]:
     """Replay a schedule: the actor to run at each micro-step, then run to the end
     choosing the first enabled actor.  Raises ValueError on an impossible schedule."""
     w = model.init()
