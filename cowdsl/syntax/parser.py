@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import difflib
 import functools
+import hashlib
+import os
 import re
+import stat
 from importlib import resources
 from pathlib import Path
 
+import lark
 from lark import Lark, Token, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from lark.visitors import Transformer_NonRecursive
@@ -27,10 +31,37 @@ def grammar_text() -> str:
     return (Path(__file__).resolve().parents[2] / "grammar" / "cow.lark").read_text(encoding="utf-8")
 
 
+def cache_file(grammar: str) -> str | None:
+    """Where the LALR tables may be cached: a file in the user's own cache
+    folder, and only if that folder is a real directory owned by the user and
+    closed to others, and the file (if any) a regular file only the user can
+    write.  Lark's cache is a pickle: loading one from a place another user can
+    write (Lark's default, the shared temp dir) would run their code."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "cowdsl")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+            return None
+        digest = hashlib.sha256(f"{lark.__version__}\n{grammar}".encode()).hexdigest()[:20]
+        path = os.path.join(folder, f"grammar-{digest}.lalr")
+        if os.path.lexists(path):
+            fs = os.lstat(path)
+            if not stat.S_ISREG(fs.st_mode) or fs.st_uid != os.getuid() or fs.st_mode & 0o022:
+                return None
+        return path
+    except OSError:
+        return None
+
+
 @functools.cache
 def lark_parser() -> Lark:
-    # cache=True keeps the LALR tables in the temp dir: the cold start stays fast.
-    return Lark(grammar_text(), parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=True)
+    # The LALR tables cached in the user's own, checked folder keep the cold
+    # start fast (about 100 ms to build them); without one, build them.
+    grammar = grammar_text()
+    cache = cache_file(grammar)
+    return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=True, cache=cache or False)
 
 
 def _span(meta) -> Span:
