@@ -42,10 +42,11 @@ assert mr is A.buf
 
 
 def _crosscheck(paths, **kw):
-    from cowdsl.native.crosscheck import crosscheck
+    from cowdsl.crosscheck import crosscheck
+    from cowdsl.report.text import trace
 
     out = io.StringIO()
-    status = crosscheck([str(p) for p in paths], out=out, **kw)
+    status = crosscheck([str(p) for p in paths], out=out, trace=trace, **kw)
     return status, out.getvalue()
 
 
@@ -100,11 +101,35 @@ def test_skips_are_listed_with_reasons_and_repeat_prints_histograms(tmp_path):
 
 
 def test_main_reports_files_that_do_not_load(tmp_path, capsys):
-    from cowdsl.native.crosscheck import main
+    from cowdsl.cli import main
 
     (tmp_path / "bad.cow").write_text("process A\nA: frobnicate(buf)\nassert true\n")
-    assert main([str(tmp_path)]) == 2
+    assert main(["crosscheck", str(tmp_path)]) == 2
     assert "does not load" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("spec, hint", [("bogus", None), ("anon-exlusive", "did you mean `anon-exclusive`?"),
+                                        ("early-cow:pin_scope=x", None), ("native", None)])
+def test_an_unknown_model_is_a_usage_error_before_anything_runs(tmp_path, capsys, monkeypatch, spec, hint):
+    """`crosscheck --model bogus` used to run every scenario natively and print a
+    traceback for each; now it says what is wrong in one line and runs nothing."""
+    import cowdsl.crosscheck as xc
+    from cowdsl.cli import main
+
+    def never(*a, **k):
+        raise AssertionError("nothing may run with an unknown model")
+
+    monkeypatch.setattr(xc, "run", never)
+    monkeypatch.setattr(xc, "run_native", never)
+    monkeypatch.setattr(xc, "load", never)
+    (tmp_path / "ok.cow").write_text("process A\nA: mmap(buf, anon, private, rw)\nassert A.buf == 0\n")
+    assert main(["crosscheck", "--model", spec, str(tmp_path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"cowdsl crosscheck: --model {spec}: ")
+    if hint:
+        assert hint in err
 
 
 # --- the property test --------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """The `native` backend: run a scenario on the real kernel of this machine.
 
 Each scenario process is a real process, each of its threads a real thread,
-driven step by step by a controller (``controller.py``; the process side is
-``worker.py``).  Pins are io_uring fixed buffers (``uring.py``); pages are
-observed through /proc (``pagemap.py``, ``observe.py``).  Steps with no
-user-space equivalent make the scenario skip with the reason (``plan.py``);
-``host.py`` says what this machine can do.  ``crosscheck.py`` compares the
-kernel with the model.
+driven step by step: ``controller.py`` spawns, talks to, times out and reaps
+the processes (the process side is ``worker.py``), ``translate.py`` turns each
+step into worker commands (a table, op name → translation).  Pins are io_uring
+fixed buffers (``uring.py``); pages are observed through /proc (``pagemap.py``,
+``observe.py``).  Steps with no user-space equivalent make the scenario skip
+with the reason (``plan.py``); ``host.py`` says what this machine can do.
+``cowdsl.crosscheck``, a layer above, compares the kernel with a model.
 
 ``run_native(sc)`` returns a ``cowdsl.judge.Result`` with ``final=None``: the
 step records carry what was done natively, and the checks are judged on a
@@ -15,23 +16,24 @@ step records carry what was done natively, and the checks are judged on a
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from cowdsl import scenario as S
 from cowdsl.judge import Check, Result, StepRecord, check_execution
 from cowdsl.kernel.eras import NATIVE
 from cowdsl.kernel.spec import KernelSpec
 from cowdsl.native import plan
-from cowdsl.native.controller import Controller, Limits, StepTimeout
-from cowdsl.native.host import probe, skip_reason
+from cowdsl.native.controller import Controller, Limits, StepTimeout, Terminated, terminable, uninterrupted
+from cowdsl.native.host import Host, probe, skip_reason
 from cowdsl.native.observe import NativeObservation
+from cowdsl.native.translate import Translator
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
 
-__all__ = ["run_native", "Limits", "probe", "skip_reason", "BACKEND"]
+__all__ = ["run_native", "Limits", "Terminated", "probe", "skip_reason", "BACKEND", "DEFAULT_TIMEOUT"]
 
 BACKEND = NATIVE
 DEFAULT_TIMEOUT = 60.0  # seconds for a whole scenario
@@ -39,12 +41,14 @@ DEFAULT_TIMEOUT = 60.0  # seconds for a whole scenario
 
 SPEC = KernelSpec(NATIVE)
 
+Inject = Callable[[S.Step, Controller], Any]
 
-def _undecided(sc, reason: str):
+
+def _undecided(sc: S.Scenario, reason: str) -> tuple[Check, ...]:
     return tuple(Check(a, None, {"unsupported": reason}) for a in sc.assertions)
 
 
-def _check(obs, a) -> Check:
+def _check(obs: NativeObservation, a: S.Assertion) -> Check:
     """One real execution, judged like any other; an `invariant` needs every
     intermediate state, which native does not observe."""
     if a.quantifier == S.INVARIANT:
@@ -53,25 +57,15 @@ def _check(obs, a) -> Check:
     return check_execution(a, [obs])
 
 
-def _close_uninterrupted(ctl) -> None:
-    """Tear the run down with SIGINT held back, so a second Ctrl-C cannot cut the clean-up
-    short; a pending SIGINT is delivered (as KeyboardInterrupt) right after."""
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if main else None
-    try:
-        ctl.close()
-    finally:
-        if old is not None:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = None, inject=None):
+def run_native(sc: S.Scenario, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = None,
+               inject: Inject | None = None) -> Result:
     """Run ``sc`` on this machine's kernel.
 
     ``inject(step, controller)``, for the safety tests, is called before each
     step and may kill workers, hang one, or raise.  Every process the run
-    creates is reaped and its temporary directory removed whatever happens,
-    KeyboardInterrupt included.
+    creates is reaped and its temporary directory removed whatever happens:
+    KeyboardInterrupt, and SIGTERM or SIGHUP, which raise ``Terminated`` (a
+    SystemExit with status 128 + the signal) once the run is torn down.
     """
     limits = limits or Limits()
     t0 = time.perf_counter()
@@ -87,40 +81,53 @@ def run_native(sc, *, timeout: float = DEFAULT_TIMEOUT, limits: Limits | None = 
         )
         return Result(sc, SPEC, None, records, _undecided(sc, reason), expected, time.perf_counter() - t0)
 
-    ctl = Controller(sc, limits, time.monotonic() + timeout)
-    records = []
-    aborted = None
-    checks = ()
-    try:
+    made: list[Controller] = []  # (a signal held back during the set-up is raised after it: keep what was made)
+    with terminable():
         try:
-            ctl.start()
-        except StepTimeout as e:
-            aborted = f"a process did not start: {e}"
-        for st in sc.steps:
-            if aborted:
-                out = Outcome(False, error=f"not run: {aborted}")
-                records.append(StepRecord(st, out, ()))
-                continue
             try:
-                if inject is not None:
-                    inject(st, ctl)
-                out, events = ctl.step(st)
-            except StepTimeout as e:
-                aborted = f"run aborted at step {st.number}: {e}"
-                out, events = Outcome(False, error=f"timeout: {e}"), [Event(f"timeout: {e}; the process is killed")]
-            if st.bind:
-                ctl.results[st.bind] = out
-            records.append(StepRecord(st, out, tuple(events)))
+                uninterrupted(lambda: made.append(Controller(sc, limits, time.monotonic() + timeout)))
+                done, checks = _steps(sc, made[0], host, inject)
+            finally:
+                for ctl in made:
+                    uninterrupted(ctl.close)
+                    if ctl.leaks:
+                        print(f"cowdsl native: {sc.filename}: could not reap: {'; '.join(ctl.leaks)}",
+                              file=sys.stderr)
+        except Terminated as e:
+            print(f"cowdsl: {e.name}: {sc.filename}: the native run was torn down", file=sys.stderr)
+            raise
+    return Result(sc, SPEC, None, tuple(done), checks, expected, time.perf_counter() - t0)
+
+
+def _steps(sc: S.Scenario, ctl: Controller, host: Host,
+           inject: Inject | None) -> tuple[list[StepRecord], tuple[Check, ...]]:
+    """Start the processes, run every step, judge the assertions on what the kernel shows."""
+    steps = Translator(ctl)
+    records: list[StepRecord] = []
+    aborted = None
+    try:
+        ctl.start()
+    except StepTimeout as e:
+        aborted = f"a process did not start: {e}"
+    for st in sc.steps:
         if aborted:
-            checks = _undecided(sc, f"native {aborted}")
-        else:
-            obs = NativeObservation(ctl, host)
-            try:
-                checks = tuple(_check(obs, a) for a in sc.assertions)
-            except StepTimeout as e:
-                checks = _undecided(sc, f"native run aborted while observing: {e}")
-    finally:
-        _close_uninterrupted(ctl)
-        if ctl.leaks:
-            print(f"cowdsl native: {sc.filename}: could not reap: {'; '.join(ctl.leaks)}", file=sys.stderr)
-    return Result(sc, SPEC, None, tuple(records), checks, expected, time.perf_counter() - t0)
+            out = Outcome(False, error=f"not run: {aborted}")
+            records.append(StepRecord(st, out, ()))
+            continue
+        try:
+            if inject is not None:
+                inject(st, ctl)
+            out, events = steps.step(st)
+        except StepTimeout as e:
+            aborted = f"run aborted at step {st.number}: {e}"
+            out, events = Outcome(False, error=f"timeout: {e}"), [Event(f"timeout: {e}; the process is killed")]
+        if st.bind:
+            steps.results[st.bind] = out
+        records.append(StepRecord(st, out, tuple(events)))
+    if aborted:
+        return records, _undecided(sc, f"native {aborted}")
+    obs = NativeObservation(steps, host)
+    try:
+        return records, tuple(_check(obs, a) for a in sc.assertions)
+    except StepTimeout as e:
+        return records, _undecided(sc, f"native run aborted while observing: {e}")

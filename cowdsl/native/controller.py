@@ -1,12 +1,10 @@
-"""The controller: drives the scenario's real processes step by step.
+"""The lifecycle of a native run's processes: spawning, talking, timeouts, deaths, reaping.
 
 Each scenario process is a worker (cowdsl.native.worker), an initial one
 forked from here, a child forked by its parent worker.  The controller talks
 to each over a SOCK_SEQPACKET socketpair, one command per step, and waits for
-the answer with a timeout.  It chooses every mapping's address (a fixed slot
-per mmap step, never reused, with unmapped gaps between slots), so that a
-child inherits its parent's addresses and a process that lost a mapping
-faults for real at the old address.
+the answer with a timeout.  What each step asks of the workers is decided in
+``cowdsl.native.translate``; this module knows processes, not ops.
 
 Safety:
 - every worker is in one process group of our own and this process is a
@@ -14,32 +12,50 @@ Safety:
 - dead workers are left as zombies (waitid WNOWAIT, or /proc/PID/stat for a
   worker's child) until the end, so no PID is reused while the run can still
   name it;
-- ``close()`` (always called: errors, timeouts, Ctrl-C) closes the channels,
-  SIGKILLs every worker by PID and the group, reaps them all, closes the
-  pipes and removes the private temporary directory, which holds every file
-  the run writes.
+- ``close()`` (always called: errors, timeouts, Ctrl-C, SIGTERM, SIGHUP) closes
+  the channels, SIGKILLs every worker by PID and the group, reaps them all,
+  closes the pipes and removes the private temporary directory, which holds
+  every file the run writes;
+- that directory cannot outlive the run even when this process is SIGKILLed:
+  a guard process, in a process group of its own and deaf to INT/TERM/HUP,
+  reads a pipe only we hold and removes the directory when it reads EOF; a
+  worker whose channel reaches EOF exits;
+- while a run is in progress in the main thread, SIGTERM and SIGHUP are
+  handled like SIGINT (``terminable()``): they raise ``Terminated`` where the
+  run is, the run is torn down, and the process exits with 128 + the signal.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
+import select
 import shutil
 import signal
 import socket
 import struct
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 from attrs import define, field, frozen
 
 from cowdsl import scenario as S
 from cowdsl.native import libc as L
-from cowdsl.native import pagemap, worker
-from cowdsl.semantics.machine import Event
-from cowdsl.semantics.state import Outcome
+from cowdsl.native import worker
 
-STRIDE = 1 << 20  # one slot per mmap step: 64 pages at most, then an unmapped gap
-DEFAULT_BASE = 0x100000000000
+TMP_PREFIX = "cowdsl-native-"
+#: the signals a run turns into a clean tear-down (SIGINT is KeyboardInterrupt already)
+TEARDOWN_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_HELD = {signal.SIGINT, *TEARDOWN_SIGNALS}
+# The guard of a private directory ($1): wait for EOF on stdin (the end of the run, or of
+# the process that ran it, SIGKILL included), then remove the directory if it is still there.
+_GUARD = 'trap "" INT TERM HUP QUIT; while read -r _; do :; done; exec rm -rf -- "$1"'
+
+T = TypeVar("T")
 
 
 @frozen
@@ -62,14 +78,62 @@ class Died(Exception):
     pass
 
 
+class Terminated(SystemExit):
+    """SIGTERM or SIGHUP during a native run, raised where the run is (as SIGINT raises
+    KeyboardInterrupt) so that it is torn down; uncaught, it exits with 128 + the signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(signum)
+
+
+@contextlib.contextmanager
+def terminable() -> Iterator[None]:
+    """Within: SIGTERM and SIGHUP raise ``Terminated`` (main thread only, and only where
+    their disposition is the default, which would kill the process mid-run; a
+    caller's own handler, or SIG_IGN under nohup, is left alone)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old: dict[signal.Signals, Any] = {}
+    try:
+        for s in TEARDOWN_SIGNALS:
+            if signal.getsignal(s) == signal.SIG_DFL:
+                old[s] = signal.signal(s, _raise_terminated)
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+
+
+def uninterrupted(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with SIGINT, SIGTERM and SIGHUP held back (main thread), so a signal
+    cannot cut a set-up or a clean-up short; one that arrived is delivered right after."""
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD) if main else None
+    try:
+        return fn(*args)
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 @define
 class Proc:
     name: str
     pid: int
     sock: socket.socket | None
     ours: bool  # a direct child of the controller
-    mappings: dict = field(factory=dict)  # name -> (addr, pages)
-    threads: tuple = ()
+    mappings: dict[str, tuple[int, int]] = field(factory=dict)  # name -> (addr, pages)
+    threads: tuple[str, ...] = ()
     alive: bool = True
     segv: bool = False
     status: str = ""
@@ -80,41 +144,71 @@ class Proc:
         return None if got is None else got[0] + index * L.PAGE
 
 
-@define
-class Pin:
-    name: str
-    owner: str
-    addr: int
-    pfn: int | None
-    live: bool = True
+class PrivateDir:
+    """The run's private temporary directory (``cowdsl-native-PID-XXXXXXXX``, mode 0700),
+    and the guard process that removes it if this process dies without doing so."""
 
+    def __init__(self) -> None:
+        self.path = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-")
+        self._guard_pid: int | None = None
+        self._guard_fd: int | None = None
+        try:
+            self._guard()
+        except OSError:  # no guard (no /bin/sh?): remove() still removes the directory
+            self._guard_pid = self._guard_fd = None
 
-def _free_base(span: int) -> int:
-    """An address range free in this process (the workers are its forks)."""
-    vmas = pagemap.maps("self") or []
-    base = DEFAULT_BASE
-    while any(v.start < base + span and base < v.end for v in vmas):
-        base += 1 << 40
-    return base
+    def _guard(self) -> None:
+        """Spawn the guard: a shell reading a pipe only this process holds.  (posix_spawn,
+        not fork: no copy of this process's page tables, and no COW faults on its
+        memory while the run lasts.)"""
+        r, w = os.pipe2(os.O_CLOEXEC)
+        try:
+            pid = os.posix_spawn(
+                "/bin/sh", ["sh", "-c", _GUARD, "cowdsl-native-guard", self.path], {"PATH": "/usr/bin:/bin"},
+                file_actions=[(os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0),
+                              (os.POSIX_SPAWN_OPEN, 2, os.devnull, os.O_WRONLY, 0)],
+                setpgroup=0, setsigmask=(),
+            )
+        except BaseException:
+            os.close(w)
+            raise
+        finally:
+            os.close(r)
+        self._guard_pid, self._guard_fd = pid, w
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        if self._guard_fd is not None:
+            os.close(self._guard_fd)
+            self._guard_fd = None
+        if self._guard_pid is not None:
+            try:
+                os.kill(self._guard_pid, signal.SIGKILL)  # the directory is gone: nothing left to guard
+            except OSError:
+                pass
+            try:
+                os.waitpid(self._guard_pid, 0)
+            except ChildProcessError:
+                pass
+            self._guard_pid = None
 
 
 class Controller:
+    """The run's processes and what they share: channels, pipes, files, the temporary directory."""
+
     def __init__(self, sc: S.Scenario, limits: Limits, deadline: float):
         self.sc = sc
         self.limits = limits
         self.deadline = deadline
         self.procs: dict[str, Proc] = {}
-        self.pins: dict[str, Pin] = {}
-        self.results: dict[str, Outcome] = {}
         self.pipes: dict[str, tuple[int, int]] = {}
         self.files: dict[str, str] = {}
         self.pgid: int | None = None
         self.all_pids: set[int] = set()
-        self.tmp = tempfile.mkdtemp(prefix="cowdsl-native-")
-        self.base = _free_base((len(sc.steps) + 2) * STRIDE)
-        self.unmapped = self.base  # slot 0: never mapped
+        self._dir = PrivateDir()
+        self.tmp = self._dir.path
         self._counter = 0
-        self._prev_subreaper = None
+        self._prev_subreaper: int | None = None
         self.leaks: list[str] = []
 
     # --- set-up -----------------------------------------------------------------------
@@ -132,21 +226,19 @@ class Controller:
             self.files[fname] = path
         for p in self.sc.pipes:
             self.pipes[p] = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        threads = {}
+        threads: dict[str, list[str]] = {}
         for t, proc in self.sc.threads:
             threads.setdefault(proc, []).append(t)
         for name in self.sc.processes:
             self.spawn(name, tuple(threads.get(name, ())))
 
-    def spawn(self, name: str, threads: tuple) -> None:
+    def spawn(self, name: str, threads: tuple[str, ...]) -> None:
         ctl, wk = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         keep = [wk.fileno()] + [fd for pair in self.pipes.values() for fd in pair]
         pgid = self.pgid or 0
         pid = os.fork()
         if pid == 0:  # pragma: no cover  (runs in the worker)
             try:
-                import resource
-
                 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
                 worker.start(name, wk, keep, dict(self.pipes), threads, pgid, self.limits.worker_alarm)
             finally:
@@ -165,13 +257,26 @@ class Controller:
         if "hello" not in hello:
             raise RuntimeError(f"worker {name} did not start")
 
+    def adopt(self, name: str, pid: int, sock: socket.socket, mappings: dict[str, tuple[int, int]]) -> Proc:
+        """A child a worker forked, on the channel ``sock``: recorded, then its hello is
+        awaited (Died: it is dead already; StepTimeout: it is killed)."""
+        self.all_pids.add(pid)
+        child = Proc(name, pid, sock, False, mappings=dict(mappings))
+        self.procs[name] = child
+        try:
+            self.wait(child, self.timeout())
+        except StepTimeout:
+            self.kill(child)
+            raise
+        return child
+
     # --- talking to workers --------------------------------------------------------
     def timeout(self) -> float:
         return max(0.0, min(self.limits.step_timeout, self.deadline - time.monotonic()))
 
-    def wait(self, p: Proc, timeout: float) -> dict:
-        import select
-
+    def wait(self, p: Proc, timeout: float) -> dict[str, Any]:
+        if p.sock is None:
+            raise Died(p.name)
         r, _, _ = select.select([p.sock], [], [], timeout)
         if not r:
             raise StepTimeout(f"no answer from {p.name} (pid {p.pid}) in {timeout:.1f}s")
@@ -185,7 +290,7 @@ class Controller:
             raise Died(p.name)
         return msg
 
-    def call(self, p: Proc, cmd: dict, fds=()) -> dict:
+    def call(self, p: Proc, cmd: dict[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
         if p.sock is None:
             raise Died(p.name)
         try:
@@ -194,8 +299,13 @@ class Controller:
             raise Died(p.name) from None
         return self.wait(p, self.timeout())
 
+    def path(self, what: str) -> str:
+        """A fresh file name inside the private temporary directory."""
+        self._counter += 1
+        return os.path.join(self.tmp, f"{what}-{self._counter}")
+
     # --- deaths -----------------------------------------------------------------------
-    def _status(self, p: Proc):
+    def _status(self, p: Proc) -> tuple[int | None, int | None] | None:
         """(exited_code, signal) once p is dead, without reaping it; None while it runs."""
         if p.ours:
             try:
@@ -235,9 +345,6 @@ class Controller:
         if p.sock is not None:
             p.sock.close()
             p.sock = None
-        for pin in self.pins.values():
-            if pin.owner == p.name:
-                pin.live = False
         if st is None:
             p.status = "unknown end"
         elif st[1] is not None:
@@ -254,261 +361,6 @@ class Controller:
             except OSError:
                 pass
             self.died(p)
-
-    # --- one step ---------------------------------------------------------------------
-    def path(self, what: str) -> str:
-        self._counter += 1
-        return os.path.join(self.tmp, f"{what}-{self._counter}")
-
-    def address(self, a: S.Addr) -> int:
-        p = self.procs.get(a.proc)
-        got = p.addr(a.mapping, a.index) if p is not None else None
-        return self.unmapped if got is None else got
-
-    def snapshot(self, p: Proc, a: S.Addr) -> str | None:
-        if not p.alive:
-            return None
-        e = pagemap.entry(p.pid, self.address(a))
-        return None if e is None else f"pagemap {a.proc}.{a.mapping}[{a.index}]: {e.describe()}"
-
-    def step(self, st: S.Step) -> tuple[Outcome, list[Event]]:
-        """Run one step; raises StepTimeout (the run cannot go on)."""
-        if st.task is not None:
-            p = self.procs.get(st.task)
-            if p is None or not p.alive:
-                why = "was killed by SIGSEGV" if p is not None and p.segv else (
-                    "has exited" if p is not None else "does not exist")
-                out = Outcome(False, error=f"not run: {st.task} {why}")
-                return out, [Event(out.error)]
-        return getattr(self, "op_" + st.op)(st)
-
-    def _cmd(self, p: Proc, st: S.Step, cmd: dict, fds=()) -> tuple[dict | None, list[Event]]:
-        """Send a command for step st; a death is recorded and returned as (None, events)."""
-        thread = st.actor if st.actor != st.task and st.actor in p.threads else None
-        cmd = {**cmd, "thread": thread}
-        try:
-            reply = self.call(p, cmd, fds)
-        except Died:
-            how = self.died(p)
-            return None, [Event(f"{p.name} (pid {p.pid}) {how}")]
-        except StepTimeout:
-            self.kill(p)
-            raise
-        return reply, [Event(f"{p.name} (pid {p.pid}){' thread ' + thread if thread else ''}: {e}")
-                       for e in reply.get("events", [])]
-
-    @staticmethod
-    def _outcome(reply: dict | None, p: Proc, value_key: str | None = None) -> Outcome:
-        if reply is None:
-            return Outcome(False, error="SIGSEGV" if p.segv else p.status)
-        if not reply["ok"]:
-            return Outcome(False, error=reply.get("error"))
-        return Outcome(True, reply.get(value_key) if value_key else None)
-
-    def _simple(self, st: S.Step, cmd: dict, value_key=None, addr: S.Addr | None = None):
-        p = self.procs[st.task]
-        reply, events = self._cmd(p, st, cmd)
-        out = self._outcome(reply, p, value_key)
-        if reply is not None and "faults" in reply:
-            p.faults += reply["faults"]
-        if addr is not None:
-            target = self.procs.get(addr.proc)
-            snap = self.snapshot(target, addr) if target is not None else None
-            if snap:
-                events.append(Event(snap))
-        return out, events
-
-    # --- ops: mappings -----------------------------------------------------------------
-    def op_mmap(self, st):
-        p = self.procs[st.task]
-        addr = self.base + st.number * STRIDE
-        cmd = {"op": "mmap", "addr": addr, "pages": st.pages, "shared": "shared" in st.flags,
-               "write": "rw" in st.flags, "path": self.files.get(st.file) if st.file else None}
-        out, events = self._simple(st, cmd)
-        if out.ok:
-            p.mappings[st.mapping] = (addr, st.pages)
-        return out, events
-
-    def _whole(self, st, op, **extra):
-        p = self.procs[st.task]
-        addr, pages = p.mappings.get(st.mapping, (self.unmapped, 1))
-        return self._simple(st, {"op": op, "addr": addr, "pages": pages, **extra})
-
-    def op_munmap(self, st):
-        return self._whole(st, "munmap")
-
-    def op_mprotect(self, st):
-        return self._whole(st, "mprotect", write="rw" in st.flags)
-
-    def op_madvise(self, st):
-        advice = next(iter(st.flags))
-        return self._whole(st, "madvise", advice=advice)
-
-    # --- ops: CPU accesses --------------------------------------------------------------
-    def op_read(self, st):
-        return self._simple(st, {"op": "read", "addr": self.address(st.addr)}, "value", st.addr)
-
-    def op_write(self, st):
-        return self._simple(st, {"op": "write", "addr": self.address(st.addr), "value": st.value}, None, st.addr)
-
-    # --- ops: fork and exit ---------------------------------------------------------------
-    def op_fork(self, st):
-        parent = self.procs[st.task]
-        if sum(1 for _ in self.procs) >= self.limits.max_processes:
-            out = Outcome(False, error=f"native limit: {self.limits.max_processes} processes")
-            return out, [Event(out.error)]
-        ctl, wk = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        try:
-            reply, events = self._cmd(parent, st, {"op": "fork", "child": st.bind}, fds=[wk.fileno()])
-        finally:
-            wk.close()
-        if reply is None or not reply["ok"]:
-            ctl.close()
-            return self._outcome(reply, parent), events
-        pid = reply["pid"]
-        self.all_pids.add(pid)
-        child = Proc(st.bind, pid, ctl, False, mappings=dict(parent.mappings))
-        self.procs[st.bind] = child
-        try:
-            self.wait(child, self.timeout())
-        except Died:
-            events.append(Event(f"{child.name} (pid {pid}) {self.died(child)} before it started"))
-            return Outcome(False, error=child.status), events
-        except StepTimeout:
-            self.kill(child)
-            raise
-        for name, (_addr, pages) in list(parent.mappings.items())[:4]:
-            for i in range(min(pages, 2)):
-                for q in (parent, child):
-                    snap = self.snapshot(q, S.Addr(q.name, name, i))
-                    if snap:
-                        events.append(Event(snap))
-        return Outcome(True), events
-
-    def op_exit(self, st):
-        p = self.procs[st.task]
-        reply, events = self._cmd(p, st, {"op": "exit"})
-        if reply is not None:  # it answered instead of exiting
-            return Outcome(False, error="did not exit"), events
-        return Outcome(True), events
-
-    # --- ops: pins ---------------------------------------------------------------------------
-    def op_pin(self, st):
-        p = self.procs[st.task]
-        name = st.bind or f"pin@{st.number}"
-        addr = self.address(st.addr)
-        out, events = self._simple(st, {"op": "pin", "name": name, "addr": addr})
-        if out.ok:
-            e = pagemap.entry(p.pid, addr, with_page=False)
-            pfn = e.pfn if e is not None and e.present else None
-            self.pins[name] = Pin(name, p.name, addr, pfn)
-            events.append(Event(f"pinned page: pfn {pfn:#x} (read from pagemap right after the registration)"
-                                if pfn else "pinned page: pfn unknown"))
-        snap = self.snapshot(p, st.addr)
-        if snap:
-            events.append(Event(snap))
-        return out, events
-
-    def op_unpin(self, st):
-        pin = self.pins.get(st.handle)
-        if pin is None or not pin.live:
-            out = Outcome(False, error="EINVAL")
-            return out, [Event(f"{st.handle} holds no page (its pin failed or was released)")]
-        owner = self.procs[pin.owner]
-        reply, events = self._cmd(owner, st, {"op": "unpin", "name": pin.name})
-        out = self._outcome(reply, owner)
-        if out.ok:
-            pin.live = False
-        return out, events
-
-    def _device(self, st, op, **extra):
-        pin = self.pins.get(st.handle)
-        if pin is None or not pin.live:
-            out = Outcome(False, error="EFAULT")
-            return out, [Event(f"{st.handle} holds no page (its pin failed or was released): no DMA")]
-        owner = self.procs[pin.owner]
-        reply, events = self._cmd(owner, st, {"op": op, "name": pin.name, "path": self.path("dma"), **extra})
-        return self._outcome(reply, owner, "value"), events
-
-    def op_dma_write(self, st):
-        return self._device(st, "dma_write", value=st.value)
-
-    def op_dma_read(self, st):
-        return self._device(st, "dma_read")
-
-    # --- ops: pipes and remote access --------------------------------------------------------
-    def op_vmsplice(self, st):
-        return self._simple(st, {"op": "vmsplice", "addr": self.address(st.addr), "pipe": st.pipe}, None, st.addr)
-
-    def op_pipe_read(self, st):
-        return self._simple(st, {"op": "pipe_read", "pipe": st.pipe}, "value")
-
-    def _remote(self, st, op, **extra):
-        target = self.procs.get(st.addr.proc)
-        if target is None or not target.alive:
-            # never hand a dead process's PID to a syscall: it is a zombie now, but be safe
-            out = Outcome(False, error="ESRCH")
-            return out, [Event(f"{st.addr.proc} is not alive → ESRCH")]
-        return self._simple(st, {"op": op, "pid": target.pid, "addr": self.address(st.addr), **extra},
-                            "value", st.addr)
-
-    def op_process_vm_writev(self, st):
-        return self._remote(st, "process_vm_writev", value=st.value)
-
-    def op_process_vm_readv(self, st):
-        return self._remote(st, "process_vm_readv")
-
-    def op_proc_mem_write(self, st):
-        return self._remote(st, "proc_mem_write", value=st.value)
-
-    # --- ops: reclaim (only with swap; the planner skips them otherwise) ------------------------
-    def _reclaim(self, st, advice):
-        target = self.procs.get(st.addr.proc)
-        if target is None or not target.alive:
-            out = Outcome(False, error="ESRCH")
-            return out, [Event(f"{st.addr.proc} is not alive")]
-        addr = self.address(st.addr)
-        try:
-            pidfd = os.pidfd_open(target.pid)
-        except OSError as e:
-            return Outcome(False, error=str(e)), [Event(f"pidfd_open: {e}")]
-        try:
-            L.process_madvise(pidfd, addr, L.PAGE, L.MADV[advice])
-            out = Outcome(True)
-            events = [Event(f"process_madvise({target.name}, {addr:#x}, MADV_{advice.upper()})")]
-        except OSError as e:
-            out = Outcome(False, error=e.strerror)
-            events = [Event(f"process_madvise MADV_{advice.upper()}: {e.strerror}")]
-        finally:
-            os.close(pidfd)
-        snap = self.snapshot(target, st.addr)
-        if snap:
-            events.append(Event(snap))
-        return out, events
-
-    def op_swapout(self, st):
-        return self._reclaim(st, "pageout")
-
-    def op_swapin(self, st):
-        return self._reclaim(st, "willneed")
-
-    def op_gup(self, st):  # the planner never lets these through
-        raise NotImplementedError("gup has no native mechanism")
-
-    op_put = op_gup
-
-    # --- for the observation ----------------------------------------------------------------
-    def dma_value(self, pin: Pin) -> int | None:
-        owner = self.procs.get(pin.owner)
-        if owner is None or not owner.alive or not pin.live:
-            return None
-        try:
-            reply = self.call(owner, {"op": "dma_read", "name": pin.name, "path": self.path("observe"),
-                                      "thread": None})
-        except Died:
-            self.died(owner)
-            return None
-        return reply.get("value") if reply.get("ok") else None
 
     # --- tear-down ----------------------------------------------------------------------------
     def close(self) -> None:
@@ -536,7 +388,7 @@ class Controller:
                 except OSError:
                     pass
         self.pipes = {}
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self._dir.remove()
         if self._prev_subreaper is not None:
             try:
                 L.prctl(L.PR_SET_CHILD_SUBREAPER, self._prev_subreaper)

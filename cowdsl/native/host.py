@@ -16,6 +16,9 @@ import sys
 
 from attrs import frozen
 
+from cowdsl.native import libc as L
+from cowdsl.native import pagemap, uring
+
 
 @frozen
 class Host:
@@ -52,9 +55,6 @@ def _swap_on() -> bool:
 
 
 def _probe_pfns() -> str | None:
-    from cowdsl.native import libc as L
-    from cowdsl.native import pagemap
-
     if not os.path.exists("/proc/self/pagemap"):
         return "no /proc/self/pagemap"
     addr = L.mmap(0, L.PAGE, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
@@ -75,10 +75,7 @@ def _probe_pfns() -> str | None:
 def _probe_anon_exclusive() -> str | None:
     """kpageflags bit 34 must be set on a fresh written page, clear after fork,
     and stay clear after the child exits, until a write fault reuses the page."""
-    from cowdsl.native import libc as L
-    from cowdsl.native import pagemap
-
-    def bit(addr):
+    def bit(addr: int) -> bool | None:
         e = pagemap.entry("self", addr)
         return None if e is None else e.anon_exclusive
 
@@ -115,8 +112,6 @@ def probe() -> Host:
     linux = sys.platform.startswith("linux")
     if not linux:
         return Host(False, "not Linux", "not Linux", "not Linux", False, "")
-    from cowdsl.native import uring
-
     kernel = os.uname().release
     try:
         io = uring.probe()

@@ -30,11 +30,14 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
+from typing import Any
 
 from cowdsl import scenario as S
 from cowdsl.judge.observe import Unsupported, View
 from cowdsl.native import libc as L
 from cowdsl.native import pagemap
+from cowdsl.native.host import Host
+from cowdsl.native.translate import Translator
 
 _HIDDEN = {
     "refcount": "the kernel does not show a page's refcount to user space",
@@ -73,28 +76,28 @@ def _read_file(path: str, offset: int) -> int | None:
 
 
 class NativeObservation:
-    def __init__(self, ctl, host):
-        self.ctl = ctl
+    def __init__(self, run: Translator, host: Host):
+        self.run = run  # the run's processes, pins and named results
         self.host = host
-        self._views: dict = {}
+        self._views: dict[Any, View] = {}
 
     # --- views ---------------------------------------------------------------------------
-    def view(self, ref) -> View:
+    def view(self, ref: Any) -> View:
         key = ref
         if key not in self._views:
             self._views[key] = self._view(ref)
         return self._views[key]
 
-    def _view(self, ref) -> View:
+    def _view(self, ref: Any) -> View:
         if isinstance(ref, S.PageAt):
             return self._page_at(ref.addr)
         if isinstance(ref, S.HandlePage):
-            pin = self.ctl.pins.get(ref.name)
+            pin = self.run.pins.get(ref.name)
             if pin is None:
                 return View(None, None, "its GUP failed")
             if not pin.live:
                 return View(None, None, "released")
-            value = self.ctl.dma_value(pin)
+            value = self.run.dma_value(pin)
             if not pin.live:
                 return View(None, None, "released")
             e = pagemap.Entry(pagemap.PM_PRESENT | (pin.pfn or 0))
@@ -104,14 +107,14 @@ class NativeObservation:
         if isinstance(ref, S.FilePage):
             return self._file_page(ref.file, ref.index)
         if isinstance(ref, S.Bound):
-            out = self.ctl.results.get(ref.name)
+            out = self.run.results.get(ref.name)
             if out is None or not out.ok:
                 return View(None, None, "its step failed")
             return View(out.value, None)
         raise TypeError(ref)
 
     def _page_at(self, a: S.Addr) -> View:
-        p = self.ctl.procs.get(a.proc)
+        p = self.run.procs.get(a.proc)
         if p is None:
             return View(None, None, f"{a.proc} was never created")
         if not p.alive:
@@ -119,7 +122,7 @@ class NativeObservation:
         addr = p.addr(a.mapping, a.index)
         vmas = pagemap.maps(p.pid)
         vma = pagemap.vma_at(vmas or [], addr) if addr is not None else None
-        if vma is None:
+        if vma is None or addr is None:
             return View(None, None, "not mapped")
         e = pagemap.entry(p.pid, addr)
         if e is None:
@@ -135,7 +138,7 @@ class NativeObservation:
         return View(_read_file(path, vma.offset + (addr - vma.start)), None, "not faulted in", e)
 
     def _file_page(self, fname: str, index: int) -> View:
-        path = self.ctl.files.get(fname)
+        path = self.run.files.get(fname)
         if path is None:
             return View(None, None, "no such file")
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -159,11 +162,11 @@ class NativeObservation:
     def counter(self, name: str, proc: str | None) -> int:
         if name != "faults":
             raise Unsupported(f"unsupported on native: `{name}`: the kernel does not count COW copies per process")
-        procs = [self.ctl.procs.get(proc)] if proc else list(self.ctl.procs.values())
+        procs = [self.run.procs.get(proc)] if proc else list(self.run.procs.values())
         return sum(p.faults for p in procs if p is not None)
 
     def process(self, name: str, proc: str) -> bool:
-        p = self.ctl.procs.get(proc)
+        p = self.run.procs.get(proc)
         if name == "has_pinned":
             raise Unsupported("unsupported on native: MMF_HAS_PINNED is not shown to user space")
         if name not in ("alive", "segv"):
@@ -173,16 +176,17 @@ class NativeObservation:
         return p.alive if name == "alive" else p.segv
 
     def failed(self, name: str) -> bool:
-        r = self.ctl.results.get(name)
+        r = self.run.results.get(name)
         return r is None or not r.ok
 
-    def page_fact(self, name: str, ref):
+    def page_fact(self, name: str, ref: Any) -> Any:
         if name in _HIDDEN:
             raise Unsupported(f"unsupported on native: `{name}`: {_HIDDEN[name]}")
         if name == "exclusive" and self.host.anon_exclusive is not None:
             raise Unsupported(f"unsupported on native: `exclusive`: {self.host.anon_exclusive}")
         v = self.view(ref)
         e = v.pte
+        assert e is None or isinstance(e, pagemap.Entry)
         if name in ("swapped", "present"):
             if not isinstance(ref, S.PageAt) or e is None:
                 return False

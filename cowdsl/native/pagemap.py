@@ -16,9 +16,11 @@ no side effect on the pages.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import struct
 
+from cowdsl.native import libc as L
 from cowdsl.native.libc import PAGE
 
 PM_PFN_MASK = (1 << 55) - 1
@@ -129,7 +131,7 @@ def kpagecount(pfn: int) -> int | None:
 class Vma:
     __slots__ = ("start", "end", "perms", "offset", "path")
 
-    def __init__(self, start, end, perms, offset, path):
+    def __init__(self, start: int, end: int, perms: str, offset: int, path: str):
         self.start, self.end, self.perms, self.offset, self.path = start, end, perms, offset, path
 
 
@@ -163,10 +165,6 @@ def zero_pfn() -> int | None:
     """The shared zero page's PFN, found by read-faulting a fresh private anonymous page here."""
     global _zero_pfn
     if _zero_pfn is None:
-        import ctypes
-
-        from cowdsl.native import libc as L
-
         addr = L.mmap(0, PAGE, L.PROT_READ, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
         try:
             L.madvise(addr, PAGE, L.MADV["nohugepage"])

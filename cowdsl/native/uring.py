@@ -48,7 +48,7 @@ class CqringOffsets(ctypes.Structure):
 
 
 class Params(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_uint32) for n in ("sq_entries", "cq_entries", "flags", "sq_thread_cpu",
+    _fields_ = [(n, ctypes.c_uint32) for n in ("sq_entries", "cq_entries", "flags", "sq_thread_cpu",  # type: ignore[assignment]
                                                "sq_thread_idle", "features", "wq_fd")] + [
         ("resv", ctypes.c_uint32 * 3), ("sq_off", SqringOffsets), ("cq_off", CqringOffsets)]
 

@@ -31,11 +31,14 @@ import signal
 import socket
 import struct
 import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 try:
     import resource
 except ImportError:  # not a Unix: host.probe() says native cannot run here
-    resource = None
+    resource = None  # type: ignore[assignment]
 
 from cowdsl.native import libc as L
 from cowdsl.native import uring
@@ -43,7 +46,10 @@ from cowdsl.native import uring
 MSG_MAX = 1 << 16
 
 
-def send(sock: socket.socket, msg: dict, fds=()) -> None:
+Message = dict[str, Any]
+
+
+def send(sock: socket.socket, msg: Message, fds: Sequence[int] = ()) -> None:
     data = pickle.dumps(msg)
     if fds:
         socket.send_fds(sock, [data], list(fds))
@@ -51,7 +57,7 @@ def send(sock: socket.socket, msg: dict, fds=()) -> None:
         sock.sendall(data)
 
 
-def recv(sock: socket.socket):
+def recv(sock: socket.socket) -> tuple[Message | None, list[int]]:
     """(message, fds); message None on EOF."""
     data, fds, _flags, _addr = socket.recv_fds(sock, MSG_MAX, 4)
     if not data:
@@ -66,6 +72,7 @@ def _errname(e: OSError) -> str:
 
 
 def _minflt() -> int:
+    assert resource is not None
     return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
 
 
@@ -73,7 +80,7 @@ _src = ctypes.c_uint64(0)
 _scratch = ctypes.c_uint64(0)
 
 
-def _measured(addr: int, value):
+def _measured(addr: int, value: int | None) -> tuple[int, int]:
     """One load (value None) or one store at addr, and the minor faults it took.
 
     A store goes through memmove from a scratch cell: an 8-byte memmove is one
@@ -92,7 +99,7 @@ def _measured(addr: int, value):
     return value, _minflt() - before
 
 
-def _access(addr: int, value):
+def _access(addr: int, value: int | None) -> tuple[int, int]:
     """The measured access, after running the same code twice on a scratch cell of
     this process, so that the interpreter's own first touches of its pages
     (copy-on-write after a fork) fall in the warm-up and not in the access."""
@@ -127,13 +134,14 @@ class ThreadRunner:
             cmd, fds = self.inbox.get()
             self.outbox.put(self.worker.execute(cmd, fds))
 
-    def run(self, cmd, fds):
+    def run(self, cmd: Message, fds: list[int]) -> Message | None:
         self.inbox.put((cmd, fds))
         return self.outbox.get()
 
 
 class Worker:
-    def __init__(self, name: str, sock: socket.socket, pipes: dict[str, tuple[int, int]], threads=(), alarm=0):
+    def __init__(self, name: str, sock: socket.socket, pipes: dict[str, tuple[int, int]],
+                 threads: Sequence[str] = (), alarm: int = 0):
         self.name = name
         self.sock = sock
         self.pipes = pipes
@@ -157,10 +165,13 @@ class Worker:
                 continue
             send(self.sock, reply)
 
-    def execute(self, cmd: dict, fds):
+    def execute(self, cmd: Message, fds: list[int]) -> Message | None:
         op = cmd["op"]
+        handler = COMMANDS.get(op)
+        if handler is None:
+            return {"ok": False, "error": "EINVAL", "events": [f"{op}: no such worker command"]}
         try:
-            out = getattr(self, "do_" + op)(cmd, fds)
+            out = handler(self, cmd, fds)
         except Failed as f:
             return {"ok": False, "error": f.error, "events": [f.event]}
         except OSError as e:
@@ -171,7 +182,7 @@ class Worker:
         return out
 
     # --- mappings -------------------------------------------------------------------
-    def do_mmap(self, c, fds):
+    def do_mmap(self, c: Message, fds: list[int]) -> Message | None:
         prot = L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
         flags = (L.MAP_SHARED if c["shared"] else L.MAP_PRIVATE) | L.MAP_FIXED_NOREPLACE
         length = c["pages"] * L.PAGE
@@ -194,34 +205,34 @@ class Worker:
                            f"{'' if fd >= 0 or c.get('path') else '|MAP_ANONYMOUS'}"
                            f"{' of ' + os.path.basename(c['path']) if c.get('path') else ''}); MADV_NOHUGEPAGE"]}
 
-    def do_munmap(self, c, fds):
+    def do_munmap(self, c: Message, fds: list[int]) -> Message | None:
         L.munmap(c["addr"], c["pages"] * L.PAGE)
         return {"events": [f"munmap({c['addr']:#x}, {c['pages'] * L.PAGE})"]}
 
-    def do_mprotect(self, c, fds):
+    def do_mprotect(self, c: Message, fds: list[int]) -> Message | None:
         prot = L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
         L.mprotect(c["addr"], c["pages"] * L.PAGE, prot)
         return {"events": [f"mprotect({c['addr']:#x}, {c['pages'] * L.PAGE}, "
                            f"{'PROT_READ|PROT_WRITE' if c['write'] else 'PROT_READ'})"]}
 
-    def do_madvise(self, c, fds):
+    def do_madvise(self, c: Message, fds: list[int]) -> Message | None:
         L.madvise(c["addr"], c["pages"] * L.PAGE, L.MADV[c["advice"]])
         return {"events": [f"madvise({c['addr']:#x}, {c['pages'] * L.PAGE}, MADV_{c['advice'].upper()})"]}
 
     # --- CPU accesses: one real load or store --------------------------------------
-    def do_read(self, c, fds):
+    def do_read(self, c: Message, fds: list[int]) -> Message | None:
         value, faults = _access(c["addr"], None)
         return {"value": value, "faults": faults,
                 "events": [f"load from {c['addr']:#x}: {value} ({faults} minor fault{'s' if faults != 1 else ''})"]}
 
-    def do_write(self, c, fds):
+    def do_write(self, c: Message, fds: list[int]) -> Message | None:
         value = c["value"]
         _, faults = _access(c["addr"], value)
         return {"faults": faults,
                 "events": [f"store {value} to {c['addr']:#x} ({faults} minor fault{'s' if faults != 1 else ''})"]}
 
     # --- fork and exit ----------------------------------------------------------------
-    def do_fork(self, c, fds):
+    def do_fork(self, c: Message, fds: list[int]) -> Message | None:
         child_fd = fds[0]
         pid = os.fork()
         if pid == 0:  # the child becomes a worker of its own, on the channel the controller made for it
@@ -238,11 +249,11 @@ class Worker:
         os.close(child_fd)
         return {"pid": pid, "events": [f"fork() → pid {pid}"]}
 
-    def do_exit(self, c, fds):
+    def do_exit(self, c: Message, fds: list[int]) -> Message | None:
         os._exit(0)
 
     # --- pins through io_uring fixed buffers -------------------------------------
-    def do_pin(self, c, fds):
+    def do_pin(self, c: Message, fds: list[int]) -> Message | None:
         ring = uring.Ring()
         try:
             ring.register(c["addr"], L.PAGE)
@@ -254,19 +265,19 @@ class Worker:
         return {"events": [f"io_uring ring fd {ring.fd}: IORING_REGISTER_BUFFERS({c['addr']:#x}, 4096) "
                            f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM]"]}
 
-    def do_unpin(self, c, fds):
+    def do_unpin(self, c: Message, fds: list[int]) -> Message | None:
         ring, addr = self.rings.pop(c["name"])
         ring.unregister()
         ring.close()
         return {"events": [f"IORING_UNREGISTER_BUFFERS [unpin_user_page {addr:#x}], ring closed"]}
 
-    def _ring(self, name):
+    def _ring(self, name: str) -> tuple[uring.Ring, int]:
         got = self.rings.get(name)
         if got is None:
             raise Failed("EFAULT", f"{name} holds no pin: no DMA")
         return got
 
-    def do_dma_write(self, c, fds):
+    def do_dma_write(self, c: Message, fds: list[int]) -> Message | None:
         ring, addr = self._ring(c["name"])
         fd = os.open(c["path"], os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -278,7 +289,7 @@ class Worker:
             raise Failed("EIO" if res >= 0 else errno.errorcode.get(-res, str(res)), f"IORING_OP_READ_FIXED → {res}")
         return {"events": [f"IORING_OP_READ_FIXED: the kernel copies {c['value']} from a file into the pinned page"]}
 
-    def do_dma_read(self, c, fds):
+    def do_dma_read(self, c: Message, fds: list[int]) -> Message | None:
         ring, addr = self._ring(c["name"])
         fd = os.open(c["path"], os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -293,12 +304,12 @@ class Worker:
                 "events": [f"IORING_OP_WRITE_FIXED: the kernel copies the pinned page to a file: {value}"]}
 
     # --- pipes ---------------------------------------------------------------------------
-    def do_vmsplice(self, c, fds):
+    def do_vmsplice(self, c: Message, fds: list[int]) -> Message | None:
         _r, w = self.pipes[c["pipe"]]
         n = L.vmsplice(w, c["addr"], 8)
         return {"events": [f"vmsplice(pipe {c['pipe']}, {c['addr']:#x}, 8) → {n}: the pipe holds the page"]}
 
-    def do_pipe_read(self, c, fds):
+    def do_pipe_read(self, c: Message, fds: list[int]) -> Message | None:
         r, _w = self.pipes[c["pipe"]]
         try:
             data = os.read(r, 8)
@@ -310,20 +321,20 @@ class Worker:
         return {"value": value, "events": [f"read(pipe {c['pipe']}, 8) → {value}"]}
 
     # --- remote access --------------------------------------------------------------------
-    def do_process_vm_writev(self, c, fds):
+    def do_process_vm_writev(self, c: Message, fds: list[int]) -> Message | None:
         n = L.process_vm_writev(c["pid"], c["addr"], struct.pack("<Q", c["value"]))
         if n != 8:
             raise Failed("EFAULT", f"process_vm_writev → {n} bytes")
         return {"events": [f"process_vm_writev(pid {c['pid']}, {c['addr']:#x}, {c['value']})"]}
 
-    def do_process_vm_readv(self, c, fds):
+    def do_process_vm_readv(self, c: Message, fds: list[int]) -> Message | None:
         data = L.process_vm_readv(c["pid"], c["addr"], 8)
         if len(data) != 8:
             raise Failed("EFAULT", f"process_vm_readv → {len(data)} bytes")
         value = struct.unpack("<Q", data)[0]
         return {"value": value, "events": [f"process_vm_readv(pid {c['pid']}, {c['addr']:#x}) → {value}"]}
 
-    def do_proc_mem_write(self, c, fds):
+    def do_proc_mem_write(self, c: Message, fds: list[int]) -> Message | None:
         fd = os.open(f"/proc/{c['pid']}/mem", os.O_RDWR | os.O_CLOEXEC)
         try:
             n = os.pwrite(fd, struct.pack("<Q", c["value"]), c["addr"])
@@ -334,17 +345,40 @@ class Worker:
         return {"events": [f"pwrite(/proc/{c['pid']}/mem, {c['value']}, {c['addr']:#x}) [FOLL_FORCE|FOLL_WRITE]"]}
 
     # --- for the controller and the tests ---------------------------------------------
-    def do_ping(self, c, fds):
+    def do_ping(self, c: Message, fds: list[int]) -> Message | None:
         return {"pid": os.getpid()}
 
-    def do_sleep(self, c, fds):  # a hung step, for the safety tests
-        import time
-
+    def do_sleep(self, c: Message, fds: list[int]) -> Message | None:  # a hung step, for the safety tests
         time.sleep(c["seconds"])
         return {}
 
 
-def start(name: str, sock: socket.socket, keep_fds, pipes, threads, pgid: int, alarm: int) -> None:
+#: command name → what the worker does for it
+COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
+    "mmap": Worker.do_mmap,
+    "munmap": Worker.do_munmap,
+    "mprotect": Worker.do_mprotect,
+    "madvise": Worker.do_madvise,
+    "read": Worker.do_read,
+    "write": Worker.do_write,
+    "fork": Worker.do_fork,
+    "exit": Worker.do_exit,
+    "pin": Worker.do_pin,
+    "unpin": Worker.do_unpin,
+    "dma_write": Worker.do_dma_write,
+    "dma_read": Worker.do_dma_read,
+    "vmsplice": Worker.do_vmsplice,
+    "pipe_read": Worker.do_pipe_read,
+    "process_vm_writev": Worker.do_process_vm_writev,
+    "process_vm_readv": Worker.do_process_vm_readv,
+    "proc_mem_write": Worker.do_proc_mem_write,
+    "ping": Worker.do_ping,
+    "sleep": Worker.do_sleep,
+}
+
+
+def start(name: str, sock: socket.socket, keep_fds: Sequence[int], pipes: dict[str, tuple[int, int]],
+          threads: Sequence[str], pgid: int, alarm: int) -> None:
     """Turn a freshly forked process into a worker; never returns."""
     try:
         try:
@@ -352,7 +386,8 @@ def start(name: str, sock: socket.socket, keep_fds, pipes, threads, pgid: int, a
         except OSError:
             pass
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the controller's handler (controller.terminable)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # children stay zombies until the controller reaps them
         faulthandler.disable()

@@ -1,41 +1,58 @@
-"""Cross-check the model against the kernel: every scenario on `anon-exclusive` and on `native`.
+"""Cross-check a model against the kernel: every scenario on a model (`anon-exclusive` by
+default) and on `native`.
 
 For each assertion: the model's answer, the kernel's, and agree / DISAGREE /
 skip (with the reason: a step or fact the native backend cannot do or see, or
 one the model cannot decide).  A disagreement is printed with the assertion,
-the values each side looked at, and the model's trace.  With ``repeat=N`` the
-native side runs N times and each assertion gets a histogram of its outcomes,
-as litmus7 prints one.
+the values each side looked at, and, given a ``trace`` renderer (the CLI passes
+``cowdsl.report.text.trace``), both traces.  With ``repeat=N`` the native side
+runs N times and each assertion gets a histogram of its outcomes, as litmus7
+prints one.
 
 Concurrent scenarios (`par` blocks) are listed as skipped: the native backend
 runs one real execution of sequential steps.
 
-    python -m cowdsl.native.crosscheck [DIR|FILE ...] [--repeat N]
+    cowdsl crosscheck [DIR|FILE ...] [--repeat N] [--model SPEC]
 
-Exit status: 1 on any disagreement, 2 when a file does not load or a run
-crashes (and nothing disagreed), 0 otherwise.
+Exit status: 1 on any disagreement, 2 on a usage error (an unknown model:
+nothing runs), or when a file does not load or a run crashes (and nothing
+disagreed), 0 otherwise.
+
+This module sits above both runners (``cowdsl.run`` and ``cowdsl.native``) and
+below the reports, which is why the trace renderer is passed in.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import traceback
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import IO, Any
+
+from cowdsl.errors import CowError
+from cowdsl.judge import Check, Result
+from cowdsl.kernel.eras import NATIVE
+from cowdsl.kernel.spec import check as spec_problem
+from cowdsl.load import find, load
+from cowdsl.native import DEFAULT_TIMEOUT, probe, run_native
+from cowdsl.run import run
 
 MODEL = "anon-exclusive"
 
 
-def _word(h) -> str:
+def _word(h: bool | None) -> str:
     return "skip" if h is None else ("true" if h else "false")
 
 
-def _values(values: dict) -> str:
+def _values(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items()) or "(none)"
 
 
 class Row:
-    def __init__(self, sc, assertion, model_check, native_checks):
+    """One assertion: the model's check, the native run(s)' checks, and the status."""
+
+    def __init__(self, sc: Any, assertion: Any, model_check: Check, native_checks: Sequence[Check]):
         self.sc = sc
         self.assertion = assertion
         self.model = model_check
@@ -68,24 +85,43 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
-def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None, model: str = MODEL) -> int:
-    """Run every scenario under ``paths`` on the model and on this kernel; print the comparison."""
-    spec = model
-    from cowdsl.errors import CowError
-    from cowdsl.load import find, load
-    from cowdsl.native import DEFAULT_TIMEOUT, probe, run_native
-    from cowdsl.report.text import trace
-    from cowdsl.run import run
+def model_problem(spec: str) -> str | None:
+    """None when ``spec`` names a model backend; else a one-line message (with a
+    did-you-mean when there is one)."""
+    if spec == NATIVE:
+        return "--model native: the model side must be a model backend, not this machine's kernel"
+    e = spec_problem(spec)
+    if e is None:
+        return None
+    return f"--model {spec}: " + e.message + (f"; {e.hint}" if e.hint else "") + " (see `cowdsl backends`)"
 
-    out = out or sys.stdout
-    say = lambda s="": out.write(s + "\n")  # noqa: E731
+
+def crosscheck(paths: Iterable[str], repeat: int = 1, out: IO[str] | None = None, timeout: float | None = None,
+               model: str = MODEL, trace: Callable[[Result], str] | None = None, err: IO[str] | None = None) -> int:
+    """Run every scenario under ``paths`` on the model and on this kernel; print the comparison.
+
+    An unknown ``model`` is a usage error: a one-line message on ``err``
+    (stderr) and exit status 2, before anything is loaded or run.  ``trace``
+    renders a result's trace for each disagreement (none shown without it).
+    """
+    paths = list(paths)
+    spec = model
+    problem = model_problem(spec)
+    if problem is not None:
+        (err or sys.stderr).write(f"cowdsl crosscheck: {problem}\n")
+        return 2
+    stream = out or sys.stdout
+
+    def say(s: str = "") -> None:
+        stream.write(s + "\n")
+
     host = probe()
     say(f"cross-check: {spec} (model) against native ({host.describe()})"
         + (f", native runs {repeat} times" if repeat > 1 else ""))
     errors: list[str] = []
     rows: list[Row] = []
     scenario_skips: list[tuple[str, str]] = []
-    results = {}
+    results: dict[str, tuple[Result, list[Result]]] = {}
     loaded = 0
     files = [f for f in find(paths) if not f.is_dir()]
     if not files:
@@ -104,7 +140,7 @@ def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None, m
             scenario_skips.append((str(f), "concurrent (`par` blocks): native runs sequential scenarios only"))
             continue
         try:
-            model = run(sc, spec)
+            on_model = run(sc, spec)
             natives = [run_native(sc, timeout=timeout or DEFAULT_TIMEOUT) for _ in range(max(1, repeat))]
         except KeyboardInterrupt:
             raise
@@ -112,13 +148,13 @@ def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None, m
             errors.append(f"{f}: internal error: {type(e).__name__}: {e}")
             traceback.print_exc(file=sys.stderr)
             continue
-        results[str(f)] = (model, natives)
+        results[str(f)] = (on_model, natives)
         if all(n.verdict == "skip" for n in natives) and all(
                 c.values.get("unsupported", "").startswith(("unsupported on", "exceeds", "native run aborted"))
                 for n in natives for c in n.checks):
             scenario_skips.append((str(f), natives[0].checks[0].values["unsupported"] if natives[0].checks else "?"))
         for i, a in enumerate(sc.assertions):
-            rows.append(Row(sc, a, model.checks[i], [n.checks[i] for n in natives]))
+            rows.append(Row(sc, a, on_model.checks[i], [n.checks[i] for n in natives]))
 
     if rows:
         table = [["scenario", "line", "assertion", "model", "native", "status"]]
@@ -132,29 +168,30 @@ def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None, m
 
     bad = [r for r in rows if r.status == "DISAGREE"]
     for r in bad:
-        model, natives = results[r.sc.filename]
+        on_model, natives = results[r.sc.filename]
         say()
         say(f"DISAGREEMENT: {r.sc.filename}:{r.assertion.span.line}: assert {r.assertion.text}")
         say(f"  model ({spec}): {_word(r.model.holds)}; values: {_values(r.model.values)}")
         for k, n in enumerate(r.natives):
             if k == 0 or n.values != r.natives[0].values:
                 say(f"  native{'' if len(r.natives) == 1 else f' run {k + 1}'}: {_word(n.holds)}; values: {_values(n.values)}")
-        say("  " + trace(model).replace("\n", "\n  "))
-        say("  " + trace(natives[0]).replace("\n", "\n  "))
+        if trace is not None:
+            say("  " + trace(on_model).replace("\n", "\n  "))
+            say("  " + trace(natives[0]).replace("\n", "\n  "))
 
     skipped = [r for r in rows if r.status == "skip"]
     if scenario_skips or skipped:
         say()
         say("skipped:")
         seen = set()
-        for f, why in scenario_skips:
-            say(f"  {f}: whole scenario: {why}")
-            seen.add(f)
+        for name, why in scenario_skips:
+            say(f"  {name}: whole scenario: {why}")
+            seen.add(name)
         for r in skipped:
             if r.sc.filename not in seen:
                 say(f"  {r.sc.filename}:{r.assertion.span.line}: assert {r.assertion.text}: {r.reason}")
-    for e in errors:
-        say(f"error: {e}")
+    for message in errors:
+        say(f"error: {message}")
     n_sc = loaded
     agree = sum(r.status == "agree" for r in rows)
     say()
@@ -164,21 +201,3 @@ def crosscheck(paths, repeat: int = 1, out=None, timeout: float | None = None, m
     if bad:
         return 1
     return 2 if errors else 0
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m cowdsl.native.crosscheck",
-                                description="Cross-check the anon-exclusive model against this machine's kernel.")
-    p.add_argument("paths", nargs="*", default=["scenarios"], metavar="DIR|FILE")
-    p.add_argument("--repeat", "-r", type=int, default=1, help="run each scenario natively N times (histograms)")
-    p.add_argument("--model", default=MODEL, help=f"the model backend to compare with (default {MODEL})")
-    args = p.parse_args(argv)
-    try:
-        return crosscheck(args.paths, args.repeat, model=args.model)
-    except KeyboardInterrupt:
-        print("crosscheck: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

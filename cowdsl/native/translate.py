@@ -1,0 +1,381 @@
+"""Op translation: one scenario step → the worker commands that do it natively, and
+the outcome and events the step reports.
+
+``OPS`` maps each op the native backend runs to its translation; ``plan.py``
+refuses every other op, with the reason, before a run starts (a test checks
+that every op of the registry is one or the other).  The processes themselves
+(spawning, channels, timeouts, deaths, reaping) are ``controller.py``'s.
+
+Addresses: the translation chooses every mapping's address (a fixed slot per
+mmap step, never reused, with unmapped gaps between slots), so that a child
+inherits its parent's addresses and a process that lost a mapping faults for
+real at the old address.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from attrs import define
+
+from cowdsl import scenario as S
+from cowdsl.native import libc as L
+from cowdsl.native import pagemap
+from cowdsl.native.controller import Controller, Died, Proc, StepTimeout
+from cowdsl.semantics.machine import Event
+from cowdsl.semantics.state import Outcome
+
+STRIDE = 1 << 20  # one slot per mmap step: 64 pages at most, then an unmapped gap
+DEFAULT_BASE = 0x100000000000
+
+Reply = tuple[Outcome, list[Event]]
+
+
+@define
+class Pin:
+    name: str
+    owner: str
+    addr: int
+    pfn: int | None
+    live: bool = True
+
+
+def _free_base(span: int) -> int:
+    """An address range free in this process (the workers are its forks)."""
+    vmas = pagemap.maps("self") or []
+    base = DEFAULT_BASE
+    while any(v.start < base + span and base < v.end for v in vmas):
+        base += 1 << 40
+    return base
+
+
+class Translator:
+    """The scenario's side of a native run: addresses, pins, named results, one step at a time."""
+
+    def __init__(self, ctl: Controller):
+        self.ctl = ctl
+        self.pins: dict[str, Pin] = {}
+        self.results: dict[str, Outcome] = {}
+        self.base = _free_base((len(ctl.sc.steps) + 2) * STRIDE)
+        self.unmapped = self.base  # slot 0: never mapped
+
+    # for the observation
+    @property
+    def procs(self) -> dict[str, Proc]:
+        return self.ctl.procs
+
+    @property
+    def files(self) -> dict[str, str]:
+        return self.ctl.files
+
+    def step(self, st: S.Step) -> Reply:
+        """Run one step; raises StepTimeout (the run cannot go on)."""
+        if st.task is not None:
+            p = self.ctl.procs.get(st.task)
+            if p is None or not p.alive:
+                why = "was killed by SIGSEGV" if p is not None and p.segv else (
+                    "has exited" if p is not None else "does not exist")
+                error = f"not run: {st.task} {why}"
+                return Outcome(False, error=error), [Event(error)]
+        translate = OPS.get(st.op)
+        if translate is None:  # plan.py refuses these before the run starts
+            raise NotImplementedError(f"`{st.op}` has no native translation")
+        return translate(self, st)
+
+    # --- helpers ------------------------------------------------------------------------
+    def address(self, a: S.Addr) -> int:
+        p = self.ctl.procs.get(a.proc)
+        got = p.addr(a.mapping, a.index) if p is not None else None
+        return self.unmapped if got is None else got
+
+    def snapshot(self, p: Proc, a: S.Addr) -> str | None:
+        if not p.alive:
+            return None
+        e = pagemap.entry(p.pid, self.address(a))
+        return None if e is None else f"pagemap {a.proc}.{a.mapping}[{a.index}]: {e.describe()}"
+
+    def died(self, p: Proc) -> str:
+        """Record p's death (its pins go with it); returns how it ended."""
+        how = self.ctl.died(p)
+        for pin in self.pins.values():
+            if pin.owner == p.name:
+                pin.live = False
+        return how
+
+    def cmd(self, p: Proc, st: S.Step, cmd: dict[str, Any], fds: Sequence[int] = ()
+            ) -> tuple[dict[str, Any] | None, list[Event]]:
+        """Send a command for step st; a death is recorded and returned as (None, events)."""
+        thread = st.actor if st.actor != st.task and st.actor in p.threads else None
+        cmd = {**cmd, "thread": thread}
+        try:
+            reply = self.ctl.call(p, cmd, fds)
+        except Died:
+            how = self.died(p)
+            return None, [Event(f"{p.name} (pid {p.pid}) {how}")]
+        except StepTimeout:
+            self.ctl.kill(p)
+            raise
+        return reply, [Event(f"{p.name} (pid {p.pid}){' thread ' + thread if thread else ''}: {e}")
+                       for e in reply.get("events", [])]
+
+    @staticmethod
+    def outcome(reply: dict[str, Any] | None, p: Proc, value_key: str | None = None) -> Outcome:
+        if reply is None:
+            return Outcome(False, error="SIGSEGV" if p.segv else p.status)
+        if not reply["ok"]:
+            return Outcome(False, error=reply.get("error"))
+        return Outcome(True, reply.get(value_key) if value_key else None)
+
+    def simple(self, st: S.Step, cmd: dict[str, Any], value_key: str | None = None,
+               addr: S.Addr | None = None) -> Reply:
+        """One command to the step's process; with ``addr``, the page's pagemap entry after it."""
+        assert st.task is not None
+        p = self.ctl.procs[st.task]
+        reply, events = self.cmd(p, st, cmd)
+        out = self.outcome(reply, p, value_key)
+        if reply is not None and "faults" in reply:
+            p.faults += reply["faults"]
+        if addr is not None:
+            target = self.ctl.procs.get(addr.proc)
+            snap = self.snapshot(target, addr) if target is not None else None
+            if snap:
+                events.append(Event(snap))
+        return out, events
+
+    def whole(self, st: S.Step, op: str, **extra: Any) -> Reply:
+        """A command on the whole of the step's mapping."""
+        assert st.task is not None and st.mapping is not None
+        p = self.ctl.procs[st.task]
+        addr, pages = p.mappings.get(st.mapping, (self.unmapped, 1))
+        return self.simple(st, {"op": op, "addr": addr, "pages": pages, **extra})
+
+    def dma_value(self, pin: Pin) -> int | None:
+        """What the device reads through a live pin now (for the observation)."""
+        owner = self.ctl.procs.get(pin.owner)
+        if owner is None or not owner.alive or not pin.live:
+            return None
+        try:
+            reply = self.ctl.call(owner, {"op": "dma_read", "name": pin.name, "path": self.ctl.path("observe"),
+                                          "thread": None})
+        except Died:
+            self.died(owner)
+            return None
+        return reply.get("value") if reply.get("ok") else None
+
+
+# --- mappings ----------------------------------------------------------------------------------
+def mmap(t: Translator, st: S.Step) -> Reply:
+    assert st.task is not None and st.mapping is not None
+    p = t.ctl.procs[st.task]
+    addr = t.base + st.number * STRIDE
+    cmd = {"op": "mmap", "addr": addr, "pages": st.pages, "shared": "shared" in st.flags,
+           "write": "rw" in st.flags, "path": t.ctl.files.get(st.file) if st.file else None}
+    out, events = t.simple(st, cmd)
+    if out.ok:
+        p.mappings[st.mapping] = (addr, st.pages)
+    return out, events
+
+
+def munmap(t: Translator, st: S.Step) -> Reply:
+    return t.whole(st, "munmap")
+
+
+def mprotect(t: Translator, st: S.Step) -> Reply:
+    return t.whole(st, "mprotect", write="rw" in st.flags)
+
+
+def madvise(t: Translator, st: S.Step) -> Reply:
+    return t.whole(st, "madvise", advice=next(iter(st.flags)))
+
+
+# --- CPU accesses --------------------------------------------------------------------------------
+def read(t: Translator, st: S.Step) -> Reply:
+    assert st.addr is not None
+    return t.simple(st, {"op": "read", "addr": t.address(st.addr)}, "value", st.addr)
+
+
+def write(t: Translator, st: S.Step) -> Reply:
+    assert st.addr is not None
+    return t.simple(st, {"op": "write", "addr": t.address(st.addr), "value": st.value}, None, st.addr)
+
+
+# --- fork and exit -------------------------------------------------------------------------------
+def fork(t: Translator, st: S.Step) -> Reply:
+    assert st.task is not None and st.bind is not None
+    parent = t.ctl.procs[st.task]
+    if len(t.ctl.procs) >= t.ctl.limits.max_processes:
+        error = f"native limit: {t.ctl.limits.max_processes} processes"
+        return Outcome(False, error=error), [Event(error)]
+    sock, wk = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        reply, events = t.cmd(parent, st, {"op": "fork", "child": st.bind}, fds=[wk.fileno()])
+    finally:
+        wk.close()
+    if reply is None or not reply["ok"]:
+        sock.close()
+        return t.outcome(reply, parent), events
+    try:
+        child = t.ctl.adopt(st.bind, reply["pid"], sock, parent.mappings)
+    except Died:
+        child = t.ctl.procs[st.bind]
+        events.append(Event(f"{child.name} (pid {child.pid}) {t.died(child)} before it started"))
+        return Outcome(False, error=child.status), events
+    for name, (_addr, pages) in list(parent.mappings.items())[:4]:
+        for i in range(min(pages, 2)):
+            for q in (parent, child):
+                snap = t.snapshot(q, S.Addr(q.name, name, i))
+                if snap:
+                    events.append(Event(snap))
+    return Outcome(True), events
+
+
+def exit_(t: Translator, st: S.Step) -> Reply:
+    assert st.task is not None
+    reply, events = t.cmd(t.ctl.procs[st.task], st, {"op": "exit"})
+    if reply is not None:  # it answered instead of exiting
+        return Outcome(False, error="did not exit"), events
+    return Outcome(True), events
+
+
+# --- pins ----------------------------------------------------------------------------------------
+def pin(t: Translator, st: S.Step) -> Reply:
+    assert st.task is not None and st.addr is not None
+    p = t.ctl.procs[st.task]
+    name = st.bind or f"pin@{st.number}"
+    addr = t.address(st.addr)
+    out, events = t.simple(st, {"op": "pin", "name": name, "addr": addr})
+    if out.ok:
+        e = pagemap.entry(p.pid, addr, with_page=False)
+        pfn = e.pfn if e is not None and e.present else None
+        t.pins[name] = Pin(name, p.name, addr, pfn)
+        events.append(Event(f"pinned page: pfn {pfn:#x} (read from pagemap right after the registration)"
+                            if pfn else "pinned page: pfn unknown"))
+    snap = t.snapshot(p, st.addr)
+    if snap:
+        events.append(Event(snap))
+    return out, events
+
+
+def unpin(t: Translator, st: S.Step) -> Reply:
+    held = t.pins.get(st.handle or "")
+    if held is None or not held.live:
+        out = Outcome(False, error="EINVAL")
+        return out, [Event(f"{st.handle} holds no page (its pin failed or was released)")]
+    owner = t.ctl.procs[held.owner]
+    reply, events = t.cmd(owner, st, {"op": "unpin", "name": held.name})
+    out = t.outcome(reply, owner)
+    if out.ok:
+        held.live = False
+    return out, events
+
+
+def _device(t: Translator, st: S.Step, op: str, **extra: Any) -> Reply:
+    held = t.pins.get(st.handle or "")
+    if held is None or not held.live:
+        out = Outcome(False, error="EFAULT")
+        return out, [Event(f"{st.handle} holds no page (its pin failed or was released): no DMA")]
+    owner = t.ctl.procs[held.owner]
+    reply, events = t.cmd(owner, st, {"op": op, "name": held.name, "path": t.ctl.path("dma"), **extra})
+    return t.outcome(reply, owner, "value"), events
+
+
+def dma_write(t: Translator, st: S.Step) -> Reply:
+    return _device(t, st, "dma_write", value=st.value)
+
+
+def dma_read(t: Translator, st: S.Step) -> Reply:
+    return _device(t, st, "dma_read")
+
+
+# --- pipes and remote access ---------------------------------------------------------------------
+def vmsplice(t: Translator, st: S.Step) -> Reply:
+    assert st.addr is not None
+    return t.simple(st, {"op": "vmsplice", "addr": t.address(st.addr), "pipe": st.pipe}, None, st.addr)
+
+
+def pipe_read(t: Translator, st: S.Step) -> Reply:
+    return t.simple(st, {"op": "pipe_read", "pipe": st.pipe}, "value")
+
+
+def _remote(t: Translator, st: S.Step, op: str, **extra: Any) -> Reply:
+    assert st.addr is not None
+    target = t.ctl.procs.get(st.addr.proc)
+    if target is None or not target.alive:
+        # never hand a dead process's PID to a syscall: it is a zombie now, but be safe
+        out = Outcome(False, error="ESRCH")
+        return out, [Event(f"{st.addr.proc} is not alive → ESRCH")]
+    return t.simple(st, {"op": op, "pid": target.pid, "addr": t.address(st.addr), **extra}, "value", st.addr)
+
+
+def process_vm_writev(t: Translator, st: S.Step) -> Reply:
+    return _remote(t, st, "process_vm_writev", value=st.value)
+
+
+def process_vm_readv(t: Translator, st: S.Step) -> Reply:
+    return _remote(t, st, "process_vm_readv")
+
+
+def proc_mem_write(t: Translator, st: S.Step) -> Reply:
+    return _remote(t, st, "proc_mem_write", value=st.value)
+
+
+# --- reclaim (only with swap; the planner skips these otherwise) -----------------------------------
+def _reclaim(t: Translator, st: S.Step, advice: str) -> Reply:
+    assert st.addr is not None
+    target = t.ctl.procs.get(st.addr.proc)
+    if target is None or not target.alive:
+        out = Outcome(False, error="ESRCH")
+        return out, [Event(f"{st.addr.proc} is not alive")]
+    addr = t.address(st.addr)
+    try:
+        pidfd = os.pidfd_open(target.pid)
+    except OSError as e:
+        return Outcome(False, error=str(e)), [Event(f"pidfd_open: {e}")]
+    try:
+        L.process_madvise(pidfd, addr, L.PAGE, L.MADV[advice])
+        out = Outcome(True)
+        events = [Event(f"process_madvise({target.name}, {addr:#x}, MADV_{advice.upper()})")]
+    except OSError as e:
+        out = Outcome(False, error=e.strerror)
+        events = [Event(f"process_madvise MADV_{advice.upper()}: {e.strerror}")]
+    finally:
+        os.close(pidfd)
+    snap = t.snapshot(target, st.addr)
+    if snap:
+        events.append(Event(snap))
+    return out, events
+
+
+def swapout(t: Translator, st: S.Step) -> Reply:
+    return _reclaim(t, st, "pageout")
+
+
+def swapin(t: Translator, st: S.Step) -> Reply:
+    return _reclaim(t, st, "willneed")
+
+
+#: op name → its native translation; every other op is refused by plan.py
+OPS: dict[str, Callable[[Translator, S.Step], Reply]] = {
+    "mmap": mmap,
+    "munmap": munmap,
+    "mprotect": mprotect,
+    "madvise": madvise,
+    "read": read,
+    "write": write,
+    "fork": fork,
+    "exit": exit_,
+    "pin": pin,
+    "unpin": unpin,
+    "dma_write": dma_write,
+    "dma_read": dma_read,
+    "vmsplice": vmsplice,
+    "pipe_read": pipe_read,
+    "process_vm_writev": process_vm_writev,
+    "process_vm_readv": process_vm_readv,
+    "proc_mem_write": proc_mem_write,
+    "swapout": swapout,
+    "swapin": swapin,
+}
