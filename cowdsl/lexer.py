@@ -120,7 +120,7 @@ def categories() -> dict[str, tuple[str, ...]]:
     two categories claim a word that nothing in the text can tell apart (the
     tests and editors/generate.py insist there is none).
     """
-    decl = tuple(getattr(ops, "DECL_KEYWORDS", ()))
+    decl = ops.DECL_KEYWORDS
     kws = _unique(list(ops.keywords()) + list(grammar_words()))
     cats: dict[str, list[str]] = {k: [] for k in ("declaration", "keyword", "operator-word", "constant", "outcome")}
     for w in kws:
@@ -161,12 +161,6 @@ def ambiguities() -> list[str]:
     for w in sorted(set(cats["op"]) & set(cats["fact"])):
         out.append(f"`{w}` is both an op and a fact")
     return out
-
-
-def keyword_words() -> tuple[str, ...]:
-    """All keywords of every role."""
-    c = categories()
-    return c["declaration"] + c["keyword"] + c["operator-word"] + c["constant"] + c["outcome"]
 
 
 _NOT_AFTER = r"(?<![\w.])"  # not the tail of a longer name, nor a field after a dot
