@@ -69,16 +69,13 @@ class CowFile(pytest.File):
     """A .cow file: one item per backend."""
 
     def collect(self):
-        from cowdsl.errors import CowError
+        from cowdsl.batch import Batch
         from cowdsl.kernel.spec import resolve
-        from cowdsl.load import load
 
-        try:
-            sc = load(self.path)
-        except CowError as e:
-            raise self.CollectError(e.render()) from None
-        except OSError as e:
-            raise self.CollectError(f"{self.path}: {e.strerror or e}") from None
+        batch = Batch()
+        sc = batch.load_file(self.path)
+        if sc is None:
+            raise self.CollectError(problem_text(batch.problems[0])) from None
         specs = {}  # one item per model: an alias and its name are one
         for e in sc.expectations:
             specs.setdefault(e.spec.name, (e.spec, e.span.line))
@@ -102,6 +99,10 @@ class CowFailure(Exception):
         self.result = result
 
 
+class CowInternalError(Exception):
+    """A crash in cowdsl or a backend while running a scenario (its traceback is the message)."""
+
+
 class CowItem(pytest.Item):
     """One scenario on one backend."""
 
@@ -113,9 +114,12 @@ class CowItem(pytest.Item):
         self.result = None
 
     def runtest(self):
-        from cowdsl.run import run
+        from cowdsl.batch import Batch
 
-        self.result = r = run(self.scenario, self.spec)
+        batch = Batch()
+        self.result = r = batch.run(self.scenario, self.spec)
+        if r is None:
+            raise CowInternalError(problem_text(batch.problems[0]))
         if r.verdict == "skip":
             pytest.skip(f"no assertion could be decided on {r.backend}")
         if not r.ok:
@@ -124,6 +128,8 @@ class CowItem(pytest.Item):
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, CowFailure):
             return failure_text(excinfo.value.result)
+        if isinstance(excinfo.value, CowInternalError):
+            return str(excinfo.value)
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self):
@@ -135,3 +141,12 @@ def failure_text(r) -> str:
     from cowdsl.report import junit
 
     return junit.failure_text(r)
+
+
+def problem_text(p) -> str:
+    """A cowdsl.batch.Problem: the diagnostics, or the message (and the traceback of an internal error)."""
+    if p.error is not None:
+        return p.error.render()
+    if p.exception is not None:
+        return f"{p.file}: internal error while {p.doing}: {type(p.exception).__name__}: {p.exception}\n" + p.traceback()
+    return f"{p.file}: {p.message}"

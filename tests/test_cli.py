@@ -235,10 +235,10 @@ def test_a_crashing_backend_is_reported_and_the_others_run(tmp_path, capsys, mon
 
     real = cowdsl.run.run
 
-    def flaky(sc, backend="anon-exclusive"):
+    def flaky(sc, backend="anon-exclusive", **kw):
         if "failing" in sc.name:
             raise RuntimeError("model bug")
-        return real(sc, backend)
+        return real(sc, backend, **kw)
 
     monkeypatch.setattr(cowdsl.run, "run", flaky)
     good = write(tmp_path, "good.cow", LONG_TERM_PIN)

@@ -135,7 +135,7 @@ def test_cli_flags_raise_the_limits(tmp_path, capsys):
 
 def test_cli_rejects_a_limit_that_is_not_positive(capsys):
     assert main(["check", "scenarios", "--max-steps", "0"]) == 2
-    assert "not a positive number" in capsys.readouterr().err
+    assert capsys.readouterr().err == "cowdsl check: error: --max-steps takes a whole number of at least 1, not `0`\n"
 
 
 # --- exploration: states and time ---------------------------------------------------------------------

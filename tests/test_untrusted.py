@@ -301,19 +301,19 @@ def test_native_starts_no_more_processes_than_its_limit(monkeypatch):
     """Static: a scenario with more processes than Limits.max_processes is skipped
     before anything starts.  Dynamic: with the plan's check bypassed, the
     controller itself refuses the fork past the limit."""
-    from cowdsl.native import Limits, controller, plan, run_native
+    from cowdsl.native import Limits, plan, run_native, translate
 
     forks = "process A\nA: mmap(buf, anon, private, rw)\n" + "".join(
         f"A: fork() as C{i}\n" for i in range(5)) + "assert alive(C0)\n"
     spawned = []
-    real_fork = controller.Controller.op_fork
+    real_fork = translate.OPS["fork"]
 
-    def op_fork(self, st):
-        out, events = real_fork(self, st)
-        spawned.append(len(self.all_pids))
+    def fork(t, st):
+        out, events = real_fork(t, st)
+        spawned.append(len(t.ctl.all_pids))
         return out, events
 
-    monkeypatch.setattr(controller.Controller, "op_fork", op_fork)
+    monkeypatch.setitem(translate.OPS, "fork", fork)
     r = run_native(load_text(forks), limits=Limits(max_processes=3))
     assert r.verdict == "skip" and "exceeds native limits: 6 processes > 3" in r.checks[0].values["unsupported"]
     assert spawned == []

@@ -1,0 +1,133 @@
+"""The command line's grammar: every command, option and argument of `cowdsl`.
+
+Only argparse and cowdsl.limits (a plain module of numbers) are imported here,
+so `cowdsl --version` and `--help` start fast.  Numeric options are checked as
+they are parsed: a value out of range is a usage error, one line saying the
+accepted range.  Text from the command line is escaped wherever a message
+repeats it (cowdsl.cli.output.shown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from cowdsl import __version__
+from cowdsl.cli.output import shown
+from cowdsl.limits import DEFAULT as LIMITS
+from cowdsl.limits import FLAGS as LIMIT_FLAGS
+
+# The module that runs each command, and its function (cowdsl.cli.commands.*).
+COMMANDS = {
+    "run": ("run", "run"),
+    "check": ("check", "check"),
+    "diff": ("diff", "diff"),
+    "crosscheck": ("crosscheck", "crosscheck"),
+    "ops": ("listings", "ops"),
+    "backends": ("listings", "backends"),
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with the user's text escaped in its error messages."""
+
+    def error(self, message: str):
+        super().error(shown(message, 1000))
+
+
+class _Number(argparse.Action):
+    """A whole number of at least ``least`` (``kind="int"``), or a finite number of
+    seconds above zero (``kind="seconds"``); anything else is a usage error, in one line."""
+
+    def __init__(self, option_strings, dest, kind: str = "int", least: int = 1, **kw):
+        super().__init__(option_strings, dest, **kw)
+        self.kind, self.least = kind, least
+
+    def accepted(self) -> str:
+        if self.kind == "seconds":
+            return "a number of seconds greater than 0"
+        return f"a whole number of at least {self.least}"
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        try:
+            n = float(value) if self.kind == "seconds" else int(value)
+        except ValueError:
+            n = None
+        ok = n is not None and (math.isfinite(n) and n > 0 if self.kind == "seconds" else n >= self.least)
+        if not ok:
+            parser.exit(2, f"{parser.prog}: error: {option_string} takes {self.accepted()}, not `{shown(value)}`\n")
+        setattr(namespace, self.dest, n)
+
+
+def _color_option(p) -> None:
+    p.add_argument("--color", "--colour", choices=("auto", "always", "never"), default="auto",
+                   help="highlight .cow source in errors and traces: auto (a terminal, unless NO_COLOR is set), "
+                        "always or never (default: auto)")
+
+
+def _limit_options(p) -> None:
+    """--max-processes, --max-threads, --max-pages, --max-total-pages, --max-steps (cowdsl.limits)."""
+    for field, (name, what) in LIMIT_FLAGS.items():
+        p.add_argument(name, action=_Number, default=None, metavar="N",
+                       help=f"the most {what} (default {getattr(LIMITS, field)})")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="cowdsl",
+        description="Scenarios for Linux copy-on-write, page pinning and fork.",
+        epilog="Exit status: 0 all as expected, 1 a verdict not as expected, 2 an error.",
+    )
+    p.add_argument("--version", action="version", version=f"cowdsl {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    r = sub.add_parser("run", help="run scenarios and print verdicts")
+    r.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
+    r.add_argument("--backend", "-b", default="anon-exclusive",
+                   help="a backend: NAME[:OPTION=CHOICE]..., a kernel version such as 5.10, native, or all "
+                        "(the era matrix) (default: anon-exclusive; see `cowdsl backends`)")
+    r.add_argument("--assertions", action="store_true", help="with --backend all: one matrix row per assertion")
+    r.add_argument("--mode", choices=("reduced", "full"), default=None,
+                   help="how concurrent scenarios are explored: reduced (the default: partial-order reduction, "
+                        "the same final states and verdicts as full) or full (every interleaving, with a "
+                        "visited set: the reference)")
+    r.add_argument("--max-states", action=_Number, default=LIMITS.max_states, metavar="N",
+                   help=f"stop exploring after N states and say the result is partial (default {LIMITS.max_states}); "
+                        "the visited states never outgrow it")
+    r.add_argument("--timeout", action=_Number, kind="seconds", default=LIMITS.timeout, metavar="SECONDS",
+                   help=f"stop exploring after this long and say the result is partial (default {LIMITS.timeout:g})")
+    r.add_argument("--schedule", metavar="ACTORS",
+                   help="replay one interleaving exactly: the actor of each micro-step, e.g. A,A,A,T,T,A "
+                        "(the `schedule:` line of a counterexample)")
+    r.add_argument("--trace", "-t", action="store_true", help="print every step with the rules that fired")
+    r.add_argument("--state", "-s", action="store_true",
+                   help="print the final state even when all is as expected (it is always printed otherwise)")
+    r.add_argument("--quiet", "-q", action="store_true",
+                   help="print only the scenarios that are not as expected, and the summary")
+    r.add_argument("--format", "-f", choices=("text", "json", "junit"), default="text",
+                   help="text (herd7-style verdicts), json (schema: docs/json-schema.json) or junit "
+                        "(JUnit XML for CI: one testcase per scenario and backend)")
+    r.add_argument("--dot", metavar="FILE|DIR",
+                   help="also write Graphviz graphs of the final state and of each counterexample trace: "
+                        "FILE.dot, FILE.svg or FILE.png for one scenario (the trace goes to FILE.trace.*), "
+                        "or a directory (the SVG/PNG/PDF formats need Graphviz's `dot`)")
+    r.add_argument("--dot-format", choices=("dot", "svg", "png", "pdf"), default=None,
+                   help="the format of the --dot files (default: from FILE's suffix; dot for a directory)")
+    _limit_options(r)
+    _color_option(r)
+    c = sub.add_parser("check", help="parse and validate only")
+    c.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
+    _limit_options(c)
+    _color_option(c)
+    d = sub.add_parser("diff", help="where two backends' traces first diverge, and the rule that decided differently")
+    d.add_argument("left", metavar="BACKEND1")
+    d.add_argument("right", metavar="BACKEND2")
+    d.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    _color_option(d)
+    x = sub.add_parser("crosscheck", help="run sequential scenarios on a model and on this machine's kernel; "
+                                          "exit 1 on any disagreement")
+    x.add_argument("paths", nargs="*", default=["scenarios"], metavar="DIR|FILE")
+    x.add_argument("--repeat", "-r", action=_Number, default=1, help="run natively N times and print a histogram")
+    x.add_argument("--model", default="anon-exclusive", help="the model backend (default anon-exclusive)")
+    sub.add_parser("ops", help="list the ops and facts")
+    sub.add_parser("backends", help="list the backends")
+    return p
