@@ -135,12 +135,63 @@ def test_render_without_dot_writes_dot_and_says_so(tmp_path, capsys, monkeypatch
 
 def test_trace_graph_of_a_concurrent_counterexample():
     r = run(load_text(RACE, "race.cow"), "anon-exclusive")
-    if r.exploration is None:
-        pytest.skip("this tree runs par blocks without the explorer")
     assert dot.has_counterexample(r)
     text = dot.trace_dot(r)
     assert _balanced(text)
     assert "counterexample for line 9: assert A.buf == 1" in text and "schedule: " in text
-    n = sum(1 for line in text.splitlines() if re.match(r"\s*micro\d+ \[", line))
-    assert n >= 2 and "execution -> micro1;" in text and f"micro{n} -> verdict;" in text
-    assert "line: T: write(buf, 2)" in text
+    # the mmap before the race is folded into one node; each racing actor has its lane
+    assert 'subgraph "cluster_lane_A"' in text and 'subgraph "cluster_lane_T"' in text
+    assert "before: A mmap buf" in text and "execution -> before1;" in text
+    micro = re.findall(r"^\s*(micro\d+) \[", text, re.M)
+    assert len(micro) >= 2 and all(f"{m} -> verdict;" in text or f"{m} -> " in text for m in micro)
+    assert "line 7: T: write(buf, 2)" in text
+
+
+# S12's slow-path cousin: T's pin_user_pages() waits on mmap_lock while A forks.
+SLOW_PIN = """\
+scenario "slow pin waits for fork"
+process A
+thread T of A
+A: mmap(buf, anon, private, rw)
+A: write(buf, 1)
+par {
+  T: pin(buf, write) as mr
+  A: fork() as B
+}
+A: write(buf, 2)
+always: mr is A.buf
+"""
+
+
+def test_trace_graph_lanes_and_lock_hand_off():
+    """fork takes mmap_lock first; the slow-path pin blocks, and resumes after
+    fork's unlock: a red edge from the unlock in A's lane to T's first node."""
+    r = run(load_text(SLOW_PIN, "slow.cow"), "refcount", schedule=["A", "A", "A"])
+    text = dot.trace_dot(r)
+    assert _balanced(text)
+    lanes = re.findall(r'subgraph "cluster_lane_(\w+)" \{\n\s*label="([^"]*)"', text)
+    assert lanes == [("A", "CPU0 (A: fork)"), ("T", "CPU1 (T: pin)")]
+    unlock = next(n for n, label in re.findall(r"^\s*(micro\d+) \[label=(.*)\];$", text, re.M)
+                  if "mmap_write_unlock" in label)
+    first_t = re.search(r'cluster_lane_T.*?\n\s*(micro\d+) \[', text, re.S).group(1)
+    assert re.search(rf"{unlock} -> {first_t} \[[^]]*lock hand-off", text)
+    assert "waited: mmap_lock of A is held" in text
+    # without a lock in the way there is no hand-off edge
+    assert "hand-off" not in dot.trace_dot(run(load_text(RACE, "race.cow"), "anon-exclusive"))
+
+
+def test_state_graph_of_a_race_draws_the_counterexample_final_state(tmp_path):
+    """Several final states: --dot draws the one the counterexample ends in (it
+    used to say there was no model state)."""
+    f = tmp_path / "race.cow"
+    f.write_text(RACE)
+    r = run(load_text(RACE, str(f)), "anon-exclusive")
+    assert r.final is None and len(r.exploration.finals) == 2
+    [(state_path, state), (trace_path, _)] = dot.outputs([r], str(tmp_path / "out"))
+    assert state_path.name == "race.anon-exclusive.state.dot" and trace_path.name.endswith(".trace.dot")
+    assert "no model state" not in state
+    assert "final state of the counterexample for line 9" in state
+    assert '"pte:A:buf:0" -> "page:' in state
+    final, what = dot.shown_final_state(r)
+    value = final.pages[final.mms[0].vmas[0].ptes[0].page].data
+    assert value == 2 and f"value {value}" in state  # the counterexample: T's write last

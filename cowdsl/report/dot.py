@@ -155,11 +155,11 @@ def state_dot(state: State | None, title: str = "final state") -> str:
                    f" style={q('solid' if h.live else 'dashed')}];")
         edges.append(f"  {q(f'page:{h.page}')} -> {q('handle:' + h.name)} [dir=back, color={q(colour)},"
                      f" label={q('pin' if h.pin else 'ref')}" + ("" if h.live else ", style=dashed") + "];")
-    for p in state.pipes:
-        out.append(f"  {q('pipe:' + p.name)} [label={q('pipe ' + p.name)}, shape=cds];")
-        for n, b in enumerate(p.bufs):
+    for pipe in state.pipes:
+        out.append(f"  {q('pipe:' + pipe.name)} [label={q('pipe ' + pipe.name)}, shape=cds];")
+        for n, b in enumerate(pipe.bufs):
             used.add(b)
-            edges.append(f"  {q(f'page:{b}')} -> {q('pipe:' + p.name)} [dir=back, label={q(f'buf {n}')}];")
+            edges.append(f"  {q(f'page:{b}')} -> {q('pipe:' + pipe.name)} [dir=back, label={q(f'buf {n}')}];")
     for name, pages in state.files:
         out.append(f"  {q('file:' + name)} [label={q('file ' + name + ' page cache')}, shape=folder];")
         for i, pfn in enumerate(pages):
@@ -208,41 +208,112 @@ def _shown_execution(r: Result):
     return next((c for c in with_witness if c.shows == "counterexample"), with_witness[0] if with_witness else None)
 
 
-def _explored_trace(r: Result, out: list[str]) -> str | None:
-    """The micro-steps of the execution an explored run shows, as a chain; the last node's name."""
+def shown_final_state(r: Result) -> tuple[State | None, str]:
+    """The final state a run's state graph draws, and what it is: the run's own
+    final state, or for an explored run with several, the end of the execution it
+    shows (its counterexample first), else its first final state."""
+    if r.final is not None or getattr(r, "exploration", None) is None:
+        return r.final, "final state"
+    from cowdsl.report import race
+
+    model = race.model_for(r)
+    c = _shown_execution(r)
+    if c is not None:
+        kind = "counterexample" if c.shows == "counterexample" else "witness"
+        return race.end_state(model, c.witness), (f"final state of the {kind} for line {c.assertion.span.line}")
+    finals = race.final_states(r, model)
+    if finals:
+        return finals[0].state, f"final state 1 of {len(finals)}"
+    return None, "final state"
+
+
+def _micro_lines(tr, texts: dict, show_line: bool, resumed: str | None) -> list[tuple[str, str]]:
+    lines = [("b", f"{tr.actor}: {tr.label}")]
+    if show_line and tr.step in texts:  # the source line, when the actor starts a step
+        lines.append(("", f"line {texts[tr.step][0]}: {texts[tr.step][1]}"))
+    if resumed:
+        lines.append(("bad", resumed))
+    for e in tr.events:
+        if e.minor:
+            continue
+        if e.rule:
+            lines.append(("rule", f"rule {e.rule}" + (f" [{e.commit}]" if e.commit else "") + f": {e.text}"))
+        else:
+            lines.append(("", e.text))
+    if tr.outcome is not None and not tr.outcome.ok:
+        lines.append(("bad", f"-> failed: {tr.outcome.error}"))
+    elif tr.outcome is not None and tr.outcome.value is not None:
+        lines.append(("", f"-> {tr.outcome.value}"))
+    return lines
+
+
+def _explored_trace(r: Result, out: list[str]) -> list[str]:
+    """The execution an explored run shows, as one lane (cluster) per actor of the
+    race, time downwards; sequential steps before and after it folded into one
+    node each; a red edge where an actor blocked on a lock resumes after the
+    holder's unlock.  Returns the nodes that lead to the verdict."""
+    from cowdsl.report import explored, race
+
     c = _shown_execution(r)
     if c is None:
-        return None
-    kind = "counterexample" if c.shows == "counterexample" else "witness"
+        return []
+    kind = {"counterexample": "counterexample", "witness": "witness"}.get(c.shows, "execution")
+    trs = c.witness
     head = [("b", f"{kind} for line {c.assertion.span.line}: {assertion_text(c.assertion)}"),
-            ("", "schedule: " + ",".join(t.actor for t in c.witness))]
+            ("", "schedule: " + ",".join(t.actor for t in trs))]
     out.append(f"  execution [label={_html_lines(head)}, shape=plaintext];")
-    prev = "execution"
-    texts = {st.number: st.text for st in r.scenario.steps}
-    last_step = None
-    for n, tr in enumerate(c.witness, 1):
-        lines = [("b", f"{n}. {tr.actor}: step {tr.step} {tr.label}")]
-        if tr.step != last_step and tr.step in texts:  # the source line, when the step changes
-            lines.append(("", f"line: {texts[tr.step]}"))
-        last_step = tr.step
-        for e in tr.events:
-            if e.minor:
-                continue
-            if e.rule:
-                lines.append(("rule", f"rule {e.rule}" + (f" [{e.commit}]" if e.commit else "") + f": {e.text}"))
+    sc = r.scenario
+    texts = {st.number: (st.span.line, st.text) for st in sc.steps}
+    model = race.model_for(r)
+    handoffs = race.handoffs(model, trs)
+    resumed = {h.resume: f"waited: {h.why}" for h in handoffs}
+    segments = explored._segments(sc, trs, verbose=False)
+    race_ix = [k for kind_, ix in segments if kind_ == "race" for k in ix]
+    actors = list(dict.fromkeys(trs[k].actor for k in race_ix))
+    headings = explored.lane_headings(sc, trs, race_ix) if race_ix else {}
+    prev_all = ["execution"]  # the nodes the next segment follows
+    for kind_, ix in segments:
+        if kind_ != "race":
+            node = f"{kind_}{ix[0] + 1}"
+            text = " ".join(explored._folded(sc, trs, kind_, ix, 10_000))
+            out.append(f"  {node} [label={_html_lines([('', text)])}, style=\"rounded,dashed\"];")
+            out += [f"  {p} -> {node};" for p in prev_all]
+            prev_all = [node]
+            continue
+        lanes: dict[str, list[str]] = {a: [] for a in actors if any(trs[k].actor == a for k in ix)}
+        started: dict[str, int] = {}
+        nodes = {}
+        for k in ix:
+            tr = trs[k]
+            show_line = started.get(tr.actor) != tr.step
+            started[tr.actor] = tr.step
+            node = f"micro{k + 1}"
+            nodes[k] = node
+            failed = tr.outcome is not None and not tr.outcome.ok
+            colour = ', color="#cc0000"' if failed else ""
+            lanes[tr.actor].append(f"    {node} [label={_html_lines(_micro_lines(tr, texts, show_line, resumed.get(k)), 48)}{colour}];")
+        for actor, body in lanes.items():
+            out.append(f"  subgraph {q('cluster_lane_' + actor)} {{")
+            out.append(f"    label={q(headings.get(actor, actor))}; style=rounded; color=\"#999999\";")
+            out += body
+            out.append("  }")
+        last: dict[str, str] = {}
+        for k in ix:  # program order within a lane; the first of each lane follows what came before
+            a = trs[k].actor
+            if a in last:
+                out.append(f"  {last[a]} -> {nodes[k]};")
             else:
-                lines.append(("", e.text))
-        failed = tr.outcome is not None and not tr.outcome.ok
-        if failed:
-            lines.append(("bad", f"-> failed: {tr.outcome.error}"))
-        elif tr.outcome is not None and tr.outcome.value is not None:
-            lines.append(("", f"-> {tr.outcome.value}"))
-        node = f"micro{n}"
-        colour = ', color="#cc0000"' if failed else ""
-        out.append(f"  {node} [label={_html_lines(lines)}{colour}];")
-        out.append(f"  {prev} -> {node};")
-        prev = node
-    return prev
+                out += [f"  {p} -> {nodes[k]};" for p in prev_all]
+            last[a] = nodes[k]
+        for x, y in zip(ix, ix[1:]):  # time downwards across lanes
+            if trs[x].actor != trs[y].actor:
+                out.append(f"  {nodes[x]} -> {nodes[y]} [style=invis];")
+        for h in handoffs:
+            if h.release in nodes and h.resume in nodes:
+                out.append(f"  {nodes[h.release]} -> {nodes[h.resume]} [color=\"#cc0000\", style=bold,"
+                           f" constraint=false, label={q('lock hand-off')}];")
+        prev_all = list(last.values())
+    return prev_all
 
 
 def trace_dot(r: Result) -> str:
@@ -279,7 +350,7 @@ def trace_dot(r: Result) -> str:
     return _verdict_node(r, out, prev)
 
 
-def _verdict_node(r: Result, out: list[str], prev: str | None) -> str:
+def _verdict_node(r: Result, out: list[str], prev: str | list[str] | None) -> str:
     verdict = [("b", f"verdict: {r.verdict}" + (f" (expected {r.expected})" if r.expected else ""))]
     for c in r.checks:
         mark = "Ok" if c.holds else ("No" if c.holds is not None else "--")
@@ -289,8 +360,8 @@ def _verdict_node(r: Result, out: list[str], prev: str | None) -> str:
     bad = r.verdict == "fail" or not r.ok
     out.append(f"  verdict [label={_html_lines(verdict)}, shape=note, style=filled,"
                f" fillcolor={q('#fbe9e7' if bad else '#d9ead3')}];")
-    if prev:
-        out.append(f"  {prev} -> verdict;")
+    for p in [prev] if isinstance(prev, str) else (prev or []):
+        out.append(f"  {p} -> verdict;")
     out.append("}")
     return "\n".join(out) + "\n"
 
@@ -348,16 +419,16 @@ def outputs(results: list[Result], target: str, fmt: str | None = None) -> list[
         out = []
         for r in results:
             base = f"{stems[id(r)]}.{_safe(r.backend)}"
-            title = f"{r.scenario.name} on {r.backend}: final state"
-            out.append((t / f"{base}.state.{fmt}", state_dot(r.final, title)))
+            final, what = shown_final_state(r)
+            out.append((t / f"{base}.state.{fmt}", state_dot(final, f"{r.scenario.name} on {r.backend}: {what}")))
             if has_counterexample(r):
                 out.append((t / f"{base}.trace.{fmt}", trace_dot(r)))
         return out
     if fmt and t.suffix.lower() != "." + fmt:
         t = t.with_suffix("." + fmt)
     r = results[0]
-    title = f"{r.scenario.name} on {r.backend}: final state"
-    out = [(t, state_dot(r.final, title))]
+    final, what = shown_final_state(r)
+    out = [(t, state_dot(final, f"{r.scenario.name} on {r.backend}: {what}"))]
     if has_counterexample(r):
         out.append((t.with_name(f"{t.stem}.trace{t.suffix}"), trace_dot(r)))
     return out

@@ -145,8 +145,8 @@ def document(results: list[Result], errors=(), other_errors=(), matrix: bool = F
         suites.append(_suite("cowdsl: files with errors", bad))
     root = ET.Element("testsuites", {"name": "cowdsl"})
     for k in ("tests", "failures", "errors", "skipped"):
-        root.set(k, str(sum(int(s.get(k)) for s in suites)))
-    root.set("time", f"{sum(float(s.get('time')) for s in suites):.6f}")
+        root.set(k, str(sum(int(s.get(k) or 0) for s in suites)))
+    root.set("time", f"{sum(float(s.get('time') or 0) for s in suites):.6f}")
     root.extend(suites)
     return root
 

@@ -22,6 +22,9 @@ can be decided the block says ``Skip``, ``Positive: 0 Negative: 0`` and
 
 from __future__ import annotations
 
+import os
+import textwrap
+
 from cowdsl.judge import Result
 from cowdsl.semantics import concepts
 from cowdsl.semantics.invariants import InvariantViolation
@@ -47,16 +50,37 @@ def _plain(text: str) -> str:
     return text
 
 
-def verdict_block(r: Result, highlight=None) -> str:
-    """``highlight`` optionally colours the assertions' source text (cowdsl.lexer.highlighter)."""
+TITLE_MAX = 48  # a longer scenario title is printed once, under a short name (the file's)
+
+
+def herd_name(sc) -> str:
+    """The name herd7's lines use: the scenario's title, or the file's name
+    without its folder and suffix when the title is long."""
+    if len(sc.name) <= TITLE_MAX:
+        return sc.name
+    stem = os.path.basename(sc.filename).removesuffix(".cow")
+    return stem or sc.name.split()[0]
+
+
+def title_lines(sc, width: int = 80) -> list[str]:
+    """A long title, once, wrapped and indented under the Test line (nothing for a short one)."""
+    if herd_name(sc) == sc.name:
+        return []
+    return textwrap.wrap(sc.name, width, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
+
+
+def verdict_block(r: Result, highlight=None, width: int = 80) -> str:
+    """``highlight`` optionally colours the assertions' source text (cowdsl.lexer.highlighter).
+    A long title is printed once, under the Test line; the other lines use the file's name."""
     hl = highlight or _plain
-    name = r.scenario.name
+    name = herd_name(r.scenario)
     word, pos, neg, obs = _HERD.get(r.verdict, (r.verdict, 0, 0, r.verdict))
     values = {}
     for c in r.checks:
         values.update(c.values)
     lines = [
         f"Test {name} on {r.backend}",
+        *title_lines(r.scenario, width),
         "States 1",
         " ".join(f"{k}={v};" for k, v in values.items()) or "(no values)",
         word,
@@ -221,19 +245,25 @@ def final_state(state: State | None) -> str:
     return "\n".join(out)
 
 
-def report(r: Result, show_trace=False, show_state=False, highlight=None) -> str:
+def report(r: Result, show_trace=False, show_state=False, highlight=None, *, width: int = 80,
+           form: str | None = None, verbose: bool = False) -> str:
     """The verdict block; the trace first when asked; the final state when asked or not as expected.
 
     ``highlight`` optionally colours the source text of steps and assertions.
+    An explored run (cowdsl.report.explored) lists each final state, adds each
+    one's state table with ``show_state`` and the execution reaching it with
+    ``show_trace``; ``width`` (columns), ``form`` ("lanes", "list" or None for
+    the default) and ``verbose`` shape its executions.
     """
     if r.exploration is not None:
         from cowdsl.report import explored
 
-        return explored.report(r, show_state=show_state, highlight=highlight)
+        return explored.report(r, show_state=show_state, highlight=highlight, show_trace=show_trace, width=width,
+                               form=form, verbose=verbose)
     parts = []
     if show_trace:
         parts.append(trace(r, highlight) + "\n")
-    parts.append(verdict_block(r, highlight))
+    parts.append(verdict_block(r, highlight, width))
     if show_state or not r.ok:
         parts.append(final_state(r.final))
     return "\n".join(parts) + "\n"
