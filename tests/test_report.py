@@ -264,6 +264,15 @@ def _structural_check(doc: dict, schema: dict) -> None:
             assert value == sch["const"], where
         if "enum" in sch:
             assert value in sch["enum"], where
+        if "oneOf" in sch:
+            passed = 0
+            for alt in sch["oneOf"]:
+                try:
+                    check(value, alt, where)
+                    passed += 1
+                except AssertionError:
+                    pass
+            assert passed == 1, (where, passed)
         if "anyOf" in sch:
             errors = 0
             for alt in sch["anyOf"]:
@@ -310,8 +319,13 @@ def validate(doc: dict) -> None:
 def test_json_schema_is_valid_and_describes_real_output():
     schema = json.loads(SCHEMA_PATH.read_text())
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["required"] == ["cowdsl", "schema", "results", "errors"]
-    assert schema["properties"]["schema"]["const"] == jsonout.SCHEMA_VERSION
+    assert schema["required"] == ["format_version", "kind", "cowdsl", "errors"]
+    for kind in ("run", "matrix", "crosscheck", "error"):
+        d = schema["$defs"][f"{kind}_document"]
+        assert d["properties"]["format_version"]["const"] == jsonout.FORMAT_VERSION
+        assert d["properties"]["kind"]["const"] == kind
+        assert {"format_version", "kind", "cowdsl", "errors", "exit"} <= set(d["required"])
+    assert schema["$defs"]["run_document"]["properties"]["schema"]["const"] == jsonout.SCHEMA_VERSION
     validate(_document())
 
 
@@ -344,7 +358,8 @@ def test_json_structural_check_agrees():
 
 def test_json_document_fields():
     doc = _document()
-    assert list(doc) == ["cowdsl", "schema", "results", "errors"]
+    assert list(doc) == ["format_version", "kind", "cowdsl", "schema", "results", "errors", "exit"]
+    assert (doc["format_version"], doc["kind"], doc["exit"]) == (1, "run", 2)  # 2: there are errors
     failing = doc["results"][1]
     assert (failing["verdict"], failing["ok"], failing["expected"]) == ("fail", False, None)
     assert [a["holds"] for a in failing["assertions"]] == [True, False, True]
@@ -383,3 +398,55 @@ def test_undecided_assertions_and_no_model_state():
     assert doc["results"][0]["verdict"] == "skip"
     assert doc["results"][0]["assertions"][0]["holds"] is None
     validate(json.loads(json.dumps(doc)))
+
+
+# --- one schema for every document ---------------------------------------------------------------
+
+
+def test_every_json_builder_validates_against_the_one_schema():
+    """A run (with an explored, a partial and a skipped result), the era matrix, a
+    crosscheck and an error document: each validates, each says its format_version."""
+    from examples import RACE, pinners_racing_fork
+
+    from cowdsl import matrix
+    from cowdsl.crosscheck import Row
+    from cowdsl.explore.search import Bounds
+
+    explored = result(RACE, "race.cow")
+    partial = run(load_text(pinners_racing_fork(3, 3), "big.cow"), "anon-exclusive",
+                  bounds=Bounds(max_states=50, timeout=60))
+    assert partial.verdict == "unknown"
+    run_doc = json.loads(json.dumps(jsonout.document([result(LONG_TERM_PIN), explored, partial], [])))
+    assert run_doc["exit"] == 1  # the race fails without an expect line: 1 wins over 3
+    assert [r["exit"] for r in run_doc["results"]] == [0, 1, 3]
+    assert run_doc["results"][2]["verdict"] == "unknown"
+    assert run_doc["results"][1]["final_states"] == [
+        {"facts": {"A.buf": "1"}, "breaks": [], "executions": None, "deadlock": False},
+        {"facts": {"A.buf": "2"}, "breaks": [9], "executions": None, "deadlock": False}]
+    assert run_doc["results"][0]["final_states"] is None
+
+    scs = [load_text(LONG_TERM_PIN, "pin.cow"), load_text(RACE, "race.cow")]
+    mx = matrix.build(scs, ["anon-exclusive", "mapcount"])
+    mx_doc = json.loads(json.dumps(jsonout.matrix_document(mx, [], [("gone.cow", "no such file")])))
+    assert mx_doc["kind"] == "matrix" and mx_doc["backends"] == ["anon-exclusive", "mapcount"]
+    cell = mx_doc["rows"][1]["cells"]["anon-exclusive"]
+    assert (cell["verdict"], cell["exit"], cell["mismatch"]) == ("fail", 1, False)
+    assert cell["assertions"] == [{"line": 9, "text": "A.buf == 1", "holds": False}]
+    assert mx_doc["exit"] == 2 and mx_doc["errors"][0]["file"] == "gone.cow"
+
+    ok = result(LONG_TERM_PIN)
+    rows = [Row(ok.scenario, a, c, [c, c]) for a, c in zip(ok.scenario.assertions, ok.checks)]
+    x_doc = json.loads(json.dumps(jsonout.crosscheck_document("anon-exclusive", rows, [("race.cow", "concurrent")],
+                                                              host="Linux 6.18", repeat=2)))
+    assert x_doc["rows"][0]["status"] == "agree" and x_doc["rows"][0]["histogram"] == {"true": 2, "false": 0,
+                                                                                       "skip": 0}
+    assert x_doc["exit"] == 0
+    e_doc = jsonout.error_document([], [(None, "unknown backend `frob`")])
+    for doc in (run_doc, mx_doc, x_doc, e_doc):
+        assert doc["format_version"] == jsonout.FORMAT_VERSION
+        validate(json.loads(json.dumps(doc)))
+    # the shape the matrix used to print fails the schema
+    import jsonschema
+
+    with pytest.raises(jsonschema.ValidationError):
+        validate({"matrix": matrix.as_json(mx), "errors": []})

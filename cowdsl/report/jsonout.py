@@ -1,10 +1,20 @@
-"""Machine-readable results; the schema is docs/json-schema.json (version 1).
+"""Machine-readable results; one schema, docs/json-schema.json, covers every
+document cowdsl prints, told apart by ``kind``:
 
-The document is ``{"cowdsl": VERSION, "schema": 1, "results": [...], "errors": [...]}``:
-one result per scenario run, one error per diagnostic (or per file that could
-not be read, or per usage problem such as an unknown backend).  Bump
-``SCHEMA_VERSION`` on any change that could break a reader (a field removed,
-renamed or retyped); adding a field does not need a bump.
+- ``run`` (``document``): one result per scenario run on one backend,
+  ``{"format_version": 1, "kind": "run", "cowdsl": VERSION, "schema": 1,
+  "results": [...], "errors": [...]}`` (``schema`` is the older name of
+  ``format_version``, kept for readers of the first documents);
+- ``matrix`` (``matrix_document``): `run --backend all`, scenarios × backends,
+  each cell with its verdict, expectation and exit status, and the mismatches;
+- ``crosscheck`` (``crosscheck_document``): the model against the kernel, one
+  row per assertion;
+- ``error`` (``error_document``): nothing ran (a usage problem).
+
+Every document has ``format_version``, ``kind``, ``cowdsl`` and ``errors`` (one
+per diagnostic, per file that could not be read, or per problem without a file).
+Bump ``FORMAT_VERSION`` on any change that could break a reader (a field
+removed, renamed or retyped); adding a field does not need a bump.
 """
 
 from __future__ import annotations
@@ -14,9 +24,11 @@ import attrs
 from cowdsl import __version__
 from cowdsl.errors import CowError
 from cowdsl.judge import Result
+from cowdsl.report import exitcode
 from cowdsl.semantics.state import State
 
-SCHEMA_VERSION = 1
+FORMAT_VERSION = 1
+SCHEMA_VERSION = FORMAT_VERSION  # the older name
 
 
 def final_state(s: State | None) -> dict | None:
@@ -62,7 +74,20 @@ def result(r: Result) -> dict:
             for rec in r.steps
         ],
         "final_state": final_state(r.final),
+        "final_states": final_states(r),
+        "exit": exitcode.cell(r),
     }
+
+
+def final_states(r: Result) -> list[dict] | None:
+    """An explored run's distinct final states: the facts its assertions see, the
+    lines it breaks, and how many executions reach it (null when unknown)."""
+    if r.exploration is None:
+        return None
+    from cowdsl.report import race
+
+    return [{"facts": dict(f.facts), "breaks": [a.span.line for a in f.fails], "executions": f.executions,
+             "deadlock": f.deadlock} for f in race.final_states(r)]
 
 
 def exploration(r: Result) -> dict | None:
@@ -107,11 +132,99 @@ def plain_error(file: str | None, message: str) -> dict:
             "expected": None, "hint": None}
 
 
+def errors_of(errors=(), other_errors=()) -> list[dict]:
+    """CowErrors (their diagnostics) and (file or None, message) pairs, as error objects."""
+    return [d for e in errors for d in error(e)] + [plain_error(f, m) for f, m in other_errors]
+
+
+def _head(kind: str) -> dict:
+    return {"format_version": FORMAT_VERSION, "kind": kind, "cowdsl": __version__}
+
+
 def document(results: list[Result], errors: list[CowError], other_errors=()) -> dict:
-    """``other_errors``: (file or None, message) pairs for problems without a position."""
+    """A run on one backend.  ``other_errors``: (file or None, message) pairs for
+    problems without a position."""
     return {
-        "cowdsl": __version__,
+        **_head("run"),
         "schema": SCHEMA_VERSION,
         "results": [result(r) for r in results],
-        "errors": [d for e in errors for d in error(e)] + [plain_error(f, m) for f, m in other_errors],
+        "errors": errors_of(errors, other_errors),
+        "exit": exitcode.exit_code(results, bool(errors) or bool(other_errors)),
     }
+
+
+def matrix_document(mx, errors=(), other_errors=()) -> dict:
+    """`run --backend all`: a cowdsl.matrix.Matrix, every scenario on every backend.
+    Each cell exits as the run would alone (``exit``, cowdsl.report.exitcode)."""
+    def cell(r: Result) -> dict:
+        return {
+            "verdict": r.verdict,
+            "expected": r.expected,
+            "ok": r.ok,
+            "mismatch": r.expected is not None and not r.ok,
+            "exit": exitcode.cell(r),
+            "partial": r.partial,
+            "seconds": round(r.seconds, 6),
+            "assertions": [{"line": c.assertion.span.line, "text": c.assertion.text, "holds": c.holds}
+                           for c in r.checks],
+        }
+
+    return {
+        **_head("matrix"),
+        "backends": list(mx.backends),
+        "rows": [
+            {"file": sc.filename, "scenario": sc.name,
+             "cells": {b: cell(mx.cell(sc, b)) for b in mx.backends}}
+            for sc in mx.scenarios
+        ],
+        "mismatches": [
+            {"file": r.scenario.filename, "backend": r.backend, "expected": r.expected, "got": r.verdict}
+            for r in mx.mismatches()
+        ],
+        "errors": errors_of(errors, other_errors),
+        "exit": exitcode.matrix_exit_code(mx, bool(errors) or bool(other_errors)),
+    }
+
+
+def _holds(h: bool | None) -> str:
+    return "skip" if h is None else ("true" if h else "false")
+
+
+def crosscheck_document(model: str, rows=(), skipped=(), errors=(), other_errors=(), host: str | None = None,
+                        repeat: int = 1) -> dict:
+    """`cowdsl crosscheck`: ``rows`` are cowdsl.crosscheck.Row (an assertion, the
+    model's check, the native runs' checks, the status); ``skipped`` (file,
+    reason) pairs for whole scenarios left out; ``other_errors`` (file or None,
+    message) pairs.  Exit: 1 on a disagreement, else 2 on an error, else 0."""
+    out_rows = []
+    for r in rows:
+        natives = [c.holds for c in r.natives]
+        out_rows.append({
+            "file": r.sc.filename,
+            "line": r.assertion.span.line,
+            "assertion": r.assertion.text,
+            "model": r.model.holds,
+            "native": natives,
+            "histogram": {k: sum(1 for h in natives if _holds(h) == k) for k in ("true", "false", "skip")},
+            "status": "disagree" if r.status == "DISAGREE" else r.status,
+            "reason": r.reason or None,
+            "model_values": dict(r.model.values),
+            "native_values": dict(r.natives[0].values) if r.natives else {},
+        })
+    errs = errors_of(errors, other_errors)
+    disagree = any(x["status"] == "disagree" for x in out_rows)
+    return {
+        **_head("crosscheck"),
+        "model": model,
+        "host": host,
+        "repeat": repeat,
+        "rows": out_rows,
+        "skipped": [{"file": f, "reason": why} for f, why in skipped],
+        "errors": errs,
+        "exit": exitcode.NOT_AS_EXPECTED if disagree else (exitcode.ERROR if errs else exitcode.OK),
+    }
+
+
+def error_document(errors=(), other_errors=()) -> dict:
+    """Nothing ran: a usage problem (an unknown backend, a bad option)."""
+    return {**_head("error"), "errors": errors_of(errors, other_errors), "exit": exitcode.ERROR}
