@@ -33,7 +33,7 @@ class _Moves:
 Move = Transition | _Moves  # what is raced against the trace
 Summary = dict[Tid, _Moves]  # per thread, what its moves in a subtree read and wrote
 Sleep = dict[Tid, Transition]  # the moves asleep at a world: taken before, in an equivalent order
-Gathered = tuple[set[Loc], set[Loc], set[Loc]]  # reads, writes and marks, being gathered
+Gathered = dict[Tid, list[set[Loc]]]  # per thread, [reads, writes, marks] of a subtree, being gathered
 
 
 @define
@@ -48,22 +48,15 @@ class _Level:
     sleep: Sleep = field(factory=dict)
 
 
-class _Footprints:
-    """A subtree's footprints, being gathered: tid -> [reads, writes, marks]."""
-
-    __slots__ = ("acc",)
-
-    def __init__(self) -> None:
-        self.acc: dict[Tid, Gathered] = {}
-
-    def note(self, m: Move) -> None:
-        a = self.acc.get(m.tid)
-        if a is None:
-            self.acc[m.tid] = (set(m.reads), set(m.writes), set(m.marks))
-        else:
-            a[0].update(m.reads)
-            a[1].update(m.writes)
-            a[2].update(m.marks)
+def _note(acc: Gathered, m: Move) -> None:
+    """Add a move's footprints to its thread's in a subtree's."""
+    a = acc.get(m.tid)
+    if a is None:
+        acc[m.tid] = [set(m.reads), set(m.writes), set(m.marks)]
+    else:
+        a[0] |= m.reads
+        a[1] |= m.writes
+        a[2] |= m.marks
 
 
 def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
@@ -194,7 +187,7 @@ class ReducedSearch:
                     pre.backtrack.update(pre.enabled)
                     break
 
-    def moves_of(self, t: Tid, a: Gathered) -> _Moves:
+    def moves_of(self, t: Tid, a: list[set[Loc]]) -> _Moves:
         """A summary entry, its sets and itself shared with equal ones."""
         share = self.shared_sets.setdefault
         r, w, m = frozenset(a[0]), frozenset(a[1]), frozenset(a[2])
@@ -234,50 +227,45 @@ class ReducedSearch:
         for i in en:
             nexts[i] = model.step(w, i, False)
             ex.transitions += 1
-        acc = _Footprints()
+        acc: Gathered = {}
         for p in model.unfinished(w):
             if p not in nexts:  # blocked: its next move takes the lock it waits on
                 probe = _Moves((w.block, p), model.lock_footprint(w, p), frozenset(), frozenset())
                 self.race(probe, start)
-                acc.note(probe)
+                _note(acc, probe)
         if not en:
             terminal(model, w, ex, self.seen_final)
             ex.executions += 1
         awake = [i for i in en if (w.block, i) not in sleep]
-        if awake:
-            self.explore_moves(_Level(w, en, nexts, backtrack={awake[0]}, sleep=dict(sleep)), start, acc)
+        if awake:  # take each move scheduled here in turn, until none is left that is not asleep
+            trace, clocks, last_at, levels = self.trace, self.clocks, self.last_at, self.levels
+            level = _Level(w, en, nexts, backtrack={awake[0]}, sleep=dict(sleep))
+            levels.append(level)
+            while ex.partial is None:
+                todo = sorted(level.backtrack - level.done - {i for (b, i) in level.sleep if b == w.block})
+                if not todo:
+                    break
+                p = todo[0]
+                level.done.add(p)
+                w2, tr = nexts[p]
+                clock = self.race(tr, start)
+                _note(acc, tr)
+                child_sleep = {q: t for q, t in level.sleep.items() if not t.dependent(tr)}
+                trace.append(tr)
+                clocks.append(clock)
+                last_at.setdefault(tr.tid, []).append(len(trace) - 1)
+                for m in self.explore(w2, child_sleep).values():
+                    _note(acc, m)
+                last_at[tr.tid].pop()
+                trace.pop()
+                clocks.pop()
+                level.sleep[tr.tid] = tr
+            levels.pop()
         old = self.summaries.get(w) if cache and ex.partial is None else None
         if old is not None:  # explored twice: together they cover the smaller sleep set
             for m in old[1].values():
-                acc.note(m)
-        summary = {t: self.moves_of(t, a) for t, a in acc.acc.items()}
+                _note(acc, m)
+        summary = {t: self.moves_of(t, a) for t, a in acc.items()}
         if ex.partial is None and cache:
             self.summaries[w] = (frozenset(sleep) & old[0] if old else frozenset(sleep), summary)
         return summary
-
-    def explore_moves(self, level: _Level, start: int, acc: _Footprints) -> None:
-        """Take each move scheduled at the level's world in turn, until none is left
-        that is not asleep; acc gathers the footprints of the subtrees."""
-        ex, trace, clocks, last_at = self.ex, self.trace, self.clocks, self.last_at
-        block = level.world.block
-        self.levels.append(level)
-        while ex.partial is None:
-            todo = sorted(level.backtrack - level.done - {i for (b, i) in level.sleep if b == block})
-            if not todo:
-                break
-            p = todo[0]
-            level.done.add(p)
-            w2, tr = level.nexts[p]
-            clock = self.race(tr, start)
-            acc.note(tr)
-            child_sleep = {q: t for q, t in level.sleep.items() if not t.dependent(tr)}
-            trace.append(tr)
-            clocks.append(clock)
-            last_at.setdefault(tr.tid, []).append(len(trace) - 1)
-            for m in self.explore(w2, child_sleep).values():
-                acc.note(m)
-            last_at[tr.tid].pop()
-            trace.pop()
-            clocks.pop()
-            level.sleep[tr.tid] = tr
-        self.levels.pop()
