@@ -37,6 +37,7 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -168,7 +169,7 @@ def _layout(source: str) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _shape(node: object) -> object:
+def _shape(node: Any) -> object:
     """A syntax tree without its spans, and assertion texts without their spacing."""
     if attrs.has(type(node)):
         out: list[object] = [type(node).__name__]
@@ -248,8 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             items: list[tuple[Path | None, bytes | None, str]] = [(None, data, "<stdin>")]
         else:
             files, skipped = scan([given])
-            for path, why in skipped:
-                print(f"{path}: {why}", file=sys.stderr)
+            for skip, why in skipped:
+                print(f"{skip}: {why}", file=sys.stderr)
             items = [(f, None, str(f)) for f in files]
         for path, data, name in items:
             try:
