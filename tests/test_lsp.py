@@ -4,13 +4,12 @@ the analysis behind it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import os
 
 import pytest
 
