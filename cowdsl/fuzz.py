@@ -7,14 +7,15 @@ turned on here).
 
 Three sources of inputs:
 
-* ``generate``: scenarios built from the op registry (``cowdsl.ops``), with
-  names tracked the way the checker tracks them, so that almost all of them
-  are valid and reach the model, ``par`` blocks included;
+* ``generate``: scenarios built from the op registry (``cowdsl.ops``: each op
+  declares its generator, ``OpSpec.fuzz``), with names tracked the way the
+  checker tracks them, so that almost all of them are valid and reach the
+  model, ``par`` blocks included;
 * ``grammar``: random derivations of the grammar itself (``grammar/cow.lark``,
   read through Lark's compiled rules), syntactically valid, semantically
   anything, for the checker;
-* ``mutate``: the corpus (``scenarios/``, ``benchmarks/``, ``tests/regressions/``)
-  with tokens deleted, duplicated, swapped and inserted, random bytes, huge
+* ``mutate``: the corpus (``scenarios/``, ``benchmarks/``, ``tests/regressions/``
+  of a source checkout, read only) with tokens deleted, duplicated, swapped and inserted, random bytes, huge
   numbers, deep nesting, very long lines, bytes that are not UTF-8, NUL bytes,
   CRLF line ends, truncation.
 
@@ -25,9 +26,10 @@ generator into a hypothesis strategy, which shrinks).
     python -m cowdsl.fuzz [--seconds S | --examples N] [--seed N] [--out DIR]
     python -m cowdsl.fuzz atheris [libFuzzer options...]
 
-The long run writes every new crash (minimised) to ``tests/regressions/``,
-where ``tests/test_fuzz.py`` keeps it as a test.  Each input runs under a hang
-alarm (SIGALRM) and the whole run under an address-space limit.
+The long run reports every new crash, minimised; it writes nothing unless
+``--out DIR`` says where (``--out tests/regressions`` in a source checkout,
+where ``tests/test_fuzz.py`` keeps each file as a test).  Each input runs under
+a hang alarm (SIGALRM) and the whole run under an address-space limit.
 
 The atheris harness (coverage-guided, libFuzzer) fuzzes the front end:
 decode, parse, check.  atheris installs here from PyPI (3.0.0, cp311 wheel);
@@ -43,12 +45,14 @@ import re
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from cowdsl import ops
 
+# A source checkout: its corpus is read (never written) when it is there.
 ROOT = Path(__file__).resolve().parents[1]
-REGRESSIONS = ROOT / "tests" / "regressions"
+SOURCE_REGRESSIONS = ROOT / "tests" / "regressions"
 
 # The backends the model is fuzzed on: the six eras and a few variants.
 BACKENDS = (
@@ -154,20 +158,24 @@ class _Names:
         return self.threads.get(actor, actor)
 
 
-_WEIGHT = {"write": 2, "pin": 2}  # how often an op is drawn, against 1 for the others
-
-
 def task_ops() -> list[str]:
-    """The ops a process or thread does, from the op registry (those the generator
-    knows how to write: a test checks it knows them all)."""
-    return [name for name, spec in ops.OPS.items()
-            if spec.actor == ops.TASK and hasattr(ScenarioGenerator, "op_" + name)]
+    """The ops a process or thread does, from the op registry (each declares its
+    fuzz generator: ``OpSpec.fuzz``)."""
+    return actor_ops(ops.TASK)
+
+
+def actor_ops(actor: str, *, in_par: bool = False) -> list[str]:
+    """The ops of one kind of actor, each as often as its declared weight
+    (``in_par``: only those drawn inside `par` blocks)."""
+    return [name for name, spec in ops.OPS.items() if spec.actor == actor and (spec.fuzz.in_par or not in_par)
+            for _ in range(spec.fuzz.weight)]
 
 
 class ScenarioGenerator:
     """Writes a scenario the checker accepts (nearly always): declarations, steps
-    drawn from the op registry with arguments of the right kinds, `par` blocks,
-    assertions over what exists, sometimes an expect line."""
+    drawn from the op registry with arguments of the right kinds (each op's
+    declared generator writes its step), `par` blocks, assertions over what
+    exists, sometimes an expect line."""
 
     def __init__(self, c: Chooser, *, par: bool = True, max_steps: int = 10, max_pages: int = 3):
         self.c = c
@@ -179,7 +187,7 @@ class ScenarioGenerator:
         self.in_par = False
         self.pending: list = []  # names made in a par block, visible after it
 
-    # --- helpers ---
+    # --- helpers for the ops' generators ---
     def value(self) -> int:
         return self.c.choice((0, 1, 2, 3, 7, 255)) if self.c.boolean(0.9) else self.c.integer(0, (1 << 64) - 1)
 
@@ -204,12 +212,55 @@ class ScenarioGenerator:
             return self.remote_addr()
         return self.own_addr(task)
 
-    def made(self, fn) -> None:
+    def made(self, fn: Callable[[], object]) -> None:
         """Record a name: now, or after the par block."""
         if self.in_par:
             self.pending.append(fn)
         else:
             fn()
+
+    def bind_value(self, p: float) -> str:
+        if not self.c.boolean(p):
+            return ""
+        v = self.n.fresh("v")
+
+        def make() -> None:
+            self.n.values.append(v)
+            self.n.outcomes.append(v)
+        self.made(make)
+        return f" as {v}"
+
+    def bind_outcome(self, p: float) -> str:
+        if not self.c.boolean(p):
+            return ""
+        o = self.n.fresh("k")
+        self.made(lambda: self.n.outcomes.append(o))
+        return f" as {o}"
+
+    def handle(self, task: str, kind: str, write: bool, text: str, p: float = 0.85) -> str:
+        """``text``, sometimes with `as NAME` naming the pin, reference or device handle it makes."""
+        if not self.c.boolean(p):
+            return text
+        h = self.n.fresh("h" if kind == ops.BINDS_PIN else "r" if kind == ops.BINDS_REF else "dx")
+
+        def make() -> None:
+            self.n.handles[h] = (kind, write, task)
+            self.n.outcomes.append(h)
+        self.made(make)
+        return f"{text} as {h}"
+
+    def release(self, op: ops.OpSpec) -> str | None:
+        """A step of an op that releases a live handle of the kind it declares (unpin, put)."""
+        live = [h for h, (k, _w, _o) in self.n.handles.items() if k == op.releases]
+        if not live:
+            return None
+        h = self.c.choice(live)
+        del self.n.handles[h]
+        return f"{op.name}({h})"
+
+    def write_step(self, op: str, actor: str) -> str | None:
+        """The op's step as its declared generator writes it (after `ACTOR: `), or None."""
+        return ops.OPS[op].fuzz.write(self, actor)
 
     # --- declarations ---
     def declarations(self) -> None:
@@ -233,7 +284,7 @@ class ScenarioGenerator:
             self.lines.append(f"pipe {p}")
 
     # --- one step: (actor, text) or None ---
-    def step(self, actor: str | None = None, allowed=None) -> tuple[str, str] | None:
+    def step(self, actor: str | None = None, in_par: bool = False) -> tuple[str, str] | None:
         n, c = self.n, self.c
         kinds = ["task"] * 8 + ["device"] * 2 + ["reclaim", "ksmd"]
         kind = c.choice(kinds)
@@ -244,191 +295,17 @@ class ScenarioGenerator:
             if not live:
                 return None
             h = c.choice(live)
-            hk, write, _ = n.handles[h]
-            if write and c.boolean():
-                return h, f"{h}: dma_write({self.value()})" + self.bind_outcome(0.2)
-            return h, f"{h}: dma_read()" + self.bind_value(0.5)
-        if kind == "reclaim":
-            a = self.remote_addr()
-            return ("reclaim", f"reclaim: {c.choice(('swapout', 'swapin'))}({a})") if a else None
-        if kind == "ksmd":
-            a, b = self.remote_addr(), self.remote_addr()
-            return ("ksmd", f"ksmd: ksm_merge({a}, {b})" + self.bind_outcome(0.3)) if a and b else None
+            text = self.write_step(c.choice(actor_ops(ops.DEVICE)), h)
+            return (h, f"{h}: {text}") if text else None
+        if kind in ("reclaim", "ksmd"):
+            text = self.write_step(c.choice(actor_ops(kind)), kind)
+            return (kind, f"{kind}: {text}") if text else None
         tasks = [t for t in n.tasks() if actor is None or t == actor]
         if not tasks:
             return None
         actor = c.choice(tasks)
-        task = n.task_of(actor)
-        ops_ = [o for o in task_ops() for _ in range(_WEIGHT.get(o, 1))]
-        if allowed is not None:
-            ops_ = [o for o in ops_ if o in allowed]
-        op = c.choice(ops_)
-        text = getattr(self, "op_" + op)(task)
+        text = self.write_step(c.choice(actor_ops(ops.TASK, in_par=in_par)), n.task_of(actor))
         return (actor, f"{actor}: {text}") if text else None
-
-    def bind_value(self, p: float) -> str:
-        if not self.c.boolean(p):
-            return ""
-        v = self.n.fresh("v")
-        self.made(lambda: (self.n.values.append(v), self.n.outcomes.append(v)))
-        return f" as {v}"
-
-    def bind_outcome(self, p: float) -> str:
-        if not self.c.boolean(p):
-            return ""
-        o = self.n.fresh("k")
-        self.made(lambda: self.n.outcomes.append(o))
-        return f" as {o}"
-
-    def op_mmap(self, task):
-        n, c = self.n, self.c
-        if self.in_par:
-            return None
-        name = n.fresh("m")
-        pages = c.integer(1, self.max_pages)
-        shape = c.choice(["anon"] * 5 + ["shared", "file", "thp", "pte_thp", "hugetlb"])
-        prot = c.choice(("rw", "rw", "rw", "rw", "ro"))
-        file_backed = False
-        if shape == "file" and n.files:
-            f = c.choice(sorted(n.files))
-            pages = min(pages, n.files[f])
-            sharing = c.choice(("private", "shared"))
-            text = f"mmap({name}, {sharing}, {prot}, file={f}" + (f", pages={pages})" if c.boolean() else ")")
-            if "pages=" not in text:
-                pages = n.files[f]
-            file_backed = True
-        elif shape in ("thp", "pte_thp", "hugetlb"):
-            text = f"mmap({name}, anon, private, {prot}, {shape})"
-            pages = 1
-        elif shape == "shared":
-            text = f"mmap({name}, shared, {prot}, pages={pages})"
-        else:
-            text = f"mmap({name}, anon, private, {prot}, pages={pages})"
-        n.procs[task][name] = (pages, file_backed)
-        n.unmapped.discard((task, name))
-        return text
-
-    def op_munmap(self, task):
-        if self.in_par or not self.n.procs[task]:
-            return None
-        m = self.c.choice(sorted(self.n.procs[task]))
-        del self.n.procs[task][m]
-        self.n.unmapped.add((task, m))
-        return f"munmap({m})"
-
-    def op_read(self, task):
-        a = self.own_addr(task)
-        return f"read({a})" + self.bind_value(0.6) if a else None
-
-    def op_write(self, task):
-        a = self.own_addr(task)
-        return f"write({a}, {self.value()})" if a else None
-
-    def op_fork(self, task):
-        n = self.n
-        if len(n.procs) >= 5:
-            return None
-        child = n.fresh("B")
-
-        def make(maps=None):
-            if maps is None:
-                maps = dict(n.procs[task])
-            n.procs[child] = maps
-            n.outcomes.append(child)
-        self.made(make)
-        return f"fork() as {child}"
-
-    def op_exit(self, task):
-        n = self.n
-        if self.in_par or len(n.alive()) < 2:
-            return None
-        n.exited.add(task)
-        for h, (_k, _w, owner) in list(n.handles.items()):
-            if owner == task:
-                del n.handles[h]
-        return "exit()"
-
-    def op_mprotect(self, task):
-        if not self.n.procs[task]:
-            return None
-        return f"mprotect({self.c.choice(sorted(self.n.procs[task]))}, {self.c.choice(('ro', 'rw'))})"
-
-    def op_madvise(self, task):
-        maps = self.n.procs[task]
-        if not maps:
-            return None
-        m = self.c.choice(sorted(maps))
-        advice = ["dontneed", "dontfork", "dofork", "pageout"] + ([] if maps[m][1] else ["wipeonfork"])
-        return f"madvise({m}, {self.c.choice(advice)})"
-
-    def _handle(self, task, kind, write, text, p=0.85):
-        if not self.c.boolean(p):
-            return text
-        h = self.n.fresh("h" if kind == "pin" else "r" if kind == "ref" else "dx")
-        self.made(lambda: (self.n.handles.__setitem__(h, (kind, write, task)), self.n.outcomes.append(h)))
-        return f"{text} as {h}"
-
-    def op_pin(self, task):
-        c = self.c
-        a = self.any_addr(task)
-        if not a:
-            return None
-        write = c.boolean()
-        flags = ["write" if write else "read"] + (["longterm"] if c.boolean(0.4) else []) + (
-            ["fast"] if c.boolean(0.4) else [])
-        return self._handle(task, "pin", write, f"pin({a}, {', '.join(flags)})")
-
-    def op_gup(self, task):
-        c = self.c
-        a = self.any_addr(task)
-        if not a:
-            return None
-        write = c.boolean()
-        flags = ["write" if write else "read"] + (["fast"] if c.boolean(0.4) else [])
-        if c.boolean(0.15):
-            flags.append(f"count={c.choice((2, 1024))}")
-        return self._handle(task, "ref", write, f"gup({a}, {', '.join(flags)})")
-
-    def _release(self, kind, op):
-        live = [h for h, (k, _w, _o) in self.n.handles.items() if k == kind]
-        if not live:
-            return None
-        h = self.c.choice(live)
-        del self.n.handles[h]
-        return f"{op}({h})"
-
-    def op_unpin(self, task):
-        return self._release("pin", "unpin")
-
-    def op_put(self, task):
-        return self._release("ref", "put")
-
-    def op_vmsplice(self, task):
-        a = self.own_addr(task)
-        if not a or not self.n.pipes:
-            return None
-        return f"vmsplice({a}, {self.c.choice(self.n.pipes)})"
-
-    def op_pipe_read(self, task):
-        if not self.n.pipes:
-            return None
-        return f"pipe_read({self.c.choice(self.n.pipes)})" + self.bind_value(0.6)
-
-    def op_process_vm_writev(self, task):
-        a = self.remote_addr()
-        return f"process_vm_writev({a}, {self.value()})" if a else None
-
-    def op_process_vm_readv(self, task):
-        a = self.remote_addr()
-        return f"process_vm_readv({a})" + self.bind_value(0.6) if a else None
-
-    def op_proc_mem_write(self, task):
-        a = self.any_addr(task)
-        return f"proc_mem_write({a}, {self.value()})" if a else None
-
-    def op_make_device_exclusive(self, task):
-        a = self.any_addr(task)
-        return self._handle(task, "dev", True, f"make_device_exclusive({a})", 0.7) if a else None
 
     # --- par blocks ---
     def par_block(self) -> None:
@@ -437,18 +314,16 @@ class ScenarioGenerator:
         candidates = list(dict.fromkeys(candidates))
         if len(candidates) < 2:
             return
-        actors = []
+        actors: list[str] = []
         while len(actors) < min(len(candidates), c.integer(2, 3)):
             a = c.choice(candidates)
             if a not in actors:
                 actors.append(a)
         self.in_par, self.pending = True, []
         body = []
-        allowed = ["write", "read", "fork", "pin", "gup", "mprotect", "madvise", "unpin", "put", "vmsplice",
-                   "pipe_read", "process_vm_writev", "process_vm_readv", "proc_mem_write", "make_device_exclusive"]
         order = actors[:2] + [c.choice(actors) for _ in range(c.integer(0, 2))]
         for a in order:
-            got = self.step(actor=a, allowed=allowed)
+            got = self.step(actor=a, in_par=True)
             if got:
                 body.append(got)
         self.in_par = False
@@ -522,9 +397,9 @@ class ScenarioGenerator:
         concurrent = False
         for p in list(self.n.procs):  # most scenarios start by mapping memory and touching it
             if c.boolean(0.8):
-                self.lines.append(f"{p}: {self.op_mmap(p)}")
+                self.lines.append(f"{p}: {self.write_step('mmap', p)}")
                 if c.boolean(0.7):
-                    self.lines.append(f"{p}: {self.op_write(p)}")
+                    self.lines.append(f"{p}: {self.write_step('write', p)}")
         target, attempts = c.integer(1, self.max_steps), 0
         while target > 0 and attempts < 4 * self.max_steps:
             attempts += 1
@@ -644,7 +519,7 @@ def corpus(extra: bool = True) -> list[bytes]:
 def _read_corpus(extra: bool) -> list[bytes]:
     files = sorted((ROOT / "scenarios").rglob("*.cow")) + sorted((ROOT / "benchmarks").glob("*.cow"))
     if extra:
-        files += regression_files()
+        files += regression_files(SOURCE_REGRESSIONS)
     out = []
     for f in files:
         try:
@@ -820,14 +695,14 @@ def _run_input(data: bytes, backends, max_states: int, timeout: float, run: bool
     return "verdict"
 
 
-def regression_files(directory: Path = REGRESSIONS) -> list[Path]:
-    """Every input kept in tests/regressions/ (all files but the README)."""
+def regression_files(directory: Path) -> list[Path]:
+    """Every input kept in a regressions directory (all files but the README)."""
     if not directory.is_dir():
         return []
     return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("README"))
 
 
-def save_regression(data: bytes, kind: str, directory: Path = REGRESSIONS) -> Path:
+def save_regression(data: bytes, kind: str, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{kind}-{hashlib.sha256(data).hexdigest()[:12]}.input"
     path.write_bytes(data)
@@ -836,10 +711,11 @@ def save_regression(data: bytes, kind: str, directory: Path = REGRESSIONS) -> Pa
 
 def minimise(data: bytes, still_crashes, deadline: float) -> bytes:
     """Greedy: drop lines, then tokens (never the white space between them, so the
-    result stays readable), while the same crash reproduces."""
+    result stays readable), while the same crash reproduces.  A line ends at LF,
+    CRLF or a bare CR (mutated inputs have all three)."""
     for by_line in (True, False):
-        parts = data.split(b"\n") if by_line else _TOKEN.findall(data)
-        joiner = b"\n" if by_line else b""
+        parts = data.splitlines(keepends=True) if by_line else _TOKEN.findall(data)
+        joiner = b""
         i = 0
         while i < len(parts) and time.monotonic() < deadline:
             if not by_line and not parts[i].strip():
@@ -850,10 +726,18 @@ def minimise(data: bytes, still_crashes, deadline: float) -> bytes:
                 parts, data = parts[:i] + parts[i + 1 :], trial
             else:
                 i += 1
+    # runs of blanks to one, none at the ends of lines: each kept only if the crash does
+    for pattern, repl in ((rb"[ \t\f\v]+", b" "), (rb"(?m)^ | (?=\r|\n|$)", b"")):
+        trial = re.sub(pattern, repl, data)
+        if trial != data and time.monotonic() < deadline and still_crashes(trial):
+            data = trial
     return data
 
 
 # --- the long run -------------------------------------------------------------------------------
+
+
+_SHOWN = 2000  # bytes of a crashing input shown when it is not written
 
 
 class _Hang(BaseException):  # not an Exception: run_input must not take it for a crash of its own
@@ -877,14 +761,15 @@ def _disarm():
 
 
 def fuzz(*, seconds: float | None = 60.0, examples: int | None = None, seed: int | None = None,
-         out: Path = REGRESSIONS, hang_seconds: float = 30.0, backends=BACKENDS, minimise_seconds: float = 30.0,
+         out: Path | None = None, hang_seconds: float = 30.0, backends=BACKENDS, minimise_seconds: float = 30.0,
          log=print) -> dict:
     """Generate, derive and mutate inputs until the time or example budget runs out;
-    returns counts, and writes each new crash (minimised) to ``out``."""
+    returns counts, and reports each new crash, minimised: written to ``out`` when
+    given, else shown (nothing is written)."""
     seed = seed if seed is not None else random.SystemRandom().randrange(1 << 32)
     rnd = random.Random(seed)
     c = RandomChooser(rnd)
-    counts = {"examples": 0, "diagnostic": 0, "verdict": 0, "crashes": 0, "seed": seed}
+    counts: dict[str, float] = {"examples": 0, "diagnostic": 0, "verdict": 0, "crashes": 0, "seed": seed}
     seen: set[str] = set()
     t0 = time.monotonic()
     sources = (("generate", lambda: scenario_text(c).encode()), ("grammar", lambda: grammar_text(c).encode()),
@@ -924,8 +809,12 @@ def fuzz(*, seconds: float | None = 60.0, examples: int | None = None, seed: int
                 return False
 
             small = minimise(data, again, time.monotonic() + minimise_seconds)
-            path = save_regression(small, e.kind, out)
-            log(f"crash ({e.kind}, {e.key}) from {name} on {', '.join(specs)}: written to {path}")
+            if out is not None:
+                where = f"written to {save_regression(small, e.kind, out)}"
+            else:
+                shown = repr(small[:_SHOWN]) + (f" ... ({len(small)} bytes)" if len(small) > _SHOWN else "")
+                where = f"input {shown}"
+            log(f"crash ({e.kind}, {e.key}) from {name} on {', '.join(specs)}: {where}")
             log("  " + str(e).splitlines()[0][:300])
     counts["seconds"] = round(time.monotonic() - t0, 1)
     return counts
@@ -940,7 +829,8 @@ def atheris_main(argv: list[str]) -> int:
     Without a corpus directory among the arguments, the bundled corpus is copied
     to a temporary directory (libFuzzer writes new inputs into its first corpus
     directory: never into scenarios/), a dictionary of the language's words is
-    written beside it, and crashes go to tests/regressions/ (``-artifact_prefix``)."""
+    written beside it, and crash files go to that temporary directory too unless
+    ``-artifact_prefix=`` says where."""
     try:
         import atheris
     except ImportError:
@@ -973,8 +863,8 @@ def atheris_main(argv: list[str]) -> int:
         (work / "cow.dict").write_text("".join(f'"{w}"\n' for w in words))
         args.append(f"-dict={work / 'cow.dict'}")
     if not any(a.startswith("-artifact_prefix=") for a in args):
-        REGRESSIONS.mkdir(parents=True, exist_ok=True)
-        args.append(f"-artifact_prefix={REGRESSIONS}/atheris-")
+        args.append(f"-artifact_prefix={work}/atheris-")
+        print(f"cowdsl.fuzz: crash files go to {work}/ (-artifact_prefix= to choose)", file=sys.stderr)
     if not any(a.startswith("-max_len=") for a in args):
         args.append("-max_len=4096")
     atheris.Setup([sys.argv[0]] + args, one_input)
@@ -988,11 +878,14 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["atheris"]:
         return atheris_main(argv[1:])
-    p = argparse.ArgumentParser(prog="python -m cowdsl.fuzz", description="Fuzz cowdsl; crashes go to tests/regressions/.")
+    p = argparse.ArgumentParser(prog="python -m cowdsl.fuzz",
+                                description="Fuzz cowdsl and report the crashing inputs; --out DIR keeps them.")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default 300 without --examples)")
     p.add_argument("--examples", type=int, default=None, help="stop after this many inputs")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--out", type=Path, default=REGRESSIONS, help="where crashing inputs are written")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="write each crashing input, minimised, into DIR (default: show it, write nothing); "
+                        "in a source checkout, tests/regressions/ keeps them as tests")
     p.add_argument("--hang-seconds", type=float, default=30.0, help="an input that takes longer is a hang")
     p.add_argument("--memory-mb", type=int, default=4096, help="address-space limit of the run (MemoryError past it)")
     p.add_argument("--backend", action="append", dest="backends", help="fuzz only these backends (repeatable)")
@@ -1009,6 +902,8 @@ def main(argv: list[str] | None = None) -> int:
                   hang_seconds=args.hang_seconds, backends=tuple(args.backends or BACKENDS))
     print(f"{counts['examples']} inputs in {counts['seconds']} s (seed {counts['seed']}): "
           f"{counts['verdict']} verdicts, {counts['diagnostic']} diagnostics, {counts['crashes']} new crashes")
+    if counts["crashes"] and args.out is None:
+        print("(shown, not written: --out DIR keeps them)")
     return 1 if counts["crashes"] else 0
 
 

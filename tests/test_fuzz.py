@@ -5,15 +5,17 @@ registry (valid scenarios, `par` blocks included) and mutated from the corpus,
 each fed through decoding, parsing, checking, the model (invariants on) and the
 reports: about 2,000 inputs here (1,450 drawn by hypothesis, the rest fixed),
 and the random-scenario property tests of tests/test_invariants.py add 400.  ``python -m cowdsl.fuzz`` is the long
-run; every crash it finds is kept in tests/regressions/ and replayed here.
+run; ``--out tests/regressions`` keeps every crash it finds there, and each is replayed here.
 """
 
 from __future__ import annotations
 
+import ast
 import random
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +25,8 @@ from cowdsl import fuzz
 from cowdsl.errors import CowError
 from cowdsl.load import load_text
 from cowdsl.semantics import invariants
+
+REGRESSIONS = Path(__file__).parent / "regressions"
 
 
 def FUZZ(n: int):
@@ -74,17 +78,27 @@ def test_the_generator_writes_valid_scenarios_and_par_blocks():
     assert ok >= 295 and par >= 60, (ok, par)
 
 
-def test_the_generator_knows_every_op_of_the_registry():
+def test_the_generator_writes_every_op_of_the_registry():
+    """Each op declares its generator (OpSpec.fuzz); together they write every op."""
     from cowdsl import ops
 
     for name, spec in ops.OPS.items():
-        if spec.actor == ops.TASK:
-            assert name in fuzz.task_ops(), f"cowdsl.fuzz.ScenarioGenerator has no op_{name}"
+        assert callable(spec.fuzz.write) and spec.fuzz.weight >= 1, name
+        assert name in fuzz.actor_ops(spec.actor), name
+    assert sorted(set(fuzz.task_ops())) == sorted(n for n, s in ops.OPS.items() if s.actor == ops.TASK)
     seen = set()
     for seed in range(300):
         seen |= {line.split(": ", 1)[1].split("(")[0] for line in
                  fuzz.scenario_text(fuzz.RandomChooser(random.Random(seed))).splitlines() if ": " in line}
     assert seen >= set(ops.OPS), set(ops.OPS) - seen
+
+
+def test_ops_kept_out_of_par_blocks_are_never_drawn_there():
+    from cowdsl import ops
+
+    outside = {n for n, s in ops.OPS.items() if not s.fuzz.in_par}
+    assert outside == {"mmap", "munmap", "exit"}
+    assert not outside & set(fuzz.actor_ops(ops.TASK, in_par=True))
 
 
 def test_grammar_derivations_parse():
@@ -187,15 +201,16 @@ def test_a_wide_par_block_with_a_fork_stays_bounded():
 # --- regressions --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", fuzz.regression_files(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", fuzz.regression_files(REGRESSIONS), ids=lambda p: p.name)
 def test_regression(path):
     """Every input the fuzzers ever crashed on: no crash now, on any fuzzed backend."""
     fuzz.run_input(path.read_bytes(), fuzz.BACKENDS)
 
 
 def test_there_are_regressions_and_a_readme():
-    assert len(fuzz.regression_files()) >= 5
-    assert (fuzz.REGRESSIONS / "README.md").is_file()
+    assert len(fuzz.regression_files(REGRESSIONS)) >= 5
+    assert (REGRESSIONS / "README.md").is_file()
+    assert set(fuzz.regression_files(REGRESSIONS)) <= set(fuzz.regression_files(fuzz.SOURCE_REGRESSIONS))
 
 
 # --- the long run and its bookkeeping ----------------------------------------------------------------
@@ -226,6 +241,27 @@ def test_a_crash_is_minimised_and_written_once(tmp_path, monkeypatch):
     assert "Boom@x.py:1" in logged[0]
 
 
+def test_without_out_a_crash_is_shown_not_written(tmp_path, monkeypatch):
+    """The default writes nothing, anywhere (not next to the installed package):
+    the minimised input is in the report instead."""
+    real = fuzz.run_input
+
+    def buggy(data, backends=("anon-exclusive",), **kw):
+        if b"fork" in data:
+            raise fuzz.Crash("model", "fork is broken", "Boom@x.py:1")
+        return real(data, backends, **kw)
+
+    monkeypatch.setattr(fuzz, "run_input", buggy)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fuzz, "save_regression", lambda *a, **k: pytest.fail("wrote a file without --out"))
+    before = sorted(REGRESSIONS.iterdir())
+    logged = []
+    counts = fuzz.fuzz(examples=60, seconds=None, seed=3, log=logged.append)
+    assert counts["crashes"] == 1
+    assert "Boom@x.py:1" in logged[0] and b"fork" in ast.literal_eval(logged[0].split(": input ", 1)[1])
+    assert not list(tmp_path.iterdir()) and sorted(REGRESSIONS.iterdir()) == before
+
+
 def test_a_hang_is_a_crash(tmp_path, monkeypatch):
     import time
 
@@ -247,11 +283,14 @@ def test_a_diagnostic_without_a_location_is_a_crash():
         fuzz._check_diagnostics(CowError("f", "x\n", [Diagnostic("m", Span(0, 0, 0))]), "x\n")
 
 
-def test_python_m_cowdsl_fuzz(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "cowdsl.fuzz", "--examples", "20", "--seed", "1", "--out", str(tmp_path)],
-                       capture_output=True, text=True, timeout=120)
+@pytest.mark.parametrize("out", [True, False])
+def test_python_m_cowdsl_fuzz(tmp_path, out):
+    args = ["--out", str(tmp_path / "found")] if out else []
+    p = subprocess.run([sys.executable, "-m", "cowdsl.fuzz", "--examples", "20", "--seed", "1", *args],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "20 inputs" in p.stdout and "0 new crashes" in p.stdout
+    assert not list(tmp_path.iterdir())  # nothing found, nothing written
 
 
 def test_atheris_harness(tmp_path):

@@ -35,9 +35,15 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
 
+from cowdsl.ops import FOLL_PIN, HOLDS_GRAB
 from cowdsl.semantics import concepts
 from cowdsl.semantics.state import PTE_THP, THP_SIBLINGS, Page, State
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.micro import Frame, MicroSteps
 
 ENV = "COWDSL_DEBUG_INVARIANTS"
 
@@ -89,29 +95,29 @@ class InvariantViolation(AssertionError):
 # --- references held between micro-steps ------------------------------------------------------
 
 
-def in_flight(backend, step, label: str | None, frame: tuple) -> list[tuple[int, str]]:
-    """What an op holds between its micro-steps, before ``label`` runs: (pfn, kind)
-    with kind ``pin`` (a FOLL_PIN GUP returned), ``speculative-pin`` (GUP-fast,
-    not yet re-checked) or ``get`` (one reference: FOLL_GET, or a page only the
-    op's frame knows, fork's preallocated copy).  Ops of third-party backends
-    with other programs hold nothing here."""
+def in_flight(backend: MicroSteps, step: Step | None, label: str | None, frame: Frame) -> list[tuple[int, str]]:
+    """What an op holds between its micro-steps, before ``label`` runs, as its
+    declaration says (``MicroStep.holds``, cowdsl.ops): (pfn, kind) with kind
+    ``pin`` (a FOLL_PIN GUP returned), ``speculative-pin`` (GUP-fast's grab of an
+    op that pins, not yet re-checked) or ``get`` (one reference: FOLL_GET, or a
+    page only the op's frame knows, fork's preallocated copy).  Ops of
+    third-party backends with undeclared programs hold nothing here."""
     if label is None or step is None:
         return []
-    prog, _ = backend.program(step)
+    decl = backend.DECLARED.get(step.op)
+    if decl is None:
+        return []
+    ms = decl.program_for(step.flags).by_label.get(label)
+    held = ms.holds if ms is not None else None
+    if held is None:
+        return []
+    kind = held.kind
+    if kind == HOLDS_GRAB:
+        kind = "speculative-pin" if decl.grabs == FOLL_PIN else "get"
     try:
-        if prog == "gup_fast" and label in ("recheck", "seq"):
-            return [(frame[2], "speculative-pin" if step.op == "pin" else "get")]
-        if prog == "pvm" and label in ("copy", "unpin"):
-            return [(frame[0], "pin")]
-        if prog == "pmw" and label == "write":
-            return [(frame[0], "get")]
-        if prog == "fork" and label == "retry":
-            return [(frame[1], "get")]
-        if prog == "devexcl" and label == "install":  # make_device_exclusive: GUP's reference until the walk
-            return [(frame[0], "get")]
+        return [(frame[held.frame], kind)]
     except (IndexError, TypeError):
         return []
-    return []
 
 
 # --- who holds what -------------------------------------------------------------------------

@@ -2,5 +2,9 @@
 
 Each class is a mixin of ``Backend``: it holds the code paths (fault handling,
 fork, GUP, reclaim) and calls the backend's named decision rules where the
-kernel's behaviour changed between eras.
+kernel's behaviour changed between eras.  Each op is declared in the
+``cowdsl.ops`` module of the same name (its surface, its micro-steps and their
+locks); the methods that run it bind to the declaration with
+``@micro_step(DECLARATION, "label")`` or ``@whole_op(OP)``
+(``cowdsl.semantics.micro``), checked when the Backend class is built.
 """

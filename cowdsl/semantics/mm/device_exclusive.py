@@ -4,17 +4,25 @@ device-exclusive entries until a CPU access faults them back (reference §9.1)."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import evolve
 
-from cowdsl.semantics.micro import Micro
+from cowdsl.ops.device_exclusive import MAKE_DEVICE_EXCLUSIVE
+from cowdsl.semantics.micro import Frame, Micro, micro_step
 from cowdsl.semantics.mm.gup import Foll
 from cowdsl.semantics.state import Handle, Outcome, Pte
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
 
 
 class DeviceExclusive:
     # The driver holds mmap_lock for read across both micro-steps (nouveau does);
     # GUP-fast, faults and MADV_DONTNEED can run between them, fork cannot.
-    def devexcl__gup(self, m, step, frame):
+    @micro_step(MAKE_DEVICE_EXCLUSIVE, "gup")
+    def devexcl__gup(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = step.addr
         if not m.decided("has_device_exclusive", self.has_device_exclusive(), "make_device_exclusive_range"):
             return Micro(None, (), Outcome(False, error="ENOSYS"))
@@ -30,7 +38,8 @@ class DeviceExclusive:
             return self.devexcl_done(m, step, Outcome(False, error="EINVAL"))
         return Micro("install", (pfn,))
 
-    def devexcl__install(self, m, step, frame):
+    @micro_step(MAKE_DEVICE_EXCLUSIVE, "install")
+    def devexcl__install(self, m: Machine, step: Step, frame: Frame) -> Micro:
         """The rmap walk: every mapping of the page becomes a device-exclusive entry."""
         (pfn,) = frame
         a = step.addr

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import evolve
 
-from cowdsl.semantics.micro import Micro
+from cowdsl.ops.fork import FORK
+from cowdsl.semantics.micro import Frame, Micro, micro_step
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Mm, Outcome, Pte
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
 
 
 class Fork:
@@ -14,12 +21,14 @@ class Fork:
     share a page and write-protecting it (GUP-fast takes no lock), and while the
     page-table lock is dropped to allocate a copy (copy_present_page's -EAGAIN)."""
 
-    def fork__lock(self, m, step, frame):
+    @micro_step(FORK, "lock")
+    def fork__lock(self, m: Machine, step: Step, frame: Frame) -> Micro:
         m.update_mm(step.task, mmap_lock=-1)
         m.say(f"fork: mmap_write_lock({step.task})")
         return Micro("begin", ())
 
-    def fork__begin(self, m, step, frame):
+    @micro_step(FORK, "begin")
+    def fork__begin(self, m: Machine, step: Step, frame: Frame) -> Micro:
         parent, child = step.task, step.bind
         vmas = []
         for vma in m.vmas(parent):
@@ -50,7 +59,8 @@ class Fork:
                 if not (v.dontfork or v.wipeonfork) and (v.anon_vma or v.kind == HUGETLB)
                 for i in range(len(v.ptes))]
 
-    def fork__pte(self, m, step, frame):
+    @micro_step(FORK, "pte")
+    def fork__pte(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (i,) = frame
         parent, child = step.task, step.bind
         targets = self.fork_targets(m, parent)
@@ -77,7 +87,8 @@ class Fork:
         m.say("copy_page_range: all page-table entries copied")
         return Micro("end", ())
 
-    def fork__share(self, m, step, frame):
+    @micro_step(FORK, "share")
+    def fork__share(self, m: Machine, step: Step, frame: Frame) -> Micro:
         i, pfn = frame
         parent, child = step.task, step.bind
         vname, idx = self.fork_targets(m, parent)[i]
@@ -85,13 +96,15 @@ class Fork:
         m.update_mm(parent, ptl=False)
         return Micro("pte", (i + 1,))
 
-    def fork__alloc(self, m, step, frame):
+    @micro_step(FORK, "alloc")
+    def fork__alloc(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (i,) = frame
         prealloc = m.alloc_page(refcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
         m.say(f"page_copy_prealloc: new page #{prealloc} (page-table lock dropped)")
         return Micro("retry", (i, prealloc))
 
-    def fork__retry(self, m, step, frame):
+    @micro_step(FORK, "retry")
+    def fork__retry(self, m: Machine, step: Step, frame: Frame) -> Micro:
         i, prealloc = frame
         parent, child = step.task, step.bind
         vname, idx = self.fork_targets(m, parent)[i]
@@ -113,7 +126,8 @@ class Fork:
         m.say("copy_pte_range: the PTE changed while the lock was dropped → retry it")
         return Micro("pte", (i,))
 
-    def fork__end(self, m, step, frame):
+    @micro_step(FORK, "end")
+    def fork__end(self, m: Machine, step: Step, frame: Frame) -> Micro:
         parent = step.task
         if m.decided("has_write_protect_seq", self.has_write_protect_seq(), "copy_page_range", minor=True):
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)

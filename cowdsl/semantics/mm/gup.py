@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import evolve, frozen
 
-from cowdsl.semantics.micro import Micro
+from cowdsl.ops.gup import DMA_READ, DMA_WRITE, GUP_FAST, GUP_SLOW, PROC_MEM_WRITE, PUT, PVM, UNPIN
+from cowdsl.semantics.micro import Frame, Micro, micro_step, whole_op
 from cowdsl.semantics.state import Handle, Outcome
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
 
 GUP_RETRIES = 4  # the kernel's retry loop terminates; the model's is bounded
 
@@ -99,7 +106,8 @@ class Gup:
         return Foll(write="write" in step.flags, pin=step.op == "pin", longterm="longterm" in step.flags,
                     fast="fast" in step.flags)
 
-    def gup_fast__begin(self, m, step, frame):
+    @micro_step(GUP_FAST, "begin")
+    def gup_fast__begin(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = step.addr
         flags, err = self.gup_prepare(m, a.proc, a.mapping, a.index, self.foll_of(step))
         if err:
@@ -112,7 +120,8 @@ class Gup:
                 return Micro("slow", ())
         return Micro("pte", (seq, flags.write))
 
-    def gup_fast__pte(self, m, step, frame):
+    @micro_step(GUP_FAST, "pte")
+    def gup_fast__pte(self, m: Machine, step: Step, frame: Frame) -> Micro:
         seq, write = frame
         a = step.addr
         if m.vma(a.proc, a.mapping) is None:
@@ -133,7 +142,8 @@ class Gup:
         m.say(f"gup_fast: read PTE → #{pte.page}{' writable' if pte.write else ''}")
         return Micro("grab", (seq, write, pte.page, pte.write))
 
-    def gup_fast__grab(self, m, step, frame):
+    @micro_step(GUP_FAST, "grab")
+    def gup_fast__grab(self, m: Machine, step: Step, frame: Frame) -> Micro:
         seq, write, pfn, _ = frame
         if m.page(pfn).freed:
             # try_grab_folio → folio_ref_try_add_rcu: no reference on a page whose refcount
@@ -144,7 +154,8 @@ class Gup:
         m.say(f"gup_fast: grab #{pfn}{self._counts(m, pfn)}")
         return Micro("recheck", frame)
 
-    def gup_fast__recheck(self, m, step, frame):
+    @micro_step(GUP_FAST, "recheck")
+    def gup_fast__recheck(self, m: Machine, step: Step, frame: Frame) -> Micro:
         seq, write, pfn, was_write = frame
         a = step.addr
         pte = m.pte(a.proc, a.mapping, a.index) if m.vma(a.proc, a.mapping) is not None else None
@@ -155,7 +166,8 @@ class Gup:
         m.say(f"gup_fast: PTE unchanged, #{pfn} kept")
         return Micro("seq", frame)
 
-    def gup_fast__seq(self, m, step, frame):
+    @micro_step(GUP_FAST, "seq")
+    def gup_fast__seq(self, m: Machine, step: Step, frame: Frame) -> Micro:
         seq, write, pfn, _ = frame
         a = step.addr
         if seq >= 0 and m.mm(a.proc).wp_seq != seq:
@@ -165,7 +177,8 @@ class Gup:
         m.say("gup_fast: done" + (" (write_protect_seq unchanged)" if seq >= 0 else " (no seqcount to check)"))
         return Micro(None, (), self.gup_done(m, step, pfn))
 
-    def gup_fast__slow(self, m, step, frame):
+    @micro_step(GUP_FAST, "slow")
+    def gup_fast__slow(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = step.addr
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, evolve(self.foll_of(step), fast=False))
         if err:
@@ -190,14 +203,18 @@ class Gup:
         return "" if p.zero else f" (refcount {p.refcount}, pincount {p.pincount})"
 
     # --- ops --------------------------------------------------------------------------
-    def gup_slow__take(self, m, step, frame):
+    @micro_step(GUP_SLOW, "take")
+    def gup_slow__take(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = step.addr
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, self.foll_of(step))
         if err:
             return Micro(None, (), Outcome(False, error=err))
         return Micro(None, (), self.gup_done(m, step, pfn))
 
-    def _release(self, m, step) -> Outcome:
+    @whole_op(UNPIN)
+    @whole_op(PUT)
+    def op_release(self, m: Machine, step: Step) -> Outcome:
+        """unpin_user_page or put_page on the step's handle."""
         h = m.handle(step.handle)
         if h is None or not h.live:
             m.say(f"{step.handle} holds no page (its GUP failed)")
@@ -206,9 +223,6 @@ class Gup:
         times = f" ×{h.refs}" if h.refs > 1 else ""
         m.say(f"{'unpin_user_page' if h.pin else 'put_page'}{times}: #{h.page}{self._counts(m, h.page)}")
         return Outcome(True)
-
-    op_unpin = _release
-    op_put = _release
 
     def _device(self, m, step):
         h = m.handle(step.handle)
@@ -221,7 +235,8 @@ class Gup:
             return None
         return h
 
-    def op_dma_write(self, m, step) -> Outcome:
+    @whole_op(DMA_WRITE)
+    def op_dma_write(self, m: Machine, step: Step) -> Outcome:
         h = self._device(m, step)
         if h is None:
             return Outcome(False, error="EFAULT")
@@ -229,7 +244,8 @@ class Gup:
         m.say(f"DMA write {step.value} into #{h.page} through {h.name}")
         return Outcome(True)
 
-    def op_dma_read(self, m, step) -> Outcome:
+    @whole_op(DMA_READ)
+    def op_dma_read(self, m: Machine, step: Step) -> Outcome:
         h = self._device(m, step)
         if h is None:
             return Outcome(False, error="EFAULT")
@@ -238,7 +254,8 @@ class Gup:
         return Outcome(True, value)
 
     # --- remote access: pin_user_pages_remote, then copy, then unpin ---------------------
-    def pvm__gup(self, m, step, frame):
+    @micro_step(PVM, "gup")
+    def pvm__gup(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = step.addr
         write = step.op == "process_vm_writev"
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=write, pin=True))
@@ -246,7 +263,8 @@ class Gup:
             return Micro(None, (), Outcome(False, error=err))
         return Micro("copy", (pfn,))
 
-    def pvm__copy(self, m, step, frame):
+    @micro_step(PVM, "copy")
+    def pvm__copy(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (pfn,) = frame
         if step.op == "process_vm_writev":
             m.update_page(pfn, data=step.value)
@@ -256,14 +274,16 @@ class Gup:
         m.say(f"process_vm_readv: read {value} from #{pfn}")
         return Micro("unpin", (pfn, value))
 
-    def pvm__unpin(self, m, step, frame):
+    @micro_step(PVM, "unpin")
+    def pvm__unpin(self, m: Machine, step: Step, frame: Frame) -> Micro:
         pfn, value = frame
         m.ungrab(pfn, pin=True)
         m.say(f"unpin_user_pages: #{pfn}")
         return Micro(None, (), Outcome(True, None if value < 0 else value))
 
     # --- forced write through /proc/PID/mem: GUP's loop with its preemption points --------
-    def pmw__lock(self, m, step, frame):
+    @micro_step(PROC_MEM_WRITE, "lock")
+    def pmw__lock(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = step.addr
         m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock + 1)
         flags, err = self.gup_prepare(m, a.proc, a.mapping, a.index, Foll(write=True, force=True))
@@ -271,7 +291,8 @@ class Gup:
             return self.pmw_unlock(m, step, Outcome(False, error=err))
         return Micro("follow", (0, flags.cow))
 
-    def pmw__follow(self, m, step, frame):
+    @micro_step(PROC_MEM_WRITE, "follow")
+    def pmw__follow(self, m: Machine, step: Step, frame: Frame) -> Micro:
         tries, cow = frame
         a = step.addr
         if (gone := self.pmw_vma_gone(m, step)) is not None:
@@ -285,7 +306,8 @@ class Gup:
             return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
         return Micro("fault", (tries, cow, arg))
 
-    def pmw__fault(self, m, step, frame):
+    @micro_step(PROC_MEM_WRITE, "fault")
+    def pmw__fault(self, m: Machine, step: Step, frame: Frame) -> Micro:
         tries, cow, kind = frame
         a = step.addr
         if (gone := self.pmw_vma_gone(m, step)) is not None:
@@ -293,7 +315,8 @@ class Gup:
         flags = self.faultin_page(m, a.proc, a.mapping, a.index, kind, Foll(write=True, force=True, cow=cow))
         return Micro("follow", (tries + 1, flags.cow))
 
-    def pmw__write(self, m, step, frame):
+    @micro_step(PROC_MEM_WRITE, "write")
+    def pmw__write(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (pfn,) = frame
         m.update_page(pfn, data=step.value)
         m.ungrab(pfn, pin=False)

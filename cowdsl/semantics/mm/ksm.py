@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import evolve
 
+from cowdsl.ops.ksm import KSM_MERGE
+from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.state import Outcome
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
 
 
 class Ksm:
@@ -25,7 +33,8 @@ class Ksm:
         m.set_pte(mm, vname, idx, evolve(pte, write=False))
         return True
 
-    def op_ksm_merge(self, m, step) -> Outcome:
+    @whole_op(KSM_MERGE)
+    def op_ksm_merge(self, m: Machine, step: Step) -> Outcome:
         a, b = step.addr, step.addr2
         for addr in (a, b):
             mm = m.mms.get(addr.proc)

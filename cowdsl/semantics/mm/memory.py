@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import evolve
 
+from cowdsl.ops.memory import READ, WRITE
+from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, THP_SIBLINGS, ZERO_PFN, Outcome, Pte
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
 
 FAULT_AROUND_PAGES = 16  # fault_around_bytes = 64 KiB
 
@@ -231,7 +239,8 @@ class Memory:
         m.update_mm(mm, alive=False, segv=True)
         return False
 
-    def op_write(self, m, step) -> Outcome:
+    @whole_op(WRITE)
+    def op_write(self, m: Machine, step: Step) -> Outcome:
         a = step.addr
         pte = m.vma(a.proc, a.mapping).ptes[a.index] if m.vma(a.proc, a.mapping) else None
         if not (pte is not None and pte.present and pte.write):
@@ -242,7 +251,8 @@ class Memory:
         m.say(f"store {step.value} to page #{pte.page}")
         return Outcome(True)
 
-    def op_read(self, m, step) -> Outcome:
+    @whole_op(READ)
+    def op_read(self, m: Machine, step: Step) -> Outcome:
         a = step.addr
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None

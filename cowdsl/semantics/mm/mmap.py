@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import evolve
 
+from cowdsl.ops.mmap import EXIT, MADVISE, MMAP, MPROTECT, MUNMAP
+from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Vma
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
 
 
 class AddressSpace:
-    def op_mmap(self, m, step) -> Outcome:
+    @whole_op(MMAP)
+    def op_mmap(self, m: Machine, step: Step) -> Outcome:
         shared = "shared" in step.flags
         write = "rw" in step.flags
         file = step.file
@@ -37,7 +46,8 @@ class AddressSpace:
         m.say(f"mmap: `{step.mapping}`, {step.pages}{size} page(s), {what}, {'shared' if shared else 'private'}, {'rw' if write else 'ro'}")
         return Outcome(True)
 
-    def op_munmap(self, m, step) -> Outcome:
+    @whole_op(MUNMAP)
+    def op_munmap(self, m: Machine, step: Step) -> Outcome:
         if m.vma(step.task, step.mapping) is None:
             m.say(f"munmap: nothing mapped at `{step.mapping}` in {step.task} (not an error)")
             return Outcome(True)
@@ -55,13 +65,15 @@ class AddressSpace:
                 m.release_handle(h.name)
                 m.say(f"exit: {mm}'s {'pin' if h.pin else 'reference'} {h.name} on #{h.page} released")
 
-    def op_exit(self, m, step) -> Outcome:
+    @whole_op(EXIT)
+    def op_exit(self, m: Machine, step: Step) -> Outcome:
         self.exit_mmap(m, step.task)
         m.update_mm(step.task, alive=False)
         m.say(f"exit: {step.task} is gone")
         return Outcome(True)
 
-    def op_mprotect(self, m, step) -> Outcome:
+    @whole_op(MPROTECT)
+    def op_mprotect(self, m: Machine, step: Step) -> Outcome:
         mm, vname = step.task, step.mapping
         vma = m.vma(mm, vname)
         if vma is None:
@@ -86,7 +98,8 @@ class AddressSpace:
         m.say(f"mprotect: `{vname}` is now {'rw' if write else 'ro'}")
         return Outcome(True)
 
-    def op_madvise(self, m, step) -> Outcome:
+    @whole_op(MADVISE)
+    def op_madvise(self, m: Machine, step: Step) -> Outcome:
         mm, vname = step.task, step.mapping
         vma = m.vma(mm, vname)
         advice = next(iter(step.flags))

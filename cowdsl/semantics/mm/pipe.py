@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from attrs import evolve
 
+from cowdsl.ops.pipe import PIPE_READ
+from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.state import Outcome
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
 
 
 class Pipes:
@@ -17,7 +25,8 @@ class Pipes:
         m.say(f"vmsplice: pipe {step.pipe} holds a reference to #{pfn}")
         return Outcome(True)
 
-    def op_pipe_read(self, m, step) -> Outcome:
+    @whole_op(PIPE_READ)
+    def op_pipe_read(self, m: Machine, step: Step) -> Outcome:
         pipe = m.pipe(step.pipe)
         if not pipe.bufs:
             m.say(f"pipe_read: {step.pipe} is empty → -EAGAIN")

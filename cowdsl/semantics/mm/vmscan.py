@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from cowdsl.ops.vmscan import SWAPIN, SWAPOUT
+from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.state import Outcome, Pte
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
 
 
 class Reclaim:
@@ -50,7 +58,8 @@ class Reclaim:
             m.say(f"try_to_unmap: {mm}.{vname}[{idx}] → swap entry slot {slot}{' (exclusive)' if was_exclusive else ''}")
         return True
 
-    def op_swapout(self, m, step) -> Outcome:
+    @whole_op(SWAPOUT)
+    def op_swapout(self, m: Machine, step: Step) -> Outcome:
         a = step.addr
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None
@@ -59,7 +68,8 @@ class Reclaim:
             return Outcome(False, error="not resident")
         return self.shrink_page(m, pte.page)
 
-    def op_swapin(self, m, step) -> Outcome:
+    @whole_op(SWAPIN)
+    def op_swapin(self, m: Machine, step: Step) -> Outcome:
         a = step.addr
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None

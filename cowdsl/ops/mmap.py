@@ -1,0 +1,151 @@
+"""mm/mmap.c, mm/mprotect.c, mm/madvise.c and exit: ops on the address space.
+
+Their mechanism: ``cowdsl.semantics.mm.mmap``."""
+
+from __future__ import annotations
+
+from cowdsl.ops.spec import (
+    MAPPING,
+    NEW_MAPPING,
+    FlagGroup,
+    Fuzz,
+    Keyword,
+    Lock,
+    OpSpec,
+    Param,
+    ScenarioGenerator,
+    whole,
+)
+
+
+def _fuzz_mmap(g: ScenarioGenerator, task: str) -> str | None:
+    n, c = g.n, g.c
+    if g.in_par:
+        return None
+    name = n.fresh("m")
+    pages = c.integer(1, g.max_pages)
+    shape = c.choice(["anon"] * 5 + ["shared", "file", "thp", "pte_thp", "hugetlb"])
+    prot = c.choice(("rw", "rw", "rw", "rw", "ro"))
+    file_backed = False
+    if shape == "file" and n.files:
+        f = c.choice(sorted(n.files))
+        pages = min(pages, n.files[f])
+        sharing = c.choice(("private", "shared"))
+        text = f"mmap({name}, {sharing}, {prot}, file={f}" + (f", pages={pages})" if c.boolean() else ")")
+        if "pages=" not in text:
+            pages = n.files[f]
+        file_backed = True
+    elif shape in ("thp", "pte_thp", "hugetlb"):
+        text = f"mmap({name}, anon, private, {prot}, {shape})"
+        pages = 1
+    elif shape == "shared":
+        text = f"mmap({name}, shared, {prot}, pages={pages})"
+    else:
+        text = f"mmap({name}, anon, private, {prot}, pages={pages})"
+    n.procs[task][name] = (pages, file_backed)
+    n.unmapped.discard((task, name))
+    return text
+
+
+MMAP = OpSpec(
+    "mmap",
+    "map N pages: anonymous or a file, private or shared, rw or ro",
+    "mmap(2)",
+    params=(Param("name", NEW_MAPPING, "the mapping's name"),),
+    flags=(
+        FlagGroup("backing", ("anon",), None, "anonymous memory (the default without file=)"),
+        FlagGroup("sharing", ("private", "shared"), "private", "MAP_PRIVATE or MAP_SHARED"),
+        FlagGroup("prot", ("rw", "ro"), "rw", "PROT_READ|PROT_WRITE or PROT_READ"),
+        FlagGroup(
+            "size",
+            ("small", "thp", "pte_thp", "hugetlb"),
+            "small",
+            "4 KiB pages, a PMD-mapped THP, a PTE-mapped THP, or hugetlb pages (private anonymous only)",
+        ),
+    ),
+    keywords=(
+        Keyword("pages", "int", 1, "number of pages"),
+        Keyword("file", "file", None, "map this declared file instead of anonymous memory"),
+    ),
+    program=whole(Lock.MMAP_WRITE),
+    fuzz=Fuzz(_fuzz_mmap, in_par=False),
+)
+
+
+def _fuzz_munmap(g: ScenarioGenerator, task: str) -> str | None:
+    if g.in_par or not g.n.procs[task]:
+        return None
+    m = g.c.choice(sorted(g.n.procs[task]))
+    del g.n.procs[task][m]
+    g.n.unmapped.add((task, m))
+    return f"munmap({m})"
+
+
+MUNMAP = OpSpec(
+    "munmap", "unmap a whole mapping", "munmap(2)",
+    params=(Param("mapping", MAPPING, "the mapping"),),
+    program=whole(Lock.MMAP_WRITE),
+    fuzz=Fuzz(_fuzz_munmap, in_par=False),
+)
+
+
+def _fuzz_exit(g: ScenarioGenerator, task: str) -> str | None:
+    n = g.n
+    if g.in_par or len(n.alive()) < 2:
+        return None
+    n.exited.add(task)
+    for h, (_k, _w, owner) in list(n.handles.items()):
+        if owner == task:
+            del n.handles[h]
+    return "exit()"
+
+
+EXIT = OpSpec(
+    "exit", "the process exits: its mappings and its pins are released", "exit_group(2)",
+    program=whole(Lock.MMAP_WRITE),  # exit_mmap
+    fuzz=Fuzz(_fuzz_exit, in_par=False),
+)
+
+
+def _fuzz_mprotect(g: ScenarioGenerator, task: str) -> str | None:
+    if not g.n.procs[task]:
+        return None
+    return f"mprotect({g.c.choice(sorted(g.n.procs[task]))}, {g.c.choice(('ro', 'rw'))})"
+
+
+MPROTECT = OpSpec(
+    "mprotect",
+    "change a mapping's protection",
+    "mprotect(2), change_pte_range",
+    params=(Param("mapping", MAPPING, "the mapping"),),
+    flags=(FlagGroup("prot", ("rw", "ro"), None, "the new protection"),),
+    program=whole(Lock.MMAP_WRITE),
+    fuzz=Fuzz(_fuzz_mprotect),
+)
+
+
+def _fuzz_madvise(g: ScenarioGenerator, task: str) -> str | None:
+    maps = g.n.procs[task]
+    if not maps:
+        return None
+    m = g.c.choice(sorted(maps))
+    advice = ["dontneed", "dontfork", "dofork", "pageout"] + ([] if maps[m][1] else ["wipeonfork"])
+    return f"madvise({m}, {g.c.choice(advice)})"
+
+
+MADVISE = OpSpec(
+    "madvise",
+    "give advice about a mapping",
+    "madvise(2)",
+    params=(Param("mapping", MAPPING, "the mapping"),),
+    flags=(
+        FlagGroup(
+            "advice",
+            ("dontneed", "dontfork", "dofork", "wipeonfork", "pageout"),
+            None,
+            "MADV_DONTNEED, MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_PAGEOUT",
+        ),
+    ),
+    program=whole(Lock.MMAP_READ),  # madvise_need_mmap_write() is false for these
+    fuzz=Fuzz(_fuzz_madvise),
+)
