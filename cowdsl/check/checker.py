@@ -5,6 +5,7 @@ All problems in a file are collected and reported together, each with its span.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from cowdsl import limits as L
@@ -15,12 +16,9 @@ from cowdsl.check.steps import Steps
 from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.syntax import ast
 
-_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")  # bidi embeddings, overrides, isolates
-
-
-def _is_control(c: str) -> bool:
-    """A character a report must not print: C0/C1 controls (not tab) and bidi controls."""
-    return (c < " " and c != "\t") or "\x7f" <= c <= "\x9f" or c in _BIDI
+# A character a report must not print: C0 and C1 controls (not tab), and bidi
+# embeddings, overrides and isolates.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
 class Checker(Steps, Assertions, Expectations):
@@ -91,8 +89,9 @@ class Checker(Steps, Assertions, Expectations):
     def plain_text(self, item: ast.ScenarioName | ast.RefLine) -> None:
         """A scenario name or ref is printed in reports: no control characters (a
         terminal escape sequence pasted from a bug tracker) and no bidi overrides."""
-        bad = next((c for c in item.text if _is_control(c)), None)
-        if bad is not None:
+        found = _CONTROL.search(item.text)
+        if found is not None:
+            bad = found.group()
             line = self.lines[item.span.line - 1] if item.span.line >= 1 else ""
             col = line.find(bad) + 1 or item.span.col
             self.error(f"control character U+{ord(bad):04X} in a string", Span(item.span.line, col, col + 1),

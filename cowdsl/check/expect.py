@@ -23,13 +23,14 @@ class Expectations(Context):
                 self.error(err.message, span, expected=None if whole else "a backend (see `cowdsl backends`)",
                            hint=err.hint)
                 continue
-            earlier = self.expected.get(spec.name)
+            model = spec.name
+            earlier = self.expected.get(model)
             if earlier is not None and earlier.outcome != line.outcome:
                 self.error(f"`{b.text}` is {spec.label}, expected to {earlier.outcome} on line {earlier.span.line} "
                            f"(`{earlier.spec.text}`) and to {line.outcome} here", b.span,
                            hint="an expectation per model: remove one of them")
                 continue
             e = S.Expectation(line.outcome, spec, b.span)
-            self.expected.setdefault(spec.name, e)
+            self.expected.setdefault(model, e)
             out.append(e)
         return out
