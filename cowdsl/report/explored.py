@@ -208,6 +208,8 @@ def execution(trs, highlight=None, *, scenario: S.Scenario | None = None, width:
     scenario, every micro-step in the list form (as before)."""
     if scenario is None:
         return as_list_plain(trs)
+    if not trs:
+        return ["(no micro-step: the initial state shows it)"]
     handoffs = race.handoffs(model, trs) if model is not None else []
     out = []
     for kind, ix in _segments(scenario, trs, verbose):
