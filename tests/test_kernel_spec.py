@@ -95,3 +95,35 @@ def test_a_refused_option_says_where_it_applies():
     with pytest.raises(SpecError) as info:
         resolve("anon-exclusive:hugetlb_fork_copy=off")
     assert info.value.hint == "it applies to early-cow" and info.value.in_options
+
+
+def test_a_range_of_versions_in_an_expect_line():
+    from cowdsl.load import load_text
+
+    sc = load_text("process A\nA: mmap(buf, anon, private, rw)\nassert true\nexpect pass on 5.9..5.10.9\n")
+    assert [str(e.spec.version) for e in sc.expectations] == ["5.9", "5.10.4", "5.10.9"]
+    assert {e.spec.text for e in sc.expectations} == {"5.9..5.10.9"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("5.18..5.9", "the range `5.18..5.9` is empty"),
+    ("5.x..5.9", "`5.x..5.9` is not a range of kernel versions"),
+])
+def test_a_bad_range_is_an_error(text, message):
+    from cowdsl.errors import CowError
+    from cowdsl.load import load_text
+
+    with pytest.raises(CowError) as info:
+        load_text(f"process A\nA: mmap(buf, anon, private, rw)\nassert true\nexpect pass on {text}\n")
+    assert [d.message for d in info.value.diagnostics] == [message]
+
+
+def test_a_range_that_disagrees_with_a_version_names_both_lines():
+    from cowdsl.errors import CowError
+    from cowdsl.load import load_text
+
+    with pytest.raises(CowError) as info:
+        load_text("process A\nA: mmap(buf, anon, private, rw)\nassert true\n"
+                  "expect pass on 5.10.4\nexpect fail on 5.9..5.18\n")
+    (d,) = info.value.diagnostics
+    assert d.span.line == 5 and "expected to pass on line 4 (`5.10.4`) and to fail here" in d.message

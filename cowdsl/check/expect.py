@@ -1,12 +1,13 @@
-"""Expect lines: each backend resolved once to its KernelSpec (``cowdsl.kernel.spec``);
-two expectations of one model that disagree are an error naming both lines."""
+"""Expect lines: each backend resolved once to its KernelSpec (``cowdsl.kernel.spec``),
+a range of versions (``5.9..5.18``) to one spec per model it spans; two
+expectations of one model that disagree are an error naming both lines."""
 
 from __future__ import annotations
 
 from cowdsl import scenario as S
 from cowdsl.check.context import Context
 from cowdsl.errors import Span
-from cowdsl.kernel.spec import SpecError, resolve
+from cowdsl.kernel.spec import SpecError, expand
 from cowdsl.syntax import ast
 
 
@@ -15,22 +16,23 @@ class Expectations(Context):
         out = []
         for b in line.backends:
             try:
-                spec = resolve(b.text)
+                specs = expand(b.text)
             except SpecError as err:
                 base = b.text.split(":", 1)[0]
-                whole = err.in_options
+                whole = err.in_options or ".." in base
                 span = b.span if whole else Span(b.span.line, b.span.col, b.span.col + len(base))
                 self.error(err.message, span, expected=None if whole else "a backend (see `cowdsl backends`)",
                            hint=err.hint)
                 continue
-            model = spec.name
-            earlier = self.expected.get(model)
-            if earlier is not None and earlier.outcome != line.outcome:
-                self.error(f"`{b.text}` is {spec.label}, expected to {earlier.outcome} on line {earlier.span.line} "
-                           f"(`{earlier.spec.text}`) and to {line.outcome} here", b.span,
-                           hint="an expectation per model: remove one of them")
-                continue
-            e = S.Expectation(line.outcome, spec, b.span)
-            self.expected.setdefault(model, e)
-            out.append(e)
+            for spec in specs:
+                model = spec.name
+                earlier = self.expected.get(model)
+                if earlier is not None and earlier.outcome != line.outcome:
+                    self.error(f"`{b.text}` is {spec.label}, expected to {earlier.outcome} on line "
+                               f"{earlier.span.line} (`{earlier.spec.text}`) and to {line.outcome} here", b.span,
+                               hint="an expectation per model: remove one of them")
+                    break
+                e = S.Expectation(line.outcome, spec, b.span)
+                self.expected.setdefault(model, e)
+                out.append(e)
         return out
