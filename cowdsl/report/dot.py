@@ -8,7 +8,12 @@ marked exclusive, as in the eras before PG_anon_exclusive); a thick red border
 says it is pinned (FOLL_PIN, or refcount >= 1024: maybe-pinned).
 
 The trace graph is the steps as a chain, each with the rules that fired (and
-their commits), ending in the assertions that failed: the counterexample.
+their commits), ending in the assertions that failed: the counterexample.  For
+an explored (concurrent) run it is the execution the run shows, one lane
+(cluster) per actor of the race with time downwards, the sequential steps
+before and after the race folded into one node each, and a red "lock hand-off"
+edge where an actor blocked on a lock resumes after the holder's unlock; its
+state graph is the final state that execution ends in.
 
 ``render()`` turns DOT into SVG, PNG or PDF with Graphviz's ``dot`` binary
 (Debian: ``apt-get install graphviz``); ``write()`` does what ``cowdsl run

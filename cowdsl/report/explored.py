@@ -308,15 +308,16 @@ def executions(r: Result, *, width: int = WIDTH, form: str | None = None, verbos
     return out
 
 
-def warnings(r: Result) -> list[str]:
-    """A verdict whose execution could not be extracted, said aloud."""
+def warnings(r: Result, width: int = WIDTH) -> list[str]:
+    """A verdict whose execution could not be extracted, said aloud (one
+    `Warning:` paragraph per check)."""
     out = []
     for c in r.checks:
         note = c.values.get(EVIDENCE)
         if note and c.witness is None:
             shown = "counterexample" if c.shows == "counterexample" else "witness"
-            out.append(f"Warning: line {c.assertion.span.line} is decided, but its {shown} was {note}: "
-                       "rerun with a larger --timeout or --max-states to see it")
+            out += wrap(f"Warning: line {c.assertion.span.line} is decided, but its {shown} was {note}: "
+                        "rerun with a larger --timeout or --max-states to see it", width, "", "  ")
     return out
 
 
@@ -349,13 +350,17 @@ def report(r: Result, show_state: bool = False, highlight=None, *, show_trace: b
     name, title = _title(r, width)
     model = race.model_for(r)
     finals = race.final_states(r, model)
-    lines = [f"Test {name} on {r.backend} ({ex.mode} exploration)"] + title
+    head = f"Test {name} on {r.backend} ({ex.mode} exploration)"
+    explored_how = ""
+    if len(head) > width:  # the search's kind moves to the Explored line
+        head, explored_how = f"Test {name} on {r.backend}", f" ({ex.mode})"
+    lines = [head] + title
     if ex.partial:
         lines += wrap(f"partial: {ex.states} states explored, bound hit ({ex.partial}); "
                       "no verdict is claimed that was not established", width, "", "  ")
     lines += final_state_lines(finals, width)
-    lines.append(f"Explored {ex.states} states, {ex.executions} executions, {ex.transitions} micro-steps "
-                 f"in {ex.seconds:.3f}s")
+    lines += wrap(f"Explored{explored_how} {ex.states} states, {ex.executions} executions, "
+                  f"{ex.transitions} micro-steps in {ex.seconds:.3f}s", width, "", "  ")
     if ex.deadlocks:
         lines.append(f"Deadlocks {len(ex.deadlocks)} (an actor waits forever)")
     for c in r.checks:
@@ -365,7 +370,7 @@ def report(r: Result, show_state: bool = False, highlight=None, *, show_trace: b
         lines += [word, "Witnesses", f"Positive: {pos} Negative: {neg}"]
         lines += wrap(f"Condition {_OBS.get(a.quantifier, 'forall')} ({a.text})", width, "", "  ")
         lines.append(f"Observation {name} {_observation(pos, neg)} {pos} {neg}")
-    lines += warnings(r)
+    lines += warnings(r, width)
     lines.append(f"Time {name} {r.seconds:.3f}")
     lines += executions(r, width=width, form=form, verbose=verbose, model=model)
     if r.expected:
