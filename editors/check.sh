@@ -5,10 +5,17 @@
 #  2. the Pygments lexer is installed: `pygmentize -N x.cow` says cow, `-l cow` works;
 #  3. Vim: headless syntax test (every word's group, ftdetect, indent);
 #  4. Emacs: cow-mode.el byte-compiles without warnings, and its ERT tests pass;
-#  5. VS Code: vscode-tmgrammar-test on the TextMate grammar, and the .vsix built by @vscode/vsce.
+#  5. VS Code: vscode-tmgrammar-test on the TextMate grammar; the extension's node tests
+#     (activate() against a stand-in vscode module, the problem matchers on cowdsl's own
+#     output, the snippets checked by cowdsl, the language server over vscode-jsonrpc);
+#     the .vsix built by @vscode/vsce with its dependencies (vscode-languageclient);
+#  6. the language server (`cowdsl lsp`) in the editors, headless: Neovim through
+#     editors/neovim/lua/cowdsl_lsp.lua, Emacs through Eglot and editors/emacs/cow-eglot.el:
+#     a typo's diagnostic, hover, and the quick fix applied.
 #
-# Missing tools are installed: vim and emacs-nox with apt-get (as root), the npm
-# tools into a temporary prefix.  A tool that cannot be installed is reported
+# Missing tools are installed: vim, emacs-nox, elpa-eglot (Emacs 28 has no Eglot) and
+# neovim with apt-get (as root), the npm tools into a temporary prefix, the extension's
+# dependencies (package-lock.json) into a copy of editors/vscode (never into the tree).  A tool that cannot be installed is reported
 # on a line starting with FAILED and makes the script exit 1; nothing is
 # skipped silently.
 set -uo pipefail
@@ -32,6 +39,11 @@ have_vim() { command -v vim >/dev/null 2>&1 && vim --version 2>/dev/null | grep 
 apt_pkgs=()
 have_vim || apt_pkgs+=(vim)
 command -v emacs >/dev/null 2>&1 || apt_pkgs+=(emacs-nox)
+# Eglot: built into Emacs 29+; Debian's elpa-eglot on 28 (package.el finds it under site-lisp/elpa)
+emacs_pkgs="(progn (require 'package) (add-to-list 'package-directory-list \"/usr/share/emacs/site-lisp/elpa\") (package-initialize))"
+have_eglot() { emacs --batch -Q --eval "$emacs_pkgs" --eval '(kill-emacs (if (locate-library "eglot") 0 1))' >/dev/null 2>&1; }
+if ! command -v emacs >/dev/null 2>&1 || ! have_eglot; then apt_pkgs+=(elpa-eglot); fi
+command -v nvim >/dev/null 2>&1 || apt_pkgs+=(neovim)
 command -v npm >/dev/null 2>&1 || apt_pkgs+=(nodejs npm)
 if ((${#apt_pkgs[@]})); then
   echo "installing with apt-get: ${apt_pkgs[*]}"
@@ -44,6 +56,7 @@ if ((${#apt_pkgs[@]})); then
 fi
 have_vim || bad "vim with +syntax and +eval is not installed: the Vim syntax is untested"
 command -v emacs >/dev/null 2>&1 || bad "emacs is not installed: cow-mode.el is untested"
+command -v nvim >/dev/null 2>&1 || bad "neovim is not installed: the Neovim LSP configuration is untested"
 
 npm_bin=""
 if command -v npm >/dev/null 2>&1; then
@@ -57,6 +70,14 @@ if command -v npm >/dev/null 2>&1; then
   fi
 else
   bad "npm is not installed: the TextMate grammar is untested, no .vsix"
+fi
+
+# The language server's Python side: cowdsl and pygls in the same Python.
+have_lsp=0
+if "$py" -c 'import cowdsl.lsp.protocol' >"$tmp/pygls.out" 2>&1; then have_lsp=1
+else
+  tail -n 3 "$tmp/pygls.out"
+  bad "$py cannot import cowdsl.lsp.protocol (is pygls installed?): the language server is untested in the editors"
 fi
 
 # --- 1. generated files -------------------------------------------------------------------
@@ -111,22 +132,75 @@ if [ -n "$npm_bin" ]; then
     cat "$tmp/tm.out"
     bad "vscode-tmgrammar-test"
   fi
-  version=$("$py" -c 'import json; print(json.load(open("editors/vscode/package.json"))["version"])')
-  vsix="editors/vscode/cowdsl-$version.vsix"
-  rm -f "$vsix"
-  if (cd editors/vscode && "$npm_bin/vsce" package --no-dependencies --allow-missing-repository --skip-license \
-        -o "cowdsl-$version.vsix") >"$tmp/vsce.out" 2>&1 \
-     && "$py" - "$vsix" <<'EOF'
+  # The extension in a copy of its folder, its dependencies from package-lock.json.
+  ext="$tmp/vscode"
+  mkdir -p "$ext"
+  tar -C editors/vscode --exclude=./node_modules --exclude='*.vsix' -cf - . | tar -C "$ext" -xf -
+  if (cd "$ext" && npm ci --omit=dev --no-audit --no-fund --loglevel=error) >"$tmp/npmci.out" 2>&1; then
+    if [ "$have_lsp" = 1 ] && (cd "$ext" && COWDSL_PYTHON="$py" node --test tests/) >"$tmp/node.out" 2>&1; then
+      ok "vscode extension: $(sed -n 's/^# pass //p' "$tmp/node.out") node tests passed"
+    elif [ "$have_lsp" = 1 ]; then
+      cat "$tmp/node.out"
+      bad "vscode extension node tests"
+    fi
+    version=$("$py" -c 'import json; print(json.load(open("editors/vscode/package.json"))["version"])')
+    vsix="editors/vscode/cowdsl-$version.vsix"
+    rm -f "$vsix"
+    if (cd "$ext" && "$npm_bin/vsce" package --allow-missing-repository --skip-license -o "$root/$vsix") \
+          >"$tmp/vsce.out" 2>&1 \
+       && "$py" - "$vsix" <<'EOF'
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
-need = {"extension/package.json", "extension/syntaxes/cow.tmLanguage.json", "extension/language-configuration.json"}
-sys.exit(0 if need <= names and not any(n.startswith("extension/tests/") for n in names) else f"{sys.argv[1]}: {sorted(names)}")
+need = {"extension/package.json", "extension/syntaxes/cow.tmLanguage.json", "extension/language-configuration.json",
+        "extension/extension.js", "extension/lib.js", "extension/snippets/cow.json",
+        "extension/node_modules/vscode-languageclient/package.json"}
+sys.exit(0 if need <= names and not any(n.startswith("extension/tests/") for n in names)
+         else f"{sys.argv[1]}: missing {sorted(need - names)} or has tests/")
 EOF
-  then
-    ok "vsce: built $vsix"
+    then
+      ok "vsce: built $vsix (with vscode-languageclient)"
+    else
+      cat "$tmp/vsce.out"
+      bad "vsce package"
+    fi
   else
-    cat "$tmp/vsce.out"
-    bad "vsce package"
+    tail -n 20 "$tmp/npmci.out"
+    bad "npm ci in editors/vscode (the extension's dependencies): no node tests, no .vsix"
+  fi
+fi
+
+# --- 6. the language server in Neovim and Emacs ----------------------------------------------
+if [ "$have_lsp" = 1 ]; then
+  mkdir -p "$tmp/lsp" "$tmp/el2"
+  printf 'process A\nA: mmap(buf)\nA: pin(buf, longtem) as mr\nassert alive(A)\n' >"$tmp/lsp/typo.cow"
+  if command -v nvim >/dev/null 2>&1; then
+    if COWDSL_PYTHON="$py" COWDSL_FILE="$tmp/lsp/typo.cow" timeout 180 \
+         nvim --headless -u NONE -i NONE -c 'luafile editors/neovim/test/lsp_test.lua' -c 'cquit 1' \
+         </dev/null >"$tmp/nvim.out" 2>&1 && grep -q '^neovim: [0-9]* checks passed' "$tmp/nvim.out"; then
+      ok "$(grep '^neovim:' "$tmp/nvim.out") ($(nvim --version | head -n 1), lua/cowdsl_lsp.lua)"
+    else
+      cat "$tmp/nvim.out"
+      bad "neovim LSP test"
+    fi
+  fi
+  if command -v emacs >/dev/null 2>&1 && have_eglot; then
+    cp editors/emacs/cow-mode.el editors/emacs/cow-eglot.el "$tmp/el2/"
+    if emacs --batch -Q --eval "$emacs_pkgs" -L "$tmp/el2" --eval '(setq byte-compile-error-on-warn t)' \
+         -f batch-byte-compile "$tmp/el2/cow-eglot.el" >"$tmp/bc2.out" 2>&1; then
+      ok "emacs: cow-eglot.el byte-compiles without warnings"
+    else
+      cat "$tmp/bc2.out"
+      bad "emacs: cow-eglot.el byte-compile"
+    fi
+    if COWDSL_PYTHON="$py" COWDSL_FILE="$tmp/lsp/typo.cow" timeout 180 emacs --batch -Q -L editors/emacs \
+         -l editors/emacs/test/cow-eglot-test.el -f ert-run-tests-batch-and-exit >"$tmp/eglot.out" 2>&1; then
+      ok "emacs eglot: $(grep '^Ran ' "$tmp/eglot.out")"
+    else
+      cat "$tmp/eglot.out"
+      bad "emacs eglot test"
+    fi
+  elif command -v emacs >/dev/null 2>&1; then
+    bad "Eglot is not available to emacs (Emacs 29+, or elpa-eglot): the Emacs LSP configuration is untested"
   fi
 fi
 
