@@ -200,3 +200,15 @@ def test_verbose_keeps_the_sequential_micro_steps(s12):
     lines = explored.execution(cex, scenario=s12.scenario, verbose=True, form="list")
     assert not any(ln.startswith(("before:", "after:")) for ln in lines)
     assert len([ln for ln in lines if re.match(r"\s+\d+\. ", ln)]) == len(cex)
+
+
+def test_the_cli_prints_state_and_trace_for_a_par_file(capsys):
+    """`cowdsl run --state --trace` on a par file: each final state's table and the
+    execution reaching it (it printed neither)."""
+    from cowdsl.cli import main
+
+    code = main(["run", "-b", RACY, "--state", "--trace", str(S12_FILE)])
+    out = capsys.readouterr().out
+    assert code == 0  # `expect fail on early-cow:wp_seq=off`
+    assert out.count("Execution reaching it, ") == 3 and out.count("  where  pte ") == 3
+    assert "CPU1 (T: GUP-fast pin)" in out
