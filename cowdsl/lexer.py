@@ -32,6 +32,7 @@ from pygments.token import (
 )
 
 from cowdsl import ops
+from cowdsl.syntax.grammar import grammar_text
 
 __all__ = ["CowLexer", "categories", "CATEGORY_TOKENS", "highlighter", "backend_pattern"]
 
@@ -70,8 +71,6 @@ CATEGORY_TOKENS = {
 
 def _grammar_text() -> str | None:
     try:
-        from cowdsl.syntax.parser import grammar_text
-
         return grammar_text()
     except Exception:  # no grammar (a stripped install): the registry alone
         return None

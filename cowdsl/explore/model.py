@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from attrs import evolve, frozen
 
 from cowdsl.scenario import Scenario, Step
+from cowdsl.semantics import invariants
 from cowdsl.semantics.machine import Event, Machine
 from cowdsl.semantics.state import Outcome, State
 
@@ -227,8 +228,6 @@ class Model:
     def check_invariants(self, before: World, after: World, step: Step, label: str) -> None:
         """The model's invariants after one micro-step, counting what every actor's
         unfinished op holds between its micro-steps; raises InvariantViolation."""
-        from cowdsl.semantics import invariants
-
         flight = []
         for t in after.threads:
             if t.label is not None and not t.done:

@@ -8,8 +8,6 @@ import hashlib
 import os
 import re
 import stat
-from importlib import resources
-from pathlib import Path
 
 import lark
 from lark import Lark, Token, v_args
@@ -19,16 +17,9 @@ from lark.visitors import Transformer_NonRecursive
 from cowdsl import ops
 from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.syntax import ast
+from cowdsl.syntax.grammar import grammar_text
 
 MAX_SOURCE_BYTES = 1 << 20  # a scenario is a page of text, not a megabyte
-
-
-def grammar_text() -> str:
-    """The grammar: inside the installed package, or grammar/ in a checkout."""
-    packaged = resources.files("cowdsl") / "grammar" / "cow.lark"
-    if packaged.is_file():
-        return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parents[2] / "grammar" / "cow.lark").read_text(encoding="utf-8")
 
 
 def cache_file(grammar: str) -> str | None:
