@@ -60,7 +60,7 @@ class DeviceExclusive:
         m.say(f"make_device_exclusive: the device has exclusive access to #{pfn}")
         return self.devexcl_done(m, step, Outcome(True))
 
-    def devexcl_done(self, m, step, out):
+    def devexcl_done(self, m: Machine, step: Step, out: Outcome) -> Micro:
         m.update_mm(step.addr.proc, mmap_lock=m.mm(step.addr.proc).mmap_lock - 1)
         return Micro(None, (), out)
 

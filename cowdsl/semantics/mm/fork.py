@@ -51,7 +51,7 @@ class Fork:
             m.say("copy_page_range: raw_write_seqcount_begin(write_protect_seq)")
         return Micro("pte", (0,))
 
-    def fork_targets(self, m, parent):
+    def fork_targets(self, m: Machine, parent: str) -> list[tuple[str, int]]:
         """The PTEs copy_page_range copies: not those of a VMA without an anon_vma,
         where a fault fills them in correctly later (vma_needs_copy); hugetlb
         mappings are always copied."""
@@ -136,7 +136,7 @@ class Fork:
         m.say(f"fork: mmap_write_unlock({parent})")
         return Micro(None, (), Outcome(True))
 
-    def copy_present_pte(self, m, src, dst, vname, idx) -> None:
+    def copy_present_pte(self, m: Machine, src: str, dst: str, vname: str, idx: int) -> None:
         """Share the page with the child (the copy case is fork__alloc/fork__retry)."""
         vma = m.vma(src, vname)
         pte = vma.ptes[idx]

@@ -100,7 +100,7 @@ class Gup:
         return None, "EFAULT"
 
     # --- GUP-fast: lockless, with its own preemption points (gup_pte_range) -------------
-    def foll_of(self, step) -> Foll:
+    def foll_of(self, step: Step) -> Foll:
         if step.op == "vmsplice":
             return Foll(fast=True)  # iov_iter_get_pages2: a read-only FOLL_GET through GUP-fast
         return Foll(write="write" in step.flags, pin=step.op == "pin", longterm="longterm" in step.flags,
@@ -185,7 +185,7 @@ class Gup:
             return Micro(None, (), Outcome(False, error=err))
         return Micro(None, (), self.gup_done(m, step, pfn))
 
-    def gup_done(self, m, step, pfn) -> Outcome:
+    def gup_done(self, m: Machine, step: Step, pfn: int) -> Outcome:
         """The page is held: a pin or reference for the caller, or a pipe buffer."""
         if step.op == "vmsplice":
             return self.vmsplice_done(m, step, pfn)
@@ -224,7 +224,7 @@ class Gup:
         m.say(f"{'unpin_user_page' if h.pin else 'put_page'}{times}: #{h.page}{self._counts(m, h.page)}")
         return Outcome(True)
 
-    def _device(self, m, step):
+    def _device(self, m: Machine, step: Step) -> Handle | None:
         h = m.handle(step.handle)
         if h is None:
             m.say(f"{step.handle} holds no page (its GUP failed): no DMA")
@@ -325,7 +325,7 @@ class Gup:
         m.say(f"access_remote_vm: forced write of {step.value} into {where}")
         return self.pmw_unlock(m, step, Outcome(True))
 
-    def pmw_vma_gone(self, m, step):
+    def pmw_vma_gone(self, m: Machine, step: Step) -> Micro | None:
         """The mapping was torn down since the lock was taken (the target's SIGSEGV): -EFAULT."""
         a = step.addr
         if m.vma(a.proc, a.mapping) is not None:
@@ -333,7 +333,7 @@ class Gup:
         m.say(f"gup: no mapping `{a.mapping}` in {a.proc} any more → -EFAULT")
         return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
 
-    def pmw_unlock(self, m, step, out):
+    def pmw_unlock(self, m: Machine, step: Step, out: Outcome) -> Micro:
         a = step.addr
         m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock - 1)
         return Micro(None, (), out)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 class Pipes:
-    def vmsplice_done(self, m, step, pfn) -> Outcome:
+    def vmsplice_done(self, m: Machine, step: Step, pfn: int) -> Outcome:
         """vmsplice_to_pipe → iter_to_pipe → iov_iter_get_pages2: the page, taken
         read-only with FOLL_GET through GUP-fast, goes into a pipe buffer (6.x; a
         2026 proposal would make vmsplice copy instead)."""
