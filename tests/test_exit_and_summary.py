@@ -112,3 +112,14 @@ def test_the_corpus_prints_a_line_a_file(monkeypatch):
     assert all(ln.startswith("scenarios/races/") and len(ln) <= 80 for ln in out.splitlines())
     long_path = summary.file_lines(results[:1], width=40)
     assert long_path[0] == results[0].scenario.filename and long_path[1].strip().startswith("pass")
+
+
+def test_a_backend_a_file_names_no_expectation_for_is_shown_not_judged():
+    """The pin scenario expects pass on anon-exclusive and says nothing of mapcount,
+    where it fails: exit 0 alone and in the matrix (a file without any expect line
+    must pass everywhere, as above)."""
+    sc = load_text(LONG_TERM_PIN, "pin.cow")
+    alone = run(sc, "mapcount")
+    assert alone.verdict == "fail" and alone.expected is None and not alone.judged and alone.ok
+    assert exitcode.exit_code([alone]) == 0
+    assert exitcode.matrix_exit_code(matrix.build([sc], ["anon-exclusive", "mapcount"])) == 0

@@ -2,8 +2,8 @@
 for the era matrix (a cell exits as it would alone):
 
 - 0 (``OK``): everything as expected;
-- 1 (``NOT_AS_EXPECTED``): a verdict differs from its expect line, or, without
-  an expect line for that backend, an assertion fails;
+- 1 (``NOT_AS_EXPECTED``): a verdict differs from its expect line, or, in a
+  file without expect lines, an assertion fails (``Result.ok``);
 - 3 (``UNDECIDED``): a bound (--max-states, --timeout) was hit before a verdict
   could be established (``verdict == "unknown"``);
 - 2 (``ERROR``): a usage, load or run error, when the caller says there was one.
@@ -24,11 +24,11 @@ OK, NOT_AS_EXPECTED, ERROR, UNDECIDED = 0, 1, 2, 3
 
 def cell(r: Result) -> int:
     """One result's exit status: 0, 1 or 3."""
+    if not r.judged:
+        return OK  # shown, not judged: the file names no expectation for this backend
     if r.verdict == "unknown":
         return UNDECIDED
-    if r.verdict == "skip":
-        return OK
-    return OK if r.verdict == (r.expected or "pass") else NOT_AS_EXPECTED
+    return OK if r.ok else NOT_AS_EXPECTED
 
 
 def exit_code(results: Iterable[Result], errors: bool = False) -> int:
