@@ -135,7 +135,7 @@ class Batch:
         problem with its message; any other exception is an internal error.
         """
         import cowdsl.run  # lazy: loading files (`cowdsl check`) never imports the model
-        from cowdsl.explore.search import Bounds
+        from cowdsl.explore.search import Bounds  # lazy, like cowdsl.run (which imports it anyway)
 
         limits = self.limits or Limits()
         shown = progress(sc.name) if progress is not None else nullcontext(None)

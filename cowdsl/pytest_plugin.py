@@ -21,6 +21,8 @@ collection error showing its diagnostics.  ``-p no:cowdsl`` turns the plugin off
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 DEFAULT_BACKEND = "anon-exclusive"
@@ -69,14 +71,14 @@ class CowFile(pytest.File):
     """A .cow file: one item per backend."""
 
     def collect(self):
-        from cowdsl.batch import Batch
-        from cowdsl.kernel.spec import resolve
+        from cowdsl.batch import Batch  # lazy: the plugin loads in every pytest session
+        from cowdsl.kernel.spec import resolve  # lazy, like Batch
 
         batch = Batch()
         sc = batch.load_file(self.path)
         if sc is None:
             raise self.CollectError(problem_text(batch.problems[0])) from None
-        specs = {}  # one item per model: an alias and its name are one
+        specs: dict[str, tuple[Any, int]] = {}  # one item per model: an alias and its name are one
         for e in sc.expectations:
             specs.setdefault(e.spec.name, (e.spec, e.span.line))
         if not specs:
@@ -114,7 +116,7 @@ class CowItem(pytest.Item):
         self.result = None
 
     def runtest(self):
-        from cowdsl.batch import Batch
+        from cowdsl.batch import Batch  # lazy: the plugin loads in every pytest session
 
         batch = Batch()
         self.result = r = batch.run(self.scenario, self.spec)

@@ -45,9 +45,9 @@ def main(argv=None) -> int:
 
 
 def _main(argv, own_sigint: bool) -> int:
-    import importlib  # imported after SIGINT is handled, so that Ctrl-C during them is one line
+    import importlib  # after the SIGINT handler: Ctrl-C during imports is one line
 
-    from cowdsl.cli.args import COMMANDS, parser
+    from cowdsl.cli.args import COMMANDS, parser  # after the SIGINT handler, like importlib
 
     p = parser()
     try:

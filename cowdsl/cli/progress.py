@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import Any
 
 
 class Progress:
@@ -15,7 +16,8 @@ class Progress:
     """
 
     def __init__(self, name: str):
-        self.name, self.shown, self.live = name, False, None
+        self.name, self.shown = name, False
+        self.live: Any = None  # a rich Status once shown; False without rich
 
     def __enter__(self):
         self.t0 = time.monotonic()
@@ -27,7 +29,7 @@ class Progress:
         if self.live is None:
             try:
                 from rich.console import Console  # lazy: rich only once an exploration is slow
-                from rich.status import Status
+                from rich.status import Status  # lazy, like Console
 
                 self.live = Status("", console=Console(stderr=True))
                 self.live.start()
