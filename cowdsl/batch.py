@@ -141,8 +141,8 @@ class Batch:
         shown = progress(sc.name) if progress is not None else nullcontext(None)
         try:
             with shown as tick:
-                bounds = Bounds(max_states=max_states or limits.max_states, timeout=timeout or limits.timeout,
-                                progress=tick)
+                bounds = Bounds(max_states=limits.max_states if max_states is None else max_states,
+                                timeout=limits.timeout if timeout is None else timeout, progress=tick)
                 return cowdsl.run.run(sc, spec, mode=mode, bounds=bounds, schedule=schedule)
         except ValueError as e:
             if schedule is None:
