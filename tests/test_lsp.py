@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
+import re
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 if os.environ.get("COWDSL_REQUIRE_LSP") == "1":  # CI: the language server's tests must run, not skip
     import pygls  # noqa: F401
@@ -22,6 +26,7 @@ from lsprotocol import types as T  # noqa: E402
 from pygls.lsp.client import BaseLanguageClient  # noqa: E402
 
 from cowdsl import fmt  # noqa: E402
+from cowdsl.load import load_text  # noqa: E402
 from cowdsl.lsp import analysis as A  # noqa: E402
 from cowdsl.lsp.index import build  # noqa: E402
 
@@ -359,3 +364,49 @@ def test_rename_refuses_keywords_and_taken_names() -> None:
 def test_formatting_of_a_broken_file_is_none() -> None:
     assert A.formatting("process A\nA: mmap(buf\n") is None
     assert A.formatting(fmt.format_text(GOOD)) == []
+
+
+def _expand(snippet: str) -> str:
+    """An LSP snippet with every placeholder at its default."""
+    values: dict[str, str] = {}
+
+    def keep(m: re.Match[str]) -> str:
+        values[m.group(1)] = m.group(2)
+        return m.group(2)
+
+    out = re.sub(r"\$\{(\d+):([^}]*)\}", keep, snippet)
+    return re.sub(r"\$(\d+)", lambda m: values.get(m.group(1), ""), out)
+
+
+@pytest.mark.parametrize("name", [s[0] for s in A.SNIPPETS])
+def test_snippets_are_scenarios(name: str) -> None:
+    (body,) = [b for n, _, b in A.SNIPPETS if n == name]
+    load_text(_expand(body))
+
+
+SCENARIO_FILES = sorted((Path(__file__).resolve().parents[1] / "scenarios").rglob("*.cow"))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(SCENARIO_FILES), st.randoms(use_true_random=False))
+def test_every_request_answers_on_a_file_being_typed(path: Path, rnd: random.Random) -> None:
+    """A prefix of a scenario, maybe with one character changed: no request raises."""
+    src = path.read_text(encoding="utf-8")
+    text = src[: rnd.randint(0, len(src))]
+    if text and rnd.random() < 0.5:
+        i = rnd.randrange(len(text))
+        text = text[:i] + rnd.choice(["(", ")", ":", ",", "x", "", "\n", ".", "=", "{", "}", '"', "#"]) + text[i + 1:]
+    lines = text.split("\n")
+    idx = build(text)
+    A.problems(text)
+    A.completions(text, A.Pos(len(lines) - 1, len(lines[-1])), idx)
+    for _ in range(5):
+        ln = rnd.randrange(len(lines))
+        p = A.Pos(ln, rnd.randint(0, len(lines[ln])))
+        A.hover(text, p, idx)
+        A.definition(text, p, idx)
+        A.references(text, p, True, idx)
+        A.completions(text, p, idx)
+    A.symbols(text, idx)
+    A.code_actions(text)
+    A.formatting(text)
