@@ -434,3 +434,19 @@ def test_a_crashing_checker_is_reported_and_the_others_load(tmp_path, capsys, mo
     assert out.splitlines() == [f"{good}: ok (7 steps, 3 assertions, 1 expect line)"]
     assert f"cowdsl: {bad}: internal error while loading: KeyError: 'checker bug'" in err
     assert "Traceback" in err
+
+
+def test_fmt_and_lsp_are_commands(tmp_path, capsys):
+    """The editors start `cowdsl lsp`, and docs/editors.md documents `cowdsl fmt`: both are
+    handed the rest of the command line."""
+    messy = write(tmp_path, "messy.cow", "process A\nA:   mmap(buf, anon, private, rw)\nassert A.buf == 0\n")
+    assert cli("fmt", "--check", messy) == 1
+    assert cli("fmt", messy) == 0
+    assert cli("fmt", "--check", messy) == 0
+    capsys.readouterr()
+    assert cli("lsp", "--version") == 0
+    assert capsys.readouterr().out == f"cowdsl lsp {__version__}\n"
+    assert cli("fmt", "--bogus") == 2
+    assert cli("--help") == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^    fmt +rewrite \.cow files", out, re.M) and re.search(r"^    lsp +the language server", out, re.M)

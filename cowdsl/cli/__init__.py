@@ -47,11 +47,12 @@ def main(argv=None) -> int:
 def _main(argv, own_sigint: bool) -> int:
     import importlib  # after the SIGINT handler: Ctrl-C during imports is one line
 
-    from cowdsl.cli.args import COMMANDS, parser  # after the SIGINT handler, like importlib
+    from cowdsl.cli.args import COMMANDS, parser, passthrough  # after the SIGINT handler, like importlib
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     p = parser()
     try:
-        args = p.parse_args(argv)
+        args = passthrough(argv) or p.parse_args(argv)
     except SystemExit as e:  # --help and --version exit 0; usage errors exit 2
         return EXIT_OK if not e.code else EXIT_ERROR
     if not args.command:

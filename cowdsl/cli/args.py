@@ -25,6 +25,14 @@ COMMANDS = {
     "crosscheck": ("crosscheck", "crosscheck"),
     "ops": ("listings", "ops"),
     "backends": ("listings", "backends"),
+    "fmt": ("tools", "fmt"),
+    "lsp": ("tools", "lsp"),
+}
+
+# Commands that parse the rest of the command line themselves: `cowdsl fmt --check FILE`.
+PASSTHROUGH = {
+    "fmt": "rewrite .cow files in the canonical layout (see `cowdsl fmt --help`)",
+    "lsp": "the language server for editors, over stdin/stdout (see `cowdsl lsp --help`)",
 }
 
 
@@ -130,4 +138,13 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--model", default="anon-exclusive", help="the model backend (default anon-exclusive)")
     sub.add_parser("ops", help="list the ops and facts")
     sub.add_parser("backends", help="list the backends")
+    for name, text in PASSTHROUGH.items():  # listed in --help; main() hands them the rest of the line
+        sub.add_parser(name, help=text, add_help=False)
     return p
+
+
+def passthrough(argv: list[str]) -> argparse.Namespace | None:
+    """The command and the rest of ``argv`` when it names a command with its own parser."""
+    if argv and argv[0] in PASSTHROUGH:
+        return argparse.Namespace(command=argv[0], rest=argv[1:])
+    return None
