@@ -191,8 +191,8 @@ def _word_at(line: str, char: int) -> tuple[int, int, str] | None:
     return None
 
 
-def _backend_at(line: str, char: int) -> tuple[str, int, Range] | None:
-    """The backend spec under the cursor on an expect line, which ``:`` piece, and its range."""
+def _backend_at(line: str, char: int) -> tuple[str, int, int, int] | None:
+    """The backend spec under the cursor on an expect line, which ``:`` piece, and its columns."""
     m = re.match(r"(\s*expect\s+\w+\s+on\s+)(.*)$", line)
     if not m:
         return None
@@ -202,9 +202,7 @@ def _backend_at(line: str, char: int) -> tuple[str, int, Range] | None:
         if start <= char <= end:
             spec = piece.group()
             part = spec[: char - start].count(":")
-            return spec, part, Range(Pos(0, start), Pos(0, end))
-        if piece.group().startswith("#"):
-            break
+            return spec, part, start, end
     return None
 
 
@@ -237,8 +235,8 @@ def hover(text: str, pos: Pos, index: Index | None = None) -> tuple[str, Range] 
         return None
     b = _backend_at(code, pos.char)
     if b is not None:
-        spec, part, r = b
-        return docs.backend_doc(spec, part), Range(Pos(pos.line, r.start.char), Pos(pos.line, r.end.char))
+        spec, part, start, end = b
+        return docs.backend_doc(spec, part), Range(Pos(pos.line, start), Pos(pos.line, end))
     index = index or build(text)
     occ = index.at(pos.line + 1, pos.char + 1)
     if occ is not None:
@@ -313,8 +311,8 @@ def _ops_for(actor: str, index: Index) -> list[str]:
     return [n for n, s in ops.OPS.items() if s.actor == kind]
 
 
-def _items(words: list[str], kind: str, detail: str = "", insert_suffix: str = "") -> list[Completion]:
-    return [Completion(w, kind, detail, insert=w + insert_suffix if insert_suffix else None) for w in words]
+def _items(words: list[str], kind: str, detail: str = "") -> list[Completion]:
+    return [Completion(w, kind, detail) for w in words]
 
 
 def _backend_items(fragment: str) -> list[Completion]:
