@@ -410,3 +410,18 @@ def test_every_request_answers_on_a_file_being_typed(path: Path, rnd: random.Ran
     A.symbols(text, idx)
     A.code_actions(text)
     A.formatting(text)
+
+
+def test_without_pygls_the_server_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from cowdsl.lsp import server
+
+    def missing(name: str) -> None:
+        raise ImportError(f"No module named '{name}'")
+
+    monkeypatch.setattr(server.importlib, "import_module", missing)
+    assert server.main([]) == 2
+    assert "pip install 'pygls" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        server.main(["--version"])
+    assert e.value.code == 0
