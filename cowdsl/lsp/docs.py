@@ -49,7 +49,7 @@ def op_doc(name: str) -> str | None:
     spec = ops.OPS.get(name)
     if spec is None:
         return None
-    out = [f"```cow\n{spec.signature()}\n```", spec.doc, "", f"**Kernel:** `{spec.kernel}`",
+    out = [f"```cow\n{spec.signature()}\n```", spec.doc, "", f"**Kernel:** `{spec.kernel}`", "",
            f"**Done by:** {_ACTOR_WORDS.get(spec.actor, spec.actor)}"]
     if spec.params:
         out += ["", "**Parameters:**"] + [f"- `{p.name}`: {p.doc}" for p in spec.params]
@@ -77,7 +77,7 @@ def _micro_steps(spec: ops.OpSpec) -> list[str]:
             continue
         chosen = next((w for w, p in getattr(spec, "flag_programs", ()) if p is prog), None)
         out += ["", f"**Micro-steps** (`{prog.name}`" + (f", with `{chosen}`" if chosen else "") + "):"]
-        out += [f"{i}. `{s.label}` [{s.lock.name.lower()}]: {s.doc}" for i, s in enumerate(steps, 1)]
+        out += [f"{i}. `{s.label}` [{s.lock.name.lower()}]: `{s.doc}`" for i, s in enumerate(steps, 1)]
     return out
 
 

@@ -32,6 +32,18 @@ end
 
 local started = {}  -- root -> client id, for Neovim 0.7
 
+-- The default on_attach: K hovers and gd goes to the definition, in .cow buffers
+-- (Neovim 0.10 maps K itself; older ones do not).
+function M.on_attach(_, bufnr)
+  local function map(lhs, fn, desc)
+    if vim.fn.maparg(lhs, 'n') == '' or vim.fn.has('nvim-0.10') == 0 then
+      vim.keymap.set('n', lhs, fn, { buffer = bufnr, desc = desc })
+    end
+  end
+  map('K', vim.lsp.buf.hover, 'cowdsl: hover')
+  map('gd', vim.lsp.buf.definition, 'cowdsl: go to definition')
+end
+
 function M.start(bufnr, opts)
   opts = vim.tbl_deep_extend('force', M.defaults, opts or {})
   bufnr = bufnr or vim.api.nvim_get_current_buf()
@@ -39,7 +51,7 @@ function M.start(bufnr, opts)
     name = opts.name,
     cmd = opts.cmd,
     root_dir = root_of(bufnr, opts.root_markers),
-    on_attach = opts.on_attach,
+    on_attach = opts.on_attach or M.on_attach,
     capabilities = opts.capabilities,
   }
   if vim.lsp.start then
