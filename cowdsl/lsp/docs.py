@@ -66,16 +66,13 @@ def op_doc(name: str) -> str | None:
 
 
 def _micro_steps(spec: ops.OpSpec) -> list[str]:
-    """The op's micro-steps (the kernel functions at each preemption point), when the registry has them."""
-    programs = getattr(spec, "programs", None)  # the registry is gaining programs; older ones have none
-    if programs is None:
-        return []
+    """The op's micro-steps: the kernel functions between its preemption points, per program."""
     out: list[str] = []
-    for prog in programs():
+    for prog in spec.programs():
         steps = [s for s in prog.steps if s.doc]
         if not steps:
             continue
-        chosen = next((w for w, p in getattr(spec, "flag_programs", ()) if p is prog), None)
+        chosen = next((w for w, p in spec.flag_programs if p is prog), None)
         out += ["", f"**Micro-steps** (`{prog.name}`" + (f", with `{chosen}`" if chosen else "") + "):"]
         out += [f"{i}. `{s.label}` [{s.lock.name.lower()}]: `{s.doc}`" for i, s in enumerate(steps, 1)]
     return out
