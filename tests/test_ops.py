@@ -1008,20 +1008,29 @@ def test_proc_mem_write_into_a_read_only_shared_file_mapping_fails():
     assert st.pages[st.file_page("F", 0)].mapcount == 0
 
 
-def test_proc_mem_write_into_a_read_only_hugetlb_mapping_fails():
-    """6.2 (f347454d0341, reference §10 and §12): FOLL_FORCE|FOLL_WRITE on hugetlb
-    is refused; anon-exclusive without options models 6.2+."""
-    r = run_src("""
-        process A
-        A: mmap(h, anon, private, ro, hugetlb)
-        A: read(h) as before
-        A: proc_mem_write(h, 9) as w
-        A: read(h) as after
-    """)
-    st = r.final
-    assert not st.result("w").ok
-    assert value(r, "after") == 0
-    assert page(st, "A", "h").data == 0
+RO_HUGETLB_FORCED_WRITE = """
+    process A
+    A: mmap(h, anon, private, ro, hugetlb)
+    A: read(h) as before
+    A: proc_mem_write(h, 9) as w
+    A: read(h) as after
+"""
+
+
+def test_proc_mem_write_into_a_read_only_hugetlb_mapping_fails_6_2_to_6_13():
+    """f347454d0341 (6.2, 6.1.2): FOLL_FORCE|FOLL_WRITE on hugetlb is refused,
+    until 6.14 allowed it again (§15.1 item 5)."""
+    for backend in ("6.1.2", "6.13.7"):
+        r = run_src(RO_HUGETLB_FORCED_WRITE, backend=backend)
+        st = r.final
+        assert not st.result("w").ok
+        assert value(r, "after") == 0
+        assert page(st, "A", "h").data == 0
+
+
+def test_proc_mem_write_into_a_read_only_hugetlb_mapping_breaks_cow_from_6_14():
+    r = run_src(RO_HUGETLB_FORCED_WRITE)  # anon-exclusive: 6.18
+    assert r.final.result("w").ok and value(r, "after") == 9
 
 
 def test_proc_mem_write_into_a_writable_hugetlb_mapping_works():

@@ -85,8 +85,8 @@ def test_wp_can_reuse_exclusive_page_is_reused():
         A: read(buf) as v
         A: write(buf, 2)
     """
-    r = run_src(src)
-    before = state_after(src, "A: read(buf) as v")
+    r = run_src(src, backend="6.10")  # from 6.11 the read fault maps it writable already
+    before = state_after(src, "A: read(buf) as v", backend="6.10")
     assert not pte(before, "A", "buf").write and page(before, "A", "buf").anon_exclusive
     assert_decision(r, "wp_can_reuse", "A: write(buf, 2)", True, "6c287605fd56")
     st = r.final
@@ -870,7 +870,7 @@ def test_swapin_free_swapcache_not_with_an_extra_reference():
 
 @covers("swapin_exclusive", True)
 def test_swapin_exclusive_via_the_swap_pte_bit():
-    r = run_src(SWAPPED_OUT_THEN_READ)
+    r = run_src(SWAPPED_OUT_THEN_READ, backend="6.10")
     assert_decision(r, "swapin_exclusive", "A: read(buf) as v", True, "1493a1913e34")
     st = r.final
     assert page(st, "A", "buf").anon_exclusive  # exclusive even though the swap cache holds it
@@ -1490,3 +1490,120 @@ def test_s8_ro_pin_of_a_cow_shared_page_stays_coherent():
     assert_checks_hold(r)
     assert decisions(r, "gup_must_unshare", "A: pin(buf, read) as mr")[0] == (True, "a7f226604170")
     assert_decision(r, "wp_can_reuse", "A: write(buf, 2)", True, "6c287605fd56")  # "later reuse"
+
+
+# --- rules of the version timeline (cowdsl/kernel/timeline.py) --------------------------------------------------------
+
+THP_SHARED_THEN_WRITE = """
+    process A
+    A: mmap(buf, anon, private, rw, thp)
+    A: write(buf, 1)
+    A: fork() as B
+    A: write(buf, 2)
+"""
+
+
+@covers("thp_wp_copies_whole", True)
+def test_thp_wp_copies_whole_before_5_8():
+    # 3917c80280c9 (5.8): before it, do_huge_pmd_wp_page copied the whole THP (read in 4.19.222)
+    r = run_src(THP_SHARED_THEN_WRITE, backend="5.7")
+    assert_decision(r, "thp_wp_copies_whole", "A: write(buf, 2)", True, "3917c80280c9")
+    assert page(r.final, "A", "buf").kind == "thp" and page(r.final, "A", "buf").data == 2
+
+
+@covers("thp_wp_copies_whole", False)
+def test_thp_wp_splits_and_copies_a_page_from_5_8():
+    for backend in ("5.8", "4.19.222:thp_wp=split"):
+        r = run_src(THP_SHARED_THEN_WRITE, backend=backend)
+        assert_decision(r, "thp_wp_copies_whole", "A: write(buf, 2)", False, "3917c80280c9")
+        assert page(r.final, "A", "buf").kind == "small"
+    assert page(run_src(THP_SHARED_THEN_WRITE, backend="4.19.222").final, "A", "buf").kind == "thp"
+
+
+PVW = """
+    process A, B
+    A: mmap(buf, anon, private, rw)
+    A: write(buf, 1)
+    B: process_vm_writev(A.buf, 5)
+"""
+
+
+@covers("pvm_foll_pin", True)
+def test_pvm_pins_from_5_6():
+    r = run_src(PVW, backend="5.6")
+    assert_decision(r, "pvm_foll_pin", "B: process_vm_writev(A.buf, 5)", True, "803e4572d7c5")
+    assert any("unpin_user_pages" in str(e) for rec in r.steps for e in rec.events)
+
+
+@covers("pvm_foll_pin", False)
+def test_pvm_takes_get_references_before_5_6():
+    r = run_src(PVW, backend="5.4.214")
+    assert_decision(r, "pvm_foll_pin", "B: process_vm_writev(A.buf, 5)", False, "803e4572d7c5")
+    assert any("put_page" in str(e) for rec in r.steps for e in rec.events)
+    assert page(r.final, "A", "buf").data == 5 and page(r.final, "A", "buf").pincount == 0
+
+
+HUGETLB_FORK = """
+    process A
+    A: mmap(buf, anon, private, rw, hugetlb)
+    A: write(buf, 1)
+    A: fork() as B
+"""
+
+
+@covers("hugetlb_fork_wp_seq", False)
+def test_hugetlb_fork_outside_write_protect_seq_before_5_19():
+    r = run_src(HUGETLB_FORK, backend="5.15")
+    assert_decision(r, "hugetlb_fork_wp_seq", "A: fork() as B", False, "623a1ddfeb23")
+    assert mm(r.final, "A").wp_seq == 0  # never raised: GUP-fast cannot see this fork
+
+
+@covers("hugetlb_fork_wp_seq", True)
+def test_hugetlb_fork_inside_write_protect_seq_from_5_19():
+    r = run_src(HUGETLB_FORK, backend="5.19")
+    assert_decision(r, "hugetlb_fork_wp_seq", "A: fork() as B", True, "623a1ddfeb23")
+    assert mm(r.final, "A").wp_seq == 2
+
+
+KSM_RO_CLEAN = """
+    process A, B
+    A: mmap(buf, anon, private, rw)
+    B: mmap(buf, anon, private, rw)
+    A: write(buf, 1)
+    B: write(buf, 1)
+    reclaim: swapout(A.buf)
+    A: read(buf) as v
+    A: gup(buf) as r
+    ksmd: ksm_merge(A.buf, B.buf) as k
+"""
+
+
+@covers("ksm_checks_refs", False)
+def test_ksm_does_not_compare_references_of_a_read_only_clean_pte_before_5_19():
+    r = run_src(KSM_RO_CLEAN, backend="5.18")
+    a_page, b_page = rule_events(r, "ksm_checks_refs", "ksmd: ksm_merge(A.buf, B.buf) as k")  # A's, then B's
+    assert (a_page.decision, a_page.commit, b_page.decision) == (False, "6c287605fd56", True)
+    assert r.final.result("k").ok and page(r.final, "A", "buf").ksm
+
+
+@covers("ksm_checks_refs", True)
+def test_ksm_compares_references_of_an_exclusive_page_from_5_19():
+    r = run_src(KSM_RO_CLEAN, backend="5.19")
+    evs = rule_events(r, "ksm_checks_refs", "ksmd: ksm_merge(A.buf, B.buf) as k")
+    assert evs and evs[0].decision is True and evs[0].commit == "6c287605fd56"
+    assert not r.final.result("k").ok
+
+
+@covers("swapin_read_writable", True)
+def test_swapin_read_fault_maps_writable_from_6_11():
+    r = run_src(SWAPPED_OUT_THEN_READ, backend="6.11")
+    assert_decision(r, "swapin_read_writable", "A: read(buf) as v", True, "c18160dba5ff")
+    st = r.final
+    assert pte(st, "A", "buf").write and not pte(st, "A", "buf").dirty  # writable, clean: a read fault
+
+
+@covers("swapin_read_writable", False)
+def test_swapin_read_fault_maps_read_only_before_6_11():
+    r = run_src(SWAPPED_OUT_THEN_READ, backend="6.10")
+    assert_decision(r, "swapin_read_writable", "A: read(buf) as v", False, "c18160dba5ff")
+    assert not pte(r.final, "A", "buf").write

@@ -47,6 +47,11 @@ RULES = (
     "fork_restores_device_exclusive",
     "has_write_protect_seq",
     "check_vma_flags",
+    "thp_wp_copies_whole",
+    "pvm_foll_pin",
+    "hugetlb_fork_wp_seq",
+    "ksm_checks_refs",
+    "swapin_read_writable",
 )
 
 
@@ -54,6 +59,10 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
     name: ClassVar[str]
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
     HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14
+    # fork's per-entry functions as the era names them: copy_one_pte until 5.9-rc7
+    # (79a1971c5f14 split it), copy_present_pte / copy_nonpresent_pte after
+    COPY_PTE: ClassVar[str] = "copy_present_pte"
+    COPY_NONPRESENT_PTE: ClassVar[str] = "copy_nonpresent_pte"
 
     def __init__(self, kernel: KernelSpec):
         if kernel.model != self.name:
@@ -216,6 +225,28 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
 
     def foll_write_dropped(self, flags) -> bool:
         """Whether GUP stopped asking for write access after breaking COW (before 4.9)."""
+        raise NotImplementedError
+
+    def thp_wp_copies_whole(self) -> Decision:
+        """do_huge_pmd_wp_page: does a write fault that cannot reuse a THP copy it
+        whole (≤5.7), or split the PMD and copy one page?"""
+        raise NotImplementedError
+
+    def pvm_foll_pin(self) -> Decision:
+        """process_vm_readv/writev: FOLL_PIN (5.6+) or FOLL_GET?"""
+        raise NotImplementedError
+
+    def hugetlb_fork_wp_seq(self) -> Decision:
+        """Does fork copy hugetlb mappings inside write_protect_seq (5.19+)?"""
+        raise NotImplementedError
+
+    def ksm_checks_refs(self, m: Machine, pte, pfn: int) -> Decision:
+        """write_protect_page: does KSM compare this page's references with its
+        mappings before merging it?"""
+        raise NotImplementedError
+
+    def swapin_read_writable(self, m: Machine, vma) -> Decision:
+        """do_swap_page: does a read fault map an exclusive page writable (6.11+)?"""
         raise NotImplementedError
 
     @classmethod

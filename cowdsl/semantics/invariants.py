@@ -37,7 +37,7 @@ import os
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING
 
-from cowdsl.ops import FOLL_PIN, HOLDS_GRAB
+from cowdsl.ops import FOLL_PIN, HOLDS_GRAB, HOLDS_PIN
 from cowdsl.semantics import concepts
 from cowdsl.semantics.state import PTE_THP, THP_SIBLINGS, Page, State
 
@@ -112,6 +112,8 @@ def in_flight(backend: MicroSteps, step: Step | None, label: str | None, frame: 
     if held is None:
         return []
     kind = held.kind
+    if kind == HOLDS_PIN and not backend.takes_pin(step):
+        kind = "get"  # process_vm_readv/writev before 5.6 (803e4572d7c5)
     if kind == HOLDS_GRAB:
         kind = "speculative-pin" if decl.grabs == FOLL_PIN else "get"
     try:

@@ -11,6 +11,7 @@ from cowdsl.semantics.state import HUGETLB
 
 class EarlyCow(Refcount):
     name = "early-cow"
+    COPY_PTE, COPY_NONPRESENT_PTE = "copy_present_pte", "copy_nonpresent_pte"  # 79a1971c5f14 (5.9-rc7)
     HAS_PINNED = "has_pinned"  # mm->has_pinned, MMF_HAS_PINNED from 5.14 (a458b76a4171)
 
     def fork_copy_anon(self, m, src_mm, pfn):

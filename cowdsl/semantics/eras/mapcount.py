@@ -17,6 +17,7 @@ HUGETLB_COW = "v5.7 mm/hugetlb.c hugetlb_cow"
 
 class Mapcount(Backend):
     name = "mapcount"
+    COPY_PTE = COPY_NONPRESENT_PTE = "copy_one_pte"
 
     def has_foll_cow(self) -> bool:
         """FOLL_COW exists from 19be0eaffa3a (4.9) until 5535be309971 (6.0);

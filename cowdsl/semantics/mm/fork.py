@@ -46,10 +46,23 @@ class Fork:
         # which does not include it (include/linux/sched/coredump.h; the reference's §13 left it open).
         m.add_mm(Mm(name=child, vmas=tuple(vmas)))
         m.say(f"fork: {parent} → {child}")
-        if m.decided("has_write_protect_seq", self.has_write_protect_seq(), "copy_page_range", minor=True):
+        if self.fork_raises_wp_seq(m, parent):
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
             m.say("copy_page_range: raw_write_seqcount_begin(write_protect_seq)")
         return Micro("pte", (0,))
+
+    def fork_raises_wp_seq(self, m: Machine, parent: str) -> bool:
+        """Whether fork makes write_protect_seq odd while it copies: where the era
+        has it, around every COW VMA's copy; before 623a1ddfeb23 (5.19) not
+        around a hugetlb VMA's (copy_page_range returned copy_hugetlb_page_range
+        before raw_write_seqcount_begin).  The model raises it once for the
+        whole fork, so a fork of hugetlb mappings only raises it from 5.19."""
+        if not m.decided("has_write_protect_seq", self.has_write_protect_seq(), "copy_page_range", minor=True):
+            return False
+        kinds = {v.kind for v in m.vmas(parent) if not (v.dontfork or v.wipeonfork)}
+        if kinds and kinds <= {HUGETLB}:
+            return bool(m.decided("hugetlb_fork_wp_seq", self.hugetlb_fork_wp_seq(), "copy_page_range", minor=True))
+        return True
 
     def fork_targets(self, m: Machine, parent: str) -> list[tuple[str, int]]:
         """The PTEs copy_page_range copies: not those of a VMA without an anon_vma,
@@ -69,9 +82,16 @@ class Fork:
             pte = m.pte(parent, vname, idx)
             if pte is not None and pte.present:
                 page = m.page(pte.page)
-                if page.anon and not page.zero:
+                if not page.anon and not page.zero and m.vma(parent, vname).is_cow_mapping:
+                    d = self.fork_copy_anon(m, parent, pte.page)
+                    if d:  # maybe pinned, and no PageAnon check (5.9-5.18 mainline)
+                        m.decided("fork_copy_anon", d, f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}")
+                        m.say("copy_present_page: needs a new page → drop the page-table lock to allocate")
+                        return Micro("alloc", (i,))
+                    m.decided("fork_copy_anon", d, f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}", minor=True)
+                elif page.anon and not page.zero:
                     d = m.decided("fork_copy_anon", self.fork_copy_anon(m, parent, pte.page),
-                                  f"copy_present_pte {vname}[{idx}] #{pte.page}")
+                                  f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}")
                     if d:
                         m.say("copy_present_page: needs a new page → drop the page-table lock to allocate")
                         return Micro("alloc", (i,))
@@ -110,8 +130,9 @@ class Fork:
         vname, idx = self.fork_targets(m, parent)[i]
         pte = m.pte(parent, vname, idx)
         page = m.page(pte.page) if pte is not None and pte.present else None
-        if page is not None and page.anon and not page.zero and m.decided(
-            "fork_copy_anon", self.fork_copy_anon(m, parent, pte.page), f"copy_present_pte {vname}[{idx}] #{pte.page}"
+        cow = m.vma(parent, vname).is_cow_mapping
+        if page is not None and (page.anon or cow) and not page.zero and m.decided(
+            "fork_copy_anon", self.fork_copy_anon(m, parent, pte.page), f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}"
         ):
             vma = m.vma(parent, vname)
             # copy_huge_pmd splits a pinned THP and copies at PTE level; hugetlb copies the huge page
@@ -129,7 +150,7 @@ class Fork:
     @micro_step(FORK, "end")
     def fork__end(self, m: Machine, step: Step, frame: Frame) -> Micro:
         parent = step.task
-        if m.decided("has_write_protect_seq", self.has_write_protect_seq(), "copy_page_range", minor=True):
+        if self.fork_raises_wp_seq(m, parent):
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
             m.say("copy_page_range: raw_write_seqcount_end(write_protect_seq)")
         m.update_mm(parent, mmap_lock=0)
@@ -151,9 +172,9 @@ class Fork:
         if vma.is_cow_mapping and pte.write:
             pte = evolve(pte, write=False)
             m.set_pte(src, vname, idx, pte)
-            m.say(f"copy_present_pte: #{pfn} shared read-only by {src} and {dst} (ptep_set_wrprotect)")
+            m.say(f"{self.COPY_PTE}: #{pfn} shared read-only by {src} and {dst} (ptep_set_wrprotect)")
         else:
-            m.say(f"copy_present_pte: #{pfn} shared by {src} and {dst}")
+            m.say(f"{self.COPY_PTE}: #{pfn} shared by {src} and {dst}")
         m.set_pte(dst, vname, idx, pte)
 
     def copy_nonpresent_pte(self, m, src, dst, vname, idx) -> None:
@@ -165,4 +186,4 @@ class Fork:
             # 1493a1913e34: fork clears the exclusive marker of the parent's swap entry
             m.set_pte(src, vname, idx, evolve(pte, swp_exclusive=False))
         m.set_pte(dst, vname, idx, evolve(pte, swp_exclusive=False))
-        m.say(f"copy_nonpresent_pte: swap slot {pte.slot} shared by {src} and {dst}")
+        m.say(f"{self.COPY_NONPRESENT_PTE}: swap slot {pte.slot} shared by {src} and {dst}")

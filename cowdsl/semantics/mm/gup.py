@@ -8,7 +8,7 @@ from attrs import evolve, frozen
 
 from cowdsl.ops.gup import DMA_READ, DMA_WRITE, GUP_FAST, GUP_SLOW, PROC_MEM_WRITE, PUT, PVM, UNPIN
 from cowdsl.semantics.micro import Frame, Micro, micro_step, whole_op
-from cowdsl.semantics.state import Handle, Outcome
+from cowdsl.semantics.state import HUGETLB, Handle, Outcome
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -113,7 +113,11 @@ class Gup:
         if err:
             return Micro(None, (), Outcome(False, error=err))
         seq = -1
-        if flags.pin and m.decided("has_write_protect_seq", self.has_write_protect_seq(), "gup_fast", minor=True):
+        hugetlb = m.vma(a.proc, a.mapping).kind == HUGETLB
+        if flags.pin and m.decided("has_write_protect_seq", self.has_write_protect_seq(), "gup_fast", minor=True) \
+                and (not hugetlb or m.decided("hugetlb_fork_wp_seq", self.hugetlb_fork_wp_seq(), "gup_fast",
+                                              minor=True)):
+            # before 623a1ddfeb23 a hugetlb fork never makes the count odd: the check protects nothing
             seq = m.mm(a.proc).wp_seq
             if seq % 2:
                 m.say("gup_fast: write_protect_seq is odd, fork is copying → slow path")
@@ -258,10 +262,18 @@ class Gup:
     def pvm__gup(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = step.addr
         write = step.op == "process_vm_writev"
-        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=write, pin=True))
+        pin = bool(m.decided("pvm_foll_pin", self.pvm_foll_pin(), "process_vm_rw_core", minor=True))
+        pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=write, pin=pin))
         if err:
             return Micro(None, (), Outcome(False, error=err))
         return Micro("copy", (pfn,))
+
+    def takes_pin(self, step: Step) -> bool:
+        """Whether this op's GUP takes FOLL_PIN here (process_vm_readv/writev:
+        from 5.6) or a FOLL_GET reference."""
+        if step.op in ("process_vm_writev", "process_vm_readv"):
+            return bool(self.pvm_foll_pin())
+        return step.op == "pin"
 
     @micro_step(PVM, "copy")
     def pvm__copy(self, m: Machine, step: Step, frame: Frame) -> Micro:
@@ -277,8 +289,9 @@ class Gup:
     @micro_step(PVM, "unpin")
     def pvm__unpin(self, m: Machine, step: Step, frame: Frame) -> Micro:
         pfn, value = frame
-        m.ungrab(pfn, pin=True)
-        m.say(f"unpin_user_pages: #{pfn}")
+        pin = self.takes_pin(step)
+        m.ungrab(pfn, pin=pin)
+        m.say(f"{'unpin_user_pages' if pin else 'put_page'}: #{pfn}")
         return Micro(None, (), Outcome(True, None if value < 0 else value))
 
     # --- forced write through /proc/PID/mem: GUP's loop with its preemption points --------

@@ -17,12 +17,16 @@ if TYPE_CHECKING:
 
 class Ksm:
     def write_protect_page(self, m, mm, vname, idx) -> bool:
-        """Refuse a page with references beyond its mappings (all eras: a pinned or
-        GUP-held page is never merged), else map it read-only and shared."""
+        """Refuse a page with references beyond its mappings, when the era compares
+        them for this PTE (ksm_checks_refs: before 5.19 not for a read-only clean
+        one), else map it read-only and shared."""
         pte = m.pte(mm, vname, idx)
         page = m.page(pte.page)
         expected = page.mapcount + (1 if page.swapcache >= 0 else 0)
-        if page.refcount != expected:
+        checks = self.ksm_checks_refs(m, pte, pte.page)
+        m.decided("ksm_checks_refs", checks, f"write_protect_page #{pte.page}",
+                  minor=bool(checks) or page.refcount == expected)
+        if checks and page.refcount != expected:
             m.say(f"write_protect_page: #{pte.page} refcount {page.refcount} != mapcount {page.mapcount}"
                   f"{' + swap cache' if page.swapcache >= 0 else ''}: extra references → not merged")
             return False

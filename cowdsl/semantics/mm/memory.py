@@ -149,8 +149,11 @@ class Memory:
         vma = m.vma(mm, vname)
         old = vma.ptes[idx].page
         src = m.page(old)
-        # A THP is split and one subpage copied; a hugetlb page is copied whole.
+        # A THP is split and one subpage copied (from 5.8; before, the whole THP);
+        # a hugetlb page is copied whole.
         kind = HUGETLB if src.kind == HUGETLB else SMALL
+        if src.kind == THP and m.decided("thp_wp_copies_whole", self.thp_wp_copies_whole(), "do_huge_pmd_wp_page"):
+            kind = THP
         new = m.alloc_page(data=src.data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
         self.anon_vma_prepare(m, mm, vname)
         writable = vma.write and not unshare
@@ -183,8 +186,10 @@ class Memory:
         m.page_add_rmap(pfn, take_ref=False)
         if self.TRACKS_ANON_EXCLUSIVE:
             m.update_page(pfn, anon_exclusive=bool(d))
-        writable = bool(d) and write and vma.write
-        m.set_pte(mm, vname, idx, Pte(page=pfn, write=writable, dirty=writable))
+        writable = bool(d) and vma.write and (write or bool(m.decided(
+            "swapin_read_writable", self.swapin_read_writable(m, vma), f"do_swap_page maps #{pfn}",
+            minor=not d)))
+        m.set_pte(mm, vname, idx, Pte(page=pfn, write=writable, dirty=writable and write))
         m.maybe_free_slot(slot)
 
     def try_to_free_swap(self, m, pfn) -> bool:
