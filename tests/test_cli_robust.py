@@ -172,3 +172,12 @@ def test_a_file_name_that_is_not_utf8_is_shown_byte_by_byte(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "caf\\xe9.cow:3:" in err
     err.encode("utf-8")  # printable: no lone surrogate reaches the terminal
+
+
+def test_the_progress_line_shows_mode_rate_and_bounds():
+    # Regression: a spinner and "0 executions" throughout --mode full, no time, rate or bound.
+    from cowdsl.cli.progress import Progress
+
+    line = Progress("race", mode="full", max_states=200_000, timeout=60).text(50_000, 2.0)
+    assert line == "exploring race (full): 50,000 states, 25,000/s; 25% of --max-states 200,000, 2s of --timeout 60s"
+    assert "executions" not in line

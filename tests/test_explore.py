@@ -497,7 +497,7 @@ def test_progress_line_only_on_a_terminal_after_a_second(monkeypatch, capsys):
     with cli._progress("race") as p:
         clock[0] += 1.5
         p(1234, 5)
-    assert "exploring race: 1234 states, 5 executions" in err.getvalue()
+    assert "exploring race (reduced): 1,234 states, " in err.getvalue()
     assert err.getvalue().endswith("\n")
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: nothing
     with cli._progress("race") as p:

@@ -27,10 +27,13 @@ COMMANDS = {
     "backends": ("listings", "backends"),
     "fmt": ("tools", "fmt"),
     "lsp": ("tools", "lsp"),
+    "kernels": ("tools", "kernels"),
+    "timeline": ("timeline", "timeline"),
 }
 
 # Commands that parse the rest of the command line themselves: `cowdsl fmt --check FILE`.
 PASSTHROUGH = {
+    "kernels": "real kernels for crosscheck --kernel: fetch VERSION|all, list, path VERSION, prepare PATH, run",
     "fmt": "rewrite .cow files in the canonical layout (see `cowdsl fmt --help`)",
     "lsp": "the language server for editors, over stdin/stdout (see `cowdsl lsp --help`)",
 }
@@ -84,7 +87,8 @@ def parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="cowdsl",
         description="Scenarios for Linux copy-on-write, page pinning and fork.",
-        epilog="Exit status: 0 all as expected, 1 a verdict not as expected, 2 an error.",
+        epilog="Exit status: 0 all as expected, 1 a verdict not as expected, 2 a usage or parse error, "
+               "3 undecided (a bound was hit before a verdict).",
     )
     p.add_argument("--version", action="version", version=f"cowdsl {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -111,6 +115,14 @@ def parser() -> argparse.ArgumentParser:
                    help="print the final state even when all is as expected (it is always printed otherwise)")
     r.add_argument("--quiet", "-q", action="store_true",
                    help="print only the scenarios that are not as expected, and the summary")
+    r.add_argument("--verbose", "-v", action="store_true",
+                   help="with several files, every file's full block (default: a line per file, blocks for "
+                        "those not as expected); unfold the steps before and after a race")
+    r.add_argument("--width", action=_Number, default=80, metavar="COLUMNS",
+                   help="fit counterexamples into this many columns (default 80, for a mail)")
+    r.add_argument("--form", choices=("lanes", "list"), default=None,
+                   help="counterexamples as the kernel's race diagram, one column per CPU (lanes: the default "
+                        "for two or three actors) or as a numbered list")
     r.add_argument("--format", "-f", choices=("text", "json", "junit"), default="text",
                    help="text (herd7-style verdicts), json (schema: docs/json-schema.json) or junit "
                         "(JUnit XML for CI: one testcase per scenario and backend)")
@@ -135,7 +147,31 @@ def parser() -> argparse.ArgumentParser:
                                           "exit 1 on any disagreement")
     x.add_argument("paths", nargs="*", default=["scenarios"], metavar="DIR|FILE")
     x.add_argument("--repeat", "-r", action=_Number, default=1, help="run natively N times and print a histogram")
-    x.add_argument("--model", default="anon-exclusive", help="the model backend (default anon-exclusive)")
+    x.add_argument("--model", default=None,
+                   help="the model backend, or `running`: the model of the native kernel's own version (default: "
+                        "anon-exclusive; running with --kernel or --record)")
+    x.add_argument("--format", "-f", choices=("text", "json"), default="text",
+                   help="text (the table) or json (the same report as data)")
+    x.add_argument("--kernel", "-k", metavar="VERSION|IMAGE",
+                   help="run the native side in this kernel under QEMU: a prepared version (5.10, 6.1, 6.12; "
+                        "`cowdsl kernels fetch`) or a kernel image / build tree; compared with the model of its "
+                        "version")
+    x.add_argument("--modules", metavar="DIR", help="with --kernel IMAGE: its lib/modules/RELEASE folder")
+    x.add_argument("--need", action="append", default=None, metavar="NEED",
+                   help="with --kernel: switch on in the guest: swap, hugetlb, ksm, thp, thp=madvise, or none "
+                        "(repeatable; default: swap)")
+    x.add_argument("--smp", action=_Number, default=1, help="with --kernel: the guest's CPUs (default 1)")
+    x.add_argument("--memory", default="512M", help="with --kernel: the guest's memory (default 512M)")
+    x.add_argument("--record", nargs="?", const="", default=None, metavar="DIR",
+                   help="write what the kernel showed, per file and assertion, to DIR/VERSION.json "
+                        "(default DIR: tests/kernels of the cowdsl checkout)")
+    t = sub.add_parser("timeline", help="a scenario's verdict on every kernel release of the timeline, each "
+                                        "flip named by the change that decides it")
+    t.add_argument("paths", nargs="+", metavar="FILE|DIR")
+    t.add_argument("--format", "-f", choices=("text", "json", "dot"), default="text",
+                   help="text, json, or dot (Graphviz: a row per stable line, coloured by verdict)")
+    t.add_argument("--versions", metavar="LO..HI", help="only the releases in this range, e.g. 5.4..5.19")
+    _color_option(t)
     sub.add_parser("ops", help="list the ops and facts")
     sub.add_parser("backends", help="list the backends")
     for name, text in PASSTHROUGH.items():  # listed in --help; main() hands them the rest of the line

@@ -15,8 +15,10 @@ class Progress:
     nothing when stderr is not a terminal.
     """
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, *, mode: str | None = None, max_states: int | None = None,
+                 timeout: float | None = None):
         self.name, self.shown = name, False
+        self.mode, self.max_states, self.timeout = mode or "reduced", max_states, timeout
         self.live: Any = None  # a rich Status once shown; False without rich
 
     def __enter__(self):
@@ -35,12 +37,25 @@ class Progress:
                 self.live.start()
             except ImportError:
                 self.live = False
-        text = f"exploring {self.name}: {states} states, {executions} executions"
+        text = self.text(states, time.monotonic() - self.t0)
         if self.live:
             self.live.update(text)
         else:
             sys.stderr.write("\r" + text)
             self.shown = True
+
+    def text(self, states: int, elapsed: float) -> str:
+        """The line: the mode, the states so far and their rate, the time against the bounds.
+        (Executions are not shown: the full search counts them only at the end.)"""
+        rate = states / elapsed if elapsed > 0 else 0.0
+        bounds = []
+        if self.max_states is not None:
+            bounds.append(f"{states / self.max_states:.0%} of --max-states {self.max_states:,}")
+        if self.timeout is not None:
+            bounds.append(f"{elapsed:.0f}s of --timeout {self.timeout:g}s")
+        else:
+            bounds.append(f"{elapsed:.0f}s")
+        return f"exploring {self.name} ({self.mode}): {states:,} states, {rate:,.0f}/s; " + ", ".join(bounds)
 
     def __exit__(self, *exc):
         if self.live:

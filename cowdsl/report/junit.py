@@ -58,7 +58,7 @@ def failure_text(r: Result) -> str:
     from cowdsl.report import text
 
     why = (f"expected {r.expected}" if r.expected
-           else "no expect line for this backend, so every assertion must hold")
+           else "the file has no expect line, so every assertion must hold")
     out = [f"{r.scenario.filename}: {r.scenario.name}", f"on {r.backend}: got {r.verdict}; {why}", ""]
     if r.expected == "fail":
         out.append("every assertion held, but the expect line says one fails:")

@@ -1,10 +1,24 @@
-"""`cowdsl crosscheck`: the model against this machine's kernel (cowdsl.crosscheck)."""
+"""`cowdsl crosscheck`: the model against this machine's kernel, or another kernel under QEMU
+(--kernel), optionally recording the kernel's answers (--record) (cowdsl.crosscheck)."""
 
 from __future__ import annotations
 
+import sys
+
+from cowdsl.crosscheck import DEFAULT_NEEDS, MODEL, RUNNING, crosscheck_kernel
 from cowdsl.crosscheck import crosscheck as compare
 from cowdsl.report.text import trace
 
 
 def crosscheck(args) -> int:
-    return compare(args.paths, args.repeat, model=args.model, trace=trace)
+    # args.record: None (no --record), "" (--record: tests/kernels), or a folder
+    if args.kernel:
+        return crosscheck_kernel(args.kernel, args.paths, modules=args.modules, repeat=args.repeat,
+                                 model=args.model or RUNNING, needs=args.need or list(DEFAULT_NEEDS),
+                                 smp=args.smp, memory=args.memory, fmt=args.format, record=args.record,
+                                 say=lambda s: print(f"note: {s}", file=sys.stderr))
+    if args.modules or args.need:
+        print("cowdsl crosscheck: --modules and --need go with --kernel", file=sys.stderr)
+        return 2
+    model = args.model or (RUNNING if args.record is not None else MODEL)
+    return compare(args.paths, args.repeat, model=model, trace=trace, fmt=args.format, record=args.record)

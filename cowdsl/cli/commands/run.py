@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 
 from cowdsl import matrix
 from cowdsl.batch import Problem
-from cowdsl.cli import EXIT_ERROR, EXIT_NOT_AS_EXPECTED, EXIT_OK
+from cowdsl.cli import EXIT_ERROR
 from cowdsl.cli.commands.check import batch_for
 from cowdsl.cli.output import colour, err, out, plural, shown
 from cowdsl.cli.progress import Progress
 from cowdsl.kernel.spec import SpecError, resolve
 from cowdsl.limits import explain_partial
-from cowdsl.report import dot, jsonout, junit, text
+from cowdsl.report import dot, exitcode, jsonout, junit, text
+from cowdsl.report import summary as summary_report
 
 
 def spec_problem(e: SpecError) -> str:
@@ -30,7 +32,7 @@ def run(args) -> int:
         message = spec_problem(e)
         err(f"cowdsl: {message}")
         if args.format == "json":
-            out(json.dumps(jsonout.document([], [], [(None, message)]), indent=2))
+            out(json.dumps(jsonout.error_document([], [(None, message)]), indent=2))
         elif args.format == "junit":
             out(_junit([], [Problem(None, message)]))
         return EXIT_ERROR
@@ -38,8 +40,13 @@ def run(args) -> int:
     schedule = [a.strip() for a in args.schedule.split(",") if a.strip()] if args.schedule else None
     results = []
     for sc in batch.load(args.paths):
+        if schedule is not None and not sc.concurrent:
+            err(f"cowdsl: {shown(sc.filename)}: --schedule replays an interleaving of a `par` block; "
+                "this file has none")
+            return EXIT_ERROR
+        progress = functools.partial(Progress, mode=args.mode, max_states=args.max_states, timeout=args.timeout)
         r = batch.run(sc, spec, mode=args.mode, schedule=schedule, max_states=args.max_states,
-                      timeout=args.timeout, progress=Progress)
+                      timeout=args.timeout, progress=progress)
         if r is None:
             continue
         if r.partial:
@@ -58,15 +65,19 @@ def run(args) -> int:
     else:
         hl = colour(args, sys.stdout)
         shown_results = [r for r in results if not (args.quiet and r.ok and not (args.trace or args.state))]
-        for r in shown_results:  # one blank line after each report, so the summary stands apart
-            out(text.report(r, show_trace=args.trace, show_state=args.state, highlight=hl) + "\n")
+        if len(results) > 1 and not args.quiet:  # a line per file, the blocks of those not as expected
+            out(summary_report.directory_report(
+                results, verbose=args.verbose, show_trace=args.trace, show_state=args.state, width=args.width,
+                form=args.form, highlight=hl, shown=shown) + "\n")
+        else:
+            for r in shown_results:  # one blank line after each report, so the summary stands apart
+                out(text.report(r, show_trace=args.trace, show_state=args.state, highlight=hl, width=args.width,
+                                form=args.form, verbose=args.verbose) + "\n")
         for line in summary(results, problems, spec):
             out(line)
     if args.dot and not _write_dot(results, args):
         return EXIT_ERROR
-    if problems:
-        return EXIT_ERROR
-    return EXIT_OK if all(r.ok for r in results) else EXIT_NOT_AS_EXPECTED
+    return exitcode.exit_code(results, errors=bool(problems))
 
 
 def run_matrix(args) -> int:
@@ -76,16 +87,16 @@ def run_matrix(args) -> int:
     problems = batch.problems
     mx = matrix.build(scenarios)
     if args.format == "json":
-        out(json.dumps({"matrix": matrix.as_json(mx), "errors": [p.message for p in problems]}, indent=2))
+        out(json.dumps(jsonout.matrix_document(mx, [p.error for p in problems if p.error is not None],
+                                               [(p.file, p.message) for p in problems if p.error is None]),
+                       indent=2))
     elif args.format == "junit":
         out(_junit(list(mx.results.values()), problems, matrix=True))
     else:
         out(matrix.text(mx, by_assertion=args.assertions))
     if args.dot and not _write_dot(list(mx.results.values()), args):
         return EXIT_ERROR
-    if problems:
-        return EXIT_ERROR
-    return EXIT_NOT_AS_EXPECTED if mx.mismatches() else EXIT_OK
+    return exitcode.matrix_exit_code(mx, errors=bool(problems))
 
 
 def summary(results, problems: list[Problem], backend) -> list[str]:
@@ -102,7 +113,7 @@ def summary(results, problems: list[Problem], backend) -> list[str]:
     lines = [head]
     for r in bad:
         why = (f"expected {r.expected}" if r.expected
-               else "no expect line for this backend, so every assertion must hold")
+               else "the file has no expect line, so every assertion must hold")
         lines.append(f"  not as expected: {shown(r.scenario.filename)}: got {r.verdict}; {why}")
     for p in files_with_errors:
         lines.append(f"  error: {shown(p.file)}: {shown(p.message, 2000)}")

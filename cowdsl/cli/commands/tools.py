@@ -1,4 +1,4 @@
-"""`cowdsl fmt` and `cowdsl lsp`: commands with their own parsers (cowdsl.fmt, cowdsl.lsp.server),
+"""`cowdsl fmt`, `cowdsl lsp` and `cowdsl kernels`: commands with their own parsers (cowdsl.fmt, cowdsl.lsp.server),
 handed the rest of the command line."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from cowdsl import fmt as formatter
+from cowdsl.kernels import cli as kernels_cli
 from cowdsl.lsp import server
 
 
@@ -15,6 +16,10 @@ def fmt(args) -> int:
 
 def lsp(args) -> int:
     return _own(server.main, args.rest)
+
+
+def kernels(args) -> int:
+    return _own(kernels_cli.main, args.rest)
 
 
 def _own(main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:

@@ -1,0 +1,38 @@
+"""`cowdsl timeline`: a scenario's verdict on every release of the version timeline."""
+
+from __future__ import annotations
+
+import json
+
+from cowdsl import timeline as tl
+from cowdsl.cli import EXIT_ERROR, EXIT_OK
+from cowdsl.cli.commands.check import batch_for
+from cowdsl.cli.output import err, out, shown
+from cowdsl.kernel import releases
+from cowdsl.kernel.version import Version
+
+
+def timeline(args) -> int:
+    versions = releases.ALL
+    if args.versions:
+        lo, _, hi = args.versions.partition("..")
+        a, b = Version.parse(lo), Version.parse(hi)
+        if a is None or b is None or b < a:
+            err(f"cowdsl: --versions takes LO..HI, e.g. 5.4..5.19, not `{shown(args.versions)}`")
+            return EXIT_ERROR
+        versions = releases.within(a, b)
+    batch = batch_for(args)
+    docs = []
+    for sc in batch.load(args.paths):
+        t = batch.call(sc.filename, "drawing its timeline", tl.build, sc, versions)
+        if t is None:
+            continue
+        if args.format == "json":
+            docs.append(tl.as_json(t))
+        elif args.format == "dot":
+            out(tl.dot(t))
+        else:
+            out(tl.text(t) + "\n")
+    if args.format == "json":
+        out(json.dumps({"format_version": 1, "kind": "timeline", "timelines": docs}, indent=2))
+    return EXIT_ERROR if batch.problems else EXIT_OK
