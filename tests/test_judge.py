@@ -137,3 +137,19 @@ def test_the_pin_bias_is_read_only_by_the_concepts():
                     isinstance(c, ast.Constant) and c.value == 1024 for c in [node.left, *node.comparators]):
                 offenders.append(f"{rel}:{node.lineno}")
     assert offenders == []
+
+
+def test_a_schedule_is_judged_as_one_execution_not_against_the_expect_line():
+    # Regression: a prefix schedule was completed and judged against the exhaustive
+    # expect line ("MISMATCH").
+    from pathlib import Path
+
+    from cowdsl.load import load
+
+    sc = load(Path(__file__).resolve().parent.parent / "scenarios" / "races" / "s12-gup-fast-pin-vs-fork.cow")
+    r = run(sc, "early-cow:wp_seq=off", schedule=["A", "A", "A", "A", "A", "T", "T", "T", "T", "T"])
+    assert r.expected is None and r.judged
+    assert [c.holds for c in r.checks[:2]] == [False, False]  # this execution loses the pin
+    assert r.verdict == "fail" and not r.ok
+    ok = run(sc, "early-cow:wp_seq=off", schedule=["A", "A", "T"])  # T pins before the fork starts
+    assert ok.expected is None and [c.holds for c in ok.checks[:2]] == [True, True]
