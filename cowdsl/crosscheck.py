@@ -12,33 +12,55 @@ prints one.
 Concurrent scenarios (`par` blocks) are listed as skipped: the native backend
 runs one real execution of sequential steps.
 
-    cowdsl crosscheck [DIR|FILE ...] [--repeat N] [--model SPEC]
+    cowdsl crosscheck [DIR|FILE ...] [--repeat N] [--model SPEC] [--format text|json]
+                      [--kernel VERSION|IMAGE [--modules DIR] [--need NEED]] [--record [DIR]]
+
+``--model running`` is the model of the running kernel's own version (read from
+``/proc/version``: Debian's 5.10.0-32-cloud-amd64 is 5.10.223).  ``--kernel``
+boots another kernel under QEMU (``cowdsl.kernels``), runs this cross-check
+inside it against the model of *that* kernel's version, and prints the same
+report here.  ``--record`` writes what the kernel showed, per file and
+assertion, to ``tests/kernels/VERSION.json`` (``cowdsl.kernels.tables``).
 
 Exit status: 1 on any disagreement, 2 on a usage error (an unknown model:
-nothing runs), or when a file does not load or a run crashes (and nothing
-disagreed), 0 otherwise.
+nothing runs; a kernel that cannot be booted), or when a file does not load or
+a run crashes (and nothing disagreed), 0 otherwise.
 
 This module sits above both runners (``cowdsl.run`` and ``cowdsl.native``) and
-below the reports, which is why the trace renderer is passed in.
+below the reports, which is why the trace renderer is passed in.  A run is
+collected into a ``Report`` (plain data, the same in JSON), then printed.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
+from cowdsl import kernels
 from cowdsl.errors import CowError
 from cowdsl.judge import Check, Result
 from cowdsl.kernel.eras import NATIVE
 from cowdsl.kernel.spec import check as spec_problem
+from cowdsl.kernel.spec import resolve
+from cowdsl.kernels import tables
+from cowdsl.kernels import version as kversion
 from cowdsl.load import find, load
 from cowdsl.native import DEFAULT_TIMEOUT, probe, run_native
 from cowdsl.run import run
 
 MODEL = "anon-exclusive"
+#: ``--model running``: the model of the version of the kernel this runs on
+RUNNING = "running"
+#: the guest's default needs for ``--kernel``: the swap scenarios run there
+DEFAULT_NEEDS = ("swap",)
+JSON_FORMAT = 1
 
 
 def _word(h: bool | None) -> str:
@@ -74,10 +96,65 @@ class Row:
             self.status = "DISAGREE"
             self.reason = ""
 
-    def native_text(self) -> str:
-        if len(self.natives) == 1:
-            return _word(self.natives[0].holds)
-        return " ".join(f"{k}:{self.hist[k]}" for k in ("true", "false", "skip") if self.hist[k])
+
+def _native_reason(checks: Sequence[Check]) -> str:
+    decided = [c for c in checks if c.holds is not None]
+    if decided:
+        return ""
+    return "; ".join(sorted({c.values.get("unsupported", "native cannot decide") for c in checks}))
+
+
+@dataclass
+class Report:
+    """One cross-check, as data: what the text shows and the JSON holds."""
+
+    model: str  # the model's label (``5.10.223 (early-cow:...)``)
+    host: str  # what the native side ran on (``Host.describe()``)
+    kernel: dict[str, str]  # release, proc_version, version: the kernel the native side ran on
+    repeat: int = 1
+    loaded: int = 0
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    scenario_skips: list[list[str]] = field(default_factory=list)  # [file, reason]
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    guest: dict[str, Any] | None = None  # --kernel: how the guest ran (accel, needs, seconds, notes)
+
+    def count(self, status: str) -> int:
+        return sum(r["status"] == status for r in self.rows)
+
+    @property
+    def exit_code(self) -> int:
+        if self.count("DISAGREE"):
+            return 1
+        return 2 if self.errors else 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": JSON_FORMAT, **asdict(self), "exit_code": self.exit_code,
+                "summary": {"scenarios": self.loaded, "run_natively": self.loaded - len(self.scenario_skips),
+                            "skipped_whole": len(self.scenario_skips), "assertions": len(self.rows),
+                            "agree": self.count("agree"), "disagree": self.count("DISAGREE"),
+                            "skipped": self.count("skip"), "errors": len(self.errors)}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Report:
+        if data.get("format") != JSON_FORMAT:
+            raise ValueError(f"not a cowdsl crosscheck report of format {JSON_FORMAT}")
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _row(r: Row, trace: Callable[[Result], str] | None, on_model: Result, natives: list[Result]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "file": r.sc.filename, "line": r.assertion.span.line, "assertion": r.assertion.text,
+        "model": r.model.holds, "native": [c.holds for c in r.natives],
+        "native_reason": _native_reason(r.natives), "status": r.status, "reason": r.reason,
+    }
+    if r.status == "DISAGREE":
+        out["model_values"] = {k: str(v) for k, v in r.model.values.items()}
+        out["native_values"] = [{k: str(v) for k, v in n.values.items()} for n in r.natives]
+        if trace is not None:
+            out["traces"] = [trace(on_model), trace(natives[0])]
+    return out
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -85,59 +162,54 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
+def resolve_model(spec: str) -> str:
+    """``running`` as the running kernel's version (``5.10.223``); any other spec unchanged."""
+    return kversion.running() if spec == RUNNING else spec
+
+
 def model_problem(spec: str) -> str | None:
     """None when ``spec`` names a model backend; else a one-line message (with a
     did-you-mean when there is one)."""
     if spec == NATIVE:
         return "--model native: the model side must be a model backend, not this machine's kernel"
-    e = spec_problem(spec)
+    try:
+        real = resolve_model(spec)
+    except ValueError as e:
+        return f"--model {spec}: {e}"
+    e = spec_problem(real)
     if e is None:
         return None
-    return f"--model {spec}: " + e.message + (f"; {e.hint}" if e.hint else "") + " (see `cowdsl backends`)"
+    shown = spec if real == spec else f"{spec} ({real})"
+    return f"--model {shown}: " + e.message + (f"; {e.hint}" if e.hint else "") + " (see `cowdsl backends`)"
 
 
-def crosscheck(paths: Iterable[str], repeat: int = 1, out: IO[str] | None = None, timeout: float | None = None,
-               model: str = MODEL, trace: Callable[[Result], str] | None = None, err: IO[str] | None = None) -> int:
-    """Run every scenario under ``paths`` on the model and on this kernel; print the comparison.
-
-    An unknown ``model`` is a usage error: a one-line message on ``err``
-    (stderr) and exit status 2, before anything is loaded or run.  ``trace``
-    renders a result's trace for each disagreement (none shown without it).
-    """
+def collect(paths: Iterable[str], repeat: int = 1, timeout: float | None = None, model: str = MODEL,
+            trace: Callable[[Result], str] | None = None) -> Report:
+    """Run every scenario under ``paths`` on the model and on this kernel (``model`` already checked)."""
+    t0 = time.monotonic()
     paths = list(paths)
-    spec = model
-    problem = model_problem(spec)
-    if problem is not None:
-        (err or sys.stderr).write(f"cowdsl crosscheck: {problem}\n")
-        return 2
-    stream = out or sys.stdout
-
-    def say(s: str = "") -> None:
-        stream.write(s + "\n")
-
+    spec = resolve(resolve_model(model))
     host = probe()
-    say(f"cross-check: {spec} (model) against native ({host.describe()})"
-        + (f", native runs {repeat} times" if repeat > 1 else ""))
-    errors: list[str] = []
-    rows: list[Row] = []
-    scenario_skips: list[tuple[str, str]] = []
-    results: dict[str, tuple[Result, list[Result]]] = {}
-    loaded = 0
+    try:
+        me = kversion.identity()
+    except ValueError:
+        me = {"release": os.uname().release, "version": ""}
+    report = Report(model=spec.label, host=host.describe(), kernel=me, repeat=max(1, repeat))
     files = [f for f in find(paths) if not f.is_dir()]
     if not files:
-        errors.append(f"no .cow files found in {', '.join(map(str, paths))}")
+        report.errors.append(f"no .cow files found in {', '.join(map(str, paths))}")
     for f in files:
         try:
             sc = load(f)
         except CowError as e:
-            errors.append(f"{f}: does not load ({len(e.diagnostics)} error(s))")
+            report.errors.append(f"{f}: does not load ({len(e.diagnostics)} error(s))")
             continue
         except OSError as e:
-            errors.append(f"{f}: {e.strerror or e}")
+            report.errors.append(f"{f}: {e.strerror or e}")
             continue
-        loaded += 1
+        report.loaded += 1
         if getattr(sc, "concurrent", False):
-            scenario_skips.append((str(f), "concurrent (`par` blocks): native runs sequential scenarios only"))
+            report.scenario_skips.append([str(f), "concurrent (`par` blocks): native runs sequential scenarios only"])
             continue
         try:
             on_model = run(sc, spec)
@@ -145,59 +217,159 @@ def crosscheck(paths: Iterable[str], repeat: int = 1, out: IO[str] | None = None
         except KeyboardInterrupt:
             raise
         except Exception as e:  # a crash in a backend: report it, go on
-            errors.append(f"{f}: internal error: {type(e).__name__}: {e}")
+            report.errors.append(f"{f}: internal error: {type(e).__name__}: {e}")
             traceback.print_exc(file=sys.stderr)
             continue
-        results[str(f)] = (on_model, natives)
         if all(n.verdict == "skip" for n in natives) and all(
                 c.values.get("unsupported", "").startswith(("unsupported on", "exceeds", "native run aborted"))
                 for n in natives for c in n.checks):
-            scenario_skips.append((str(f), natives[0].checks[0].values["unsupported"] if natives[0].checks else "?"))
+            report.scenario_skips.append(
+                [str(f), natives[0].checks[0].values["unsupported"] if natives[0].checks else "?"])
         for i, a in enumerate(sc.assertions):
-            rows.append(Row(sc, a, on_model.checks[i], [n.checks[i] for n in natives]))
+            r = Row(sc, a, on_model.checks[i], [n.checks[i] for n in natives])
+            report.rows.append(_row(r, trace, on_model, natives))
+    report.seconds = time.monotonic() - t0
+    return report
 
+
+def _native_text(row: dict[str, Any]) -> str:
+    natives = [_word(h) for h in row["native"]]
+    if len(natives) == 1:
+        return natives[0]
+    hist = Counter(natives)
+    return " ".join(f"{k}:{hist[k]}" for k in ("true", "false", "skip") if hist[k])
+
+
+def render(report: Report, stream: IO[str]) -> None:
+    """The report as text: header, table, disagreements, skips, errors, summary."""
+    def say(s: str = "") -> None:
+        stream.write(s + "\n")
+
+    g = report.guest
+    where = f"{report.host}; under QEMU: {g['kernel']}" if g else report.host
+    say(f"cross-check: {report.model} (model) against native ({where})"
+        + (f", native runs {report.repeat} times" if report.repeat > 1 else ""))
+    if g:
+        say(f"  guest: {g.get('source', '?')}, {g.get('accel', '?')}, needs: {', '.join(g.get('needs', [])) or 'none'}"
+            f", {g.get('seconds', 0):.0f} s (boot {g.get('boot_seconds') or 0:.0f} s)")
+        for n in g.get("notes", []):
+            say(f"  guest note: {n}")
+    rows = report.rows
     if rows:
         table = [["scenario", "line", "assertion", "model", "native", "status"]]
         for r in rows:
-            table.append([r.sc.filename, str(r.assertion.span.line), r.assertion.text, _word(r.model.holds),
-                          r.native_text(), r.status + (f" ({r.reason})" if r.status == "skip" and len(r.reason) < 70
-                                                       else "")])
+            table.append([r["file"], str(r["line"]), r["assertion"], _word(r["model"]), _native_text(r),
+                          r["status"] + (f" ({r['reason']})" if r["status"] == "skip" and len(r["reason"]) < 70
+                                         else "")])
         say()
         for line in _table(table):
             say(line)
 
-    bad = [r for r in rows if r.status == "DISAGREE"]
+    bad = [r for r in rows if r["status"] == "DISAGREE"]
     for r in bad:
-        on_model, natives = results[r.sc.filename]
         say()
-        say(f"DISAGREEMENT: {r.sc.filename}:{r.assertion.span.line}: assert {r.assertion.text}")
-        say(f"  model ({spec}): {_word(r.model.holds)}; values: {_values(r.model.values)}")
-        for k, n in enumerate(r.natives):
-            if k == 0 or n.values != r.natives[0].values:
-                say(f"  native{'' if len(r.natives) == 1 else f' run {k + 1}'}: {_word(n.holds)}; values: {_values(n.values)}")
-        if trace is not None:
-            say("  " + trace(on_model).replace("\n", "\n  "))
-            say("  " + trace(natives[0]).replace("\n", "\n  "))
+        say(f"DISAGREEMENT: {r['file']}:{r['line']}: assert {r['assertion']}")
+        say(f"  model ({report.model}): {_word(r['model'])}; values: {_values(r.get('model_values', {}))}")
+        nv = r.get("native_values") or [{}] * len(r["native"])
+        for k, (h, v) in enumerate(zip(r["native"], nv)):
+            if k == 0 or v != nv[0]:
+                say(f"  native{'' if len(r['native']) == 1 else f' run {k + 1}'}: {_word(h)}; values: {_values(v)}")
+        for t in r.get("traces", []):
+            say("  " + t.replace("\n", "\n  "))
 
-    skipped = [r for r in rows if r.status == "skip"]
-    if scenario_skips or skipped:
+    skipped = [r for r in rows if r["status"] == "skip"]
+    if report.scenario_skips or skipped:
         say()
         say("skipped:")
         seen = set()
-        for name, why in scenario_skips:
+        for name, why in report.scenario_skips:
             say(f"  {name}: whole scenario: {why}")
             seen.add(name)
         for r in skipped:
-            if r.sc.filename not in seen:
-                say(f"  {r.sc.filename}:{r.assertion.span.line}: assert {r.assertion.text}: {r.reason}")
-    for message in errors:
+            if r["file"] not in seen:
+                say(f"  {r['file']}:{r['line']}: assert {r['assertion']}: {r['reason']}")
+    for message in report.errors:
         say(f"error: {message}")
-    n_sc = loaded
-    agree = sum(r.status == "agree" for r in rows)
+    n_sc = report.loaded
+    n_skip = len(report.scenario_skips)
     say()
-    say(f"{n_sc} scenario{'s' if n_sc != 1 else ''} ({n_sc - len(scenario_skips)} run natively, "
-        f"{len(scenario_skips)} skipped whole), {len(rows)} assertions: {agree} agree, {len(bad)} disagree, "
-        f"{len(skipped)} skipped" + (f", {len(errors)} error(s)" if errors else ""))
-    if bad:
-        return 1
-    return 2 if errors else 0
+    say(f"{n_sc} scenario{'s' if n_sc != 1 else ''} ({n_sc - n_skip} run natively, "
+        f"{n_skip} skipped whole), {len(rows)} assertions: {report.count('agree')} agree, {len(bad)} disagree, "
+        f"{report.count('skip')} skipped" + (f", {len(report.errors)} error(s)" if report.errors else ""))
+
+
+def crosscheck(paths: Iterable[str], repeat: int = 1, out: IO[str] | None = None, timeout: float | None = None,
+               model: str = MODEL, trace: Callable[[Result], str] | None = None, err: IO[str] | None = None,
+               fmt: str = "text", record: str | None = None) -> int:
+    """Run every scenario under ``paths`` on the model and on this kernel; print the comparison.
+
+    An unknown ``model`` is a usage error: a one-line message on ``err``
+    (stderr) and exit status 2, before anything is loaded or run.  ``trace``
+    renders a result's trace for each disagreement (none shown without it).
+    ``fmt``: "text" or "json" (the ``Report``); ``record``: a folder to write
+    the kernel's table into (``cowdsl.kernels.tables``).
+    """
+    problem = model_problem(model)
+    if problem is not None:
+        (err or sys.stderr).write(f"cowdsl crosscheck: {problem}\n")
+        return 2
+    report = collect(paths, repeat, timeout, model, trace)
+    return finish(report, out, err, fmt, record)
+
+
+def finish(report: Report, out: IO[str] | None, err: IO[str] | None, fmt: str, record: str | None) -> int:
+    """Print ``report`` (text or JSON), record it when asked, and give the exit status."""
+    stream = out or sys.stdout
+    if fmt == "json":
+        stream.write(json.dumps(report.to_json(), indent=1) + "\n")
+    else:
+        render(report, stream)
+    if record is not None:
+        path = tables.write(report.to_json(), record or None)
+        (err or sys.stderr).write(f"cowdsl crosscheck: recorded {path}\n")
+    return report.exit_code
+
+
+def crosscheck_kernel(kernel: str, paths: Iterable[str], *, modules: str | None = None, repeat: int = 1,
+                      model: str = RUNNING, needs: Sequence[str] = DEFAULT_NEEDS, smp: int = 1,
+                      memory: str = "512M", boot_timeout: float | None = None, out: IO[str] | None = None,
+                      err: IO[str] | None = None, fmt: str = "text", record: str | None = None,
+                      say: Callable[[str], None] | None = None) -> int:
+    """Boot ``kernel`` (a prepared version such as ``6.1``, or an image path, with ``modules``)
+    under QEMU, run this cross-check inside it against ``model`` (by default the
+    model of the guest's own version), and print the report here.
+
+    The guest runs ``cowdsl crosscheck PATHS --format json --model MODEL`` (never
+    with ``--kernel``: it does not recurse); its report comes back on the console.
+    A kernel that cannot be booted, or a guest that gives no report, is exit 2.
+    """
+    errs = err or sys.stderr
+    paths = list(paths)
+    if model != RUNNING:
+        problem = model_problem(model)
+        if problem is not None:
+            errs.write(f"cowdsl crosscheck: {problem}\n")
+            return 2
+    plain = [n for n in needs if n != "none"]
+    try:
+        k = kernels.prepare(kernel, modules) if modules else kernels.resolve(kernel)
+        argv = ["crosscheck", *paths, "--format", "json", "--model", model, "--repeat", str(max(1, repeat))]
+        kw: dict[str, Any] = {"needs": frozenset(plain), "smp": smp, "memory": memory, "say": say}
+        if boot_timeout is not None:
+            kw["timeout"] = boot_timeout
+        r = kernels.run_in_guest(k, argv, **kw)
+    except (kernels.KernelError, ValueError) as e:
+        errs.write(f"cowdsl crosscheck: --kernel {kernel}: {e}\n")
+        return 2
+    if r.stderr.strip():
+        errs.write("".join(f"guest: {ln}\n" for ln in r.stderr.rstrip().splitlines()))
+    try:
+        report = Report.from_json(json.loads(r.stdout))
+    except ValueError:
+        tail = (r.stdout.strip() or r.stderr.strip() or "no output").splitlines()[-1][:300]
+        errs.write(f"cowdsl crosscheck: --kernel {kernel}: the guest gave no report (exit {r.exit_code}): {tail}\n")
+        return 2
+    report.guest = {"kernel": f"Linux {report.kernel.get('version') or '?'} ({r.kernel})", "source": k.source,
+                    "accel": r.accel, "needs": sorted(plain), "smp": smp, "memory": memory,
+                    "seconds": round(r.seconds, 1), "boot_seconds": round(r.boot_seconds or 0, 1), "notes": r.notes}
+    return finish(report, out, err, fmt, record)

@@ -209,6 +209,8 @@ class Controller:
         self.tmp = self._dir.path
         self._counter = 0
         self._prev_subreaper: int | None = None
+        self._prev_affinity: set[int] | None = None
+        self.cpu: int | None = None
         self.leaks: list[str] = []
 
     # --- set-up -----------------------------------------------------------------------
@@ -218,6 +220,7 @@ class Controller:
             L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         except OSError:
             self._prev_subreaper = None
+        self._one_cpu()
         for fname, contents in self.sc.files:
             path = os.path.join(self.tmp, f"file-{fname}")
             with open(path, "wb") as f:
@@ -269,6 +272,23 @@ class Controller:
             self.kill(child)
             raise
         return child
+
+    def _one_cpu(self) -> None:
+        """Run the whole scenario on one CPU: this process and the workers it forks (they inherit
+        the affinity).  A page a worker just faulted in sits in that CPU's LRU batch; MADV_PAGEOUT
+        drains only its own CPU's batch, so from another CPU it skips the page, and a write fault's
+        reuse check sees the batch's extra reference only when the batch is on another CPU."""
+        try:
+            allowed = os.sched_getaffinity(0)
+            cpu = L.current_cpu()
+            if cpu not in allowed:
+                cpu = min(allowed)
+            if len(allowed) > 1:
+                os.sched_setaffinity(0, {cpu})
+                self._prev_affinity = allowed
+            self.cpu = cpu
+        except (OSError, AttributeError, ValueError):
+            self._prev_affinity = None
 
     # --- talking to workers --------------------------------------------------------
     def timeout(self) -> float:
@@ -395,6 +415,12 @@ class Controller:
             except OSError:
                 pass
             self._prev_subreaper = None
+        if self._prev_affinity is not None:
+            try:
+                os.sched_setaffinity(0, self._prev_affinity)
+            except OSError:
+                pass
+            self._prev_affinity = None
 
     def _in_group(self, pid: int) -> bool:
         try:

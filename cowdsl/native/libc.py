@@ -130,3 +130,12 @@ def process_madvise(pidfd: int, addr: int, length: int, advice: int) -> int:
     ret = libc().syscall(ctypes.c_long(SYS_process_madvise), ctypes.c_long(pidfd), ctypes.byref(iov),
                          ctypes.c_long(1), ctypes.c_long(advice), ctypes.c_long(0))
     return _check(ret, "process_madvise")
+
+
+def current_cpu() -> int | None:
+    """The CPU this thread runs on now (sched_getcpu), or None when libc cannot say."""
+    try:
+        cpu = libc().sched_getcpu()
+    except AttributeError:
+        return None
+    return cpu if cpu >= 0 else None

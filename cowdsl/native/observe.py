@@ -158,6 +158,28 @@ class NativeObservation:
             e.kcount -= 1  # our own mapping, gone now
         return View(value, e.pfn, "", e)
 
+    def _swapped_page(self, name: str, ref: S.PageAt) -> Any:
+        """``swapcache`` / ``mapcount`` of a swapped-out page: a swap PTE has no PFN, so they come
+        from the page the swapout step took out (its PFN remembered right before).  Still in the
+        swap cache there: that page (mapped nowhere).  Not in the swap cache: it was freed (a page
+        in the swap cache is not), whatever that frame holds now, so it is not in the swap cache
+        and has no mapcount to show."""
+        p = self.run.procs[ref.addr.proc]
+        pfn = self.run.swapped_pfns.get((p.name, p.addr(ref.addr.mapping, ref.addr.index) or 0))
+        if pfn is None:
+            raise Unsupported(f"unsupported on native: `{name}` of a page swapped out by no swapout step: "
+                              "its frame is not known")
+        flags = pagemap.kpageflags(pfn)
+        if flags is None:
+            raise Unsupported(f"unsupported on native: `{name}`: /proc/kpageflags is unreadable")
+        cached = bool(flags >> pagemap.KPF_SWAPCACHE & 1)
+        if name == "swapcache":
+            return cached
+        if not cached:
+            raise Unsupported("unsupported on native: `mapcount` of a swapped-out page that left the swap cache "
+                              "(freed: its frame is not that page any more)")
+        return pagemap.kpagecount(pfn)
+
     # --- facts ---------------------------------------------------------------------------
     def counter(self, name: str, proc: str | None) -> int:
         if name != "faults":
@@ -191,6 +213,8 @@ class NativeObservation:
             if not isinstance(ref, S.PageAt) or e is None:
                 return False
             return e.swapped if name == "swapped" else e.present
+        if e is not None and e.swapped and name in ("swapcache", "mapcount"):
+            return self._swapped_page(name, ref)
         if v.pfn is None or e is None:
             return None if name == "mapcount" else False
         if name == "exclusive":

@@ -59,6 +59,8 @@ class Translator:
         self.ctl = ctl
         self.pins: dict[str, Pin] = {}
         self.results: dict[str, Outcome] = {}
+        #: (process, address) -> the PFN a page had right before a swapout step took it out
+        self.swapped_pfns: dict[tuple[str, int], int] = {}
         self.base = _free_base((len(ctl.sc.steps) + 2) * STRIDE)
         self.unmapped = self.base  # slot 0: never mapped
 
@@ -324,12 +326,20 @@ def proc_mem_write(t: Translator, st: S.Step) -> Reply:
 
 # --- reclaim (only with swap; the planner skips these otherwise) -----------------------------------
 def _reclaim(t: Translator, st: S.Step, advice: str) -> Reply:
+    """process_madvise(MADV_PAGEOUT or MADV_WILLNEED) on one page of another process.
+
+    MADV_PAGEOUT returns 0 whether or not reclaim took the page (it keeps a pinned
+    one): the swap-out is done only when pagemap shows the page swapped afterwards,
+    as the kernel's own selftests judge it.  The page's PFN right before is
+    remembered: a swapped-out PTE shows none, and the swap cache is that page's.
+    """
     assert st.addr is not None
     target = t.ctl.procs.get(st.addr.proc)
     if target is None or not target.alive:
         out = Outcome(False, error="ESRCH")
         return out, [Event(f"{st.addr.proc} is not alive")]
     addr = t.address(st.addr)
+    before = pagemap.entry(target.pid, addr, with_page=False)
     try:
         pidfd = os.pidfd_open(target.pid)
     except OSError as e:
@@ -337,12 +347,21 @@ def _reclaim(t: Translator, st: S.Step, advice: str) -> Reply:
     try:
         L.process_madvise(pidfd, addr, L.PAGE, L.MADV[advice])
         out = Outcome(True)
-        events = [Event(f"process_madvise({target.name}, {addr:#x}, MADV_{advice.upper()})")]
+        events = [Event(f"process_madvise({target.name}, {addr:#x}, MADV_{advice.upper()}) → 0")]
     except OSError as e:
         out = Outcome(False, error=e.strerror)
         events = [Event(f"process_madvise MADV_{advice.upper()}: {e.strerror}")]
     finally:
         os.close(pidfd)
+    if advice == "pageout" and out.ok:
+        after = pagemap.entry(target.pid, addr, with_page=False)
+        if after is not None and after.swapped:
+            if before is not None and before.pfn:
+                t.swapped_pfns[(target.name, addr)] = before.pfn
+        else:
+            out = Outcome(False, error="EBUSY")
+            events.append(Event("reclaim kept the page: pagemap does not show it swapped out "
+                                "(MADV_PAGEOUT returns 0 either way)"))
     snap = t.snapshot(target, st.addr)
     if snap:
         events.append(Event(snap))
