@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
+from cowdsl.explore.search import Bounds
 from cowdsl.judge import Result
 from cowdsl.kernel.eras import ERAS
 from cowdsl.kernel.spec import KernelSpec, resolve
@@ -41,9 +42,28 @@ def backends_for(scenarios, extra=()) -> list[KernelSpec]:
     return out
 
 
-def build(scenarios, backends=None) -> Matrix:
+MAX_COLUMNS = 64  # each distinct spec an expect line names adds a column
+
+
+class TooManyColumns(ValueError):
+    pass
+
+
+def build(scenarios, backends=None, *, max_states: int | None = None, timeout: float | None = None) -> Matrix:
+    """Every scenario on every backend; each cell explored within the bounds given
+    (--max-states, --timeout per cell)."""
     specs = tuple(resolve(b) if isinstance(b, str) else b for b in (backends or backends_for(scenarios)))
-    results = {(sc.filename, b.name): run(sc, b) for sc in scenarios for b in specs}
+    if len(specs) > MAX_COLUMNS:
+        raise TooManyColumns(f"the matrix would have {len(specs)} columns (at most {MAX_COLUMNS}): the expect "
+                             "lines name too many distinct backends; run fewer files, or name the backend")
+    results = {}
+    for sc in scenarios:
+        for b in specs:
+            bounds = None
+            if max_states is not None or timeout is not None:
+                bounds = Bounds(**{k: v for k, v in (("max_states", max_states), ("timeout", timeout))
+                                   if v is not None})
+            results[(sc.filename, b.name)] = run(sc, b, bounds=bounds)
     return Matrix(tuple(b.name for b in specs), tuple(scenarios), results)
 
 

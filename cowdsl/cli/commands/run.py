@@ -85,7 +85,11 @@ def run_matrix(args) -> int:
     batch = batch_for(args)
     scenarios = batch.load(args.paths)
     problems = batch.problems
-    mx = matrix.build(scenarios)
+    try:
+        mx = matrix.build(scenarios, max_states=args.max_states, timeout=args.timeout)
+    except matrix.TooManyColumns as e:
+        err(f"cowdsl: {e}")
+        return EXIT_ERROR
     if args.format == "json":
         out(json.dumps(jsonout.matrix_document(mx, [p.error for p in problems if p.error is not None],
                                                [(p.file, p.message) for p in problems if p.error is None]),

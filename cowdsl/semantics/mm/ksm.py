@@ -7,20 +7,22 @@ from typing import TYPE_CHECKING
 from attrs import evolve
 
 from cowdsl.ops.ksm import KSM_MERGE
+from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
-from cowdsl.semantics.state import Outcome
+from cowdsl.semantics.state import HUGETLB, Outcome
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
     from cowdsl.semantics.machine import Machine
 
 
-class Ksm:
-    def write_protect_page(self, m, mm, vname, idx) -> bool:
+class Ksm(KernelBase):
+    def write_protect_page(self, m: Machine, mm: str, vname: str, idx: int) -> bool:
         """Refuse a page with references beyond its mappings, when the era compares
         them for this PTE (ksm_checks_refs: before 5.19 not for a read-only clean
         one), else map it read-only and shared."""
         pte = m.pte(mm, vname, idx)
+        assert pte is not None  # op_ksm_merge found an anonymous page here
         page = m.page(pte.page)
         expected = page.mapcount + (1 if page.swapcache >= 0 else 0)
         checks = self.ksm_checks_refs(m, pte, pte.page)
@@ -40,16 +42,22 @@ class Ksm:
     @whole_op(KSM_MERGE)
     def op_ksm_merge(self, m: Machine, step: Step) -> Outcome:
         a, b = step.addr, step.addr2
+        assert a is not None and b is not None  # the op's two address parameters
         for addr in (a, b):
             mm = m.mms.get(addr.proc)
             if mm is None or not mm.alive or m.vma(addr.proc, addr.mapping) is None:
                 m.say(f"ksm: nothing mapped at {addr}")
+                return Outcome(False, error="not mergeable")
+            if m.vma(addr.proc, addr.mapping).kind == HUGETLB:
+                # ksmd scans only mergeable anonymous VMAs: never VM_HUGETLB (vma_ksm_compatible, mm/ksm.c)
+                m.say(f"ksm: {addr} is hugetlb, which KSM never scans")
                 return Outcome(False, error="not mergeable")
         pa, pb = m.pte(a.proc, a.mapping, a.index), m.pte(b.proc, b.mapping, b.index)
         for addr, pte in ((a, pa), (b, pb)):
             if pte is None or not pte.present or m.page(pte.page).zero or not m.page(pte.page).anon:
                 m.say(f"ksm: nothing anonymous resident at {addr}")
                 return Outcome(False, error="not mergeable")
+        assert pa is not None and pb is not None  # both resident, as just checked
         if pa.page == pb.page:
             m.say(f"ksm: {a} and {b} already share #{pa.page}")
             return Outcome(False, error="same page")
