@@ -586,3 +586,111 @@ def test_modules_folder_forms(tmp_path):
     assert modules_root(tree, None) == tree  # lib/modules/RELEASE itself
     with pytest.raises(KernelError, match="no modules tree"):
         modules_root(tmp_path, None)
+
+
+# --- versions, truth tables, crosscheck --kernel --------------------------------------------------------------
+
+DEBIAN_510 = ("Linux version 5.10.0-32-cloud-amd64 (debian-kernel@lists.debian.org) (gcc-10 (Debian 10.2.1-6) "
+              "10.2.1 20210110, GNU ld (GNU Binutils for Debian) 2.35.2) #1 SMP Debian 5.10.223-1 (2024-08-10)")
+
+
+def test_upstream_version_of_a_kernel():
+    from cowdsl.kernels.version import upstream
+
+    assert upstream("5.10.0-32-cloud-amd64", DEBIAN_510) == "5.10.223"  # not the compiler's 10.2.1
+    assert upstream("6.12.117+deb13-cloud-amd64", "#1 SMP PREEMPT_DYNAMIC Debian 6.12.117-1 (2025)") == "6.12.117"
+    assert upstream("5.15.0-91-generic", "", "Ubuntu 5.15.0-91.101-generic 5.15.131") == "5.15.131"
+    assert upstream("6.9.0-rc1+") == "6.9-rc1"
+    assert upstream("6.18.44-fc-v1098", "Linux version 6.18.44-fc-v1098 (builder@x) #1 SMP") == "6.18.44"
+    with pytest.raises(ValueError):
+        upstream("weird")
+
+
+def _report(tmp_path, native=(True,), status="agree") -> dict:
+    f = tmp_path / "x.cow"
+    f.write_text("scenario \"x\"\n")
+    return {"format": 1, "model": "6.1.176 (anon-exclusive)", "host": "Linux 6.1.0-50-cloud-amd64, swap on",
+            "kernel": {"release": "6.1.0-50-cloud-amd64", "proc_version": "... Debian 6.1.176-1", "version": "6.1.176"},
+            "repeat": len(native), "loaded": 2, "errors": [], "seconds": 1.0, "guest": None,
+            "scenario_skips": [[str(tmp_path / "par.cow"), "concurrent (`par` blocks)"]],
+            "rows": [{"file": str(f), "line": 3, "assertion": "a is b", "model": True, "native": list(native),
+                      "native_reason": "", "status": status, "reason": ""},
+                     {"file": str(f), "line": 4, "assertion": "refcount(a) == 1", "model": True, "native": [None],
+                      "native_reason": "unsupported on native: `refcount`", "status": "skip", "reason": "x"}],
+            "summary": {}}
+
+
+def test_a_table_records_what_the_kernel_showed(tmp_path):
+    from cowdsl.kernels import tables
+
+    (tmp_path / "par.cow").write_text("par\n")
+    t = tables.table(_report(tmp_path))
+    assert t["kernel"]["version"] == "6.1.176" and t["kernel"]["source"] == "host"
+    entry = t["files"][str(tmp_path / "x.cow")]
+    assert entry["sha256"] == tables.sha256(tmp_path / "x.cow")
+    assert entry["assertions"] == [{"line": 3, "assert": "a is b", "kernel": True},
+                                   {"line": 4, "assert": "refcount(a) == 1", "kernel": None,
+                                    "reason": "unsupported on native: `refcount`"}]
+    assert t["files"][str(tmp_path / "par.cow")]["skipped"].startswith("concurrent")
+    mixed = tables.table(_report(tmp_path, native=(True, False, True)))
+    a = mixed["files"][str(tmp_path / "x.cow")]["assertions"][0]
+    assert a["kernel"] == "mixed" and a["runs"] == {"true": 2, "false": 1}
+    path = tables.write(_report(tmp_path), tmp_path / "tables")
+    assert path.name == "6.1.176.json" and tables.load_all(tmp_path / "tables")[0]["kernel"]["version"] == "6.1.176"
+
+
+def test_crosscheck_kernel_runs_the_guest_and_prints_its_report(tmp_path, monkeypatch):
+    import io
+
+    from cowdsl import crosscheck as cc
+
+    (tmp_path / "par.cow").write_text("par\n")
+    seen = {}
+    k = _fake_kernel(tmp_path / "cache", "6.1.0-50-cloud-amd64")
+
+    def guest(kernel, args, **kw):
+        seen["args"], seen["kw"] = list(args), kw
+        return vm.GuestResult(stdout=json.dumps(_report(tmp_path, native=(False,), status="DISAGREE")), stderr="",
+                              exit_code=1, kernel="6.1.0-50-cloud-amd64", seconds=30.0, boot_seconds=4.0, accel="tcg")
+
+    monkeypatch.setattr(cc.kernels, "resolve", lambda spec: k)
+    monkeypatch.setattr(cc.kernels, "run_in_guest", guest)
+    out, err = io.StringIO(), io.StringIO()
+    status = cc.crosscheck_kernel("6.1", [str(tmp_path)], out=out, err=err, record=str(tmp_path / "t"))
+    assert status == 1, out.getvalue() + err.getvalue()
+    assert seen["args"][:2] == ["crosscheck", str(tmp_path)] and "--kernel" not in seen["args"]
+    assert seen["args"][seen["args"].index("--model") + 1] == "running" and "json" in seen["args"]
+    assert seen["kw"]["needs"] == frozenset({"swap"})
+    text = out.getvalue()
+    assert "under QEMU: Linux 6.1.176 (6.1.0-50-cloud-amd64)" in text and "DISAGREEMENT" in text
+    assert "1 disagree" in text.splitlines()[-1]
+    t = json.loads((tmp_path / "t" / "6.1.176.json").read_text())
+    assert t["kernel"]["needs"] == ["swap"] and t["kernel"]["accel"] == "tcg"
+
+    monkeypatch.setattr(cc.kernels, "run_in_guest", lambda *a, **kw: vm.GuestResult(
+        "Traceback ...\n", "boom\n", 1, "6.1.0", 9.0, 3.0, "tcg"))
+    err = io.StringIO()
+    assert cc.crosscheck_kernel("6.1", [str(tmp_path)], out=io.StringIO(), err=err) == 2
+    assert "the guest gave no report" in err.getvalue()
+
+    def no_kernel(spec):
+        raise KernelError("kernel '4.2' is not prepared")
+
+    monkeypatch.setattr(cc.kernels, "resolve", no_kernel)
+    err = io.StringIO()
+    assert cc.crosscheck_kernel("4.2", [str(tmp_path)], out=io.StringIO(), err=err) == 2
+    assert "not prepared" in err.getvalue()
+
+
+CROSSCHECK_SUBSET = ("scenarios/swap", "scenarios/gup-leak/vmsplice-swapcache-extra-ref.cow",
+                     "scenarios/pin-fork/s6-longterm-pin-child-writes-first.cow")
+
+
+def test_crosscheck_in_the_61_guest_agrees_with_the_61_model(kernel_61):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = [p for p in CROSSCHECK_SUBSET if os.path.exists(os.path.join(root, p))]
+    r = subprocess.run([sys.executable, "-m", "cowdsl", "crosscheck", "--kernel", kernel_61.version, *paths],
+                       cwd=root, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "(model) against native" in r.stdout and "6.1." in r.stdout.splitlines()[0]
+    assert "swap on" in r.stdout and " 0 disagree" in r.stdout.splitlines()[-1]

@@ -380,3 +380,58 @@ def test_par_blocks_are_not_run_natively():
         assert A.buf == 1
     """)
     assert r.verdict == "skip" and "`par` blocks" in r.checks[0].values["unsupported"]
+
+
+# --- what the kernel's mechanisms cannot do, and what it did not do ---------------------
+
+
+def test_io_uring_refusing_a_file_backed_buffer_skips_the_scenario(monkeypatch):
+    """5.10 and 6.1 io_uring refuse file-backed fixed buffers (EOPNOTSUPP): that is the
+    mechanism's limit, not GUP's answer, so every assertion is skipped with the reason."""
+    from cowdsl.native import translate
+    from cowdsl.semantics.state import Outcome
+
+    real = translate.Translator.simple
+
+    def simple(self, st, cmd, *a, **kw):
+        if cmd["op"] == "pin":
+            return Outcome(False, error="EOPNOTSUPP"), []
+        return real(self, st, cmd, *a, **kw)
+
+    monkeypatch.setattr(translate.Translator, "simple", simple)
+    r = native("""
+        scenario "pin a shared mapping"
+        process A
+        A: mmap(buf, anon, shared, rw)
+        A: write(buf, 1)
+        A: pin(buf, write, longterm) as mr
+        A: write(buf, 2)
+        assert failed(mr)
+        assert A.buf == 2
+    """)
+    assert holds(r) == [None, None]
+    why = r.checks[0].values["unsupported"]
+    assert why.startswith("unsupported on this kernel") and "EOPNOTSUPP" in why and "not GUP's verdict" in why
+    assert [o[1] for o in step_outcomes(r)] == [True, True, False, False]
+
+
+def test_a_swapout_reclaim_kept_is_a_failed_step(monkeypatch):
+    """MADV_PAGEOUT returns 0 when reclaim keeps the page: the step is judged from pagemap."""
+    from cowdsl.native import libc
+
+    monkeypatch.setattr(libc, "process_madvise", lambda *a: 0)  # reclaim does nothing
+    sc = load("""
+        scenario "kept"
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        reclaim: swapout(A.buf) as so
+        assert failed(so)
+        assert present(A.buf)
+    """)
+    from cowdsl.native import plan, run_native
+
+    monkeypatch.setattr(plan, "NO_SWAP", None)
+    monkeypatch.setattr(plan, "step_problem", lambda st, host: None)
+    r = run_native(sc)
+    assert holds(r) == [True, True], step_outcomes(r)

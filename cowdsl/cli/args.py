@@ -162,9 +162,10 @@ def parser() -> argparse.ArgumentParser:
                         "(repeatable; default: swap)")
     x.add_argument("--smp", action=_Number, default=1, help="with --kernel: the guest's CPUs (default 1)")
     x.add_argument("--memory", default="512M", help="with --kernel: the guest's memory (default 512M)")
-    x.add_argument("--record", nargs="?", const="", default=None, metavar="DIR",
-                   help="write what the kernel showed, per file and assertion, to DIR/VERSION.json "
-                        "(default DIR: tests/kernels of the cowdsl checkout)")
+    x.add_argument("--record", action="store_true",
+                   help="write what the kernel showed, per file and assertion, to tests/kernels/VERSION.json "
+                        "of the cowdsl checkout (or --record-dir)")
+    x.add_argument("--record-dir", metavar="DIR", help="with --record: the folder for VERSION.json")
     t = sub.add_parser("timeline", help="a scenario's verdict on every kernel release of the timeline, each "
                                         "flip named by the change that decides it")
     t.add_argument("paths", nargs="+", metavar="FILE|DIR")

@@ -29,7 +29,7 @@ from cowdsl.native import plan
 from cowdsl.native.controller import Controller, Limits, StepTimeout, Terminated, terminable, uninterrupted
 from cowdsl.native.host import Host, probe, skip_reason
 from cowdsl.native.observe import NativeObservation
-from cowdsl.native.translate import Translator
+from cowdsl.native.translate import Translator, Unrunnable
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
 
@@ -121,6 +121,11 @@ def _steps(sc: S.Scenario, ctl: Controller, host: Host,
         except StepTimeout as e:
             aborted = f"run aborted at step {st.number}: {e}"
             out, events = Outcome(False, error=f"timeout: {e}"), [Event(f"timeout: {e}; the process is killed")]
+        except Unrunnable as e:
+            records.append(StepRecord(st, Outcome(False, error=str(e)), (Event(str(e)),)))
+            for rest in sc.steps[len(records):]:
+                records.append(StepRecord(rest, Outcome(False, error="not run: scenario skipped"), ()))
+            return records, _undecided(sc, str(e))
         if st.bind:
             steps.results[st.bind] = out
         records.append(StepRecord(st, out, tuple(events)))

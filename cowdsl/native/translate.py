@@ -33,6 +33,17 @@ DEFAULT_BASE = 0x100000000000
 
 Reply = tuple[Outcome, list[Event]]
 
+#: io_uring before 6.3 registers no file-backed buffer (shmem and MAP_SHARED anonymous memory included)
+IO_URING_FILE_BUFFERS = (
+    "unsupported on this kernel: `{text}`: io_uring refuses file-backed fixed buffers here "
+    "(IORING_REGISTER_BUFFERS → EOPNOTSUPP, as 5.10 and 6.1 do): a limit of the mechanism, not GUP's verdict"
+)
+
+
+class Unrunnable(Exception):
+    """A step this kernel's user-space mechanism cannot do at all: the run stops, and every
+    assertion is skipped with the reason (never judged on a step that was not really tried)."""
+
 
 @define
 class Pin:
@@ -249,6 +260,8 @@ def pin(t: Translator, st: S.Step) -> Reply:
     name = st.bind or f"pin@{st.number}"
     addr = t.address(st.addr)
     out, events = t.simple(st, {"op": "pin", "name": name, "addr": addr})
+    if not out.ok and out.error == "EOPNOTSUPP":
+        raise Unrunnable(IO_URING_FILE_BUFFERS.format(text=st.text or "pin"))
     if out.ok:
         e = pagemap.entry(p.pid, addr, with_page=False)
         pfn = e.pfn if e is not None and e.present else None

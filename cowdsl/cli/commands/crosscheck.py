@@ -11,14 +11,17 @@ from cowdsl.report.text import trace
 
 
 def crosscheck(args) -> int:
-    # args.record: None (no --record), "" (--record: tests/kernels), or a folder
+    if args.record_dir and not args.record:
+        print("cowdsl crosscheck: --record-dir goes with --record", file=sys.stderr)
+        return 2
+    record = (args.record_dir or "") if args.record else None  # "": tests/kernels of the checkout
     if args.kernel:
         return crosscheck_kernel(args.kernel, args.paths, modules=args.modules, repeat=args.repeat,
                                  model=args.model or RUNNING, needs=args.need or list(DEFAULT_NEEDS),
-                                 smp=args.smp, memory=args.memory, fmt=args.format, record=args.record,
+                                 smp=args.smp, memory=args.memory, fmt=args.format, record=record,
                                  say=lambda s: print(f"note: {s}", file=sys.stderr))
     if args.modules or args.need:
         print("cowdsl crosscheck: --modules and --need go with --kernel", file=sys.stderr)
         return 2
-    model = args.model or (RUNNING if args.record is not None else MODEL)
-    return compare(args.paths, args.repeat, model=model, trace=trace, fmt=args.format, record=args.record)
+    model = args.model or (RUNNING if args.record else MODEL)
+    return compare(args.paths, args.repeat, model=model, trace=trace, fmt=args.format, record=record)

@@ -1,0 +1,108 @@
+"""The model against what real kernels showed: every recorded truth table, on every run, no VM.
+
+``tests/kernels/VERSION.json`` holds, per scenario file and assertion, what a
+real kernel of that version answered natively (``cowdsl crosscheck --record``,
+``scripts/record-kernels``; the format is in ``cowdsl.kernels.tables``).  Each
+assertion the kernel decided is one test: the model of the table's version
+(``cowdsl.kernel.spec.resolve(VERSION)``) must decide it the same way.
+
+A disagreement fails, naming the file, the assertion, the kernel and the
+model.  The ones understood and not (yet) modelled are listed in ``KNOWN``
+with the reason, as strict xfails: none is dropped silently, and one that
+starts to agree fails until it is taken off the list.  A scenario file changed
+since it was recorded is skipped as stale (record it again); so is an
+assertion the kernel answered both ways over repeated runs.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from cowdsl.kernel.spec import resolve
+from cowdsl.kernels import tables
+from cowdsl.load import load
+from cowdsl.run import run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (version prefix, file, assertion text) -> why model and kernel differ there
+KNOWN: dict[tuple[str, str, str], str] = {
+}
+
+
+def _known(version: str, file: str, text: str) -> str | None:
+    for (prefix, f, a), why in KNOWN.items():
+        if (version == prefix or version.startswith(prefix + ".")) and f == file and a == text:
+            return why
+    return None
+
+
+def _cases() -> list:
+    cases = []
+    for t in tables.load_all(ROOT / "tests" / "kernels"):
+        version = t["kernel"]["version"]
+        for file, entry in t["files"].items():
+            for a in entry.get("assertions", []):
+                if a["kernel"] is None:
+                    continue
+                marks = []
+                why = _known(version, file, a["assert"])
+                if why:
+                    marks.append(pytest.mark.xfail(reason=why, strict=True))
+                cases.append(pytest.param(version, t["kernel"].get("release", ""), file, entry["sha256"], a,
+                                          id=f"{version}:{file}:{a['line']}", marks=marks))
+    return cases
+
+
+CASES = _cases()
+
+
+@functools.cache
+def _model(version: str, file: str):
+    sc = load(ROOT / file)
+    return run(sc, resolve(version))
+
+
+def test_tables_were_recorded():
+    versions = {t["kernel"]["version"] for t in tables.load_all(ROOT / "tests" / "kernels")}
+    assert versions, "no truth tables in tests/kernels (scripts/record-kernels records them)"
+
+
+@pytest.mark.parametrize("version,release,file,sha,recorded", CASES)
+def test_model_decides_as_the_kernel_did(version, release, file, sha, recorded):
+    path = ROOT / file
+    if not path.exists():
+        pytest.skip(f"{file} is gone since the {version} table was recorded")
+    if tables.sha256(path) != sha:
+        pytest.skip(f"{file} changed since the {version} table was recorded: record it again "
+                    "(scripts/record-kernels)")
+    if recorded["kernel"] == "mixed":
+        pytest.skip(f"kernel {version} answered both ways over repeated runs: {recorded.get('runs')}")
+    result = _model(version, file)
+    spec = resolve(version)
+    matching = [c for c in result.checks if c.assertion.text == recorded["assert"]]
+    if not matching:
+        pytest.skip(f"{file} has no assertion `{recorded['assert']}` any more: record it again")
+    check = min(matching, key=lambda c: abs(c.assertion.span.line - recorded["line"]))
+    kernel = "true" if recorded["kernel"] else "false"
+    model = {True: "true", False: "false", None: "undecided"}[check.holds]
+    assert check.holds is recorded["kernel"], (
+        f"{file}:{recorded['line']}: assert {recorded['assert']}: kernel {version} ({release}) showed {kernel}, "
+        f"the model {spec.label} says {model} ({', '.join(f'{k}={v}' for k, v in check.values.items())})")
+
+
+def test_a_disagreement_names_file_assertion_kernel_and_model():
+    if not CASES:
+        pytest.skip("no truth tables recorded")
+    version, release, file, sha, recorded = CASES[0].values
+    flipped = {**recorded, "kernel": not recorded["kernel"]}
+    if tables.sha256(ROOT / file) != sha:
+        pytest.skip(f"{file} changed since it was recorded")
+    with pytest.raises(AssertionError) as e:
+        test_model_decides_as_the_kernel_did(version, release, file, sha, flipped)
+    text = str(e.value)
+    assert file in text and recorded["assert"] in text and f"kernel {version}" in text
+    assert resolve(version).label in text
