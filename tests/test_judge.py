@@ -153,3 +153,21 @@ def test_a_schedule_is_judged_as_one_execution_not_against_the_expect_line():
     assert r.verdict == "fail" and not r.ok
     ok = run(sc, "early-cow:wp_seq=off", schedule=["A", "A", "T"])  # T pins before the fork starts
     assert ok.expected is None and [c.holds for c in ok.checks[:2]] == [True, True]
+
+
+def test_judging_invariants_counts_against_the_timeout():
+    # Regression: every invariant was evaluated on every visited state after the
+    # search stopped, whatever --timeout said (17.6 s with --timeout 5).
+    from cowdsl.explore import search
+    from cowdsl.explore.model import Model
+    from cowdsl.judge.explored import check_exploration
+
+    src = ("process A\nthread T of A\nA: mmap(buf, anon, private, rw)\nA: write(buf, 1)\n"
+           "par {\n  T: pin(buf, write, fast) as mr\n  A: fork() as B\n}\ninvariant: A.buf == 1\n")
+    sc = load_text(src, "inv.cow")
+    model = Model(sc, registry.get("anon-exclusive"))
+    ex = search.full(model, search.Bounds())
+    assert ex.partial is None and len(ex.visited) > 1
+    expired = search.Bounds(timeout=1.0, started=0.0)  # the run's time is already used up
+    check = check_exploration(model, ex, sc.assertions[0], expired)
+    assert check.holds is None and ex.partial.startswith("--timeout 1s (while judging")

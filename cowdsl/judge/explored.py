@@ -20,6 +20,7 @@ from cowdsl.semantics.state import State
 
 EVIDENCE = "evidence"  # the key of Check.values that says an execution could not be extracted
 NOT_EXTRACTED = "not extracted (bound hit)"
+EVALUATE_CHUNK = 256  # states judged between looks at the clock
 EVIDENCE_SECONDS = 5.0  # the least time the extraction gets, however short the run's timeout
 
 
@@ -36,7 +37,17 @@ def check_exploration(model: Model, ex: search.Exploration, a: S.Assertion, boun
         states = list({w.state for w in ex.visited})
     else:
         states = list({w.state for w in ex.finals})
-    judged: dict[State, tuple[bool | None, dict[str, str]]] = {st: evaluate(observe(st), a) for st in states}
+    judged: dict[State, tuple[bool | None, dict[str, str]]] = {}
+    stopped = None
+    every_state = a.quantifier == S.INVARIANT
+    for n, st in enumerate(states):
+        # an invariant is judged on every visited state, which can take longer than
+        # the search: that counts against the run's clock (final states are few)
+        if every_state and n % EVALUATE_CHUNK == 0 and (stopped := bounds.hit(0)) is not None:
+            break
+        judged[st] = evaluate(observe(st), a)
+    if stopped is not None and ex.partial is None:
+        ex.partial = f"{stopped} (while judging `{a.text}`)"
     d = decide(a.quantifier, (h for h, _ in judged.values()), complete=ex.partial is None)
     witness, values = None, {}
     if d.shows:
@@ -50,6 +61,6 @@ def check_exploration(model: Model, ex: search.Exploration, a: S.Assertion, boun
         else:  # the verdict stands (a state that decides it was seen); its execution is not known
             seen = next(v for h, v in judged.values() if h == want)
             values = {**seen, EVIDENCE: NOT_EXTRACTED}
-    elif states:
-        values = judged[states[0]][1]
+    elif judged:
+        values = next(iter(judged.values()))[1]
     return Check(a, d.holds, values, d.positive, d.negative, witness, d.shows)
