@@ -58,8 +58,9 @@ from cowdsl.run import run
 MODEL = "anon-exclusive"
 #: ``--model running``: the model of the version of the kernel this runs on
 RUNNING = "running"
-#: the guest's default needs for ``--kernel``: the swap scenarios run there
-DEFAULT_NEEDS = ("swap",)
+#: the guest's default needs for ``--kernel``: the swap scenarios run there, and `thp` mappings
+#: (MADV_HUGEPAGE regions; every other native mapping is MADV_NOHUGEPAGE)
+DEFAULT_NEEDS = ("swap", "thp=madvise")
 JSON_FORMAT = 1
 
 

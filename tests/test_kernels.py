@@ -660,12 +660,12 @@ def test_crosscheck_kernel_runs_the_guest_and_prints_its_report(tmp_path, monkey
     assert status == 1, out.getvalue() + err.getvalue()
     assert seen["args"][:2] == ["crosscheck", str(tmp_path)] and "--kernel" not in seen["args"]
     assert seen["args"][seen["args"].index("--model") + 1] == "running" and "json" in seen["args"]
-    assert seen["kw"]["needs"] == frozenset({"swap"})
+    assert seen["kw"]["needs"] == frozenset({"swap", "thp=madvise"})
     text = out.getvalue()
     assert "under QEMU: Linux 6.1.176 (6.1.0-50-cloud-amd64)" in text and "DISAGREEMENT" in text
     assert "1 disagree" in text.splitlines()[-1]
     t = json.loads((tmp_path / "t" / "6.1.176.json").read_text())
-    assert t["kernel"]["needs"] == ["swap"] and t["kernel"]["accel"] == "tcg"
+    assert t["kernel"]["needs"] == ["swap", "thp=madvise"] and t["kernel"]["accel"] == "tcg"
 
     monkeypatch.setattr(cc.kernels, "run_in_guest", lambda *a, **kw: vm.GuestResult(
         "Traceback ...\n", "boom\n", 1, "6.1.0", 9.0, 3.0, "tcg"))
@@ -683,6 +683,7 @@ def test_crosscheck_kernel_runs_the_guest_and_prints_its_report(tmp_path, monkey
 
 
 CROSSCHECK_SUBSET = ("scenarios/swap", "scenarios/gup-leak/vmsplice-swapcache-extra-ref.cow",
+                     "scenarios/gup-leak/s2-vmsplice-child-leak-thp.cow",
                      "scenarios/pin-fork/s6-longterm-pin-child-writes-first.cow")
 
 
@@ -693,4 +694,5 @@ def test_crosscheck_in_the_61_guest_agrees_with_the_61_model(kernel_61):
                        cwd=root, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "(model) against native" in r.stdout and "6.1." in r.stdout.splitlines()[0]
-    assert "swap on" in r.stdout and " 0 disagree" in r.stdout.splitlines()[-1]
+    assert "swap on" in r.stdout and "THP on MADV_HUGEPAGE" in r.stdout, r.stdout
+    assert " 0 disagree" in r.stdout.splitlines()[-1], r.stdout

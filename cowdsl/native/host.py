@@ -28,6 +28,7 @@ class Host:
     anon_exclusive: str | None  # None if kpageflags bit 34 tracks PG_anon_exclusive, else why not
     swap: bool
     kernel: str
+    thp: str | None = "not probed"  # None if MADV_HUGEPAGE regions get transparent huge pages, else why not
 
     @property
     def reason(self) -> str | None:
@@ -43,6 +44,8 @@ class Host:
         parts.append("PG_anon_exclusive via kpageflags" if self.anon_exclusive is None else
                      f"exclusive: {self.anon_exclusive}")
         parts.append("swap on" if self.swap else "no swap")
+        if self.thp is None:
+            parts.append("THP on MADV_HUGEPAGE")
         return ", ".join(parts)
 
 
@@ -52,6 +55,30 @@ def _swap_on() -> bool:
             return len([ln for ln in f.read().splitlines()[1:] if ln.strip()]) > 0
     except OSError:
         return False
+
+
+THP_ENABLED = "/sys/kernel/mm/transparent_hugepage/enabled"
+THP_SIZE = 2 << 20  # a PMD's worth on x86-64
+
+
+def _thp_mode() -> str | None:
+    """None when a MADV_HUGEPAGE region gets transparent huge pages here (enabled = always or
+    madvise, PMD size 2 MiB), else why not."""
+    try:
+        with open(THP_ENABLED) as f:
+            text = f.read()
+    except OSError:
+        return "no transparent huge pages (no " + THP_ENABLED + ")"
+    mode = text[text.find("[") + 1:text.find("]")] if "[" in text else text.strip()
+    if mode not in ("always", "madvise"):
+        return f"transparent huge pages are off here ({THP_ENABLED} = {mode})"
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size") as f:
+            if int(f.read()) != THP_SIZE:
+                return "the PMD size is not 2 MiB"
+    except (OSError, ValueError):
+        pass
+    return None
 
 
 def _probe_pfns() -> str | None:
@@ -127,7 +154,7 @@ def probe() -> Host:
             excl = _probe_anon_exclusive()
         except Exception as e:  # noqa: BLE001
             excl = f"{type(e).__name__}: {e}"
-    return Host(True, io, pfns, excl, _swap_on(), kernel)
+    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode())
 
 
 def skip_reason() -> str | None:

@@ -22,6 +22,7 @@ MADV = {
     "dontneed": 4,
     "dontfork": 10,
     "dofork": 11,
+    "hugepage": 14,
     "nohugepage": 15,
     "wipeonfork": 18,
     "pageout": 21,

@@ -35,6 +35,7 @@ KPF_ANON = 12
 KPF_MMAP = 11
 KPF_KSM = 21
 KPF_ZERO_PAGE = 24
+KPF_THP = 22
 KPF_ANON_EXCLUSIVE = 34  # KPF_MAPPEDTODISK: PG_anon_exclusive aliases PG_mappedtodisk for anon pages
 
 
@@ -99,6 +100,8 @@ class Entry:
             parts.append("zero page")
         elif self.kflags is not None:
             parts.append("anon" if self.kflag(KPF_ANON) else "page-cache")
+            if self.kflag(KPF_THP):
+                parts.append("THP")
             if self.anon_exclusive:
                 parts.append("exclusive")
             if self.kflag(KPF_SWAPCACHE):

@@ -25,8 +25,11 @@ UNSUPPORTED_GUP = (
     "(vmsplice is its own op; O_DIRECT pins with FOLL_PIN)"
 )
 UNSUPPORTED_SIZE = (
-    "unsupported on native: `{text}`: native maps small pages only (MADV_NOHUGEPAGE on every mapping)"
+    "unsupported on native: `{text}`: native maps small pages (MADV_NOHUGEPAGE) and PMD-mapped THPs "
+    "(`thp`, a 2 MiB-aligned MADV_HUGEPAGE region) only"
 )
+UNSUPPORTED_THP = "unsupported on native: `{text}`: a `thp` mapping is one private anonymous THP (pages=1)"
+NO_THP = "unsupported on this host: `{text}`: {why}"
 UNSUPPORTED_REMOTE_PIN = (
     "unsupported on native: `{text}`: user space cannot pin another process's page "
     "(io_uring registers buffers of its own mm only)"
@@ -44,7 +47,7 @@ REFUSED: dict[str, str] = {
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
 }
 # The mmap flags and madvise advice it honours.
-MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small"})
+MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp"})
 MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout"})
 
 
@@ -56,6 +59,12 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         return UNSUPPORTED_OP.format(text=text, op=st.op)
     if st.op == "mmap" and not st.flags <= MMAP_FLAGS:
         return UNSUPPORTED_SIZE.format(text=text)
+    if st.op == "mmap" and "thp" in st.flags:
+        if "shared" in st.flags or st.file or st.pages != 1:
+            return UNSUPPORTED_THP.format(text=text)
+        why = getattr(host, "thp", "not probed")
+        if why is not None:
+            return NO_THP.format(text=text, why=why)
     if st.op == "madvise" and not st.flags <= MADVICE:
         return UNSUPPORTED_OP.format(text=text, op="madvise(" + ", ".join(sorted(st.flags - MADVICE)) + ")")
     if st.op == "pin" and st.addr is not None and st.addr.proc != st.task:

@@ -29,6 +29,10 @@ from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
 
 STRIDE = 1 << 20  # one slot per mmap step: 64 pages at most, then an unmapped gap
+THP = 2 << 20  # a `thp` mapping: one PMD's worth, 2 MiB-aligned, in slots of its own after the others
+THP_PAGES = THP // L.PAGE
+NO_THP = ("unsupported on this kernel: `{text}`: the MADV_HUGEPAGE region got a small page, not a THP "
+          "(no huge page free, or THP off for it): the scenario would run on small pages")
 DEFAULT_BASE = 0x100000000000
 
 Reply = tuple[Outcome, list[Event]]
@@ -72,8 +76,12 @@ class Translator:
         self.results: dict[str, Outcome] = {}
         #: (process, address) -> the PFN a page had right before a swapout step took it out
         self.swapped_pfns: dict[tuple[str, int], int] = {}
-        self.base = _free_base((len(ctl.sc.steps) + 2) * STRIDE)
+        n_thp = sum(1 for st in ctl.sc.steps if st.op == "mmap" and "thp" in st.flags)
+        small = (len(ctl.sc.steps) + 2) * STRIDE
+        self.base = _free_base(small + (2 * n_thp + 2) * THP)
         self.unmapped = self.base  # slot 0: never mapped
+        self.thp_base = -(-(self.base + small) // THP) * THP + THP
+        self.thps: dict[int, bool] = {}  # a thp mapping's address -> whether its first fault gave a THP
 
     # for the observation
     @property
@@ -183,13 +191,32 @@ class Translator:
 def mmap(t: Translator, st: S.Step) -> Reply:
     assert st.task is not None and st.mapping is not None
     p = t.ctl.procs[st.task]
-    addr = t.base + st.number * STRIDE
-    cmd = {"op": "mmap", "addr": addr, "pages": st.pages, "shared": "shared" in st.flags,
+    thp = "thp" in st.flags
+    addr = t.thp_base + 2 * THP * len(t.thps) if thp else t.base + st.number * STRIDE
+    pages = THP_PAGES if thp else st.pages
+    cmd = {"op": "mmap", "addr": addr, "pages": pages, "shared": "shared" in st.flags, "thp": thp,
            "write": "rw" in st.flags, "path": t.ctl.files.get(st.file) if st.file else None}
     out, events = t.simple(st, cmd)
     if out.ok:
-        p.mappings[st.mapping] = (addr, st.pages)
+        p.mappings[st.mapping] = (addr, pages)
+        if thp:
+            t.thps[addr] = False
     return out, events
+
+
+def _first_thp_fault(t: Translator, st: S.Step, a: S.Addr) -> None:
+    """The first access that maps a page of a `thp` mapping must have mapped a THP (or the huge
+    zero page): else the kernel fell back to small pages and the run would not be the scenario."""
+    p = t.ctl.procs.get(a.proc)
+    got = p.mappings.get(a.mapping) if p is not None and p.alive else None
+    if got is None or got[0] not in t.thps or t.thps[got[0]]:
+        return
+    e = pagemap.entry(p.pid, t.address(a))
+    if e is None or not e.present:
+        return
+    if not e.kflag(pagemap.KPF_THP):
+        raise Unrunnable(NO_THP.format(text=st.text or st.op))
+    t.thps[got[0]] = True
 
 
 def munmap(t: Translator, st: S.Step) -> Reply:
@@ -207,12 +234,16 @@ def madvise(t: Translator, st: S.Step) -> Reply:
 # --- CPU accesses --------------------------------------------------------------------------------
 def read(t: Translator, st: S.Step) -> Reply:
     assert st.addr is not None
-    return t.simple(st, {"op": "read", "addr": t.address(st.addr)}, "value", st.addr)
+    reply = t.simple(st, {"op": "read", "addr": t.address(st.addr)}, "value", st.addr)
+    _first_thp_fault(t, st, st.addr)
+    return reply
 
 
 def write(t: Translator, st: S.Step) -> Reply:
     assert st.addr is not None
-    return t.simple(st, {"op": "write", "addr": t.address(st.addr), "value": st.value}, None, st.addr)
+    reply = t.simple(st, {"op": "write", "addr": t.address(st.addr), "value": st.value}, None, st.addr)
+    _first_thp_fault(t, st, st.addr)
+    return reply
 
 
 # --- fork and exit -------------------------------------------------------------------------------

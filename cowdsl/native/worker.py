@@ -185,7 +185,7 @@ class Worker:
     def do_mmap(self, c: Message, fds: list[int]) -> Message | None:
         prot = L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
         flags = (L.MAP_SHARED if c["shared"] else L.MAP_PRIVATE) | L.MAP_FIXED_NOREPLACE
-        length = c["pages"] * L.PAGE
+        length = c["pages"] * L.PAGE  # a `thp` mapping: 512 pages, 2 MiB-aligned
         fd = -1
         if c.get("path"):
             fd = os.open(c["path"], os.O_RDWR | os.O_CLOEXEC)
@@ -199,11 +199,13 @@ class Worker:
         if addr != c["addr"]:
             L.munmap(addr, length)
             raise Failed("EEXIST", f"mmap: the kernel would not place the mapping at {c['addr']:#x}")
-        L.madvise(addr, length, L.MADV["nohugepage"])
+        advice = "hugepage" if c.get("thp") else "nohugepage"
+        L.madvise(addr, length, L.MADV[advice])
         return {"events": [f"mmap({addr:#x}, {length}, {'PROT_READ|PROT_WRITE' if c['write'] else 'PROT_READ'}, "
                            f"{'MAP_SHARED' if c['shared'] else 'MAP_PRIVATE'}"
                            f"{'' if fd >= 0 or c.get('path') else '|MAP_ANONYMOUS'}"
-                           f"{' of ' + os.path.basename(c['path']) if c.get('path') else ''}); MADV_NOHUGEPAGE"]}
+                           f"{' of ' + os.path.basename(c['path']) if c.get('path') else ''}); "
+                           f"MADV_{advice.upper()}"]}
 
     def do_munmap(self, c: Message, fds: list[int]) -> Message | None:
         L.munmap(c["addr"], c["pages"] * L.PAGE)
