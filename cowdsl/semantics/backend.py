@@ -26,7 +26,7 @@ from cowdsl.semantics.mm.memory import Memory
 from cowdsl.semantics.mm.mmap import AddressSpace
 from cowdsl.semantics.mm.pipe import Pipes
 from cowdsl.semantics.mm.vmscan import Reclaim
-from cowdsl.semantics.state import Mm, Outcome, Page, Pipe, State
+from cowdsl.semantics.state import Mm, Outcome, Page, Pipe, Pte, State, Vma
 
 # The decision points an era may override.  `cowdsl backends` lists them.
 RULES = (
@@ -64,7 +64,7 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
     COPY_PTE: ClassVar[str] = "copy_present_pte"
     COPY_NONPRESENT_PTE: ClassVar[str] = "copy_nonpresent_pte"
 
-    def __init__(self, kernel: KernelSpec):
+    def __init__(self, kernel: KernelSpec) -> None:
         if kernel.model != self.name:
             raise ValueError(f"a {kernel.model} spec for the {self.name} model")
         self.kernel = kernel  # resolved once, by cowdsl.kernel.spec
@@ -82,9 +82,9 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
     # --- the Model interface --------------------------------------------------------
     def init_state(self, sc: Scenario) -> State:
         pages = [Page(zero=True, anon=False)]
-        files = []
+        files: list[tuple[str, tuple[int, ...]]] = []
         for fname, contents in sc.files:
-            ids = []
+            ids: list[int] = []
             for i, data in enumerate(contents):
                 pages.append(Page(data=data, refcount=1, anon=False, file=fname, index=i))
                 ids.append(len(pages) - 1)
@@ -103,8 +103,9 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
         dead = step.task is not None and (mm is None or not mm.alive)
         if dead:
             why = "was never created" if mm is None else "was killed by SIGSEGV" if mm.segv else "has exited"
-            out = Outcome(False, error=f"not run: {step.task} {why}")
-            m.say(out.error)
+            error = f"not run: {step.task} {why}"
+            out = Outcome(False, error=error)
+            m.say(error)
         elif (gone := self.unborn(state, step)) is not None:
             out = self.no_such_process(m, gone)
         else:
@@ -125,8 +126,9 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
     @staticmethod
     def no_such_process(m: Machine, proc: str) -> Outcome:
         m.reads.add(("mm", proc, "alive"))  # fork's add_mm writes it
-        out = Outcome(False, error=f"ESRCH: {proc} was never created (the fork that makes it did not run)")
-        m.say(out.error)
+        error = f"ESRCH: {proc} was never created (the fork that makes it did not run)"
+        out = Outcome(False, error=error)
+        m.say(error)
         return out
 
     def run(self, sc: Scenario) -> Iterator[tuple[Step, State, Outcome, list[Event]]]:
@@ -160,16 +162,16 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
         page instead of sharing it read-only?"""
         raise NotImplementedError
 
-    def gup_break_cow(self, m: Machine, vma, flags: Foll) -> Decision:
+    def gup_break_cow(self, m: Machine, vma: Vma, flags: Foll) -> Decision:
         """__get_user_pages: does a GUP taking a page reference break COW first
         (turn into a write GUP) in a COW mapping?"""
         raise NotImplementedError
 
-    def can_follow_write_pte(self, m: Machine, vma, pte, flags: Foll) -> Decision:
+    def can_follow_write_pte(self, m: Machine, vma: Vma, pte: Pte, flags: Foll) -> Decision:
         """follow_page_pte: may a write GUP use this PTE as it is, or must it fault?"""
         raise NotImplementedError
 
-    def gup_must_unshare(self, m: Machine, vma, pfn: int, flags: Foll) -> Decision:
+    def gup_must_unshare(self, m: Machine, vma: Vma, pfn: int, flags: Foll) -> Decision:
         """follow_page_pte/GUP-fast: must a read-only GUP unshare the page before
         taking it (FAULT_FLAG_UNSHARE)?"""
         raise NotImplementedError
@@ -192,11 +194,11 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
         """do_swap_page: try to drop the swap cache before mapping the page?"""
         raise NotImplementedError
 
-    def swapin_exclusive(self, m: Machine, pte, pfn: int, write: bool) -> Decision:
+    def swapin_exclusive(self, m: Machine, pte: Pte, pfn: int, write: bool) -> Decision:
         """do_swap_page: map the page exclusively (writable on a write fault)?"""
         raise NotImplementedError
 
-    def mprotect_upgrade(self, m: Machine, vma, pte) -> Decision:
+    def mprotect_upgrade(self, m: Machine, vma: Vma, pte: Pte) -> Decision:
         """change_pte_range on mprotect(PROT_WRITE): may the read-only PTE become
         writable right away, without a later write fault?"""
         raise NotImplementedError
@@ -210,7 +212,7 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
         PTE first (the device loses exclusivity), or copy read-only entries?"""
         raise NotImplementedError
 
-    def check_vma_flags(self, m: Machine, vma, flags: Foll) -> Decision:
+    def check_vma_flags(self, m: Machine, vma: Vma, flags: Foll) -> Decision:
         """check_vma_flags: may this GUP touch this VMA at all?"""
         raise NotImplementedError
 
@@ -223,7 +225,7 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
         """Whether GUP knows FOLL_COW (4.9–5.19)."""
         raise NotImplementedError
 
-    def foll_write_dropped(self, flags) -> bool:
+    def foll_write_dropped(self, flags: Foll) -> bool:
         """Whether GUP stopped asking for write access after breaking COW (before 4.9)."""
         raise NotImplementedError
 
@@ -240,12 +242,12 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
         """Does fork copy hugetlb mappings inside write_protect_seq (5.19+)?"""
         raise NotImplementedError
 
-    def ksm_checks_refs(self, m: Machine, pte, pfn: int) -> Decision:
+    def ksm_checks_refs(self, m: Machine, pte: Pte, pfn: int) -> Decision:
         """write_protect_page: does KSM compare this page's references with its
         mappings before merging it?"""
         raise NotImplementedError
 
-    def swapin_read_writable(self, m: Machine, vma) -> Decision:
+    def swapin_read_writable(self, m: Machine, vma: Vma) -> Decision:
         """do_swap_page: does a read fault map an exclusive page writable (6.11+)?"""
         raise NotImplementedError
 

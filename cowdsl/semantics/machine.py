@@ -7,6 +7,9 @@ events, and freezes the result into a new State.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 from attrs import evolve, frozen
 
 from cowdsl.semantics import concepts
@@ -51,7 +54,12 @@ class Decision:
         return self.value
 
 
-def _name(x):
+# Something a step reads or writes, for the explorer's independence relation:
+# ("mm", name, field), ("vma", mm, name), ("page", pfn), ("slot", n), ...
+Loc = tuple[str | int, ...]
+
+
+def _name(x: Mm | Handle) -> str:
     return x.name
 
 
@@ -72,9 +80,9 @@ class Machine:
         # An mm is read whole (("mm*", name)) but written field by field
         # (("mm", name, field), which also marks ("mm*", name)); counters are
         # increments, which commute with each other.
-        self.reads: set = set()
-        self.writes: set = set()
-        self.marks: set = set()
+        self.reads: set[Loc] = set()
+        self.writes: set[Loc] = set()
+        self.marks: set[Loc] = set()
 
     def freeze(self) -> State:
         # Canonical order, so that interleavings that differ only in when a
@@ -122,7 +130,7 @@ class Machine:
         self.dirty.add("mms")
         self.mms[mm.name] = mm
 
-    def update_mm(self, name: str, **changes) -> None:
+    def update_mm(self, name: str, **changes: Any) -> None:
         self.writes.update(("mm", name, f) for f in changes)
         if "vmas" in changes:  # a VMA gone, added or changed is a write of that VMA
             old = {v.name: v for v in self.mms[name].vmas}
@@ -135,6 +143,13 @@ class Machine:
     def vma(self, mm: str, name: str) -> Vma | None:
         self.reads.add(("vma", mm, name))
         return self.mms[mm].vma(name)
+
+    def mapped_vma(self, mm: str, name: str) -> Vma:
+        """The VMA ``name`` of ``mm``, which the caller knows is mapped (a read of it, as ``vma``)."""
+        self.reads.add(("vma", mm, name))
+        v = self.mms[mm].vma(name)
+        assert v is not None, f"{mm} has no VMA {name}"
+        return v
 
     def set_vma(self, mm: str, vma: Vma) -> None:
         self.writes.add(("vma", mm, vma.name))
@@ -151,14 +166,14 @@ class Machine:
         self.update_mm(mm, vmas=tuple(v for v in self.mms[mm].vmas if v.name != name))
 
     def pte(self, mm: str, vma: str, idx: int) -> Pte | None:
-        return self.vma(mm, vma).ptes[idx]
+        return self.mapped_vma(mm, vma).ptes[idx]
 
     def set_pte(self, mm: str, vma: str, idx: int, pte: Pte | None) -> None:
-        v = self.vma(mm, vma)
+        v = self.mapped_vma(mm, vma)
         ptes = v.ptes[:idx] + (pte,) + v.ptes[idx + 1 :]
         self.set_vma(mm, evolve(v, ptes=ptes))
 
-    def all_ptes(self):
+    def all_ptes(self) -> Iterator[tuple[str, str, int, Pte]]:
         """Every (mm, vma, index, entry) of every mm: a read of all page tables
         and of the set of mms."""
         self.reads.add(("mms",))
@@ -170,7 +185,7 @@ class Machine:
                     if p is not None:
                         yield m.name, v.name, i, p
 
-    def mappers(self, pfn: int):
+    def mappers(self, pfn: int) -> list[tuple[str, str, int]]:
         """The rmap walk: every (mm, vma, index) whose present PTE maps pfn."""
         return [(mm, v, i) for mm, v, i, p in self.all_ptes() if p.present and p.page == pfn]
 
@@ -185,14 +200,14 @@ class Machine:
         self.reads.add(("page", pfn))
         return self.pages[pfn]
 
-    def update_page(self, pfn: int, **changes) -> None:
+    def update_page(self, pfn: int, **changes: Any) -> None:
         self.writes.add(("page", pfn))
         if "swapcache" in changes or "freed" in changes:
             self.writes.add(("swapcache",))
         self.dirty.add("pages")
         self.pages[pfn] = evolve(self.pages[pfn], **changes)
 
-    def alloc_page(self, **fields) -> int:
+    def alloc_page(self, **fields: Any) -> int:
         self.writes.add(("alloc",))
         if fields.get("swapcache", -1) >= 0:
             self.writes.add(("swapcache",))
@@ -271,7 +286,7 @@ class Machine:
         self.slots.append(Slot(data=data))
         return len(self.slots) - 1
 
-    def update_slot(self, slot: int, **changes) -> None:
+    def update_slot(self, slot: int, **changes: Any) -> None:
         self.writes.add(("slot", slot))
         self.dirty.add("slots")
         self.slots[slot] = evolve(self.slots[slot], **changes)
@@ -327,13 +342,14 @@ class Machine:
         self.dirty.add("handles")
         self.handles[h.name] = h
 
-    def update_handle(self, name: str, **changes) -> None:
+    def update_handle(self, name: str, **changes: Any) -> None:
         self.writes.update({("handle", name), ("handles",)})
         self.dirty.add("handles")
         self.handles[name] = evolve(self.handles[name], **changes)
 
     def release_handle(self, name: str) -> None:
         h = self.handle(name)
+        assert h is not None, f"no handle {name}"  # callers release a handle they hold
         if h.live:
             if not h.device:
                 self.ungrab(h.page, h.pin, h.refs)

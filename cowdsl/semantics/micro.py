@@ -32,6 +32,7 @@ from attrs import frozen
 from cowdsl import ops
 from cowdsl.ops import CPU_STORE, WHOLE, DeclarationError, Lock, MicroStep, OpSpec, PageAt, Program
 from cowdsl.semantics import invariants
+from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.state import Outcome, State
 
 if TYPE_CHECKING:
@@ -143,7 +144,7 @@ def mechanism_table(cls: type, declared: Mapping[str, OpSpec]) -> dict[tuple[Pro
 # --- running and scheduling micro-steps ----------------------------------------------------
 
 
-class MicroSteps:
+class MicroSteps(KernelBase):
     """The Model's micro-step interface, driven by the op declarations."""
 
     DECLARED: ClassVar[Mapping[str, OpSpec]] = ops.OPS  # the ops this class implements

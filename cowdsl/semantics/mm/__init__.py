@@ -8,3 +8,17 @@ locks); the methods that run it bind to the declaration with
 ``@micro_step(DECLARATION, "label")`` or ``@whole_op(OP)``
 (``cowdsl.semantics.micro``), checked when the Backend class is built.
 """
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Addr, Step
+
+
+def addr_of(step: Step) -> Addr:
+    """The page the step names: an op that runs this mechanism declares the
+    address as its parameter, and the checker requires it."""
+    assert step.addr is not None, f"{step.op} takes an address"
+    return step.addr

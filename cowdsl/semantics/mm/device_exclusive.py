@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 from attrs import evolve
 
 from cowdsl.ops.device_exclusive import MAKE_DEVICE_EXCLUSIVE
+from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
+from cowdsl.semantics.mm import addr_of
 from cowdsl.semantics.mm.gup import Foll
 from cowdsl.semantics.state import Handle, Outcome, Pte
 
@@ -18,12 +20,12 @@ if TYPE_CHECKING:
     from cowdsl.semantics.machine import Machine
 
 
-class DeviceExclusive:
+class DeviceExclusive(KernelBase):
     # The driver holds mmap_lock for read across both micro-steps (nouveau does);
     # GUP-fast, faults and MADV_DONTNEED can run between them, fork cannot.
     @micro_step(MAKE_DEVICE_EXCLUSIVE, "gup")
     def devexcl__gup(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        a = step.addr
+        a = addr_of(step)
         if not m.decided("has_device_exclusive", self.has_device_exclusive(), "make_device_exclusive_range"):
             return Micro(None, (), Outcome(False, error="ENOSYS"))
         m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock + 1)
@@ -31,6 +33,7 @@ class DeviceExclusive:
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=True))
         if err:
             return self.devexcl_done(m, step, Outcome(False, error=err))
+        assert pfn is not None  # no errno: GUP holds the page
         page = m.page(pfn)
         if not page.anon or page.zero:
             m.put_page(pfn)
@@ -42,10 +45,11 @@ class DeviceExclusive:
     def devexcl__install(self, m: Machine, step: Step, frame: Frame) -> Micro:
         """The rmap walk: every mapping of the page becomes a device-exclusive entry."""
         (pfn,) = frame
-        a = step.addr
+        a = addr_of(step)
         valid = False
         for mm, vname, idx in m.mappers(pfn):
             old = m.pte(mm, vname, idx)
+            assert old is not None  # the rmap walk's present PTE
             valid |= (mm, vname, idx) == (a.proc, a.mapping, a.index) and old.write
             m.set_pte(mm, vname, idx, Pte(page=pfn, devexcl=True, write=old.write, dirty=old.dirty))
             p = m.page(pfn)
@@ -56,19 +60,22 @@ class DeviceExclusive:
             m.say(f"make_device_exclusive: #{pfn} still mapped elsewhere or not writable → the device gets no access")
             return self.devexcl_done(m, step, Outcome(False, error="EBUSY"))
         name = step.bind or f"{step.op}@{step.number}"
+        assert step.task is not None  # a process asks for device-exclusive access
         m.add_handle(Handle(name, False, pfn, True, False, step.task, device=True))
         m.say(f"make_device_exclusive: the device has exclusive access to #{pfn}")
         return self.devexcl_done(m, step, Outcome(True))
 
     def devexcl_done(self, m: Machine, step: Step, out: Outcome) -> Micro:
-        m.update_mm(step.addr.proc, mmap_lock=m.mm(step.addr.proc).mmap_lock - 1)
+        a = addr_of(step)
+        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock - 1)
         return Micro(None, (), out)
 
-    def remove_device_exclusive_entry(self, m, mm, vname, idx) -> None:
+    def remove_device_exclusive_entry(self, m: Machine, mm: str, vname: str, idx: int) -> None:
         """do_swap_page on a device-exclusive entry: restore_exclusive_pte maps the
         same page again (writable iff the entry was) and notifies the device."""
         pte = m.pte(mm, vname, idx)
-        vma = m.vma(mm, vname)
+        assert pte is not None  # the device-exclusive entry
+        vma = m.mapped_vma(mm, vname)
         m.revoke_device_exclusive(pte.page, "MMU_NOTIFY_EXCLUSIVE")
         write = pte.write and vma.write
         m.set_pte(mm, vname, idx, Pte(page=pte.page, write=write, dirty=pte.dirty or write))
@@ -76,9 +83,10 @@ class DeviceExclusive:
         m.update_page(pte.page, mapcount=p.mapcount + 1)  # page_add_anon_rmap; the entry's reference carries over
         m.say(f"restore_exclusive_pte: {mm}.{vname}[{idx}] maps #{pte.page} again{' writable' if write else ' read-only'}")
 
-    def copy_device_exclusive(self, m, src, dst, vname, idx) -> bool:
+    def copy_device_exclusive(self, m: Machine, src: str, dst: str, vname: str, idx: int) -> bool:
         """True when the parent's PTE was restored, to be copied by the normal rule."""
         pte = m.pte(src, vname, idx)
+        assert pte is not None  # the device-exclusive entry fork copies
         d = m.decided("fork_restores_device_exclusive", self.fork_restores_device_exclusive(), "copy_nonpresent_pte")
         if d:
             # restore in the parent (the device loses exclusivity); fork then retries this PTE

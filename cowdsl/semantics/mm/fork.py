@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from attrs import evolve
 
 from cowdsl.ops.fork import FORK
+from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Mm, Outcome, Pte
 
@@ -15,7 +16,13 @@ if TYPE_CHECKING:
     from cowdsl.semantics.machine import Machine
 
 
-class Fork:
+def _parent_child(step: Step) -> tuple[str, str]:
+    """fork's parent (the acting process) and child (its `as B`, which the checker requires)."""
+    assert step.task is not None and step.bind is not None, "fork is done by a process and names its child"
+    return step.task, step.bind
+
+
+class Fork(KernelBase):
     """fork as micro-steps: mmap_write_lock, the write_protect_seq section, one
     step per PTE, and the two windows where others can run: between deciding to
     share a page and write-protecting it (GUP-fast takes no lock), and while the
@@ -23,13 +30,14 @@ class Fork:
 
     @micro_step(FORK, "lock")
     def fork__lock(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        m.update_mm(step.task, mmap_lock=-1)
-        m.say(f"fork: mmap_write_lock({step.task})")
+        parent, _ = _parent_child(step)
+        m.update_mm(parent, mmap_lock=-1)
+        m.say(f"fork: mmap_write_lock({parent})")
         return Micro("begin", ())
 
     @micro_step(FORK, "begin")
     def fork__begin(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        parent, child = step.task, step.bind
+        parent, child = _parent_child(step)
         vmas = []
         for vma in m.vmas(parent):
             if vma.dontfork:
@@ -75,14 +83,14 @@ class Fork:
     @micro_step(FORK, "pte")
     def fork__pte(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (i,) = frame
-        parent, child = step.task, step.bind
+        parent, child = _parent_child(step)
         targets = self.fork_targets(m, parent)
         while i < len(targets):
             vname, idx = targets[i]
             pte = m.pte(parent, vname, idx)
             if pte is not None and pte.present:
                 page = m.page(pte.page)
-                if not page.anon and not page.zero and m.vma(parent, vname).is_cow_mapping:
+                if not page.anon and not page.zero and m.mapped_vma(parent, vname).is_cow_mapping:
                     d = self.fork_copy_anon(m, parent, pte.page)
                     if d:  # maybe pinned, and no PageAnon check (5.9-5.18 mainline)
                         m.decided("fork_copy_anon", d, f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}")
@@ -110,7 +118,7 @@ class Fork:
     @micro_step(FORK, "share")
     def fork__share(self, m: Machine, step: Step, frame: Frame) -> Micro:
         i, pfn = frame
-        parent, child = step.task, step.bind
+        parent, child = _parent_child(step)
         vname, idx = self.fork_targets(m, parent)[i]
         self.copy_present_pte(m, parent, child, vname, idx)
         m.update_mm(parent, ptl=False)
@@ -126,15 +134,15 @@ class Fork:
     @micro_step(FORK, "retry")
     def fork__retry(self, m: Machine, step: Step, frame: Frame) -> Micro:
         i, prealloc = frame
-        parent, child = step.task, step.bind
+        parent, child = _parent_child(step)
         vname, idx = self.fork_targets(m, parent)[i]
         pte = m.pte(parent, vname, idx)
         page = m.page(pte.page) if pte is not None and pte.present else None
-        cow = m.vma(parent, vname).is_cow_mapping
-        if page is not None and (page.anon or cow) and not page.zero and m.decided(
+        cow = m.mapped_vma(parent, vname).is_cow_mapping
+        if page is not None and pte is not None and (page.anon or cow) and not page.zero and m.decided(
             "fork_copy_anon", self.fork_copy_anon(m, parent, pte.page), f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}"
         ):
-            vma = m.vma(parent, vname)
+            vma = m.mapped_vma(parent, vname)
             # copy_huge_pmd splits a pinned THP and copies at PTE level; hugetlb copies the huge page
             kind = HUGETLB if page.kind == HUGETLB else SMALL
             m.update_page(prealloc, data=page.data, mapcount=1, kind=kind)
@@ -149,7 +157,7 @@ class Fork:
 
     @micro_step(FORK, "end")
     def fork__end(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        parent = step.task
+        parent, _ = _parent_child(step)
         if self.fork_raises_wp_seq(m, parent):
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
             m.say("copy_page_range: raw_write_seqcount_end(write_protect_seq)")
@@ -159,8 +167,9 @@ class Fork:
 
     def copy_present_pte(self, m: Machine, src: str, dst: str, vname: str, idx: int) -> None:
         """Share the page with the child (the copy case is fork__alloc/fork__retry)."""
-        vma = m.vma(src, vname)
+        vma = m.mapped_vma(src, vname)
         pte = vma.ptes[idx]
+        assert pte is not None  # fork__pte's present entry
         pfn = pte.page
         page = m.page(pfn)
         if page.zero:
@@ -177,10 +186,12 @@ class Fork:
             m.say(f"{self.COPY_PTE}: #{pfn} shared by {src} and {dst}")
         m.set_pte(dst, vname, idx, pte)
 
-    def copy_nonpresent_pte(self, m, src, dst, vname, idx) -> None:
+    def copy_nonpresent_pte(self, m: Machine, src: str, dst: str, vname: str, idx: int) -> None:
         pte = m.pte(src, vname, idx)
+        assert pte is not None  # fork__pte copies a non-present entry
         if pte.devexcl:
-            return self.copy_device_exclusive(m, src, dst, vname, idx)
+            self.copy_device_exclusive(m, src, dst, vname, idx)
+            return
         m.update_slot(pte.slot, count=m.slot(pte.slot).count + 1)  # swap_duplicate
         if pte.swp_exclusive:
             # 1493a1913e34: fork clears the exclusive marker of the parent's swap entry

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from attrs import evolve, frozen
 
 from cowdsl.ops.gup import DMA_READ, DMA_WRITE, GUP_FAST, GUP_SLOW, PROC_MEM_WRITE, PUT, PVM, UNPIN
+from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step, whole_op
+from cowdsl.semantics.mm import addr_of
 from cowdsl.semantics.state import HUGETLB, Handle, Outcome
 
 if TYPE_CHECKING:
@@ -35,9 +37,9 @@ class Foll:
         return "|".join(names)
 
 
-class Gup:
+class Gup(KernelBase):
     # --- __get_user_pages, in halves the micro-step programs share ---------------------
-    def gup_prepare(self, m, mm, vname, idx, flags: Foll):
+    def gup_prepare(self, m: Machine, mm: str, vname: str, idx: int, flags: Foll) -> tuple[Foll, str | None]:
         """MMF_HAS_PINNED, check_vma_flags and 5.8's forced COW break: (flags, errno)."""
         if flags.pin and m.decided("pin_sets_has_pinned", self.pin_sets_has_pinned(flags), "gup", minor=True):
             if not m.mm(mm).has_pinned:
@@ -56,10 +58,11 @@ class Gup:
             flags = evolve(flags, write=True)
         return flags, None
 
-    def follow_page(self, m, mm, vname, idx, flags: Foll):
+    def follow_page(self, m: Machine, mm: str, vname: str, idx: int,
+                    flags: Foll) -> tuple[Literal["page"], int] | tuple[Literal["fault"], str]:
         """follow_page_pte: ("page", pfn) when GUP may take the page as mapped,
         else ("fault", kind) with kind write, unshare or read."""
-        vma = m.vma(mm, vname)
+        vma = m.mapped_vma(mm, vname)
         pte = vma.ptes[idx]
         write = flags.write and not self.foll_write_dropped(flags)
         if pte is None or not pte.present:
@@ -75,27 +78,29 @@ class Gup:
             return "fault", "unshare"
         return "page", pte.page
 
-    def faultin_page(self, m, mm, vname, idx, kind: str, flags: Foll) -> Foll:
+    def faultin_page(self, m: Machine, mm: str, vname: str, idx: int, kind: str, flags: Foll) -> Foll:
         name = {"write": "FAULT_FLAG_WRITE", "unshare": "FAULT_FLAG_UNSHARE"}.get(kind, "read")
         m.say(f"faultin_page: {name} fault on {mm}.{vname}[{idx}]")
         was = m.pte(mm, vname, idx)
         self.handle_mm_fault(m, mm, vname, idx, write=kind == "write", unshare=kind == "unshare")
-        if kind == "write" and was is not None and was.present and not m.vma(mm, vname).write and self.has_foll_cow():
+        if kind == "write" and was is not None and was.present and not m.mapped_vma(mm, vname).write and self.has_foll_cow():
             flags = evolve(flags, cow=True)  # faultin_page: VM_FAULT_WRITE in a !VM_WRITE vma sets FOLL_COW
         return flags
 
-    def get_user_pages(self, m, mm, vname, idx, flags: Foll):
+    def get_user_pages(self, m: Machine, mm: str, vname: str, idx: int,
+                       flags: Foll) -> tuple[int, None] | tuple[None, str]:
         """The slow path, whole: (pfn, None) or (None, errno)."""
         flags, err = self.gup_prepare(m, mm, vname, idx, flags)
         if err:
             return None, err
         for _ in range(GUP_RETRIES):
-            what, arg = self.follow_page(m, mm, vname, idx, flags)
-            if what == "page":
-                m.grab(arg, flags.pin)
-                m.say(f"try_grab_page: {flags} on #{arg}{self._counts(m, arg)}")
-                return arg, None
-            flags = self.faultin_page(m, mm, vname, idx, arg, flags)
+            got = self.follow_page(m, mm, vname, idx, flags)
+            if got[0] == "page":
+                pfn = got[1]
+                m.grab(pfn, flags.pin)
+                m.say(f"try_grab_page: {flags} on #{pfn}{self._counts(m, pfn)}")
+                return pfn, None
+            flags = self.faultin_page(m, mm, vname, idx, got[1], flags)
         m.say("gup: retry limit reached → -EFAULT")
         return None, "EFAULT"
 
@@ -108,12 +113,12 @@ class Gup:
 
     @micro_step(GUP_FAST, "begin")
     def gup_fast__begin(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        a = step.addr
+        a = addr_of(step)
         flags, err = self.gup_prepare(m, a.proc, a.mapping, a.index, self.foll_of(step))
         if err:
             return Micro(None, (), Outcome(False, error=err))
         seq = -1
-        hugetlb = m.vma(a.proc, a.mapping).kind == HUGETLB
+        hugetlb = m.mapped_vma(a.proc, a.mapping).kind == HUGETLB  # gup_prepare found it
         if flags.pin and m.decided("has_write_protect_seq", self.has_write_protect_seq(), "gup_fast", minor=True) \
                 and (not hugetlb or m.decided("hugetlb_fork_wp_seq", self.hugetlb_fork_wp_seq(), "gup_fast",
                                               minor=True)):
@@ -127,8 +132,9 @@ class Gup:
     @micro_step(GUP_FAST, "pte")
     def gup_fast__pte(self, m: Machine, step: Step, frame: Frame) -> Micro:
         seq, write = frame
-        a = step.addr
-        if m.vma(a.proc, a.mapping) is None:
+        a = addr_of(step)
+        vma = m.vma(a.proc, a.mapping)
+        if vma is None:
             # the mapping went away since the walk began (another thread's SIGSEGV tore the mm down)
             m.say(f"gup_fast: nothing mapped at {a} any more → slow path")
             return Micro("slow", ())
@@ -140,7 +146,7 @@ class Gup:
         if write and not pte.write:
             m.say("gup_fast: PTE not writable → slow path")
             return Micro("slow", ())
-        if not pte.write and self.gup_must_unshare(m, m.vma(a.proc, a.mapping), pte.page, flags):
+        if not pte.write and self.gup_must_unshare(m, vma, pte.page, flags):
             m.say("gup_fast: page must be unshared first → slow path")
             return Micro("slow", ())
         m.say(f"gup_fast: read PTE → #{pte.page}{' writable' if pte.write else ''}")
@@ -161,7 +167,7 @@ class Gup:
     @micro_step(GUP_FAST, "recheck")
     def gup_fast__recheck(self, m: Machine, step: Step, frame: Frame) -> Micro:
         seq, write, pfn, was_write = frame
-        a = step.addr
+        a = addr_of(step)
         pte = m.pte(a.proc, a.mapping, a.index) if m.vma(a.proc, a.mapping) is not None else None
         if pte is None or not pte.present or pte.page != pfn or pte.write != was_write:
             m.ungrab(pfn, step.op == "pin")
@@ -173,7 +179,7 @@ class Gup:
     @micro_step(GUP_FAST, "seq")
     def gup_fast__seq(self, m: Machine, step: Step, frame: Frame) -> Micro:
         seq, write, pfn, _ = frame
-        a = step.addr
+        a = addr_of(step)
         if seq >= 0 and m.mm(a.proc).wp_seq != seq:
             m.ungrab(pfn, step.op == "pin")
             m.say("gup_fast: read_seqcount_retry: a fork ran → unpin, slow path")
@@ -183,10 +189,11 @@ class Gup:
 
     @micro_step(GUP_FAST, "slow")
     def gup_fast__slow(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        a = step.addr
+        a = addr_of(step)
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, evolve(self.foll_of(step), fast=False))
         if err:
             return Micro(None, (), Outcome(False, error=err))
+        assert pfn is not None  # no errno: GUP holds the page
         return Micro(None, (), self.gup_done(m, step, pfn))
 
     def gup_done(self, m: Machine, step: Step, pfn: int) -> Outcome:
@@ -198,27 +205,30 @@ class Gup:
             m.grab(pfn, flags.pin, step.count - 1)
             m.say(f"{step.count} references on #{pfn}{self._counts(m, pfn)}")
         name = step.bind or f"{step.op}@{step.number}"
+        assert step.task is not None  # pin and gup are done by a process
         m.add_handle(Handle(name, flags.pin, pfn, flags.write, flags.longterm, step.task, refs=step.count))
         return Outcome(True)
 
     @staticmethod
-    def _counts(m, pfn) -> str:
+    def _counts(m: Machine, pfn: int) -> str:
         p = m.page(pfn)
         return "" if p.zero else f" (refcount {p.refcount}, pincount {p.pincount})"
 
     # --- ops --------------------------------------------------------------------------
     @micro_step(GUP_SLOW, "take")
     def gup_slow__take(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        a = step.addr
+        a = addr_of(step)
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, self.foll_of(step))
         if err:
             return Micro(None, (), Outcome(False, error=err))
+        assert pfn is not None  # no errno: GUP holds the page
         return Micro(None, (), self.gup_done(m, step, pfn))
 
     @whole_op(UNPIN)
     @whole_op(PUT)
     def op_release(self, m: Machine, step: Step) -> Outcome:
         """unpin_user_page or put_page on the step's handle."""
+        assert step.handle is not None  # the op's pin or ref parameter
         h = m.handle(step.handle)
         if h is None or not h.live:
             m.say(f"{step.handle} holds no page (its GUP failed)")
@@ -229,6 +239,7 @@ class Gup:
         return Outcome(True)
 
     def _device(self, m: Machine, step: Step) -> Handle | None:
+        assert step.handle is not None  # the pin or reference the device acts through
         h = m.handle(step.handle)
         if h is None:
             m.say(f"{step.handle} holds no page (its GUP failed): no DMA")
@@ -260,7 +271,7 @@ class Gup:
     # --- remote access: pin_user_pages_remote, then copy, then unpin ---------------------
     @micro_step(PVM, "gup")
     def pvm__gup(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        a = step.addr
+        a = addr_of(step)
         write = step.op == "process_vm_writev"
         pin = bool(m.decided("pvm_foll_pin", self.pvm_foll_pin(), "process_vm_rw_core", minor=True))
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=write, pin=pin))
@@ -297,7 +308,7 @@ class Gup:
     # --- forced write through /proc/PID/mem: GUP's loop with its preemption points --------
     @micro_step(PROC_MEM_WRITE, "lock")
     def pmw__lock(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        a = step.addr
+        a = addr_of(step)
         m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock + 1)
         flags, err = self.gup_prepare(m, a.proc, a.mapping, a.index, Foll(write=True, force=True))
         if err:
@@ -307,22 +318,23 @@ class Gup:
     @micro_step(PROC_MEM_WRITE, "follow")
     def pmw__follow(self, m: Machine, step: Step, frame: Frame) -> Micro:
         tries, cow = frame
-        a = step.addr
+        a = addr_of(step)
         if (gone := self.pmw_vma_gone(m, step)) is not None:
             return gone
-        what, arg = self.follow_page(m, a.proc, a.mapping, a.index, Foll(write=True, force=True, cow=cow))
-        if what == "page":
-            m.grab(arg, pin=False)
-            return Micro("write", (arg,))
+        got = self.follow_page(m, a.proc, a.mapping, a.index, Foll(write=True, force=True, cow=cow))
+        if got[0] == "page":
+            pfn = got[1]
+            m.grab(pfn, pin=False)
+            return Micro("write", (pfn,))
         if tries >= GUP_RETRIES:
             m.say("gup: retry limit reached → -EFAULT")
             return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
-        return Micro("fault", (tries, cow, arg))
+        return Micro("fault", (tries, cow, got[1]))
 
     @micro_step(PROC_MEM_WRITE, "fault")
     def pmw__fault(self, m: Machine, step: Step, frame: Frame) -> Micro:
         tries, cow, kind = frame
-        a = step.addr
+        a = addr_of(step)
         if (gone := self.pmw_vma_gone(m, step)) is not None:
             return gone
         flags = self.faultin_page(m, a.proc, a.mapping, a.index, kind, Foll(write=True, force=True, cow=cow))
@@ -340,13 +352,13 @@ class Gup:
 
     def pmw_vma_gone(self, m: Machine, step: Step) -> Micro | None:
         """The mapping was torn down since the lock was taken (the target's SIGSEGV): -EFAULT."""
-        a = step.addr
+        a = addr_of(step)
         if m.vma(a.proc, a.mapping) is not None:
             return None
         m.say(f"gup: no mapping `{a.mapping}` in {a.proc} any more → -EFAULT")
         return self.pmw_unlock(m, step, Outcome(False, error="EFAULT"))
 
     def pmw_unlock(self, m: Machine, step: Step, out: Outcome) -> Micro:
-        a = step.addr
+        a = addr_of(step)
         m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock - 1)
         return Micro(None, (), out)

@@ -45,10 +45,11 @@ class Ksm(KernelBase):
         assert a is not None and b is not None  # the op's two address parameters
         for addr in (a, b):
             mm = m.mms.get(addr.proc)
-            if mm is None or not mm.alive or m.vma(addr.proc, addr.mapping) is None:
+            vma = m.vma(addr.proc, addr.mapping) if mm is not None and mm.alive else None
+            if vma is None:
                 m.say(f"ksm: nothing mapped at {addr}")
                 return Outcome(False, error="not mergeable")
-            if m.vma(addr.proc, addr.mapping).kind == HUGETLB:
+            if vma.kind == HUGETLB:
                 # ksmd scans only mergeable anonymous VMAs: never VM_HUGETLB (vma_ksm_compatible, mm/ksm.c)
                 m.say(f"ksm: {addr} is hugetlb, which KSM never scans")
                 return Outcome(False, error="not mergeable")

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 from attrs import evolve
 
 from cowdsl.ops.memory import READ, WRITE
+from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
+from cowdsl.semantics.mm import addr_of
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, THP_SIBLINGS, ZERO_PFN, Outcome, Pte
 
 if TYPE_CHECKING:
@@ -17,11 +19,12 @@ if TYPE_CHECKING:
 FAULT_AROUND_PAGES = 16  # fault_around_bytes = 64 KiB
 
 
-class Memory:
+class Memory(KernelBase):
     # --- the fault handler -----------------------------------------------------------
-    def handle_mm_fault(self, m, mm, vname, idx, *, write=False, unshare=False) -> bool:
+    def handle_mm_fault(self, m: Machine, mm: str, vname: str, idx: int, *, write: bool = False,
+                        unshare: bool = False) -> bool:
         """Returns False on VM_FAULT_SIGSEGV/OOM-like failure, True otherwise."""
-        vma = m.vma(mm, vname)
+        vma = m.mapped_vma(mm, vname)
         pte = vma.ptes[idx]
         if pte is None:
             if vma.anon:
@@ -30,9 +33,11 @@ class Memory:
         if pte.devexcl:
             self.remove_device_exclusive_entry(m, mm, vname, idx)
             pte = m.pte(mm, vname, idx)
+            assert pte is not None  # restore_exclusive_pte maps the page again
         if not pte.present:
             self.do_swap_page(m, mm, vname, idx, write)
             pte = m.pte(mm, vname, idx)
+            assert pte is not None  # do_swap_page maps the page
             if write and not pte.write:
                 return self.do_wp_page(m, mm, vname, idx, unshare=False)
             return True
@@ -42,8 +47,8 @@ class Memory:
             return self.do_wp_page(m, mm, vname, idx, unshare=True)
         return True
 
-    def do_anonymous_page(self, m, mm, vname, idx, write) -> bool:
-        vma = m.vma(mm, vname)
+    def do_anonymous_page(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
+        vma = m.mapped_vma(mm, vname)
         if vma.kind != SMALL:
             return self.do_huge_anonymous_page(m, mm, vname, idx, write)
         if not write:
@@ -56,11 +61,11 @@ class Memory:
         m.say(f"do_anonymous_page: new page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
         return True
 
-    def do_huge_anonymous_page(self, m, mm, vname, idx, write) -> bool:
+    def do_huge_anonymous_page(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
         """THP (do_huge_pmd_anonymous_page) and hugetlb (hugetlb_no_page): the
         first touch allocates the huge page; a read fault maps it read-only.
         The huge zero page is not modelled."""
-        vma = m.vma(mm, vname)
+        vma = m.mapped_vma(mm, vname)
         extra = THP_SIBLINGS if vma.kind == PTE_THP else 0
         pfn = m.alloc_page(refcount=1 + extra, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=vma.kind)
         self.anon_vma_prepare(m, mm, vname)
@@ -68,8 +73,9 @@ class Memory:
         m.say(f"huge page fault: new {vma.kind} page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
         return True
 
-    def do_fault(self, m, mm, vname, idx, write) -> bool:
-        vma = m.vma(mm, vname)
+    def do_fault(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
+        vma = m.mapped_vma(mm, vname)
+        assert vma.file is not None  # not anonymous: handle_mm_fault calls do_fault on file mappings
         cache = m.file_page(vma.file, idx)
         if write and not vma.shared:
             # do_cow_fault: the private copy of a page-cache page
@@ -88,10 +94,11 @@ class Memory:
             self.do_fault_around(m, mm, vname, idx)
         return True
 
-    def do_fault_around(self, m, mm, vname, idx) -> None:
+    def do_fault_around(self, m: Machine, mm: str, vname: str, idx: int) -> None:
         """A read fault on a file also maps the neighbours already in the page cache
         (fault_around_bytes, 64 KiB: the 16-page block around the address)."""
-        vma = m.vma(mm, vname)
+        vma = m.mapped_vma(mm, vname)
+        assert vma.file is not None  # do_fault's file mapping
         first = idx - idx % FAULT_AROUND_PAGES
         mapped = []
         for i in range(first, min(first + FAULT_AROUND_PAGES, len(vma.ptes))):
@@ -103,17 +110,18 @@ class Memory:
         if mapped:
             m.say(f"do_fault_around: also maps {vname}{mapped} read-only")
 
-    def anon_vma_prepare(self, m, mm, vname) -> None:
+    def anon_vma_prepare(self, m: Machine, mm: str, vname: str) -> None:
         """The VMA gets an anon_vma with its first anonymous page; fork copies
         page tables only of VMAs that have one (vma_needs_copy)."""
-        vma = m.vma(mm, vname)
+        vma = m.mapped_vma(mm, vname)
         if not vma.anon_vma:
             m.set_vma(mm, evolve(vma, anon_vma=True))
 
     # --- write-protect faults: do_wp_page ---------------------------------------------
-    def do_wp_page(self, m, mm, vname, idx, *, unshare) -> bool:
-        vma = m.vma(mm, vname)
+    def do_wp_page(self, m: Machine, mm: str, vname: str, idx: int, *, unshare: bool) -> bool:
+        vma = m.mapped_vma(mm, vname)
         pte = vma.ptes[idx]
+        assert pte is not None  # a write or unshare fault on a present PTE
         pfn = pte.page
         page = m.page(pfn)
         if vma.shared:
@@ -124,18 +132,20 @@ class Memory:
         if page.zero:
             return self.wp_page_copy(m, mm, vname, idx, unshare)
         if page.anon:
-            rule, where = {
-                THP: ("thp_wp_can_reuse", "do_huge_pmd_wp_page"),
-                HUGETLB: ("hugetlb_wp_can_reuse", "hugetlb_wp"),
-            }.get(page.kind, ("wp_can_reuse", "do_wp_page"))
-            d = m.decided(rule, getattr(self, rule)(m, pfn), f"{where} on #{pfn}")
+            if page.kind == THP:
+                d = m.decided("thp_wp_can_reuse", self.thp_wp_can_reuse(m, pfn), f"do_huge_pmd_wp_page on #{pfn}")
+            elif page.kind == HUGETLB:
+                d = m.decided("hugetlb_wp_can_reuse", self.hugetlb_wp_can_reuse(m, pfn), f"hugetlb_wp on #{pfn}")
+            else:
+                d = m.decided("wp_can_reuse", self.wp_can_reuse(m, pfn), f"do_wp_page on #{pfn}")
             if d:
                 return self.wp_page_reuse(m, mm, vname, idx, unshare)
         return self.wp_page_copy(m, mm, vname, idx, unshare)
 
-    def wp_page_reuse(self, m, mm, vname, idx, unshare) -> bool:
-        vma = m.vma(mm, vname)
+    def wp_page_reuse(self, m: Machine, mm: str, vname: str, idx: int, unshare: bool) -> bool:
+        vma = m.mapped_vma(mm, vname)
         pte = vma.ptes[idx]
+        assert pte is not None  # do_wp_page's present PTE
         if self.TRACKS_ANON_EXCLUSIVE:
             m.update_page(pte.page, anon_exclusive=True)  # page_move_anon_rmap
         if unshare:
@@ -145,9 +155,11 @@ class Memory:
         m.say(f"wp_page_reuse: #{pte.page} reused{', writable' if vma.write else ' (VM_WRITE clear: stays read-only)'}")
         return True
 
-    def wp_page_copy(self, m, mm, vname, idx, unshare) -> bool:
-        vma = m.vma(mm, vname)
-        old = vma.ptes[idx].page
+    def wp_page_copy(self, m: Machine, mm: str, vname: str, idx: int, unshare: bool) -> bool:
+        vma = m.mapped_vma(mm, vname)
+        pte = vma.ptes[idx]
+        assert pte is not None  # do_wp_page's present PTE
+        old = pte.page
         src = m.page(old)
         # A THP is split and one subpage copied (from 5.8; before, the whole THP);
         # a hugetlb page is copied whole.
@@ -168,9 +180,10 @@ class Memory:
         return True
 
     # --- swap-in: do_swap_page ------------------------------------------------------------
-    def do_swap_page(self, m, mm, vname, idx, write) -> None:
-        vma = m.vma(mm, vname)
+    def do_swap_page(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> None:
+        vma = m.mapped_vma(mm, vname)
         pte = vma.ptes[idx]
+        assert pte is not None  # handle_mm_fault's swap entry
         slot = pte.slot
         pfn = m.swapcache_page(slot)
         if pfn is None:
@@ -192,7 +205,7 @@ class Memory:
         m.set_pte(mm, vname, idx, Pte(page=pfn, write=writable, dirty=writable and write))
         m.maybe_free_slot(slot)
 
-    def try_to_free_swap(self, m, pfn) -> bool:
+    def try_to_free_swap(self, m: Machine, pfn: int) -> bool:
         """Drop the swap cache if no swap entry still refers to the slot."""
         slot = m.page(pfn).swapcache
         if slot < 0 or m.slot(slot).count > 0:
@@ -202,7 +215,7 @@ class Memory:
         return True
 
     # --- zapping ------------------------------------------------------------------------
-    def zap_pte(self, m, mm, vname, idx) -> None:
+    def zap_pte(self, m: Machine, mm: str, vname: str, idx: int) -> None:
         pte = m.pte(mm, vname, idx)
         if pte is None:
             return
@@ -223,12 +236,12 @@ class Memory:
             m.delete_from_swap_cache(cached)
         m.maybe_free_slot(pte.slot)
 
-    def zap_vma(self, m, mm, vname) -> None:
-        for i in range(len(m.vma(mm, vname).ptes)):
+    def zap_vma(self, m: Machine, mm: str, vname: str) -> None:
+        for i in range(len(m.mapped_vma(mm, vname).ptes)):
             self.zap_pte(m, mm, vname, i)
 
     # --- CPU access -----------------------------------------------------------------------
-    def user_fault(self, m, mm, vname, idx, write) -> bool:
+    def user_fault(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
         """A CPU access that faults: access check, then handle_mm_fault."""
         vma = m.vma(mm, vname)
         if vma is None:
@@ -238,7 +251,7 @@ class Memory:
         m.count(mm, "faults")
         return self.handle_mm_fault(m, mm, vname, idx, write=write)
 
-    def force_sigsegv(self, m, mm, why) -> bool:
+    def force_sigsegv(self, m: Machine, mm: str, why: str) -> bool:
         m.say(f"SIGSEGV: {why}; {mm} is killed")
         self.exit_mmap(m, mm)
         m.update_mm(mm, alive=False, segv=True)
@@ -246,29 +259,32 @@ class Memory:
 
     @whole_op(WRITE)
     def op_write(self, m: Machine, step: Step) -> Outcome:
-        a = step.addr
-        pte = m.vma(a.proc, a.mapping).ptes[a.index] if m.vma(a.proc, a.mapping) else None
+        a = addr_of(step)
+        vma = m.vma(a.proc, a.mapping)
+        pte = vma.ptes[a.index] if vma else None
         if not (pte is not None and pte.present and pte.write):
             if not self.user_fault(m, a.proc, a.mapping, a.index, write=True):
                 return Outcome(False, error="SIGSEGV")
             pte = m.pte(a.proc, a.mapping, a.index)
+            assert pte is not None  # the fault mapped the page
         m.update_page(pte.page, data=step.value)
         m.say(f"store {step.value} to page #{pte.page}")
         return Outcome(True)
 
     @whole_op(READ)
     def op_read(self, m: Machine, step: Step) -> Outcome:
-        a = step.addr
+        a = addr_of(step)
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None
         if not (pte is not None and pte.present):
             if not self.user_fault(m, a.proc, a.mapping, a.index, write=False):
                 return Outcome(False, error="SIGSEGV")
             pte = m.pte(a.proc, a.mapping, a.index)
+            assert pte is not None  # the fault mapped the page
         value = m.page(pte.page).data
         m.say(f"load from page #{pte.page}: {value}")
         return Outcome(True, value)
 
     @staticmethod
-    def _excl(m, pfn) -> str:
+    def _excl(m: Machine, pfn: int) -> str:
         return " (exclusive)" if m.page(pfn).anon_exclusive else ""

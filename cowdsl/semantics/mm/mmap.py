@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from attrs import evolve
 
 from cowdsl.ops.mmap import EXIT, MADVISE, MMAP, MPROTECT, MUNMAP
+from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Vma
 
@@ -15,9 +16,10 @@ if TYPE_CHECKING:
     from cowdsl.semantics.machine import Machine
 
 
-class AddressSpace:
+class AddressSpace(KernelBase):
     @whole_op(MMAP)
     def op_mmap(self, m: Machine, step: Step) -> Outcome:
+        assert step.task is not None and step.mapping is not None  # a process's op; its new-mapping parameter
         shared = "shared" in step.flags
         write = "rw" in step.flags
         file = step.file
@@ -48,6 +50,7 @@ class AddressSpace:
 
     @whole_op(MUNMAP)
     def op_munmap(self, m: Machine, step: Step) -> Outcome:
+        assert step.task is not None and step.mapping is not None  # a process's op; its mapping parameter
         if m.vma(step.task, step.mapping) is None:
             m.say(f"munmap: nothing mapped at `{step.mapping}` in {step.task} (not an error)")
             return Outcome(True)
@@ -56,7 +59,7 @@ class AddressSpace:
         m.say(f"munmap: `{step.mapping}` removed from {step.task}")
         return Outcome(True)
 
-    def exit_mmap(self, m, mm) -> None:
+    def exit_mmap(self, m: Machine, mm: str) -> None:
         for vma in m.vmas(mm):
             self.zap_vma(m, mm, vma.name)
         m.update_mm(mm, vmas=())
@@ -67,6 +70,7 @@ class AddressSpace:
 
     @whole_op(EXIT)
     def op_exit(self, m: Machine, step: Step) -> Outcome:
+        assert step.task is not None  # a process exits
         self.exit_mmap(m, step.task)
         m.update_mm(step.task, alive=False)
         m.say(f"exit: {step.task} is gone")
@@ -75,6 +79,7 @@ class AddressSpace:
     @whole_op(MPROTECT)
     def op_mprotect(self, m: Machine, step: Step) -> Outcome:
         mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None  # a process's op; its mapping parameter
         vma = m.vma(mm, vname)
         if vma is None:
             m.say(f"mprotect: no mapping `{vname}` in {mm} → -ENOMEM")
@@ -91,7 +96,7 @@ class AddressSpace:
                 m.set_pte(mm, vname, idx, evolve(pte, write=False))
             elif write and not pte.write:
                 d = m.decided(
-                    "mprotect_upgrade", self.mprotect_upgrade(m, m.vma(mm, vname), pte), f"change_pte_range #{pte.page}"
+                    "mprotect_upgrade", self.mprotect_upgrade(m, m.mapped_vma(mm, vname), pte), f"change_pte_range #{pte.page}"
                 )
                 if d:
                     m.set_pte(mm, vname, idx, evolve(pte, write=True))
@@ -101,6 +106,7 @@ class AddressSpace:
     @whole_op(MADVISE)
     def op_madvise(self, m: Machine, step: Step) -> Outcome:
         mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None  # a process's op; its mapping parameter
         vma = m.vma(mm, vname)
         advice = next(iter(step.flags))
         if vma is None:

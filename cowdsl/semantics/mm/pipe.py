@@ -20,6 +20,7 @@ class Pipes:
         """vmsplice_to_pipe → iter_to_pipe → iov_iter_get_pages2: the page, taken
         read-only with FOLL_GET through GUP-fast, goes into a pipe buffer (6.x; a
         2026 proposal would make vmsplice copy instead)."""
+        assert step.pipe is not None  # vmsplice's pipe parameter
         pipe = m.pipe(step.pipe)
         m.set_pipe(evolve(pipe, bufs=pipe.bufs + (pfn,)))
         m.say(f"vmsplice: pipe {step.pipe} holds a reference to #{pfn}")
@@ -27,6 +28,7 @@ class Pipes:
 
     @whole_op(PIPE_READ)
     def op_pipe_read(self, m: Machine, step: Step) -> Outcome:
+        assert step.pipe is not None  # the op's pipe parameter
         pipe = m.pipe(step.pipe)
         if not pipe.bufs:
             m.say(f"pipe_read: {step.pipe} is empty → -EAGAIN")

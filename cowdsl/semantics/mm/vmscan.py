@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cowdsl.ops.vmscan import SWAPIN, SWAPOUT
+from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
+from cowdsl.semantics.mm import addr_of
 from cowdsl.semantics.state import Outcome, Pte
 
 if TYPE_CHECKING:
@@ -13,8 +15,8 @@ if TYPE_CHECKING:
     from cowdsl.semantics.machine import Machine
 
 
-class Reclaim:
-    def shrink_page(self, m, pfn) -> Outcome:
+class Reclaim(KernelBase):
+    def shrink_page(self, m: Machine, pfn: int) -> Outcome:
         """shrink_folio_list for one anonymous page: add_to_swap, try_to_unmap, pageout."""
         page = m.page(pfn)
         if page.zero or not page.anon:
@@ -42,7 +44,7 @@ class Reclaim:
         m.say(f"reclaim: #{pfn} stays in the swap cache (refcount {page.refcount}: someone else holds it)")
         return Outcome(True)
 
-    def try_to_unmap(self, m, pfn) -> bool:
+    def try_to_unmap(self, m: Machine, pfn: int) -> bool:
         for mm, vname, idx in m.mappers(pfn):
             page = m.page(pfn)
             was_exclusive = page.anon_exclusive
@@ -60,7 +62,7 @@ class Reclaim:
 
     @whole_op(SWAPOUT)
     def op_swapout(self, m: Machine, step: Step) -> Outcome:
-        a = step.addr
+        a = addr_of(step)
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None
         if pte is None or not pte.present:
@@ -70,7 +72,7 @@ class Reclaim:
 
     @whole_op(SWAPIN)
     def op_swapin(self, m: Machine, step: Step) -> Outcome:
-        a = step.addr
+        a = addr_of(step)
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None
         if pte is None or not pte.swap:
