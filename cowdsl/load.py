@@ -7,22 +7,19 @@ import os
 import stat
 from pathlib import Path
 
+from cowdsl.check import check
 from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.scenario import Scenario
+from cowdsl.syntax.parser import MAX_SOURCE_BYTES, decode, parse
 
 
 def load_text(source: str, filename: str = "<input>", limits=None) -> Scenario:
     """``limits``: a cowdsl.limits.Limits (processes, threads, pages, steps); the defaults otherwise."""
-    from cowdsl.check import check
-    from cowdsl.syntax.parser import parse
-
     module = parse(source, filename)
     return check(module, filename, source if source.endswith("\n") else source + "\n", limits)
 
 
 def load(path: str | Path, limits=None) -> Scenario:
-    from cowdsl.syntax.parser import MAX_SOURCE_BYTES, decode
-
     p = Path(path)
     return load_text(decode(read(p, MAX_SOURCE_BYTES), str(p)), str(p), limits)
 

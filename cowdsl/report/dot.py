@@ -29,6 +29,9 @@ import textwrap
 from pathlib import Path
 
 from cowdsl.judge import Result
+from cowdsl.matrix import labels
+from cowdsl.report import explored, race
+from cowdsl.report.common import page_flags
 from cowdsl.report.junit import assertion_text
 from cowdsl.semantics import concepts
 from cowdsl.semantics.state import State
@@ -114,8 +117,6 @@ def _pte_label(where: str, pte) -> str:
 
 def state_dot(state: State | None, title: str = "final state") -> str:
     """DOT of a final state."""
-    from cowdsl.report.text import page_flags
-
     out = _head("state", title, "LR")
     if state is None:
         out.append('  none [label="no model state on this backend\\n(the trace shows what it observed)"];')
@@ -219,8 +220,6 @@ def shown_final_state(r: Result) -> tuple[State | None, str]:
     shows (its counterexample first), else its first final state."""
     if r.final is not None or getattr(r, "exploration", None) is None:
         return r.final, "final state"
-    from cowdsl.report import race
-
     model = race.model_for(r)
     c = _shown_execution(r)
     if c is not None:
@@ -257,8 +256,6 @@ def _explored_trace(r: Result, out: list[str]) -> list[str]:
     race, time downwards; sequential steps before and after it folded into one
     node each; a red edge where an actor blocked on a lock resumes after the
     holder's unlock.  Returns the nodes that lead to the verdict."""
-    from cowdsl.report import explored, race
-
     c = _shown_execution(r)
     if c is None:
         return []
@@ -399,8 +396,6 @@ def _safe(text: str) -> str:
 
 
 def _stems(results: list[Result]) -> dict[int, str]:
-    from cowdsl.matrix import labels
-
     label = labels([r.scenario for r in results])
     return {id(r): _safe(label[r.scenario.filename].replace(os.sep, ".").replace("/", ".")) for r in results}
 

@@ -26,6 +26,7 @@ from cowdsl.explore.model import Model, Transition
 from cowdsl.judge import Check, Result
 from cowdsl.judge.explored import EVIDENCE
 from cowdsl.report import race
+from cowdsl.report.common import final_state, herd_name, title_lines
 
 _OBS = {S.ALWAYS: "forall", S.SOMETIMES: "exists", S.NEVER: "~exists", S.INVARIANT: "invariant"}
 WIDTH = 80
@@ -322,8 +323,6 @@ def warnings(r: Result, width: int = WIDTH) -> list[str]:
 
 
 def _title(r: Result, width: int) -> tuple[str, list[str]]:
-    from cowdsl.report.text import herd_name, title_lines
-
     return herd_name(r.scenario), title_lines(r.scenario, width)
 
 
@@ -388,8 +387,6 @@ def per_final_state(r: Result, finals: Sequence[race.FinalState], model: Model, 
                     show_trace: bool, width: int = WIDTH, form: str | None = None, verbose: bool = False) -> list[str]:
     """For each final state: its facts, its state table (``show_state``) and the
     shortest execution that reaches it (``show_trace``)."""
-    from cowdsl.report.text import final_state
-
     out = []
     for n, f in enumerate(finals, 1):
         out.append("")

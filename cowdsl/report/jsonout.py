@@ -24,7 +24,7 @@ import attrs
 from cowdsl import __version__
 from cowdsl.errors import CowError
 from cowdsl.judge import Result
-from cowdsl.report import exitcode
+from cowdsl.report import exitcode, race
 from cowdsl.semantics.state import State
 
 FORMAT_VERSION = 1
@@ -84,8 +84,6 @@ def final_states(r: Result) -> list[dict] | None:
     lines it breaks, and how many executions reach it (null when unknown)."""
     if r.exploration is None:
         return None
-    from cowdsl.report import race
-
     return [{"facts": dict(f.facts), "breaks": [a.span.line for a in f.fails], "executions": f.executions,
              "deadlock": f.deadlock} for f in race.final_states(r)]
 
@@ -228,3 +226,8 @@ def crosscheck_document(model: str, rows=(), skipped=(), errors=(), other_errors
 def error_document(errors=(), other_errors=()) -> dict:
     """Nothing ran: a usage problem (an unknown backend, a bad option)."""
     return {**_head("error"), "errors": errors_of(errors, other_errors), "exit": exitcode.ERROR}
+
+
+def timeline_document(timelines: list[dict], errors=(), other_errors=(), exit: int = 0) -> dict:
+    """`cowdsl timeline --format json`: ``timelines`` as cowdsl.timeline.as_json gives them."""
+    return {**_head("timeline"), "errors": errors_of(errors, other_errors), "exit": exit, "timelines": timelines}

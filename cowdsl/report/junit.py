@@ -26,6 +26,7 @@ import os
 import xml.etree.ElementTree as ET
 
 from cowdsl.judge import Result
+from cowdsl.report import text
 
 
 def classname(filename: str) -> str:
@@ -55,8 +56,6 @@ def assertion_text(a) -> str:
 
 def failure_text(r: Result) -> str:
     """What a CI reader needs: why, the failing assertions, the verdict block, the trace, the state."""
-    from cowdsl.report import text
-
     why = (f"expected {r.expected}" if r.expected
            else "the file has no expect line, so every assertion must hold")
     out = [f"{r.scenario.filename}: {r.scenario.name}", f"on {r.backend}: got {r.verdict}; {why}", ""]

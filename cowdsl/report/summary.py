@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from cowdsl.judge import Result
-from cowdsl.report import exitcode
+from cowdsl.report import exitcode, text
 
 _MARK = {exitcode.OK: "", exitcode.NOT_AS_EXPECTED: "!", exitcode.UNDECIDED: "?"}
 
@@ -58,8 +58,6 @@ def directory_report(results: Iterable[Result], *, verbose: bool = False, show_t
     run not as expected (every run's with ``verbose``, ``show_trace`` or
     ``show_state``), separated by blank lines.  The one-line totals after it are
     the caller's (the CLI's summary)."""
-    from cowdsl.report import text
-
     results = list(results)
     out = file_lines(results, width, shown)
     every = verbose or show_trace or show_state
