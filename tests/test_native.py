@@ -435,3 +435,43 @@ def test_a_swapout_reclaim_kept_is_a_failed_step(monkeypatch):
     monkeypatch.setattr(plan, "step_problem", lambda st, host: None)
     r = run_native(sc)
     assert holds(r) == [True, True], step_outcomes(r)
+
+
+def test_a_thp_mapping_needs_thp_on_the_host_and_one_private_anonymous_thp():
+    from types import SimpleNamespace
+
+    from cowdsl.native import plan
+
+    sc = load("""
+        scenario "thp"
+        process A
+        A: mmap(buf, anon, private, rw, thp, pages=1)
+        A: mmap(two, anon, private, rw, thp, pages=2)
+        A: write(buf, 1)
+        assert A.buf == 1
+    """)
+    one, two = sc.steps[0], sc.steps[1]
+    off = SimpleNamespace(swap=True, thp="transparent huge pages are off here (enabled = never)")
+    assert plan.step_problem(one, off).startswith("unsupported on this host") and "never" in plan.step_problem(one, off)
+    on = SimpleNamespace(swap=True, thp=None)
+    assert plan.step_problem(one, on) is None
+    assert "one private anonymous THP" in plan.step_problem(two, on)
+
+
+def test_a_thp_mapping_is_a_real_thp_or_the_scenario_is_skipped():
+    from cowdsl.native import probe
+
+    r = native("""
+        scenario "thp"
+        process A
+        A: mmap(buf, anon, private, rw, thp, pages=1)
+        A: write(buf, 1)
+        A: fork() as B
+        A: write(buf, 2)
+        assert A.buf == 2 and B.buf == 1
+        assert not (A.buf is B.buf)
+    """)
+    if probe().thp is not None:
+        assert holds(r) == [None, None]
+    else:  # a THP, or (no huge page free) a skip saying the kernel fell back to small pages
+        assert holds(r) == [True, True] or "got a small page" in r.checks[0].values["unsupported"]
