@@ -353,3 +353,40 @@ if st is not None:
 
             pytest.fail("model and kernel disagree:\n" + text + "\n" + "\n".join(bad) + "\n\n" + trace(model)
                         + "\n\n" + trace(native))
+
+
+# --- --format json, --model running, --record ------------------------------------------------------------------
+
+
+@needs_native
+def test_json_report_and_record_on_this_host(tmp_path, capsys):
+    import json
+
+    from cowdsl.cli import main
+    from cowdsl.kernels import tables
+    from cowdsl.kernels.version import running
+
+    (tmp_path / "s9.cow").write_text(S9_PIN_MPROTECT)
+    assert main(["crosscheck", "--format", "json", "--model", "running", str(tmp_path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["kernel"]["version"] == running() and report["model"].startswith(running())
+    assert report["summary"]["agree"] == 1 and report["exit_code"] == 0
+    assert report["rows"][0]["assertion"] == "mr is A.buf" and report["rows"][0]["native"] == [True]
+
+    folder = tmp_path / "tables"
+    assert main(["crosscheck", str(tmp_path), "--record", "--record-dir", str(folder)]) == 0
+    out = capsys.readouterr()
+    assert f"cross-check: {running()} (" in out.out  # --record compares with the host version's model
+    t = tables.load_all(folder)[0]
+    assert t["kernel"]["version"] == running() and t["kernel"]["source"] == "host"
+    (entry,) = t["files"].values()
+    assert entry["assertions"] == [{"line": 10, "assert": "mr is A.buf", "kernel": True}]
+
+
+def test_kernel_options_without_kernel_are_usage_errors(tmp_path, capsys):
+    from cowdsl.cli import main
+
+    assert main(["crosscheck", "--need", "swap", str(tmp_path)]) == 2
+    assert "go with --kernel" in capsys.readouterr().err
+    assert main(["crosscheck", "--record-dir", str(tmp_path), str(tmp_path)]) == 2
+    assert "goes with --record" in capsys.readouterr().err
