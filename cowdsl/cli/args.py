@@ -164,7 +164,7 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--memory", default="512M", help="with --kernel: the guest's memory (default 512M)")
     x.add_argument("--record", action="store_true",
                    help="write what the kernel showed, per file and assertion, to tests/kernels/VERSION.json "
-                        "of the cowdsl checkout (or --record-dir)")
+                        "of the cowdsl checkout, or of the current folder when cowdsl is installed (or --record-dir)")
     x.add_argument("--record-dir", metavar="DIR", help="with --record: the folder for VERSION.json")
     t = sub.add_parser("timeline", help="a scenario's verdict on every kernel release of the timeline, each "
                                         "flip named by the change that decides it")

@@ -40,9 +40,18 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = 1
-#: the checkout this cowdsl runs from (the repository, when it is one)
-ROOT = Path(__file__).resolve().parents[2]
-FOLDER = ROOT / "tests" / "kernels"
+_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+def root() -> Path:
+    """The checkout cowdsl runs from; installed (not from a checkout), the current folder."""
+    if (_CHECKOUT / "pyproject.toml").is_file() and (_CHECKOUT / "tests").is_dir():
+        return _CHECKOUT
+    return Path.cwd()
+
+
+def default_folder() -> Path:
+    return root() / "tests" / "kernels"
 
 
 def sha256(path: str | Path) -> str:
@@ -53,14 +62,14 @@ def relative(path: str | Path) -> str:
     """A scenario's path relative to the checkout (as given when it is elsewhere)."""
     p = Path(path).resolve()
     try:
-        return p.relative_to(ROOT).as_posix()
+        return p.relative_to(root().resolve()).as_posix()
     except ValueError:
         return str(path)
 
 
 def _git(*args: str) -> str | None:
     try:
-        r = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, timeout=20)
+        r = subprocess.run(["git", "-C", str(root()), *args], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         return None
     return r.stdout.strip() if r.returncode == 0 else None
@@ -126,12 +135,13 @@ def table(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def write(report: dict[str, Any], folder: str | Path | None = None) -> Path:
-    """Write the table of ``report`` to FOLDER/VERSION.json (FOLDER: tests/kernels of the checkout)."""
+    """Write the table of ``report`` to FOLDER/VERSION.json (FOLDER: tests/kernels of the checkout,
+    or of the current folder when cowdsl is installed rather than run from a checkout)."""
     t = table(report)
     version = t["kernel"].get("version")
     if not version:
         raise ValueError("the report does not say which kernel version it ran on")
-    folder = Path(folder) if folder else FOLDER
+    folder = Path(folder) if folder else default_folder()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{version}.json"
     path.write_text(json.dumps(t, indent=1, sort_keys=False) + "\n")
@@ -139,8 +149,8 @@ def write(report: dict[str, Any], folder: str | Path | None = None) -> Path:
 
 
 def load_all(folder: str | Path | None = None) -> list[dict[str, Any]]:
-    """Every table in ``folder`` (tests/kernels of the checkout by default), by version."""
-    folder = Path(folder) if folder else FOLDER
+    """Every table in ``folder`` (``default_folder()`` when not given), by version."""
+    folder = Path(folder) if folder else default_folder()
     out = []
     for p in sorted(folder.glob("*.json")):
         t = json.loads(p.read_text())
