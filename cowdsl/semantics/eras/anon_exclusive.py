@@ -5,10 +5,16 @@ behaviour."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cowdsl.semantics.eras.cow_fixes_1 import CowFixes1
 from cowdsl.semantics.eras.mapcount import Mapcount
-from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.machine import Decision, Machine
 from cowdsl.semantics.state import HUGETLB, PTE_THP, THP_SIBLINGS
+
+if TYPE_CHECKING:
+    from cowdsl.semantics.mm.gup import Foll
+    from cowdsl.semantics.state import Pte, Vma
 
 MPROTECT_CLEAN = "v6.2 mm/mprotect.c can_change_pte_writable"
 LARGE_FOLIO_REUSE = "v6.15 mm/memory.c __wp_can_reuse_large_anon_folio"
@@ -22,7 +28,7 @@ class AnonExclusive(CowFixes1):
         """5535be309971 (6.0) removed FOLL_COW; 5.19.0 still had it."""
         return self.options["foll_force"] == "foll_cow"
 
-    def wp_can_reuse(self, m, pfn):
+    def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """6c287605fd56: an exclusive page is reused at once; otherwise the 5.18
         refcount rule, and a reused page becomes exclusive (page_move_anon_rmap)."""
         page = m.page(pfn)
@@ -33,13 +39,13 @@ class AnonExclusive(CowFixes1):
         d = super().wp_can_reuse(m, pfn)
         return Decision(d.value, f"not exclusive, {d.why}" + (", now exclusive" if d else ""), d.commit)
 
-    def thp_wp_can_reuse(self, m, pfn):
+    def thp_wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """6c287605fd56: an exclusive THP is reused; otherwise the 5.18 rule."""
         if m.page(pfn).anon_exclusive:
             return Decision(True, "PageAnonExclusive → reuse", "6c287605fd56")
         return super().thp_wp_can_reuse(m, pfn)
 
-    def check_vma_flags(self, m, vma, flags):
+    def check_vma_flags(self, m: Machine, vma: Vma, flags: Foll) -> Decision:
         """6.2 f347454d0341 [M]: no FOLL_FORCE|FOLL_WRITE on hugetlb.  6.5
         8ac268436e6d ("mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to
         file-backed mappings", Lorenzo Stoakes, writable_file_mapping_allowed;
@@ -54,7 +60,7 @@ class AnonExclusive(CowFixes1):
             return Decision(False, "FOLL_FORCE|FOLL_WRITE on hugetlb → -EFAULT", "f347454d0341")
         return super().check_vma_flags(m, vma, flags)
 
-    def fork_copy_anon(self, m, src_mm, pfn):
+    def fork_copy_anon(self, m: Machine, src_mm: str, pfn: int) -> Decision:
         """page_try_dup_anon_rmap (6c287605fd56): sharing an exclusive page needs
         its exclusivity cleared, which fails when the mm has pinned (MMF_HAS_PINNED,
         a458b76a4171) and the page may be pinned; then fork copies it for the
@@ -68,7 +74,7 @@ class AnonExclusive(CowFixes1):
             return Decision(True, "exclusive, MMF_HAS_PINNED and maybe pinned → copy for the child", "6c287605fd56")
         return Decision(False, "exclusive, not pinned → exclusivity cleared, shared read-only", "6c287605fd56")
 
-    def can_follow_write_pte(self, m, vma, pte, flags):
+    def can_follow_write_pte(self, m: Machine, vma: Vma, pte: Pte, flags: Foll) -> Decision:
         """5535be309971 (6.0): FOLL_FORCE may write through a read-only PTE only
         into a private anonymous page that is already exclusive: COW was broken.
         This replaced FOLL_COW and closed CVE-2022-2590; foll_force=foll_cow is
@@ -86,7 +92,7 @@ class AnonExclusive(CowFixes1):
             return Decision(False, "FOLL_FORCE: not an exclusive anon page → break COW first", "5535be309971")
         return Decision(True, "FOLL_FORCE into an exclusive anon page (COW broken)", "5535be309971")
 
-    def gup_must_unshare(self, m, vma, pfn, flags):
+    def gup_must_unshare(self, m: Machine, vma: Vma, pfn: int, flags: Foll) -> Decision:
         """a7f226604170 (5.19): a read-only FOLL_PIN on an anonymous page that is
         not exclusive unshares it first (FAULT_FLAG_UNSHARE, c89357e27f20).
         84209e87c696 (6.2): a R/O FOLL_LONGTERM pin in a COW mapping also unshares
@@ -95,21 +101,21 @@ class AnonExclusive(CowFixes1):
             return Decision(False, "not a read-only pin → no unshare", "a7f226604170")
         page = m.page(pfn)
         if page.zero or not page.anon:
-            if self.options["longterm_unshare"] == "all" and flags.longterm and vma is not None and vma.is_cow_mapping:
+            if self.options["longterm_unshare"] == "all" and flags.longterm and vma.is_cow_mapping:
                 return Decision(True, "R/O long-term pin of a non-anon page in a COW mapping → unshare", "84209e87c696")
             return Decision(False, "non-anon page → no unshare", "a7f226604170")
         if page.anon_exclusive:
             return Decision(False, "exclusive → pin as is", "a7f226604170")
         return Decision(True, "possibly shared anon page → unshare before pinning", "a7f226604170")
 
-    def unmap_may_share(self, m, pfn):
+    def unmap_may_share(self, m: Machine, pfn: int) -> Decision:
         """6c287605fd56: try_to_unmap must clear exclusivity to unmap
         (page_try_share_anon_rmap), which fails while the page may be pinned."""
         if self.maybe_dma_pinned(m.page(pfn)):
             return Decision(False, "exclusive and maybe pinned → unmap fails", "6c287605fd56")
         return Decision(True, "exclusive, not pinned → exclusivity given up (page_try_share_anon_rmap)", "6c287605fd56")
 
-    def swapin_exclusive(self, m, pte, pfn, write):
+    def swapin_exclusive(self, m: Machine, pte: Pte, pfn: int, write: bool) -> Decision:
         """1493a1913e34: the swap PTE remembers exclusivity; otherwise the 5.18
         rule (exclusive when no one else holds the page)."""
         page = m.page(pfn)
@@ -117,7 +123,7 @@ class AnonExclusive(CowFixes1):
             return Decision(True, "pte_swp_exclusive → exclusive", "1493a1913e34")
         return super().swapin_exclusive(m, pte, pfn, write)
 
-    def mprotect_upgrade(self, m, vma, pte):
+    def mprotect_upgrade(self, m: Machine, vma: Vma, pte: Pte) -> Decision:
         """64fe24a3e05e (6.0): can_change_pte_writable: a private anonymous page
         that is exclusive becomes writable at once; shared mappings need a dirty
         PTE.  6.0 and 6.1 also return false on a clean PTE before the private
@@ -136,7 +142,7 @@ class AnonExclusive(CowFixes1):
             return Decision(True, "exclusive anon page → writable now", "64fe24a3e05e" if pte.dirty else MPROTECT_CLEAN)
         return Decision(False, "not an exclusive anon page → stays read-only", "64fe24a3e05e")
 
-    def large_folio_can_reuse(self, m, pfn):
+    def large_folio_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """wp_can_reuse_anon_folio on a subpage of a PTE-mapped THP that is not
         exclusive: 6.14 and before never reuse a large folio (`return false`,
         read in 6.13.7); 6.15 (__wp_can_reuse_large_anon_folio, CONFIG_MM_ID)

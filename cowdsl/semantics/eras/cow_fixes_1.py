@@ -4,15 +4,20 @@ Release tag UNVERIFIED in the reference (merged for v5.18-rc1)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cowdsl.semantics.eras.early_cow import EarlyCow
-from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.machine import Decision, Machine
+
+if TYPE_CHECKING:
+    from cowdsl.semantics.state import Pte
 
 
 class CowFixes1(EarlyCow):
     name = "cow-fixes-1"
     HAS_PINNED = "MMF_HAS_PINNED"
 
-    def wp_can_reuse(self, m, pfn):
+    def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """d4c470970d45 / 53a05ad9f21d: reuse when the refcount is 1 once the
         swap cache (if no swap entry still needs it) is dropped."""
         page = m.page(pfn)
@@ -29,7 +34,7 @@ class CowFixes1(EarlyCow):
             return Decision(False, f"refcount {page.refcount} != 1 after try_to_free_swap → copy", "53a05ad9f21d")
         return Decision(True, "refcount 1 → reuse", "53a05ad9f21d")
 
-    def thp_wp_can_reuse(self, m, pfn):
+    def thp_wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """3bff7e3f1f16 (COW fixes part 1; ID [M] from the reference's list):
         do_huge_pmd_wp_page reuses only at refcount 1, else splits the PMD and
         copies the subpage — closing CVE-2020-29374 for THP."""
@@ -38,7 +43,7 @@ class CowFixes1(EarlyCow):
             return Decision(True, "THP refcount 1 → reuse", "3bff7e3f1f16")
         return Decision(False, f"THP refcount {page.refcount} != 1 → split and copy", "3bff7e3f1f16")
 
-    def swapin_free_swapcache(self, m, pfn, write):
+    def swapin_free_swapcache(self, m: Machine, pfn: int, write: bool) -> Decision:
         """c145e0b47c77: on a write fault, drop the swap cache when the fault may
         be the sole user (page_count == 2: the cache and the fault's own)."""
         page = m.page(pfn)
@@ -46,7 +51,7 @@ class CowFixes1(EarlyCow):
             return Decision(True, "write fault, only the swap cache holds it → try_to_free_swap", "c145e0b47c77")
         return Decision(False, "keep the swap cache", "c145e0b47c77")
 
-    def swapin_exclusive(self, m, pte, pfn, write):
+    def swapin_exclusive(self, m: Machine, pte: Pte, pfn: int, write: bool) -> Decision:
         """c145e0b47c77: map writable on a write fault iff no one else holds the
         page (refcount 1 once the swap cache is gone)."""
         page = m.page(pfn)

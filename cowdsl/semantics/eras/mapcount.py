@@ -4,8 +4,14 @@ nothing of pins.  Includes the Dirty COW fix (4.9) unless foll_cow=off."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cowdsl.semantics.backend import Backend
-from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.machine import Decision, Machine
+
+if TYPE_CHECKING:
+    from cowdsl.semantics.mm.gup import Foll
+    from cowdsl.semantics.state import Page, Pte, Vma
 
 # Where a rule stands in code no single commit introduced, it cites the release,
 # file and function it was read in.
@@ -24,19 +30,19 @@ class Mapcount(Backend):
         before 4.9 the same fact was kept by dropping FOLL_WRITE."""
         return True
 
-    def foll_write_dropped(self, flags) -> bool:
+    def foll_write_dropped(self, flags: Foll) -> bool:
         """Before 19be0eaffa3a, faultin_page cleared FOLL_WRITE once COW had been
         broken in a !VM_WRITE vma: the retry took whatever page was mapped."""
         return self.options["foll_cow"] == "off" and flags.cow
 
-    def has_write_protect_seq(self):
+    def has_write_protect_seq(self) -> Decision:
         """write_protect_seq came with 57efa1fe5957 (5.11, 5.10.y)."""
         return Decision(False, "no write_protect_seq", "57efa1fe5957")
 
-    def _swapcount(self, m, page) -> int:
+    def _swapcount(self, m: Machine, page: Page) -> int:
         return m.slot(page.swapcache).count if page.swapcache >= 0 else 0
 
-    def _reuse_swap_page(self, m, pfn, count: int, what: str) -> Decision:
+    def _reuse_swap_page(self, m: Machine, pfn: int, count: int, what: str) -> Decision:
         """reuse_swap_page (mm/swapfile.c ≤5.17): the page may be reused when its
         mappings plus swap entries number one; then it leaves the swap cache.
         A KSM page goes through reuse_ksm_page instead (52d1e606ee73, 5.1, until
@@ -57,20 +63,20 @@ class Mapcount(Backend):
             return Decision(True, f"reuse_swap_page: {why} ≤ 1 → reuse (refcount {page.refcount} ignored)", REUSE_SWAP_PAGE)
         return Decision(False, f"reuse_swap_page: {why} > 1 → copy", REUSE_SWAP_PAGE)
 
-    def wp_can_reuse(self, m, pfn):
+    def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """v5.7 do_wp_page → reuse_swap_page: mapcount + swapcount ≤ 1 (reference §1.1, [V])."""
         page = m.page(pfn)
         sc = self._swapcount(m, page)
         return self._reuse_swap_page(m, pfn, page.mapcount + sc, f"mapcount {page.mapcount} + swapcount {sc}")
 
-    def thp_wp_can_reuse(self, m, pfn):
+    def thp_wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """do_huge_pmd_wp_page ≤5.17: reuse on the THP mapcount (reuse_swap_page's
         THP variant).  UNVERIFIED as code (reference §4.3, §10); corroborated by
         the THP case of CVE-2020-29374 staying open until 5.18."""
         page = m.page(pfn)
         return self._reuse_swap_page(m, pfn, page.mapcount, f"THP mapcount {page.mapcount}")
 
-    def hugetlb_wp_can_reuse(self, m, pfn):
+    def hugetlb_wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """hugetlb_wp (hugetlb_cow): reuse iff mapped once and anonymous; the
         refcount is never consulted, in every era up to 6.x (reference §10, [V])."""
         page = m.page(pfn)
@@ -78,13 +84,13 @@ class Mapcount(Backend):
             return Decision(True, f"hugetlb: mapcount 1 → reuse (refcount {page.refcount} ignored)", HUGETLB_COW)
         return Decision(False, f"hugetlb: mapcount {page.mapcount} → copy", HUGETLB_COW)
 
-    def fork_copy_anon(self, m, src_mm, pfn):
+    def fork_copy_anon(self, m: Machine, src_mm: str, pfn: int) -> Decision:
         """copy_one_pte (before 5.9-rc7): every page is shared read-only, pinned
         or not.  Cites the function as it stood in v5.8, not 70e806e4e645, which
         added the check later."""
         return Decision(False, "fork has no pin check: shared read-only", COPY_ONE_PTE)
 
-    def check_vma_flags(self, m, vma, flags):
+    def check_vma_flags(self, m: Machine, vma: Vma, flags: Foll) -> Decision:
         """A write GUP needs VM_WRITE, or FOLL_FORCE in a COW (private) mapping:
         a forced write into a read-only shared mapping has been refused since
         cda540ace6a1 ("mm: get_user_pages(write,force) refuse to COW in shared
@@ -98,11 +104,11 @@ class Mapcount(Backend):
             return Decision(False, "FOLL_FORCE write to a shared mapping → -EFAULT", "cda540ace6a1")
         return Decision(True, "FOLL_FORCE write in a COW mapping", None)
 
-    def gup_break_cow(self, m, vma, flags):
+    def gup_break_cow(self, m: Machine, vma: Vma, flags: Foll) -> Decision:
         """No forced COW break before 5.8 (17839856fd58 added it)."""
         return Decision(False, "no forced COW break", "17839856fd58")
 
-    def can_follow_write_pte(self, m, vma, pte, flags):
+    def can_follow_write_pte(self, m: Machine, vma: Vma, pte: Pte, flags: Foll) -> Decision:
         """19be0eaffa3a (4.9, Dirty COW): a forced write follows a read-only PTE
         only after COW was broken (FOLL_COW) and only if the PTE is dirty, i.e.
         still the private copy.  (foll_cow=off, before 4.9: see foll_write_dropped.)"""
@@ -112,28 +118,28 @@ class Mapcount(Backend):
             return Decision(True, "FOLL_FORCE, FOLL_COW and a dirty PTE → follow the private copy", "19be0eaffa3a")
         return Decision(False, "PTE read-only (no FOLL_COW or clean) → write fault", "19be0eaffa3a")
 
-    def gup_must_unshare(self, m, vma, pfn, flags):
+    def gup_must_unshare(self, m: Machine, vma: Vma, pfn: int, flags: Foll) -> Decision:
         """No GUP-triggered unsharing before 5.19 (a7f226604170)."""
         return Decision(False, "no unsharing before 5.19", "a7f226604170")
 
-    def pin_sets_has_pinned(self, flags):
+    def pin_sets_has_pinned(self, flags: Foll) -> Decision:
         """mm->has_pinned does not exist before 5.9 (008cfe4418b3)."""
         return Decision(False, "no has_pinned before 5.9", "008cfe4418b3")
 
-    def reclaim_keeps_pinned(self, m, pfn):
+    def reclaim_keeps_pinned(self, m: Machine, pfn: int) -> Decision:
         """Reclaim does not look at pins before feb889fb40fa (5.11)."""
         return Decision(False, "reclaim ignores pins", "feb889fb40fa")
 
-    def unmap_may_share(self, m, pfn):
+    def unmap_may_share(self, m: Machine, pfn: int) -> Decision:
         """No exclusivity to give up before 5.19 (6c287605fd56 added it): unmap always proceeds."""
         return Decision(True, "no PageAnonExclusive", "6c287605fd56")
 
-    def swapin_free_swapcache(self, m, pfn, write):
+    def swapin_free_swapcache(self, m: Machine, pfn: int, write: bool) -> Decision:
         """v5.7 do_swap_page frees the swap cache only when swap is full or the
         vma is mlocked (not modelled); reuse_swap_page frees it on reuse."""
         return Decision(False, "swap not full: keep the swap cache", DO_SWAP_PAGE)
 
-    def swapin_exclusive(self, m, pte, pfn, write):
+    def swapin_exclusive(self, m: Machine, pte: Pte, pfn: int, write: bool) -> Decision:
         """v5.7 do_swap_page: a write fault maps writable iff reuse_swap_page.
         It runs before swap_free, so this PTE's swap entry still counts
         (the model frees it first and adds it back)."""
@@ -143,20 +149,20 @@ class Mapcount(Backend):
         sc = self._swapcount(m, page) + 1
         return self._reuse_swap_page(m, pfn, page.mapcount + sc, f"mapcount {page.mapcount} + swapcount {sc}")
 
-    def has_device_exclusive(self):
+    def has_device_exclusive(self) -> Decision:
         """make_device_exclusive_range came with b756a3b5e7ea (5.14)."""
         return Decision(False, "no device-exclusive entries before 5.14 → -ENOSYS", "b756a3b5e7ea")
 
-    def fork_restores_device_exclusive(self):
+    def fork_restores_device_exclusive(self) -> Decision:
         """No device-exclusive entries before 5.14 (b756a3b5e7ea); never asked."""
         return Decision(True, "restore", "b756a3b5e7ea")
 
-    def mprotect_upgrade(self, m, vma, pte):
+    def mprotect_upgrade(self, m: Machine, vma: Vma, pte: Pte) -> Decision:
         """Before 64fe24a3e05e (6.0) private PTEs stay read-only after
         mprotect(PROT_WRITE); the next write faults."""
         return Decision(False, "PTE stays read-only until a write fault", "64fe24a3e05e")
 
-    def thp_wp_copies_whole(self):
+    def thp_wp_copies_whole(self) -> Decision:
         """3917c80280c9 (5.8-rc1) "thp: change CoW semantics for anon-THP": a
         write fault that cannot reuse a PMD-mapped THP splits the PMD and copies
         one page; before, do_huge_pmd_wp_page copied the whole THP
@@ -165,7 +171,7 @@ class Mapcount(Backend):
             return Decision(True, "do_huge_pmd_wp_page: copy the whole THP", "3917c80280c9")
         return Decision(False, "split the PMD, copy one page", "3917c80280c9")
 
-    def pvm_foll_pin(self):
+    def pvm_foll_pin(self) -> Decision:
         """803e4572d7c5 (5.6): process_vm_readv/writev pin with
         pin_user_pages_remote (FOLL_PIN); before, get_user_pages_remote took
         FOLL_GET references (read in 5.4.214)."""
@@ -173,7 +179,7 @@ class Mapcount(Backend):
             return Decision(True, "pin_user_pages_remote (FOLL_PIN)", "803e4572d7c5")
         return Decision(False, "get_user_pages_remote (FOLL_GET)", "803e4572d7c5")
 
-    def hugetlb_fork_wp_seq(self):
+    def hugetlb_fork_wp_seq(self) -> Decision:
         """623a1ddfeb23 (5.19): copy_hugetlb_page_range raises write_protect_seq.
         Before, copy_page_range returned copy_hugetlb_page_range before
         raw_write_seqcount_begin, so GUP-fast on hugetlb could race fork even
@@ -182,7 +188,7 @@ class Mapcount(Backend):
             return Decision(True, "hugetlb fork inside write_protect_seq", "623a1ddfeb23")
         return Decision(False, "copy_hugetlb_page_range runs outside write_protect_seq", "623a1ddfeb23")
 
-    def ksm_checks_refs(self, m, pte, pfn):
+    def ksm_checks_refs(self, m: Machine, pte: Pte, pfn: int) -> Decision:
         """ksm.c write_protect_page: the page's references are compared with its
         mappings only `if (pte_write || pte_dirty || ...)`: before 5.19 a
         read-only clean PTE (after a read-fault swap-in, say) is merged despite
@@ -195,7 +201,7 @@ class Mapcount(Backend):
             return Decision(True, "PTE read-only and clean, page exclusive → compare references", "6c287605fd56")
         return Decision(False, "PTE read-only and clean → references not compared", "6c287605fd56")
 
-    def swapin_read_writable(self, m, vma):
+    def swapin_read_writable(self, m: Machine, vma: Vma) -> Decision:
         """c18160dba5ff (6.11): do_swap_page maps an exclusive page writable on a
         read fault too, when the VMA is VM_WRITE and no uffd-wp or soft-dirty
         tracking needs the fault; before, only a write fault did."""

@@ -4,15 +4,21 @@ yet know about pins — the transitional regression for RDMA."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cowdsl.semantics.eras.gup_cow import GupCow
 from cowdsl.semantics.eras.mapcount import Mapcount
-from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.machine import Decision, Machine
+
+if TYPE_CHECKING:
+    from cowdsl.semantics.mm.gup import Foll
+    from cowdsl.semantics.state import Pte, Vma
 
 
 class Refcount(GupCow):
     name = "refcount"
 
-    def wp_can_reuse(self, m, pfn):
+    def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """09854ba94c6a "mm: do_wp_page() simplification": reuse only if nobody
         else holds a reference (KSM never: 1a0cf26323c8).  A page in the swap
         cache has refcount ≥ 2 and is always copied."""
@@ -25,10 +31,10 @@ class Refcount(GupCow):
             return Decision(False, f"mapcount {page.mapcount} != 1 → copy", "09854ba94c6a")
         return Decision(True, "refcount 1 → reuse", "09854ba94c6a")
 
-    def gup_break_cow(self, m, vma, flags):
+    def gup_break_cow(self, m: Machine, vma: Vma, flags: Foll) -> Decision:
         """a308c71bf1e6 "mm/gup: Remove enfornced COW mechanism"."""
         return Decision(False, "no forced COW break", "a308c71bf1e6")
 
-    def can_follow_write_pte(self, m, vma, pte, flags):
+    def can_follow_write_pte(self, m: Machine, vma: Vma, pte: Pte, flags: Foll) -> Decision:
         """a308c71bf1e6 restored the FOLL_FORCE && FOLL_COW && pte_dirty rule."""
         return Mapcount.can_follow_write_pte(self, m, vma, pte, flags)
