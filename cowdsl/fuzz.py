@@ -34,6 +34,9 @@ a hang alarm (SIGALRM) and the whole run under an address-space limit.
 The atheris harness (coverage-guided, libFuzzer) fuzzes the front end:
 decode, parse, check.  atheris installs here from PyPI (3.0.0, cp311 wheel);
 where it does not, ``python -m cowdsl.fuzz atheris`` says so and exits 2.
+atheris instruments only the modules imported inside its entry point, so this
+module imports the front end (and whatever imports it: the runner, the
+reports) inside the functions that use it, never at the top.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from cowdsl import ops
+from cowdsl.semantics.invariants import ENV, InvariantViolation
 
 # A source checkout: its corpus is read (never written) when it is there.
 ROOT = Path(__file__).resolve().parents[1]
@@ -432,7 +436,7 @@ def _grammar():
     least derivation depth of each nonterminal."""
     global _GRAMMAR
     if _GRAMMAR is None:
-        from cowdsl.syntax.parser import lark_parser
+        from cowdsl.syntax.parser import lark_parser  # lazy: the front end is atheris's to import (atheris_main)
 
         p = lark_parser()
         rules: dict[str, list] = {}
@@ -618,7 +622,7 @@ def _key(e: BaseException) -> str:
 
 
 def _check_diagnostics(e, source: str) -> None:
-    from cowdsl.errors import CowError
+    from cowdsl.errors import CowError  # lazy, like lark_parser in _grammar
 
     assert isinstance(e, CowError)
     if not e.diagnostics:
@@ -636,8 +640,6 @@ def run_input(data: bytes, backends=("anon-exclusive",), *, max_states: int = FU
     """Feed one input through decode, parse, check and (if it is a scenario) the
     model on each backend, with the invariants on, and render the results.
     Returns "diagnostic" or "verdict"; raises Crash for anything else."""
-    from cowdsl.semantics.invariants import ENV
-
     before = os.environ.get(ENV)
     os.environ[ENV] = "1"  # every backend made below checks its invariants after every micro-step
     try:
@@ -650,13 +652,13 @@ def run_input(data: bytes, backends=("anon-exclusive",), *, max_states: int = FU
 
 
 def _run_input(data: bytes, backends, max_states: int, timeout: float, run: bool) -> str:
+    # lazy, like lark_parser in _grammar: each of these imports the front end (cowdsl.errors, cowdsl.scenario at least)
     from cowdsl.errors import CowError
     from cowdsl.explore.search import Bounds
     from cowdsl.load import load_text
     from cowdsl.report import jsonout
     from cowdsl.report import text as textout
     from cowdsl.run import run as run_scenario
-    from cowdsl.semantics.invariants import InvariantViolation
     from cowdsl.syntax.parser import decode
 
     source = ""
@@ -839,6 +841,8 @@ def atheris_main(argv: list[str]) -> int:
         return 2
     import tempfile
 
+    # atheris instruments a module only when it is first imported inside this block: no
+    # module imported at the top of cowdsl.fuzz may import the front end (tests/test_layers.py)
     with atheris.instrument_imports():
         from cowdsl.errors import CowError
         from cowdsl.load import load_text

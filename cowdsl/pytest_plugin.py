@@ -140,7 +140,7 @@ class CowItem(pytest.Item):
 
 def failure_text(r) -> str:
     """The failing assertions, the verdict block, the trace and the final state."""
-    from cowdsl.report import junit
+    from cowdsl.report import junit  # lazy, like Batch: the reports import the model
 
     return junit.failure_text(r)
 
