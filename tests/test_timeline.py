@@ -80,3 +80,21 @@ def test_diff_on_a_race_compares_verdicts_and_replays_the_witness():
     assert "the traces are the same" not in out
     assert d.schedule and d.rule == "has_write_protect_seq"
     assert "verdict: early-cow pass, early-cow:wp_seq=off fail" in out
+
+
+def test_every_command_json_validates_against_the_schema(tmp_path, capsys):
+    """run (one backend, the matrix, an error) and timeline, through the CLI."""
+    import json
+
+    import jsonschema
+
+    from cowdsl.cli import main
+
+    schema = json.loads((SCENARIOS.parent / "docs" / "json-schema.json").read_text())
+    for argv in (["run", "-f", "json", str(S1)], ["run", "-f", "json", "-b", "all", str(S1)],
+                 ["run", "-f", "json", "-b", "nope", str(S1)],
+                 ["timeline", "-f", "json", "--versions", "5.7..5.8", str(S1)]):
+        main(argv)
+        doc = json.loads(capsys.readouterr().out)
+        jsonschema.validate(doc, schema)
+        assert doc["format_version"] == 1, argv

@@ -25,6 +25,8 @@ COMMANDS = {
     "crosscheck": ("crosscheck", "crosscheck"),
     "ops": ("listings", "ops"),
     "backends": ("listings", "backends"),
+    "explain": ("listings", "explain"),
+    "new": ("listings", "new"),
     "fmt": ("tools", "fmt"),
     "lsp": ("tools", "lsp"),
     "kernels": ("tools", "kernels"),
@@ -173,8 +175,15 @@ def parser() -> argparse.ArgumentParser:
                    help="text, json, or dot (Graphviz: a row per stable line, coloured by verdict)")
     t.add_argument("--versions", metavar="LO..HI", help="only the releases in this range, e.g. 5.4..5.19")
     _color_option(t)
-    sub.add_parser("ops", help="list the ops and facts")
-    sub.add_parser("backends", help="list the backends")
+    o = sub.add_parser("ops", help="list the ops and facts, or describe one (`cowdsl ops pin`)")
+    o.add_argument("name", nargs="?", metavar="OP|FACT")
+    b = sub.add_parser("backends", help="list the eras, options and timeline, or describe one spec "
+                                         "(`cowdsl backends 5.10.198`)")
+    b.add_argument("spec", nargs="?", metavar="SPEC")
+    e = sub.add_parser("explain", help="what a decision rule decides, and in which eras and versions")
+    e.add_argument("rule", metavar="RULE")
+    n = sub.add_parser("new", help="write a commented template scenario NAME.cow")
+    n.add_argument("name", metavar="NAME")
     for name, text in PASSTHROUGH.items():  # listed in --help; main() hands them the rest of the line
         sub.add_parser(name, help=text, add_help=False)
     return p

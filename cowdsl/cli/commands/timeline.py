@@ -10,6 +10,7 @@ from cowdsl.cli.commands.check import batch_for
 from cowdsl.cli.output import err, out, shown
 from cowdsl.kernel import releases
 from cowdsl.kernel.version import Version
+from cowdsl.report import jsonout
 
 
 def timeline(args) -> int:
@@ -33,6 +34,10 @@ def timeline(args) -> int:
             out(tl.dot(t))
         else:
             out(tl.text(t) + "\n")
+    code = EXIT_ERROR if batch.problems else EXIT_OK
     if args.format == "json":
-        out(json.dumps({"format_version": 1, "kind": "timeline", "timelines": docs}, indent=2))
-    return EXIT_ERROR if batch.problems else EXIT_OK
+        problems = batch.problems
+        out(json.dumps(jsonout.timeline_document(
+            docs, [p.error for p in problems if p.error is not None],
+            [(p.file, p.message) for p in problems if p.error is None], exit=code), indent=2))
+    return code
