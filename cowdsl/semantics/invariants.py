@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from cowdsl.ops import FOLL_PIN, HOLDS_GRAB, HOLDS_PIN
@@ -43,7 +44,9 @@ from cowdsl.semantics.state import PTE_THP, THP_SIBLINGS, Page, State
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
+    from cowdsl.semantics.contract import Kernel
     from cowdsl.semantics.micro import Frame, MicroSteps
+    from cowdsl.semantics.state import Pte
 
 ENV = "COWDSL_DEBUG_INVARIANTS"
 
@@ -65,8 +68,8 @@ def env_enabled() -> bool:
 class InvariantViolation(AssertionError):
     """A model state that breaks an invariant: a bug in the model (or a test of the checker)."""
 
-    def __init__(self, invariant: str, message: str, *, backend: str = "", step=None, label: str | None = None,
-                 state: State | None = None, others: tuple[str, ...] = ()):
+    def __init__(self, invariant: str, message: str, *, backend: str = "", step: Step | None = None,
+                 label: str | None = None, state: State | None = None, others: tuple[str, ...] = ()) -> None:
         self.invariant = invariant
         self.message = message
         self.backend = backend
@@ -79,8 +82,8 @@ class InvariantViolation(AssertionError):
     def where(self) -> str:
         if self.step is None:
             return "in the initial state"
-        text = getattr(self.step, "text", "") or getattr(self.step, "op", "?")
-        line = getattr(getattr(self.step, "span", None), "line", None)
+        text = self.step.text or self.step.op
+        line = self.step.span.line
         at = f" (line {line})" if line else ""
         micro = f", micro-step `{self.label}`" if self.label else ""
         return f"after step {self.step.number} `{text}`{at}{micro}"
@@ -138,11 +141,11 @@ def sibling_refs(pg: Page, devexcl: int = 0) -> int:
 class Holders:
     """Who holds what, per page (or swap slot), in one state."""
 
-    def __init__(self, state: State, flight: list[tuple[int, str]] = ()):
-        self.mappers: dict[int, list] = defaultdict(list)  # pfn -> [(mm, vma, index, pte)] present PTEs
-        self.devexcl: Counter = Counter()  # device-exclusive entries: not mapped (no mapcount), hold a reference
-        self.devexcl_at: dict[int, list] = defaultdict(list)
-        self.swap_ptes: Counter = Counter()
+    def __init__(self, state: State, flight: Sequence[tuple[int, str]] = ()) -> None:
+        self.mappers: dict[int, list[tuple[str, str, int, Pte]]] = defaultdict(list)  # pfn -> its present PTEs
+        self.devexcl: Counter[int] = Counter()  # device-exclusive entries: not mapped (no mapcount), hold a reference
+        self.devexcl_at: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
+        self.swap_ptes: Counter[int] = Counter()
         for m in state.mms:
             for vma in m.vmas:
                 for i, p in enumerate(vma.ptes):
@@ -156,9 +159,9 @@ class Holders:
                     elif p.swap:
                         self.swap_ptes[p.slot] += 1
         self.pipe_refs = Counter(pfn for pipe in state.pipes for pfn in pipe.bufs)
-        self.get_refs: Counter = Counter()
-        self.pins: Counter = Counter()  # pins GUP returned: live handles, and process_vm_* between pin and unpin
-        self.speculative: Counter = Counter()  # GUP-fast pins not yet re-checked
+        self.get_refs: Counter[int] = Counter()
+        self.pins: Counter[int] = Counter()  # pins GUP returned: live handles, and process_vm_* between pin and unpin
+        self.speculative: Counter[int] = Counter()  # GUP-fast pins not yet re-checked
         for h in state.handles:
             if not h.live or h.device:
                 continue
@@ -184,7 +187,7 @@ class Holders:
 # --- the checks -------------------------------------------------------------------------
 
 
-def violations(state: State, *, anon_exclusive: bool = True, flight: list[tuple[int, str]] = ()) -> list[tuple[str, str]]:
+def violations(state: State, *, anon_exclusive: bool = True, flight: Sequence[tuple[int, str]] = ()) -> list[tuple[str, str]]:
     """Every broken invariant of ``state``: (invariant, message).  ``anon_exclusive``
     adds I2-I4 (backends that track PG_anon_exclusive); ``flight`` are the
     references ops hold between micro-steps (``in_flight``).  The zero page is
@@ -266,7 +269,7 @@ def _breakdown(h: Holders, n: int, pg: Page, mapped: int) -> str:
     return ", ".join(parts)
 
 
-def exact_refcount_violations(state: State, flight: list[tuple[int, str]] = ()) -> list[str]:
+def exact_refcount_violations(state: State, flight: Sequence[tuple[int, str]] = ()) -> list[str]:
     """The model has no transient references (no LRU pagevecs), so its refcount
     equals the references held exactly: a surplus is a leak that would turn a
     reuse into a copy.  (Not part of debug mode: the kernel's own invariant is >=.)"""
@@ -298,24 +301,25 @@ def fresh_page_violations(before: State, after: State) -> list[tuple[str, str]]:
 # --- the hook -------------------------------------------------------------------------------
 
 
-def tracks_anon_exclusive(backend) -> bool:
-    return bool(getattr(backend, "TRACKS_ANON_EXCLUSIVE", False))
+def tracks_anon_exclusive(backend: Kernel) -> bool:
+    return backend.TRACKS_ANON_EXCLUSIVE
 
 
-def exempt(backend) -> dict[str, str]:
+def exempt(backend: Kernel) -> dict[str, str]:
     """The invariants a backend does not keep by design, and why: the kernel's own
     historical behaviour, or a proposal a variant models, is not a model bug."""
     out: dict[str, str] = {}
     if not tracks_anon_exclusive(backend):
         why = "no PG_anon_exclusive before 5.19 (a pinned page shared read-only by fork is the era's own bug)"
         out.update({I1: why, I2: why, I3: why, I4: why})
-    if getattr(backend, "options", {}).get("pin_scope") == "longterm":
+    if backend.options.get("pin_scope") == "longterm":
         out[I3] = ("pin_scope=longterm (seed 003's proposal, never merged): a short-term pin leaves "
                    "MMF_HAS_PINNED clear, so fork shares the pinned page")
     return out
 
 
-def check(backend, state: State, *, step=None, label: str | None = None, flight=(), before: State | None = None) -> None:
+def check(backend: Kernel, state: State, *, step: Step | None = None, label: str | None = None,
+          flight: Sequence[tuple[int, str]] = (), before: State | None = None) -> None:
     """Raise InvariantViolation for the first broken invariant of ``state``."""
     ae = tracks_anon_exclusive(backend)
     bad = violations(state, anon_exclusive=ae, flight=list(flight))
@@ -325,5 +329,5 @@ def check(backend, state: State, *, step=None, label: str | None = None, flight=
     bad = [(n, msg) for n, msg in bad if n not in skip]
     if bad:
         (name, message), rest = bad[0], tuple(f"{n}: {m}" for n, m in bad[1:6])
-        raise InvariantViolation(name, message, backend=getattr(backend, "spec", str(backend)), step=step,
+        raise InvariantViolation(name, message, backend=backend.spec, step=step,
                                  label=label, state=state, others=rest)
