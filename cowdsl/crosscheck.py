@@ -175,13 +175,13 @@ def model_problem(spec: str) -> str | None:
         return "--model native: the model side must be a model backend, not this machine's kernel"
     try:
         real = resolve_model(spec)
-    except ValueError as e:
-        return f"--model {spec}: {e}"
-    e = spec_problem(real)
-    if e is None:
+    except ValueError as why:
+        return f"--model {spec}: {why}"
+    bad = spec_problem(real)
+    if bad is None:
         return None
     shown = spec if real == spec else f"{spec} ({real})"
-    return f"--model {shown}: " + e.message + (f"; {e.hint}" if e.hint else "") + " (see `cowdsl backends`)"
+    return f"--model {shown}: " + bad.message + (f"; {bad.hint}" if bad.hint else "") + " (see `cowdsl backends`)"
 
 
 def collect(paths: Iterable[str], repeat: int = 1, timeout: float | None = None, model: str = MODEL,

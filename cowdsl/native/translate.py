@@ -208,7 +208,9 @@ def _first_thp_fault(t: Translator, st: S.Step, a: S.Addr) -> None:
     """The first access that maps a page of a `thp` mapping must have mapped a THP (or the huge
     zero page): else the kernel fell back to small pages and the run would not be the scenario."""
     p = t.ctl.procs.get(a.proc)
-    got = p.mappings.get(a.mapping) if p is not None and p.alive else None
+    if p is None or not p.alive:
+        return
+    got = p.mappings.get(a.mapping)
     if got is None or got[0] not in t.thps or t.thps[got[0]]:
         return
     e = pagemap.entry(p.pid, t.address(a))
