@@ -4,27 +4,27 @@ it looked at (the values are shown beside a verdict)."""
 from __future__ import annotations
 
 import operator
-from typing import Any
+from collections.abc import Callable
 
 from cowdsl import scenario as S
-from cowdsl.judge.observe import StateObservation, Unsupported, term_text
+from cowdsl.judge.observe import Fact, Observation, StateObservation, Unsupported, term_text
 from cowdsl.semantics.state import State
 
-_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_CMP: dict[str, Callable[[int, int], bool]] = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 
 
 class Judge:
     """Evaluates one assertion on one observation, noting each value it looked at."""
 
-    def __init__(self, obs: Any):
-        self.obs = obs if not isinstance(obs, State) else StateObservation(obs)
+    def __init__(self, obs: Observation | State) -> None:
+        self.obs: Observation = obs if not isinstance(obs, State) else StateObservation(obs)
         self.seen: dict[str, str] = {}
 
-    def note(self, ref, value, why: str = "") -> None:
+    def note(self, ref: object, value: Fact, why: str = "") -> None:
         shown = "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
         self.seen[term_text(ref)] = shown + (f" ({why})" if why and value is None else "")
 
-    def truth(self, e) -> bool:
+    def truth(self, e: object) -> bool:
         if isinstance(e, S.Const):
             return bool(e.value)
         if isinstance(e, S.Not):
@@ -46,7 +46,7 @@ class Judge:
             return bool(self.fact(e))
         raise TypeError(e)
 
-    def value(self, e):
+    def value(self, e: object) -> Fact:
         if isinstance(e, S.Const):
             return e.value
         if isinstance(e, S.FactCall):
@@ -57,27 +57,34 @@ class Judge:
         self.note(e, v.value, v.note)
         return v.value
 
-    def page(self, e) -> int | None:
+    def page(self, e: object) -> int | None:
         v = self.obs.view(e)
         shown = f"#{v.pfn}" if v.pfn is not None else f"none ({v.note or 'no page'})"
         self.seen[f"page({term_text(e)})"] = shown
         return v.pfn
 
-    def fact(self, f: S.FactCall):
+    def fact(self, f: S.FactCall) -> Fact:
         name = f.name
+        out: Fact
         if name in ("cow_copies", "faults"):
-            out = self.obs.counter(name, f.args[0].name if f.args else None)
+            out = self.obs.counter(name, _named(f.args[0]) if f.args else None)
         elif name in ("segv", "alive", "has_pinned"):
-            out = self.obs.process(name, f.args[0].name)
+            out = self.obs.process(name, _named(f.args[0]))
         elif name == "failed":
-            out = self.obs.failed(f.args[0].name)
+            out = self.obs.failed(_named(f.args[0]))
         else:
             out = self.obs.page_fact(name, f.args[0])
         self.note(f, out)
         return out
 
 
-def evaluate(obs, assertion: S.Assertion) -> tuple[bool | None, dict[str, str]]:
+def _named(ref: S.Ref) -> str:
+    """The name a process fact (a process) or `failed` (a step named with `as`) takes."""
+    assert isinstance(ref, (S.ProcessRef, S.StepRef)), ref  # the checker allows no other argument
+    return ref.name
+
+
+def evaluate(obs: Observation | State, assertion: S.Assertion) -> tuple[bool | None, dict[str, str]]:
     """(holds, values seen); holds is None when the observation cannot tell."""
     j = Judge(obs)
     try:

@@ -10,13 +10,19 @@ with the reason.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from attrs import frozen
 
 from cowdsl import scenario as S
 from cowdsl.semantics import concepts
-from cowdsl.semantics.state import State
+from cowdsl.semantics.state import Page, Pte, State
+
+if TYPE_CHECKING:
+    from cowdsl.semantics.backend import Backend
+
+Fact = bool | int | None  # a fact's value; None where it does not exist (the mapcount of no page)
 
 
 @frozen
@@ -26,11 +32,22 @@ class View:
     value: int | None
     pfn: int | None
     note: str = ""
-    pte: object = None
+    pte: object = None  # the model's Pte, or the native backend's pagemap entry
 
 
 class Unsupported(Exception):
     """This observation cannot see that fact (e.g. refcount on the real kernel)."""
+
+
+class Observation(Protocol):
+    """What the judge asks of a run: ``StateObservation`` of a model state, or the
+    native backend's observation of the real kernel."""
+
+    def view(self, ref: object) -> View: ...  # a term of an assertion: S.Ref (TypeError otherwise)
+    def counter(self, name: str, proc: str | None) -> int: ...
+    def process(self, name: str, proc: str) -> bool: ...
+    def failed(self, name: str) -> bool: ...
+    def page_fact(self, name: str, ref: object) -> Fact: ...
 
 
 def view_addr(state: State, addr: S.Addr) -> View:
@@ -44,6 +61,7 @@ def view_addr(state: State, addr: S.Addr) -> View:
     if pte is None:
         if vma.anon:
             return View(0, None, "not faulted in (reads 0)")
+        assert vma.file is not None  # not anonymous: a file mapping
         cache = state.file_page(vma.file, addr.index)
         return View(state.pages[cache].data, None, "not faulted in", None)
     if pte.present:
@@ -56,7 +74,7 @@ def view_addr(state: State, addr: S.Addr) -> View:
     return View(state.slots[pte.slot].data, None, f"swapped out to slot {pte.slot}", pte)
 
 
-def view(state: State, ref) -> View:
+def view(state: State, ref: object) -> View:
     if isinstance(ref, S.PageAt):
         return view_addr(state, ref.addr)
     if isinstance(ref, S.HandlePage):
@@ -77,7 +95,7 @@ def view(state: State, ref) -> View:
     raise TypeError(ref)
 
 
-def term_text(ref) -> str:
+def term_text(ref: object) -> str:
     if isinstance(ref, S.PageAt):
         return str(ref.addr)
     if isinstance(ref, S.FilePage):
@@ -95,11 +113,11 @@ class StateObservation:
     """Observations of a model state.  ``backend`` answers the concepts whose
     definition is a backend's option (page_maybe_dma_pinned with pin_bias)."""
 
-    def __init__(self, state: State, backend: Any = None):
+    def __init__(self, state: State, backend: Backend | None = None) -> None:
         self.state = state
         self.backend = backend
 
-    def view(self, ref) -> View:
+    def view(self, ref: object) -> View:
         return view(self.state, ref)
 
     def counter(self, name: str, proc: str | None) -> int:
@@ -114,9 +132,10 @@ class StateObservation:
         r = self.state.result(name)
         return r is None or not r.ok
 
-    def page_fact(self, name: str, ref):
+    def page_fact(self, name: str, ref: object) -> Fact:
         v = self.view(ref)
         pte = v.pte
+        assert pte is None or isinstance(pte, Pte)  # a model state's entry
         if name == "swapped":
             return pte is not None and pte.swap
         if name == "device_exclusive":
@@ -132,7 +151,7 @@ class StateObservation:
             if self.backend is not None:
                 return self.backend.maybe_dma_pinned(page)
             return concepts.page_maybe_dma_pinned(page)
-        return {
+        facts: dict[str, Callable[[Page], Fact]] = {
             "exclusive": concepts.exclusive,
             "pinned": concepts.pinned,
             "refcount": lambda p: p.refcount,
@@ -141,6 +160,7 @@ class StateObservation:
             "swapcache": concepts.in_swapcache,
             "zero_page": lambda p: p.zero,
             "ksm": lambda p: p.ksm,
-        }[name](page)
+        }
+        return facts[name](page)
 
 

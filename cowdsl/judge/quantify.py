@@ -17,7 +17,7 @@ A bounded run that did not see every outcome decides only what it has seen
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
@@ -26,6 +26,10 @@ from cowdsl.judge.evaluate import evaluate
 from cowdsl.judge.observe import StateObservation
 from cowdsl.judge.result import Check
 from cowdsl.semantics.state import State
+
+if TYPE_CHECKING:
+    from cowdsl.explore.model import Transition
+    from cowdsl.semantics.backend import Backend
 
 
 @frozen
@@ -44,6 +48,7 @@ def decide(quantifier: str, truths: Iterable[bool | None], *, complete: bool = T
         return Decision(None, 0, 0, "", None)
     pos = sum(1 for t in seen if t)
     neg = len(seen) - pos
+    want: bool | None  # the condition's truth in the execution that decides it; None when none does
     if quantifier in (S.ALWAYS, S.INVARIANT):
         decisive, holds, shows, want = neg > 0, neg == 0, "counterexample", False
     elif quantifier == S.SOMETIMES:
@@ -58,7 +63,7 @@ def decide(quantifier: str, truths: Iterable[bool | None], *, complete: bool = T
 
 
 def check_execution(assertion: S.Assertion, states: list[Any], *, observe: Callable[[Any], Any] | None = None,
-                    witness: tuple | None = None, shows: str = "") -> Check:
+                    witness: tuple[Transition, ...] | None = None, shows: str = "") -> Check:
     """An assertion judged on one execution: its final state (the last of
     ``states``), or for an invariant every state along it.  ``observe`` turns a
     state into an observation (default: a model state as it is)."""
@@ -72,6 +77,6 @@ def check_execution(assertion: S.Assertion, states: list[Any], *, observe: Calla
     return Check(assertion, d.holds, values, d.positive, d.negative, witness, shows or d.shows)
 
 
-def model_observer(backend: Any) -> Callable[[State], StateObservation]:
+def model_observer(backend: Backend) -> Callable[[State], StateObservation]:
     """Observe model states as ``backend`` defines its concepts."""
     return lambda st: StateObservation(st, backend)

@@ -3,7 +3,7 @@ its verdict.  Reporters read these; they are made by the runners."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attrs import frozen
 
@@ -11,6 +11,9 @@ from cowdsl.kernel.spec import KernelSpec
 from cowdsl.scenario import Assertion, Scenario, Step
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome, State
+
+if TYPE_CHECKING:
+    from cowdsl.explore.model import Transition
 
 
 @frozen
@@ -27,7 +30,7 @@ class Check:
     values: dict[str, str]
     positive: int | None = None  # outcomes where the condition is true
     negative: int | None = None
-    witness: tuple[Any, ...] | None = None  # the execution shown: Transitions
+    witness: tuple[Transition, ...] | None = None  # the execution shown
     shows: str = ""  # "counterexample", "witness" or "schedule"
 
 
@@ -42,7 +45,7 @@ class Result:
     checks: tuple[Check, ...]
     expected: str | None  # "pass", "fail" or None
     seconds: float
-    exploration: Any = None  # cowdsl.explore.search.Exploration, for explored runs
+    exploration: Any = None  # cowdsl.explore.exploration.Exploration, for explored runs
 
     @property
     def backend(self) -> str:
