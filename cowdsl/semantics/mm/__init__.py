@@ -7,6 +7,9 @@ kernel's behaviour changed between eras.  Each op is declared in the
 locks); the methods that run it bind to the declaration with
 ``@micro_step(DECLARATION, "label")`` or ``@whole_op(OP)``
 (``cowdsl.semantics.micro``), checked when the Backend class is built.
+What a mixin may call on ``self`` that another class defines (the rules, the
+era's attributes, another file's entry points) is declared once, in
+``cowdsl.semantics.contract.Kernel``, and checked by mypy.
 """
 
 from __future__ import annotations
