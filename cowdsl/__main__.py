@@ -1,6 +1,6 @@
 """`python -m cowdsl`: Ctrl-C is handled before anything else is imported."""
 
-import _signal  # the C module, already loaded by the interpreter (`signal` would import enum first)
+import _signal  # type: ignore[import-not-found]  # the C module, already loaded by the interpreter (`signal` would import enum first)
 import os
 
 

@@ -46,6 +46,14 @@ class Limits:
     """Immutable: ``Limits(max_processes=32)``; ``replace(**changes)`` makes a new one."""
 
     __slots__ = tuple(_DEFAULTS)
+    # set in __init__ from _DEFAULTS; declared so a type checker knows them
+    max_processes: int
+    max_threads: int
+    max_pages: int
+    max_total_pages: int
+    max_steps: int
+    max_states: int
+    timeout: float
 
     def __init__(self, **values):
         unknown = set(values) - set(_DEFAULTS)

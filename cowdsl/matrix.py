@@ -59,10 +59,11 @@ def build(scenarios, backends=None, *, max_states: int | None = None, timeout: f
     results = {}
     for sc in scenarios:
         for b in specs:
-            bounds = None
-            if max_states is not None or timeout is not None:
-                bounds = Bounds(**{k: v for k, v in (("max_states", max_states), ("timeout", timeout))
-                                   if v is not None})
+            bounds = Bounds()  # a fresh clock per cell
+            if max_states is not None:
+                bounds.max_states = max_states
+            if timeout is not None:
+                bounds.timeout = timeout
             results[(sc.filename, b.name)] = run(sc, b, bounds=bounds)
     return Matrix(tuple(b.name for b in specs), tuple(scenarios), results)
 

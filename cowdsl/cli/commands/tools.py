@@ -22,8 +22,8 @@ def kernels(args) -> int:
     return _own(kernels_cli.main, args.rest)
 
 
-def _own(main: Callable[[Sequence[str]], int], argv: Sequence[str]) -> int:
+def _own(main: Callable[[list[str]], int], argv: Sequence[str]) -> int:
     try:
-        return main(argv)
+        return main(list(argv))
     except SystemExit as e:  # their --help and --version exit 0; usage errors exit 2
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
