@@ -36,7 +36,7 @@ def check_exploration(model: Model, ex: search.Exploration, a: S.Assertion, boun
     if a.quantifier == S.INVARIANT:
         states = list({w.state for w in ex.visited})
     else:
-        states = list({w.state for w in ex.finals})
+        states = list(dict.fromkeys(w.state for w in ex.finals))  # in the order found: values shown stay stable
     judged: dict[State, tuple[bool | None, dict[str, str]]] = {}
     stopped = None
     every_state = a.quantifier == S.INVARIANT
