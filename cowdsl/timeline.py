@@ -75,19 +75,13 @@ def _verdicts(sc: Scenario, runner: Runner) -> Callable[[KernelSpec], str]:
 
 
 def deciding(sc: Scenario, old: Version, new: Version, verdict: Callable[[KernelSpec], str]) -> tuple[tl.Change, ...]:
-    """The changes between ``old`` and ``new`` each of which, applied alone to
-    ``old``, gives ``new``'s verdict (or, removed alone from ``new``, ``old``'s)."""
+    """The changes between ``old`` and ``new`` each of which, applied alone to the
+    version that lacks it, gives the verdict of the version that has it."""
     gained, lost = tl.between(old, new)
-    want_new, want_old = verdict(spec_of(tl.settings(new))), verdict(spec_of(tl.settings(old)))
-    out = []
-    for c in gained + lost:
-        if not c.modelled:
-            continue
-        tried = tl.settings(old) | dict(c.sets) if c in gained else tl.settings(new) | dict(c.sets)
-        if c in gained and verdict(spec_of(tried)) == want_new:
-            out.append(c)
-        elif c in lost and verdict(spec_of(tl.settings(new) | {k: tl.settings(old)[k] for k, _ in c.sets})) == want_old:
-            out.append(c)
+    old_s, new_s = tl.settings(old), tl.settings(new)
+    want_new, want_old = verdict(spec_of(new_s)), verdict(spec_of(old_s))
+    out = [c for c in gained if c.modelled and verdict(spec_of(old_s | dict(c.sets))) == want_new]
+    out += [c for c in lost if c.modelled and verdict(spec_of(new_s | dict(c.sets))) == want_old]
     return tuple(out)
 
 

@@ -185,6 +185,3 @@ def between(old: Version, new: Version) -> tuple[tuple[Change, ...], tuple[Chang
     a, b = set(contained(old)), set(contained(new))
     return tuple(c for c in ORDER if c in b - a), tuple(c for c in ORDER if c in a - b)
 
-
-def by_key(key: str) -> Change:
-    return next(c for c in TIMELINE if c.key == key)
