@@ -15,6 +15,7 @@ from cowdsl.check.expect import Expectations
 from cowdsl.check.steps import Steps
 from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.syntax import ast
+from cowdsl.untrusted import escaped
 
 # A character a report must not print: C0 and C1 controls (not tab), and bidi
 # embeddings, overrides and isolates.
@@ -73,7 +74,7 @@ class Checker(Steps, Assertions, Expectations):
         if self.diags:
             raise self.fail()
         return S.Scenario(
-            name=name or Path(self.filename).stem,
+            name=name or escaped(Path(self.filename).stem),  # a file name is outside text
             filename=self.filename,
             source=self.source,
             refs=tuple(refs),

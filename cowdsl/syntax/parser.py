@@ -144,6 +144,7 @@ class ToAst(Transformer_NonRecursive):
         text = self.source[meta.start_pos : meta.end_pos]
         head = re.match(r"\s*(assert|always|sometimes|never|forall|exists|~\s*exists|invariant)\s*:?", text)
         text = text[head.end():].strip() if head else text.strip()
+        text = re.sub(r"[ \t\f]+", " ", text)  # a form feed or tab is white space here, never shown raw
         return ast.Assertion(c[0], text, _span(meta), quant)
 
     def quantifier(self, meta, c):
