@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-import unicodedata
+
+from cowdsl.untrusted import escaped
 
 SHOWN_MAX = 200  # characters of one piece of outside text in a message
 
@@ -24,27 +25,13 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-def _escaped(c: str) -> str:
-    n = ord(c)
-    if 0xDC80 <= n <= 0xDCFF:  # a byte of a file name that is not UTF-8 (surrogateescape)
-        return f"\\x{n - 0xDC00:02x}"
-    if n < 0x100:
-        return f"\\x{n:02x}"
-    return f"\\u{n:04x}" if n < 0x10000 else f"\\U{n:08x}"
-
-
-def _unsafe(c: str) -> bool:
-    # control (escape sequences), format (bidi overrides, zero-width), separators, surrogates, unassigned
-    return unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
-
-
 def shown(text: object, limit: int = SHOWN_MAX) -> str:
     """``text`` from outside, safe to print: control and format characters (escape
     sequences, bidi overrides) as \\xNN or \\uNNNN, and at most ``limit``
     characters of it (the rest is counted, not shown)."""
     s = os.fsdecode(text) if isinstance(text, bytes | os.PathLike) else str(text)
     cut = s[:limit]
-    safe = "".join(_escaped(c) if _unsafe(c) else c for c in cut)
+    safe = escaped(cut)
     if len(s) > limit:
         safe += f"... ({len(s) - limit} more characters)"
     return safe

@@ -9,6 +9,7 @@ import textwrap
 
 from cowdsl.semantics import concepts
 from cowdsl.semantics.state import State
+from cowdsl.untrusted import escaped
 
 TITLE_MAX = 48  # a longer scenario title is printed once, under a short name (the file's)
 
@@ -18,7 +19,7 @@ def herd_name(sc) -> str:
     without its folder and suffix when the title is long."""
     if len(sc.name) <= TITLE_MAX:
         return sc.name
-    stem = os.path.basename(sc.filename).removesuffix(".cow")
+    stem = escaped(os.path.basename(sc.filename).removesuffix(".cow"))
     return stem or sc.name.split()[0]
 
 

@@ -35,6 +35,7 @@ from cowdsl.report.common import page_flags
 from cowdsl.report.junit import assertion_text
 from cowdsl.semantics import concepts
 from cowdsl.semantics.state import State
+from cowdsl.untrusted import escaped
 
 RENDERED = ("svg", "png", "pdf")
 SUFFIXES = (".dot", ".gv", ".svg", ".png", ".pdf")  # a --dot target with one of these is a file
@@ -55,11 +56,11 @@ class DotError(Exception):
 
 def q(text: str) -> str:
     """A DOT quoted string."""
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + escaped(text, keep="\n").replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
 def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+    return escaped(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
 def _html_lines(lines: list[tuple[str, str]], width: int = 72) -> str:

@@ -27,6 +27,7 @@ import xml.etree.ElementTree as ET
 
 from cowdsl.judge import Result
 from cowdsl.report import text
+from cowdsl.untrusted import escaped
 
 
 def classname(filename: str) -> str:
@@ -150,6 +151,18 @@ def document(results: list[Result], errors=(), other_errors=(), matrix: bool = F
     return root
 
 
+def _well_formed(root: ET.Element) -> None:
+    """Names, paths and assertion text come from outside: a control character (a
+    form feed is white space in a .cow file) is not allowed in XML 1.0, and escape
+    sequences or bidi overrides would reach a CI page; all are shown escaped."""
+    for el in root.iter():
+        for k, v in el.attrib.items():
+            el.set(k, escaped(v))
+        if el.text:
+            el.text = escaped(el.text, keep="\n\t")
+
+
 def to_string(root: ET.Element) -> str:
+    _well_formed(root)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
