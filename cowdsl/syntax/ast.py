@@ -21,15 +21,19 @@ class Number:
 
 @frozen
 class Location:
-    """``buf``, ``buf[1]``, ``A.buf``, ``A.buf[1]``, ``F[0]`` or a bare name (a flag, pin, pipe)."""
+    """``buf``, ``buf[1]``, ``A.buf``, ``A.buf[1]``, ``F[0]``, a range of pages ``buf[0..3]``,
+    or a bare name (a flag, pin, pipe)."""
 
     owner: Name | None  # the process in A.buf
     name: Name
     index: Number | None
     span: Span
+    end: Number | None = None  # the last page of a range buf[index..end]
 
     def text(self) -> str:
         s = (f"{self.owner.text}." if self.owner else "") + self.name.text
+        if self.end is not None and self.index is not None:
+            return s + f"[{self.index.value}..{self.end.value}]"
         return s + (f"[{self.index.value}]" if self.index else "")
 
     @property

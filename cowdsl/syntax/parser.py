@@ -123,11 +123,12 @@ class ToAst(Transformer_NonRecursive):
         return ast.ParBlock(tuple(c), _span(meta))
 
     def location(self, meta, c):
-        first, second, index = c
+        first, second, index, last = c
         idx = ast.Number(_int(index), Span.of_token(index)) if index is not None else None
+        end = ast.Number(_int(last), Span.of_token(last)) if last is not None else None
         if second is not None:
-            return ast.Location(_name(first), _name(second), idx, _span(meta))
-        return ast.Location(None, _name(first), idx, _span(meta))
+            return ast.Location(_name(first), _name(second), idx, _span(meta), end)
+        return ast.Location(None, _name(first), idx, _span(meta), end)
 
     def number(self, meta, c):
         return ast.Number(_int(c[0]), _span(meta))
