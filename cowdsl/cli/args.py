@@ -78,6 +78,19 @@ def _color_option(p) -> None:
                         "always or never (default: auto)")
 
 
+def _parallel_options(p) -> None:
+    """-j N, --executor, --scheduler (cowdsl.batch.Workers)."""
+    p.add_argument("--jobs", "-j", action=_Number, default=None, metavar="N",
+                   help="run N jobs at once, each a file (of the era matrix: a row; of the timeline: a release) "
+                        "in a worker process; the output is the same as with -j 1 (default: the number of CPUs)")
+    p.add_argument("--executor", choices=("processes", "dask"), default="processes",
+                   help="who runs the jobs: worker processes on this machine (the default), or Dask "
+                        "(pip install 'cowdsl[dask]'): a local cluster of N workers, or --scheduler's")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the jobs on the Dask cluster whose scheduler is at ADDRESS, e.g. tcp://host:8786 "
+                        "(implies --executor dask; its workers need cowdsl installed)")
+
+
 def _limit_options(p) -> None:
     """--max-processes, --max-threads, --max-pages, --max-total-pages, --max-steps (cowdsl.limits)."""
     for field, (name, what) in LIMIT_FLAGS.items():
@@ -95,7 +108,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cowdsl {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     r = sub.add_parser("run", help="run scenarios and print verdicts")
-    r.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
+    r.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, directories searched for them, or - (standard input)")
     r.add_argument("--backend", "-b", default="anon-exclusive",
                    help="a backend: NAME[:OPTION=CHOICE]..., a kernel version such as 5.10, native, or all "
                         "(the era matrix) (default: anon-exclusive; see `cowdsl backends`)")
@@ -109,6 +122,14 @@ def parser() -> argparse.ArgumentParser:
                         "the visited states never outgrow it")
     r.add_argument("--timeout", action=_Number, kind="seconds", default=LIMITS.timeout, metavar="SECONDS",
                    help=f"stop exploring after this long and say the result is partial (default {LIMITS.timeout:g})")
+    _parallel_options(r)
+    r.add_argument("--swarm", action=_Number, default=None, metavar="N",
+                   help="for a space too big to finish: N randomised depth-first searches, each stopping at its "
+                        "first violation, -j at a time; reports the violations and the states covered, never a "
+                        "proof")
+    r.add_argument("--seed", action=_Number, least=0, default=0, metavar="S",
+                   help="with --swarm: the first search's seed (search k uses S+k), so a swarm can be run again "
+                        "(default 0)")
     r.add_argument("--schedule", metavar="ACTORS",
                    help="replay one interleaving exactly: the actor of each micro-step, e.g. A,A,A,T,T,A "
                         "(the `schedule:` line of a counterexample)")
@@ -137,7 +158,7 @@ def parser() -> argparse.ArgumentParser:
     _limit_options(r)
     _color_option(r)
     c = sub.add_parser("check", help="parse and validate only")
-    c.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, or directories searched for them")
+    c.add_argument("paths", nargs="+", metavar="FILE|DIR", help=".cow files, directories searched for them, or - (standard input)")
     _limit_options(c)
     _color_option(c)
     d = sub.add_parser("diff", help="where two backends' traces first diverge, and the rule that decided differently")
@@ -174,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--format", "-f", choices=("text", "json", "dot"), default="text",
                    help="text, json, or dot (Graphviz: a row per stable line, coloured by verdict)")
     t.add_argument("--versions", metavar="LO..HI", help="only the releases in this range, e.g. 5.4..5.19")
+    _parallel_options(t)
     _color_option(t)
     o = sub.add_parser("ops", help="list the ops and facts, or describe one (`cowdsl ops pin`)")
     o.add_argument("name", nargs="?", metavar="OP|FACT")
