@@ -7,15 +7,17 @@ import sys
 from cowdsl.batch import Batch
 from cowdsl.cli import EXIT_ERROR, EXIT_OK
 from cowdsl.cli.output import colour, err, out, plural, problem, shown
+from cowdsl.cli.stdin import StdinBatch
 from cowdsl.limits import STATIC, from_args
 
 
 def batch_for(args) -> Batch:
     """A Batch with the resource limits the command line set (cowdsl.limits; the
-    defaults when no flag was given), showing each problem on stderr as it happens."""
+    defaults when no flag was given), showing each problem on stderr as it happens;
+    the path `-` is standard input (cowdsl.cli.stdin)."""
     limits = from_args(args) if any(getattr(args, f, None) is not None for f in STATIC) else None
     hl = colour(args, sys.stderr)
-    return Batch(limits=limits, report=lambda p: problem(p, hl))
+    return StdinBatch(limits=limits, report=lambda p: problem(p, hl))
 
 
 def check(args) -> int:
