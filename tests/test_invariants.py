@@ -246,6 +246,25 @@ def test_gup_fast_does_not_pin_a_page_reclaim_freed_under_it():
     assert any("was freed since the PTE was read" in e.text for tr in r.checks[0].witness for e in tr.events)
 
 
+@pytest.mark.parametrize("backend", ["5.19", "6.1", "anon-exclusive"])
+@pytest.mark.parametrize("mode", ["full", "reduced"])
+def test_a_read_only_fast_pin_racing_ksm_keeps_the_page_exclusive(backend, mode):
+    """Was I3 broken (a pinned page not exclusive) and `pinned and ksm` reported
+    reachable: ksmd's write_protect_page passed its refcount check and cleared
+    PageAnonExclusive between GUP-fast's PTE read and its grab.  The kernel's
+    gup_pte_range re-reads the whole PTE after the grab (KSM cleaned it) and only
+    then asks gup_must_unshare, which sees the page no longer exclusive: the pin
+    falls back to the slow path, which unshares (a7f226604170)."""
+    s = load(find(["scenarios/ksm/ro-fast-pin-races-ksm.cow"])[0])
+    r = run(s, backend, mode=mode)  # raised InvariantViolation (I3) before
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    # the schedule of the old counterexample: ksmd merges between the PTE read and the grab
+    r = run(s, backend, schedule=["A", "A", "A", "A", "A", "A", "A", "ksmd", "A", "A", "A"])
+    texts = [e.text for c in r.checks for tr in c.witness for e in tr.events]
+    assert r.verdict == "pass"
+    assert any("PTE changed under us" in t or "must be unshared first" in t for t in texts), texts
+
+
 def test_a_pte_mapped_thp_keeps_its_siblings_while_a_device_exclusive_entry_names_it():
     """Was a refcount underflow: with devexcl_fork=copy, parent and child both hold
     a device-exclusive entry to the subpage; zapping the first dropped the 511

@@ -45,9 +45,9 @@ class Gup(KernelBase):
             if not m.mm(mm).has_pinned:
                 m.update_mm(mm, has_pinned=True)
                 m.say(f"gup: {self.HAS_PINNED} set on {mm}")
-        vma = m.vma(mm, vname)
+        vma = m.vma_at(mm, vname, idx)  # the VMA covering this page (a partial op may have split the mapping)
         if vma is None:
-            m.say(f"gup: no mapping `{vname}` in {mm} → -EFAULT")
+            m.say(f"gup: no mapping at `{vname}[{idx}]` in {mm} → -EFAULT")
             return flags, "EFAULT"
         d = self.check_vma_flags(m, vma, flags)
         if not d:
@@ -146,11 +146,8 @@ class Gup(KernelBase):
         if write and not pte.write:
             m.say("gup_fast: PTE not writable → slow path")
             return Micro("slow", ())
-        if not pte.write and self.gup_must_unshare(m, vma, pte.page, flags):
-            m.say("gup_fast: page must be unshared first → slow path")
-            return Micro("slow", ())
         m.say(f"gup_fast: read PTE → #{pte.page}{' writable' if pte.write else ''}")
-        return Micro("grab", (seq, write, pte.page, pte.write))
+        return Micro("grab", (seq, write, pte.page, pte))  # the PTE as read, for the re-check
 
     @micro_step(GUP_FAST, "grab")
     def gup_fast__grab(self, m: Machine, step: Step, frame: Frame) -> Micro:
@@ -166,12 +163,23 @@ class Gup(KernelBase):
 
     @micro_step(GUP_FAST, "recheck")
     def gup_fast__recheck(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        seq, write, pfn, was_write = frame
+        """gup_pte_range after try_grab_folio: the whole PTE value re-read (a KSM
+        write_protect_page that cleaned it counts), then gup_must_unshare on the page
+        as it is after the grab: KSM or fork may have cleared PageAnonExclusive
+        between the PTE read and the grab; page_try_share_anon_rmap's barrier pairs
+        with this check (5.19, a7f226604170)."""
+        seq, write, pfn, was = frame
         a = addr_of(step)
-        pte = m.pte(a.proc, a.mapping, a.index) if m.vma(a.proc, a.mapping) is not None else None
-        if pte is None or not pte.present or pte.page != pfn or pte.write != was_write:
+        vma = m.vma(a.proc, a.mapping)
+        pte = m.pte(a.proc, a.mapping, a.index) if vma is not None else None
+        if pte != was:
             m.ungrab(pfn, step.op == "pin")
             m.say("gup_fast: PTE changed under us → drop the page, slow path")
+            return Micro("slow", ())
+        assert vma is not None  # the PTE is still there
+        if not was.write and self.gup_must_unshare(m, vma, pfn, evolve(self.foll_of(step), write=write)):
+            m.ungrab(pfn, step.op == "pin")
+            m.say(f"gup_fast: #{pfn} must be unshared first (not exclusive) → drop it, slow path")
             return Micro("slow", ())
         m.say(f"gup_fast: PTE unchanged, #{pfn} kept")
         return Micro("seq", frame)
@@ -284,6 +292,8 @@ class Gup(KernelBase):
         from 5.6) or a FOLL_GET reference."""
         if step.op in ("process_vm_writev", "process_vm_readv"):
             return bool(self.pvm_foll_pin())
+        if step.op in ("odirect_read", "odirect_write"):
+            return bool(self.odirect_foll_pin())
         return step.op == "pin"
 
     @micro_step(PVM, "copy")

@@ -36,7 +36,7 @@ class Ksm(KernelBase):
                                                  f"write_protect_page #{pte.page}"):
             return False
         m.update_page(pte.page, anon_exclusive=False)
-        m.set_pte(mm, vname, idx, evolve(pte, write=False))
+        m.set_pte(mm, vname, idx, evolve(pte, write=False, dirty=False))  # pte_mkclean(pte_wrprotect(entry))
         return True
 
     @whole_op(KSM_MERGE)
