@@ -1,4 +1,5 @@
-"""The `cowdsl` command: run | check | diff | crosscheck | ops | backends.
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global completion looks for this mark)
+"""The `cowdsl` command: run | check | diff | crosscheck | ops | backends | ...
 
 ``main`` handles Ctrl-C first, then parses the command line (cowdsl.cli.args),
 then imports the one module that runs the command (cowdsl.cli.commands.*), so
@@ -51,6 +52,10 @@ def _main(argv, own_sigint: bool) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     p = parser()
+    if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions: answer and exit
+        from cowdsl.cli.completion import complete
+
+        complete(p)
     try:
         args = passthrough(argv) or p.parse_args(argv)
     except SystemExit as e:  # --help and --version exit 0; usage errors exit 2

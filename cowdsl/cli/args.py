@@ -31,6 +31,8 @@ COMMANDS = {
     "lsp": ("tools", "lsp"),
     "kernels": ("tools", "kernels"),
     "timeline": ("timeline", "timeline"),
+    "completion": ("shell", "completion"),
+    "man": ("shell", "man"),
 }
 
 # Commands that parse the rest of the command line themselves: `cowdsl fmt --check FILE`.
@@ -206,6 +208,10 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("rule", metavar="RULE")
     n = sub.add_parser("new", help="write a commented template scenario NAME.cow")
     n.add_argument("name", metavar="NAME")
+    sc = sub.add_parser("completion", help="print the shell's completion script: "
+                                          "eval \"$(cowdsl completion bash)\" (zsh and fish alike)")
+    sc.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="bash|zsh|fish")
+    sub.add_parser("man", help="print the manual page (the one installed as man 1 cowdsl)")
     for name, text in PASSTHROUGH.items():  # listed in --help; main() hands them the rest of the line
         sub.add_parser(name, help=text, add_help=False)
     return p
