@@ -1,6 +1,7 @@
 """Exploration benchmark: scaling families, full vs reduced.
 
 Run:  python benchmarks/explore.py [--limit SECONDS] [--no-write]
+      python benchmarks/explore.py --vs-spin [--limit SECONDS] [--sizes 1x1,2x1,...]
 
 Family `gupfast_fork` (the S12 race): k threads pin with GUP-fast, on m pages,
 while another thread forks.  Family `pvw_fork` (Jann Horn's question): k
@@ -12,6 +13,11 @@ second and wall time; a size whose full search passes --limit seconds ends the
 family.  Figures go to benchmarks/results.json (key "explore") and a plot to
 benchmarks/explore.png (matplotlib, if installed).  Not a test: it reports
 against the targets and never fails on them.
+
+--vs-spin runs the same race (k GUP-fast pinners on m pages racing fork, then
+the parent's writes) through cowdsl and through SPIN's Promela model in
+benchmarks/spin/, with and without write_protect_seq, side by side: see
+vs_spin.py.  It writes results.json's "vs_spin" and benchmarks/vs-spin.png.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import platform
 import sys
 import time
@@ -155,11 +162,60 @@ def plot(result: dict, path: Path) -> bool:
     return True
 
 
+def _sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        return [(int(k), int(m)) for k, m in (s.lower().split("x") for s in text.split(","))]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes such as 1x1,2x1,3x2, got {text!r}") from None
+
+
+def vs_spin(args: argparse.Namespace) -> int:
+    """SPIN and cowdsl on the same race family; results.json's "vs_spin", vs-spin.png."""
+    sys.path.insert(0, str(HERE))
+    import vs_spin as vs
+
+    if (why := vs.have_spin()) is not None:
+        print(why)
+        return 0
+    sizes = args.sizes or vs.SIZES + (vs.OPTIONAL_SIZES if args.with_4x3 else [])
+    limit = args.limit if args.limit is not None else 60.0
+    print(f"cowdsl vs SPIN: K GUP-fast pinners on M pages racing fork; every run limited to {limit:g} s")
+    print(vs.header())
+    result = vs.run(sizes, limit, args.max_states)
+    result["machine"] = {"python": platform.python_version(), "platform": platform.platform(terse=True),
+                         "cpus": os.cpu_count()}
+    result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    result["note"] = ("every time is the wall seconds of the whole command (cowdsl: start-up to verdict; "
+                      "SPIN: spin -a, cc -O2, pan), the four measured one after another per row, "
+                      "on the same machine in one run; a ratio is cowdsl's time over SPIN's")
+    if not args.no_write:
+        path = HERE / "results.json"
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data["vs_spin"] = result
+        path.write_text(json.dumps(data, indent=2) + "\n")
+        vs.plot(result, HERE / "vs-spin.png")
+    if result["disagreements"]:
+        print("VERDICTS DISAGREE:\n  " + "\n  ".join(result["disagreements"]))
+        return 1
+    print("every decided verdict agrees with the question's (race: a violation; safe: none)")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--limit", type=float, default=60.0, help="seconds a full search may take (default 60)")
+    p.add_argument("--limit", type=float, default=None,
+                   help="seconds a full search may take (default 60); with --vs-spin, each run's limit (default 60)")
     p.add_argument("--no-write", action="store_true")
+    p.add_argument("--vs-spin", action="store_true", help="cowdsl and SPIN side by side on the GUP-fast/fork race")
+    p.add_argument("--sizes", type=_sizes, default=None,
+                   help="with --vs-spin: KxM sizes, comma-separated (default 1x1,2x1,2x2,3x2,3x3,4x2)")
+    p.add_argument("--with-4x3", action="store_true", help="with --vs-spin: add 4x3 to the default sizes")
+    p.add_argument("--max-states", type=int, default=10_000_000, help="with --vs-spin: cowdsl's --max-states")
     args = p.parse_args(argv)
+    if args.vs_spin:
+        return vs_spin(args)
+    if args.limit is None:
+        args.limit = 60.0
     result = run(args.limit)
     result["machine"] = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     result["date"] = time.strftime("%Y-%m-%d")

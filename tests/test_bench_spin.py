@@ -1,0 +1,120 @@
+"""benchmarks/explore.py --vs-spin: the Promela model and the generated .cow
+scenarios are well-formed and answer the question they encode, on the smallest
+sizes; a disagreement between the tools is reported, never hidden."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from cowdsl.load import load_text
+from cowdsl.run import run
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import vs_spin  # noqa: E402
+
+needs_spin = pytest.mark.skipif(vs_spin.have_spin() is not None, reason="spin or cc not installed")
+
+
+@pytest.mark.parametrize("k, m", [(1, 1), (2, 1), (3, 2)])
+def test_generated_scenario_parses_and_names_every_pin(k, m):
+    sc = load_text(vs_spin.gupfast_fork_vs_spin(k, m), f"gupfast_fork_{k}x{m}.cow")
+    text = vs_spin.gupfast_fork_vs_spin(k, m)
+    assert text.count(", write, fast) as r") == k
+    assert [ln for ln in text.splitlines() if ln.startswith("A: write(p[")] == \
+        [f"A: write(p[{j}], 1)" for j in range(m)] + [f"A: write(p[{j}], 2)" for j in range(m)]
+    assert len(sc.assertions) == 1 and sc.assertions[0].quantifier == "always"
+
+
+@pytest.mark.parametrize("mode", ["reduced", "full"])
+@pytest.mark.parametrize("k, m", [(1, 1), (2, 1)])
+def test_generated_scenario_gives_the_questions_verdict(k, m, mode):
+    """The race question fails (a pin left on the child's page), the safe one holds."""
+    sc = load_text(vs_spin.gupfast_fork_vs_spin(k, m), "bench.cow")
+    for question, (backend, _wp_seq, expected) in vs_spin.QUESTIONS.items():
+        r = run(sc, backend, mode=mode)
+        assert r.exploration is not None and not r.exploration.partial, question
+        assert r.verdict == {"race": "fail", "safe": "pass"}[expected], f"{question} on {backend}: {r.verdict}"
+
+
+@needs_spin
+def test_promela_model_generates_with_spin(tmp_path):
+    for wp_seq in (0, 1):
+        d = tmp_path / f"wp{wp_seq}"
+        d.mkdir()
+        shutil.copy(vs_spin.MODEL, d / vs_spin.MODEL.name)
+        p = vs_spin.subprocess.run(["spin", "-a", "-DK=1", "-DM=1", f"-DWP_SEQ={wp_seq}", vs_spin.MODEL.name],
+                                   cwd=d, capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0 and "rror" not in p.stdout + p.stderr, p.stdout + p.stderr
+        assert (d / "pan.c").is_file()
+
+
+@needs_spin
+@pytest.mark.parametrize("question", ["race", "safe"])
+def test_promela_model_gives_the_questions_verdict(tmp_path, question):
+    """pan finds the lost pin without write_protect_seq and none with it, on 1x1,
+    with partial-order reduction (SPIN's default), as cowdsl does."""
+    _backend, wp_seq, expected = vs_spin.QUESTIONS[question]
+    r = vs_spin.run_spin(1, 1, wp_seq, "por", tmp_path, limit=300)
+    assert r["verdict"] == expected and r["states"] > 0, r
+    assert "note" not in r, r  # a violation is the assertion's, not an invalid end state or a bound
+
+
+def _fake(verdicts: dict[str, str]):
+    def spin(k, m, wp_seq, variant, work, limit):
+        return {"variant": variant, "seconds": 2.0, "states": 10, "verdict": verdicts[f"spin_{variant}"]}
+
+    def cowdsl(path, backend, mode, limit, max_states):
+        return {"mode": mode, "seconds": 1.0, "states": 5, "verdict": verdicts[f"cowdsl_{mode}"]}
+    return spin, cowdsl
+
+
+def test_rows_record_ratios_and_agreement(monkeypatch):
+    spin, cowdsl = _fake({"spin_por": "race", "spin_noreduce": "race", "cowdsl_default": "race",
+                          "cowdsl_full": "timeout"})
+    monkeypatch.setattr(vs_spin, "run_spin", spin)
+    monkeypatch.setattr(vs_spin, "run_cowdsl", cowdsl)
+    monkeypatch.setattr(vs_spin, "QUESTIONS", {"race": vs_spin.QUESTIONS["race"]})
+    result = vs_spin.run([(1, 1)], limit=5, max_states=100, log=lambda _line: None)
+    (row,) = result["rows"]
+    assert row["agree"] and result["disagreements"] == []
+    assert row["ratios"]["cowdsl_default_over_spin_por"] == 0.5
+    assert row["ratios"]["cowdsl_full_over_spin_por"] is None  # a timeout is no time to a verdict
+    json.dumps(result)  # results.json takes it as it is
+
+
+def test_a_disagreement_is_reported(monkeypatch):
+    spin, cowdsl = _fake({"spin_por": "safe", "spin_noreduce": "safe", "cowdsl_default": "race",
+                          "cowdsl_full": "race"})
+    monkeypatch.setattr(vs_spin, "run_spin", spin)
+    monkeypatch.setattr(vs_spin, "run_cowdsl", cowdsl)
+    monkeypatch.setattr(vs_spin, "QUESTIONS", {"race": vs_spin.QUESTIONS["race"]})
+    result = vs_spin.run([(1, 1)], limit=5, max_states=100, log=lambda _line: None)
+    assert not result["rows"][0]["agree"]
+    assert result["disagreements"] == ["1x1 race: {'spin_por': 'safe', 'spin_noreduce': 'safe', "
+                                       "'cowdsl_default': 'race', 'cowdsl_full': 'race'}"]
+    assert "DISAGREE" in vs_spin.format_row(result["rows"][0])
+
+
+def test_vs_spin_skips_with_a_clear_message_without_spin(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # neither spin nor cc
+    sys.path.insert(0, str(BENCH))
+    import explore
+
+    assert explore.main(["--vs-spin", "--no-write"]) == 0
+    out = capsys.readouterr().out
+    assert "spin and cc not found on PATH: the SPIN comparison is skipped" in out
+
+
+def test_sizes_argument():
+    import explore
+
+    assert explore._sizes("1x1,4X3") == [(1, 1), (4, 3)]
+    with pytest.raises(Exception, match="expected sizes such as 1x1"):
+        explore._sizes("4by3")
