@@ -165,7 +165,7 @@ def par_blocks(sc) -> list[dict]:
         for st in block:  # what each process has mapped, as the checker saw it
             if st.op == "mmap" and st.task is not None:
                 pages.setdefault(st.task, {})[st.mapping] = st.pages
-            elif st.op == "munmap" and st.task is not None:
+            elif st.op == "munmap" and st.task is not None and st.part is None:
                 pages.get(st.task, {}).pop(st.mapping, None)
             elif st.op == "fork" and st.bind:
                 pages[st.bind] = dict(pages.get(st.task, {}))

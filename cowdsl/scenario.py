@@ -34,6 +34,7 @@ class Step:
     pages: int = 1
     file: str | None = None
     mapping: str | None = None
+    part: tuple[int, int] | None = None  # pages first..last of the mapping (buf[i..j]); None: all of it
     pipe: str | None = None
     handle: str | None = None  # unpin/put target, or the pin a device acts through
     bind: str | None = None

@@ -635,9 +635,9 @@ CHECKER_ERRORS = [
         id="new_mapping_not_plain",
     ),
     pytest.param(
-        H + "A: munmap(buf[1])\n" + T,
-        '`munmap` takes a whole mapping', (3, 11, 6), 'a mapping name, e.g. buf', None,
-        id="whole_mapping_wanted",
+        H + "A: munmap(A.buf[1])\n" + T,
+        "`munmap` works on the actor's own mappings", (3, 11, 8), '`buf[1]` without a process', None,
+        id="own_mapping_wanted",
     ),
     pytest.param(
         H + "A: write(bfu, 1)\n" + T,

@@ -154,7 +154,7 @@ class Arguments(Names):
             return True
         if p.kind == ops.HANDLE:
             return self.handle(a, spec, fields)
-        if p.kind in (ops.NEW_MAPPING, ops.MAPPING):
+        if p.kind in (ops.NEW_MAPPING, ops.MAPPING, ops.PART):
             assert task is not None, "an op on a mapping is done by a process"
             return self.mapping(p, a, spec, task, fields)
         return self.address(p, a, spec, task, fields)
@@ -175,12 +175,40 @@ class Arguments(Names):
                 return False
             fields["mapping"] = name
             return True
+        if p.kind == ops.PART and a.owner is None and a.index is not None:
+            return self.part(a, task, fields)
+        if a.owner is not None:
+            self.error(f"`{spec.name}` works on the actor's own mappings", a.span,
+                       expected=f"`{a.text().split('.', 1)[1]}` without a process")
+            return False
         if not a.bare:
             self.error(f"`{spec.name}` takes a whole mapping", a.span, expected="a mapping name, e.g. buf")
             return False
         if not self.has_mapping(task, a.name):
             return False
         fields["mapping"] = a.name.text
+        return True
+
+    def part(self, a: ast.Location, task: str, fields: Fields) -> bool:
+        """Pages of a mapping: ``buf[i]`` or ``buf[i..j]`` (munmap, mprotect, madvise of a part)."""
+        assert a.index is not None
+        if not self.has_mapping(task, a.name):
+            return False
+        pages = self.n.mappings[task][a.name.text]
+        first, last = a.index.value, a.end.value if a.end is not None else a.index.value
+        for num in (a.index, a.end):
+            if num is not None and num.value >= pages:
+                self.error(f"page {num.value} is outside `{a.name.text}`, which has {pages} page{'s' if pages > 1 else ''}",
+                           num.span, expected=f"an index from 0 to {pages - 1}")
+                return False
+        if last < first:
+            assert a.end is not None
+            self.error(f"the range `{a.text()}` ends before it starts", a.end.span,
+                       expected=f"a last page from {first} to {pages - 1}", hint=f"write `{a.name.text}[{last}..{first}]`")
+            return False
+        fields["mapping"] = a.name.text
+        if (first, last) != (0, pages - 1):
+            fields["part"] = (first, last)
         return True
 
     def handle(self, a: ast.Location, spec: ops.OpSpec, fields: Fields) -> bool:
@@ -215,6 +243,10 @@ class Arguments(Names):
         if p.kind == ops.REMOTE and a.owner is None:
             self.error(f"`{spec.name}` needs the process whose page it is", a.span, expected=f"PROCESS.{a.name.text}",
                        hint=f"e.g. `{next(iter(n.processes), 'A')}.{a.text()}`")
+            return False
+        if a.end is not None:
+            self.error(f"`{spec.name}` takes one page, not a range", a.span, expected=f"one page, e.g. `{a.name.text}[{a.index.value if a.index else 0}]`",
+                       hint="a range of pages is for munmap, mprotect and madvise")
             return False
         proc = a.owner.text if a.owner is not None else task
         assert proc is not None, "an op with an address of the actor's own memory is done by a process"

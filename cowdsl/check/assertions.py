@@ -76,6 +76,10 @@ class Assertions(Names):
         """A location in an assertion: a page (value and identity) or a kept value."""
         n = self.n
         name = loc.name.text
+        if loc.end is not None:
+            self.error(f"`{loc.text()}`: an assertion names one page, not a range", loc.span,
+                       expected=f"one page, e.g. `{loc.text().split('[')[0]}[{loc.index.value if loc.index else 0}]`")
+            return ERROR
         if loc.owner is not None:
             proc = loc.owner.text
             if proc not in n.processes:

@@ -121,7 +121,7 @@ class Names(Bounds):
     def effects(self, ir: S.Step) -> None:
         """What a checked step makes or ends: mappings, an exited process, a released handle."""
         n = self.n
-        if ir.op in ("mmap", "munmap", "exit"):
+        if ir.op in ("mmap", "munmap", "exit") and ir.part is None:  # munmap of a part: the rest stays
             task = ir.task
             assert task is not None, f"{ir.op} is done by a process"
             if ir.op == "exit":

@@ -355,7 +355,7 @@ def _step_args(index: Index, actor: str, op: str, before: str) -> list[Completio
     out += [Completion(f"{k.name}=", KWARG, f"keyword of {op}", k.doc) for k in spec.keywords if f"{k.name}=" not in before]
     kinds = {p.kind for p in spec.params}
     proc = index.process_of(actor)
-    if kinds & {ops.ADDRESS, ops.ANY_ADDRESS, ops.MAPPING}:
+    if kinds & {ops.ADDRESS, ops.ANY_ADDRESS, ops.MAPPING, ops.PART}:
         out += _items(index.mappings_of(proc), MAPPING, f"mapping of {proc}")
     if kinds & {ops.REMOTE, ops.ANY_ADDRESS}:
         out += [Completion(f"{p}.", PROCESS, "process", insert=f"{p}.") for p in index.names(PROCESS)]

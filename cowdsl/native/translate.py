@@ -171,6 +171,10 @@ class Translator:
         assert st.task is not None and st.mapping is not None
         p = self.ctl.procs[st.task]
         addr, pages = p.mappings.get(st.mapping, (self.unmapped, 1))
+        if st.part is not None:  # buf[i..j]: a page of a `thp` mapping is its 2 MiB huge page
+            unit = THP_PAGES if addr in self.thps else 1
+            first, last = st.part
+            addr, pages = addr + first * unit * L.PAGE, (last - first + 1) * unit
         return self.simple(st, {"op": op, "addr": addr, "pages": pages, **extra})
 
     def dma_value(self, pin: Pin) -> int | None:

@@ -42,6 +42,7 @@ from cowdsl.ops.spec import (
     KSMD,
     MAPPING,
     NEW_MAPPING,
+    PART,
     PIPE,
     RECLAIM,
     REMOTE,
@@ -66,7 +67,7 @@ from cowdsl.ops.spec import (
 __all__ = [
     "ACTORS", "ADDR_PAGE", "ADDRESS", "CPU_LOAD", "CPU_STORE", "FOLL_GET", "FOLL_PIN", "HOLDS_GET", "HOLDS_GRAB",
     "HOLDS_PIN", "ANY_ADDRESS", "BINDS_DEVICE", "BINDS_OUTCOME", "BINDS_PIN", "BINDS_PROCESS", "BINDS_REF",
-    "BINDS_VALUE", "BUILTIN_ACTORS", "DEVICE", "FACTS", "HANDLE", "KSMD", "MAPPING", "NEW_MAPPING", "OPS", "PIPE",
+    "BINDS_VALUE", "BUILTIN_ACTORS", "DEVICE", "FACTS", "HANDLE", "KSMD", "MAPPING", "NEW_MAPPING", "OPS", "PART", "PIPE",
     "RECLAIM", "REMOTE", "TASK", "VALUE", "WHOLE", "DeclarationError", "FactSpec", "FlagGroup", "Fuzz", "Holds",
     "Keyword", "Lock", "MicroStep", "OpSpec", "PageAt", "Param", "Program", "fact_names", "flag_names",
     "keyword_arg_names", "keywords", "op_names", "programs", "registry", "whole",

@@ -5,8 +5,8 @@ Their mechanism: ``cowdsl.semantics.mm.mmap``."""
 from __future__ import annotations
 
 from cowdsl.ops.spec import (
-    MAPPING,
     NEW_MAPPING,
+    PART,
     FlagGroup,
     Fuzz,
     Keyword,
@@ -82,8 +82,9 @@ def _fuzz_munmap(g: ScenarioGenerator, task: str) -> str | None:
 
 
 MUNMAP = OpSpec(
-    "munmap", "unmap a whole mapping", "munmap(2)",
-    params=(Param("mapping", MAPPING, "the mapping"),),
+    "munmap", "unmap a mapping, or pages of it (buf[i..j]: split_vma, then the part is gone)",
+    "munmap(2), do_vmi_munmap",
+    params=(Param("mapping", PART, "the mapping, or pages of it: buf, buf[i], buf[i..j]"),),
     program=whole(Lock.MMAP_WRITE),
     fuzz=Fuzz(_fuzz_munmap, in_par=False),
 )
@@ -115,9 +116,9 @@ def _fuzz_mprotect(g: ScenarioGenerator, task: str) -> str | None:
 
 MPROTECT = OpSpec(
     "mprotect",
-    "change a mapping's protection",
-    "mprotect(2), change_pte_range",
-    params=(Param("mapping", MAPPING, "the mapping"),),
+    "change the protection of a mapping, or of pages of it (splitting the VMA)",
+    "mprotect(2), mprotect_fixup, change_pte_range",
+    params=(Param("mapping", PART, "the mapping, or pages of it: buf, buf[i], buf[i..j]"),),
     flags=(FlagGroup("prot", ("rw", "ro"), None, "the new protection"),),
     program=whole(Lock.MMAP_WRITE),
     fuzz=Fuzz(_fuzz_mprotect),
@@ -135,9 +136,9 @@ def _fuzz_madvise(g: ScenarioGenerator, task: str) -> str | None:
 
 MADVISE = OpSpec(
     "madvise",
-    "give advice about a mapping",
+    "give advice about a mapping, or pages of it",
     "madvise(2)",
-    params=(Param("mapping", MAPPING, "the mapping"),),
+    params=(Param("mapping", PART, "the mapping, or pages of it: buf, buf[i], buf[i..j]"),),
     flags=(
         FlagGroup(
             "advice",

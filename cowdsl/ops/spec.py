@@ -32,6 +32,7 @@ REMOTE = "remote"  # A.buf or A.buf[i], a page of another process (or own)
 ANY_ADDRESS = "any-address"  # either of the above
 NEW_MAPPING = "new-mapping"  # a mapping name being created
 MAPPING = "mapping"  # an existing mapping of the acting process
+PART = "part"  # an existing mapping, or pages of it: buf, buf[i], buf[i..j]
 VALUE = "value"  # an integer written to memory
 PIPE = "pipe"  # a declared pipe
 HANDLE = "handle"  # a pin or gup reference made by an earlier step

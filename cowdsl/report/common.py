@@ -92,7 +92,8 @@ def _mapping_rows(state: State) -> list[list[str]]:
                     flags = f"swapped out; in the swap cache as #{cached}" if cached is not None else "swapped out"
                     rows.append([where, _pte_text(pte), "-", str(state.slots[pte.slot].data), "", "", "", flags])
                 else:
-                    rows.append([where, "none", "-", "", "", "", "", "not faulted in"])
+                    what = "not mapped (munmap of a part)" if vma.at(i) is None else "not faulted in"
+                    rows.append([where, "none", "-", "", "", "", "", what])
     return rows
 
 

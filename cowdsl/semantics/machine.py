@@ -151,6 +151,12 @@ class Machine:
         assert v is not None, f"{mm} has no VMA {name}"
         return v
 
+    def vma_at(self, mm: str, name: str, idx: int) -> Vma | None:
+        """The VMA covering page ``idx`` of mapping ``name`` (``Vma.at``): None where
+        nothing is mapped, the mapping gone or that page munmap()ed."""
+        v = self.vma(mm, name)
+        return None if v is None else v.at(idx)
+
     def set_vma(self, mm: str, vma: Vma) -> None:
         self.writes.add(("vma", mm, vma.name))
         old = self.mms[mm].vmas

@@ -9,7 +9,7 @@ the invariant checks can catch it.
 
 from __future__ import annotations
 
-from attrs import frozen
+from attrs import evolve, frozen
 
 GUP_PIN_COUNTING_BIAS = 1024  # FOLL_PIN adds this to an order-0 page's refcount
 THP_SIBLINGS = 511  # the other subpages of a PTE-mapped 2 MiB THP, each holding a reference
@@ -64,6 +64,17 @@ class Pte:
 
 
 @frozen(cache_hash=True)
+class Part:
+    """One page's share of a mapping that a partial munmap, mprotect or madvise split
+    (split_vma, mm/mmap.c): the flags of the VMA that covers that page now."""
+
+    mapped: bool = True  # False: munmap()ed, a hole in the mapping
+    write: bool = False
+    dontfork: bool = False
+    wipeonfork: bool = False
+
+
+@frozen(cache_hash=True)
 class Vma:
     name: str
     anon: bool
@@ -77,11 +88,43 @@ class Vma:
     kind: str = SMALL  # the kind of page a fault allocates here
     shmem: bool = False  # MAP_SHARED|MAP_ANONYMOUS: page cache without dirty tracking
     anon_vma: bool = False  # an anonymous page was ever faulted in here (fork copies PTEs only then)
+    # Per page, once a partial op split the mapping into several VMAs (empty: one VMA);
+    # the scalar flags above then hold for no page in particular: read them through at().
+    parts: tuple[Part, ...] = ()
 
     @property
     def is_cow_mapping(self) -> bool:
         """is_cow_mapping(): private and may be written."""
         return not self.shared and self.maywrite
+
+    def at(self, idx: int) -> Vma | None:
+        """The VMA that covers page ``idx`` of the mapping (None: unmapped there)."""
+        if not self.parts:
+            return self
+        p = self.parts[idx]
+        if not p.mapped:
+            return None
+        return evolve(self, write=p.write, dontfork=p.dontfork, wipeonfork=p.wipeonfork, parts=())
+
+    def part(self, idx: int) -> Part:
+        if self.parts:
+            return self.parts[idx]
+        return Part(True, self.write, self.dontfork, self.wipeonfork)
+
+    def with_parts(self, first: int, last: int, **flags: bool) -> Vma:
+        """Pages first..last get these flags: split_vma where they differ from their
+        neighbours', and vma_merge back into one VMA when every page agrees again."""
+        n = len(self.ptes)
+        parts = tuple(evolve(self.part(i), **flags) if first <= i <= last else self.part(i) for i in range(n))
+        if len(set(parts)) == 1 and parts[0].mapped:
+            p = parts[0]
+            return evolve(self, write=p.write, dontfork=p.dontfork, wipeonfork=p.wipeonfork, parts=())
+        return evolve(self, parts=parts)
+
+    @property
+    def unmapped(self) -> bool:
+        """Every page munmap()ed: no VMA left."""
+        return bool(self.parts) and not any(p.mapped for p in self.parts)
 
 
 @frozen(cache_hash=True)

@@ -152,7 +152,7 @@ class ToAst(Transformer_NonRecursive):
         return "".join(str(t) for t in c)
 
     def expect_line(self, meta, c):
-        return ast.ExpectLine(str(c[0]), tuple(map(_name, c[1:])), _span(meta))
+        return ast.ExpectLine(str(c[0]), tuple(_name(b) for b in c[1:] if b is not None), _span(meta))  # `when` lands with its parser
 
     def compare(self, meta, c):
         return ast.Compare(c[0], str(c[1]), c[2], _span(meta))

@@ -40,6 +40,15 @@ class Fork(KernelBase):
         parent, child = _parent_child(step)
         vmas = []
         for vma in m.vmas(parent):
+            if vma.parts:  # split by a partial madvise: VM_DONTCOPY and VM_WIPEONFORK hold per page
+                parts = tuple(evolve(p, mapped=p.mapped and not p.dontfork) for p in vma.parts)
+                if not any(p.mapped for p in parts):
+                    m.say(f"dup_mmap: every VMA of `{vma.name}` is VM_DONTCOPY: not in {child}")
+                    continue
+                m.say(f"dup_mmap: `{vma.name}` is split: {child} gets the VMAs without VM_DONTCOPY "
+                      "(those with VM_WIPEONFORK empty)")
+                vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes), parts=parts))
+                continue
             if vma.dontfork:
                 m.say(f"dup_mmap: `{vma.name}` is VM_DONTCOPY (MADV_DONTFORK): not in {child}")
                 continue
@@ -77,8 +86,9 @@ class Fork(KernelBase):
         where a fault fills them in correctly later (vma_needs_copy); hugetlb
         mappings are always copied."""
         return [(v.name, i) for v in m.vmas(parent)
-                if not (v.dontfork or v.wipeonfork) and (v.anon_vma or v.kind == HUGETLB)
-                for i in range(len(v.ptes))]
+                if v.anon_vma or v.kind == HUGETLB
+                for i in range(len(v.ptes))
+                if v.part(i).mapped and not (v.part(i).dontfork or v.part(i).wipeonfork)]
 
     @micro_step(FORK, "pte")
     def fork__pte(self, m: Machine, step: Step, frame: Frame) -> Micro:

@@ -10,7 +10,7 @@ from cowdsl.ops.memory import READ, WRITE
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.mm import addr_of
-from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, THP_SIBLINGS, ZERO_PFN, Outcome, Pte
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, THP_SIBLINGS, ZERO_PFN, Outcome, Pte, Vma
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -24,7 +24,7 @@ class Memory(KernelBase):
     def handle_mm_fault(self, m: Machine, mm: str, vname: str, idx: int, *, write: bool = False,
                         unshare: bool = False) -> bool:
         """Returns False on VM_FAULT_SIGSEGV/OOM-like failure, True otherwise."""
-        vma = m.mapped_vma(mm, vname)
+        vma = self.vma_at(m, mm, vname, idx)
         pte = vma.ptes[idx]
         if pte is None:
             if vma.anon:
@@ -48,7 +48,7 @@ class Memory(KernelBase):
         return True
 
     def do_anonymous_page(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
-        vma = m.mapped_vma(mm, vname)
+        vma = self.vma_at(m, mm, vname, idx)
         if vma.kind != SMALL:
             return self.do_huge_anonymous_page(m, mm, vname, idx, write)
         if not write:
@@ -65,7 +65,7 @@ class Memory(KernelBase):
         """THP (do_huge_pmd_anonymous_page) and hugetlb (hugetlb_no_page): the
         first touch allocates the huge page; a read fault maps it read-only.
         The huge zero page is not modelled."""
-        vma = m.mapped_vma(mm, vname)
+        vma = self.vma_at(m, mm, vname, idx)
         extra = THP_SIBLINGS if vma.kind == PTE_THP else 0
         pfn = m.alloc_page(refcount=1 + extra, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=vma.kind)
         self.anon_vma_prepare(m, mm, vname)
@@ -74,7 +74,7 @@ class Memory(KernelBase):
         return True
 
     def do_fault(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
-        vma = m.mapped_vma(mm, vname)
+        vma = self.vma_at(m, mm, vname, idx)
         assert vma.file is not None  # not anonymous: handle_mm_fault calls do_fault on file mappings
         cache = m.file_page(vma.file, idx)
         if write and not vma.shared:
@@ -102,7 +102,8 @@ class Memory(KernelBase):
         first = idx - idx % FAULT_AROUND_PAGES
         mapped = []
         for i in range(first, min(first + FAULT_AROUND_PAGES, len(vma.ptes))):
-            if i != idx and m.pte(mm, vname, i) is None:
+            # only inside the faulting VMA: not across a hole or a split with other flags
+            if i != idx and m.pte(mm, vname, i) is None and vma.part(i) == vma.part(idx):
                 cache = m.file_page(vma.file, i)
                 m.page_add_rmap(cache)
                 m.set_pte(mm, vname, i, Pte(page=cache))
@@ -110,16 +111,23 @@ class Memory(KernelBase):
         if mapped:
             m.say(f"do_fault_around: also maps {vname}{mapped} read-only")
 
+    @staticmethod
+    def vma_at(m: Machine, mm: str, vname: str, idx: int) -> Vma:
+        """The VMA covering the faulting page (its flags, where a partial op split the mapping)."""
+        vma = m.vma_at(mm, vname, idx)
+        assert vma is not None, f"a fault at {mm}.{vname}[{idx}], which is mapped"  # user_fault/GUP checked
+        return vma
+
     def anon_vma_prepare(self, m: Machine, mm: str, vname: str) -> None:
         """The VMA gets an anon_vma with its first anonymous page; fork copies
         page tables only of VMAs that have one (vma_needs_copy)."""
-        vma = m.mapped_vma(mm, vname)
+        vma = m.mapped_vma(mm, vname)  # the stored VMA, never an at() view: set_vma keeps its parts
         if not vma.anon_vma:
             m.set_vma(mm, evolve(vma, anon_vma=True))
 
     # --- write-protect faults: do_wp_page ---------------------------------------------
     def do_wp_page(self, m: Machine, mm: str, vname: str, idx: int, *, unshare: bool) -> bool:
-        vma = m.mapped_vma(mm, vname)
+        vma = self.vma_at(m, mm, vname, idx)
         pte = vma.ptes[idx]
         assert pte is not None  # a write or unshare fault on a present PTE
         pfn = pte.page
@@ -143,7 +151,7 @@ class Memory(KernelBase):
         return self.wp_page_copy(m, mm, vname, idx, unshare)
 
     def wp_page_reuse(self, m: Machine, mm: str, vname: str, idx: int, unshare: bool) -> bool:
-        vma = m.mapped_vma(mm, vname)
+        vma = self.vma_at(m, mm, vname, idx)
         pte = vma.ptes[idx]
         assert pte is not None  # do_wp_page's present PTE
         if self.TRACKS_ANON_EXCLUSIVE:
@@ -156,7 +164,7 @@ class Memory(KernelBase):
         return True
 
     def wp_page_copy(self, m: Machine, mm: str, vname: str, idx: int, unshare: bool) -> bool:
-        vma = m.mapped_vma(mm, vname)
+        vma = self.vma_at(m, mm, vname, idx)
         pte = vma.ptes[idx]
         assert pte is not None  # do_wp_page's present PTE
         old = pte.page
@@ -181,7 +189,7 @@ class Memory(KernelBase):
 
     # --- swap-in: do_swap_page ------------------------------------------------------------
     def do_swap_page(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> None:
-        vma = m.mapped_vma(mm, vname)
+        vma = self.vma_at(m, mm, vname, idx)
         pte = vma.ptes[idx]
         assert pte is not None  # handle_mm_fault's swap entry
         slot = pte.slot
@@ -243,9 +251,9 @@ class Memory(KernelBase):
     # --- CPU access -----------------------------------------------------------------------
     def user_fault(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
         """A CPU access that faults: access check, then handle_mm_fault."""
-        vma = m.vma(mm, vname)
+        vma = m.vma_at(mm, vname, idx)
         if vma is None:
-            return self.force_sigsegv(m, mm, f"no mapping `{vname}` in {mm}")
+            return self.force_sigsegv(m, mm, f"no mapping at `{vname}[{idx}]` in {mm}")
         if write and not vma.write:
             return self.force_sigsegv(m, mm, f"write to read-only mapping `{vname}`")
         m.count(mm, "faults")

@@ -48,15 +48,38 @@ class AddressSpace(KernelBase):
         m.say(f"mmap: `{step.mapping}`, {step.pages}{size} page(s), {what}, {'shared' if shared else 'private'}, {'rw' if write else 'ro'}")
         return Outcome(True)
 
+    @staticmethod
+    def pages_of(step: Step, vma: Vma) -> range:
+        """The pages a step on a mapping covers: ``buf[i..j]``, or all of it."""
+        first, last = step.part if step.part is not None else (0, len(vma.ptes) - 1)
+        return range(first, last + 1)
+
+    @staticmethod
+    def part_text(step: Step) -> str:
+        if step.part is None:
+            return f"`{step.mapping}`"
+        first, last = step.part
+        return f"`{step.mapping}[{first}..{last}]`" if last != first else f"`{step.mapping}[{first}]`"
+
     @whole_op(MUNMAP)
     def op_munmap(self, m: Machine, step: Step) -> Outcome:
-        assert step.task is not None and step.mapping is not None  # a process's op; its mapping parameter
-        if m.vma(step.task, step.mapping) is None:
-            m.say(f"munmap: nothing mapped at `{step.mapping}` in {step.task} (not an error)")
+        mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None  # a process's op; its mapping parameter
+        vma = m.vma(mm, vname)
+        if vma is None:
+            m.say(f"munmap: nothing mapped at `{vname}` in {mm} (not an error)")
             return Outcome(True)
-        self.zap_vma(m, step.task, step.mapping)
-        m.remove_vma(step.task, step.mapping)
-        m.say(f"munmap: `{step.mapping}` removed from {step.task}")
+        pages = self.pages_of(step, vma)
+        for i in pages:
+            self.zap_pte(m, mm, vname, i)
+        vma = m.mapped_vma(mm, vname).with_parts(pages[0], pages[-1], mapped=False)
+        if step.part is None or vma.unmapped:
+            m.remove_vma(mm, vname)
+            m.say(f"munmap: `{vname}` removed from {mm}")
+            return Outcome(True)
+        m.set_vma(mm, vma)
+        # do_vmi_munmap: split_vma at the range's ends, then unmap the middle (mm/mmap.c)
+        m.say(f"munmap: {self.part_text(step)} unmapped in {mm} (split_vma; the rest stays mapped)")
         return Outcome(True)
 
     def exit_mmap(self, m: Machine, mm: str) -> None:
@@ -85,8 +108,14 @@ class AddressSpace(KernelBase):
             m.say(f"mprotect: no mapping `{vname}` in {mm} → -ENOMEM")
             return Outcome(False, error="ENOMEM")
         write = "rw" in step.flags
-        m.set_vma(mm, evolve(vma, write=write))
-        for idx, pte in enumerate(vma.ptes):
+        pages = self.pages_of(step, vma)
+        if any(vma.at(i) is None for i in pages):
+            m.say(f"mprotect: part of {self.part_text(step)} is not mapped → -ENOMEM")
+            return Outcome(False, error="ENOMEM")
+        # mprotect_fixup: split_vma where the range starts or ends inside the VMA, merge where it agrees
+        m.set_vma(mm, vma.with_parts(pages[0], pages[-1], write=write))
+        for idx in pages:
+            pte = vma.ptes[idx]
             if pte is not None and pte.devexcl and not write and pte.write:
                 m.set_pte(mm, vname, idx, evolve(pte, write=False))  # writable entry → readable entry
                 continue
@@ -95,12 +124,12 @@ class AddressSpace(KernelBase):
             if not write and pte.write:
                 m.set_pte(mm, vname, idx, evolve(pte, write=False))
             elif write and not pte.write:
-                d = m.decided(
-                    "mprotect_upgrade", self.mprotect_upgrade(m, m.mapped_vma(mm, vname), pte), f"change_pte_range #{pte.page}"
-                )
+                now = m.vma_at(mm, vname, idx)
+                assert now is not None  # checked above: every page of the range is mapped
+                d = m.decided("mprotect_upgrade", self.mprotect_upgrade(m, now, pte), f"change_pte_range #{pte.page}")
                 if d:
                     m.set_pte(mm, vname, idx, evolve(pte, write=True))
-        m.say(f"mprotect: `{vname}` is now {'rw' if write else 'ro'}")
+        m.say(f"mprotect: {self.part_text(step)} is now {'rw' if write else 'ro'}")
         return Outcome(True)
 
     @whole_op(MADVISE)
@@ -112,20 +141,30 @@ class AddressSpace(KernelBase):
         if vma is None:
             m.say(f"madvise: no mapping `{vname}` in {mm} → -ENOMEM")
             return Outcome(False, error="ENOMEM")
+        pages = self.pages_of(step, vma)
+        what = self.part_text(step)
+        if any(vma.at(i) is None for i in pages):
+            # madvise_walk_vmas: a hole in the range is -ENOMEM (the advice is still given to the rest)
+            m.say(f"madvise: part of {what} is not mapped → -ENOMEM")
+            return Outcome(False, error="ENOMEM")
         if advice == "dontneed":
-            self.zap_vma(m, mm, vname)
-            m.say(f"MADV_DONTNEED: `{vname}` zapped")
+            # zap_page_range_single: no VMA split
+            for i in pages:
+                self.zap_pte(m, mm, vname, i)
+            m.say(f"MADV_DONTNEED: {what} zapped")
         elif advice in ("dontfork", "dofork"):
-            m.set_vma(mm, evolve(vma, dontfork=advice == "dontfork"))
-            m.say(f"MADV_{advice.upper()}: `{vname}`")
+            # madvise_update_vma: split_vma to set VM_DONTCOPY on the range only
+            m.set_vma(mm, vma.with_parts(pages[0], pages[-1], dontfork=advice == "dontfork"))
+            m.say(f"MADV_{advice.upper()}: {what}")
         elif advice == "wipeonfork":
             if not vma.anon or vma.shared:
                 m.say("MADV_WIPEONFORK: only private anonymous mappings → -EINVAL")
                 return Outcome(False, error="EINVAL")
-            m.set_vma(mm, evolve(vma, wipeonfork=True))
-            m.say(f"MADV_WIPEONFORK: `{vname}`")
+            m.set_vma(mm, vma.with_parts(pages[0], pages[-1], wipeonfork=True))
+            m.say(f"MADV_WIPEONFORK: {what}")
         elif advice == "pageout":
-            for _idx, pte in enumerate(vma.ptes):
+            for _idx in pages:
+                pte = vma.ptes[_idx]
                 if pte is None or not pte.present:
                     continue
                 page = m.page(pte.page)
