@@ -90,7 +90,7 @@ def run_spin(k: int, m: int, wp_seq: int, variant: str, work: Path, limit: float
     phases = [
         ("generate", ["spin", "-a", f"-DK={k}", f"-DM={m}", f"-DWP_SEQ={wp_seq}", MODEL.name]),
         ("compile", ["cc", "-O2", "-w", *SPIN_VARIANTS[variant], "-DMEMLIM=8192", "-o", "pan", "pan.c"]),
-        ("search", ["./pan", "-m100000", "-w24"]),
+        ("search", ["./pan"]),  # pan's defaults: stop at the first error, hash table 2^19 slots
     ]
     total = 0.0
     p = None
@@ -180,6 +180,7 @@ def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print) 
                 log(format_row(row))
     disagreements = [f"{r['k']}x{r['m']} {r['question']}: {r['verdicts']}" for r in rows if not r["agree"]]
     return {
+        "cowdsl": cowdsl_revision(),
         "model": str(MODEL.relative_to(HERE.parent)),
         "sizes": [f"{k}x{m}" for k, m in sizes],
         "limit_s": limit,
@@ -188,6 +189,19 @@ def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print) 
         "rows": rows,
         "disagreements": disagreements,
     }
+
+
+def cowdsl_revision() -> dict:
+    """The cowdsl measured: its git commit, and whether its sources differ from it."""
+    def git(*args: str) -> str | None:
+        try:
+            p = subprocess.run(["git", *args], cwd=HERE.parent, capture_output=True, text=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return p.stdout.strip() if p.returncode == 0 else None
+    commit = git("rev-parse", "--short=12", "HEAD")
+    changed = git("status", "--porcelain", "--", "cowdsl", "grammar")
+    return {"commit": commit, "uncommitted_changes": bool(changed) if changed is not None else None}
 
 
 def spin_version() -> str | None:
