@@ -25,6 +25,12 @@ generator into a hypothesis strategy, which shrinks).
 
     python -m cowdsl.fuzz [--seconds S | --examples N] [--seed N] [--out DIR]
     python -m cowdsl.fuzz atheris [libFuzzer options...]
+    python -m cowdsl.fuzz outside [--seconds S | --examples N] [--class NAME]
+
+A concurrent scenario that the default search finishes is also run with the
+full search, which must give the same verdicts (the standing differential
+test).  ``outside`` runs the command itself on hostile files, names, sizes,
+signals and bounds (``cowdsl.fuzz_outside``).
 
 The long run reports every new crash, minimised; it writes nothing unless
 ``--out DIR`` says where (``--out tests/regressions`` in a source checkout,
@@ -685,6 +691,8 @@ def _run_input(data: bytes, backends, max_states: int, timeout: float, run: bool
                 raise Crash("verdict", f"verdict {r.verdict!r} on {spec}", "verdict")
             textout.report(r, show_trace=True, show_state=True)
             jsonout.document([r], [], [])
+            if sc.concurrent and r.exploration is not None and r.exploration.partial is None:
+                _differential(sc, spec, r, max_states, timeout)
         except Crash:
             raise
         except InvariantViolation as e:
@@ -695,6 +703,23 @@ def _run_input(data: bytes, backends, max_states: int, timeout: float, run: bool
             raise Crash("model", f"on {spec}: {type(e).__name__}: {e}\n{''.join(traceback.format_exception(e))}",
                         _key(e)) from e
     return "verdict"
+
+
+def _differential(sc, spec, reduced, max_states: int, timeout: float) -> None:
+    """The default search against the reference: the full search must give the
+    same verdict and the same answer for every assertion (a reduction that
+    loses a final state shows here)."""
+    from cowdsl.explore.search import Bounds
+    from cowdsl.run import run as run_scenario
+
+    full = run_scenario(sc, spec, mode="full", bounds=Bounds(max_states=max_states, timeout=timeout))
+    if full.exploration is None or full.exploration.partial is not None:
+        return
+    got = (reduced.verdict, [c.holds for c in reduced.checks])
+    want = (full.verdict, [c.holds for c in full.checks])
+    if got != want:
+        raise Crash("differential", f"on {spec}: the default search gives {got}, the full search {want}",
+                    f"differential:{got}:{want}")
 
 
 def regression_files(directory: Path) -> list[Path]:
@@ -882,6 +907,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["atheris"]:
         return atheris_main(argv[1:])
+    if argv[:1] == ["outside"]:  # files, names, sizes, signals and bounds, through the real command
+        from cowdsl import fuzz_outside
+
+        return fuzz_outside.main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m cowdsl.fuzz",
                                 description="Fuzz cowdsl and report the crashing inputs; --out DIR keeps them.")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (default 300 without --examples)")
