@@ -181,13 +181,14 @@ def vs_spin(args: argparse.Namespace) -> int:
     limit = args.limit if args.limit is not None else 60.0
     print(f"cowdsl vs SPIN: K GUP-fast pinners on M pages racing fork; every run limited to {limit:g} s")
     print(vs.header())
-    result = vs.run(sizes, limit, args.max_states)
+    result = vs.run(sizes, limit, args.max_states, repeat=args.repeat)
     result["machine"] = {"python": platform.python_version(), "platform": platform.platform(terse=True),
                          "cpus": os.cpu_count()}
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     result["note"] = ("every time is the wall seconds of the whole command (cowdsl: start-up to verdict; "
                       "SPIN: spin -a, cc -O2, pan), the four measured one after another per row, "
-                      "on the same machine in one run; a ratio is cowdsl's time over SPIN's")
+                      "on the same machine in one run; with --repeat N the fastest of N; "
+                      "a ratio is cowdsl's time over SPIN's")
     if not args.no_write:
         path = HERE / "results.json"
         data = json.loads(path.read_text()) if path.exists() else {}
@@ -211,6 +212,8 @@ def main(argv=None) -> int:
                    help="with --vs-spin: KxM sizes, comma-separated (default 1x1,2x1,2x2,3x2,3x3,4x2)")
     p.add_argument("--with-4x3", action="store_true", help="with --vs-spin: add 4x3 to the default sizes")
     p.add_argument("--max-states", type=int, default=10_000_000, help="with --vs-spin: cowdsl's --max-states")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="with --vs-spin: run each command N times and keep the fastest (default 1)")
     args = p.parse_args(argv)
     if args.vs_spin:
         return vs_spin(args)

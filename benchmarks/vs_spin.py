@@ -83,8 +83,7 @@ def run_spin(k: int, m: int, wp_seq: int, variant: str, work: Path, limit: float
     """spin -a, cc -O2, ./pan in a fresh directory: seconds of each phase and of
     all three, states stored, and the verdict (race: pan found an assertion
     violation; safe: it searched everything and found none)."""
-    d = work / f"spin-{k}x{m}-wp{wp_seq}-{variant}"
-    d.mkdir()
+    d = Path(tempfile.mkdtemp(prefix=f"spin-{k}x{m}-wp{wp_seq}-{variant}-", dir=work))
     shutil.copy(MODEL, d / MODEL.name)
     out: dict = {"variant": variant}
     phases = [
@@ -152,7 +151,21 @@ def _ratio(a: dict, b: dict) -> float | None:
     return round(a["seconds"] / b["seconds"], 3)
 
 
-def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print) -> dict:
+def fastest(runs: list[dict]) -> dict:
+    """Of repeated runs of one command, the fastest that reached a verdict (else
+    the first), with every run's seconds; verdict `inconsistent` when the runs
+    decided differently (a nondeterministic tool is a finding too)."""
+    decided = [r for r in runs if r["verdict"] in DECIDED]
+    best = dict(min(decided, key=lambda r: r["seconds"]) if decided else runs[0])
+    if len(runs) > 1:
+        best["runs_seconds"] = [r["seconds"] for r in runs]
+        best["runs_verdicts"] = [r["verdict"] for r in runs]
+        if len({r["verdict"] for r in decided}) > 1:
+            best["verdict"] = "inconsistent"
+    return best
+
+
+def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print, repeat: int = 1) -> dict:
     rows = []
     with tempfile.TemporaryDirectory(prefix="cowdsl-vs-spin-") as tmp:
         work = Path(tmp)
@@ -160,8 +173,15 @@ def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print) 
             for question, (backend, wp_seq, expected) in QUESTIONS.items():
                 cow = work / f"gupfast_fork_{k}x{m}_{question}.cow"
                 cow.write_text(gupfast_fork_vs_spin(k, m))
-                spin = {v: run_spin(k, m, wp_seq, v, work, limit) for v in SPIN_VARIANTS}
-                cowdsl = {mode: run_cowdsl(cow, backend, mode, limit, max_states) for mode in COWDSL_MODES}
+                spin_runs: dict[str, list[dict]] = {v: [] for v in SPIN_VARIANTS}
+                cowdsl_runs: dict[str, list[dict]] = {mode: [] for mode in COWDSL_MODES}
+                for _ in range(repeat):  # the four commands in turn, so repeats share the machine's load
+                    for v in SPIN_VARIANTS:
+                        spin_runs[v].append(run_spin(k, m, wp_seq, v, work, limit))
+                    for mode in COWDSL_MODES:
+                        cowdsl_runs[mode].append(run_cowdsl(cow, backend, mode, limit, max_states))
+                spin = {v: fastest(rs) for v, rs in spin_runs.items()}
+                cowdsl = {mode: fastest(rs) for mode, rs in cowdsl_runs.items()}
                 verdicts = {f"spin_{v}": r["verdict"] for v, r in spin.items()}
                 verdicts |= {f"cowdsl_{mode}": r["verdict"] for mode, r in cowdsl.items()}
                 decided = {name: v for name, v in verdicts.items() if v in DECIDED}
@@ -184,6 +204,7 @@ def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print) 
         "model": str(MODEL.relative_to(HERE.parent)),
         "sizes": [f"{k}x{m}" for k, m in sizes],
         "limit_s": limit,
+        "repeat": repeat,
         "max_states": max_states,
         "spin": spin_version(),
         "rows": rows,
@@ -249,7 +270,7 @@ def have_spin() -> str | None:
 
 
 def plot(result: dict, path: Path) -> bool:
-    """Seconds to the verdict per size, race and safe side by side, log scale."""
+    """Seconds to the verdict and states per size, race and safe side by side, log scale."""
     try:
         import matplotlib
 
@@ -258,23 +279,25 @@ def plot(result: dict, path: Path) -> bool:
     except ImportError:
         print("matplotlib is not installed: no plot (pip install '.[bench]')")
         return False
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
+    fig, axes = plt.subplots(2, 2, figsize=(13, 8.4), sharex="col")
     series = (("SPIN (POR)", "spin", "por", "o-"), ("SPIN (NOREDUCE)", "spin", "noreduce", "o:"),
               ("cowdsl (default)", "cowdsl", "default", "s-"), ("cowdsl --mode full", "cowdsl", "full", "s--"))
-    for ax, question in zip(axes, QUESTIONS, strict=True):
+    for col, question in enumerate(QUESTIONS):
         rows = [r for r in result["rows"] if r["question"] == question]
         xs = range(len(rows))
-        for label, tool, key, style in series:
-            ys = [r[tool][key]["seconds"] if r[tool][key]["verdict"] in DECIDED else float("nan")
-                  for r in rows]
-            ax.semilogy(xs, ys, style, label=label)
-        ax.set_xticks(list(xs), [f"{r['k']}x{r['m']}" for r in rows])
-        ax.set_xlabel("K pinners x M pages")
-        ax.set_title(f"{question}: " + ("a violation exists (no write_protect_seq)" if question == "race"
-                                        else "no violation (write_protect_seq)"), fontsize=10)
-        ax.grid(True, which="both", lw=0.3)
-    axes[0].set_ylabel("wall seconds to the verdict (log)")
-    axes[0].legend(fontsize=8)
+        for row, figure in enumerate(("seconds", "states")):
+            ax = axes[row][col]
+            for label, tool, key, style in series:
+                ys = [r[tool][key][figure] if r[tool][key]["verdict"] in DECIDED else float("nan") for r in rows]
+                ax.semilogy(xs, ys, style, label=label)
+            ax.set_xticks(list(xs), [f"{r['k']}x{r['m']}" for r in rows])
+            ax.grid(True, which="both", lw=0.3)
+        axes[0][col].set_title(f"{question}: " + ("a violation exists (no write_protect_seq)" if question == "race"
+                                                  else "no violation (write_protect_seq)"), fontsize=10)
+        axes[1][col].set_xlabel("K pinners x M pages")
+    axes[0][0].set_ylabel("wall seconds to the verdict (log)")
+    axes[1][0].set_ylabel("states stored (log)")
+    axes[0][0].legend(fontsize=8)
     fig.suptitle("GUP-fast pinners racing fork: cowdsl and SPIN, end to end, measured in one run", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

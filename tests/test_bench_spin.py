@@ -118,3 +118,26 @@ def test_sizes_argument():
     assert explore._sizes("1x1,4X3") == [(1, 1), (4, 3)]
     with pytest.raises(Exception, match="expected sizes such as 1x1"):
         explore._sizes("4by3")
+
+
+def test_plot_draws_every_row(monkeypatch, tmp_path):
+    pytest.importorskip("matplotlib")
+    spin, cowdsl = _fake({"spin_por": "race", "spin_noreduce": "timeout", "cowdsl_default": "race",
+                          "cowdsl_full": "race"})
+    monkeypatch.setattr(vs_spin, "run_spin", spin)
+    monkeypatch.setattr(vs_spin, "run_cowdsl", cowdsl)
+    result = vs_spin.run([(1, 1), (2, 1)], limit=5, max_states=100, log=lambda _line: None)
+    assert len(result["rows"]) == 4
+    assert vs_spin.plot(result, tmp_path / "vs-spin.png")
+    assert (tmp_path / "vs-spin.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_repeats_keep_the_fastest_and_flag_inconsistent_verdicts():
+    runs = [{"seconds": 3.0, "verdict": "safe"}, {"seconds": 2.0, "verdict": "safe"}, {"seconds": 1.0,
+                                                                                       "verdict": "timeout"}]
+    best = vs_spin.fastest(runs)
+    assert best["seconds"] == 2.0 and best["verdict"] == "safe"
+    assert best["runs_seconds"] == [3.0, 2.0, 1.0]
+    assert vs_spin.fastest([{"seconds": 1.0, "verdict": "safe"}, {"seconds": 2.0, "verdict": "race"}])["verdict"] \
+        == "inconsistent"
+    assert "runs_seconds" not in vs_spin.fastest(runs[:1])

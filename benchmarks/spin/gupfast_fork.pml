@@ -136,7 +136,7 @@ proctype Pinner(byte t) {
     :: WP_SEQ && (seq & 1) -> goto slowpath
     :: else -> skip
     fi;
-    /* pte: READ_ONCE(*ptep); a write pin needs pte_write, else slow path */
+    /* pte: gup_get_pte(ptep); a write pin needs pte_access_permitted(pte, FOLL_WRITE), else slow path */
     d_step { pg = pte[t % M]; pw = ptew[t % M] };
     if
     :: !pw -> goto slowpath
@@ -156,7 +156,8 @@ proctype Pinner(byte t) {
     :: d_step { wp_seq == seq -> pinned[t] = pg; pg = 0; pw = false; seq = 0 }; goto done
     fi;
 slowpath:
-    /* slow: __get_user_pages under mmap_read_lock (waits for fork), whole:
+    /* slow: __gup_longterm_unlocked -> get_user_pages_unlocked ->
+     * __get_user_pages under mmap_read_lock (it waits for fork), whole:
      * follow_page_pte needs a writable PTE (can_follow_write_pte), else
      * faultin_page(FAULT_FLAG_WRITE) -> do_wp_page, then try_grab_page */
     if
