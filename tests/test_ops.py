@@ -1333,3 +1333,33 @@ def test_swapin_of_a_present_page_fails():
     """)
     assert not r.final.result("si").ok
     assert len(live_pages(r.final)) == 1
+
+
+# --- odirect_read / odirect_write (the version boundary and the race: tests/test_direct_io.py) ----
+
+
+def test_odirect_read_puts_the_files_data_in_the_buffer_and_releases_the_page():
+    r = run_src("""
+        process A
+        file F = [8]
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: odirect_read(buf, file=F) as io
+        assert A.buf == 8
+        assert not failed(io)
+        assert refcount(A.buf) == 1 and pincount(A.buf) == 0
+    """)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+
+
+def test_odirect_write_puts_the_buffers_data_in_the_file():
+    r = run_src("""
+        process A
+        file F = [0]
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 4)
+        A: odirect_write(buf, file=F)
+        assert F[0] == 4 and A.buf == 4
+        assert refcount(A.buf) == 1 and pincount(A.buf) == 0
+    """)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]

@@ -1607,3 +1607,36 @@ def test_swapin_read_fault_maps_read_only_before_6_11():
     r = run_src(SWAPPED_OUT_THEN_READ, backend="6.10")
     assert_decision(r, "swapin_read_writable", "A: read(buf) as v", False, "c18160dba5ff")
     assert not pte(r.final, "A", "buf").write
+
+
+# --- odirect_foll_pin (O_DIRECT's bio, a7e689dd1c06, 6.5) -------------------------------------------
+
+ODIRECT = """
+    process A
+    file F = [7]
+    A: mmap(buf, anon, private, rw)
+    A: write(buf, 1)
+    A: odirect_read(buf, file=F)
+"""
+
+
+@covers("odirect_foll_pin", True)
+def test_odirect_bio_pins_from_6_5():
+    r = run_src(ODIRECT, backend="6.5")
+    assert_decision(r, "odirect_foll_pin", "A: odirect_read(buf, file=F)", True, "a7e689dd1c06")
+    texts = [str(e) for rec in r.steps for e in rec.events]
+    assert any("FOLL_PIN|FOLL_WRITE" in t for t in texts) and any("unpin_user_page" in t for t in texts)
+    assert mm(r.final, "A").has_pinned  # a short-term pin sets MMF_HAS_PINNED too
+    p = page(r.final, "A", "buf")
+    assert p.data == 7 and p.pincount == 0 and p.refcount == 1
+
+
+@covers("odirect_foll_pin", False)
+def test_odirect_bio_takes_a_get_reference_before_6_5():
+    r = run_src(ODIRECT, backend="6.4")
+    assert_decision(r, "odirect_foll_pin", "A: odirect_read(buf, file=F)", False, "a7e689dd1c06")
+    texts = [str(e) for rec in r.steps for e in rec.events]
+    assert any("FOLL_GET|FOLL_WRITE" in t for t in texts) and any("put_page" in t for t in texts)
+    assert not mm(r.final, "A").has_pinned
+    p = page(r.final, "A", "buf")
+    assert p.data == 7 and p.pincount == 0 and p.refcount == 1

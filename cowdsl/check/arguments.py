@@ -47,6 +47,10 @@ class Arguments(Names):
         if not ok:
             return None
         given = {kw.key.text: kw for kw in keywords}
+        if spec.name in ("odirect_read", "odirect_write") and not fields.get("file"):
+            self.error(f"`{spec.name}` needs the file it reads or writes", st.span, expected="file=F",
+                       hint=f"declare `file F = [1]` and write `{st.actor.text}: {spec.name}(buf, file=F)`")
+            return None
         if spec.name == "mmap" and fields.get("file"):
             if "anon" in flags:
                 self.error("`anon` and `file=` contradict each other", chosen["backing"].span, hint="drop one of them")

@@ -87,6 +87,10 @@ OPTIONS: tuple[Option, ...] = (
            "a read fault that swaps in an exclusive page of a VM_WRITE mapping maps it writable "
            "(c18160dba5ff, 6.11) or read-only",
            ("anon-exclusive",)),
+    Option("odirect_pin", ("pin", "get"),
+           "an O_DIRECT read or write holds the user page with FOLL_PIN (a7e689dd1c06, 6.5: "
+           "iov_iter_extract_pages, BIO_PAGE_PINNED) or a FOLL_GET reference (before 6.5)",
+           ("anon-exclusive",)),
     Option("large_folio_reuse", ("on", "off"),
            "a write fault on a non-exclusive subpage of a PTE-mapped THP reuses it when the folio is mapped "
            "only by this mm and nothing else holds it (__wp_can_reuse_large_anon_folio, 6.15) or always "

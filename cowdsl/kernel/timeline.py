@@ -69,6 +69,7 @@ BASELINE: dict[str, str] = {
     "hugetlb_wp_seq": "off",
     "ksm_excl_check": "off",
     "large_folio_reuse": "off",
+    "odirect_pin": "get",
 }
 
 _ANN = "stable release announcement shortlog"
@@ -144,10 +145,13 @@ TIMELINE: tuple[Change, ...] = (
     Change("longterm-file-write", "8ac268436e6d", "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to "
            "file-backed mappings", v("6.5-rc1"), (("longterm_file_write", "refuse"),),
            note="with a6e79df92e4a (GUP-fast); 6.5-rc1 MM pull"),
-    Change("odirect-pin", "v6.5 block/bio.c __bio_iov_iter_get_pages",
-           "block: Convert bio_iov_iter_get_pages to use iov_iter_extract_pages", v("6.5-rc1"), (),
-           note="block DIO takes FOLL_PIN (BIO_PAGE_PINNED) from 6.5; 6.4.6 still FOLL_GET (tree read). Not "
-                "modelled: the language has no O_DIRECT op yet; scenarios say gup or pin explicitly"),
+    Change("odirect-pin", "a7e689dd1c06",
+           "block: Convert bio_iov_iter_get_pages to use iov_iter_extract_pages", v("6.5-rc1"),
+           (("odirect_pin", "pin"),),
+           note="with fd363244e883 (BIO_PAGE_PINNED), 403b6fb8dac1 (bio_map_user_iov) and 1ccf164ec866 "
+                "(fs/direct-io.c); the 6.5 block pull (for-6.5/block-2023-06-23); ids as cited by a later "
+                "Fixes: tag and a stable dependency list. No stable backport: 6.4.6 block/bio.c calls "
+                "iov_iter_get_pages, 6.18.2 iov_iter_extract_pages with BIO_PAGE_PINNED (trees read)"),
     Change("swapin-writable", "c18160dba5ff", "mm: swap: reuse exclusive folio directly instead of wp page faults",
            v("6.11-rc1"), (("swapin_writable", "on"),),
            note="with 20dfa5b7adc5 (soft-dirty); 6.11-rc1 MM pull; present in 6.13.7 and 6.18.2 (trees read)"),

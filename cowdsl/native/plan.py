@@ -35,6 +35,11 @@ UNSUPPORTED_REMOTE_PIN = (
     "(io_uring registers buffers of its own mm only)"
 )
 UNSUPPORTED_OP = "unsupported on native: `{text}`: `{op}` has no user-space mechanism here"
+UNSUPPORTED_ODIRECT = (
+    "unsupported on native: `{text}`: O_DIRECT is not translated yet (it needs the scenario's file on a "
+    "filesystem that accepts O_DIRECT, which tmpfs does not, and the model's in-flight window needs "
+    "asynchronous I/O)"
+)
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
 
@@ -45,6 +50,8 @@ REFUSED: dict[str, str] = {
     "put": UNSUPPORTED_GUP,
     "ksm_merge": UNSUPPORTED_OP,  # ksmd merges when it likes; forcing it is a host-wide switch
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
+    "odirect_read": UNSUPPORTED_ODIRECT,
+    "odirect_write": UNSUPPORTED_ODIRECT,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp"})

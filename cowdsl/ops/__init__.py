@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from cowdsl.ops import device_exclusive, fork, gup, ksm, memory, mmap, pipe, vmscan
+from cowdsl.ops import device_exclusive, direct_io, fork, gup, ksm, memory, mmap, pipe, vmscan
 from cowdsl.ops.spec import (
     ACTORS,
     ADDR_PAGE,
@@ -94,6 +94,8 @@ OPS: dict[str, OpSpec] = registry(
     gup.PROCESS_VM_WRITEV,
     gup.PROCESS_VM_READV,
     gup.PROC_MEM_WRITE,
+    direct_io.ODIRECT_READ,
+    direct_io.ODIRECT_WRITE,
     device_exclusive.MAKE_DEVICE_EXCLUSIVE,
     ksm.KSM_MERGE,
     vmscan.SWAPOUT,

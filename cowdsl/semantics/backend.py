@@ -19,6 +19,7 @@ from cowdsl.semantics import concepts, invariants
 from cowdsl.semantics.machine import Decision, Event, Machine
 from cowdsl.semantics.micro import MicroSteps
 from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
+from cowdsl.semantics.mm.direct_io import DirectIo
 from cowdsl.semantics.mm.fork import Fork
 from cowdsl.semantics.mm.gup import Foll, Gup
 from cowdsl.semantics.mm.ksm import Ksm
@@ -49,13 +50,14 @@ RULES = (
     "check_vma_flags",
     "thp_wp_copies_whole",
     "pvm_foll_pin",
+    "odirect_foll_pin",
     "hugetlb_fork_wp_seq",
     "ksm_checks_refs",
     "swapin_read_writable",
 )
 
 
-class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive):
+class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo):
     name: ClassVar[str]
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
     HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14
@@ -236,6 +238,10 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
 
     def pvm_foll_pin(self) -> Decision:
         """process_vm_readv/writev: FOLL_PIN (5.6+) or FOLL_GET?"""
+        raise NotImplementedError
+
+    def odirect_foll_pin(self) -> Decision:
+        """O_DIRECT's bio: FOLL_PIN (6.5+) or FOLL_GET?"""
         raise NotImplementedError
 
     def hugetlb_fork_wp_seq(self) -> Decision:

@@ -179,6 +179,17 @@ class Mapcount(Backend):
             return Decision(True, "pin_user_pages_remote (FOLL_PIN)", "803e4572d7c5")
         return Decision(False, "get_user_pages_remote (FOLL_GET)", "803e4572d7c5")
 
+    def odirect_foll_pin(self) -> Decision:
+        """a7e689dd1c06 "block: Convert bio_iov_iter_get_pages to use
+        iov_iter_extract_pages" (6.5, with fd363244e883 BIO_PAGE_PINNED and
+        1ccf164ec866 for fs/direct-io.c): the bio of an O_DIRECT read or write of
+        user memory pins it (FOLL_PIN, unpinned by bio_release_page, 6.18.2 read);
+        before (6.4.6 read) iov_iter_get_pages took FOLL_GET references, dropped
+        by put_page at completion."""
+        if self.options["odirect_pin"] == "pin":
+            return Decision(True, "iov_iter_extract_pages (FOLL_PIN, BIO_PAGE_PINNED)", "a7e689dd1c06")
+        return Decision(False, "iov_iter_get_pages (FOLL_GET)", "a7e689dd1c06")
+
     def hugetlb_fork_wp_seq(self) -> Decision:
         """623a1ddfeb23 (5.19): copy_hugetlb_page_range raises write_protect_seq.
         Before, copy_page_range returned copy_hugetlb_page_range before
