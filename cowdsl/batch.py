@@ -124,7 +124,7 @@ class Batch:
 
     def run(self, sc: Any, spec: Any, *, mode: str | None = None, schedule: list[str] | None = None,
             max_states: int | None = None, timeout: float | None = None,
-            progress: Progress | None = None) -> Any | None:
+            progress: Progress | None = None, all_states: bool = False) -> Any | None:
         """``sc`` run on ``spec`` (a resolved cowdsl.kernel.spec.KernelSpec): a
         cowdsl.judge.Result, or None and a problem.
 
@@ -143,7 +143,7 @@ class Batch:
             with shown as tick:
                 bounds = Bounds(max_states=limits.max_states if max_states is None else max_states,
                                 timeout=limits.timeout if timeout is None else timeout, progress=tick)
-                return cowdsl.run.run(sc, spec, mode=mode, bounds=bounds, schedule=schedule)
+                return cowdsl.run.run(sc, spec, mode=mode, bounds=bounds, schedule=schedule, all_states=all_states)
         except ValueError as e:
             if schedule is None:
                 self._internal(sc.filename, f"running on {spec}", e)

@@ -8,7 +8,7 @@ from typing import Any
 
 from cowdsl.explore import search
 from cowdsl.explore.model import Model
-from cowdsl.judge.explored import check_exploration
+from cowdsl.judge.explored import Verdicts, check_exploration
 from cowdsl.judge.quantify import check_execution, model_observer
 from cowdsl.judge.result import Result, StepRecord
 from cowdsl.kernel.spec import KernelSpec
@@ -19,11 +19,13 @@ from cowdsl.semantics import registry
 
 
 def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | None = None,
-        bounds: search.Bounds | None = None, schedule: list[str] | None = None) -> Result:
+        bounds: search.Bounds | None = None, schedule: list[str] | None = None, all_states: bool = False) -> Result:
     """Run a scenario.  Concurrent scenarios (and invariants) are explored:
     ``mode`` reduced (the default: source-DPOR with sleep sets and state
     caching, which reaches every final state the full search does) or full
     (every interleaving, the reference); ``schedule`` replays one interleaving.
+    The search stops once every assertion's verdict is decided, unless
+    ``all_states`` asks for every final state (herd's complete list).
     A spec given as text is resolved here (callers that read it from a command
     line resolve it themselves, to report a bad one before anything runs)."""
     if isinstance(spec, str):
@@ -32,7 +34,7 @@ def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | 
         return run_native(sc)
     backend = registry.get(spec)
     if schedule is not None or mode is not None or sc.concurrent or any(a.quantifier == INVARIANT for a in sc.assertions):
-        return explore(sc, backend, mode=mode or "reduced", bounds=bounds, schedule=schedule)
+        return explore(sc, backend, mode=mode or "reduced", bounds=bounds, schedule=schedule, all_states=all_states)
     t0 = time.perf_counter()
     records = []
     states = [backend.init_state(sc)]
@@ -45,7 +47,7 @@ def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | 
 
 
 def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search.Bounds | None = None,
-            schedule: list[str] | None = None) -> Result:
+            schedule: list[str] | None = None, all_states: bool = False) -> Result:
     t0 = time.perf_counter()
     model = Model(sc, backend)
     bounds = bounds or search.Bounds()
@@ -63,7 +65,9 @@ def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search
         return Result(sc, spec, last.state, (), checks, None, time.perf_counter() - t0, ex)
     if any(a.quantifier == INVARIANT for a in sc.assertions):
         mode = "full"  # partial-order reduction keeps final states, not every state
-    ex = (search.full if mode == "full" else search.reduced)(model, bounds)
-    checks = tuple(check_exploration(model, ex, a, bounds) for a in sc.assertions)
+    goal = None if all_states else Verdicts(model, sc.assertions)
+    ex = (search.full if mode == "full" else search.reduced)(model, bounds, goal)
+    seen = goal.judged if goal is not None else [None] * len(sc.assertions)
+    checks = tuple(check_exploration(model, ex, a, bounds, j) for a, j in zip(sc.assertions, seen))
     final = ex.finals[0].state if len(ex.finals) == 1 else None
     return Result(sc, spec, final, (), checks, expected, time.perf_counter() - t0, ex)

@@ -25,12 +25,12 @@ RACY = "early-cow:wp_seq=off"  # no write_protect_seq: GUP-fast slips between fo
 
 @pytest.fixture(scope="module")
 def s12():
-    return run(load(S12_FILE), RACY)
+    return run(load(S12_FILE), RACY, all_states=True)  # every final state, herd-style
 
 
 @pytest.fixture(scope="module")
 def s12_full():
-    return run(load(S12_FILE), RACY, mode="full")
+    return run(load(S12_FILE), RACY, mode="full", all_states=True)
 
 
 def _states_block(report: str) -> list[str]:
@@ -207,7 +207,7 @@ def test_the_cli_prints_state_and_trace_for_a_par_file(capsys):
     execution reaching it (it printed neither)."""
     from cowdsl.cli import main
 
-    code = main(["run", "-b", RACY, "--state", "--trace", str(S12_FILE)])
+    code = main(["run", "-b", RACY, "--state", "--trace", "--all-states", str(S12_FILE)])
     out = capsys.readouterr().out
     assert code == 0  # `expect fail on early-cow:wp_seq=off`
     assert out.count("Execution reaching it, ") == 3 and out.count("  where  pte ") == 3

@@ -124,6 +124,9 @@ def parser() -> argparse.ArgumentParser:
                         "the visited states never outgrow it")
     r.add_argument("--timeout", action=_Number, kind="seconds", default=LIMITS.timeout, metavar="SECONDS",
                    help=f"stop exploring after this long and say the result is partial (default {LIMITS.timeout:g})")
+    r.add_argument("--all-states", action="store_true",
+                   help="explore every state for herd's complete list of final states (default: stop once every "
+                        "assertion's verdict is decided, at the first counterexample or witness)")
     _parallel_options(r)
     r.add_argument("--swarm", action=_Number, default=None, metavar="N",
                    help="for a space too big to finish: N randomised depth-first searches, each stopping at its "

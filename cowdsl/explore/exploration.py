@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
+from typing import Protocol
 
 from attrs import define, field
 
@@ -30,6 +31,19 @@ class Bounds:
         return None
 
 
+class Goal(Protocol):
+    """What stops a search early: told of each world it should judge (every
+    terminal world; every world when ``every_state``), it answers whether every
+    verdict is decided now."""
+
+    every_state: bool
+
+    def decided(self, w: World, terminal: bool) -> bool: ...
+
+
+Route = tuple[int, int, str | None, "World | None", int]  # depth, switches, last actor, world before, thread
+
+
 @define
 class Exploration:
     mode: str
@@ -38,9 +52,22 @@ class Exploration:
     executions: int = 0  # maximal interleavings (full: counted on the state graph)
     finals: list[World] = field(factory=list)  # terminal worlds, distinct
     deadlocks: list[World] = field(factory=list)  # terminal worlds where some actor waits forever
-    visited: set[World] = field(factory=set)  # every world, for invariants (full mode)
+    visited: Collection[World] = field(factory=set)  # every world, for invariants (full mode; in the order found)
     partial: str | None = None  # which bound stopped the search
+    stopped: bool = False  # every verdict was decided before the search ended: it stopped there
     seconds: float = 0.0
+    # the full search's shortest, least interleaved way to each world (see paths.route); None in the others
+    routes: dict[World, Route] | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every world reachable was explored (no bound hit, no early stop)."""
+        return self.partial is None and not self.stopped
+
+    @property
+    def halted(self) -> bool:
+        """The search is to end now: a bound was hit or every verdict is decided."""
+        return self.partial is not None or self.stopped
 
 
 def terminal(model: Model, w: World, ex: Exploration, seen_final: set[World]) -> None:

@@ -11,7 +11,7 @@ import time
 
 from attrs import define, field, frozen
 
-from cowdsl.explore.exploration import Bounds, Exploration, no_gc, terminal
+from cowdsl.explore.exploration import Bounds, Exploration, Goal, no_gc, terminal
 from cowdsl.explore.model import Footprint, Loc, Model, Tid, Transition, World
 
 Clock = dict[Tid, int]  # vector clock: tid -> 1 + trace index of its latest move that happens before
@@ -59,7 +59,7 @@ def _note(acc: Gathered, m: Move) -> None:
         a[2] |= m.marks
 
 
-def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
+def reduced(model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True) -> Exploration:
     """Source-DPOR with sleep sets (Abdulla, Aronis, Jonsson and Sagonas, POPL
     2014, Algorithm 1).  Each move is raced against the trace before it is
     taken; so is a blocked thread's next move (taking the lock it waits on) at
@@ -75,23 +75,28 @@ def reduced(model: Model, bounds: Bounds, *, cache: bool = True) -> Exploration:
     subtree read and wrote, is raced against the trace instead: every entry a
     subtree move may race with gets all its world's enabled threads, never fewer
     than a re-exploration would schedule.  The state graph is acyclic, so a
-    cached world is always fully explored."""
-    return ReducedSearch(model, bounds, cache=cache).run()
+    cached world is always fully explored.
+
+    Given a ``goal``, the search stops at the first world where every verdict
+    is decided (the judge then finds the shortest execution that shows it)."""
+    return ReducedSearch(model, bounds, goal, cache=cache).run()
 
 
 class ReducedSearch:
     """One run of the reduced search: the current path (trace, clocks, levels),
     the summaries of explored worlds, and the Exploration being filled in."""
 
-    __slots__ = ("model", "bounds", "cache", "ex", "seen_final", "trace", "clocks", "levels", "last_at",
-                 "block_starts", "summaries", "shared_sets", "shared_moves")
+    __slots__ = ("model", "bounds", "goal", "cache", "ex", "seen_final", "visited", "trace", "clocks", "levels",
+                 "last_at", "block_starts", "summaries", "shared_sets", "shared_moves")
 
-    def __init__(self, model: Model, bounds: Bounds, *, cache: bool = True) -> None:
+    def __init__(self, model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True) -> None:
         self.model = model
         self.bounds = bounds
+        self.goal = goal
         self.cache = cache
         self.ex = Exploration("reduced")
         self.seen_final: set[World] = set()
+        self.visited: set[World] = set()
         self.trace: list[Transition] = []  # the moves taken to the current world
         self.clocks: list[Clock] = []  # the vector clock of each trace entry
         self.levels: list[_Level] = []  # levels[k] is where trace[k] was taken
@@ -112,8 +117,7 @@ class ReducedSearch:
                 self.explore(self.model.init(), {})
         finally:
             sys.setrecursionlimit(limit)
-        ex.states = len(ex.visited)
-        ex.visited = set()  # DPOR does not see every world; invariants need the full search
+        ex.states = len(self.visited)  # ex.visited stays empty: DPOR does not see every world; invariants need the full search
         ex.seconds = time.monotonic() - t0
         return ex
 
@@ -216,12 +220,12 @@ class ReducedSearch:
         if hit is not None and hit[0] <= sleep.keys():
             self.race_summary(hit[1], start, w.block)
             return hit[1]
-        ex.visited.add(w)
-        if (why := bounds.hit(len(ex.visited))) is not None:
+        self.visited.add(w)
+        if (why := bounds.hit(len(self.visited))) is not None:
             ex.partial = why
             return {}
-        if bounds.progress and len(ex.visited) % 1000 == 0:
-            bounds.progress(len(ex.visited), ex.executions)
+        if bounds.progress and len(self.visited) % 1000 == 0:
+            bounds.progress(len(self.visited), ex.executions)
         en = model.enabled(w)
         nexts = {}
         for i in en:
@@ -235,13 +239,15 @@ class ReducedSearch:
                 _note(acc, probe)
         if not en:
             terminal(model, w, ex, self.seen_final)
+            if self.goal is not None and not self.goal.every_state and self.goal.decided(w, True):
+                ex.stopped = True
             ex.executions += 1
         awake = [i for i in en if (w.block, i) not in sleep]
         if awake:  # take each move scheduled here in turn, until none is left that is not asleep
             trace, clocks, last_at, levels = self.trace, self.clocks, self.last_at, self.levels
             level = _Level(w, en, nexts, backtrack={awake[0]}, sleep=dict(sleep))
             levels.append(level)
-            while ex.partial is None:
+            while not ex.halted:
                 todo = sorted(level.backtrack - level.done - {i for (b, i) in level.sleep if b == w.block})
                 if not todo:
                     break
@@ -261,11 +267,11 @@ class ReducedSearch:
                 clocks.pop()
                 level.sleep[tr.tid] = tr
             levels.pop()
-        old = self.summaries.get(w) if cache and ex.partial is None else None
+        old = self.summaries.get(w) if cache and not ex.halted else None
         if old is not None:  # explored twice: together they cover the smaller sleep set
             for m in old[1].values():
                 _note(acc, m)
         summary = {t: self.moves_of(t, a) for t, a in acc.items()}
-        if ex.partial is None and cache:
+        if not ex.halted and cache:
             self.summaries[w] = (frozenset(sleep) & old[0] if old else frozenset(sleep), summary)
         return summary

@@ -322,6 +322,16 @@ def warnings(r: Result, width: int = WIDTH) -> list[str]:
     return out
 
 
+def stopped_line(r: Result) -> str:
+    """What an exploration that stopped once every verdict was decided says of itself."""
+    ex = r.exploration
+    assert ex is not None
+    shown = dict.fromkeys(c.shows for c in r.checks if c.shows)
+    first = " and ".join(f"first {s}" for s in shown) or "verdicts"
+    return (f"stopped at the {first}: {ex.states} states; every verdict is decided, the final states "
+            "are those found until then (--all-states explores on for every one)")
+
+
 def _title(r: Result, width: int) -> tuple[str, list[str]]:
     return herd_name(r.scenario), title_lines(r.scenario, width)
 
@@ -357,6 +367,8 @@ def report(r: Result, show_state: bool = False, highlight=None, *, show_trace: b
     if ex.partial:
         lines += wrap(f"partial: {ex.states} states explored, bound hit ({ex.partial}); "
                       "no verdict is claimed that was not established", width, "", "  ")
+    elif ex.stopped:
+        lines += wrap(stopped_line(r), width, "", "  ")
     lines += final_state_lines(finals, width)
     lines += wrap(f"Explored{explored_how} {ex.states} states, {ex.executions} executions, "
                   f"{ex.transitions} micro-steps in {ex.seconds:.3f}s", width, "", "  ")

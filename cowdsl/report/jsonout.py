@@ -94,7 +94,7 @@ def exploration(r: Result) -> dict | None:
         return None
     return {"mode": ex.mode, "states": ex.states, "executions": ex.executions, "micro_steps": ex.transitions,
             "final_states": len({w.state for w in ex.finals}), "deadlocks": len(ex.deadlocks),
-            "partial": ex.partial, "seconds": round(ex.seconds, 6)}
+            "partial": ex.partial, "stopped": ex.stopped, "seconds": round(ex.seconds, 6)}
 
 
 def execution(trs) -> list[dict] | None:

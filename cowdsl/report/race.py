@@ -97,7 +97,7 @@ def executions_per_state(model: Model, ex: search.Exploration) -> dict[State, in
     full search (paths on its state graph, rebuilt from its visited worlds) and for
     a schedule (the one); None otherwise, or when the graph is too large to
     rebuild cheaply."""
-    if ex.partial is not None:
+    if not ex.complete:  # a bound hit, or stopped once the verdicts were decided
         return None
     if ex.mode == "schedule":
         return {w.state: 1 for w in ex.finals}

@@ -46,7 +46,7 @@ def run(args) -> int:
             return EXIT_ERROR
         progress = functools.partial(Progress, mode=args.mode, max_states=args.max_states, timeout=args.timeout)
         r = batch.run(sc, spec, mode=args.mode, schedule=schedule, max_states=args.max_states,
-                      timeout=args.timeout, progress=progress)
+                      timeout=args.timeout, progress=progress, all_states=args.all_states)
         if r is None:
             continue
         if r.partial:
