@@ -103,16 +103,31 @@ def run_spin(k: int, m: int, wp_seq: int, variant: str, work: Path, limit: float
         if p.returncode != 0 and name != "search":
             raise RuntimeError(f"{' '.join(cmd)} failed in {d}:\n{p.stdout}\n{p.stderr}")
     assert p is not None
-    text = p.stdout
+    out["seconds"] = round(total, 4)
+    out.update(pan_verdict(p.stdout + p.stderr))
+    return out
+
+
+def pan_verdict(text: str) -> dict:
+    """states and verdict from pan's output: race only for a violated assertion
+    (an invalid end state is a deadlock in the model: error); safe only for a
+    search that was not cut short by the depth or memory bound (else unknown)."""
     errors = re.search(r"errors: (\d+)", text)
     states = re.search(r"(\d+) states, stored", text)
     if errors is None or states is None:
-        raise RuntimeError(f"cannot read pan's output in {d}:\n{text}\n{p.stderr}")
-    out.update(seconds=round(total, 4), states=int(states.group(1)),
-               verdict="race" if int(errors.group(1)) else "safe")
-    if "assertion violated" not in text and int(errors.group(1)):
-        out["note"] = "pan reported an error that is not an assertion violation: " + \
-            next((ln for ln in text.splitlines() if "error" in ln.lower()), "")
+        return {"states": None, "verdict": "error", "note": "no verdict in pan's output: " + text.strip()[-500:]}
+    out: dict = {"states": int(states.group(1))}
+    if int(errors.group(1)):
+        if "assertion violated" in text:
+            out["verdict"] = "race"
+        else:
+            out["verdict"] = "error"
+            out["note"] = next((ln.strip() for ln in text.splitlines() if ln.startswith("pan:")), "pan: an error")
+    elif "max search depth too small" in text or "MEMLIM" in text:
+        out["verdict"] = "unknown"
+        out["note"] = "pan's search was cut short by its depth or memory bound"
+    else:
+        out["verdict"] = "safe"
     return out
 
 

@@ -141,3 +141,21 @@ def test_repeats_keep_the_fastest_and_flag_inconsistent_verdicts():
     assert vs_spin.fastest([{"seconds": 1.0, "verdict": "safe"}, {"seconds": 2.0, "verdict": "race"}])["verdict"] \
         == "inconsistent"
     assert "runs_seconds" not in vs_spin.fastest(runs[:1])
+
+
+PAN_TAIL = """State-vector 48 byte, depth reached 28, errors: {errors}
+       63 states, stored
+"""
+
+
+def test_pan_verdicts():
+    """Only a violated assertion is the race; a deadlock (invalid end state) is a
+    broken model; a search cut short by the depth bound proves nothing safe."""
+    race = "pan:1: assertion violated (pinned[j]==pte[(j%1)]) (at depth 28)\n" + PAN_TAIL.format(errors=1)
+    assert vs_spin.pan_verdict(race) == {"states": 63, "verdict": "race"}
+    assert vs_spin.pan_verdict(PAN_TAIL.format(errors=0)) == {"states": 63, "verdict": "safe"}
+    deadlock = vs_spin.pan_verdict("pan:1: invalid end state (at depth 30)\n" + PAN_TAIL.format(errors=1))
+    assert deadlock["verdict"] == "error" and "invalid end state" in deadlock["note"]
+    cut = vs_spin.pan_verdict("error: max search depth too small\n" + PAN_TAIL.format(errors=0))
+    assert cut["verdict"] == "unknown"
+    assert vs_spin.pan_verdict("pan: out of memory")["verdict"] == "error"
