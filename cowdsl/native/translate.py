@@ -175,6 +175,8 @@ class Translator:
             unit = THP_PAGES if addr in self.thps else 1
             first, last = st.part
             addr, pages = addr + first * unit * L.PAGE, (last - first + 1) * unit
+        if "tail" in st.flags:  # the tail pages of the (one) THP a `thp` mapping has natively
+            addr, pages = addr + L.PAGE, pages - 1
         return self.simple(st, {"op": op, "addr": addr, "pages": pages, **extra})
 
     def dma_value(self, pin: Pin) -> int | None:
@@ -234,7 +236,7 @@ def mprotect(t: Translator, st: S.Step) -> Reply:
 
 
 def madvise(t: Translator, st: S.Step) -> Reply:
-    return t.whole(st, "madvise", advice=next(iter(st.flags)))
+    return t.whole(st, "madvise", advice=next(f for f in st.flags if f != "tail"))
 
 
 # --- CPU accesses --------------------------------------------------------------------------------

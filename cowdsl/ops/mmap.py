@@ -81,10 +81,21 @@ def _fuzz_munmap(g: ScenarioGenerator, task: str) -> str | None:
     return f"munmap({m})"
 
 
+# A partial op on a THP: only its tail pages (subpages 1-511), not the head page the
+# model follows.  The PMD is split into PTEs first (__split_huge_pmd), as the kernel
+# does when a range ends inside a PMD (zap_pmd_range, change_pmd_range, __split_vma).
+TAIL = FlagGroup(
+    "subpages",
+    ("tail",),
+    None,
+    "a thp mapping: only each huge page's tail pages (subpages 1-511), which splits its PMD into PTEs",
+)
+
 MUNMAP = OpSpec(
     "munmap", "unmap a mapping, or pages of it (buf[i..j]: split_vma, then the part is gone)",
     "munmap(2), do_vmi_munmap",
     params=(Param("mapping", PART, "the mapping, or pages of it: buf, buf[i], buf[i..j]"),),
+    flags=(TAIL,),
     program=whole(Lock.MMAP_WRITE),
     fuzz=Fuzz(_fuzz_munmap, in_par=False),
 )
@@ -119,7 +130,7 @@ MPROTECT = OpSpec(
     "change the protection of a mapping, or of pages of it (splitting the VMA)",
     "mprotect(2), mprotect_fixup, change_pte_range",
     params=(Param("mapping", PART, "the mapping, or pages of it: buf, buf[i], buf[i..j]"),),
-    flags=(FlagGroup("prot", ("rw", "ro"), None, "the new protection"),),
+    flags=(FlagGroup("prot", ("rw", "ro"), None, "the new protection"), TAIL),
     program=whole(Lock.MMAP_WRITE),
     fuzz=Fuzz(_fuzz_mprotect),
 )
@@ -146,6 +157,7 @@ MADVISE = OpSpec(
             None,
             "MADV_DONTNEED, MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_PAGEOUT",
         ),
+        TAIL,
     ),
     program=whole(Lock.MMAP_READ),  # madvise_need_mmap_write() is false for these
     fuzz=Fuzz(_fuzz_madvise),

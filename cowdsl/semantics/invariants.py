@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 
 from cowdsl.ops import FOLL_PIN, HOLDS_GRAB, HOLDS_PIN
 from cowdsl.semantics import concepts
-from cowdsl.semantics.state import PTE_THP, THP_SIBLINGS, Page, State
+from cowdsl.semantics.state import PTE_THP, Page, State
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -135,7 +135,7 @@ def sibling_refs(pg: Page, devexcl: int = 0) -> int:
     """A PTE-mapped THP is seen through one subpage; the folio's refcount also
     holds its siblings' references, which the model drops with the subpage's last
     mapping (a device-exclusive entry keeps them)."""
-    return THP_SIBLINGS if pg.kind == PTE_THP and (pg.mapcount > 0 or devexcl > 0) else 0
+    return pg.siblings if pg.kind == PTE_THP and (pg.mapcount > 0 or devexcl > 0) else 0
 
 
 class Holders:
@@ -265,7 +265,7 @@ def _breakdown(h: Holders, n: int, pg: Page, mapped: int) -> str:
     if pg.file is not None:
         parts.append("the page cache")
     if sibling_refs(pg, h.devexcl[n]):
-        parts.append(f"{THP_SIBLINGS} THP siblings")
+        parts.append(f"{pg.siblings} THP siblings")
     return ", ".join(parts)
 
 

@@ -15,7 +15,6 @@ from attrs import evolve, frozen
 from cowdsl.semantics import concepts
 from cowdsl.semantics.state import (
     PTE_THP,
-    THP_SIBLINGS,
     Handle,
     Mm,
     Outcome,
@@ -250,7 +249,7 @@ class Machine:
             return
         self.update_page(pfn, mapcount=p.mapcount - 1)
         last_thp = p.kind == PTE_THP and p.mapcount == 1 and not self.devexcl_entries(pfn)
-        self.put_page(pfn, 1 + (THP_SIBLINGS if last_thp else 0))
+        self.put_page(pfn, 1 + (p.siblings if last_thp else 0))
 
     def devexcl_entries(self, pfn: int) -> int:
         """The device-exclusive entries naming pfn: not mappings (no mapcount), but

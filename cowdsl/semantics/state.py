@@ -36,6 +36,9 @@ class Page:
     zero: bool = False
     freed: bool = False
     kind: str = SMALL
+    # A PTE-mapped THP is followed through its head page: the references its tail
+    # pages' PTEs hold (THP_SIBLINGS after __split_huge_pmd, 0 once they are zapped).
+    siblings: int = 0
 
     @property
     def compound(self) -> bool:
@@ -44,8 +47,10 @@ class Page:
 
 @frozen(cache_hash=True)
 class Pte:
-    """A present entry (``page`` >= 0), a swap entry (``slot`` >= 0), or a
-    device-exclusive entry (``devexcl``: not present, still names its page)."""
+    """A present entry (``page`` >= 0), a swap entry (``slot`` >= 0), a
+    device-exclusive entry (``devexcl``: not present, still names its page), or a
+    migration entry (``migration``: not present, names the page being migrated;
+    ``write`` is a writable entry, ``swp_exclusive`` a readable-exclusive one)."""
 
     page: int = -1
     write: bool = False
@@ -53,10 +58,11 @@ class Pte:
     slot: int = -1
     swp_exclusive: bool = False  # pte_swp_exclusive (5.19+)
     devexcl: bool = False  # SWP_DEVICE_EXCLUSIVE_{READ,WRITE} (5.14+); `write` says which
+    migration: bool = False  # SWP_MIGRATION_{READ,WRITE} (and READ_EXCLUSIVE, 5.19+): faults wait on it
 
     @property
     def present(self) -> bool:
-        return self.page >= 0 and not self.devexcl
+        return self.page >= 0 and not self.devexcl and not self.migration
 
     @property
     def swap(self) -> bool:

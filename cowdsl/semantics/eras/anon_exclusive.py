@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from cowdsl.semantics.eras.cow_fixes_1 import CowFixes1
 from cowdsl.semantics.eras.mapcount import Mapcount
 from cowdsl.semantics.machine import Decision, Machine
-from cowdsl.semantics.state import HUGETLB, PTE_THP, THP_SIBLINGS
+from cowdsl.semantics.state import HUGETLB, PTE_THP
 
 if TYPE_CHECKING:
     from cowdsl.semantics.mm.gup import Foll
@@ -153,7 +153,7 @@ class AnonExclusive(CowFixes1):
             return Decision(False, "large folio, not exclusive → copy", LARGE_FOLIO_REUSE)
         if page.ksm or page.swapcache >= 0:
             return Decision(False, "KSM or swap-cache large folio → copy", LARGE_FOLIO_REUSE)
-        mapped = page.mapcount + THP_SIBLINGS  # the siblings are mapped by the same mms
+        mapped = page.mapcount + page.siblings  # the siblings are mapped by the same mms
         if page.mapcount == 1 and page.refcount == mapped:
             return Decision(True, "large folio mapped only by this mm, no other references → reuse",
                             LARGE_FOLIO_REUSE)

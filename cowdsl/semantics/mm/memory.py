@@ -67,7 +67,8 @@ class Memory(KernelBase):
         The huge zero page is not modelled."""
         vma = self.vma_at(m, mm, vname, idx)
         extra = THP_SIBLINGS if vma.kind == PTE_THP else 0
-        pfn = m.alloc_page(refcount=1 + extra, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=vma.kind)
+        pfn = m.alloc_page(refcount=1 + extra, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=vma.kind,
+                           siblings=extra)
         self.anon_vma_prepare(m, mm, vname)
         m.set_pte(mm, vname, idx, Pte(page=pfn, write=write and vma.write, dirty=write))
         m.say(f"huge page fault: new {vma.kind} page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
@@ -222,6 +223,39 @@ class Memory(KernelBase):
         m.say(f"try_to_free_swap: #{pfn} leaves the swap cache")
         return True
 
+    # --- mm/huge_memory.c: a PMD split into PTEs ---------------------------------------------
+    def split_huge_pmd(self, m: Machine, mm: str, vname: str, idx: int) -> str | None:
+        """__split_huge_pmd: the PMD that maps a THP becomes 512 PTEs, one per subpage; the
+        folio stays one THP, now PTE-mapped.  __split_huge_pmd_locked adds HPAGE_PMD_NR - 1
+        references (page_ref_add: one per tail PTE) and each subpage keeps PG_anon_exclusive.
+        Returns why the model cannot split it, or None."""
+        pte = m.pte(mm, vname, idx)
+        if pte is None or not pte.present:
+            return None if pte is None else "a swapped-out THP: split_huge_pmd of a swap PMD is not modelled"
+        page = m.page(pte.page)
+        if page.kind == PTE_THP:
+            return None  # PTE-mapped already
+        if page.kind != THP:
+            return f"#{pte.page} is not a THP"
+        if page.mapcount > 1:
+            # the kernel splits only this mm's PMD; the model has one mapping kind per folio
+            return f"#{pte.page} is PMD-mapped by other processes too: a split of one of them is not modelled"
+        m.update_page(pte.page, kind=PTE_THP, siblings=THP_SIBLINGS, refcount=page.refcount + THP_SIBLINGS)
+        m.say(f"__split_huge_pmd: {mm}.{vname}[{idx}]: the PMD of THP #{pte.page} becomes 512 PTEs "
+              f"(+{THP_SIBLINGS} references, one per tail PTE)")
+        return None
+
+    def zap_tail_ptes(self, m: Machine, mm: str, vname: str, idx: int) -> None:
+        """zap_pte_range over the tail pages of a PTE-mapped THP: their references go."""
+        pte = m.pte(mm, vname, idx)
+        if pte is None or not pte.present:
+            return
+        page = m.page(pte.page)
+        if page.kind == PTE_THP and page.siblings:
+            m.update_page(pte.page, siblings=0)
+            m.put_page(pte.page, page.siblings)
+            m.say(f"zap_pte_range: the {page.siblings} tail PTEs of #{pte.page} zapped; the head stays mapped")
+
     # --- zapping ------------------------------------------------------------------------
     def zap_pte(self, m: Machine, mm: str, vname: str, idx: int) -> None:
         pte = m.pte(mm, vname, idx)
@@ -235,7 +269,7 @@ class Memory(KernelBase):
             m.revoke_device_exclusive(pte.page, "zap")
             p = m.page(pte.page)
             last_thp = p.kind == PTE_THP and p.mapcount == 0 and not m.devexcl_entries(pte.page)
-            m.put_page(pte.page, 1 + (THP_SIBLINGS if last_thp else 0))
+            m.put_page(pte.page, 1 + (p.siblings if last_thp else 0))
             return
         # free_swap_and_cache
         m.update_slot(pte.slot, count=m.slot(pte.slot).count - 1)

@@ -61,6 +61,31 @@ class AddressSpace(KernelBase):
         first, last = step.part
         return f"`{step.mapping}[{first}..{last}]`" if last != first else f"`{step.mapping}[{first}]`"
 
+    def tail_op(self, m: Machine, step: Step, what: str, zap: bool) -> Outcome:
+        """An op on the tail pages of each huge page in the range (``tail``): the PMD is
+        split (__split_huge_pmd), then ``zap`` (munmap, MADV_DONTNEED) drops the tail PTEs.
+        The head page the model follows keeps its PTE and its VMA's flags; the tails'
+        own flags (after mprotect or MADV_DONTFORK of them) are not followed."""
+        mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None  # a process's op; its mapping parameter
+        vma = m.mapped_vma(mm, vname)
+        if vma.kind == HUGETLB:
+            # hugetlb_vm_op_split: a hugetlb VMA splits only at huge-page boundaries
+            m.say(f"{what}: part of a hugetlb page → -EINVAL (hugetlb_vm_op_split)")
+            return Outcome(False, error="EINVAL")
+        if vma.kind not in (THP, PTE_THP):
+            m.say(f"{what}: `tail` names the tail pages of a THP; `{vname}` is a {vma.kind}-page mapping")
+            return Outcome(False, error="not a THP mapping")
+        for i in self.pages_of(step, vma):
+            why = self.split_huge_pmd(m, mm, vname, i)
+            if why is not None:
+                m.say(f"{what}: {why}")
+                return Outcome(False, error="not modelled")
+            if zap:
+                self.zap_tail_ptes(m, mm, vname, i)
+        m.say(f"{what}: the tail pages of {self.part_text(step)}; each head page keeps its PTE and flags")
+        return Outcome(True)
+
     @whole_op(MUNMAP)
     def op_munmap(self, m: Machine, step: Step) -> Outcome:
         mm, vname = step.task, step.mapping
@@ -69,6 +94,8 @@ class AddressSpace(KernelBase):
         if vma is None:
             m.say(f"munmap: nothing mapped at `{vname}` in {mm} (not an error)")
             return Outcome(True)
+        if "tail" in step.flags:
+            return self.tail_op(m, step, "munmap", zap=True)
         pages = self.pages_of(step, vma)
         for i in pages:
             self.zap_pte(m, mm, vname, i)
@@ -108,6 +135,8 @@ class AddressSpace(KernelBase):
             m.say(f"mprotect: no mapping `{vname}` in {mm} → -ENOMEM")
             return Outcome(False, error="ENOMEM")
         write = "rw" in step.flags
+        if "tail" in step.flags:
+            return self.tail_op(m, step, f"mprotect({'rw' if write else 'ro'})", zap=False)
         pages = self.pages_of(step, vma)
         if any(vma.at(i) is None for i in pages):
             m.say(f"mprotect: part of {self.part_text(step)} is not mapped → -ENOMEM")
@@ -137,10 +166,15 @@ class AddressSpace(KernelBase):
         mm, vname = step.task, step.mapping
         assert mm is not None and vname is not None  # a process's op; its mapping parameter
         vma = m.vma(mm, vname)
-        advice = next(iter(step.flags))
+        advice = next(f for f in step.flags if f != "tail")
         if vma is None:
             m.say(f"madvise: no mapping `{vname}` in {mm} → -ENOMEM")
             return Outcome(False, error="ENOMEM")
+        if "tail" in step.flags and advice != "pageout" and vma is not None:
+            if advice == "wipeonfork" and (not vma.anon or vma.shared):
+                m.say("MADV_WIPEONFORK: only private anonymous mappings → -EINVAL")
+                return Outcome(False, error="EINVAL")
+            return self.tail_op(m, step, f"MADV_{advice.upper()}", zap=advice == "dontneed")
         pages = self.pages_of(step, vma)
         what = self.part_text(step)
         if any(vma.at(i) is None for i in pages):
@@ -163,15 +197,47 @@ class AddressSpace(KernelBase):
             m.set_vma(mm, vma.with_parts(pages[0], pages[-1], wipeonfork=True))
             m.say(f"MADV_WIPEONFORK: {what}")
         elif advice == "pageout":
-            for _idx in pages:
-                pte = vma.ptes[_idx]
-                if pte is None or not pte.present:
-                    continue
-                page = m.page(pte.page)
-                if page.zero or not page.anon:
-                    continue
-                if page.mapcount != 1:
-                    m.say(f"MADV_PAGEOUT: #{pte.page} is mapped by other processes: skipped")
-                    continue
-                self.shrink_page(m, pte.page)
+            return self.madvise_pageout(m, step, pages)
         return Outcome(True)
+
+    def madvise_pageout(self, m: Machine, step: Step, pages: range) -> Outcome:
+        """madvise_pageout: -EINVAL on a hugetlb VMA (can_madv_lru_vma: VM_HUGETLB, read in
+        5.10.198 and 6.18.2); else madvise_cold_or_pageout_pte_range reclaims each page
+        mapped only here (page_mapcount == 1), a THP whole when the range covers it.  Of a
+        THP's tail pages only (``tail``), it splits the folio (split_huge_page: the head
+        becomes an order-0 page) and reclaims the tails, which the model does not follow."""
+        mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None  # a process's op; its mapping parameter
+        vma = m.mapped_vma(mm, vname)
+        if vma.kind == HUGETLB:
+            m.say(f"MADV_PAGEOUT: `{vname}` is a hugetlb mapping → -EINVAL (can_madv_lru_vma)")
+            return Outcome(False, error="EINVAL")
+        for idx in pages:
+            pte = vma.ptes[idx]
+            if pte is None or not pte.present:
+                continue
+            page = m.page(pte.page)
+            if page.zero or not page.anon:
+                continue
+            if page.mapcount != 1:
+                m.say(f"MADV_PAGEOUT: #{pte.page} is mapped by other processes: skipped")
+                continue
+            if "tail" in step.flags:
+                self.split_huge_page(m, pte.page)
+                continue
+            self.shrink_page(m, pte.page)
+        return Outcome(True)
+
+    def split_huge_page(self, m: Machine, pfn: int) -> bool:
+        """split_huge_page of a THP mapped once: every subpage becomes an order-0 page; the
+        head keeps its mapping, the tails' references leave with them.  It fails when
+        the folio has references beyond its mappings (can_split_huge_page)."""
+        page = m.page(pfn)
+        if not page.compound or page.kind == HUGETLB:
+            return False
+        if page.refcount != page.mapcount + page.siblings:
+            m.say(f"split_huge_page: #{pfn} has extra references (refcount {page.refcount}) → -EAGAIN, left whole")
+            return False
+        m.update_page(pfn, kind=SMALL, siblings=0, refcount=page.refcount - page.siblings)
+        m.say(f"split_huge_page: THP #{pfn} split; its head is an order-0 page now, the tails are reclaimed")
+        return True

@@ -8,7 +8,7 @@ from cowdsl.ops.vmscan import SWAPIN, SWAPOUT
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.mm import addr_of
-from cowdsl.semantics.state import Outcome, Pte
+from cowdsl.semantics.state import HUGETLB, PTE_THP, THP, Outcome, Pte
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -17,21 +17,42 @@ if TYPE_CHECKING:
 
 class Reclaim(KernelBase):
     def shrink_page(self, m: Machine, pfn: int) -> Outcome:
-        """shrink_folio_list for one anonymous page: add_to_swap, try_to_unmap, pageout."""
+        """shrink_folio_list for one anonymous page: add_to_swap, try_to_unmap, pageout.
+
+        A THP (PMD- or PTE-mapped) goes to swap whole: add_to_swap takes the folio
+        without splitting it, try_to_unmap(TTU_SPLIT_HUGE_PMD) splits each PMD and
+        leaves a swap entry in every subpage's PTE, pageout writes the folio
+        (shrink_page_list in 5.10.198, shrink_folio_list in 6.18.2).  A folio with
+        references beyond its mappings cannot be split and is not reclaimed at all
+        (can_split_huge_page / can_split_folio → activate_locked), unlike an
+        order-0 page, which stays in the swap cache.  Swap-in brings it back as
+        small pages (do_swap_page allocates order-0 pages in 5.10; alloc_swap_folio
+        in 6.18 only orders below PMD_ORDER, none enabled by default).  A hugetlb
+        page is never on the LRU: reclaim does not swap it."""
         page = m.page(pfn)
         if page.zero or not page.anon:
             m.say(f"reclaim: #{pfn} is not an anonymous page; nothing to swap")
             return Outcome(False, error="not anonymous")
-        if page.compound:
-            m.say(f"reclaim: #{pfn} is a {page.kind} page; huge-page swap-out is not modelled")
-            return Outcome(False, error="huge page")
+        if page.kind == HUGETLB:
+            m.say(f"reclaim: #{pfn} is a hugetlb page: not on the LRU, never swapped")
+            return Outcome(False, error="hugetlb")
         if page.swapcache < 0:
             if m.decided("reclaim_keeps_pinned", self.reclaim_keeps_pinned(m, pfn), f"shrink_page_list #{pfn}"):
                 return Outcome(False, error="pinned")
+            if page.compound and page.refcount != page.mapcount + page.siblings:
+                m.say(f"reclaim: THP #{pfn} has references beyond its mappings (refcount {page.refcount}): "
+                      "can_split_huge_page fails → activate_locked, not reclaimed")
+                return Outcome(False, error="cannot split")
             slot = m.alloc_slot(page.data)
             m.update_page(pfn, swapcache=slot)
             m.get_page(pfn)
-            m.say(f"add_to_swap: #{pfn} enters the swap cache, slot {slot}")
+            m.say(f"add_to_swap: {'THP ' if page.compound else ''}#{pfn} enters the swap cache, slot {slot}"
+                  + (" (whole, not split)" if page.compound else ""))
+        if m.page(pfn).kind == THP:
+            # TTU_SPLIT_HUGE_PMD: every PMD becomes PTEs and each subpage's PTE a swap entry;
+            # the model follows the head's, and the tails' references go with them
+            m.update_page(pfn, kind=PTE_THP, siblings=0)
+            m.say(f"try_to_unmap(TTU_SPLIT_HUGE_PMD): the PMDs mapping #{pfn} are split; each subpage gets a swap entry")
         if not self.try_to_unmap(m, pfn):
             return Outcome(False, error="mapped")
         page = m.page(pfn)
