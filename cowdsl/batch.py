@@ -14,12 +14,24 @@ happens (the CLI prints it on stderr) and kept in ``Batch.problems``.
 
 Nothing here prints, parses a backend spec, or imports the model until a
 scenario runs.
+
+``Workers`` runs independent jobs (a file, a row of the era matrix, a release of
+the timeline) in parallel: in this process (one job at a time), in worker
+processes, or on a Dask cluster; results come back in the order of the jobs, so
+the output is the same whichever runs them.
 """
 
 from __future__ import annotations
 
+import copyreg
+import io
+import os
+import pickle
+import signal
+import sys
+import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -49,13 +61,27 @@ class Problem:
         self.skipped = skipped
 
     def traceback(self) -> str:
-        """The internal error's traceback; empty for other problems."""
+        """The internal error's traceback (where it was raised, in a worker too); empty
+        for other problems."""
         if self.exception is None:
             return ""
-        return "".join(traceback.format_exception(self.exception)).rstrip()
+        return getattr(self.exception, REMOTE_TRACEBACK, None) or \
+            "".join(traceback.format_exception(self.exception)).rstrip()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # to the parent from a worker: the exception's traceback as text (a traceback
+        # does not pickle), an exception that does not pickle as a RuntimeError
+        e = self.exception
+        if e is not None:
+            e = _portable(e, self.traceback())
+        return (_problem, (self.file, self.message, self.error, e, self.doing, self.skipped))
 
     def __repr__(self) -> str:
         return f"Problem({self.file!r}, {self.message!r})"
+
+
+def _problem(*args: Any) -> Problem:
+    return Problem(args[0], args[1], error=args[2], exception=args[3], doing=args[4], skipped=args[5])
 
 
 class Batch:
@@ -72,6 +98,10 @@ class Batch:
         self.report = report
         self.problems: list[Problem] = []  # errors: files that loaded or ran with a problem
         self.skipped: list[Problem] = []  # non-regular entries found in directories
+
+    def add(self, problem: Problem) -> None:
+        """Keep ``problem`` and report it (one a worker found, in the order of the jobs)."""
+        self._add(problem)
 
     def _add(self, problem: Problem) -> None:
         (self.skipped if problem.skipped else self.problems).append(problem)
@@ -153,6 +183,21 @@ class Batch:
             self._internal(sc.filename, f"running on {spec}", e)
         return None
 
+    def run_many(self, scenarios: Iterable[Any], spec: Any, *, workers: Workers | None = None,
+                 progress: Progress | None = None, **kw: Any) -> Iterator[tuple[Any, Any | None]]:
+        """Each scenario run as ``run`` runs it (``kw``: mode, schedule, max_states,
+        timeout), one file per job of ``workers``: (scenario, result or None) in
+        order, each one's problems reported as it comes.  ``progress`` is shown
+        only for runs in this process."""
+        scenarios = list(scenarios)
+        workers = workers or Workers(1)
+        shown = progress if workers.inline(len(scenarios)) else None
+        items = [(i, spec, kw, self.limits, shown) for i in range(len(scenarios))]
+        for sc, (result, problems) in zip(scenarios, workers.map(_run_job, scenarios, items)):
+            for p in problems:
+                self._add(p)
+            yield sc, result
+
     def call(self, file: str, doing: str, fn: Callable[..., T], *args: Any, **kw: Any) -> T | None:
         """``fn(*args, **kw)``, or None and an internal-error problem about ``file``
         (what it was ``doing``) when it raises; KeyboardInterrupt passes through."""
@@ -164,3 +209,219 @@ class Batch:
 
     def _internal(self, file: str, doing: str, e: BaseException) -> None:
         self._add(Problem(file, f"internal error: {type(e).__name__}: {e}", exception=e, doing=doing))
+
+
+# --- workers -------------------------------------------------------------------------------
+
+REMOTE_TRACEBACK = "cowdsl_traceback"  # an exception from a worker carries its traceback, as text, here
+EXECUTORS = ("processes", "dask")
+
+# A job: (the shared objects, one item) -> the item's result.  A module-level function,
+# so that a worker process finds it by name.
+Job = Callable[[Sequence[Any], Any], Any]
+
+
+def cores() -> int:
+    """The CPUs this process may run on: the default number of workers."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class WorkersUnavailable(Exception):
+    """The executor asked for cannot start (Dask is not installed, or the scheduler is unreachable)."""
+
+
+class Workers:
+    """Independent jobs run ``jobs`` at a time; ``map`` yields their results in the
+    order of the items, so what is printed does not depend on who ran them.
+
+    - ``jobs=1``, or a single item: here, one after the other (exceptions, progress
+      lines and patches made by tests as without workers);
+    - ``executor="processes"``: a pool of worker processes, forked from this one
+      when it has no other thread (forking copies nothing until written), else
+      started by a fork server;
+    - ``executor="dask"``: on a Dask cluster, ``scheduler`` its address, or a local
+      one of ``jobs`` single-threaded worker processes.
+
+    The items are partitioned by file or by cell, never inside one search: a world
+    costs about as much to pickle as to explore.  ``shared`` (the scenarios) goes
+    to each worker once; a result that points at a shared scenario, or at one of
+    its steps or assertions, points at the caller's own object again.  An
+    exception a job raises is raised again here, its traceback (as text) kept in
+    the ``REMOTE_TRACEBACK`` attribute; Ctrl-C stops every worker.
+    """
+
+    def __init__(self, jobs: int | None = None, executor: str = "processes", scheduler: str | None = None):
+        if executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {executor!r}")
+        self.jobs = max(1, cores() if jobs is None else jobs)
+        self.executor = "dask" if scheduler is not None else executor
+        self.scheduler = scheduler
+        if self.executor == "dask":
+            try:
+                import distributed  # noqa: F401  (the optional extra: pip install 'cowdsl[dask]')
+            except ImportError as e:
+                raise WorkersUnavailable("--executor dask needs Dask's distributed scheduler: "
+                                         "pip install 'cowdsl[dask]'") from e
+
+    def inline(self, n: int) -> bool:
+        """Whether ``n`` jobs would run in this process."""
+        return self.executor == "processes" and (self.jobs <= 1 or n <= 1)
+
+    def map(self, job: Job, shared: Sequence[Any], items: Iterable[Any]) -> Iterator[Any]:
+        items = list(items)
+        if self.inline(len(items)):
+            return (job(shared, item) for item in items)
+        shared = tuple(shared)
+        run = self._dask if self.executor == "dask" else self._processes
+        return (_unpack(shared, ok, data) for ok, data in run(job, shared, items))
+
+    def _processes(self, job: Job, shared: tuple[Any, ...], items: list[Any]) -> Iterator[tuple[bool, bytes]]:
+        import multiprocessing
+
+        ctx: multiprocessing.context.BaseContext
+        if threading.active_count() == 1:  # nothing can hold a lock across the fork
+            ctx = multiprocessing.get_context("fork")
+        else:
+            server = multiprocessing.get_context("forkserver")
+            server.set_forkserver_preload(["cowdsl.run"])  # each worker starts with the model imported
+            ctx = server
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # a forked child must not inherit (and later write) buffered output
+        main = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # workers inherit it: one Ctrl-C message
+        try:
+            pool = ctx.Pool(min(self.jobs, len(items)), initializer=_setup, initargs=(shared,))
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, old)
+        try:
+            # a few chunks per worker: many small jobs (a timeline's runs) cost less to hand out
+            n = min(self.jobs, len(items))
+            yield from pool.imap(_call, [(job, item) for item in items], chunksize=max(1, len(items) // (8 * n)))
+        finally:  # done, or Ctrl-C, or the consumer stopped early: no worker outlives the map
+            pool.terminate()
+            pool.join()
+
+    def _dask(self, job: Job, shared: tuple[Any, ...], items: list[Any]) -> Iterator[tuple[bool, bytes]]:
+        from distributed import Client, LocalCluster
+
+        cluster = None
+        try:
+            if self.scheduler is not None:
+                client = Client(self.scheduler, timeout=10)
+            else:
+                cluster = LocalCluster(n_workers=min(self.jobs, len(items)), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=50)  # 50: logging.CRITICAL
+                client = Client(cluster)
+        except OSError as e:
+            raise WorkersUnavailable(f"cannot reach the Dask scheduler {self.scheduler}: {e}") from e
+        futures: list[Any] = []
+        try:
+            [remote] = client.scatter([shared], broadcast=True, hash=False)
+            futures = [client.submit(_dask_call, job, remote, item, pure=False) for item in items]
+            for f in futures:
+                yield f.result()
+        finally:
+            client.cancel(futures)
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def _run_job(scenarios: Sequence[Any], item: tuple[Any, ...]) -> tuple[Any | None, list[Problem]]:
+    i, spec, kw, limits, progress = item
+    batch = Batch(limits=limits)
+    return batch.run(scenarios[i], spec, progress=progress, **kw), batch.problems
+
+
+# In a worker: the shared objects, and where each of their parts is (id -> key)
+_SHARED: tuple[Any, ...] = ()
+_KNOWN: dict[int, tuple[Any, ...]] = {}
+
+
+def _parts(shared: Sequence[Any]) -> dict[int, tuple[Any, ...]]:
+    """Each shared object, and each of its steps and assertions, by id: the key the
+    caller finds its own object with."""
+    known: dict[int, tuple[Any, ...]] = {}
+    for i, obj in enumerate(shared):
+        known[id(obj)] = (i,)
+        for part in ("steps", "assertions"):
+            for k, x in enumerate(getattr(obj, part, ())):
+                known[id(x)] = (i, part, k)
+    return known
+
+
+def _setup(shared: tuple[Any, ...]) -> None:
+    global _SHARED, _KNOWN
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    _SHARED, _KNOWN = shared, _parts(shared)
+
+
+class _Pickler(pickle.Pickler):
+    # an exploration's worlds may be a dict's keys (in the order found): they go as the dict
+    dispatch_table = {**copyreg.dispatch_table, type({}.keys()): lambda keys: (_keys, (dict.fromkeys(keys),))}
+
+    def persistent_id(self, obj: Any) -> tuple[Any, ...] | None:
+        return _KNOWN.get(id(obj))
+
+
+def _keys(d: dict[Any, Any]) -> Any:
+    return d.keys()
+
+
+class _Unpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, shared: tuple[Any, ...]):
+        super().__init__(io.BytesIO(data))
+        self.shared = shared
+
+    def persistent_load(self, key: tuple[Any, ...]) -> Any:
+        obj = self.shared[key[0]]
+        return obj if len(key) == 1 else getattr(obj, key[1])[key[2]]
+
+
+def _portable(e: BaseException, trace: str) -> BaseException:
+    """``e`` as it can cross to the parent: with its traceback as text, or (when it
+    does not pickle) a RuntimeError that says what it was."""
+    try:
+        setattr(e, REMOTE_TRACEBACK, trace)
+        pickle.dumps(e)
+    except Exception:
+        e = RuntimeError(f"{type(e).__name__}: {e}")
+        setattr(e, REMOTE_TRACEBACK, trace)
+    return e
+
+
+def _dumps(obj: Any) -> bytes:
+    f = io.BytesIO()
+    _Pickler(f, pickle.HIGHEST_PROTOCOL).dump(obj)
+    return f.getvalue()
+
+
+def _call(task: tuple[Job, Any]) -> tuple[bool, bytes]:
+    """One job in a worker: (True, the result) or (False, the exception), pickled
+    with the shared objects by reference."""
+    job, item = task
+    try:
+        result = job(_SHARED, item)
+    except Exception as e:
+        return False, _dumps(_portable(e, "".join(traceback.format_exception(e)).rstrip()))
+    if isinstance(result, BaseException):  # a job that hands back a failure as its result
+        result = _portable(result, "".join(traceback.format_exception(result)).rstrip())
+    return True, _dumps(result)
+
+
+def _dask_call(job: Job, shared: tuple[Any, ...], item: Any) -> tuple[bool, bytes]:
+    global _SHARED, _KNOWN
+    if _SHARED is not shared:  # the first job of this worker with these shared objects
+        _SHARED, _KNOWN = shared, _parts(shared)
+    return _call((job, item))
+
+
+def _unpack(shared: tuple[Any, ...], ok: bool, data: bytes) -> Any:
+    value = _Unpickler(data, shared).load()
+    if not ok:
+        raise value
+    return value

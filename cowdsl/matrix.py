@@ -3,14 +3,18 @@ the scenarios' expect lines."""
 
 from __future__ import annotations
 
-from attrs import frozen
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from cowdsl.explore.search import Bounds
-from cowdsl.judge import Result
+from attrs import evolve, frozen
+
+from cowdsl.batch import Workers
 from cowdsl.kernel.eras import ERAS
 from cowdsl.kernel.spec import KernelSpec, resolve
-from cowdsl.run import run
 from cowdsl.scenario import Scenario
+
+if TYPE_CHECKING:
+    from cowdsl.judge import Result
 
 
 @frozen
@@ -23,7 +27,7 @@ class Matrix:
         return self.results[(sc.filename, backend)]
 
     def mismatches(self) -> list[Result]:
-        return [r for r in self.results.values() if r.expected is not None and not r.ok]
+        return [r for r in self.results.values() if mismatch(r)]
 
 
 def default_backends() -> list[KernelSpec]:
@@ -49,23 +53,64 @@ class TooManyColumns(ValueError):
     pass
 
 
-def build(scenarios, backends=None, *, max_states: int | None = None, timeout: float | None = None) -> Matrix:
+def build(scenarios, backends=None, *, max_states: int | None = None, timeout: float | None = None,
+          workers: Workers | None = None, slim: bool = False) -> Matrix:
     """Every scenario on every backend; each cell explored within the bounds given
-    (--max-states, --timeout per cell)."""
+    (--max-states, --timeout per cell).  ``workers`` run a row (one file) per job.
+    ``slim``: a cell as its expect line says keeps its verdicts only (see ``_slim``)."""
     specs = tuple(resolve(b) if isinstance(b, str) else b for b in (backends or backends_for(scenarios)))
     if len(specs) > MAX_COLUMNS:
         raise TooManyColumns(f"the matrix would have {len(specs)} columns (at most {MAX_COLUMNS}): the expect "
                              "lines name too many distinct backends; run fewer files, or name the backend")
+    scenarios = tuple(scenarios)
+    n = len(scenarios)
+    # the specs are shared like the scenarios: a result refers to its spec, never a copy of it
+    rows = (workers or Workers(1)).map(_row, scenarios + specs,
+                                       [(i, range(n, n + len(specs)), max_states, timeout, slim) for i in range(n)])
     results = {}
-    for sc in scenarios:
-        for b in specs:
-            bounds = Bounds()  # a fresh clock per cell
-            if max_states is not None:
-                bounds.max_states = max_states
-            if timeout is not None:
-                bounds.timeout = timeout
-            results[(sc.filename, b.name)] = run(sc, b, bounds=bounds)
-    return Matrix(tuple(b.name for b in specs), tuple(scenarios), results)
+    for sc, row in zip(scenarios, rows):
+        for b, r in zip(specs, row):
+            results[(sc.filename, b.name)] = r
+    return Matrix(tuple(b.name for b in specs), scenarios, results)
+
+
+def _row(shared: Sequence[Scenario | KernelSpec], item: tuple) -> list[Result]:
+    """One file on every backend (a job of the workers): shared[i] on shared[k] for k in ``columns``."""
+    # lazy: the model is imported where the cells run (forked workers import it side by side)
+    from cowdsl.explore.search import Bounds
+    from cowdsl.run import run
+
+    i, columns, max_states, timeout, slim = item
+    sc = shared[i]
+    assert isinstance(sc, Scenario)
+    out = []
+    for k in columns:
+        b = shared[k]
+        assert isinstance(b, KernelSpec)
+        bounds = Bounds()  # a fresh clock per cell
+        if max_states is not None:
+            bounds.max_states = max_states
+        if timeout is not None:
+            bounds.timeout = timeout
+        r = run(sc, b, bounds=bounds)
+        out.append(_slim(r) if slim and not mismatch(r) else r)
+    return out
+
+
+def mismatch(r: Result) -> bool:
+    """The cell contradicts its expect line (marked `!`; its report shows why)."""
+    return r.expected is not None and not r.ok
+
+
+def _slim(r: Result) -> Result:
+    """The cell's verdicts, without the final state, steps, evidence and worlds that
+    only a report of the cell shows: the matrix's text, JSON and JUnit show those
+    only for a mismatch.  A worker's result costs about as much to unpickle as to
+    compute, and a cell's steps and states are most of it."""
+    ex = r.exploration
+    if ex is not None:
+        ex = evolve(ex, finals=[], deadlocks=[], visited=set())
+    return evolve(r, final=None, steps=(), checks=tuple(evolve(c, witness=None) for c in r.checks), exploration=ex)
 
 
 def cell_text(r: Result) -> str:

@@ -4,10 +4,11 @@ commit fixed this, and which stable kernels have it")."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from attrs import frozen
 
+from cowdsl.batch import Workers
 from cowdsl.judge import Result
 from cowdsl.kernel import releases
 from cowdsl.kernel import timeline as tl
@@ -62,15 +63,19 @@ def spec_of(settings: dict[str, str], version: Version | None = None) -> KernelS
 
 
 Runner = Callable[[Scenario, KernelSpec], Result]
+Verdicts = dict[str, "str | Exception"]  # spec name -> verdict, or what the run raised
 
 
-def _verdicts(sc: Scenario, runner: Runner) -> Callable[[KernelSpec], str]:
-    memo: dict[str, str] = {}
+def _verdicts(sc: Scenario, runner: Runner, memo: Verdicts | None = None) -> Callable[[KernelSpec], str]:
+    memo = {} if memo is None else memo
 
     def verdict(spec: KernelSpec) -> str:
         if spec.name not in memo:
             memo[spec.name] = runner(sc, spec).verdict
-        return memo[spec.name]
+        v = memo[spec.name]
+        if isinstance(v, Exception):  # a run that crashed (in a worker): the timeline fails as it would here
+            raise v
+        return v
     return verdict
 
 
@@ -85,8 +90,11 @@ def deciding(sc: Scenario, old: Version, new: Version, verdict: Callable[[Kernel
     return tuple(out)
 
 
-def build(sc: Scenario, versions: Iterable[Version] = releases.ALL, runner: Runner = run) -> Timeline:
-    verdict = _verdicts(sc, runner)
+def build(sc: Scenario, versions: Iterable[Version] = releases.ALL, runner: Runner = run,
+          verdicts: Verdicts | None = None) -> Timeline:
+    """The timeline of ``sc`` over ``versions``; ``verdicts`` (see ``prefetch``) are
+    the runs already made, by spec name: the others are made here by ``runner``."""
+    verdict = _verdicts(sc, runner, verdicts)
     cells = tuple(Cell(ver, spec_of(tl.settings(ver), ver), verdict(spec_of(tl.settings(ver), ver)))
                   for ver in versions)
     flips = []
@@ -102,6 +110,48 @@ def build(sc: Scenario, versions: Iterable[Version] = releases.ALL, runner: Runn
                 gained, lost = tl.between(a.version, b.version)
                 flips.append(Flip(a, b, deciding(sc, a.version, b.version, verdict), gained, lost))
     return Timeline(sc, cells, tuple(flips))
+
+
+def prefetch(scenarios: Sequence[Scenario], versions: Iterable[Version] = releases.ALL,
+             workers: Workers | None = None) -> list[Verdicts]:
+    """Every run the timelines of ``scenarios`` need, a run per job of ``workers``:
+    first each version's spec, then the specs that name the change deciding each
+    flip (asked by a dry build, which needs the first verdicts to find the flips)."""
+    versions = tuple(versions)
+    workers = workers or Workers(1)
+    memos: list[Verdicts] = [{} for _ in scenarios]
+
+    def fill(wanted: Iterable[tuple[int, KernelSpec]]) -> None:
+        todo = list({(i, s.name): (i, s) for i, s in wanted if s.name not in memos[i]}.values())
+        for (i, s), v in zip(todo, workers.map(_verdict, scenarios, todo)):
+            memos[i][s.name] = v
+
+    fill((i, spec_of(tl.settings(ver), ver)) for i in range(len(scenarios)) for ver in versions)
+    asked: list[tuple[int, KernelSpec]] = []
+    for i, sc in enumerate(scenarios):
+        def ask(sc: Scenario, spec: KernelSpec, i: int = i) -> Result:
+            asked.append((i, spec))
+            # a dry build reads the verdict only
+            return _Unknown()  # type: ignore[return-value]
+        try:
+            build(sc, versions, ask, dict(memos[i]))
+        except Exception:  # a run that crashed: the real build reports it
+            continue
+    fill(asked)
+    return memos
+
+
+class _Unknown:
+    verdict = "?"
+
+
+def _verdict(scenarios: Sequence[Scenario], item: tuple[int, KernelSpec]) -> str | Exception:
+    """One run of the timeline (a job of the workers): its verdict, or what it raised."""
+    i, spec = item
+    try:
+        return run(scenarios[i], spec).verdict
+    except Exception as e:
+        return e
 
 
 def text(t: Timeline) -> str:

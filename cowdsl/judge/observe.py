@@ -68,6 +68,8 @@ def view_addr(state: State, addr: S.Addr) -> View:
         return View(state.pages[pte.page].data, pte.page, "", pte)
     if pte.devexcl:
         return View(state.pages[pte.page].data, pte.page, "device-exclusive entry", pte)
+    if pte.migration:  # a load would wait in migration_entry_wait, then see the page's data
+        return View(state.pages[pte.page].data, pte.page, "migration entry", pte)
     cached = next((i for i, p in enumerate(state.pages) if p.swapcache == pte.slot and not p.freed), None)
     if cached is not None:
         return View(state.pages[cached].data, cached, "swapped out, in swap cache", pte)

@@ -40,6 +40,10 @@ UNSUPPORTED_ODIRECT = (
     "filesystem that accepts O_DIRECT, which tmpfs does not, and the model's in-flight window needs "
     "asynchronous I/O)"
 )
+UNSUPPORTED_MIGRATE = (
+    "unsupported on native: `{text}`: move_pages(2) migrates a page only to another NUMA node, and the "
+    "native backend does not translate it yet (a single-node host cannot migrate at all)"
+)
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
 
@@ -52,6 +56,7 @@ REFUSED: dict[str, str] = {
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
     "odirect_read": UNSUPPORTED_ODIRECT,
     "odirect_write": UNSUPPORTED_ODIRECT,
+    "migrate": UNSUPPORTED_MIGRATE,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp"})

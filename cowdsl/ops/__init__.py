@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from cowdsl.ops import device_exclusive, direct_io, fork, gup, ksm, memory, mmap, pipe, vmscan
+from cowdsl.ops import device_exclusive, direct_io, fork, gup, ksm, memory, migrate, mmap, pipe, vmscan
 from cowdsl.ops.spec import (
     ACTORS,
     ADDR_PAGE,
@@ -100,6 +100,7 @@ OPS: dict[str, OpSpec] = registry(
     ksm.KSM_MERGE,
     vmscan.SWAPOUT,
     vmscan.SWAPIN,
+    migrate.MIGRATE,
 )
 
 

@@ -24,6 +24,7 @@ from cowdsl.semantics.mm.fork import Fork
 from cowdsl.semantics.mm.gup import Foll, Gup
 from cowdsl.semantics.mm.ksm import Ksm
 from cowdsl.semantics.mm.memory import Memory
+from cowdsl.semantics.mm.migrate import Migrate
 from cowdsl.semantics.mm.mmap import AddressSpace
 from cowdsl.semantics.mm.pipe import Pipes
 from cowdsl.semantics.mm.vmscan import Reclaim
@@ -57,7 +58,8 @@ RULES = (
 )
 
 
-class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo):
+class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo,
+              Migrate):
     name: ClassVar[str]
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
     HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14

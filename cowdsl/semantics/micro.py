@@ -33,13 +33,24 @@ from cowdsl import ops
 from cowdsl.ops import CPU_STORE, WHOLE, DeclarationError, Lock, MicroStep, OpSpec, PageAt, Program
 from cowdsl.semantics import invariants
 from cowdsl.semantics.contract import KernelBase
-from cowdsl.semantics.state import Outcome, State
+from cowdsl.semantics.state import Mm, Outcome, State
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
     from cowdsl.semantics.machine import Machine
 
 Frame = tuple[Any, ...]
+
+def migration_entry_at(mm: Mm, step: Step) -> bool:
+    """Whether the step's page (or, for an op on a whole mapping or mm, any page of
+    the mm) is a migration entry: a migration is in flight there."""
+    a = step.addr
+    if a is not None and a.proc == mm.name:
+        vma = mm.vma(a.mapping)
+        pte = vma.ptes[a.index] if vma is not None and a.index < len(vma.ptes) else None
+        return pte is not None and pte.migration
+    return any(p is not None and p.migration for v in mm.vmas for p in v.ptes)
+
 
 # What lock_needed answers: the lock a micro-step waits for (Lock.waits).
 WRITE, READ, PTL = Lock.MMAP_WRITE.value, Lock.MMAP_READ.value, Lock.PTL.value
@@ -214,6 +225,13 @@ class MicroSteps(KernelBase):
         mm = state.mm(name) if name else None
         if mm is None:
             return None
+        if need in (WRITE, READ) and step.op != "fork" and migration_entry_at(mm, step):
+            # a fault or GUP on the entry sleeps in migration_entry_wait until remove_migration_ptes;
+            # the model also holds back the other mm-wide ops (munmap, mprotect, madvise, exit,
+            # ksm) on an mm with a migration entry at the step's page, whose entry handling it
+            # does not model.  fork copies migration entries (copy_nonpresent_pte).
+            return f"a migration entry at {step.addr} (migration_entry_wait)" if step.addr else \
+                f"a migration entry in {name} (migration in flight)"
         if need == WRITE and mm.mmap_lock != 0:
             return f"mmap_lock of {name} is held"
         if need == READ:
@@ -271,6 +289,10 @@ class MicroSteps(KernelBase):
         takes; counted at each of its micro-steps)."""
         name = self.lock_mm(step)
         out: set[tuple[str, ...]] = {("mm", name, "mmap_lock"), ("mm", name, "ptl")} if name else set()
+        mm = state.mm(name) if name else None
+        if mm is not None and step.op != "fork" and self.declared_micro_step(step, label).lock.waits in (WRITE, READ):
+            out.update(("vma", mm.name, v.name) for v in mm.vmas)  # migration_entry_at reads them
+            out.add(("mm", mm.name, "vmas"))
         out.update(("mm", o, "ptl") for o in self.other_ptls(state, step, label, frame))
         if self.declared_micro_step(step, label).on_fault and step.addr is not None:
             out.add(("vma", step.addr.proc, step.addr.mapping))

@@ -7,7 +7,7 @@ import json
 import sys
 
 from cowdsl import matrix
-from cowdsl.batch import Problem
+from cowdsl.batch import Problem, Workers, WorkersUnavailable
 from cowdsl.cli import EXIT_ERROR
 from cowdsl.cli.commands.check import batch_for
 from cowdsl.cli.output import colour, err, out, plural, shown
@@ -23,9 +23,22 @@ def spec_problem(e: SpecError) -> str:
     return shown(e.message) + (f"; {shown(e.hint)}" if e.hint else "") + " (see `cowdsl backends`)"
 
 
+def workers_for(args) -> Workers:
+    """-j N, --executor, --scheduler: who runs the jobs (cowdsl.batch.Workers); raises
+    WorkersUnavailable when the executor cannot start."""
+    return Workers(args.jobs, args.executor, args.scheduler)
+
+
 def run(args) -> int:
+    try:
+        workers = workers_for(args)
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
+        return EXIT_ERROR
+    if args.swarm is not None:
+        return run_swarm(args, workers)
     if args.backend == "all":
-        return run_matrix(args)
+        return run_matrix(args, workers)
     try:
         spec = resolve(args.backend)  # once: everything below gets the KernelSpec
     except SpecError as e:
@@ -38,20 +51,27 @@ def run(args) -> int:
         return EXIT_ERROR
     batch = batch_for(args)
     schedule = [a.strip() for a in args.schedule.split(",") if a.strip()] if args.schedule else None
+    scenarios = batch.load(args.paths)
+    alone = next((sc for sc in scenarios if not sc.concurrent), None) if schedule is not None else None
+    progress = functools.partial(Progress, mode=args.mode, max_states=args.max_states, timeout=args.timeout)
     results = []
-    for sc in batch.load(args.paths):
-        if schedule is not None and not sc.concurrent:
-            err(f"cowdsl: {shown(sc.filename)}: --schedule replays an interleaving of a `par` block; "
-                "this file has none")
-            return EXIT_ERROR
-        progress = functools.partial(Progress, mode=args.mode, max_states=args.max_states, timeout=args.timeout)
-        r = batch.run(sc, spec, mode=args.mode, schedule=schedule, max_states=args.max_states,
-                      timeout=args.timeout, progress=progress, all_states=args.all_states)
-        if r is None:
-            continue
-        if r.partial:
-            err(f"cowdsl: {shown(sc.filename)}: {explain_partial(sc, r.partial)}")
-        results.append(r)
+    ran = scenarios[:scenarios.index(alone)] if alone is not None else scenarios
+    try:
+        for sc, r in batch.run_many(ran, spec, workers=workers, progress=progress, mode=args.mode,
+                                    schedule=schedule, max_states=args.max_states, timeout=args.timeout,
+                                    all_states=args.all_states):
+            if r is None:
+                continue
+            if r.partial:
+                err(f"cowdsl: {shown(sc.filename)}: {explain_partial(sc, r.partial)}")
+            results.append(r)
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
+        return EXIT_ERROR
+    if alone is not None:
+        err(f"cowdsl: {shown(alone.filename)}: --schedule replays an interleaving of a `par` block; "
+            "this file has none")
+        return EXIT_ERROR
     problems = batch.problems
     if args.format == "json":
         doc = jsonout.document(
@@ -80,15 +100,19 @@ def run(args) -> int:
     return exitcode.exit_code(results, errors=bool(problems))
 
 
-def run_matrix(args) -> int:
+def run_matrix(args, workers: Workers) -> int:
     """`run --backend all`: every scenario on every era (and every variant its expect lines name)."""
     batch = batch_for(args)
     scenarios = batch.load(args.paths)
     problems = batch.problems
     try:
-        mx = matrix.build(scenarios, max_states=args.max_states, timeout=args.timeout)
+        mx = matrix.build(scenarios, max_states=args.max_states, timeout=args.timeout, workers=workers,
+                          slim=not args.dot)  # --dot draws every cell's final state and trace
     except matrix.TooManyColumns as e:
         err(f"cowdsl: {e}")
+        return EXIT_ERROR
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
         return EXIT_ERROR
     if args.format == "json":
         out(json.dumps(jsonout.matrix_document(mx, [p.error for p in problems if p.error is not None],
@@ -150,3 +174,81 @@ def _write_dot(results, args) -> bool:
     err(f"cowdsl: wrote {plural(len(written), 'graph')}: " + ", ".join(shown(w) for w in written[:4])
         + (", ..." if len(written) > 4 else ""))
     return True
+
+
+def run_swarm(args, workers: Workers) -> int:
+    """`run --swarm N FILE`: randomised depth-first searches of one file on one backend (cowdsl.swarm)."""
+    from cowdsl import swarm  # lazy: only a swarm needs it
+
+    for bad, why in ((args.backend == "all", "runs on one backend, not all"),
+                     (args.format != "text", "prints text only"),
+                     (args.schedule is not None, "and --schedule do not go together"),
+                     (args.mode is not None, "has a search of its own: --mode does not apply"),
+                     (bool(args.dot), "draws no graph: --dot does not apply")):
+        if bad:
+            err(f"cowdsl: --swarm {why}")
+            return EXIT_ERROR
+    try:
+        spec = resolve(args.backend)
+    except SpecError as e:
+        err(f"cowdsl: {spec_problem(e)}")
+        return EXIT_ERROR
+    if spec.native:
+        err("cowdsl: --swarm searches a model; `native` runs the kernel once (choose a model backend)")
+        return EXIT_ERROR
+    batch = batch_for(args)
+    scenarios = batch.load(args.paths)
+    if batch.problems:
+        return EXIT_ERROR
+    if len(scenarios) != 1:
+        err(f"cowdsl: --swarm searches one scenario; {plural(len(scenarios), 'scenario')} loaded from "
+            + ", ".join(shown(p) for p in args.paths))
+        return EXIT_ERROR
+    [sc] = scenarios
+    try:
+        sw = batch.call(sc.filename, f"swarming on {spec}", swarm.run, sc, spec, args.swarm, seed=args.seed,
+                        workers=workers, max_states=args.max_states, timeout=args.timeout)
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
+        return EXIT_ERROR
+    if sw is None:
+        return EXIT_ERROR
+    out(swarm_text(sw, width=args.width, form=args.form, verbose=args.verbose))
+    return exitcode.exit_code([sw.result])
+
+
+def swarm_text(sw, *, width: int = 80, form: str | None = None, verbose: bool = False) -> str:
+    """A swarm's report: a line per search, the states covered, the counterexamples
+    (as `cowdsl run` shows them), and the verdict, never a proof."""
+    from cowdsl.report import explored  # lazy, like cowdsl.swarm
+    from cowdsl.report.common import herd_name
+
+    r = sw.result
+    first, last = sw.walks[0].seed, sw.walks[-1].seed
+    lines = explored.wrap(f"Swarm {herd_name(r.scenario)} on {r.backend}: {plural(len(sw.walks), 'search', 'searches')} "
+                          f"(depth-first, randomised by seeds {first}..{last}), each stopping at its first violation",
+                          width, "", "  ")
+    for w in sw.walks:
+        if w.choices is not None:
+            end = ("violation after " + plural(len(w.choices), "micro-step") + " (" +
+                   ", ".join(f"line {r.scenario.assertions[k].span.line}" for k in w.broken) + ")")
+        elif w.partial:
+            end = f"no violation; stopped at {w.partial}"
+        else:
+            end = "no violation; its whole space explored"
+        lines.append(f"  seed {w.seed}: {w.states:,} states, {w.transitions:,} micro-steps: {end}")
+    covered = (f"{sw.covered:,} distinct states across the searches" if sw.covered is not None
+               else f"at most {r.exploration.states:,} distinct states across the searches (their hashes differ)")
+    lines.append(f"Coverage: {covered}")
+    lines += explored.executions(r, width=width, form=form, verbose=verbose)
+    if r.expected:
+        lines.append(f"Expect {r.expected} on {r.backend}: got {r.verdict}, "
+                     + ("as expected" if r.ok else "MISMATCH" if r.verdict == "fail" else "undecided"))
+    n = len(sw.violations)
+    lines.append("")
+    if n:
+        lines.append(f"swarm: {plural(n, 'violation')} found in {r.exploration.states:,} states "
+                     f"({plural(len([c for c in r.checks if c.holds is False]), 'assertion')} broken)")
+    else:
+        lines.append(f"swarm: no violation found in {r.exploration.states:,} states; not a proof")
+    return "\n".join(lines)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 from cowdsl import timeline as tl
+from cowdsl.batch import WorkersUnavailable
 from cowdsl.cli import EXIT_ERROR, EXIT_OK
 from cowdsl.cli.commands.check import batch_for
+from cowdsl.cli.commands.run import workers_for
 from cowdsl.cli.output import err, out, shown
 from cowdsl.kernel import releases
 from cowdsl.kernel.version import Version
@@ -22,10 +24,21 @@ def timeline(args) -> int:
             err(f"cowdsl: --versions takes LO..HI, e.g. 5.4..5.19, not `{shown(args.versions)}`")
             return EXIT_ERROR
         versions = releases.within(a, b)
+    try:
+        workers = workers_for(args)
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
+        return EXIT_ERROR
     batch = batch_for(args)
     docs = []
-    for sc in batch.load(args.paths):
-        t = batch.call(sc.filename, "drawing its timeline", tl.build, sc, versions)
+    scenarios = batch.load(args.paths)
+    try:
+        known = tl.prefetch(scenarios, versions, workers)  # every run, -j at a time
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
+        return EXIT_ERROR
+    for sc, verdicts in zip(scenarios, known):
+        t = batch.call(sc.filename, "drawing its timeline", tl.build, sc, versions, verdicts=verdicts)
         if t is None:
             continue
         if args.format == "json":

@@ -202,6 +202,16 @@ class Fork(KernelBase):
         if pte.devexcl:
             self.copy_device_exclusive(m, src, dst, vname, idx)
             return
+        if pte.migration:
+            # copy_nonpresent_pte: the child gets the migration entry too (remove_migration_ptes
+            # finds it through the anon_vma, which dup_mmap linked); in a COW mapping a writable
+            # (5.19+: or exclusive) entry becomes readable in both
+            if (pte.write or pte.swp_exclusive) and m.mapped_vma(src, vname).is_cow_mapping:
+                pte = evolve(pte, write=False, swp_exclusive=False)
+                m.set_pte(src, vname, idx, pte)
+            m.set_pte(dst, vname, idx, pte)
+            m.say(f"{self.COPY_NONPRESENT_PTE}: migration entry for #{pte.page} shared by {src} and {dst}, read-only")
+            return
         m.update_slot(pte.slot, count=m.slot(pte.slot).count + 1)  # swap_duplicate
         if pte.swp_exclusive:
             # 1493a1913e34: fork clears the exclusive marker of the parent's swap entry
