@@ -1363,3 +1363,19 @@ def test_odirect_write_puts_the_buffers_data_in_the_file():
         assert refcount(A.buf) == 1 and pincount(A.buf) == 0
     """)
     assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+
+
+# --- migrate (the version boundary and the fork race: tests/test_migrate.py) ---------------------
+
+
+def test_migrate_moves_the_data_to_a_new_page_and_frees_the_old_one():
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 6)
+        A: migrate(A.buf) as mig
+        assert A.buf == 6 and not failed(mig)
+        assert refcount(A.buf) == 1 and mapcount(A.buf) == 1 and writable(A.buf)
+    """)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    assert sum(1 for p in r.final.pages if p.freed) == 1

@@ -1,0 +1,181 @@
+"""migrate: page migration through migration entries (mm/migrate.c), refused for
+pinned pages (folio_migrate_mapping's refcount check; from 5.19 try_to_migrate_one's
+page_try_share_anon_rmap, 6c287605fd56), and fork's BREAK_COW retry it makes
+reachable on 5.11-5.18."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers_semantics import page, pfn, run_src, state_after
+
+from cowdsl import ops
+from cowdsl.load import load, load_text
+from cowdsl.ops import Lock
+from cowdsl.run import run
+from cowdsl.semantics import invariants as inv
+
+FORK_RETRY = Path(__file__).resolve().parent.parent / "scenarios/migrate/fork-break-cow-retry-vs-migration.cow"
+
+
+@pytest.fixture(autouse=True)
+def debug_invariants(monkeypatch):
+    monkeypatch.setenv(inv.ENV, "1")  # bookkeeping checked after every micro-step, in flight too
+
+
+def texts(r) -> list[str]:
+    return [str(e) for rec in r.steps for e in rec.events]
+
+
+def test_declared_as_unmap_move_remap_under_the_ptl_without_mmap_lock():
+    op = ops.OPS["migrate"]
+    assert [s.label for s in op.program.steps] == ["unmap", "move", "remap"]
+    assert [s.lock for s in op.program.steps] == [Lock.PTL, Lock.NONE, Lock.PTL]
+    assert op.program.walks_rmap and op.signature() == "migrate(addr)"
+
+
+@pytest.mark.parametrize("version", ["5.10", "5.15", "6.1", "6.18"])
+def test_an_unpinned_page_moves_to_a_new_frame_with_its_data_and_mapping(version):
+    src = """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 5)
+        A: migrate(A.buf) as mig
+        assert not failed(mig)
+        assert A.buf == 5 and writable(A.buf)
+        assert refcount(A.buf) == 1 and mapcount(A.buf) == 1
+    """
+    r = run_src(src, backend=version)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    before = pfn(state_after(src, "A: write(buf, 5)", version), "A", "buf")
+    assert pfn(r.final, "A", "buf") != before
+    assert r.final.pages[before].freed
+    assert page(r.final, "A", "buf").anon_exclusive == version.startswith("6")  # 5.19+: the entry remembers it
+    assert any("migration entry for #" in t for t in texts(r))
+
+
+@pytest.mark.parametrize("version, how", [
+    ("5.10", "refcount 1025 != expected 1"),  # unmapped, then folio_migrate_mapping says -EAGAIN
+    ("5.18", "refcount 1025 != expected 1"),
+    ("6.1", "may be pinned → not unmapped"),  # 6c287605fd56: the PTE is never replaced
+])
+def test_a_pinned_page_never_migrates(version, how):
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 5)
+        A: pin(buf, write, longterm) as mr
+        A: migrate(A.buf) as mig
+        assert failed(mig)
+        assert mr is A.buf and writable(A.buf) and A.buf == 5
+    """, backend=version)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    assert any(how in t for t in texts(r)), texts(r)
+    made = any("writable migration entry" in t for t in texts(r))
+    assert made == (version != "6.1")
+
+
+def test_a_foll_get_reference_also_blocks_migration_but_the_page_is_unmapped_first_on_5_19_plus():
+    """FOLL_GET does not look pinned: try_to_migrate_one unmaps; the refcount check fails."""
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 5)
+        A: gup(buf, write) as io
+        A: migrate(A.buf) as mig
+        assert failed(mig) and io is A.buf and exclusive(A.buf) and writable(A.buf)
+    """, backend="6.1")
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    assert any("writable migration entry" in t for t in texts(r))
+
+
+def test_a_cow_shared_page_migrates_for_both_processes_read_only():
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 5)
+        A: fork() as B
+        A: migrate(B.buf) as mig
+        assert not failed(mig)
+        assert A.buf is B.buf and mapcount(A.buf) == 2 and refcount(A.buf) == 2
+        assert not writable(A.buf) and not writable(B.buf) and not exclusive(A.buf)
+    """, backend="6.1")
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+
+
+def test_nothing_to_migrate_where_nothing_is_faulted_in():
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: migrate(A.buf) as mig
+        assert failed(mig)
+    """)
+    assert r.verdict == "pass"
+    assert any("-ENOENT" in t for t in texts(r))
+
+
+RACE_WRITE = """
+    process A
+    thread T of A
+    A: mmap(buf, anon, private, rw)
+    A: write(buf, 1)
+    par {
+      A: write(buf, 2)
+      T: migrate(A.buf) as mig
+    }
+    always: A.buf == 2
+    always: not failed(mig)
+    always: refcount(A.buf) == 1
+"""
+
+
+@pytest.mark.parametrize("version", ["5.15", "6.1"])
+def test_a_store_racing_a_migration_waits_on_the_migration_entry(version):
+    s = load_text(textwrap.dedent(RACE_WRITE).strip() + "\n", "t.cow")
+    r = run(s, version)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    # the migration has unmapped the page: the store's fault cannot run until the remap
+    with pytest.raises(ValueError, match="cannot run now"):
+        run(s, version, schedule=["A", "A", "T", "A"])
+
+
+@pytest.mark.parametrize("version", ["5.15", "6.1"])
+def test_a_gup_fast_pin_racing_a_migration_ends_on_the_page_mapped(version):
+    s = load_text(textwrap.dedent("""
+        process A
+        thread T of A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        par {
+          A: pin(buf, write, fast) as mr
+          T: migrate(A.buf) as mig
+        }
+        always: mr is A.buf
+        always: failed(mig) implies A.buf == 1
+    """).strip() + "\n", "t.cow")
+    r = run(s, version, mode="full")
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+
+
+@pytest.mark.parametrize("version, verdict", [("5.10.198", "fail"), ("5.11", "fail"), ("5.18", "fail"),
+                                              ("5.19", "pass"), ("6.1", "pass"), ("6.18", "pass")])
+def test_migration_in_forks_window_loses_the_pin_until_5_19(version, verdict):
+    assert run(load(FORK_RETRY), version).verdict == verdict
+
+
+def test_forks_break_cow_retry_is_reachable_through_a_migration_on_5_15():
+    """The schedule: fork decides to copy and drops the PTL to allocate; the
+    migration unmaps the page and fails its refcount check; fork's retry finds a
+    migration entry and copies it; remove_migration_ptes maps the pinned page in
+    both, read-only; A's write copies it away from the pin."""
+    sched = ["A", "A", "A", "A", "A", "A", "A", "T", "T", "A", "A", "A", "T", "A", "mr", "B"]
+    r = run(load(FORK_RETRY), "5.15", schedule=sched)
+    t = [e.text for c in r.checks for tr in c.witness for e in tr.events] or \
+        [str(e) for rec in r.steps for e in rec.events]
+    order = [next(i for i, x in enumerate(t) if key in x) for key in (
+        "page_copy_prealloc", "writable migration entry", "the PTE changed while the lock was dropped",
+        "copy_nonpresent_pte: migration entry", "remove_migration_pte: B.buf[0]")]
+    assert order == sorted(order), t
+    assert r.verdict == "fail"
