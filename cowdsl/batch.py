@@ -129,18 +129,20 @@ class Batch:
         return files
 
     def load(self, paths: Iterable[str | Path]) -> list[Any]:
-        """Every scenario that loads from the .cow files under ``paths``, in order."""
-        return [sc for sc in map(self.load_file, self.files(paths)) if sc is not None]
+        """Every scenario that loads from the .cow files under ``paths``, in order
+        (a file with `param` lines gives one per combination of their values)."""
+        return [sc for scs in map(self.load_file, self.files(paths)) if scs is not None for sc in scs]
 
-    def load_file(self, path: str | Path) -> Any | None:
-        """One file's checked scenario (a cowdsl.scenario.Scenario), or None and a problem."""
+    def load_file(self, path: str | Path) -> list[Any] | None:
+        """One file's checked scenarios (cowdsl.scenario.Scenario: one, or one per
+        combination of its params' values), or None and a problem."""
         f = Path(path)
         if not f.exists():
             self._add(Problem(str(f), "no such file or directory"))
             return None
         try:
             # looked up at each call (not imported by name), so a test may replace it
-            return cowdsl.load.load(f) if self.limits is None else cowdsl.load.load(f, self.limits)
+            return cowdsl.load.load_all(f) if self.limits is None else cowdsl.load.load_all(f, self.limits)
         except CowError as e:
             n = len(e.diagnostics)
             self._add(Problem(str(f), f"{n} error{'' if n == 1 else 's'}", error=e))

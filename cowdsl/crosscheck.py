@@ -51,9 +51,10 @@ from cowdsl.kernel.spec import check as spec_problem
 from cowdsl.kernel.spec import resolve
 from cowdsl.kernels import tables
 from cowdsl.kernels import version as kversion
-from cowdsl.load import find, load
+from cowdsl.load import find, load_all
 from cowdsl.native import DEFAULT_TIMEOUT, probe, run_native
 from cowdsl.run import run
+from cowdsl.scenario import variant_suffix
 
 MODEL = "anon-exclusive"
 #: ``--model running``: the model of the version of the kernel this runs on
@@ -201,36 +202,42 @@ def collect(paths: Iterable[str], repeat: int = 1, timeout: float | None = None,
         report.errors.append(f"no .cow files found in {', '.join(map(str, paths))}")
     for f in files:
         try:
-            sc = load(f)
+            scenarios = load_all(f)
         except CowError as e:
             report.errors.append(f"{f}: does not load ({len(e.diagnostics)} error(s))")
             continue
         except OSError as e:
             report.errors.append(f"{f}: {e.strerror or e}")
             continue
-        report.loaded += 1
-        if getattr(sc, "concurrent", False):
-            report.scenario_skips.append([str(f), "concurrent (`par` blocks): native runs sequential scenarios only"])
-            continue
-        try:
-            on_model = run(sc, spec)
-            natives = [run_native(sc, timeout=timeout or DEFAULT_TIMEOUT) for _ in range(max(1, repeat))]
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # a crash in a backend: report it, go on
-            report.errors.append(f"{f}: internal error: {type(e).__name__}: {e}")
-            traceback.print_exc(file=sys.stderr)
-            continue
-        if all(n.verdict == "skip" for n in natives) and all(
-                c.values.get("unsupported", "").startswith(("unsupported on", "exceeds", "native run aborted"))
-                for n in natives for c in n.checks):
-            report.scenario_skips.append(
-                [str(f), natives[0].checks[0].values["unsupported"] if natives[0].checks else "?"])
-        for i, a in enumerate(sc.assertions):
-            r = Row(sc, a, on_model.checks[i], [n.checks[i] for n in natives])
-            report.rows.append(_row(r, trace, on_model, natives))
+        for sc in scenarios:  # one per combination of a swept file's params
+            _crosscheck(report, f"{f}{variant_suffix(sc.params)}", sc, spec, repeat, timeout, trace)
     report.seconds = time.monotonic() - t0
     return report
+
+
+def _crosscheck(report: Report, where: str, sc, spec, repeat: int, timeout, trace) -> None:
+    """One scenario on the model and natively, its rows added to ``report``."""
+    report.loaded += 1
+    if getattr(sc, "concurrent", False):
+        report.scenario_skips.append([where, "concurrent (`par` blocks): native runs sequential scenarios only"])
+        return
+    try:
+        on_model = run(sc, spec)
+        natives = [run_native(sc, timeout=timeout or DEFAULT_TIMEOUT) for _ in range(max(1, repeat))]
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # a crash in a backend: report it, go on
+        report.errors.append(f"{where}: internal error: {type(e).__name__}: {e}")
+        traceback.print_exc(file=sys.stderr)
+        return
+    if all(n.verdict == "skip" for n in natives) and all(
+            c.values.get("unsupported", "").startswith(("unsupported on", "exceeds", "native run aborted"))
+            for n in natives for c in n.checks):
+        report.scenario_skips.append(
+            [where, natives[0].checks[0].values["unsupported"] if natives[0].checks else "?"])
+    for i, a in enumerate(sc.assertions):
+        r = Row(sc, a, on_model.checks[i], [n.checks[i] for n in natives])
+        report.rows.append(_row(r, trace, on_model, natives))
 
 
 def _native_text(row: dict[str, Any]) -> str:

@@ -56,7 +56,7 @@ _TOKEN = re.compile(
     r'(?P<string>"[^"\n]*")'
     r"|(?P<comment>#.*)"
     r"|(?P<cmp>==|!=|<=|>=|<|>)"
-    r"|(?P<word>[A-Za-z0-9_]+)"
+    r"|(?P<word>\$?[A-Za-z0-9_]+)"
     r"|(?P<space>[ \t\f\r\v]+)"
     r"|(?P<punct>.)"
 )
@@ -117,12 +117,16 @@ def _join(toks: list[tuple[str, str]], keyword_eq: bool) -> str:
 
 
 def _expect(code: str) -> str:
-    """``expect pass on a, b``: backend specs are kept whole (``early-cow:wp_seq=off``, ``5.10.4``)."""
-    m = re.match(r"\s*expect\s+(\w+)\s+on\s+(.*)$", code, re.S)
+    """``expect pass on a, b when kind=thp|pte_thp, n=2``: backend specs are kept
+    whole (``early-cow:wp_seq=off``, ``5.10.4``); no space around a condition's ``=`` and ``|``."""
+    m = re.match(r"\s*expect\s+(\w+)\s+on\s+(.*?)(?:\s+when\s+(.*))?$", code, re.S)
     if not m:  # not the shape the grammar has (it parsed, so this does not happen)
         return " ".join(code.split())
     specs = [s.strip() for s in m.group(2).split(",")]
-    return f"expect {m.group(1)} on " + ", ".join(specs)
+    out = f"expect {m.group(1)} on " + ", ".join(specs)
+    if m.group(3) is not None:
+        out += " when " + ", ".join("".join(c.split()) for c in m.group(3).split(","))
+    return out
 
 
 def _statement(code: str) -> str:
@@ -132,8 +136,8 @@ def _statement(code: str) -> str:
     first = toks[0][1]
     if first == "expect":
         return _expect(code)
-    # `=` is a keyword argument's (pages=2) everywhere but in `file F = [...]`
-    return _join(toks, keyword_eq=first != "file")
+    # `=` is a keyword argument's (pages=2) everywhere but in `file F = [...]` and `const N = 4`
+    return _join(toks, keyword_eq=first not in ("file", "const"))
 
 
 def _layout(source: str) -> str:

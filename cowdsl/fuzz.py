@@ -480,7 +480,8 @@ def _terminal(c: Chooser, name: str, pattern) -> str:
         return c.choice(("\n", "\n", "  # comment\n", "\r\n", "\n\n"))
     if pattern.type == "str":
         return pattern.value
-    return {"CMP": c.choice(("==", "!=", "<", "<=", ">", ">=")), "OUTCOME": c.choice(("pass", "fail"))}.get(name, "x")
+    return {"CMP": c.choice(("==", "!=", "<", "<=", ">", ">=")), "OUTCOME": c.choice(("pass", "fail")),
+            "VAR": c.choice(("$N", "$kind", "$x")), "CHOICES": c.choice(("thp|small", "1|2"))}.get(name, "x")
 
 
 def grammar_text(c: Chooser, *, max_depth: int = 12, max_items: int = 30) -> str:

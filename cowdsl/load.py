@@ -1,4 +1,5 @@
-"""Read a .cow file: bytes → text → syntax tree → checked Scenario."""
+"""Read a .cow file: bytes → text → syntax tree (its includes read in) → checked
+Scenarios, one per combination of its params' values (one without params)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,104 @@ import errno
 import os
 import stat
 from pathlib import Path
+from typing import cast
 
-from cowdsl.check import check
+from cowdsl.check import check_all
 from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.scenario import Scenario
+from cowdsl.syntax import include
 from cowdsl.syntax.parser import MAX_SOURCE_BYTES, decode, parse
 
+# Where an included file is looked for: the top file's folder, and the folders
+# below it that lead to the including file.  Each is walked again, component
+# by component, for every include, so a folder swapped for a link in between
+# is refused too.
+Folder = tuple[str, tuple[str, ...]]
 
-def load_text(source: str, filename: str = "<input>", limits=None) -> Scenario:
-    """``limits``: a cowdsl.limits.Limits (processes, threads, pages, steps); the defaults otherwise."""
+
+def load_text_all(source: str, filename: str = "<input>", limits=None, folder: str | Path | None = None) -> list[Scenario]:
+    """Every scenario of ``source``: one per combination of its params' values.
+
+    ``limits``: a cowdsl.limits.Limits (processes, threads, pages, steps); the
+    defaults otherwise.  ``folder``: the folder the file is in, where its
+    `include`s are looked for (None: `include` is refused)."""
+    text = source if source.endswith("\n") else source + "\n"
     module = parse(source, filename)
-    return check(module, filename, source if source.endswith("\n") else source + "\n", limits)
+    top: Folder | None = (os.path.realpath(folder), ()) if folder is not None else None
+    key = _key(Path(folder) / Path(filename).name) if folder is not None else None
+    module = include.expand(module, filename, text, top, open_included, parse, key)
+    return check_all(module, filename, text, limits)
+
+
+def load_text(source: str, filename: str = "<input>", limits=None, folder: str | Path | None = None) -> Scenario:
+    """The one scenario of ``source`` (see ``load_text_all``); ValueError for a file with params."""
+    return _one(load_text_all(source, filename, limits, folder), filename)
+
+
+def load_all(path: str | Path, limits=None) -> list[Scenario]:
+    """Every scenario of the file ``path``: one per combination of its params' values."""
+    p = Path(path)
+    return load_text_all(decode(read(p, MAX_SOURCE_BYTES), str(p)), str(p), limits, folder=p.parent)
 
 
 def load(path: str | Path, limits=None) -> Scenario:
-    p = Path(path)
-    return load_text(decode(read(p, MAX_SOURCE_BYTES), str(p)), str(p), limits)
+    """The one scenario of the file ``path``; ValueError for a file with params (use ``load_all``)."""
+    return _one(load_all(path, limits), str(path))
+
+
+def _one(scenarios: list[Scenario], filename: str) -> Scenario:
+    if len(scenarios) != 1:
+        raise ValueError(f"{filename} sweeps {len(scenarios)} scenarios (its `param` lines): load it with load_all")
+    return scenarios[0]
+
+
+def _key(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def open_included(folder: object, path: str) -> tuple[tuple[int, int], Folder, str]:
+    """The file an `include` names: its identity (device, inode), its folder, its text.
+
+    ``path`` was checked by ``include.bad_path`` (relative, no `..`, a .cow
+    file).  It is opened component by component from the top folder with
+    O_NOFOLLOW, so no symbolic link is followed at all (one that stays inside
+    would be harmless, but a link is how a path leaves the folder); the file is
+    stat'ed before it is opened (a FIFO or a device is never opened) and read
+    as ``read`` does, bounded."""
+    root, below = cast(Folder, folder)
+    parts = [c for c in path.split("/") if c not in ("", ".")]
+    walk = list(below) + parts[:-1]
+    dfd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for comp in walk:
+            try:
+                nfd = os.open(comp, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR) and stat.S_ISLNK(os.stat(comp, dir_fd=dfd, follow_symlinks=False).st_mode):
+                    raise include.IncludeRefused(f"`{comp}` is a symbolic link; an include follows none") from None
+                raise
+            os.close(dfd)
+            dfd = nfd
+        name = parts[-1]
+        st = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+        if stat.S_ISLNK(st.st_mode):
+            raise include.IncludeRefused(f"`{name}` is a symbolic link; an include follows none")
+        kind = _kind(st.st_mode)
+        if kind is not None:
+            raise include.IncludeRefused(f"not a regular file ({kind})")
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_NOCTTY | os.O_CLOEXEC, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    try:
+        st = os.fstat(fd)
+        data = _read_fd(fd, st, path, MAX_SOURCE_BYTES)
+    finally:
+        os.close(fd)
+    return (st.st_dev, st.st_ino), (root, tuple(walk)), decode(data, path)
 
 
 class NotAFile(OSError):
@@ -62,21 +145,25 @@ def read(path: str | Path, limit: int) -> bytes:
         raise NotAFile(path, kind)
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
-        st = os.fstat(fd)
-        kind = _kind(st.st_mode)
-        if kind is not None:
-            raise NotAFile(path, kind)
-        if st.st_size > limit:
-            raise _too_big(path, str(st.st_size), limit)
-        chunks, got = [], 0
-        while got <= limit:
-            chunk = os.read(fd, limit + 1 - got)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
+        return _read_fd(fd, os.fstat(fd), path, limit)
     finally:
         os.close(fd)
+
+
+def _read_fd(fd: int, st: os.stat_result, path: str | Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of the open file ``fd`` (``st`` its fstat): see ``read``."""
+    kind = _kind(st.st_mode)
+    if kind is not None:
+        raise NotAFile(path, kind)
+    if st.st_size > limit:
+        raise _too_big(path, str(st.st_size), limit)
+    chunks, got = [], 0
+    while got <= limit:
+        chunk = os.read(fd, limit + 1 - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
     if got > limit:
         raise _too_big(path, f"over {limit}", limit)
     return b"".join(chunks)

@@ -68,24 +68,31 @@ def pytest_collect_file(file_path, parent):
 
 
 class CowFile(pytest.File):
-    """A .cow file: one item per backend."""
+    """A .cow file: one item per backend (per swept scenario and backend, for a file with params)."""
 
     def collect(self):
         from cowdsl.batch import Batch  # lazy: the plugin loads in every pytest session
         from cowdsl.kernel.spec import resolve  # lazy, like Batch
 
         batch = Batch()
-        sc = batch.load_file(self.path)
-        if sc is None:
+        scenarios = batch.load_file(self.path)
+        if scenarios is None:
             raise self.CollectError(problem_text(batch.problems[0])) from None
+        native = self.config.getoption("cow_native", False)
+        for sc in scenarios:
+            yield from self._items(sc, native, resolve)
+
+    def _items(self, sc, native: bool, resolve):
         specs: dict[str, tuple[Any, int]] = {}  # one item per model: an alias and its name are one
         for e in sc.expectations:
             specs.setdefault(e.spec.name, (e.spec, e.span.line))
         if not specs:
             specs[DEFAULT_BACKEND] = (resolve(DEFAULT_BACKEND), 0)
-        native = self.config.getoption("cow_native", False)
+        # a swept scenario's item is named by its params' values too: test_x.cow::kind=thp,n=2::5.10
+        prefix = "".join(f"{k}={v}," for k, v in sc.params).rstrip(",")
         for spec, line in specs.values():
-            item = CowItem.from_parent(self, name=spec.name, scenario=sc, spec=spec, line=line)
+            name = f"{prefix}::{spec.name}" if prefix else spec.name
+            item = CowItem.from_parent(self, name=name, scenario=sc, spec=spec, line=line)
             item.add_marker(pytest.mark.cow)
             if spec.native and not native:
                 item.add_marker(pytest.mark.skip(reason="the native backend runs on this machine's kernel: "

@@ -35,6 +35,7 @@ class Step:
     file: str | None = None
     mapping: str | None = None
     part: tuple[int, int] | None = None  # pages first..last of the mapping (buf[i..j]); None: all of it
+    to: str | None = None  # mremap: the new mapping the pages move to
     pipe: str | None = None
     handle: str | None = None  # unpin/put target, or the pin a device acts through
     bind: str | None = None
@@ -147,6 +148,20 @@ class Expectation:
     span: Span
 
 
+# The values of a swept file's params, in the order the params are declared.
+Variant = tuple[tuple[str, int | str], ...]
+
+
+def variant_text(variant: Variant) -> str:
+    """``kind=thp,pages=2``"""
+    return ",".join(f"{k}={v}" for k, v in variant)
+
+
+def variant_suffix(variant: Variant) -> str:
+    """What a swept scenario's name gets: ``[kind=thp,pages=2]``; nothing without params."""
+    return f"[{variant_text(variant)}]" if variant else ""
+
+
 @frozen
 class Scenario:
     name: str
@@ -160,6 +175,7 @@ class Scenario:
     steps: tuple[Step, ...]
     assertions: tuple[Assertion, ...]
     expectations: tuple[Expectation, ...]
+    params: Variant = ()  # a swept file's scenario: the value of each param (also in the name)
 
     def blocks(self) -> list[list[Step]]:
         """Consecutive steps grouped: a sequential step alone, a par block together."""

@@ -58,8 +58,8 @@ def test_the_limits_bound_loading(tmp_path):
 
 
 def test_a_crash_in_the_loader_or_a_backend_is_one_problem_and_the_loop_goes_on(tmp_path, monkeypatch):
-    real_load, real_run = cowdsl.load.load, cowdsl.run.run
-    monkeypatch.setattr(cowdsl.load, "load", lambda p, *a: (_ for _ in ()).throw(KeyError("checker bug"))
+    real_load, real_run = cowdsl.load.load_all, cowdsl.run.run
+    monkeypatch.setattr(cowdsl.load, "load_all", lambda p, *a: (_ for _ in ()).throw(KeyError("checker bug"))
                         if "bad" in str(p) else real_load(p, *a))
     monkeypatch.setattr(cowdsl.run, "run", lambda sc, spec, **kw: (_ for _ in ()).throw(RuntimeError("model bug"))
                         if "failing" in sc.name else real_run(sc, spec, **kw))

@@ -420,14 +420,14 @@ def test_backends_lists_anon_exclusive(capsys):
 def test_a_crashing_checker_is_reported_and_the_others_load(tmp_path, capsys, monkeypatch):
     import cowdsl.load
 
-    real = cowdsl.load.load
+    real = cowdsl.load.load_all
 
     def flaky(path):
         if "bad" in str(path):
             raise KeyError("checker bug")
         return real(path)
 
-    monkeypatch.setattr(cowdsl.load, "load", flaky)
+    monkeypatch.setattr(cowdsl.load, "load_all", flaky)
     good = write(tmp_path, "good.cow", LONG_TERM_PIN)
     bad = write(tmp_path, "bad.cow", LONG_TERM_PIN)
     assert cli("check", good, bad) == 2

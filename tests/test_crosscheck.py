@@ -121,7 +121,7 @@ def test_an_unknown_model_is_a_usage_error_before_anything_runs(tmp_path, capsys
 
     monkeypatch.setattr(xc, "run", never)
     monkeypatch.setattr(xc, "run_native", never)
-    monkeypatch.setattr(xc, "load", never)
+    monkeypatch.setattr(xc, "load_all", never)
     (tmp_path / "ok.cow").write_text("process A\nA: mmap(buf, anon, private, rw)\nassert A.buf == 0\n")
     assert main(["crosscheck", "--model", spec, str(tmp_path)]) == 2
     out, err = capsys.readouterr()

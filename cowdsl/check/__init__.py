@@ -8,12 +8,13 @@ One module per job, each a mixin over the shared :class:`~cowdsl.check.context.C
 - ``arguments``: a step's parameters, flags and keywords against the op registry;
 - ``steps``: each step's op and actor, `par` blocks;
 - ``assertions``: expressions, locations, facts, comparisons, typed;
-- ``expect``: expect lines resolved to KernelSpecs, disagreements;
+- ``expect``: expect lines resolved to KernelSpecs, disagreements, `when` conditions;
+- ``sweep``: consts and params; one module per combination of the params' values;
 - ``checker``: the jobs composed, walking the file in order.
 
 This layer sits over ``cowdsl.syntax`` and imports nothing above ``cowdsl.scenario``.
 """
 
-from cowdsl.check.checker import Checker, check
+from cowdsl.check.checker import Checker, check, check_all
 
-__all__ = ["Checker", "check"]
+__all__ = ["Checker", "check", "check_all"]

@@ -22,7 +22,7 @@ class Bounds(Context):
         """Too many steps: report it, and check nothing else (the work is bounded by the limit)."""
         limit, n = self.limits.max_steps, 0
         first: ast.Step | None = None  # the first step over the limit
-        for item in self.module.items:
+        for _, item in self.items:
             for st in item.steps if isinstance(item, ast.ParBlock) else [item]:
                 if isinstance(st, ast.Step):
                     n += 1

@@ -18,6 +18,7 @@ from cowdsl import ops
 from cowdsl import scenario as S
 from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.syntax import ast
+from cowdsl.syntax.include import IncludedError, walk
 
 
 class StaticLimits(Protocol):
@@ -82,27 +83,54 @@ class Context:
         self.lines = source.split("\n")  # as the parser counts lines: on \n only
         self.limits = cast(StaticLimits, limits or L.DEFAULT)
         self.diags: list[Diagnostic] = []
+        # include: the included file being checked (None: this file), and where each diagnostic is
+        self.origin: ast.Included | None = None
+        self.where: list[ast.Included | None] = []
+        # Every item in order, an included file's in place of its include line, with its file.
+        self.items: list[tuple[ast.Included | None, ast.Item]] = list(walk(module.items))
         self.n = NameTable()  # names: declarations, `as` names, effects of steps
         self.steps: list[S.Step] = []  # steps: checked so far, in program order
         self.par: int | None = None  # steps: the block id while checking a par block
         self.par_made: dict[str, tuple[str, int]] = {}  # names: made in this par block -> (actor, line)
         self.total_pages = 0  # bounds: pages of every mmap and file so far
         self.over: set[str] = set()  # bounds: limits already reported
-        self.expected: dict[str, S.Expectation] = {}  # expect: the first expectation of each model
+        self.expected: dict[str, tuple[S.Expectation, int]] = {}  # expect: each model's, and its line's rank
+        self.variant: S.Variant = ()  # sweep: the params' values of this scenario
 
     def error(self, message: str, span: Span, expected: str | None = None, hint: str | None = None) -> None:
         if len(self.diags) >= L.MAX_DIAGNOSTICS:  # stop: the work and the output stay bounded
             self.diags.append(Diagnostic(f"too many errors: checking stopped after {L.MAX_DIAGNOSTICS}", span,
                                          hint="fix the errors above and check again"))
-            raise CowError(self.filename, self.source, self.diags)
+            self.where.append(self.origin)
+            raise self.fail()
         self.diags.append(Diagnostic(message, span, expected, hint))
+        self.where.append(self.origin)
+
+    def enter(self, origin: ast.Included | None) -> None:
+        """Check the items of ``origin`` (an included file) next, or of this file (None)."""
+        if origin is not self.origin:
+            self.origin = origin
+            self.lines = (origin.source if origin else self.source).split("\n")
 
     def fail(self) -> CowError:
-        """Every problem found so far, as one error."""
-        return CowError(self.filename, self.source, self.diags)
+        """Every problem found so far, as one error: in several files, an IncludedError."""
+        return failure(self.filename, self.source, list(zip(self.where, self.diags)))
 
     def text_of(self, span: Span) -> str:
         """The source text under a span."""
         if 0 < span.line <= len(self.lines):
             return self.lines[span.line - 1][span.col - 1 : span.end_col - 1].strip()
         return ""
+
+
+def failure(filename: str, source: str, found: list[tuple[ast.Included | None, Diagnostic]]) -> CowError:
+    """Diagnostics, each with the file it is in (None: this file), as one error."""
+    if all(origin is None for origin, _ in found):
+        return CowError(filename, source, [d for _, d in found])
+    parts: dict[object, tuple[str, str, list[Diagnostic], tuple]] = {}
+    for origin, d in found:
+        key = origin.at if origin else None  # the same file, included by the same line
+        if key not in parts:
+            parts[key] = (origin.filename, origin.source, [], origin.at) if origin else (filename, source, [], ())
+        parts[key][2].append(d)
+    return IncludedError(list(parts.values()))

@@ -48,10 +48,11 @@ class Names(Bounds):
             if not d.pages:
                 self.error("a file needs at least one page", d.span, hint="e.g. `file F = [1]`")
             elif not self.file_too_long(d) and self.fresh(d.name, "file"):
-                for num in d.pages:
+                nums = [num for num in d.pages if isinstance(num, ast.Number)]  # a `$N` was substituted
+                for num in nums:
                     self.value(num)
                 self.add_pages(len(d.pages), d.span)
-                n.files[d.name.text] = tuple(num.value for num in d.pages)
+                n.files[d.name.text] = tuple(num.value for num in nums)
         else:
             for nm in d.names:
                 if self.fresh(nm, "pipe"):
@@ -140,6 +141,20 @@ class Names(Bounds):
             else:
                 del n.mappings[task][mapping]
                 n.unmapped[(task, mapping)] = ir.span.line
+        elif ir.op == "mremap":
+            task, src = ir.task, ir.mapping
+            assert task is not None and src is not None, "mremap is done by a process, on a mapping"
+            if ir.to is not None:  # the pages move to a new mapping; the whole of src moves: src is gone
+                first, last = ir.part if ir.part is not None else (0, n.mappings[task][src] - 1)
+                n.mappings[task][ir.to] = last - first + 1
+                n.unmapped.pop((task, ir.to), None)
+                if src in n.file_backed.get(task, set()):
+                    n.file_backed[task].add(ir.to)
+                if ir.part is None:
+                    del n.mappings[task][src]
+                    n.unmapped[(task, src)] = ir.span.line
+            elif ir.pages:
+                n.mappings[task][src] = ir.pages
         elif ir.op in ("unpin", "put"):
             assert ir.handle is not None, f"{ir.op} names a handle"
             h = n.handles[ir.handle]

@@ -53,7 +53,8 @@ class StdinBatch(Batch):
             return super().load_file(path)
         try:
             source = decode(read_stdin(), NAME)
-            return cowdsl.load.load_text(source, NAME, self.limits)
+            # no folder: standard input has none, so an `include` is refused
+            return cowdsl.load.load_text_all(source, NAME, self.limits)
         except CowError as e:
             n = len(e.diagnostics)
             self.add(Problem(NAME, f"{n} error{'' if n == 1 else 's'}", error=e))

@@ -42,12 +42,22 @@ class Location:
 
 
 @frozen
-class KeywordArg:
-    key: Name
-    value: Number | Name
+class Var:
+    """``$kind``: a param's value or a const, substituted before the file is checked."""
+
+    name: str  # without the `$`
     span: Span
 
 
+@frozen
+class KeywordArg:
+    key: Name
+    value: Number | Name | Var
+    span: Span
+
+
+# A `$NAME` argument is parsed as a Var; cowdsl.check.sweep replaces each one
+# (by a Number or a bare Location) before the checker sees a step's arguments.
 Arg = Location | Number | KeywordArg
 
 
@@ -60,6 +70,26 @@ class ScenarioName:
 @frozen
 class RefLine:
     text: str
+    span: Span
+
+
+@frozen
+class IncludeLine:
+    path: str  # as written, between the quotes
+    span: Span
+
+
+@frozen
+class ConstDecl:
+    name: Name
+    value: Number
+    span: Span
+
+
+@frozen
+class ParamDecl:
+    name: Name
+    values: tuple[Number | Name, ...]
     span: Span
 
 
@@ -79,7 +109,7 @@ class ThreadDecl:
 @frozen
 class FileDecl:
     name: Name
-    pages: tuple[Number, ...]
+    pages: tuple[Number | Var, ...]
     span: Span
 
 
@@ -150,7 +180,7 @@ class BoolOp:
     span: Span
 
 
-Expr = Location | Number | Fact | Bool | Not | BoolOp | Compare | Same
+Expr = Location | Number | Var | Fact | Bool | Not | BoolOp | Compare | Same
 
 
 @frozen
@@ -162,13 +192,38 @@ class Assertion:
 
 
 @frozen
+class Condition:
+    """``kind=thp|pte_thp`` after `when`: the param has one of these values."""
+
+    param: Name
+    values: tuple[Number | Name, ...]
+    span: Span
+
+
+@frozen
 class ExpectLine:
     outcome: str  # "pass" | "fail"
     backends: tuple[Name, ...]
     span: Span
+    when: tuple[Condition, ...] = ()
 
 
-Item = ScenarioName | RefLine | ProcessDecl | ThreadDecl | FileDecl | PipeDecl | Step | ParBlock | Assertion | ExpectLine
+@frozen
+class Included:
+    """The items of an included file, in place of its `include` line.
+
+    ``filename`` and ``source`` are the included file's (the spans of ``items``
+    are in it); ``at`` is the chain of include lines that led here, outermost
+    first, each (file name, source, span of the `include` line)."""
+
+    items: tuple[Item, ...]
+    filename: str
+    source: str
+    at: tuple[tuple[str, str, Span], ...]
+
+
+Item = (ScenarioName | RefLine | IncludeLine | ConstDecl | ParamDecl | ProcessDecl | ThreadDecl | FileDecl | PipeDecl
+        | Step | ParBlock | Assertion | ExpectLine | Included)
 
 
 @frozen

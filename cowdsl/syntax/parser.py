@@ -81,6 +81,24 @@ def _name(tok: Token) -> ast.Name:
     return ast.Name(str(tok), Span.of_token(tok))
 
 
+def _value(tok: Token) -> ast.Number | ast.Name | ast.Var:
+    """A number, a name or a `$var`, by its token."""
+    if tok.type == "VAR":
+        return ast.Var(str(tok)[1:], Span.of_token(tok))
+    return _literal(tok)
+
+
+def _literal(tok: Token) -> ast.Number | ast.Name:
+    """A number or a name, by its token."""
+    if tok.type == "INT":
+        return ast.Number(_int(tok), Span.of_token(tok))
+    return _name(tok)
+
+
+def _int_or_var(tok: Token) -> ast.Number | ast.Var:
+    return ast.Var(str(tok)[1:], Span.of_token(tok)) if tok.type == "VAR" else ast.Number(_int(tok), Span.of_token(tok))
+
+
 @v_args(meta=True)
 class ToAst(Transformer_NonRecursive):
     """Grammar rules in snake_case become AST classes in CamelCase.
@@ -101,6 +119,34 @@ class ToAst(Transformer_NonRecursive):
     def ref_line(self, meta, c):
         return ast.RefLine(str(c[0])[1:-1], _span(meta))
 
+    def include_line(self, meta, c):
+        return ast.IncludeLine(str(c[0])[1:-1], _span(meta))
+
+    def const_decl(self, meta, c):
+        return ast.ConstDecl(_name(c[0]), ast.Number(_int(c[1]), Span.of_token(c[1])), _span(meta))
+
+    def param_decl(self, meta, c):
+        return ast.ParamDecl(_name(c[0]), tuple(map(_literal, c[1:])), _span(meta))
+
+    def var(self, meta, c):
+        return ast.Var(str(c[0])[1:], _span(meta))
+
+    def when(self, meta, c):
+        return tuple(c)
+
+    def condition(self, meta, c):
+        tok = c[1]
+        if tok.type != "CHOICES":
+            return ast.Condition(_name(c[0]), (_literal(tok),), _span(meta))
+        values: list[ast.Number | ast.Name] = []
+        col = tok.column
+        for word in str(tok).split("|"):
+            part = Token("INT" if word[0].isdigit() else "NAME", word, line=tok.line, column=col,
+                         end_line=tok.line, end_column=col + len(word))
+            values.append(_literal(part))
+            col += len(word) + 1
+        return ast.Condition(_name(c[0]), tuple(values), _span(meta))
+
     def process_decl(self, meta, c):
         return ast.ProcessDecl(tuple(map(_name, c)), _span(meta))
 
@@ -108,7 +154,7 @@ class ToAst(Transformer_NonRecursive):
         return ast.ThreadDecl(_name(c[0]), _name(c[1]), _span(meta))
 
     def file_decl(self, meta, c):
-        nums = tuple(ast.Number(_int(t), Span.of_token(t)) for t in c[1:] if t is not None)
+        nums = tuple(_int_or_var(t) for t in c[1:] if t is not None)
         return ast.FileDecl(_name(c[0]), nums, _span(meta))
 
     def pipe_decl(self, meta, c):
@@ -135,7 +181,7 @@ class ToAst(Transformer_NonRecursive):
 
     def keyword_arg(self, meta, c):
         key, val = c
-        value = ast.Number(_int(val), Span.of_token(val)) if val.type == "INT" else _name(val)
+        value = _value(val)
         return ast.KeywordArg(_name(key), value, _span(meta))
 
     def assertion(self, meta, c):
@@ -152,7 +198,8 @@ class ToAst(Transformer_NonRecursive):
         return "".join(str(t) for t in c)
 
     def expect_line(self, meta, c):
-        return ast.ExpectLine(str(c[0]), tuple(_name(b) for b in c[1:] if b is not None), _span(meta))  # `when` lands with its parser
+        *backends, when = c[1:]
+        return ast.ExpectLine(str(c[0]), tuple(map(_name, backends)), _span(meta), when or ())
 
     def compare(self, meta, c):
         return ast.Compare(c[0], str(c[1]), c[2], _span(meta))
@@ -190,6 +237,8 @@ class ToAst(Transformer_NonRecursive):
 _WORDS = {
     "NAME": "a name",
     "INT": "a number",
+    "VAR": "a number",  # `$N` goes where a number goes: said once
+    "CHOICES": "a value",
     "STRING": 'a quoted string ("...")',
     "CMP": "a comparison (==, !=, <, <=, >, >=)",
     "BACKEND": "a backend name (see `cowdsl backends`)",
@@ -243,6 +292,7 @@ def _expected(acc: set[str]) -> str | None:
     acc = set(acc)
     if "_NL" in acc:  # "the end of the file" is the end of the last line: say it once
         acc.discard("$END")
+    acc.discard("WHEN")  # an expect line's optional `when` is not offered after every backend
     if not acc:
         return None
     if _STATEMENT_START <= acc:
