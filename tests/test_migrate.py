@@ -179,3 +179,16 @@ def test_forks_break_cow_retry_is_reachable_through_a_migration_on_5_15():
         "copy_nonpresent_pte: migration entry", "remove_migration_pte: B.buf[0]")]
     assert order == sorted(order), t
     assert r.verdict == "fail"
+
+
+@pytest.mark.parametrize("kind", ["thp", "hugetlb"])
+def test_large_folios_are_not_migrated_by_the_model_and_say_so(kind):
+    r = run_src(f"""
+        process A
+        A: mmap(buf, anon, private, rw, {kind})
+        A: write(buf, 5)
+        A: migrate(A.buf) as mig
+        assert failed(mig) and A.buf == 5
+    """)
+    assert r.verdict == "pass"
+    assert any("large folio, which the model does not migrate" in t for t in texts(r))

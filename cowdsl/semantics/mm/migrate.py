@@ -41,8 +41,8 @@ class Migrate(KernelBase):
             m.say(f"migrate: no page to migrate at {a} → -ENOENT")
             return Micro(None, (), Outcome(False, error="ENOENT"))
         pfn = pte.page
-        if not m.page(pfn).anon:
-            m.say(f"migrate: #{pfn} is a page-cache page, which the model does not migrate")
+        if not m.page(pfn).anon or m.page(pfn).compound:
+            m.say(f"migrate: #{pfn} is a page-cache page or a large folio, which the model does not migrate")
             return Micro(None, (), Outcome(False, error="ENOSYS"))
         m.get_page(pfn)  # isolate_lru_page / folio_isolate_lru takes a reference
         m.say(f"migrate: isolate #{pfn}{self._refs(m, pfn)}, folio_lock, try_to_migrate")
