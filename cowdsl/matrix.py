@@ -11,7 +11,7 @@ from attrs import evolve, frozen
 from cowdsl.batch import Workers
 from cowdsl.kernel.eras import ERAS
 from cowdsl.kernel.spec import KernelSpec, resolve
-from cowdsl.scenario import Scenario
+from cowdsl.scenario import Scenario, variant_suffix
 
 if TYPE_CHECKING:
     from cowdsl.judge import Result
@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 class Matrix:
     backends: tuple[str, ...]
     scenarios: tuple[Scenario, ...]
-    results: dict  # (scenario filename, backend) -> Result
+    results: dict  # (Scenario.where, backend) -> Result
 
     def cell(self, sc: Scenario, backend: str) -> Result:
-        return self.results[(sc.filename, backend)]
+        return self.results[(sc.where, backend)]
 
     def mismatches(self) -> list[Result]:
         return [r for r in self.results.values() if mismatch(r)]
@@ -70,7 +70,7 @@ def build(scenarios, backends=None, *, max_states: int | None = None, timeout: f
     results = {}
     for sc, row in zip(scenarios, rows):
         for b, r in zip(specs, row):
-            results[(sc.filename, b.name)] = r
+            results[(sc.where, b.name)] = r
     return Matrix(tuple(b.name for b in specs), scenarios, results)
 
 
@@ -124,7 +124,9 @@ def labels(scenarios) -> dict[str, str]:
 
     names = [sc.filename for sc in scenarios]
     base = os.path.commonpath([os.path.dirname(n) or "." for n in names]) if names else ""
-    return {n: os.path.relpath(n, base or ".").removesuffix(".cow") for n in names}
+    # keyed by Scenario.where: the scenarios a swept file gives are rows of their own
+    return {sc.where: os.path.relpath(sc.filename, base or ".").removesuffix(".cow") + variant_suffix(sc.params)
+            for sc in scenarios}
 
 
 def text(mx: Matrix, by_assertion: bool = False) -> str:
@@ -135,13 +137,13 @@ def text(mx: Matrix, by_assertion: bool = False) -> str:
     for sc in mx.scenarios:
         if by_assertion:
             for i, a in enumerate(sc.assertions):
-                row = [f"{label[sc.filename]}: {a.text}"]
+                row = [f"{label[sc.where]}: {a.text}"]
                 for b in mx.backends:
                     c = mx.cell(sc, b).checks[i]
                     row.append("skip" if c.holds is None else ("ok" if c.holds else "no"))
                 rows.append(row)
         else:
-            rows.append([label[sc.filename]] + [cell_text(mx.cell(sc, b)) for b in mx.backends])
+            rows.append([label[sc.where]] + [cell_text(mx.cell(sc, b)) for b in mx.backends])
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -150,7 +152,7 @@ def text(mx: Matrix, by_assertion: bool = False) -> str:
     if bad:
         lines.append(f"{len(bad)} mismatch(es) with expect lines:")
         for r in bad:
-            lines.append(f"  {r.scenario.filename}: {r.backend}: expected {r.expected}, got {r.verdict}")
+            lines.append(f"  {r.scenario.where}: {r.backend}: expected {r.expected}, got {r.verdict}")
     else:
         lines.append("all expect lines hold")
     return "\n".join(lines)

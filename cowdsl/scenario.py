@@ -188,6 +188,12 @@ class Scenario:
         return out
 
     @property
+    def where(self) -> str:
+        """The file, with a swept scenario's params' values: ``x.cow[kind=thp]``.
+        What reports show for a scenario, and the key of its results."""
+        return self.filename + variant_suffix(self.params)
+
+    @property
     def concurrent(self) -> bool:
         return any(s.par for s in self.steps)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import textwrap
 
+from cowdsl.scenario import variant_suffix
 from cowdsl.semantics import concepts
 from cowdsl.semantics.state import State
 from cowdsl.untrusted import escaped
@@ -19,7 +20,7 @@ def herd_name(sc) -> str:
     without its folder and suffix when the title is long."""
     if len(sc.name) <= TITLE_MAX:
         return sc.name
-    stem = escaped(os.path.basename(sc.filename).removesuffix(".cow"))
+    stem = escaped(os.path.basename(sc.filename).removesuffix(".cow")) + variant_suffix(sc.params)
     return stem or sc.name.split()[0]
 
 

@@ -398,7 +398,7 @@ def _safe(text: str) -> str:
 
 def _stems(results: list[Result]) -> dict[int, str]:
     label = labels([r.scenario for r in results])
-    return {id(r): _safe(label[r.scenario.filename].replace(os.sep, ".").replace("/", ".")) for r in results}
+    return {id(r): _safe(label[r.scenario.where].replace(os.sep, ".").replace("/", ".")) for r in results}
 
 
 def outputs(results: list[Result], target: str, fmt: str | None = None) -> list[tuple[Path, str]]:

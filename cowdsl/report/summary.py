@@ -31,7 +31,7 @@ def file_lines(results: Sequence[Result], width: int = 80, shown=str) -> list[st
     on several backends the backend follows the file.  ``shown`` makes a file name
     safe to print (the CLI's escaping)."""
     several = len({r.backend for r in results}) > 1
-    names = [shown(r.scenario.filename) + (f" on {r.backend}" if several else "") for r in results]
+    names = [shown(r.scenario.where) + (f" on {r.backend}" if several else "") for r in results]
     words = [verdict_word(r) for r in results]
     v_w = max((len(w) for w in words), default=4)
     room = max(20, width - v_w - 10)  # what the name column may take beside `  VERDICT  0.123s`
@@ -65,7 +65,7 @@ def directory_report(results: Iterable[Result], *, verbose: bool = False, show_t
         if not shows_block(r, every):
             continue
         out.append("")
-        out.append(f"== {shown(r.scenario.filename)}")
+        out.append(f"== {shown(r.scenario.where)}")
         out.append(text.report(r, show_trace=show_trace, show_state=show_state, highlight=highlight, width=width,
                                form=form, verbose=verbose).rstrip("\n"))
     return "\n".join(out) + "\n"

@@ -25,7 +25,7 @@ def check(args) -> int:
     scenarios = batch.load(args.paths)
     for sc in scenarios:
         out(
-            f"{shown(sc.filename)}: ok ({plural(len(sc.steps), 'step')}, {plural(len(sc.assertions), 'assertion')}"
+            f"{shown(sc.where)}: ok ({plural(len(sc.steps), 'step')}, {plural(len(sc.assertions), 'assertion')}"
             + (f", {plural(len(sc.expectations), 'expect line')}" if sc.expectations else "")
             + ")"
         )

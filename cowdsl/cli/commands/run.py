@@ -142,7 +142,7 @@ def summary(results, problems: list[Problem], backend) -> list[str]:
     for r in bad:
         why = (f"expected {r.expected}" if r.expected
                else "the file has no expect line, so every assertion must hold")
-        lines.append(f"  not as expected: {shown(r.scenario.filename)}: got {r.verdict}; {why}")
+        lines.append(f"  not as expected: {shown(r.scenario.where)}: got {r.verdict}; {why}")
     for p in files_with_errors:
         lines.append(f"  error: {shown(p.file)}: {shown(p.message, 2000)}")
     return lines
