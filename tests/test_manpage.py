@@ -16,8 +16,8 @@ pytest.importorskip("argparse_manpage")
 
 
 def test_committed_page_is_current():
-    # regenerate with `python -m cowdsl.cli.manpage` after changing cowdsl.cli.args
-    assert manpage.CHECKOUT_PAGE.read_text(encoding="utf-8") == manpage.render()
+    assert manpage.CHECKOUT_PAGE.read_text(encoding="utf-8") == manpage.render(), \
+        "man/cowdsl.1 is stale: regenerate it with `python -m cowdsl.cli.manpage` after changing cowdsl/cli/args.py"
 
 
 def test_page_mentions_every_command_and_option():

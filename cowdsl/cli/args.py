@@ -33,6 +33,7 @@ COMMANDS = {
     "timeline": ("timeline", "timeline"),
     "completion": ("shell", "completion"),
     "man": ("shell", "man"),
+    "playground": ("playground", "playground"),
 }
 
 # Commands that parse the rest of the command line themselves: `cowdsl fmt --check FILE`.
@@ -215,6 +216,10 @@ def parser() -> argparse.ArgumentParser:
                                           "eval \"$(cowdsl completion bash)\" (zsh and fish alike)")
     sc.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="bash|zsh|fish")
     sub.add_parser("man", help="print the manual page (the one installed as man 1 cowdsl)")
+    pg = sub.add_parser("playground", help="serve the browser playground on 127.0.0.1 (cowdsl in Pyodide; "
+                                           "the bundle is laid out first from `python -m cowdsl.playground build`)")
+    pg.add_argument("--port", action=_Number, least=0, default=8000, metavar="N",
+                    help="the port on 127.0.0.1 (default 8000; 0: any free port)")
     for name, text in PASSTHROUGH.items():  # listed in --help; main() hands them the rest of the line
         sub.add_parser(name, help=text, add_help=False)
     return p
