@@ -110,7 +110,9 @@ def _expand(module, filename, source, folder, opener, parse, chain: Chain, seen:
         if not isinstance(item, ast.IncludeLine):
             items.append(item)
             continue
-        path_span = Span(item.span.line, item.span.col + len("include "), item.span.end_col)
+        line = source.split("\n")[item.span.line - 1]
+        quote = line.find('"', item.span.col - 1)
+        path_span = Span(item.span.line, quote + 1, item.span.end_col) if quote >= 0 else item.span
         here = chain + ((filename, source, item.span),)
 
         def refuse(message: str, hint: str | None = None, expected: str | None = None,
