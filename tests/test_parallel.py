@@ -1,0 +1,233 @@
+"""-j N (cowdsl.batch.Workers): `run` over many files, the era matrix and the
+timeline give the same output, in the same order, whoever runs the jobs (this
+process, worker processes, a local Dask cluster); errors and exit codes are those
+of -j 1; results point at the caller's own scenarios; Ctrl-C stops every worker."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from examples import BROKEN, FAILING, LONG_TERM_PIN, RACE, pinners_racing_fork
+
+from cowdsl import matrix, timeline
+from cowdsl.batch import REMOTE_TRACEBACK, Batch, Problem, Workers, WorkersUnavailable
+from cowdsl.cli import main
+from cowdsl.kernel.version import Version
+from cowdsl.load import load_text
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+TIMES = re.compile(r'\d+\.\d+s\b|"seconds": [0-9.e-]+|time="[0-9.]+"|(?m:^Time .* [0-9.]+$)')
+
+MISMATCH = """\
+scenario "an expect line that is wrong"
+process A
+thread T of A
+A: mmap(buf, anon, private, rw)
+par {
+  A: write(buf, 1)
+  T: write(buf, 2)
+}
+always: A.buf == 1
+expect pass on anon-exclusive
+"""
+
+
+def masked(text: str) -> str:
+    """Output with the runs' times masked (they differ from run to run)."""
+    return TIMES.sub("<time>", text)
+
+
+def cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, masked(out), masked(err)
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    """A folder of files that pass, fail, race, break the parser and contradict an expect line."""
+    d = tmp_path / "corpus"
+    d.mkdir()
+    for name, text in (("a_pin.cow", LONG_TERM_PIN), ("b_failing.cow", FAILING), ("c_race.cow", RACE),
+                       ("d_broken.cow", BROKEN), ("e_mismatch.cow", MISMATCH),
+                       ("f_pinners.cow", pinners_racing_fork(2, 1))):
+        (d / name).write_text(text)
+    return d
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "junit"])
+def test_run_over_many_files_is_the_same_with_workers(corpus, capsys, fmt):
+    one = cli(capsys, "run", "-j", 1, "-f", fmt, corpus)
+    two = cli(capsys, "run", "-j", 2, "-f", fmt, corpus)
+    assert one == two
+    assert one[0] == 2  # the broken file: an error, as with -j 1
+    assert "d_broken.cow:3:" in one[2]
+
+
+def test_run_with_workers_keeps_the_problems_and_partial_lines_in_file_order(corpus, capsys):
+    (corpus / "g_big.cow").write_text(pinners_racing_fork(3, 2))
+    one = cli(capsys, "run", "-j", 1, "--max-states", 30, corpus)
+    two = cli(capsys, "run", "-j", 2, "--max-states", 30, corpus)
+    assert one == two
+    err = one[2]
+    assert err.index("d_broken.cow") < err.index("g_big.cow: the exploration stopped at --max-states 30")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "junit"])
+def test_the_era_matrix_is_the_same_with_workers(corpus, capsys, fmt):
+    one = cli(capsys, "run", "-j", 1, "--backend", "all", "-f", fmt, corpus)
+    two = cli(capsys, "run", "-j", 2, "--backend", "all", "-f", fmt, corpus)
+    assert one == two
+    if fmt == "junit":  # a mismatch keeps its counterexample in the slim matrix
+        assert "Counterexample" in one[1] and "e_mismatch" in one[1]
+
+
+def test_the_corpus_matrix_is_the_same_with_workers(capsys):
+    one = cli(capsys, "run", "-j", 1, "--backend", "all", SCENARIOS / "races", SCENARIOS / "versions")
+    two = cli(capsys, "run", "-j", 2, "--backend", "all", SCENARIOS / "races", SCENARIOS / "versions")
+    assert one == two and one[0] == 0
+
+
+def test_a_slim_cell_keeps_its_verdicts_and_a_mismatch_keeps_everything(corpus):
+    scenarios = Batch().load([corpus])
+    full = matrix.build(scenarios, ["anon-exclusive", "mapcount"])
+    slim = matrix.build(scenarios, ["anon-exclusive", "mapcount"], slim=True, workers=Workers(2))
+    assert list(full.results) == list(slim.results)
+    for key, r in full.results.items():
+        s = slim.results[key]
+        assert (s.verdict, s.expected, s.ok, [c.holds for c in s.checks]) == \
+            (r.verdict, r.expected, r.ok, [c.holds for c in r.checks])
+        assert s.scenario is r.scenario  # the caller's own scenario, not a copy from the worker
+        if matrix.mismatch(r):
+            assert s.checks[0].witness is not None and s.checks[0].witness == r.checks[0].witness
+        else:
+            assert s.steps == () and all(c.witness is None for c in s.checks)
+    assert matrix.text(full) == matrix.text(slim)
+
+
+def test_the_timeline_is_the_same_with_workers(capsys):
+    files = [SCENARIOS / "versions" / "ksm-page-reuse-window.cow", SCENARIOS / "races" / "s12-gup-fast-pin-vs-fork.cow"]
+    for fmt in ("text", "json", "dot"):
+        one = cli(capsys, "timeline", "-j", 1, "-f", fmt, "--versions", "5.4..5.19", *files)
+        two = cli(capsys, "timeline", "-j", 2, "-f", fmt, "--versions", "5.4..5.19", *files)
+        assert one == two and one[0] == 0
+        assert fmt != "text" or one[1].count("flips:") == 2
+
+
+def test_timeline_prefetch_runs_every_cell_and_every_deciding_spec():
+    sc = load_text((SCENARIOS / "races" / "s12-gup-fast-pin-vs-fork.cow").read_text(), "s12.cow")
+    versions = [Version.parse(v) for v in ("5.9", "5.10", "5.10.3", "5.10.4", "5.11", "5.18")]
+    asked = []
+
+    def counting(sc, spec):
+        asked.append(spec.name)
+        return timeline.run(sc, spec)
+
+    [known] = timeline.prefetch([sc], versions, Workers(2))
+    t = timeline.build(sc, versions, counting, verdicts=known)
+    assert asked == []  # every run the timeline needs was made by the workers
+    assert t == timeline.build(sc, versions)
+    assert any(f.deciding for f in t.flips)
+
+
+# --- the workers themselves --------------------------------------------------------------
+
+def _pick(shared, item):
+    """A job: the shared scenario item[0], its step item[1], and the worker's pid."""
+    sc = shared[item[0]]
+    return sc, sc.steps[item[1]], sc.assertions[0], os.getpid()
+
+
+def _boom(shared, item):
+    if item == 2:
+        raise KeyError(f"job {item}")
+    return item
+
+
+def test_results_come_in_order_and_point_at_the_callers_objects():
+    scs = [load_text(LONG_TERM_PIN, "a.cow"), load_text(FAILING, "b.cow")]
+    items = [(i % 2, i % 3) for i in range(12)]
+    got = list(Workers(2).map(_pick, scs, items))
+    assert len({pid for *_, pid in got}) >= 1 and all(pid != os.getpid() for *_, pid in got)
+    for (i, k), (sc, step, a, _) in zip(items, got):
+        assert sc is scs[i] and step is scs[i].steps[k] and a is scs[i].assertions[0]
+
+
+def test_one_job_or_j1_runs_here():
+    assert Workers(1).inline(10) and Workers(4).inline(1) and not Workers(2).inline(2)
+    assert [pid for *_, pid in Workers(4).map(_pick, [load_text(LONG_TERM_PIN, "a.cow")], [(0, 0)])] == [os.getpid()]
+
+
+def test_an_exception_in_a_worker_is_raised_here_with_its_traceback():
+    with pytest.raises(KeyError, match="job 2") as info:
+        list(Workers(2).map(_boom, [], range(4)))
+    trace = getattr(info.value, REMOTE_TRACEBACK)
+    assert "in _boom" in trace and "KeyError: 'job 2'" in trace
+    assert Problem("x.cow", "internal error", exception=info.value, doing="running").traceback() == trace
+
+
+def test_a_worker_problem_crosses_with_its_traceback():
+    import pickle
+
+    try:
+        raise RuntimeError("model bug")
+    except RuntimeError as e:
+        p = Problem("x.cow", "internal error: RuntimeError: model bug", exception=e, doing="running on x")
+    q = pickle.loads(pickle.dumps(p))
+    assert (q.file, q.message, q.doing, str(q.exception)) == (p.file, p.message, p.doing, "model bug")
+    assert "RuntimeError: model bug" in q.traceback() and "Traceback" in q.traceback()
+
+
+def test_ctrl_c_stops_every_worker_and_says_so_once(tmp_path):
+    d = tmp_path / "big"
+    d.mkdir()
+    for k in range(6):
+        (d / f"big{k}.cow").write_text(pinners_racing_fork(3, 3))
+    p = subprocess.Popen([sys.executable, "-m", "cowdsl", "run", "-j", "2", "--timeout", "60", "--max-states",
+                          "10000000", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    time.sleep(3)  # the workers are exploring
+    os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole process group
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130
+    assert err.strip().splitlines()[-1] == "cowdsl: interrupted" and "Traceback" not in err
+    time.sleep(0.5)
+    left = [pid for pid in os.listdir("/proc") if pid.isdigit() and _session(pid) == p.pid]
+    assert left == []
+
+
+def _session(pid: str) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[3])  # field 6: the session id
+
+
+# --- Dask ----------------------------------------------------------------------------------
+
+def test_the_matrix_and_the_timeline_on_a_local_dask_cluster(corpus, capsys):
+    pytest.importorskip("distributed")  # in the test extra: CI has it
+    one = cli(capsys, "run", "-j", 1, "--backend", "all", "-f", "json", corpus)
+    dask = cli(capsys, "run", "--executor", "dask", "-j", 2, "--backend", "all", "-f", "json", corpus)
+    assert one == dask
+    f = SCENARIOS / "versions" / "ksm-page-reuse-window.cow"
+    assert cli(capsys, "timeline", "-j", 1, f) == cli(capsys, "timeline", "--executor", "dask", "-j", 2, f)
+
+
+def test_without_dask_the_executor_says_how_to_get_it(corpus, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import distributed raises ImportError
+    with pytest.raises(WorkersUnavailable, match=r"pip install 'cowdsl\[dask\]'"):
+        Workers(2, "dask")
+    code, out, err = cli(capsys, "run", "--executor", "dask", corpus)
+    assert code == 2 and "cowdsl: --executor dask needs Dask" in err and out == ""
+    code, _, err = cli(capsys, "timeline", "--scheduler", "tcp://127.0.0.1:1", corpus)
+    assert code == 2 and "pip install 'cowdsl[dask]'" in err
