@@ -9,12 +9,12 @@ from typing import Any
 from cowdsl.explore import search
 from cowdsl.explore.model import Model
 from cowdsl.judge.explored import Verdicts, check_exploration
-from cowdsl.judge.quantify import check_execution, model_observer
+from cowdsl.judge.quantify import check_execution, model_observer, on_every_state, scoped, unscoped
 from cowdsl.judge.result import Result, StepRecord
 from cowdsl.kernel.spec import KernelSpec
 from cowdsl.kernel.spec import resolve as resolve_spec
 from cowdsl.native import run_native
-from cowdsl.scenario import INVARIANT, Scenario
+from cowdsl.scenario import Scenario
 from cowdsl.semantics import registry
 
 
@@ -30,10 +30,13 @@ def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | 
     line resolve it themselves, to report a bad one before anything runs)."""
     if isinstance(spec, str):
         spec = resolve_spec(spec)
+    judged = scoped(sc, spec)  # an assertion scoped to other backends is not judged here
+    if judged is not sc:
+        return unscoped(run(judged, spec, mode=mode, bounds=bounds, schedule=schedule, all_states=all_states), sc)
     if spec.native:
         return run_native(sc)
     backend = registry.get(spec)
-    if schedule is not None or mode is not None or sc.concurrent or any(a.quantifier == INVARIANT for a in sc.assertions):
+    if schedule is not None or mode is not None or sc.concurrent or any(on_every_state(a.quantifier) for a in sc.assertions):
         return explore(sc, backend, mode=mode or "reduced", bounds=bounds, schedule=schedule, all_states=all_states)
     t0 = time.perf_counter()
     records = []
@@ -63,7 +66,7 @@ def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search
         ex = search.Exploration("schedule", len(trs) + 1, len(trs), 1, [last])
         # an expect line speaks of every execution; a schedule is one
         return Result(sc, spec, last.state, (), checks, None, time.perf_counter() - t0, ex)
-    if any(a.quantifier == INVARIANT for a in sc.assertions):
+    if any(on_every_state(a.quantifier) for a in sc.assertions):
         mode = "full"  # partial-order reduction keeps final states, not every state
     goal = None if all_states else Verdicts(model, sc.assertions)
     ex = (search.full if mode == "full" else search.reduced)(model, bounds, goal)

@@ -128,9 +128,10 @@ class BoolOp:
 
 
 # Quantifiers over executions, herd-style; `assert` is `always` on final states.
-ALWAYS, SOMETIMES, NEVER, INVARIANT = "always", "sometimes", "never", "invariant"
+# `invariant` (AG) and `reachable` (EF) are judged on every state reached, not only final ones.
+ALWAYS, SOMETIMES, NEVER, INVARIANT, REACHABLE = "always", "sometimes", "never", "invariant", "reachable"
 QUANTIFIERS = {"always": ALWAYS, "forall": ALWAYS, "assert": ALWAYS, "sometimes": SOMETIMES,
-               "exists": SOMETIMES, "never": NEVER, "~exists": NEVER, "invariant": INVARIANT}
+               "exists": SOMETIMES, "never": NEVER, "~exists": NEVER, "invariant": INVARIANT, "reachable": REACHABLE}
 
 
 @frozen
@@ -139,6 +140,10 @@ class Assertion:
     text: str
     span: Span
     quantifier: str = ALWAYS
+    # `assert on anon-exclusive: ...`: the models it is judged on (empty: every
+    # backend), resolved like expect lines; elsewhere it is "not judged"
+    scope: tuple[KernelSpec, ...] = ()
+    scope_text: str = ""  # as written: `anon-exclusive, 5.10..6.1`
 
 
 @frozen

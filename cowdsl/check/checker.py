@@ -71,7 +71,9 @@ class Checker(Steps, Assertions, Expectations):
             self.enter(origin)
             try:
                 quant = S.QUANTIFIERS[a.quantifier]
-                asserts.append(S.Assertion(self.boolean(a.expr), a.text, a.span, quant))
+                scope = tuple(spec for b in a.scope for spec in self.specs(b))
+                asserts.append(S.Assertion(self.boolean(a.expr), a.text, a.span, quant, scope,
+                                           ", ".join(b.text for b in a.scope)))
             except RecursionError:
                 self.error("this assertion nests too deeply", a.span, hint="split it into several `assert` lines")
         self.enter(None)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from cowdsl import scenario as S
 from cowdsl.check.context import Context
 from cowdsl.errors import Span
-from cowdsl.kernel.spec import SpecError, expand
+from cowdsl.kernel.spec import KernelSpec, SpecError, expand
 from cowdsl.syntax import ast
 
 
@@ -36,16 +36,8 @@ class Expectations(Context):
         out = []
         rank = len(line.when)
         for b in line.backends:
-            try:
-                specs = expand(b.text)
-            except SpecError as err:
-                base = b.text.split(":", 1)[0]
-                whole = err.in_options or ".." in base
-                span = b.span if whole else Span(b.span.line, b.span.col, b.span.col + len(base))
-                self.error(err.message, span, expected=None if whole else "a backend (see `cowdsl backends`)",
-                           hint=err.hint)
-                continue
-            if not record:
+            specs = self.specs(b)
+            if not specs or not record:
                 continue
             for spec in specs:
                 model = spec.name
@@ -61,6 +53,20 @@ class Expectations(Context):
                 self.expected.setdefault(model, (e, rank))
                 out.append(e)
         return out
+
+
+    def specs(self, b: ast.Name) -> tuple[KernelSpec, ...]:
+        """The models a backend of an expect line or an assertion's scope names
+        (a range, one per model it spans); none, and the problem reported, for a bad one."""
+        try:
+            return expand(b.text)
+        except SpecError as err:
+            base = b.text.split(":", 1)[0]
+            whole = err.in_options or ".." in base
+            span = b.span if whole else Span(b.span.line, b.span.col, b.span.col + len(base))
+            self.error(err.message, span, expected=None if whole else "a backend (see `cowdsl backends`)",
+                       hint=err.hint)
+            return ()
 
 
 def _value(v: ast.Number | ast.Name) -> int | str:

@@ -10,7 +10,7 @@ never shown as if its evidence were complete.
 
 ``Verdicts`` judges the worlds as the search finds them and tells it when every
 verdict is decided (an ``always``/``never`` broken, a ``sometimes`` seen, an
-``invariant`` broken): the search stops there unless ``--all-states`` asks for
+``invariant`` broken, a ``reachable`` witnessed): the search stops there unless ``--all-states`` asks for
 every final state.  Which worlds an assertion is judged on is said in one place
 (``judged_on_every_state``), and which truth decides it alone is asked of
 ``quantify.decide``."""
@@ -24,7 +24,7 @@ from cowdsl.explore import search
 from cowdsl.explore.model import Model, World
 from cowdsl.judge.evaluate import evaluate
 from cowdsl.judge.observe import StateObservation
-from cowdsl.judge.quantify import decide, model_observer
+from cowdsl.judge.quantify import decide, model_observer, on_every_state
 from cowdsl.judge.result import Check
 from cowdsl.semantics.state import State
 
@@ -37,9 +37,9 @@ Judged = dict[State, tuple[bool | None, dict[str, str]]]  # a state -> the condi
 
 
 def judged_on_every_state(a: S.Assertion) -> bool:
-    """Whether ``a`` is judged on every state reached (an invariant), not only on
-    the final ones."""
-    return a.quantifier == S.INVARIANT
+    """Whether ``a`` is judged on every state reached (an invariant, a reachable),
+    not only on the final ones; a `reachable` witnessed decides it (``deciding_truth``)."""
+    return on_every_state(a.quantifier)
 
 
 def deciding_truth(quantifier: str) -> bool | None:

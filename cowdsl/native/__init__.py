@@ -23,6 +23,7 @@ from typing import Any
 
 from cowdsl import scenario as S
 from cowdsl.judge import Check, Result, StepRecord, check_execution
+from cowdsl.judge.quantify import judged_on, not_judged, on_every_state
 from cowdsl.kernel.eras import NATIVE
 from cowdsl.kernel.spec import KernelSpec
 from cowdsl.native import plan
@@ -49,10 +50,12 @@ def _undecided(sc: S.Scenario, reason: str) -> tuple[Check, ...]:
 
 
 def _check(obs: NativeObservation, a: S.Assertion) -> Check:
-    """One real execution, judged like any other; an `invariant` needs every
-    intermediate state, which native does not observe."""
-    if a.quantifier == S.INVARIANT:
-        return Check(a, None, {"unsupported": "unsupported on native: `invariant` needs every state; "
+    """One real execution, judged like any other; an `invariant` or `reachable`
+    needs every intermediate state, which native does not observe."""
+    if not judged_on(a, SPEC):
+        return not_judged(a)
+    if on_every_state(a.quantifier):
+        return Check(a, None, {"unsupported": f"unsupported on native: `{a.quantifier}` needs every state; "
                                               "native observes the final one"})
     return check_execution(a, [obs])
 

@@ -25,10 +25,12 @@ from cowdsl import scenario as S
 from cowdsl.explore.model import Model, Transition
 from cowdsl.judge import Check, Result
 from cowdsl.judge.explored import EVIDENCE
+from cowdsl.judge.quantify import NOT_JUDGED
 from cowdsl.report import race
 from cowdsl.report.common import final_state, herd_name, title_lines
 
-_OBS = {S.ALWAYS: "forall", S.SOMETIMES: "exists", S.NEVER: "~exists", S.INVARIANT: "invariant"}
+_OBS = {S.ALWAYS: "forall", S.SOMETIMES: "exists", S.NEVER: "~exists", S.INVARIANT: "invariant",
+        S.REACHABLE: "reachable"}
 WIDTH = 80
 SEPARATOR = " | "
 
@@ -380,6 +382,8 @@ def report(r: Result, show_state: bool = False, highlight=None, *, show_trace: b
         pos, neg = c.positive or 0, c.negative or 0
         lines += [word, "Witnesses", f"Positive: {pos} Negative: {neg}"]
         lines += wrap(f"Condition {_OBS.get(a.quantifier, 'forall')} ({a.text})", width, "", "  ")
+        if NOT_JUDGED in c.values:
+            lines.append(f"  not judged on this backend: {c.values[NOT_JUDGED]}")
         lines.append(f"Observation {name} {_observation(pos, neg)} {pos} {neg}")
     lines += warnings(r, width)
     lines.append(f"Time {name} {r.seconds:.3f}")

@@ -23,6 +23,7 @@ can be decided the block says ``Skip``, ``Positive: 0 Negative: 0`` and
 from __future__ import annotations
 
 from cowdsl.judge import Result
+from cowdsl.judge.quantify import NOT_JUDGED
 from cowdsl.report import explored
 from cowdsl.report.common import final_state, herd_name, title_lines
 from cowdsl.semantics.invariants import InvariantViolation
@@ -55,7 +56,8 @@ def verdict_block(r: Result, highlight=None, width: int = 80) -> str:
     word, pos, neg, obs = _HERD.get(r.verdict, (r.verdict, 0, 0, r.verdict))
     values = {}
     for c in r.checks:
-        values.update(c.values)
+        if NOT_JUDGED not in c.values:
+            values.update(c.values)
     lines = [
         f"Test {name} on {r.backend}",
         *title_lines(r.scenario, width),
@@ -69,7 +71,9 @@ def verdict_block(r: Result, highlight=None, width: int = 80) -> str:
         f"Time {name} {r.seconds:.3f}",
     ]
     for c in r.checks:
-        undecided = "  (not observable on this backend)" if c.holds is None else ""
+        undecided = "" if c.holds is not None else (
+            f"  (not judged on this backend: {c.values[NOT_JUDGED]})" if NOT_JUDGED in c.values
+            else "  (not observable on this backend)")
         lines.append(f"  {_mark(c.holds):<3} line {c.assertion.span.line}: {hl('assert ' + c.assertion.text)}{undecided}")
     lines.append(expectation_line(r))
     return "\n".join(line for line in lines if line)

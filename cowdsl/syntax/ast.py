@@ -188,7 +188,8 @@ class Assertion:
     expr: Expr
     text: str  # the source text after `assert` (or the quantifier)
     span: Span
-    quantifier: str = "assert"  # assert, always, sometimes, never, forall, exists, ~exists, invariant
+    quantifier: str = "assert"  # assert, always, sometimes, never, forall, exists, ~exists, invariant, reachable
+    scope: tuple[Name, ...] = ()  # `on BACKEND, ...:` the backends it is judged on (none: every one)
 
 
 @frozen

@@ -185,14 +185,21 @@ class ToAst(Transformer_NonRecursive):
         return ast.KeywordArg(_name(key), value, _span(meta))
 
     def assertion(self, meta, c):
-        quant = "assert"
-        if len(c) > 1:  # quantifier [":"] expr
-            quant, c = c[0], [c[-1]]
+        quant, scope = "assert", ()
+        items = [x for x in c if x is not None]  # `assert` [scope] expr, quantifier scope expr, quantifier expr
+        if isinstance(items[0], str):
+            quant = items.pop(0)
+        if isinstance(items[0], tuple):
+            scope = items.pop(0)
         text = self.source[meta.start_pos : meta.end_pos]
-        head = re.match(r"\s*(assert|always|sometimes|never|forall|exists|~\s*exists|invariant)\s*:?", text)
+        head = re.match(r"\s*(assert|always|sometimes|never|forall|exists|~\s*exists|invariant|reachable)\s*"
+                        + (r"on\s.*?:(?![A-Za-z0-9_]+=)" if scope else ":?"), text, re.S)
         text = text[head.end():].strip() if head else text.strip()
         text = re.sub(r"[ \t\f]+", " ", text)  # a form feed or tab is white space here, never shown raw
-        return ast.Assertion(c[0], text, _span(meta), quant)
+        return ast.Assertion(items[0], text, _span(meta), quant, scope)
+
+    def scope(self, meta, c):
+        return tuple(map(_name, c))
 
     def quantifier(self, meta, c):
         return "".join(str(t) for t in c)
