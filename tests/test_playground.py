@@ -62,7 +62,7 @@ def test_web_escapes_the_scenarios_text():
 def test_web_highlights_in_the_pygments_colours():
     html = web.highlight("A: write(buf, 1)  # x\n")
     assert '<span class="nf">write</span>' in html and '<span class="c1"># x</span>' in html
-    assert ".hl .nf" in web.style()
+    assert ".hl .nf" in build.pygments_css()
 
 
 # --- the bundle ------------------------------------------------------------------------------
@@ -112,29 +112,24 @@ def test_playground_command_without_a_bundle_says_how(monkeypatch, tmp_path, cap
 
 # --- the page in headless Chromium -----------------------------------------------------------
 
-def _missing() -> str | None:
+@pytest.fixture(scope="module")
+def page(tmp_path_factory):
+    """The page in headless Chromium, served from a bundle of this cowdsl laid out in a
+    temp dir from the cache (each xdist worker its own: no worker rewrites another's files)."""
     from cowdsl.playground import browser
 
+    why = None
     if browser.find() is None:
-        return "no Chromium (apt-get install chromium)"
-    if not build.built(build.default_out()):
-        try:  # from the cache, if a build ran before
-            build.build(download=False)
+        why = "no Chromium (apt-get install chromium)"
+    else:
+        try:
+            root = build.build(tmp_path_factory.mktemp("playground"), download=False)
         except (build.BuildError, OSError) as e:
-            return f"no playground bundle ({e}); `python -m cowdsl.playground build`"
-    return None
-
-
-@pytest.fixture(scope="module")
-def page():
-    why = _missing()
+            why = f"no playground bundle in the cache ({e}); `python -m cowdsl.playground build` fetches it"
     if why:
         if REQUIRED:
             pytest.fail(f"COWDSL_REQUIRE_PLAYGROUND=1 but {why}")
         pytest.skip(why)
-    from cowdsl.playground import browser
-
-    root = build.build(download=False)  # this cowdsl, not an older zip
     httpd, url = serve.in_background(root)
     try:
         with browser.Chromium(width=1400, height=1000) as chrome:

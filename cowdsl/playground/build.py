@@ -39,7 +39,6 @@ from pathlib import Path
 
 import cowdsl
 from cowdsl.kernel import eras, releases
-from cowdsl.playground import web
 from cowdsl.syntax.grammar import grammar_text
 
 PYODIDE_VERSION = "0.27.8"  # Python 3.12; npm's tarball checked by its SHA-256 as well as by npm
@@ -188,6 +187,14 @@ def backend_choices() -> dict[str, list[str]]:
     return {"eras": [e.name for e in eras.ERAS], "versions": [str(v) for v in releases.ALL]}
 
 
+def pygments_css() -> str:
+    """The editor's colours: Pygments' default style for the classes of its HtmlFormatter
+    (what cowdsl.playground.web.highlight writes), under the editor's class `hl`."""
+    from pygments.formatters import HtmlFormatter  # Pygments only when building
+
+    return str(HtmlFormatter(style="default").get_style_defs(".hl"))
+
+
 def build(out: Path | None = None, *, download: bool = True) -> Path:
     """Build the bundle into ``out`` (default_out()); the folder."""
     out = default_out() if out is None else out
@@ -205,7 +212,7 @@ def build(out: Path | None = None, *, download: bool = True) -> Path:
         wheel_files = sorted((out / "wheels").glob("*.whl"))  # laid out before: keep it, refresh the rest
     cowdsl_zip(out)
     (out / "scenarios.json").write_text(json.dumps(scenario_index(scenarios_dir()), indent=1), encoding="utf-8")
-    (out / "pygments.css").write_text(web.style() + "\n", encoding="utf-8")
+    (out / "pygments.css").write_text(pygments_css() + "\n", encoding="utf-8")
     bundle = {
         "cowdsl": cowdsl.__version__,
         "pyodide": PYODIDE_VERSION,

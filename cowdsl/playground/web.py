@@ -108,9 +108,3 @@ def highlight(source: str) -> str:
 
     return pyg(source, CowLexer(stripnl=False, ensurenl=False), HtmlFormatter(nowrap=True))
 
-
-def style() -> str:
-    """The CSS of the Pygments colours, for the classes ``highlight`` uses."""
-    from pygments.formatters import HtmlFormatter
-
-    return HtmlFormatter(style="default").get_style_defs(".hl")

@@ -117,9 +117,16 @@ async function boot() {
   scenarios = await json("scenarios.json");
   const options = [...bundle.backends.eras, ...bundle.backends.versions];
   $("backends").append(...options.map((name) => Object.assign(document.createElement("option"), { value: name })));
-  menu.append(...scenarios.map((x) => Object.assign(document.createElement("option"), {
-    value: x.path, textContent: (x.s ? x.s + ": " : "") + x.title + "  (" + x.path + ")",
-  })));
+  // the reference's S-numbered rows first, then each folder of scenarios/
+  const groups = new Map();
+  for (const x of scenarios) {
+    const label = x.s ? "the reference's rows, by S-number" : x.path.split("/")[0];
+    if (!groups.has(label)) groups.set(label, Object.assign(document.createElement("optgroup"), { label }));
+    groups.get(label).append(Object.assign(document.createElement("option"), {
+      value: x.path, textContent: (x.s ? x.s + ": " : "") + x.title + "  (" + x.path + ")",
+    }));
+  }
+  menu.append(...groups.values());
   let autorun = fromUrl();
   if (!editor.value) {          // no link: the first S-numbered scenario
     const first = scenarios[0];
