@@ -17,10 +17,10 @@ from attrs import frozen
 
 from cowdsl import scenario as S
 from cowdsl.batch import Workers
-from cowdsl.explore.swarm import Bad, Walk, replay_choices, search
 from cowdsl.explore.exploration import Bounds, Exploration
 from cowdsl.explore.model import Model, World
 from cowdsl.explore.paths import replay
+from cowdsl.explore.swarm import Bad, Walk, replay_choices, search
 from cowdsl.judge.evaluate import evaluate
 from cowdsl.judge.quantify import decide, model_observer
 from cowdsl.judge.result import Check, Result
