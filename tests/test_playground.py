@@ -52,6 +52,17 @@ def test_web_reports_errors_like_the_cli():
     assert web.run("process P", "anon-exclusive", "../../etc/passwd")["text"].startswith("playground.cow:")
 
 
+def test_web_runs_every_scenario_of_a_sweep_and_refuses_include():
+    swept = ("param kind in small, thp\nprocess A\nA: mmap(buf, anon, private, rw, $kind)\nA: write(buf, 1)\n"
+             "assert A.buf == 1\n")
+    r = web.run(swept)
+    assert (r["status"], r["ok"]) == ("pass", True)
+    assert r["summary"] == "2 scenarios (its params) on anon-exclusive: 2 as expected"
+    assert "Test playground[kind=small]" in r["text"] and "Test playground[kind=thp]" in r["text"]
+    r = web.run('include "other.cow"\nprocess A\nassert true\n')
+    assert r["status"] == "error" and r["text"].startswith("playground.cow:1:")
+
+
 def test_web_escapes_the_scenarios_text():
     r = web.run('scenario "<script>alert(1)</script>"\nprocess P\nP: mmap(buf, anon, private, rw)\n'
                 "P: write(buf, 1)\nassert P.buf == 1\n")

@@ -19,7 +19,7 @@ from cowdsl.explore.search import Bounds
 from cowdsl.kernel.spec import SpecError, resolve
 from cowdsl.lexer import CowLexer
 from cowdsl.limits import Limits, explain_partial
-from cowdsl.load import load_text
+from cowdsl.load import load_text_all
 from cowdsl.report import text
 
 FILENAME = "playground.cow"
@@ -76,19 +76,33 @@ def run(source: str, backend: str = "anon-exclusive", filename: str = FILENAME) 
     if spec.native:
         return _error("cowdsl: `native` runs on the machine's own kernel: not in a browser")
     try:
-        sc = load_text(source, _base(filename))
+        # no folder: a page has none, so an `include` is refused
+        scenarios = load_text_all(source, _base(filename))
     except CowError as e:
         return _error(e.render())
-    r = cowdsl.run.run(sc, spec, bounds=Bounds(max_states=Limits().max_states, timeout=TIMEOUT))
-    report = text.report(r, width=80)
-    why = explain_partial(sc, r.partial)
-    if why:
-        report = f"{report}\n{why}"
-    verdict = "as expected" if r.ok else "not as expected"
-    summary = f"{r.verdict} on {spec}" + (f": expected {r.expected}, {verdict}" if r.expected else "")
-    return {"status": r.verdict, "expected": r.expected, "ok": bool(r.ok), "summary": summary,
+    bounds = Bounds(max_states=Limits().max_states, timeout=TIMEOUT)
+    results, reports = [], []
+    for sc in scenarios:  # one, or one per combination of its params' values
+        r = cowdsl.run.run(sc, spec, bounds=bounds)
+        why = explain_partial(sc, r.partial)
+        results.append(r)
+        reports.append(text.report(r, width=80) + (f"\n{why}" if why else ""))
+    report = "\n\n".join(reports)
+    ok = all(r.ok for r in results)
+    verdict = "as expected" if ok else "not as expected"
+    if len(results) == 1:
+        r = results[0]
+        summary = f"{r.verdict} on {spec}" + (f": expected {r.expected}, {verdict}" if r.expected else "")
+        status, expected = r.verdict, r.expected
+    else:
+        bad = sum(not r.ok for r in results)
+        summary = f"{len(results)} scenarios (its params) on {spec}: {len(results) - bad} as expected" + \
+            (f", {bad} not as expected" if bad else "")
+        verdicts = {r.verdict for r in results}
+        status = "fail" if "fail" in verdicts else verdicts.pop() if len(verdicts) == 1 else "pass"
+        expected = None
+    return {"status": status, "expected": expected, "ok": ok, "summary": summary,
             "backend": str(spec), "text": report, "html": colour(report)}
-
 
 def _base(filename: str) -> str:
     """The last part of a name from the page (it names nothing on a disk)."""
