@@ -27,6 +27,7 @@ import gc
 import json
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -181,7 +182,8 @@ def vs_spin(args: argparse.Namespace) -> int:
     limit = args.limit if args.limit is not None else 60.0
     print(f"cowdsl vs SPIN: K GUP-fast pinners on M pages racing fork; every run limited to {limit:g} s")
     print(vs.header())
-    result = vs.run(sizes, limit, args.max_states, repeat=args.repeat)
+    result = vs.run(sizes, limit, args.max_states, repeat=args.repeat,
+                    command=shlex.split(args.cowdsl) if args.cowdsl else None)
     result["machine"] = {"python": platform.python_version(), "platform": platform.platform(terse=True),
                          "cpus": os.cpu_count()}
     result["date"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -195,6 +197,8 @@ def vs_spin(args: argparse.Namespace) -> int:
         data["vs_spin"] = result
         path.write_text(json.dumps(data, indent=2) + "\n")
         vs.plot(result, HERE / "vs-spin.png")
+    if result["undecided"]:
+        print("NO VERDICT from every run (timeout, unknown or error) in:\n  " + "\n  ".join(result["undecided"]))
     if result["disagreements"]:
         print("VERDICTS DISAGREE:\n  " + "\n  ".join(result["disagreements"]))
         return 1
@@ -212,6 +216,9 @@ def main(argv=None) -> int:
                    help="with --vs-spin: KxM sizes, comma-separated (default 1x1,2x1,2x2,3x2,3x3,4x2)")
     p.add_argument("--with-4x3", action="store_true", help="with --vs-spin: add 4x3 to the default sizes")
     p.add_argument("--max-states", type=int, default=10_000_000, help="with --vs-spin: cowdsl's --max-states")
+    p.add_argument("--cowdsl", metavar="COMMAND", default=None,
+                   help="with --vs-spin: how to start the cowdsl measured, e.g. 'python -m cowdsl' with another "
+                        "checkout on PYTHONPATH (default: this checkout's console script)")
     p.add_argument("--repeat", type=int, default=1,
                    help="with --vs-spin: run each command N times and keep the fastest (default 1)")
     args = p.parse_args(argv)

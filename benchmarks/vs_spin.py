@@ -131,11 +131,12 @@ def pan_verdict(text: str) -> dict:
     return out
 
 
-def run_cowdsl(path: Path, backend: str, mode: str, limit: float, max_states: int) -> dict:
+def run_cowdsl(path: Path, backend: str, mode: str, limit: float, max_states: int,
+               command: list[str] | None = None) -> dict:
     """`cowdsl run FILE --format json` as a user runs it: wall seconds to the
     verdict, states explored, and the verdict (race: the `always` fails;
     safe: it holds; unknown when the search was cut short)."""
-    cmd = cowdsl_command() + ["run", str(path), "--backend", backend, "--format", "json", "--color", "never",
+    cmd = (command or cowdsl_command()) + ["run", str(path), "--backend", backend, "--format", "json", "--color", "never",
                               "--timeout", str(limit), "--max-states", str(max_states)]
     if mode != "default":
         cmd += ["--mode", mode]
@@ -180,7 +181,10 @@ def fastest(runs: list[dict]) -> dict:
     return best
 
 
-def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print, repeat: int = 1) -> dict:
+def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print, repeat: int = 1,
+        command: list[str] | None = None) -> dict:
+    """Every size and question: the four commands, `repeat` times each; `command`
+    starts cowdsl (default: cowdsl_command(), this checkout's)."""
     rows = []
     with tempfile.TemporaryDirectory(prefix="cowdsl-vs-spin-") as tmp:
         work = Path(tmp)
@@ -194,7 +198,7 @@ def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print, 
                     for v in SPIN_VARIANTS:
                         spin_runs[v].append(run_spin(k, m, wp_seq, v, work, limit))
                     for mode in COWDSL_MODES:
-                        cowdsl_runs[mode].append(run_cowdsl(cow, backend, mode, limit, max_states))
+                        cowdsl_runs[mode].append(run_cowdsl(cow, backend, mode, limit, max_states, command))
                 spin = {v: fastest(rs) for v, rs in spin_runs.items()}
                 cowdsl = {mode: fastest(rs) for mode, rs in cowdsl_runs.items()}
                 verdicts = {f"spin_{v}": r["verdict"] for v, r in spin.items()}
@@ -205,6 +209,7 @@ def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print, 
                     "cowdsl_backend": backend, "spin_wp_seq": wp_seq,
                     "spin": spin, "cowdsl": cowdsl, "verdicts": verdicts,
                     "agree": len(set(decided.values())) <= 1 and all(v == expected for v in decided.values()),
+                    "all_decided": len(decided) == len(verdicts),
                     "ratios": {
                         "cowdsl_full_over_spin_por": _ratio(cowdsl["full"], spin["por"]),
                         "cowdsl_default_over_spin_por": _ratio(cowdsl["default"], spin["por"]),
@@ -214,8 +219,9 @@ def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print, 
                 rows.append(row)
                 log(format_row(row))
     disagreements = [f"{r['k']}x{r['m']} {r['question']}: {r['verdicts']}" for r in rows if not r["agree"]]
+    undecided = [f"{r['k']}x{r['m']} {r['question']}: {r['verdicts']}" for r in rows if not r["all_decided"]]
     return {
-        "cowdsl": cowdsl_revision(),
+        "cowdsl": cowdsl_revision() if command is None else {"command": command},
         "model": str(MODEL.relative_to(HERE.parent)),
         "sizes": [f"{k}x{m}" for k, m in sizes],
         "limit_s": limit,
@@ -224,6 +230,7 @@ def run(sizes: list[tuple[int, int]], limit: float, max_states: int, log=print, 
         "spin": spin_version(),
         "rows": rows,
         "disagreements": disagreements,
+        "undecided": undecided,
     }
 
 

@@ -70,7 +70,7 @@ def _fake(verdicts: dict[str, str]):
     def spin(k, m, wp_seq, variant, work, limit):
         return {"variant": variant, "seconds": 2.0, "states": 10, "verdict": verdicts[f"spin_{variant}"]}
 
-    def cowdsl(path, backend, mode, limit, max_states):
+    def cowdsl(path, backend, mode, limit, max_states, command=None):
         return {"mode": mode, "seconds": 1.0, "states": 5, "verdict": verdicts[f"cowdsl_{mode}"]}
     return spin, cowdsl
 
@@ -84,6 +84,8 @@ def test_rows_record_ratios_and_agreement(monkeypatch):
     result = vs_spin.run([(1, 1)], limit=5, max_states=100, log=lambda _line: None)
     (row,) = result["rows"]
     assert row["agree"] and result["disagreements"] == []
+    assert not row["all_decided"] and result["undecided"] == [
+        "1x1 race: {'spin_por': 'race', 'spin_noreduce': 'race', 'cowdsl_default': 'race', 'cowdsl_full': 'timeout'}"]
     assert row["ratios"]["cowdsl_default_over_spin_por"] == 0.5
     assert row["ratios"]["cowdsl_full_over_spin_por"] is None  # a timeout is no time to a verdict
     json.dumps(result)  # results.json takes it as it is
@@ -159,3 +161,14 @@ def test_pan_verdicts():
     cut = vs_spin.pan_verdict("error: max search depth too small\n" + PAN_TAIL.format(errors=0))
     assert cut["verdict"] == "unknown"
     assert vs_spin.pan_verdict("pan: out of memory")["verdict"] == "error"
+
+
+def test_cowdsl_command_can_be_another_checkouts(tmp_path):
+    """--cowdsl COMMAND measures another cowdsl (a before/after comparison): here
+    `python -m cowdsl`, which must give the same verdict as the console script."""
+    cow = tmp_path / "bench.cow"
+    cow.write_text(vs_spin.gupfast_fork_vs_spin(1, 1))
+    r = vs_spin.run_cowdsl(cow, "early-cow:wp_seq=off", "full", 120, 10_000, command=[sys.executable, "-m", "cowdsl"])
+    assert r["verdict"] == "race" and r["states"] > 0, r
+    broken = vs_spin.run_cowdsl(cow, "early-cow", "full", 120, 10_000, command=[sys.executable, "-c", "pass"])
+    assert broken["verdict"] == "error" and broken["states"] is None
