@@ -138,7 +138,7 @@ def test_the_routes_of_the_full_search_are_the_shortest_paths():
     ex = search.full(model, search.Bounds())
     assert ex.routes is not None
     for w in list(ex.finals)[:5]:
-        on = search.on_route(ex.routes, [w])
+        on = ex.routes.to([w])
         alone = search.shortest(Model(sc, registry.get(RACY)), lambda x, w=w: x == w, search.Bounds())
         assert on is not None and alone is not None
         assert [i for _, i in on] == [i for _, i in alone]

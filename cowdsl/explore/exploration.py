@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Protocol
 
 from attrs import define, field
@@ -41,7 +41,17 @@ class Goal(Protocol):
     def decided(self, w: World, terminal: bool) -> bool: ...
 
 
-Route = tuple[int, int, str | None, "World | None", int]  # depth, switches, last actor, world before, thread
+Path = list[tuple[World, int]]  # (world before, thread index) at each micro-step
+
+
+class Routes(Protocol):
+    """The full search's shortest, least interleaved way to each world it visited."""
+
+    def to(self, worlds: Iterable[World]) -> Path | None:
+        """Of ``worlds`` (in the order the search found them), the one reached in
+        the fewest micro-steps, then the fewest switches between actors, and the
+        path to it; None when there is none."""
+        ...
 
 
 @define
@@ -49,15 +59,14 @@ class Exploration:
     mode: str
     states: int = 0  # distinct worlds visited
     transitions: int = 0  # micro-steps executed
-    executions: int = 0  # maximal interleavings (full: counted on the state graph)
+    executions: int | None = 0  # maximal interleavings (full: counted on the state graph, when asked; else None)
     finals: list[World] = field(factory=list)  # terminal worlds, distinct
     deadlocks: list[World] = field(factory=list)  # terminal worlds where some actor waits forever
     visited: Collection[World] = field(factory=set)  # every world, for invariants (full mode; in the order found)
     partial: str | None = None  # which bound stopped the search
     stopped: bool = False  # every verdict was decided before the search ended: it stopped there
     seconds: float = 0.0
-    # the full search's shortest, least interleaved way to each world (see paths.route); None in the others
-    routes: dict[World, Route] | None = None
+    routes: Routes | None = None  # the full search's; None in the others
 
     @property
     def complete(self) -> bool:

@@ -1,97 +1,138 @@
 """The reference search: breadth-first over every interleaving, with a visited
-set; executions are counted on the state graph.
+set, over interned worlds (``lean``: tuples of ints).
 
 Breadth-first order finds each world first at its least depth; among the ways
 of that length, the one with the fewest switches between actors is kept
 (``Exploration.routes``): the shortest, least interleaved execution to any
 world is known when the search ends, with no second search.  Given a ``Goal``,
 the search stops once every verdict is decided, after looking at the rest of
-that depth's worlds (one of them may decide it with fewer switches)."""
+that depth's worlds (one of them may decide it with fewer switches).
+Executions (maximal interleavings) are counted as the search goes when
+``count`` asks: a world's count is the sum of its predecessors', complete when
+it is expanded, when every micro-step goes from one depth to the next.  Where
+one does not (a world reached at two depths: a retry loop), the executions are
+counted afterwards, depth-first on the state graph kept for it."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
-from cowdsl.explore.exploration import Bounds, Exploration, Goal, Route, no_gc, terminal
+from cowdsl.explore.exploration import Bounds, Exploration, Goal, Path, no_gc
+from cowdsl.explore.lean import Key, Lean, Worlds
 from cowdsl.explore.model import Model, World
 
+Route = tuple[int, int, "str | None", "Key | None", int]  # depth, switches, last actor, key before, thread
 
-def full(model: Model, bounds: Bounds, goal: Goal | None = None) -> Exploration:
+
+def full(model: Model, bounds: Bounds, goal: Goal | None = None, *, count: bool = True) -> Exploration:
     with no_gc():
-        return _full(model, bounds, goal)
+        return _full(model, bounds, goal, count)
 
 
-def _full(model: Model, bounds: Bounds, goal: Goal | None) -> Exploration:
+def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool) -> Exploration:
     ex = Exploration("full")
     t0 = time.monotonic()
-    init = model.init()
-    succ: dict[World, list[World]] = {}
-    canon: dict[World, World] = {init: init}  # one instance per world: later lookups hit on identity
-    routes: dict[World, Route] = {init: (0, 0, None, None, -1)}
+    lean = Lean(model)
+    enabled, step, actors = lean.enabled, lean.step, lean.actors
+    init = lean.init()
+    routes: dict[Key, Route] = {init: (0, 0, None, None, -1)}
+    paths: dict[Key, int] | None = {init: 1} if count else None  # executions reaching each world so far
+    succ: dict[Key, tuple[Key, ...]] = {}  # the state graph, kept while counting needs it
     every = goal is not None and goal.every_state
     frontier = [init]
-    seen_final: set[World] = set()
+    finals: dict[Key, None] = {}  # terminal worlds, in the order found
+    expanded = 0
     while frontier and not ex.halted:
-        nxt: list[World] = []
-        for w in frontier:
-            en = model.enabled(w)
+        nxt: list[Key] = []
+        for k in frontier:
+            en = enabled(k)
             if not en:
-                terminal(model, w, ex, seen_final)
-                succ[w] = []
+                finals[k] = None
             if ex.stopped:
                 continue  # decided at this depth: its other worlds are only looked at
-            if goal is not None and (every or not en) and goal.decided(w, not en):
+            if goal is not None and (every or not en) and goal.decided(lean.world(k), not en):
                 ex.stopped = True
                 continue
             if not en:
                 continue
-            depth, switches, last, _, _ = routes[w]
+            depth, switches, last, _, _ = routes[k]
+            depth += 1
+            n = paths[k] if paths is not None else 0
             out = []
             for i in en:
-                w2, tr = model.step(w, i, False)
-                ex.transitions += 1
-                cost = switches + (last is not None and tr.actor != last)
-                known = canon.get(w2)
-                if known is None:
-                    canon[w2] = w2
-                    routes[w2] = (depth + 1, cost, tr.actor, w, i)
-                    nxt.append(w2)
+                k2 = step(k, i)
+                actor = actors[k[i + 2]]
+                cost = switches + (last is not None and actor != last)
+                old = routes.get(k2)
+                if old is None:
+                    routes[k2] = (depth, cost, actor, k, i)
+                    nxt.append(k2)
                 else:
-                    w2 = known
-                    old = routes[w2]
-                    if old[0] == depth + 1 and old[1] > cost:
-                        routes[w2] = (depth + 1, cost, tr.actor, w, i)
-                out.append(w2)
-            succ[w] = out
-            if (why := bounds.hit(len(canon))) is not None:
+                    if old[0] == depth and old[1] > cost:
+                        routes[k2] = (depth, cost, actor, k, i)
+                    if old[0] != depth:
+                        paths = None  # reached at another depth too: counted afterwards
+                if paths is not None:
+                    paths[k2] = paths.get(k2, 0) + n
+                out.append(k2)
+            if count:
+                succ[k] = tuple(out)
+            ex.transitions += len(en)
+            if (why := bounds.hit(len(routes))) is not None:
                 ex.partial = why
                 break
-            if bounds.progress and ex.transitions % 2000 == 0:
-                bounds.progress(len(canon), len(ex.finals))
+            expanded += 1
+            if bounds.progress and expanded % 1000 == 0:
+                bounds.progress(len(routes), len(finals))
         frontier = nxt
-    ex.visited = canon.keys()  # in the order found
-    ex.routes = routes
-    ex.states = len(canon)
-    ex.executions = _count_paths(init, succ) if ex.complete else len(ex.finals)
+    ex.finals = [lean.world(k) for k in finals]
+    ex.deadlocks = [w for k, w in zip(finals, ex.finals) if not lean.is_final(k)]
+    ex.visited = Worlds(lean, list(routes))  # in the order found
+    ex.routes = _Routes(lean, routes)
+    ex.states = len(routes)
+    if count and ex.complete:
+        ex.executions = sum(paths[k] for k in finals) if paths is not None else _count_paths(succ, init)
+    else:
+        ex.executions = None
     ex.seconds = time.monotonic() - t0
     return ex
 
 
-def _count_paths(init: World, succ: dict[World, list[World]]) -> int:
-    """Maximal interleavings: paths from the initial world to a terminal one
-    (the state graph is acyclic: every micro-step moves some actor forward)."""
-    count: dict[World, int] = {}
-    stack = [(init, False)]
+class _Routes:
+    """Exploration.routes of the full search: its routes by key."""
+
+    def __init__(self, lean: Lean, routes: dict[Key, Route]) -> None:
+        self.lean = lean
+        self.routes = routes
+
+    def to(self, worlds: Iterable[World]) -> Path | None:
+        routes, lean = self.routes, self.lean
+        keys = (k for k in map(lean.key, worlds) if k in routes)
+        goal = min(keys, key=lambda k: routes[k][:2], default=None)
+        if goal is None:
+            return None
+        path: Path = []
+        k = goal
+        while (parent := routes[k][3]) is not None:
+            path.append((lean.world(parent), routes[k][4]))
+            k = parent
+        return list(reversed(path))
+
+
+def _count_paths(succ: dict[Key, tuple[Key, ...]], init: Key) -> int:
+    """Maximal interleavings: paths from the initial world to a terminal one, on
+    the state graph (acyclic: every micro-step moves some actor forward)."""
+    count: dict[Key, int] = {}
+    stack: list[tuple[Key, tuple[Key, ...] | None]] = [(init, None)]
     while stack:
-        w, expanded = stack.pop()
-        if w in count:
+        k, nexts = stack.pop()
+        if k in count:
             continue
-        nexts = succ.get(w, [])
-        if not nexts:
-            count[w] = 1
-        elif expanded:
-            count[w] = sum(count[x] for x in nexts)
+        if nexts is None:  # first seen: its successors are counted first
+            nexts = succ.get(k, ())
+            stack.append((k, nexts))
+            stack.extend((x, None) for x in nexts if x not in count)
         else:
-            stack.append((w, True))
-            stack.extend((x, False) for x in nexts if x not in count)
+            count[k] = sum(count[x] for x in nexts) if nexts else 1
     return count[init]

@@ -111,7 +111,7 @@ class Model:
     def is_final(self, w: World) -> bool:
         return w.block >= len(self.blocks)
 
-    def blocked(self, w: World, i: int) -> str | None:
+    def blocked(self, w: World, i: int, remember: bool = True) -> str | None:
         t = w.threads[i]
         key = (w.state, t)
         why = self.waits.get(key, _UNASKED)
@@ -121,7 +121,7 @@ class Model:
                 why = None  # it will be skipped, which needs no lock
             else:
                 why = self.backend.blocked(w.state, step, t.label, t.frame)
-            if self.memo is not None:  # remembered while micro-steps are
+            if remember and self.memo is not None:  # remembered while micro-steps are
                 if len(self.waits) >= MEMO_MAX:
                     self.waits.clear()
                 self.waits[key] = why
@@ -145,15 +145,16 @@ class Model:
         t = w.threads[i]
         return frozenset(self.backend.lock_reads(w.state, self.sc.steps[t.steps[t.at]], t.label, t.frame))
 
-    def step(self, w: World, i: int, trace: bool = True) -> tuple[World, Transition]:
+    def step(self, w: World, i: int, trace: bool = True, remember: bool = True) -> tuple[World, Transition]:
         """Thread i's next micro-step.  ``trace=False`` (the searches) skips
         building the events, which a replay of the path makes again, and
         remembers the result: a micro-step depends only on the state and the
         thread, and many worlds share both (they differ in where other threads
-        are), so most steps of a search are looked up rather than run."""
+        are), so most steps of a search are looked up rather than run.
+        ``remember=False``: a caller that remembers micro-steps itself (lean.Lean)."""
         t = w.threads[i]
         debug = self.backend.debug_invariants  # COWDSL_DEBUG_INVARIANTS=1
-        memo = None if trace or debug else self.memo
+        memo = None if trace or debug or not remember else self.memo
         key = (w.state, t)
         hit = None
         if memo is not None:
@@ -193,6 +194,11 @@ class Model:
         tr = evolve(tr, reads=share(tr.reads, tr.reads), writes=share(tr.writes, tr.writes),
                     marks=share(tr.marks, tr.marks))
         memo[key] = (self.shared_states.setdefault(state, state), t2, tr)
+
+    def micro(self, w: World, i: int) -> StepResult:
+        """Thread i's next micro-step, run (not remembered, no events, no
+        invariants checked): the state after, the thread after, the transition."""
+        return self._micro(w, i, False)
 
     def _micro(self, w: World, i: int, trace: bool) -> StepResult:
         t = w.threads[i]

@@ -3,12 +3,12 @@ wanted world, the transitions along a path, and a schedule replayed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
-from cowdsl.explore.exploration import Bounds, Route
+from cowdsl.explore.exploration import Bounds, Path
 from cowdsl.explore.model import Model, Transition, World
 
-Path = list[tuple[World, int]]  # (world before, thread index) at each micro-step
+__all__ = ["Path", "follow", "replay", "shortest"]
 
 
 def shortest(model: Model, wanted: Callable[[World], bool], bounds: Bounds, terminal: bool = True) -> Path | None:
@@ -44,21 +44,6 @@ def shortest(model: Model, wanted: Callable[[World], bool], bounds: Bounds, term
                 return None
         frontier = nxt
     return None
-
-
-def on_route(routes: dict[World, Route], worlds: Iterable[World]) -> Path | None:
-    """The full search's answer to ``shortest``: of ``worlds`` (in the order the
-    search found them), the one reached in the fewest micro-steps, then the
-    fewest switches between actors, and the path to it; None when there is none."""
-    goal = min(worlds, key=lambda w: routes[w][:2], default=None)
-    if goal is None:
-        return None
-    path: Path = []
-    w = goal
-    while (parent := routes[w][3]) is not None:
-        path.append((parent, routes[w][4]))
-        w = parent
-    return list(reversed(path))
 
 
 def replay(model: Model, path: Path) -> list[Transition]:

@@ -225,7 +225,7 @@ class ReducedSearch:
             ex.partial = why
             return {}
         if bounds.progress and len(self.visited) % 1000 == 0:
-            bounds.progress(len(self.visited), ex.executions)
+            bounds.progress(len(self.visited), ex.executions or 0)
         en = model.enabled(w)
         nexts = {}
         for i in en:
@@ -241,7 +241,7 @@ class ReducedSearch:
             terminal(model, w, ex, self.seen_final)
             if self.goal is not None and not self.goal.every_state and self.goal.decided(w, True):
                 ex.stopped = True
-            ex.executions += 1
+            ex.executions = (ex.executions or 0) + 1  # the executions DPOR took (it does not count the others)
         awake = [i for i in en if (w.block, i) not in sleep]
         if awake:  # take each move scheduled here in turn, until none is left that is not asleep
             trace, clocks, last_at, levels = self.trace, self.clocks, self.last_at, self.levels

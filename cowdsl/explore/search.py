@@ -18,8 +18,8 @@ import time  # noqa: F401  (Bounds reads the clock through it: tests patch searc
 
 from cowdsl.explore.exploration import Bounds, Exploration, Goal, Progress
 from cowdsl.explore.full import full
-from cowdsl.explore.paths import Path, follow, on_route, replay, shortest
+from cowdsl.explore.paths import Path, follow, replay, shortest
 from cowdsl.explore.reduced import ReducedSearch, reduced
 
-__all__ = ["Bounds", "Exploration", "Goal", "Path", "Progress", "ReducedSearch", "follow", "full", "on_route",
-           "reduced", "replay", "shortest"]
+__all__ = ["Bounds", "Exploration", "Goal", "Path", "Progress", "ReducedSearch", "follow", "full", "reduced",
+           "replay", "shortest"]

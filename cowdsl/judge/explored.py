@@ -109,7 +109,7 @@ def check_exploration(model: Model, ex: search.Exploration, a: S.Assertion, boun
     if d.shows:
         want = d.want
         if ex.routes is not None:  # the full search knows the shortest, least interleaved way to each world
-            path = search.on_route(ex.routes, (w for w in pool if judged.get(w.state, (None,))[0] == want))
+            path = ex.routes.to(w for w in pool if judged.get(w.state, (None,))[0] == want)
         else:
             path = search.shortest(model, lambda w: evaluate(observe(w.state), a)[0] == want,
                                    evidence_bounds(bounds), terminal=not every_state)

@@ -372,7 +372,8 @@ def report(r: Result, show_state: bool = False, highlight=None, *, show_trace: b
     elif ex.stopped:
         lines += wrap(stopped_line(r), width, "", "  ")
     lines += final_state_lines(finals, width)
-    lines += wrap(f"Explored{explored_how} {ex.states} states, {ex.executions} executions, "
+    counted = f"{ex.executions} executions, " if ex.executions is not None else ""  # counted with --all-states
+    lines += wrap(f"Explored{explored_how} {ex.states} states, {counted}"
                   f"{ex.transitions} micro-steps in {ex.seconds:.3f}s", width, "", "  ")
     if ex.deadlocks:
         lines.append(f"Deadlocks {len(ex.deadlocks)} (an actor waits forever)")

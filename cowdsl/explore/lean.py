@@ -1,0 +1,143 @@
+"""Worlds as tuples of small ints, for the full search.
+
+A world is ``(state, block, thread, thread, ...)``: each distinct kernel state
+and each distinct thread position (actor, op, micro-step, frame) is interned
+once, as its index in a table.  Hashing and comparing a world is then hashing
+a short tuple of ints, where an attrs World hashes and compares trees of
+objects.  The micro-steps are remembered by ``(state, thread)`` ints (a
+micro-step depends on nothing else: ``Model.step``), with no cap: there are at
+most as many as the search makes micro-steps, which its state bound bounds.
+
+The rest of cowdsl sees attrs Worlds: ``world`` turns a key back into one, and
+``key`` a World into its key."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+
+from cowdsl.explore.model import Model, Thread, World
+from cowdsl.semantics.state import State
+
+Key = tuple[int, ...]  # (state, block, thread, ...), each an index into Lean's tables
+SHIFT = 32  # (state, thread) as one int: state << SHIFT | thread (fewer than 2**32 threads are ever interned)
+
+
+class Lean:
+    """A Model's worlds interned: ``init``, ``enabled`` and ``step`` over keys."""
+
+    __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "actors", "moves", "blocked",
+                 "blocks", "finished")
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.states: list[State] = []
+        self.state_ids: dict[State, int] = {}
+        self.threads: list[Thread] = []
+        self.thread_ids: dict[Thread, int] = {}
+        self.done: list[bool] = []  # per thread: its ops all taken
+        self.actors: list[str] = []  # per thread: its actor
+        self.moves: dict[int, tuple[int, int]] = {}  # state << SHIFT | thread -> (state after, thread after)
+        self.blocked: dict[int, bool] = {}  # state << SHIFT | thread -> whether it waits on a lock
+        self.blocks: dict[int, tuple[int, ...]] = {}  # block -> its threads at their start
+        self.finished = len(model.blocks)  # the block number of a final world
+
+    # --- interning ---------------------------------------------------------------------------
+
+    def state_id(self, st: State) -> int:
+        n = self.state_ids.get(st)
+        if n is None:
+            n = self.state_ids[st] = len(self.states)
+            self.states.append(st)
+        return n
+
+    def thread_id(self, t: Thread) -> int:
+        n = self.thread_ids.get(t)
+        if n is None:
+            n = self.thread_ids[t] = len(self.threads)
+            self.threads.append(t)
+            self.done.append(t.done)
+            self.actors.append(t.actor)
+        return n
+
+    def block_threads(self, block: int) -> tuple[int, ...]:
+        ts = self.blocks.get(block)
+        if ts is None:
+            ts = self.blocks[block] = tuple(map(self.thread_id, self.model.threads_for(block))) \
+                if block < self.finished else ()
+        return ts
+
+    def key(self, w: World) -> Key:
+        return (self.state_id(w.state), w.block, *map(self.thread_id, w.threads))
+
+    def world(self, k: Key) -> World:
+        threads = self.threads
+        return World(self.states[k[0]], k[1], tuple(threads[t] for t in k[2:]))
+
+    # --- the model over keys -------------------------------------------------------------------
+
+    def init(self) -> Key:
+        return self.key(self.model.init())
+
+    def is_final(self, k: Key) -> bool:
+        return k[1] >= self.finished
+
+    def enabled(self, k: Key) -> list[int]:
+        """The thread indices that can take a micro-step (Model.enabled)."""
+        base = k[0] << SHIFT
+        done, blocked = self.done, self.blocked
+        out = []
+        for i in range(len(k) - 2):
+            t = k[i + 2]
+            if done[t]:
+                continue
+            b = blocked.get(base | t)
+            if b is None:
+                st = self.states[k[0]]
+                b = blocked[base | t] = self.model.blocked(World(st, k[1], (self.threads[t],)), 0, False) is not None
+            if not b:
+                out.append(i)
+        return out
+
+    def step(self, k: Key, i: int) -> Key:
+        """Thread i's next micro-step (Model.step), remembered by (state, thread)."""
+        t = k[i + 2]
+        code = k[0] << SHIFT | t
+        hit = self.moves.get(code)
+        if hit is None:
+            model = self.model
+            if model.backend.debug_invariants:  # Model.step checks the invariants, with every thread in flight
+                w2, _ = model.step(self.world(k), i, False, remember=False)
+                after = w2.threads[i] if w2.block == k[1] else _finished(self.threads[t])
+                st = w2.state
+            else:  # the micro-step alone: it reads the state and its own thread, nothing else
+                st, after, _ = model.micro(World(self.states[k[0]], k[1], (self.threads[t],)), 0)
+            hit = self.moves[code] = (self.state_id(st), self.thread_id(after))
+        s2, t2 = hit
+        if self.done[t2] and all(self.done[x] for j, x in enumerate(k[2:]) if j != i):
+            return (s2, k[1] + 1, *self.block_threads(k[1] + 1))
+        return (s2, k[1], *k[2:i + 2], t2, *k[i + 3:])
+
+    def actor(self, k: Key, i: int) -> str:
+        return self.actors[k[i + 2]]
+
+
+def _finished(t: Thread) -> Thread:
+    """A thread after its last op's last micro-step (what Model._micro makes of it)."""
+    return Thread(t.actor, t.steps, t.at + 1)
+
+
+class Worlds(Collection[World]):
+    """Keys seen as attrs Worlds, made when asked for (an invariant's judge, the reports)."""
+
+    def __init__(self, lean: Lean, keys: list[Key]) -> None:
+        self.lean = lean
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[World]:
+        return map(self.lean.world, self.keys)
+
+    def __contains__(self, w: object) -> bool:
+        return isinstance(w, World) and self.lean.key(w) in set(self.keys)

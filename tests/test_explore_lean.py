@@ -1,0 +1,111 @@
+"""The full search over interned worlds (explore.lean: tuples of ints) visits
+exactly the worlds, final states and executions of a plain breadth-first search
+over attrs Worlds and Model.step, runs each micro-step once, and counts the
+executions only when asked."""
+
+from __future__ import annotations
+
+import pytest
+from examples import RACE, pinners_racing_fork
+
+from cowdsl.explore import search
+from cowdsl.explore.lean import Lean
+from cowdsl.explore.model import Model, World
+from cowdsl.load import load_text
+from cowdsl.run import run
+from cowdsl.semantics import registry
+
+BLOCKING = """
+process A
+thread T of A
+A: mmap(p, anon, private, rw)
+A: mmap(q, anon, private, rw)
+par {
+  A: fork() as B
+  T: write(q, 1)
+  T: write(p, 2)
+}
+always: A.q == 1
+"""
+
+CASES = [(pinners_racing_fork(2, 2), "early-cow:wp_seq=off"), (pinners_racing_fork(3, 1), "early-cow"),
+         (RACE, "anon-exclusive"), (BLOCKING, "cow-fixes-1")]
+
+
+def reference(model: Model) -> tuple[set[World], set[World], int]:
+    """Every world, the terminal ones and the executions, by Model.step on attrs Worlds (no memo)."""
+    model.memo = None
+    init = model.init()
+    succ: dict[World, list[World]] = {}
+    todo = [init]
+    while todo:
+        w = todo.pop()
+        if w in succ:
+            continue
+        succ[w] = [model.step(w, i, False)[0] for i in model.enabled(w)]
+        todo += succ[w]
+    order: list[World] = []
+    seen: set[World] = set()
+    stack = [(init, False)]
+    while stack:  # post-order: a world after its successors
+        w, done = stack.pop()
+        if done:
+            order.append(w)
+        elif w not in seen:
+            seen.add(w)
+            stack.append((w, True))
+            stack += [(x, False) for x in succ[w]]
+    count: dict[World, int] = {}
+    for w in order:
+        count[w] = sum(count[x] for x in succ[w]) if succ[w] else 1
+    return set(succ), {w for w, n in succ.items() if not n}, count[init]
+
+
+@pytest.mark.parametrize("src, backend", CASES)
+def test_the_lean_full_search_visits_what_a_plain_search_visits(src, backend):
+    sc = load_text(src, "t.cow")
+    worlds, terminal, executions = reference(Model(sc, registry.get(backend)))
+    ex = search.full(Model(sc, registry.get(backend)), search.Bounds())
+    assert set(ex.visited) == worlds and ex.states == len(worlds)
+    assert set(ex.finals) == terminal and len(ex.finals) == len(terminal)
+    assert ex.executions == executions
+
+
+@pytest.mark.parametrize("src, backend", CASES)
+def test_each_micro_step_is_run_once(src, backend):
+    model = Model(load_text(src, "t.cow"), registry.get(backend))
+    runs = []
+    real = model.micro
+    model.micro = lambda w, i: runs.append(1) or real(w, i)  # type: ignore[method-assign]
+    search.full(model, search.Bounds())
+    worlds, _, _ = reference(Model(model.sc, registry.get(backend)))
+    assert len(runs) == len({(w.state, w.threads[i]) for w in worlds for i in model.enabled(w)})
+    assert not model.memo  # the lean table remembers them, keyed by ints; the attrs memo stays empty
+
+
+def test_keys_and_worlds_round_trip():
+    model = Model(load_text(pinners_racing_fork(2, 1), "t.cow"), registry.get("early-cow"))
+    lean = Lean(model)
+    k = lean.init()
+    seen = 0
+    frontier = [k]
+    while frontier and seen < 200:
+        k = frontier.pop()
+        seen += 1
+        w = lean.world(k)
+        assert lean.key(w) == k and all(isinstance(x, int) for x in k)
+        assert lean.enabled(k) == model.enabled(w)
+        for i in lean.enabled(k):
+            k2 = lean.step(k, i)
+            assert lean.world(k2) == model.step(w, i, False)[0]
+            frontier.append(k2)
+
+
+def test_executions_are_counted_only_when_asked():
+    sc = load_text(pinners_racing_fork(2, 2), "t.cow")
+    counted = search.full(Model(sc, registry.get("anon-exclusive")), search.Bounds())
+    uncounted = search.full(Model(sc, registry.get("anon-exclusive")), search.Bounds(), count=False)
+    assert counted.executions and uncounted.executions is None and counted.states == uncounted.states
+    # a run counts them for herd's complete list (--all-states), and says nothing of them otherwise
+    assert run(sc, "anon-exclusive", mode="full").exploration.executions is None
+    assert run(sc, "anon-exclusive", mode="full", all_states=True).exploration.executions == counted.executions
