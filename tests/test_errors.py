@@ -23,7 +23,7 @@ from cowdsl.syntax.parser import MAX_SOURCE_BYTES, decode, parse
 H = "process A\nA: mmap(buf, anon, private, rw, pages=2)\n"  # lines 1-2
 T = "assert true\n"
 STATEMENT = (
-    "a statement: `scenario`, `ref`, `process`, `thread`, `file`, `pipe`, "
+    "a statement: `scenario`, `ref`, `include`, `const`, `param`, `process`, `thread`, `file`, `pipe`, "
     "a step `ACTOR: op(...)`, `par {`, `assert` or `expect`"
 )
 

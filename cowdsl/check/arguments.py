@@ -9,7 +9,7 @@ from cowdsl import ops
 from cowdsl import scenario as S
 from cowdsl.check.names import Names
 from cowdsl.errors import did_you_mean, one_of
-from cowdsl.syntax import ast
+from cowdsl.syntax import ast, kernel_words
 
 Positional = ast.Location | ast.Number
 Fields = dict[str, Any]  # keyword arguments of scenario.Step
@@ -38,7 +38,7 @@ class Arguments(Names):
         for g in spec.flags:
             if g.name not in chosen and g.default:
                 flags.add(g.default)
-            if g.name not in chosen and g.default is None and g.name in ("prot", "advice"):
+            if ok and g.name not in chosen and g.default is None and g.name in ("prot", "advice"):  # not after a bad flag
                 what = "advice" if g.name == "advice" else "a protection"
                 self.error(f"`{spec.name}` needs {what}", st.span, expected=one_of(g.choices),
                            hint=f"e.g. `{st.actor.text}: {spec.name}(buf, {g.choices[0]})`")
@@ -91,7 +91,8 @@ class Arguments(Names):
             w = a.name.text
             if w not in words:
                 self.error(f"unknown flag `{w}` for `{spec.name}`", a.span,
-                           expected=one_of(words) if words else "no flags", hint=did_you_mean(w, words))
+                           expected=one_of(words) if words else "no flags",
+                           hint=kernel_words.flag_hint(spec.name, w) or did_you_mean(w, words))
                 ok = False
                 continue
             g = words[w]

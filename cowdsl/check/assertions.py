@@ -102,6 +102,12 @@ class Assertions(Names):
                            loc.index.span, expected=f"an index from 0 to {pages - 1}")
                 return ERROR
             return S.FilePage(name, loc.index.value if loc.index else 0), "page"
+        if loc.bare and (name in n.processes or name in n.threads):
+            proc = n.threads.get(name, name)
+            example = f"{name}.{next(iter(n.mappings.get(proc, {})), 'buf')}"
+            self.error(f"`{name}` is a {'thread' if name in n.threads else 'process'}, not a page", loc.span,
+                       expected=f"a page such as `{example}`", hint=f"write `{example}`")
+            return ERROR
         if loc.index is not None and (name in n.handles or name in n.values):
             self.error(f"`{loc.text()}`: only mappings and files have pages", loc.span,
                        expected=f"`{name}` without an index")
@@ -170,6 +176,11 @@ class Assertions(Names):
                            hint=did_you_mean(a.text(), self.n.outcomes) or "name the step: `A: pin(buf) as mr`")
                 return None
             return S.StepRef(a.name.text)
+        if a.bare and a.name.text in self.n.processes:  # `exclusive(B)`: a page of B is meant
+            example = f"{a.name.text}.{next(iter(self.n.mappings.get(a.name.text, {})), 'buf')}"
+            self.error(f"`{spec.name}` takes a page, not the process `{a.name.text}`", a.span,
+                       expected=f"a page such as `{example}`", hint=f"write `{spec.name}({example})`")
+            return None
         r, k = self.location_term(a)
         if k == "error":
             return None

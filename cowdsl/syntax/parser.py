@@ -16,7 +16,7 @@ from lark.visitors import Transformer_NonRecursive
 
 from cowdsl import ops
 from cowdsl.errors import CowError, Diagnostic, Span
-from cowdsl.syntax import ast
+from cowdsl.syntax import ast, kernel_words
 from cowdsl.syntax.grammar import grammar_text
 
 MAX_SOURCE_BYTES = 1 << 20  # a scenario is a page of text, not a megabyte
@@ -256,13 +256,44 @@ _WORDS = {
 
 # The keywords that can start a line; when all of them are acceptable the
 # parser is at the start of a statement, and the list is said in one phrase.
-_STATEMENT_START = frozenset({"SCENARIO", "REF", "PROCESS", "THREAD", "FILE", "PIPE", "PAR", "ASSERT", "EXPECT"})
+_STATEMENT_START = frozenset({"SCENARIO", "REF", "PROCESS", "THREAD", "FILE", "PIPE", "PAR", "ASSERT", "EXPECT",
+                              "INCLUDE", "CONST", "PARAM"})
 _A_STATEMENT = (
-    "a statement: `scenario`, `ref`, `process`, `thread`, `file`, `pipe`, "
+    "a statement: `scenario`, `ref`, `include`, `const`, `param`, `process`, `thread`, `file`, `pipe`, "
     "a step `ACTOR: op(...)`, `par {`, `assert` or `expect`"
 )
-_STATEMENT_WORDS = ("scenario", "ref", "process", "thread", "file", "pipe", "par", "assert", "expect")
+_STATEMENT_WORDS = ("scenario", "ref", "include", "const", "param", "process", "thread", "file", "pipe", "par",
+                    "assert", "expect", "reachable", "invariant", "sometimes", "always", "never")
 _KEYWORDS = frozenset(ops.keywords())
+
+# Words of other languages that start a line: what a .cow file does instead.
+_NO_CONDITIONALS = ("a .cow file has no conditionals: write a file per case, or sweep the cases with "
+                    "`param NAME in a, b` and say what each expects with `expect ... when NAME=a`")
+_NO_LOOPS = "a .cow file has no loops: write the steps out, or sweep values with `param NAME in 1, 2`"
+_FOREIGN = {
+    **dict.fromkeys(("if", "else", "elif", "elsif", "unless", "switch", "case", "then", "when"), _NO_CONDITIONALS),
+    **dict.fromkeys(("for", "foreach", "each", "while", "until", "loop", "repeat", "do"), _NO_LOOPS),
+    **dict.fromkeys(("import", "from", "use", "require", "source", "load"),
+                    'to reuse the lines of another file, write `include "file.cow"`'),
+    **dict.fromkeys(("let", "var", "set", "define", "val", "local", "global"),
+                    "a named number is `const NAME = 4`, used as `$NAME`; values to sweep are `param NAME in 1, 2`"),
+    **dict.fromkeys(("def", "fn", "func", "function", "macro", "proc", "sub"),
+                    'put shared lines in a file of their own and `include "file.cow"` it'),
+    **dict.fromkeys(("return", "break", "continue", "goto", "begin", "end", "print", "echo"),
+                    "a .cow file is a list of statements, one per line, run in order"),
+}
+
+
+def _unknown_statement(acc: set[str], source: str, line: int, col: int) -> tuple[str, str] | None:
+    """`if A.buf == 1`, `for i in 1, 2`: a keyword of another language where a
+    statement starts (the parser took it for an actor and wants a `:`).
+    Returns (the word, what to write instead)."""
+    if acc - {"$END"} != {"COLON"}:
+        return None
+    m = re.match(r"[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*$", _line_text(source, line)[: col - 1])
+    if not m or m.group(1) not in _FOREIGN:
+        return None
+    return m.group(1), _FOREIGN[m.group(1)]
 
 
 def _misspelled_statement(acc: set[str], source: str, line: int, col: int) -> tuple[str, str] | None:
@@ -300,6 +331,8 @@ def _expected(acc: set[str]) -> str | None:
     if "_NL" in acc:  # "the end of the file" is the end of the last line: say it once
         acc.discard("$END")
     acc.discard("WHEN")  # an expect line's optional `when` is not offered after every backend
+    if "NAME" in acc:
+        acc.discard("ON")  # nor an assertion's optional scope (`assert on BACKEND: ...`) beside its terms
     if not acc:
         return None
     if _STATEMENT_START <= acc:
@@ -367,7 +400,7 @@ def _hint(acc: set[str], source: str, line: int, col: int, got: str) -> str | No
     if got in ("&", "&&"):
         return "write `and`"
     if got in ("|", "||"):
-        return "write `or`"
+        return kernel_words.call_hint(text) or "write `or`"
     if got == "!":
         return "write `not`, or `!=` to compare"
     if got == ";":
@@ -390,6 +423,16 @@ def _hint(acc: set[str], source: str, line: int, col: int, got: str) -> str | No
         return "write `thread T of A`"
     if acc == {"EQUAL"} and first == "file":
         return "write `file F = [1, 2]`"
+    if first == "const" and acc == {"EQUAL"}:
+        return "write `const N = 4`"
+    if first == "const" and acc == {"INT"}:
+        return "a const is a number; to run the file once per name, write `param NAME in a, b`"
+    if first == "param" and acc == {"IN"}:
+        return "write `param kind in small, thp`: the file runs once per value"
+    if first == "include" and "STRING" in acc:
+        return 'write `include "prelude.cow"`: a file name in double quotes'
+    if re.fullmatch(r"\$[A-Za-z_][A-Za-z0-9_]*", got) and "VAR" not in acc:
+        return "`$NAME` stands for a number or flag: it goes in a step's arguments, `file F = [...]` or an assertion"
     if acc == {"LPAR"}:
         return "an op is called with parentheses, e.g. `A: fork() as B`"
     if first == "expect" and got == ":":
@@ -412,6 +455,19 @@ def syntax_error(e: UnexpectedInput, filename: str, source: str) -> CowError:
         got = str(tok)
         acc = _accepted(source, getattr(tok, "start_pos", None), e.expected)
         expected = _expected(acc)
+        foreign = _unknown_statement(acc, source, line, col)
+        if foreign:
+            word, instead = foreign
+            start = _line_text(source, line).index(word) + 1
+            return CowError(filename, source, [Diagnostic(f"unknown statement `{word}`",
+                                                          Span(line, start, start + len(word)), _A_STATEMENT, instead)])
+        nested = re.match(r"[ \t]*par[ \t]*$", _line_text(source, line)[: col - 1]) and acc - {"$END"} == {"COLON"}
+        if nested:  # inside a block `par` is read as an actor's name, and wants its `:`
+            start = _line_text(source, line).index("par") + 1
+            return CowError(filename, source, [Diagnostic(
+                "blocks do not nest: a `par` block inside a `par` block", Span(line, start, start + 3),
+                "a step `ACTOR: op(...)`, or `}` to end the `par` block",
+                "put every concurrent step in one `par { }` block (each actor keeps its order), or end this block first")])
         typo = _misspelled_statement(acc, source, line, col)
         if typo:
             word, keyword = typo
