@@ -231,3 +231,23 @@ def test_without_dask_the_executor_says_how_to_get_it(corpus, capsys, monkeypatc
     assert code == 2 and "cowdsl: --executor dask needs Dask" in err and out == ""
     code, _, err = cli(capsys, "timeline", "--scheduler", "tcp://127.0.0.1:1", corpus)
     assert code == 2 and "pip install 'cowdsl[dask]'" in err
+
+
+def test_a_run_that_crashes_fails_its_timeline_as_without_workers(capsys, monkeypatch):
+    real = timeline.run
+
+    def flaky(sc, spec, **kw):
+        if spec.name.startswith("early-cow"):
+            raise RuntimeError("model bug")
+        return real(sc, spec, **kw)
+
+    monkeypatch.setattr(timeline, "run", flaky)
+    f = SCENARIOS / "versions" / "ksm-page-reuse-window.cow"
+    sc = load_text(f.read_text(), str(f))
+    [known] = timeline.prefetch([sc], workers=Workers(1))
+    assert any(isinstance(v, RuntimeError) for v in known.values())
+    with pytest.raises(RuntimeError, match="model bug"):
+        timeline.build(sc, verdicts=known)
+    code, out, err = cli(capsys, "timeline", "-j", 1, f, SCENARIOS / "races" / "s12-gup-fast-pin-vs-fork.cow")
+    assert code == 2
+    assert f"cowdsl: {f}: internal error while drawing its timeline: RuntimeError: model bug" in err
