@@ -45,6 +45,12 @@ _KEYWORD_ROLES = {
     "pass": "outcome", "fail": "outcome",
 }
 
+# Declarations of the language itself (the registry's are about processes and files).
+LANGUAGE_DECLARATIONS = ("include", "const", "param")
+
+# `$kind`: the use of a param or const (the grammar's VAR terminal).
+PARAM_PATTERN = r"\$[A-Za-z_]\w*"
+
 # Fallback for the grammar's BACKEND terminal (read from the grammar when it is there).
 _BACKEND_FALLBACK = r"[A-Za-z0-9][A-Za-z0-9_.\-]*(?::[A-Za-z0-9_]+=[A-Za-z0-9_.\-]+)*"
 
@@ -59,6 +65,7 @@ CATEGORY_TOKENS = {
     "fact": Name.Builtin,  # exclusive( refcount( ... and bare cow_copies, faults
     "flag": Name.Constant,  # anon private rw longterm ...
     "kwarg": Name.Attribute,  # pages= file= count=
+    "param": Name.Variable,  # $kind, $N: a param's or a const's value
     "builtin-actor": Name.Builtin.Pseudo,  # reclaim: ksmd:
     "actor": Name.Label,  # A: mr:
     "backend": Name.Namespace,  # after `expect pass on`
@@ -119,7 +126,7 @@ def categories() -> dict[str, tuple[str, ...]]:
     two categories claim a word that nothing in the text can tell apart (the
     tests and editors/generate.py insist there is none).
     """
-    decl = ops.DECL_KEYWORDS
+    decl = ops.DECL_KEYWORDS + LANGUAGE_DECLARATIONS
     kws = _unique(list(ops.keywords()) + list(grammar_words()))
     cats: dict[str, list[str]] = {k: [] for k in ("declaration", "keyword", "operator-word", "constant", "outcome")}
     for w in kws:
@@ -186,6 +193,9 @@ def _tokens() -> dict:
             (r'"[^"\n]*"', String.Double),
             (r'"[^"\n]*', Error),  # an unterminated string
             (_NOT_AFTER + r"(expect)\b", CATEGORY_TOKENS["keyword"], "expect"),
+            # `assert on anon-exclusive: ...`: the backends an assertion is judged on
+            (_NOT_AFTER + r"(on)\b", CATEGORY_TOKENS["keyword"], "scope"),
+            (PARAM_PATTERN, CATEGORY_TOKENS["param"]),
             (_w(c["op"], call), CATEGORY_TOKENS["op"]),
             (_w(c["fact"], call), CATEGORY_TOKENS["fact"]),
             (_w(c["kwarg"], r"\b(?=[ \t]*=(?!=))"), CATEGORY_TOKENS["kwarg"]),
@@ -199,7 +209,7 @@ def _tokens() -> dict:
             (r"0[xX][0-9a-fA-F]+\b", Number.Hex),
             (r"[0-9]+\b", Number.Integer),
             (r"[A-Za-z_]\w*", Name),
-            (r"==|!=|<=|>=|<|>|=|~", Operator),  # ~exists
+            (r"==|!=|<=|>=|<|>|=|~|\|", Operator),  # ~exists; `when kind=thp|pte_thp`
             (r"[()\[\]{},.:]", Punctuation),
         ],
         "expect": [
@@ -215,8 +225,16 @@ def _tokens() -> dict:
             (r",", Punctuation),
             (r"#[^\n]*", Comment.Single),
             (r"\n", Whitespace, "#pop:2"),
+            (r"(when)\b", CATEGORY_TOKENS["keyword"], "#pop:2"),  # then `kind=thp`, lexed as any line
             (backend_pattern(), CATEGORY_TOKENS["backend"]),
             default("#pop:2"),
+        ],
+        "scope": [
+            (r"[ \t]+", Whitespace),
+            (r",", Punctuation),
+            (r":", Punctuation, "#pop"),
+            (backend_pattern(), CATEGORY_TOKENS["backend"]),
+            default("#pop"),
         ],
     }
 

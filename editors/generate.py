@@ -48,6 +48,7 @@ SCOPES = {
     "actor": "variable.other.actor.cow",
     "backend": "entity.name.type.backend.cow",
     "number": "constant.numeric.cow",
+    "param": "variable.other.param.cow",
     "string": "string.quoted.double.cow",
     "comment": "comment.line.number-sign.cow",
 }
@@ -55,13 +56,13 @@ VIM_GROUPS = {
     "declaration": "cowDeclaration", "keyword": "cowKeyword", "operator-word": "cowOperatorWord",
     "constant": "cowBoolean", "outcome": "cowOutcome", "op": "cowOp", "fact": "cowFact", "flag": "cowFlag",
     "kwarg": "cowKwArg", "builtin-actor": "cowBuiltinActor", "actor": "cowActor", "backend": "cowBackend",
-    "number": "cowNumber", "string": "cowString", "comment": "cowComment", "plain": "",
+    "number": "cowNumber", "param": "cowParam", "string": "cowString", "comment": "cowComment", "plain": "",
 }
 EMACS_FACES = {
     "declaration": "cow-declaration-face", "keyword": "cow-keyword-face", "operator-word": "cow-operator-face",
     "constant": "cow-constant-face", "outcome": "cow-outcome-face", "op": "cow-op-face", "fact": "cow-fact-face",
     "flag": "cow-flag-face", "kwarg": "cow-kwarg-face", "builtin-actor": "cow-builtin-actor-face",
-    "actor": "cow-actor-face", "backend": "cow-backend-face", "number": "cow-number-face",
+    "actor": "cow-actor-face", "backend": "cow-backend-face", "number": "cow-number-face", "param": "cow-param-face",
     "string": "font-lock-string-face", "comment": "font-lock-comment-face", "plain": "nil",
 }
 WORD_CATEGORIES = ("declaration", "keyword", "operator-word", "constant", "outcome", "op", "fact", "fact-bare",
@@ -119,6 +120,17 @@ def fixture() -> list[tuple[str, list[tuple[int, int, str, str]]]]:
         ("pass", "outcome"), ("on", "keyword"), ("anon-exclusive", "backend"), ("5.10", "backend"),
         ("early-cow:pin_scope=longterm", "backend"), ("pass", "comment", 1))
     add("expect fail on mapcount", ("fail", "outcome"), ("mapcount", "backend"))
+    # Reuse and parameters: `$NAME` is a param's or const's value; `when` ends the backends.
+    add('include "prelude.cow"', ("include", "declaration"), ('"prelude.cow"', "string"))
+    add("const N = 4", ("const", "declaration"), ("N", "plain"), ("4", "number"))
+    add("param kind in small, thp", ("param", "declaration"), ("kind", "plain"), ("in", "keyword", 1),
+        ("small", "flag"), ("thp", "flag"))
+    add("A: mmap(buf, anon, $kind, pages=$N)", ("$kind", "param"), ("pages", "kwarg"), ("$N", "param"))
+    add("expect fail on 5.10, 6.1 when kind=thp|small", ("5.10", "backend"), ("6.1", "backend"),
+        ("when", "keyword"), ("kind", "plain"), ("thp", "flag"), ("small", "flag"))
+    add("assert on anon-exclusive, early-cow:wp_seq=off: A.buf == $N", ("on", "keyword"),
+        ("anon-exclusive", "backend"), ("early-cow:wp_seq=off", "backend"), ("buf", "plain"), ("$N", "param"))
+    add("reachable: A.buf == 1", ("reachable", "keyword"))
     # Every word of every category, in a context where it is highlighted.
     for cat in ("declaration", "keyword", "operator-word", "constant", "outcome"):
         for w in cats[cat]:
@@ -185,8 +197,8 @@ def textmate() -> str:
         "fileTypes": ["cow"],
         "comment": NOTICE,
         "patterns": [{"include": f"#{k}"} for k in
-                     ("comment", "string", "expect", "actor", "call", "kwarg", "words", "number", "operator",
-                      "punctuation")],
+                     ("comment", "string", "expect", "scope", "actor", "call", "kwarg", "param", "words", "number",
+                      "operator", "punctuation")],
         "repository": {
             "comment": {"match": "(#).*$", "name": SCOPES["comment"],
                         "captures": {"1": {"name": "punctuation.definition.comment.cow"}}},
@@ -200,11 +212,25 @@ def textmate() -> str:
                 "patterns": [
                     words("outcome"),
                     {"begin": f"{nb}(on)\\b", "beginCaptures": {"1": {"name": SCOPES["keyword"]}},
-                     "end": "(?=#)|$",
+                     "end": f"(?=#)|(?={nb}when\\b)|$",
                      "patterns": [{"match": backend, "name": SCOPES["backend"]},
                                   {"match": ",", "name": "punctuation.separator.comma.cow"}]},
+                    # `when kind=thp|small`: the swept scenarios the line is about
+                    {"match": f"{nb}(when)\\b", "captures": {"1": {"name": SCOPES["keyword"]}}},
+                    {"include": "#words"}, {"include": "#number"}, {"include": "#operator"},
+                    {"include": "#punctuation"},
                 ],
             },
+            # `assert on anon-exclusive, 5.10: ...`: the backends an assertion is judged on
+            "scope": {
+                "begin": f"^\\s*({_alt(c['keyword'])})\\s+(on)\\b",
+                "beginCaptures": {"1": {"name": SCOPES["keyword"]}, "2": {"name": SCOPES["keyword"]}},
+                "end": ":(?![A-Za-z0-9_]+=)", "endCaptures": {"0": {"name": "punctuation.separator.cow"}},
+                "patterns": [{"match": "[A-Za-z0-9][A-Za-z0-9_.\\-]*(?::[A-Za-z0-9_]+=[A-Za-z0-9_.\\-]+)*",
+                              "name": SCOPES["backend"]},
+                             {"match": ",", "name": "punctuation.separator.comma.cow"}],
+            },
+            "param": {"match": "\\$[A-Za-z_]\\w*", "name": SCOPES["param"]},
             "actor": {"patterns": [
                 {"match": f"^\\s*({_alt(c['keyword'])})\\s*(:)",
                  "captures": {"1": {"name": SCOPES["keyword"]}, "2": {"name": "punctuation.separator.cow"}}},
@@ -227,6 +253,7 @@ def textmate() -> str:
                 {"match": "==|!=|<=|>=|<|>", "name": "keyword.operator.comparison.cow"},
                 {"match": "~", "name": "keyword.operator.logical.cow"},
                 {"match": "=", "name": "keyword.operator.assignment.cow"},
+                {"match": "\\|", "name": "keyword.operator.alternative.cow"},
             ]},
             "punctuation": {"patterns": [
                 {"match": "[(\\[{]", "name": "punctuation.section.begin.cow"},

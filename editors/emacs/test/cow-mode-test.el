@@ -20,6 +20,7 @@
     ("outcome" . cow-outcome-face) ("op" . cow-op-face) ("fact" . cow-fact-face)
     ("flag" . cow-flag-face) ("kwarg" . cow-kwarg-face) ("builtin-actor" . cow-builtin-actor-face)
     ("actor" . cow-actor-face) ("backend" . cow-backend-face) ("number" . cow-number-face)
+    ("param" . cow-param-face)
     ("string" . font-lock-string-face) ("comment" . font-lock-comment-face) ("plain" . nil)))
 
 (defun cow-test--faces-at (pos)

@@ -13,7 +13,7 @@ let s:groups = {
       \ 'declaration': 'cowDeclaration', 'keyword': 'cowKeyword', 'operator-word': 'cowOperatorWord',
       \ 'constant': 'cowBoolean', 'outcome': 'cowOutcome', 'op': 'cowOp', 'fact': 'cowFact',
       \ 'flag': 'cowFlag', 'kwarg': 'cowKwArg', 'builtin-actor': 'cowBuiltinActor', 'actor': 'cowActor',
-      \ 'backend': 'cowBackend', 'number': 'cowNumber', 'string': 'cowString', 'comment': 'cowComment',
+      \ 'backend': 'cowBackend', 'number': 'cowNumber', 'param': 'cowParam', 'string': 'cowString', 'comment': 'cowComment',
       \ 'plain': '',
       \ }
 
