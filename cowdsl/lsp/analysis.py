@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from pathlib import Path
 
 from attrs import frozen
 
@@ -16,7 +17,7 @@ from cowdsl import fmt, ops
 from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.kernel import eras, options, releases
 from cowdsl.kernel.spec import SpecError, resolve
-from cowdsl.load import load_text
+from cowdsl.load import load_text_all
 from cowdsl.lsp import docs
 from cowdsl.lsp.index import (
     ACTOR_BUILTIN,
@@ -34,6 +35,7 @@ from cowdsl.lsp.index import (
     build,
 )
 from cowdsl.syntax import ast
+from cowdsl.syntax.include import IncludedError
 
 
 @frozen
@@ -63,6 +65,7 @@ class Problem:
     message: str  # the message, then `expected:` and `hint:` lines
     diagnostic: Diagnostic
     severity: str
+    elsewhere: str = ""  # the included file the problem is in (its range is then the include line)
 
 
 @frozen
@@ -117,15 +120,26 @@ def span_range(span: Span, lines: list[str]) -> Range:
 
 
 def problems(text: str, filename: str = "<input>") -> list[Problem]:
-    """Every diagnostic the checker gives for ``text`` (none for a good file)."""
+    """Every diagnostic the checker gives for ``text`` (none for a good file).
+
+    ``filename`` is the file's path when it is on disk: its `include`s are read
+    from its folder.  A problem inside an included file is shown at the include
+    line that leads to it, with the included file's name, line and column."""
+    folder = Path(filename).parent if filename != "<input>" and Path(filename).parent.is_dir() else None
     try:
-        load_text(text, filename)
+        load_text_all(text, filename, folder=folder)
     except CowError as e:
         lines = _lines(text)
         out = []
-        for d in e.diagnostics:
-            msg = d.message + (f"\nexpected: {d.expected}" if d.expected else "") + (f"\nhint: {d.hint}" if d.hint else "")
-            out.append(Problem(span_range(d.span, lines), msg, d, d.severity))
+        parts = e.parts if isinstance(e, IncludedError) else [(e.filename, e.source, e.diagnostics, ())]
+        for where, _, diags, chain in parts:
+            for d in diags:
+                msg = d.message + (f"\nexpected: {d.expected}" if d.expected else "") + (f"\nhint: {d.hint}" if d.hint else "")
+                if chain:  # in an included file: at this file's include line that leads there
+                    msg = f"in `{where}`, line {d.span.line}, column {d.span.col}: {msg}"
+                    out.append(Problem(span_range(chain[0][2], lines), msg, d, d.severity, where))
+                else:
+                    out.append(Problem(span_range(d.span, lines), msg, d, d.severity))
         return out
     return []
 
@@ -158,8 +172,8 @@ def code_actions(text: str, within: Range | None = None, filename: str = "<input
     lines = _lines(text)
     out = []
     for p in problems(text, filename):
-        if within is not None and not p.range.overlaps(within):
-            continue
+        if (within is not None and not p.range.overlaps(within)) or p.elsewhere:
+            continue  # (a fix in an included file is made in that file)
         hint = p.diagnostic.hint or ""
         r = p.range
         got = lines[r.start.line][r.start.char:r.end.char] if r.start.line < len(lines) else ""
@@ -197,7 +211,7 @@ def _backend_at(line: str, char: int) -> tuple[str, int, int, int] | None:
     if not m:
         return None
     pos = m.end(1)
-    for piece in re.finditer(r"[^,\s#]+", m.group(2)):
+    for piece in re.finditer(r"[^,\s#]+", re.split(r"\s+when\b", m.group(2))[0]):  # `when kind=thp` ends them
         start, end = pos + piece.start(), pos + piece.end()
         if start <= char <= end:
             spec = piece.group()
@@ -224,6 +238,38 @@ def _name_doc(index: Index, occ: Occurrence) -> str:
     return f"{kind} `{occ.text}`{extra}\n\n```cow\n{d.line_text}\n```\nline {d.span.line}"
 
 
+_PARAM = re.compile(r"^[ \t]*param[ \t]+([A-Za-z_]\w*)[ \t]+in[ \t]+([^#\n]*)", re.M)
+_CONST = re.compile(r"^[ \t]*const[ \t]+([A-Za-z_]\w*)[ \t]*=[ \t]*([^#\s]*)", re.M)
+
+
+def _param_at(text: str, code: str, pos: Pos) -> tuple[str, Range] | None:
+    """Hover on a param or const: `$kind` anywhere, the name where it is declared
+    or in an expect line's `when`: its values, and how many scenarios the file sweeps."""
+    params = {m.group(1): [v.strip() for v in m.group(2).split(",") if v.strip()] for m in _PARAM.finditer(text)}
+    consts = {m.group(1): m.group(2) for m in _CONST.finditer(text)}
+    for m in re.finditer(r"\$?[A-Za-z_]\w*", code):
+        if not m.start() <= pos.char <= m.end():
+            continue
+        word = m.group()
+        name = word.lstrip("$")
+        declared = re.match(rf"\s*(param|const)\s+{re.escape(name)}\b", code) is not None
+        in_when = re.search(rf"\bwhen\b.*\b{re.escape(name)}\s*=", code) is not None
+        if not (word.startswith("$") or declared or in_when):
+            return None
+        r = Range(Pos(pos.line, m.start()), Pos(pos.line, m.end()))
+        if name in params:
+            count = 1
+            for vs in params.values():
+                count *= max(len(vs), 1)
+            values = ", ".join(f"`{v}`" for v in params[name])
+            return (f"param `{name}`: the file runs once per value: {values}; `${name}` stands for it "
+                    f"({count} scenario{'s' if count != 1 else ''} in all, named `NAME[{name}=...]`)"), r
+        if name in consts:
+            return f"const `{name}` = {consts[name]}; `${name}` stands for it", r
+        return f"`${name}`: not declared in this file (a `param` or `const` of an included file?)", r
+    return None
+
+
 def hover(text: str, pos: Pos, index: Index | None = None) -> tuple[str, Range] | None:
     """Markdown about the word at ``pos``, and the word's range."""
     lines = _lines(text)
@@ -233,6 +279,9 @@ def hover(text: str, pos: Pos, index: Index | None = None) -> tuple[str, Range] 
     code, _ = fmt.split_comment(line)
     if pos.char > len(code):
         return None
+    pd = _param_at(text, code, pos)
+    if pd is not None:
+        return pd
     b = _backend_at(code, pos.char)
     if b is not None:
         spec, part, start, end = b

@@ -27,8 +27,17 @@ KEYWORDS: dict[str, str] = {
     "exists": "`exists: EXPR`: EXPR is true in at least one final state (= `sometimes`); `~exists` = `never`",
     "never": "`never: EXPR`: EXPR is false in every final state (herd `~exists`)",
     "invariant": "`invariant EXPR`: EXPR is true in every reachable state, not only final ones",
-    "expect": "`expect pass|fail on BACKEND, ...`: what each backend must answer",
-    "on": "`expect pass|fail on BACKEND, ...`: what each backend must answer",
+    "reachable": "`reachable: EXPR`: EXPR is true in at least one reachable state, final or not (EF)",
+    "expect": "`expect pass|fail on BACKEND, ... [when PARAM=VALUE, ...]`: what each backend must answer",
+    "on": "`expect pass|fail on BACKEND, ...`: what each backend must answer; "
+          "`assert on BACKEND, ...: EXPR`: judged on these backends only",
+    "when": "`expect ... when kind=thp|pte_thp, pages=2`: only for the swept scenarios with these values; "
+            "it overrides a line with fewer conditions",
+    "include": '`include "prelude.cow"`: the lines of a .cow file in this folder or below, here',
+    "const": "`const N = 4`: a number, used as `$N` where a number goes",
+    "param": "`param kind in small, thp`: the file runs once per value (per combination of several "
+             "params); `$kind` stands for the value",
+    "in": "`param NAME in a, b`: the values the file is run with",
     "pass": "`expect pass on ...`: every assertion holds on these backends",
     "fail": "`expect fail on ...`: some assertion fails on these backends",
     "and": "boolean and", "or": "boolean or", "not": "boolean not",
