@@ -323,6 +323,9 @@ def hover(text: str, pos: Pos, index: Index | None = None) -> tuple[str, Range] 
 _STATEMENTS = [
     ("scenario", 'scenario "${1:what this shows}"', "the scenario's name"),
     ("ref", 'ref "${1:LKML YYYY-MM-DD, ...}"', "a source"),
+    ("include", 'include "${1:prelude.cow}"', "the lines of a file in this folder"),
+    ("const", "const ${1:N} = ${2:4}", "a number, used as $N"),
+    ("param", "param ${1:kind} in ${2:small, thp, pte_thp, hugetlb}", "run the file once per value ($kind)"),
     ("process", "process ${1:A}", "processes at the start"),
     ("thread", "thread ${1:T} of ${2:A}", "a thread of a process"),
     ("file", "file ${1:F} = [${2:1}]", "a file and its page-cache values"),
@@ -333,10 +336,11 @@ _STATEMENTS = [
     ("sometimes", "sometimes: ${1:EXPR}", "at least one execution"),
     ("never", "never: ${1:EXPR}", "no execution"),
     ("invariant", "invariant ${1:EXPR}", "every reachable state"),
+    ("reachable", "reachable: ${1:EXPR}", "some reachable state, final or not"),
     ("expect", "expect ${1|pass,fail|} on ${2:anon-exclusive}", "what a backend must answer"),
 ]
 
-_QUANT = r"(?:assert|always|sometimes|never|forall|exists|~\s*exists|invariant)"
+_QUANT = r"(?:assert|always|sometimes|never|forall|exists|~\s*exists|invariant|reachable)"
 
 SNIPPETS: tuple[tuple[str, str, str], ...] = (
     ("pin across fork", "a long-term pin, then fork, then the parent writes: does the pin follow?",
