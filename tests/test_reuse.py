@@ -16,6 +16,7 @@ import pytest
 from cowdsl.batch import Batch
 from cowdsl.errors import CowError
 from cowdsl.load import load, load_all, load_text, load_text_all
+from cowdsl.run import run
 from cowdsl.syntax import include
 
 pytest_plugins = ["pytester"]
@@ -313,3 +314,29 @@ def test_fmt_keeps_the_new_lines(tmp_path):
                    "A: mmap(buf, anon, private, rw, $kind, pages=$N)\nassert A.buf == $N\n"
                    "expect pass on 5.10 when kind=thp|small, N=4\n")
     assert format_text(out) == out
+
+
+# --- the examples of docs/language.md -------------------------------------------------------------
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "language.md"
+
+
+def _blocks_after(heading: str) -> list[str]:
+    text = DOCS.read_text(encoding="utf-8")
+    rest = text[text.index(heading):]
+    return [b.split("\n", 1)[1] for b in rest.split("```")[1::2]]
+
+
+def test_the_docs_family_example_loads_as_eight_scenarios(tmp_path):
+    family, lib = _blocks_after("## Reuse and parameters")[:2]
+    write(tmp_path, "lib/one-process.cow", lib)
+    f = write(tmp_path, "cow-in-parent.cow", family)
+    scs = load_all(f)
+    assert len(scs) == 8 and scs[-1].name == "cow in parent[kind=hugetlb,pages=2]"
+    assert all(r.ok for r in (run(sc, "6.1") for sc in scs))
+
+
+def test_the_docs_reachable_example_holds():
+    src = _blocks_after("`invariant` and `reachable` are judged")[0]
+    r = run(load_text(src, "x.cow"), "anon-exclusive")
+    assert [c.holds for c in r.checks] == [True, True]
