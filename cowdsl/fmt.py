@@ -129,6 +129,17 @@ def _expect(code: str) -> str:
     return out
 
 
+_SCOPE = re.compile(r"\s*(assert|always|sometimes|never|forall|exists|~\s*exists|invariant|reachable)\s+on\s+"
+                    r"(.*?)\s*:(?![A-Za-z0-9_]+=)(.*)$", re.S)
+
+
+def _scoped(m: re.Match) -> str:
+    """``assert on a, b: EXPR``: backend specs kept whole, as in an expect line."""
+    quant = "~exists" if m.group(1).startswith("~") else m.group(1)
+    specs = ", ".join(s.strip() for s in m.group(2).split(","))
+    return f"{quant} on {specs}: " + _join(tokens(m.group(3)), keyword_eq=True)
+
+
 def _statement(code: str) -> str:
     toks = tokens(code)
     if not toks:
@@ -136,6 +147,9 @@ def _statement(code: str) -> str:
     first = toks[0][1]
     if first == "expect":
         return _expect(code)
+    scoped = _SCOPE.match(code)
+    if scoped:
+        return _scoped(scoped)
     # `=` is a keyword argument's (pages=2) everywhere but in `file F = [...]` and `const N = 4`
     return _join(toks, keyword_eq=first not in ("file", "const"))
 

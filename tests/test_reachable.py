@@ -129,3 +129,14 @@ def test_the_assertion_text_leaves_out_the_scope():
     sc = load_text("process A\nassert on early-cow:wp_seq=off, 5.10: true\nreachable on 6.1 : true\n", "x.cow")
     assert [a.text for a in sc.assertions] == ["true", "true"]
     assert sc.assertions[0].scope_text == "early-cow:wp_seq=off, 5.10"
+
+
+def test_fmt_lays_out_scopes_and_reachable():
+    from cowdsl.fmt import format_text
+
+    src = ("process A\nassert  on anon-exclusive ,early-cow:wp_seq=off :A.buf==1\nsometimes on 5.10..6.1: true\n"
+           "reachable:A.buf == 1\nreachable on mapcount : true\n")
+    out = format_text(src)
+    assert out == ("process A\nassert on anon-exclusive, early-cow:wp_seq=off: A.buf == 1\nsometimes on 5.10..6.1: true\n"
+                   "reachable: A.buf == 1\nreachable on mapcount: true\n")
+    assert format_text(out) == out
