@@ -64,8 +64,9 @@ def test_the_declared_locks_are_the_kernels():
     """What each micro-step waits for, as declared: mmap_lock for write or read,
     the PTL, or nothing (lockless, or held from an earlier micro-step)."""
     got = {(op.name, prog.name, ms.label): ms.lock.waits
-           for op in OPS.values() for prog in op.programs() for ms in prog.steps}
-    write = {"mmap", "munmap", "mprotect", "exit"}
+           for op in OPS.values() for prog in op.programs() for ms in prog.steps
+           if not (op.name == "madvise" and prog is not op.program)}  # MADV_(UN)MERGEABLE: below
+    write = {"mmap", "munmap", "mprotect", "exit", "prctl"}
     read = {"madvise", "ksm_merge", "read", "write"}
     ptl = {"swapout", "swapin"}
     for (op, prog, label), lock in got.items():
@@ -81,6 +82,8 @@ def test_the_declared_locks_are_the_kernels():
     assert OPS["write"].program.steps[0].on_fault == ops.CPU_STORE
     assert OPS["swapout"].program.walks_rmap and OPS["make_device_exclusive"].program.walks_rmap
     assert OPS["ksm_merge"].program.steps[0].also_ptl == ("addr2",)
+    for advice in ("mergeable", "unmergeable"):  # madvise_need_mmap_write(): they change vm_flags
+        assert OPS["madvise"].program_for({advice}).steps[0].lock is Lock.MMAP_WRITE
 
 
 def test_pin_and_gup_declare_the_gup_fast_choice():

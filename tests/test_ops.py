@@ -1149,7 +1149,9 @@ def test_ksm_merge_maps_one_read_only_ksm_page_in_both_places():
     r = run_src("""
         process A, B
         A: mmap(buf, anon, private, rw)
+        A: madvise(buf, mergeable)
         B: mmap(buf, anon, private, rw)
+        B: madvise(buf, mergeable)
         A: write(buf, 5)
         B: write(buf, 5)
         ksmd: ksm_merge(A.buf, B.buf) as km
@@ -1169,7 +1171,9 @@ def test_ksm_merge_refuses_different_or_referenced_pages():
     r = run_src("""
         process A, B
         A: mmap(buf, anon, private, rw, pages=2)
+        A: madvise(buf, mergeable)
         B: mmap(buf, anon, private, rw, pages=2)
+        B: madvise(buf, mergeable)
         A: write(buf[0], 5)
         B: write(buf[0], 6)
         A: write(buf[1], 7)
@@ -1190,6 +1194,7 @@ def test_ksm_merge_of_a_killed_process_fails():
     r = run_src("""
         process A
         A: mmap(buf, anon, private, ro, pages=2)
+        A: madvise(buf, mergeable)
         A: write(buf[0], 1)
         ksmd: ksm_merge(A.buf[0], A.buf[1]) as km
     """)
@@ -1379,3 +1384,48 @@ def test_migrate_moves_the_data_to_a_new_page_and_frees_the_old_one():
     """)
     assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
     assert sum(1 for p in r.final.pages if p.freed) == 1
+
+
+# --- prctl(memory_merge) and madvise(mergeable|unmergeable) (versions: tests/test_rules.py) ---------
+
+
+def test_prctl_memory_merge_off_unmerges_and_stops_merging():
+    r = run_src("""
+        process A
+        A: mmap(p, anon, private, rw)
+        A: mmap(q, anon, private, rw)
+        A: prctl(memory_merge, on)
+        A: write(p, 3)
+        A: write(q, 3)
+        ksmd: ksm_merge(A.p, A.q) as k1
+        A: prctl(memory_merge, off)
+        ksmd: ksm_merge(A.p, A.q) as k2
+        assert not failed(k1) and failed(k2)
+        assert not ksm(A.p) and not ksm(A.q) and A.p == 3 and A.q == 3
+        assert not (A.p is A.q)
+    """)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+
+
+def test_madvise_mergeable_is_needed_for_ksm_and_ignored_on_shared_memory():
+    r = run_src("""
+        process A
+        A: mmap(p, anon, private, rw)
+        A: mmap(q, anon, private, rw)
+        A: mmap(s, anon, shared, rw)
+        A: madvise(p, mergeable)
+        A: madvise(s, mergeable) as shm
+        A: write(p, 3)
+        A: write(q, 3)
+        A: write(s, 3)
+        ksmd: ksm_merge(A.p, A.q) as unadvised
+        A: madvise(q, mergeable)
+        ksmd: ksm_merge(A.p, A.s) as shared
+        ksmd: ksm_merge(A.p, A.q) as advised
+        assert failed(unadvised) and not failed(shm) and failed(shared) and not failed(advised)
+        assert ksm(A.p) and A.p is A.q
+    """)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    texts = [str(e) for rec in r.steps for e in rec.events]
+    assert any("is not VM_MERGEABLE (give it madvise(q, mergeable))" in t for t in texts)
+    assert any("shared or hugetlb, which KSM never scans: ignored" in t for t in texts)

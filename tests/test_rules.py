@@ -204,7 +204,9 @@ def test_wp_can_reuse_ksm_page_is_always_copied():
     src = """
         process A, B
         A: mmap(buf, anon, private, rw)
+        A: madvise(buf, mergeable)
         B: mmap(buf, anon, private, rw)
+        B: madvise(buf, mergeable)
         A: write(buf, 5)
         B: write(buf, 5)
         ksmd: ksm_merge(A.buf, B.buf)
@@ -610,7 +612,9 @@ def test_gup_must_unshare_ro_pin_of_a_ksm_page_unshares():
     r = run_src("""
         process A, B
         A: mmap(buf, anon, private, rw)
+        A: madvise(buf, mergeable)
         B: mmap(buf, anon, private, rw)
+        B: madvise(buf, mergeable)
         A: write(buf, 5)
         B: write(buf, 5)
         ksmd: ksm_merge(A.buf, B.buf)
@@ -923,7 +927,9 @@ def test_swapin_exclusive_never_for_a_ksm_page():
         process A, B
         pipe P
         A: mmap(buf, anon, private, rw)
+        A: madvise(buf, mergeable)
         B: mmap(buf, anon, private, rw)
+        B: madvise(buf, mergeable)
         A: write(buf, 5)
         B: write(buf, 5)
         ksmd: ksm_merge(A.buf, B.buf)
@@ -1228,7 +1234,9 @@ INVARIANT_SCENARIOS = {
     "ksm-and-device-exclusive": """
         process A, B
         A: mmap(buf, anon, private, rw, pages=2)
+        A: madvise(buf, mergeable)
         B: mmap(buf, anon, private, rw)
+        B: madvise(buf, mergeable)
         A: write(buf[0], 5)
         A: write(buf[1], 6)
         B: write(buf, 5)
@@ -1568,7 +1576,9 @@ def test_hugetlb_fork_inside_write_protect_seq_from_5_19():
 KSM_RO_CLEAN = """
     process A, B
     A: mmap(buf, anon, private, rw)
+    A: madvise(buf, mergeable)
     B: mmap(buf, anon, private, rw)
+    B: madvise(buf, mergeable)
     A: write(buf, 1)
     B: write(buf, 1)
     reclaim: swapout(A.buf)
@@ -1640,3 +1650,62 @@ def test_odirect_bio_takes_a_get_reference_before_6_5():
     assert not mm(r.final, "A").has_pinned
     p = page(r.final, "A", "buf")
     assert p.data == 7 and p.pincount == 0 and p.refcount == 1
+
+
+# --- ksm_break_unshares (break_ksm, v6.2) and has_memory_merge_prctl (d7597f59d1d3, 6.4) ------------
+
+UNMERGE = """
+    process A, B
+    A: mmap(buf, anon, private, rw)
+    A: madvise(buf, mergeable)
+    B: mmap(buf, anon, private, rw)
+    B: madvise(buf, mergeable)
+    A: write(buf, 1)
+    B: write(buf, 1)
+    ksmd: ksm_merge(A.buf, B.buf)
+    A: madvise(buf, unmergeable)
+"""
+
+
+@covers("ksm_break_unshares", True)
+def test_unmerge_unshares_the_ksm_page_read_only_from_6_2():
+    r = run_src(UNMERGE, backend="6.2")
+    assert_decision(r, "ksm_break_unshares", "A: madvise(buf, unmergeable)", True, "v6.2 mm/ksm.c break_ksm")
+    p = page(r.final, "A", "buf")
+    assert not p.ksm and p.data == 1 and p.anon_exclusive
+    assert not pte(r.final, "A", "buf").write  # FAULT_FLAG_UNSHARE maps the copy read-only
+    assert page(r.final, "B", "buf").ksm  # B still maps the KSM page
+
+
+@covers("ksm_break_unshares", False)
+def test_unmerge_write_faults_the_ksm_page_before_6_2():
+    r = run_src(UNMERGE, backend="6.1")
+    assert_decision(r, "ksm_break_unshares", "A: madvise(buf, unmergeable)", False, "v6.2 mm/ksm.c break_ksm")
+    assert not page(r.final, "A", "buf").ksm and pte(r.final, "A", "buf").write  # the write fault's copy
+
+
+PRCTL_MERGE = """
+    process A
+    A: mmap(p, anon, private, rw)
+    A: prctl(memory_merge, on) as pr
+    A: mmap(q, anon, private, rw)
+    A: write(p, 1)
+    A: write(q, 1)
+    A: fork() as B
+    ksmd: ksm_merge(A.p, A.q) as k
+"""
+
+
+@covers("has_memory_merge_prctl", True)
+def test_prctl_memory_merge_makes_every_mapping_mergeable_from_6_4():
+    r = run_src(PRCTL_MERGE + "    assert not failed(pr) and not failed(k) and ksm(A.p) and ksm(A.q)\n", backend="6.4")
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    assert_decision(r, "has_memory_merge_prctl", "A: prctl(memory_merge, on) as pr", True, "d7597f59d1d3")
+    assert mm(r.final, "B").merge_any  # ksm_fork: MMF_VM_MERGE_ANY is inherited
+
+
+@covers("has_memory_merge_prctl", False)
+def test_prctl_memory_merge_is_einval_before_6_4():
+    r = run_src(PRCTL_MERGE + "    assert failed(pr) and failed(k) and not ksm(A.p)\n", backend="6.3")
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    assert_decision(r, "has_memory_merge_prctl", "A: prctl(memory_merge, on) as pr", False, "d7597f59d1d3")

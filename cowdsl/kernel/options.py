@@ -91,6 +91,13 @@ OPTIONS: tuple[Option, ...] = (
            "an O_DIRECT read or write holds the user page with FOLL_PIN (a7e689dd1c06, 6.5: "
            "iov_iter_extract_pages, BIO_PAGE_PINNED) or a FOLL_GET reference (before 6.5)",
            ("anon-exclusive",)),
+    Option("ksm_break", ("unshare", "write"),
+           "MADV_UNMERGEABLE breaks a KSM page with an unshare fault, the copy read-only (6.2, \"mm/ksm: fix "
+           "KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE\"), or with a write fault (before 6.2)",
+           ("anon-exclusive",)),
+    Option("ksm_merge_any", ("on", "off"),
+           "prctl(PR_SET_MEMORY_MERGE) exists (d7597f59d1d3, 6.4) or is -EINVAL (before 6.4)",
+           ("anon-exclusive",)),
     Option("large_folio_reuse", ("on", "off"),
            "a write fault on a non-exclusive subpage of a PTE-mapped THP reuses it when the folio is mapped "
            "only by this mm and nothing else holds it (__wp_can_reuse_large_anon_folio, 6.15) or always "

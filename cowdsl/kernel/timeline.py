@@ -70,6 +70,8 @@ BASELINE: dict[str, str] = {
     "ksm_excl_check": "off",
     "large_folio_reuse": "off",
     "odirect_pin": "get",
+    "ksm_break": "write",
+    "ksm_merge_any": "off",
 }
 
 _ANN = "stable release announcement shortlog"
@@ -137,11 +139,22 @@ TIMELINE: tuple[Change, ...] = (
     Change("mprotect-clean", "v6.2 mm/mprotect.c can_change_pte_writable",
            "mm/mprotect: allow clean exclusive anon pages to be writable", v("6.2-rc1"), (("mprotect", "upgrade"),),
            note="Nadav Amit, in the 6.2-rc1 MM pull; mainline id not confirmed"),
+    Change("ksm-break-unshare", "v6.2 mm/ksm.c break_ksm",
+           "mm/ksm: fix KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE", v("6.2-rc1"),
+           (("ksm_break", "unshare"),),
+           note="David Hildenbrand's break_ksm series in the 6.2-rc1 MM pull (mm-stable-2022-12-13); "
+                "5.10.198 break_ksm asks FAULT_FLAG_WRITE, 6.4.6 and 6.18.2 FAULT_FLAG_UNSHARE (trees "
+                "read); mainline id not confirmed"),
     Change("longterm-unshare-all", "84209e87c696", "mm/gup: reliable R/O long-term pinning in COW mappings",
            v("6.2-rc1"), (("longterm_unshare", "all"),), note="6.2-rc1 MM pull"),
     Change("hugetlb-no-force-write", "f347454d0341", "mm/gup: disallow FOLL_FORCE|FOLL_WRITE on hugetlb mappings",
            v("6.2-rc1"), (("hugetlb_force", "refuse"),), stable=(((6, 1), 2),),
            note="6.2-rc1 MM pull; 6.1.2-rc1 stable review"),
+    Change("ksm-merge-any", "d7597f59d1d3", "mm: add new api to enable ksm per process", v("6.4-rc1"),
+           (("ksm_merge_any", "on"),),
+           note="Stefan Roesch's PR_SET_MEMORY_MERGE (v7 posted 2023-04-13, before the 6.4 merge window); "
+                "the id as a later Fixes: tag cites it; 6.4.6 has PR_SET_MEMORY_MERGE and ksm_fork "
+                "inheriting MMF_VM_MERGE_ANY (tree read)"),
     Change("longterm-file-write", "8ac268436e6d", "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to "
            "file-backed mappings", v("6.5-rc1"), (("longterm_file_write", "refuse"),),
            note="with a6e79df92e4a (GUP-fast); 6.5-rc1 MM pull"),

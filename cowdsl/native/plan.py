@@ -44,6 +44,10 @@ UNSUPPORTED_MIGRATE = (
     "unsupported on native: `{text}`: move_pages(2) migrates a page only to another NUMA node, and the "
     "native backend does not translate it yet (a single-node host cannot migrate at all)"
 )
+UNSUPPORTED_KSM = (
+    "unsupported on native: `{text}`: KSM merges only while ksmd runs (/sys/kernel/mm/ksm/run, a host-wide "
+    "switch the backend never changes), and ksm_merge cannot be forced from user space"
+)
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
 
@@ -57,6 +61,7 @@ REFUSED: dict[str, str] = {
     "odirect_read": UNSUPPORTED_ODIRECT,
     "odirect_write": UNSUPPORTED_ODIRECT,
     "migrate": UNSUPPORTED_MIGRATE,
+    "prctl": UNSUPPORTED_KSM,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp"})

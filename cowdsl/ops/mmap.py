@@ -4,6 +4,7 @@ Their mechanism: ``cowdsl.semantics.mm.mmap``."""
 
 from __future__ import annotations
 
+from cowdsl.ops.ksm import KSM_ADVICE, KSM_MADVISE
 from cowdsl.ops.spec import (
     NEW_MAPPING,
     PART,
@@ -153,12 +154,14 @@ MADVISE = OpSpec(
     flags=(
         FlagGroup(
             "advice",
-            ("dontneed", "dontfork", "dofork", "wipeonfork", "pageout"),
+            ("dontneed", "dontfork", "dofork", "wipeonfork", "pageout", *KSM_ADVICE),
             None,
-            "MADV_DONTNEED, MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_PAGEOUT",
+            "MADV_DONTNEED, MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_PAGEOUT, "
+            "MADV_MERGEABLE, MADV_UNMERGEABLE",
         ),
         TAIL,
     ),
     program=whole(Lock.MMAP_READ),  # madvise_need_mmap_write() is false for these
+    flag_programs=tuple((w, KSM_MADVISE) for w in KSM_ADVICE),  # cowdsl.ops.ksm: mmap_lock for write
     fuzz=Fuzz(_fuzz_madvise),
 )

@@ -52,6 +52,8 @@ RULES = (
     "thp_wp_copies_whole",
     "pvm_foll_pin",
     "odirect_foll_pin",
+    "ksm_break_unshares",
+    "has_memory_merge_prctl",
     "hugetlb_fork_wp_seq",
     "ksm_checks_refs",
     "swapin_read_writable",
@@ -244,6 +246,14 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
 
     def odirect_foll_pin(self) -> Decision:
         """O_DIRECT's bio: FOLL_PIN (6.5+) or FOLL_GET?"""
+        raise NotImplementedError
+
+    def ksm_break_unshares(self) -> Decision:
+        """break_ksm: an unshare fault (6.2+) or a write fault?"""
+        raise NotImplementedError
+
+    def has_memory_merge_prctl(self) -> Decision:
+        """Does prctl(PR_SET_MEMORY_MERGE) exist (6.4+)?"""
         raise NotImplementedError
 
     def hugetlb_fork_wp_seq(self) -> Decision:

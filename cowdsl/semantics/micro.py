@@ -291,8 +291,12 @@ class MicroSteps(KernelBase):
         out: set[tuple[str, ...]] = {("mm", name, "mmap_lock"), ("mm", name, "ptl")} if name else set()
         mm = state.mm(name) if name else None
         if mm is not None and step.op != "fork" and self.declared_micro_step(step, label).lock.waits in (WRITE, READ):
-            out.update(("vma", mm.name, v.name) for v in mm.vmas)  # migration_entry_at reads them
-            out.add(("mm", mm.name, "vmas"))
+            a = step.addr  # what migration_entry_at reads: the step's PTE, else every VMA of the mm
+            if a is not None and a.proc == mm.name:
+                out.add(("vma", a.proc, a.mapping))
+            else:
+                out.update(("vma", mm.name, v.name) for v in mm.vmas)
+                out.add(("mm", mm.name, "vmas"))
         out.update(("mm", o, "ptl") for o in self.other_ptls(state, step, label, frame))
         if self.declared_micro_step(step, label).on_fault and step.addr is not None:
             out.add(("vma", step.addr.proc, step.addr.mapping))

@@ -94,6 +94,7 @@ class Vma:
     kind: str = SMALL  # the kind of page a fault allocates here
     shmem: bool = False  # MAP_SHARED|MAP_ANONYMOUS: page cache without dirty tracking
     anon_vma: bool = False  # an anonymous page was ever faulted in here (fork copies PTEs only then)
+    mergeable: bool | None = None  # VM_MERGEABLE: set by MADV_MERGEABLE, cleared by MADV_UNMERGEABLE; None: never advised
     # Per page, once a partial op split the mapping into several VMAs (empty: one VMA);
     # the scalar flags above then hold for no page in particular: read them through at().
     parts: tuple[Part, ...] = ()
@@ -138,6 +139,7 @@ class Mm:
     name: str
     vmas: tuple[Vma, ...] = ()
     has_pinned: bool = False  # mm->has_pinned, later MMF_HAS_PINNED
+    merge_any: bool = False  # MMF_VM_MERGE_ANY: prctl(PR_SET_MEMORY_MERGE, 1) (6.4+), inherited by fork
     alive: bool = True
     segv: bool = False
     faults: int = 0

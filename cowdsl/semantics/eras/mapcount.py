@@ -190,6 +190,24 @@ class Mapcount(Backend):
             return Decision(True, "iov_iter_extract_pages (FOLL_PIN, BIO_PAGE_PINNED)", "a7e689dd1c06")
         return Decision(False, "iov_iter_get_pages (FOLL_GET)", "a7e689dd1c06")
 
+    def ksm_break_unshares(self) -> Decision:
+        """v6.2 mm/ksm.c break_ksm, "mm/ksm: fix KSM COW breaking with userfaultfd-wp via
+        FAULT_FLAG_UNSHARE" (David Hildenbrand, in the 6.2-rc1 MM pull): MADV_UNMERGEABLE
+        unshares each KSM page with FAULT_FLAG_UNSHARE, leaving the private copy read-only
+        (6.4.6 and 6.18.2 read); before, a FAULT_FLAG_WRITE fault (5.10.198 read) mapped the
+        copy writable and dirty."""
+        if self.options["ksm_break"] == "unshare":
+            return Decision(True, "FAULT_FLAG_UNSHARE: a read-only private copy", "v6.2 mm/ksm.c break_ksm")
+        return Decision(False, "FAULT_FLAG_WRITE: a writable private copy", "v6.2 mm/ksm.c break_ksm")
+
+    def has_memory_merge_prctl(self) -> Decision:
+        """d7597f59d1d3 "mm: add new api to enable ksm per process" (Stefan Roesch, 6.4;
+        PR_SET_MEMORY_MERGE and ksm_fork's MMF_VM_MERGE_ANY read in 6.4.6); before, the
+        prctl is unknown: -EINVAL."""
+        if self.options["ksm_merge_any"] == "on":
+            return Decision(True, "PR_SET_MEMORY_MERGE", "d7597f59d1d3")
+        return Decision(False, "no PR_SET_MEMORY_MERGE → -EINVAL", "d7597f59d1d3")
+
     def hugetlb_fork_wp_seq(self) -> Decision:
         """623a1ddfeb23 (5.19): copy_hugetlb_page_range raises write_protect_seq.
         Before, copy_page_range returned copy_hugetlb_page_range before

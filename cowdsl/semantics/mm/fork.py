@@ -61,7 +61,8 @@ class Fork(KernelBase):
             vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes)))
         # The child's mm starts with MMF_HAS_PINNED clear: mm_init keeps only MMF_INIT_MASK,
         # which does not include it (include/linux/sched/coredump.h; the reference's §13 left it open).
-        m.add_mm(Mm(name=child, vmas=tuple(vmas)))
+        # ksm_fork (6.4+): MMF_VM_MERGE_ANY is inherited; VM_MERGEABLE comes with each VMA
+        m.add_mm(Mm(name=child, vmas=tuple(vmas), merge_any=m.mm(parent).merge_any))
         m.say(f"fork: {parent} → {child}")
         if self.fork_raises_wp_seq(m, parent):
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)

@@ -1,4 +1,5 @@
-"""mm/ksm.c: ksmd merges identical anonymous pages into one read-only KSM page."""
+"""mm/ksm.c: what may be merged (VM_MERGEABLE, MMF_VM_MERGE_ANY), unmerging, and
+ksmd merging identical anonymous pages into one read-only KSM page."""
 
 from __future__ import annotations
 
@@ -6,17 +7,100 @@ from typing import TYPE_CHECKING
 
 from attrs import evolve
 
-from cowdsl.ops.ksm import KSM_MERGE
+from cowdsl.ops.ksm import KSM_ADVICE, KSM_MADVISE, KSM_MERGE, PRCTL
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
-from cowdsl.semantics.state import HUGETLB, Outcome
+from cowdsl.semantics.state import HUGETLB, Outcome, Vma
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
     from cowdsl.semantics.machine import Machine
 
 
+def ksm_compatible(vma: Vma) -> bool:
+    """vma_ksm_compatible / ksm_compatible: never VM_SHARED|VM_MAYSHARE (shmem, shared file
+    mappings) nor VM_HUGETLB (read in 5.10.198 ksm_madvise and 6.18.2 ksm_compatible)."""
+    return not vma.shared and not vma.shmem and vma.kind != HUGETLB
+
+
 class Ksm(KernelBase):
+    # --- what ksmd may scan ---------------------------------------------------------------
+    def ksm_mergeable(self, m: Machine, mm: str, vma: Vma) -> bool:
+        """VM_MERGEABLE: given by MADV_MERGEABLE, or by MMF_VM_MERGE_ANY (prctl, 6.4+) to
+        every compatible VMA (those mapped later too, __ksm_add_vma) unless MADV_UNMERGEABLE
+        took it away since."""
+        if vma.mergeable is not None:
+            return vma.mergeable
+        return m.mm(mm).merge_any and ksm_compatible(vma)
+
+    def break_ksm(self, m: Machine, mm: str, vname: str, idx: int) -> None:
+        """break_ksm: fault the KSM page mapped here out of the KSM page: a write fault
+        (FAULT_FLAG_WRITE) before 6.2, an unshare fault from 6.2 (FAULT_FLAG_UNSHARE:
+        the private copy stays read-only)."""
+        pte = m.pte(mm, vname, idx)
+        if pte is None or not pte.present or not m.page(pte.page).ksm:
+            return
+        unshare = bool(m.decided("ksm_break_unshares", self.ksm_break_unshares(), f"break_ksm {mm}.{vname}[{idx}]"))
+        self.handle_mm_fault(m, mm, vname, idx, write=not unshare, unshare=unshare)
+
+    def unmerge_ksm_pages(self, m: Machine, mm: str, vname: str) -> None:
+        vma = m.mapped_vma(mm, vname)
+        for idx in range(len(vma.ptes)):
+            self.break_ksm(m, mm, vname, idx)
+
+    @whole_op(KSM_MADVISE)
+    def op_ksm_madvise(self, m: Machine, step: Step) -> Outcome:
+        """madvise(MADV_MERGEABLE / MADV_UNMERGEABLE): ksm_madvise."""
+        mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None  # a process's op; its mapping parameter
+        advice = next(f for f in step.flags if f in KSM_ADVICE)
+        vma = m.vma(mm, vname)
+        if vma is None:
+            m.say(f"madvise: no mapping `{vname}` in {mm} → -ENOMEM")
+            return Outcome(False, error="ENOMEM")
+        if step.part is not None and step.part != (0, len(vma.ptes) - 1):
+            m.say(f"MADV_{advice.upper()} on part of `{vname}`: the model gives this advice to whole mappings only")
+            return Outcome(False, error="not modelled")
+        if advice == "mergeable":
+            if not ksm_compatible(vma):
+                # ksm_madvise returns 0 without setting VM_MERGEABLE
+                m.say(f"MADV_MERGEABLE: `{vname}` is shared or hugetlb, which KSM never scans: ignored")
+                return Outcome(True)
+            m.set_vma(mm, evolve(vma, mergeable=True))
+            m.say(f"MADV_MERGEABLE: `{vname}` is VM_MERGEABLE; ksmd may merge its pages")
+            return Outcome(True)
+        if self.ksm_mergeable(m, mm, vma):
+            self.unmerge_ksm_pages(m, mm, vname)  # unmerge_ksm_pages, then VM_MERGEABLE cleared
+        m.set_vma(mm, evolve(m.mapped_vma(mm, vname), mergeable=False))
+        m.say(f"MADV_UNMERGEABLE: `{vname}` is not VM_MERGEABLE")
+        return Outcome(True)
+
+    @whole_op(PRCTL)
+    def op_prctl(self, m: Machine, step: Step) -> Outcome:
+        """prctl(PR_SET_MEMORY_MERGE): ksm_enable_merge_any sets MMF_VM_MERGE_ANY and
+        VM_MERGEABLE on every compatible VMA (ksm_add_vmas); ksm_disable_merge_any
+        unmerges and clears them (ksm_del_vmas)."""
+        mm = step.task
+        assert mm is not None  # a process's op
+        if not m.decided("has_memory_merge_prctl", self.has_memory_merge_prctl(), "prctl(PR_SET_MEMORY_MERGE)"):
+            return Outcome(False, error="EINVAL")
+        on = "on" in step.flags
+        if on:
+            m.update_mm(mm, merge_any=True)
+            for v in m.vmas(mm):
+                if ksm_compatible(v):
+                    m.set_vma(mm, evolve(v, mergeable=True))
+            m.say(f"prctl(PR_SET_MEMORY_MERGE, 1): MMF_VM_MERGE_ANY on {mm}; its compatible mappings are VM_MERGEABLE")
+            return Outcome(True)
+        for v in m.vmas(mm):
+            if self.ksm_mergeable(m, mm, v):
+                self.unmerge_ksm_pages(m, mm, v.name)
+                m.set_vma(mm, evolve(m.mapped_vma(mm, v.name), mergeable=False))
+        m.update_mm(mm, merge_any=False)
+        m.say(f"prctl(PR_SET_MEMORY_MERGE, 0): {mm}'s pages unmerged, nothing VM_MERGEABLE")
+        return Outcome(True)
+
+    # --- ksmd -----------------------------------------------------------------------------
     def write_protect_page(self, m: Machine, mm: str, vname: str, idx: int) -> bool:
         """Refuse a page with references beyond its mappings, when the era compares
         them for this PTE (ksm_checks_refs: before 5.19 not for a read-only clean
@@ -52,6 +136,11 @@ class Ksm(KernelBase):
             if vma.kind == HUGETLB:
                 # ksmd scans only mergeable anonymous VMAs: never VM_HUGETLB (vma_ksm_compatible, mm/ksm.c)
                 m.say(f"ksm: {addr} is hugetlb, which KSM never scans")
+                return Outcome(False, error="not mergeable")
+            if not self.ksm_mergeable(m, addr.proc, vma):
+                # scan_get_next_rmap_item skips a VMA without VM_MERGEABLE
+                m.say(f"ksm: `{addr.mapping}` of {addr.proc} is not VM_MERGEABLE (give it "
+                      f"madvise({addr.mapping}, mergeable)): ksmd never scans it")
                 return Outcome(False, error="not mergeable")
         pa, pb = m.pte(a.proc, a.mapping, a.index), m.pte(b.proc, b.mapping, b.index)
         for addr, pte in ((a, pa), (b, pb)):

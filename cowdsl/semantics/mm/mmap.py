@@ -161,7 +161,7 @@ class AddressSpace(KernelBase):
         m.say(f"mprotect: {self.part_text(step)} is now {'rw' if write else 'ro'}")
         return Outcome(True)
 
-    @whole_op(MADVISE)
+    @whole_op(MADVISE.program)  # MADV_(UN)MERGEABLE run KSM_MADVISE (cowdsl.semantics.mm.ksm)
     def op_madvise(self, m: Machine, step: Step) -> Outcome:
         mm, vname = step.task, step.mapping
         assert mm is not None and vname is not None  # a process's op; its mapping parameter
