@@ -84,8 +84,9 @@ def micro_step(decl: Program | OpSpec, label: str) -> Callable[[F], F]:
     return _bind(prog, label, whole=False)
 
 
-def whole_op(op: OpSpec) -> Callable[[F], F]:
-    """Bind a method ``(self, m, step) -> Outcome`` to an op that runs as one micro-step."""
+def whole_op(op: OpSpec | Program) -> Callable[[F], F]:
+    """Bind a method ``(self, m, step) -> Outcome`` to an op that runs as one micro-step
+    (or to one of its programs that does, e.g. madvise's KSM_MADVISE)."""
     prog = _program_of(op)
     if prog.labels != (WHOLE,):
         raise DeclarationError(f"@whole_op: op `{op.name}` runs the micro-steps {', '.join(prog.labels)}, "

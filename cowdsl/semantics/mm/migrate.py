@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from attrs import evolve
-
 from cowdsl.ops.migrate import MIGRATE_PROGRAM
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
