@@ -70,7 +70,8 @@ def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search
         mode = "full"  # partial-order reduction keeps final states, not every state
     goal = None if all_states else Verdicts(model, sc.assertions)
     if mode == "full":  # executions counted for herd's complete list only: counting costs a third of the search
-        ex = search.full(model, bounds, goal, count=all_states)
+        # symmetric threads: one world per class, unless herd's complete list (with its executions) is asked for
+        ex = search.full(model, bounds, goal, count=all_states, symmetric=not all_states)
     else:
         ex = search.reduced(model, bounds, goal)
     seen = goal.judged if goal is not None else [None] * len(sc.assertions)

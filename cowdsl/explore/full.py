@@ -25,17 +25,22 @@ from cowdsl.explore.model import Model, World
 Route = tuple[int, int, "str | None", "Key | None", int]  # depth, switches, last actor, key before, thread
 
 
-def full(model: Model, bounds: Bounds, goal: Goal | None = None, *, count: bool = True) -> Exploration:
+def full(model: Model, bounds: Bounds, goal: Goal | None = None, *, count: bool = True,
+         symmetric: bool = False) -> Exploration:
+    """``symmetric``: one world of each class of worlds that differ only in which
+    of some interchangeable threads is where (explore.symmetry); the executions
+    are then not counted (the quotient's paths are not the executions)."""
     with no_gc():
-        return _full(model, bounds, goal, count)
+        return _full(model, bounds, goal, count, symmetric)
 
 
-def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool) -> Exploration:
+def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetric: bool) -> Exploration:
     ex = Exploration("full")
     t0 = time.monotonic()
-    lean = Lean(model)
-    enabled, step, actors = lean.enabled, lean.step, lean.actors
-    init = lean.init()
+    lean = Lean(model, symmetric)
+    enabled, actors = lean.enabled, lean.actors
+    step = (lambda k, i: lean.canon(lean.step(k, i))) if symmetric else lean.step
+    init = lean.canon(lean.init())
     routes: dict[Key, Route] = {init: (0, 0, None, None, -1)}
     paths: dict[Key, int] | None = {init: 1} if count else None  # executions reaching each world so far
     succ: dict[Key, tuple[Key, ...]] = {}  # the state graph, kept while counting needs it
@@ -91,7 +96,7 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool) -> Explo
     ex.visited = Worlds(lean, list(routes))  # in the order found
     ex.routes = _Routes(lean, routes)
     ex.states = len(routes)
-    if count and ex.complete:
+    if count and ex.complete and not (symmetric and lean.groups_of_any()):
         ex.executions = sum(paths[k] for k in finals) if paths is not None else _count_paths(succ, init)
     else:
         ex.executions = None
@@ -112,12 +117,20 @@ class _Routes:
         goal = min(keys, key=lambda k: routes[k][:2], default=None)
         if goal is None:
             return None
-        path: Path = []
+        steps: list[int] = []  # the thread slot of each micro-step, in canonical worlds
         k = goal
         while (parent := routes[k][3]) is not None:
-            path.append((lean.world(parent), routes[k][4]))
+            steps.append(routes[k][4])
             k = parent
-        return list(reversed(path))
+        # replayed from the initial world: each canonical slot is the real thread that moved there
+        path: Path = []
+        real = lean.init()
+        for i in reversed(steps):
+            _, slots = lean.canon_order(real)
+            path.append((lean.world(real), slots[i]))
+            real = lean.step(real, slots[i])
+        assert lean.canon(real) == goal, "a symmetric route did not replay"
+        return path
 
 
 def _count_paths(succ: dict[Key, tuple[Key, ...]], init: Key) -> int:

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 
+from attrs import evolve
+
+from cowdsl.explore import symmetry
 from cowdsl.explore.model import Model, Thread, World
 from cowdsl.semantics.state import State
 
@@ -26,10 +29,13 @@ class Lean:
     """A Model's worlds interned: ``init``, ``enabled`` and ``step`` over keys."""
 
     __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "actors", "moves", "blocked",
-                 "blocks", "finished")
+                 "blocks", "finished", "symmetric", "groups", "past")
 
-    def __init__(self, model: Model) -> None:
+    def __init__(self, model: Model, symmetric: bool = False) -> None:
         self.model = model
+        self.symmetric = symmetric  # canon() picks one world of each class of symmetric ones (explore.symmetry)
+        self.groups: dict[int, list[symmetry.Group]] = {}  # block -> its groups of symmetric threads
+        self.past: dict[int, list[tuple[tuple[str | None, ...], ...]]] = {}  # see past_groups
         self.states: list[State] = []
         self.state_ids: dict[State, int] = {}
         self.threads: list[Thread] = []
@@ -119,6 +125,75 @@ class Lean:
 
     def actor(self, k: Key, i: int) -> str:
         return self.actors[k[i + 2]]
+
+
+    # --- symmetry ------------------------------------------------------------------------------
+
+    def groups_of(self, block: int) -> list[symmetry.Group]:
+        gs = self.groups.get(block)
+        if gs is None:
+            threads = self.model.threads_for(block) if block < self.finished and self.symmetric else ()
+            gs = self.groups[block] = symmetry.groups(self.model.sc, [(t.actor, t.steps) for t in threads])
+        return gs
+
+    def past_groups(self, block: int) -> list[tuple[tuple[str | None, ...], ...]]:
+        """The bound names of each symmetric group of the blocks before this one."""
+        if not self.symmetric:
+            return []
+        key = -1 - block  # cached beside the block's own groups
+        past = self.past.get(key)
+        if past is None:
+            past = self.past[key] = [bound for b in range(min(block, self.finished)) for _, bound in self.groups_of(b)]
+        return past
+
+    def groups_of_any(self) -> bool:
+        """Whether some block seen so far had symmetric threads."""
+        return any(self.groups.values())
+
+    def canon(self, k: Key) -> Key:
+        """The world of k's symmetry class that stands for it (k itself without symmetric threads)."""
+        return self.canon_order(k)[0] if self.symmetric else k
+
+    def canon_order(self, k: Key) -> tuple[Key, list[int]]:
+        """The canonical world, and for each of its thread slots the slot of k whose thread moved there."""
+        slots = list(range(len(k) - 2))
+        gs = self.groups_of(k[1])
+        past = self.past_groups(k[1])
+        if not gs and not past:
+            return k, slots
+        threads, state = self.threads, self.states[k[0]]
+        results = dict(state.results)
+        handles = {h.name: repr(evolve(h, name="")) for h in state.handles}
+        names: dict[str, str] = {}
+        starts = self.block_threads(k[1])
+        moved: dict[int, int] = {}
+        for idx, bound in gs:
+            sigs = []
+            for j, mine in zip(idx, bound):
+                t = threads[k[j + 2]]
+                if any(isinstance(x, str) for x in t.frame):
+                    return k, slots  # text in a frame might be a name: left as it is
+                sigs.append(repr((t.at, t.label, t.frame, [(results.get(b), handles.get(b)) for b in mine if b])))
+            order = sorted(range(len(idx)), key=sigs.__getitem__)
+            for x, src in enumerate(order):
+                if src == x:
+                    continue
+                moved[idx[x]] = idx[src]
+                names.update((a, b) for a, b in zip(bound[src], bound[x]) if a is not None and b is not None)
+        for bound in past:  # threads of an earlier block: only their bound names are left to sort
+            sigs = [repr([(results.get(b), handles.get(b)) for b in mine if b]) for mine in bound]
+            order = sorted(range(len(bound)), key=sigs.__getitem__)
+            for x, src in enumerate(order):
+                names.update((a, b) for a, b in zip(bound[src], bound[x]) if a is not None and b is not None)
+        if not moved and all(a == b for a, b in names.items()):
+            return k, slots
+        out = list(k)
+        for slot, src in moved.items():
+            t, home = threads[k[src + 2]], self.threads[starts[slot]]
+            out[slot + 2] = self.thread_id(Thread(home.actor, home.steps, t.at, t.label, t.frame))
+            slots[slot] = src
+        out[0] = self.state_id(symmetry.rename(state, names))
+        return tuple(out), slots
 
 
 def _finished(t: Thread) -> Thread:

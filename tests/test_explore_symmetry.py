@@ -1,0 +1,100 @@
+"""Symmetry reduction in the full search: threads of one process running the
+same program, named by no assertion and no other step, are interchangeable;
+one world of each class is explored.  The verdicts and the final states (up to
+renaming the bound names) are those of the plain search, with fewer states,
+and a counterexample names the real threads: its schedule replays."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from cowdsl.explore import search, symmetry
+from cowdsl.explore.model import Model
+from cowdsl.load import load_text
+from cowdsl.run import run
+from cowdsl.semantics import registry
+
+RACY = "early-cow:wp_seq=off"
+
+
+def pinners(k: int, assertions: str = "never: A.p is B.p\nsometimes: A.p is B.p\n") -> str:
+    """k GUP-fast pinners of one page racing fork; the assertions name none of them."""
+    lines = ["process A", *(f"thread T{i} of A" for i in range(k)), "thread F of A",
+             "A: mmap(p, anon, private, rw)", "A: write(p, 1)", "par {",
+             *(f"  T{i}: pin(p, write, fast) as r{i}" for i in range(k)), "  F: fork() as B", "}"]
+    return "\n".join(lines) + "\n" + assertions
+
+
+def searched(src: str, backend: str, symmetric: bool) -> search.Exploration:
+    return search.full(Model(load_text(src, "t.cow"), registry.get(backend)), search.Bounds(), count=False,
+                       symmetric=symmetric)
+
+
+def renamings(k: int) -> list[dict[str, str]]:
+    names = [f"r{i}" for i in range(k)]
+    return [dict(zip(names, p)) for p in itertools.permutations(names)]
+
+
+@pytest.mark.parametrize("backend", [RACY, "anon-exclusive"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_identical_pinners_give_the_same_final_states_up_to_renaming_with_fewer_states(backend, k):
+    plain = searched(pinners(k), backend, False)
+    sym = searched(pinners(k), backend, True)
+    assert sym.states < plain.states
+    finals = {w.state for w in plain.finals}
+    reduced = {w.state for w in sym.finals}
+    assert reduced <= finals  # each one stands for a class the plain search reaches
+    for st in finals:  # and every final state of the plain search is one of them, renamed
+        assert any(symmetry.rename(st, r) in reduced for r in renamings(k))
+
+
+@pytest.mark.parametrize("backend", [RACY, "anon-exclusive"])
+def test_the_verdicts_are_the_plain_search_s(backend):
+    sc = load_text(pinners(3), "t.cow")
+    sym = run(sc, backend, mode="full")  # symmetric: not herd's complete list
+    plain = run(sc, backend, mode="full", all_states=True)
+    assert [c.holds for c in sym.checks] == [c.holds for c in plain.checks]
+
+
+def test_a_counterexample_names_the_real_threads_and_replays():
+    sc = load_text(pinners(3, "always: failed(r2) or r2 is A.p\n"), "t.cow")
+    r = run(sc, RACY, mode="full")
+    # the assertion names r2: T2 keeps its name; T0 and T1 are still symmetric
+    cex = r.checks[0]
+    assert cex.holds is False and cex.witness
+    schedule = [t.actor for t in cex.witness]
+    again = run(sc, RACY, schedule=schedule)
+    assert again.checks[0].holds is False  # the schedule, with the real names, shows the violation
+    assert [(t.actor, t.label) for t in again.checks[0].witness][:len(schedule)] == \
+           [(t.actor, t.label) for t in cex.witness]
+
+
+def test_an_assertion_naming_one_pinner_breaks_symmetry_for_it():
+    model = Model(load_text(pinners(3, "always: failed(r0) or r0 is A.p\n"), "t.cow"), registry.get(RACY))
+    block = next(b for b in range(len(model.blocks)) if len(model.threads_for(b)) > 1)
+    threads = [(t.actor, t.steps) for t in model.threads_for(block)]
+    actors = [a for a, _ in threads]
+    (group, bound), = symmetry.groups(model.sc, threads)
+    assert [actors[i] for i in group] == ["T1", "T2"] and bound == (("r1",), ("r2",))
+    free = searched(pinners(3), RACY, True).states
+    named = searched(pinners(3, "always: failed(r0) or r0 is A.p\n"), RACY, True).states
+    assert free < named < searched(pinners(3), RACY, False).states
+
+
+@pytest.mark.parametrize("src", [
+    # different pages, different ops, processes rather than threads, a pin used by a later step
+    "process A\nthread T0 of A\nthread T1 of A\nA: mmap(p, anon, private, rw, pages=2)\npar {\n"
+    "  T0: pin(p[0], write, fast) as r0\n  T1: pin(p[1], write, fast) as r1\n}\n",
+    "process A\nthread T0 of A\nthread T1 of A\nA: mmap(p, anon, private, rw)\npar {\n"
+    "  T0: pin(p, write, fast) as r0\n  T1: write(p, 2)\n}\n",
+    "process A, C\nA: mmap(p, anon, private, rw)\nC: mmap(p, anon, private, rw)\npar {\n"
+    "  A: write(p, 1)\n  C: write(p, 1)\n}\n",
+    "process A\nthread T0 of A\nthread T1 of A\nA: mmap(p, anon, private, rw)\npar {\n"
+    "  T0: pin(p, write, fast) as r0\n  T1: pin(p, write, fast) as r1\n}\nA: unpin(r0)\n",
+])
+def test_threads_that_differ_or_are_named_are_not_symmetric(src):
+    model = Model(load_text(src + "always: A.p == A.p\n", "t.cow"), registry.get("anon-exclusive"))
+    block = next(b for b in range(len(model.blocks)) if len(model.threads_for(b)) > 1)
+    assert symmetry.groups(model.sc, [(t.actor, t.steps) for t in model.threads_for(block)]) == []
