@@ -340,3 +340,16 @@ def test_the_docs_reachable_example_holds():
     src = _blocks_after("`invariant` and `reachable` are judged")[0]
     r = run(load_text(src, "x.cow"), "anon-exclusive")
     assert [c.holds for c in r.checks] == [True, True]
+
+
+def test_json_gives_the_error_in_the_included_file_and_the_include_line(tmp_path, capsys):
+    from cowdsl.cli import main
+
+    write(tmp_path, "p.cow", "process A\nA: mmapp(buf)\n")
+    f = write(tmp_path, "t.cow", 'include "p.cow"\nassert true\n')
+    assert main(["run", "-j", "1", "--format", "json", str(f)]) == 2
+    errs = json.loads(capsys.readouterr().out)["errors"]
+    assert [(e["file"], e["line"], e["col"], e["severity"], e["message"]) for e in errs] == [
+        (f"{tmp_path}/p.cow", 2, 4, "error", "unknown op `mmapp`"),
+        (str(f), 1, 1, "note", "included from here"),
+    ]

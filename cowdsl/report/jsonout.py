@@ -110,18 +110,17 @@ def execution(trs) -> list[dict] | None:
 
 
 def error(e: CowError) -> list[dict]:
-    return [
-        {
-            "file": e.filename,
-            "line": d.span.line,
-            "col": d.span.col,
-            "severity": d.severity,
-            "message": d.message,
-            "expected": d.expected,
-            "hint": d.hint,
-        }
-        for d in e.diagnostics
-    ]
+    """Each diagnostic; one inside an included file (cowdsl.syntax.include) is
+    followed by a `note` at each include line that led to it."""
+    out = []
+    for filename, _, diags, chain in getattr(e, "parts", [(e.filename, e.source, e.diagnostics, ())]):
+        for d in diags:
+            out.append({"file": filename, "line": d.span.line, "col": d.span.col, "severity": d.severity,
+                        "message": d.message, "expected": d.expected, "hint": d.hint})
+            out += [{"file": at, "line": span.line, "col": span.col, "severity": "note",
+                     "message": "included from here", "expected": None, "hint": None}
+                    for at, _, span in reversed(chain)]
+    return out
 
 
 def plain_error(file: str | None, message: str) -> dict:
