@@ -147,7 +147,8 @@ class Report:
 
 def _row(r: Row, trace: Callable[[Result], str] | None, on_model: Result, natives: list[Result]) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "file": r.sc.filename, "line": r.assertion.span.line, "assertion": r.assertion.text,
+        # Scenario.where: a swept file's scenarios are rows of their own (x.cow[kind=thp])
+        "file": r.sc.where, "line": r.assertion.span.line, "assertion": r.assertion.text,
         "model": r.model.holds, "native": [c.holds for c in r.natives],
         "native_reason": _native_reason(r.natives), "status": r.status, "reason": r.reason,
     }

@@ -353,3 +353,13 @@ def test_json_gives_the_error_in_the_included_file_and_the_include_line(tmp_path
         (f"{tmp_path}/p.cow", 2, 4, "error", "unknown op `mmapp`"),
         (str(f), 1, 1, "note", "included from here"),
     ]
+
+
+def test_crosscheck_rows_name_each_swept_scenario(tmp_path):
+    from cowdsl import crosscheck
+
+    f = write(tmp_path, "x.cow", "param n in 1, 2\nprocess A\nA: mmap(buf, anon, private, rw, pages=$n)\n"
+                                 "A: write(buf, 3)\nassert A.buf == 3\n")
+    report = crosscheck.collect([str(f)])
+    assert report.loaded == 2
+    assert sorted(r["file"] for r in report.rows) == [f"{f}[n=1]", f"{f}[n=2]"]
