@@ -1394,11 +1394,11 @@ def test_prctl_memory_merge_off_unmerges_and_stops_merging():
         process A
         A: mmap(p, anon, private, rw)
         A: mmap(q, anon, private, rw)
-        A: prctl(memory_merge, on)
+        A: prctl(memory_merge, enable)
         A: write(p, 3)
         A: write(q, 3)
         ksmd: ksm_merge(A.p, A.q) as k1
-        A: prctl(memory_merge, off)
+        A: prctl(memory_merge, disable)
         ksmd: ksm_merge(A.p, A.q) as k2
         assert not failed(k1) and failed(k2)
         assert not ksm(A.p) and not ksm(A.q) and A.p == 3 and A.q == 3

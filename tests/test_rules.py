@@ -1687,7 +1687,7 @@ def test_unmerge_write_faults_the_ksm_page_before_6_2():
 PRCTL_MERGE = """
     process A
     A: mmap(p, anon, private, rw)
-    A: prctl(memory_merge, on) as pr
+    A: prctl(memory_merge, enable) as pr
     A: mmap(q, anon, private, rw)
     A: write(p, 1)
     A: write(q, 1)
@@ -1700,7 +1700,7 @@ PRCTL_MERGE = """
 def test_prctl_memory_merge_makes_every_mapping_mergeable_from_6_4():
     r = run_src(PRCTL_MERGE + "    assert not failed(pr) and not failed(k) and ksm(A.p) and ksm(A.q)\n", backend="6.4")
     assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
-    assert_decision(r, "has_memory_merge_prctl", "A: prctl(memory_merge, on) as pr", True, "d7597f59d1d3")
+    assert_decision(r, "has_memory_merge_prctl", "A: prctl(memory_merge, enable) as pr", True, "d7597f59d1d3")
     assert mm(r.final, "B").merge_any  # ksm_fork: MMF_VM_MERGE_ANY is inherited
 
 
@@ -1708,4 +1708,4 @@ def test_prctl_memory_merge_makes_every_mapping_mergeable_from_6_4():
 def test_prctl_memory_merge_is_einval_before_6_4():
     r = run_src(PRCTL_MERGE + "    assert failed(pr) and failed(k) and not ksm(A.p)\n", backend="6.3")
     assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
-    assert_decision(r, "has_memory_merge_prctl", "A: prctl(memory_merge, on) as pr", False, "d7597f59d1d3")
+    assert_decision(r, "has_memory_merge_prctl", "A: prctl(memory_merge, enable) as pr", False, "d7597f59d1d3")

@@ -22,7 +22,7 @@ def _fuzz_ksm_merge(g: ScenarioGenerator, actor: str) -> str | None:
 KSM_MERGE = OpSpec(
     "ksm_merge",
     "KSM merges two identical anonymous pages into one read-only KSM page, if both mappings are mergeable "
-    "(madvise(buf, mergeable), or prctl(memory_merge, on) on 6.4+)",
+    "(madvise(buf, mergeable), or prctl(memory_merge, enable) on 6.4+)",
     "ksm_do_scan, try_to_merge_one_page",
     actor=KSMD,
     params=(Param("addr", REMOTE, "A.buf or A.buf[i]"), Param("other", REMOTE, "B.buf or B.buf[i]")),
@@ -33,16 +33,16 @@ KSM_MERGE = OpSpec(
 
 
 def _fuzz_prctl(g: ScenarioGenerator, task: str) -> str | None:
-    return f"prctl(memory_merge, {g.c.choice(('on', 'off'))})"
+    return f"prctl(memory_merge, {g.c.choice(('enable', 'disable'))})"
 
 
 PRCTL = OpSpec(
     "prctl",
     "prctl(PR_SET_MEMORY_MERGE, 1 or 0): make every compatible mapping of the process mergeable, now and "
-    "later, and its children's (6.4+; EINVAL before); off unmerges them",
+    "later, and its children's (6.4+; EINVAL before); disable unmerges them",
     "prctl(2) PR_SET_MEMORY_MERGE: ksm_enable_merge_any, ksm_disable_merge_any",
     flags=(FlagGroup("option", ("memory_merge",), "memory_merge", "PR_SET_MEMORY_MERGE"),
-           FlagGroup("state", ("on", "off"), "on", "set (1) or clear (0) MMF_VM_MERGE_ANY")),
+           FlagGroup("state", ("enable", "disable"), "enable", "set (1) or clear (0) MMF_VM_MERGE_ANY")),
     program=whole(Lock.MMAP_WRITE),  # prctl_set_memory_merge takes mmap_write_lock
     fuzz=Fuzz(_fuzz_prctl, in_par=False),
 )

@@ -84,7 +84,7 @@ class Ksm(KernelBase):
         assert mm is not None  # a process's op
         if not m.decided("has_memory_merge_prctl", self.has_memory_merge_prctl(), "prctl(PR_SET_MEMORY_MERGE)"):
             return Outcome(False, error="EINVAL")
-        on = "on" in step.flags
+        on = "enable" in step.flags
         if on:
             m.update_mm(mm, merge_any=True)
             for v in m.vmas(mm):
