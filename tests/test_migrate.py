@@ -192,3 +192,18 @@ def test_large_folios_are_not_migrated_by_the_model_and_say_so(kind):
     """)
     assert r.verdict == "pass"
     assert any("large folio, which the model does not migrate" in t for t in texts(r))
+
+
+def test_a_page_in_the_swap_cache_migrates_with_its_slot_and_the_caches_reference():
+    """Was a refcount one short: the swap cache's reference did not move to the new page."""
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        reclaim: swapout(A.buf)
+        A: read(buf)
+        A: migrate(A.buf) as mig
+        assert not failed(mig) and swapcache(A.buf) and A.buf == 1
+        assert refcount(A.buf) == 2 and mapcount(A.buf) == 1
+    """, backend="5.10")
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]

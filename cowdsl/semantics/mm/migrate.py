@@ -76,9 +76,11 @@ class Migrate(KernelBase):
             m.say(f"folio_migrate_mapping: #{pfn} refcount {page.refcount} != expected {expected} "
                   f"(a pin or GUP reference) → -EAGAIN")
             return Micro("remap", (pfn, pfn))
-        new = m.alloc_page(data=page.data, refcount=1, anon=True, kind=page.kind, ksm=page.ksm,
+        # the new page: our allocation reference, and the swap cache's, which moves over with its slot
+        cached = page.swapcache >= 0
+        new = m.alloc_page(data=page.data, refcount=1 + cached, anon=True, kind=page.kind, ksm=page.ksm,
                            swapcache=page.swapcache)
-        if page.swapcache >= 0:
+        if cached:
             m.update_page(pfn, swapcache=-1, refcount=page.refcount - 1)
         m.say(f"migrate_folio: #{pfn} copied to #{new}")
         return Micro("remap", (pfn, new))
