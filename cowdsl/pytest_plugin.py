@@ -83,15 +83,18 @@ class CowFile(pytest.File):
             yield from self._items(sc, native, resolve)
 
     def _items(self, sc, native: bool, resolve):
+        from cowdsl.scenario import variant_text  # lazy, like Batch
+
         specs: dict[str, tuple[Any, int]] = {}  # one item per model: an alias and its name are one
         for e in sc.expectations:
             specs.setdefault(e.spec.name, (e.spec, e.span.line))
         if not specs:
             specs[DEFAULT_BACKEND] = (resolve(DEFAULT_BACKEND), 0)
-        # a swept scenario's item is named by its params' values too: test_x.cow::kind=thp,n=2::5.10
-        prefix = "".join(f"{k}={v}," for k, v in sc.params).rstrip(",")
+        # a swept scenario's item is named by its params' values too, as pytest
+        # names a parametrized test: x.cow::anon-exclusive[kind=thp,n=2]
+        values = variant_text(sc.params)
         for spec, line in specs.values():
-            name = f"{prefix}::{spec.name}" if prefix else spec.name
+            name = f"{spec.name}[{values}]" if values else spec.name
             item = CowItem.from_parent(self, name=name, scenario=sc, spec=spec, line=line)
             item.add_marker(pytest.mark.cow)
             if spec.native and not native:

@@ -170,7 +170,7 @@ def test_the_pytest_plugin_runs_one_item_per_value_and_backend(pytester):
                                 "-p", "no:benchmark", "-p", "no:cacheprovider", "--cow", "-v")
     result.assert_outcomes(passed=6)
     out = result.stdout.str()
-    assert "fam.cow::kind=thp,n=2::anon-exclusive PASSED" in out
+    assert "fam.cow::anon-exclusive[kind=thp,n=2] PASSED" in out
 
 
 # --- include ------------------------------------------------------------------------------------
