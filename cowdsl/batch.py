@@ -300,9 +300,10 @@ class Workers:
             if main:
                 signal.signal(signal.SIGINT, old)
         try:
-            # a few chunks per worker: many small jobs (a timeline's runs) cost less to hand out
+            # many small jobs (a timeline's runs) cost less to hand out in chunks; small enough chunks that
+            # no worker is left with a long tail
             n = min(self.jobs, len(items))
-            yield from pool.imap(_call, [(job, item) for item in items], chunksize=max(1, len(items) // (8 * n)))
+            yield from pool.imap(_call, [(job, item) for item in items], chunksize=max(1, len(items) // (32 * n)))
         finally:  # done, or Ctrl-C, or the consumer stopped early: no worker outlives the map
             pool.terminate()
             pool.join()
