@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cowdsl.explore import search
+from cowdsl.explore import auto, search
 from cowdsl.explore.model import Model
 from cowdsl.judge.explored import Verdicts, check_exploration
 from cowdsl.judge.quantify import check_execution, model_observer, on_every_state, scoped, unscoped
@@ -21,7 +21,8 @@ from cowdsl.semantics import registry
 def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | None = None,
         bounds: search.Bounds | None = None, schedule: list[str] | None = None, all_states: bool = False) -> Result:
     """Run a scenario.  Concurrent scenarios (and invariants) are explored:
-    ``mode`` reduced (the default: source-DPOR with sleep sets and state
+    ``mode`` auto (the default: explore.auto chooses, by whether the actors
+    of a par block contend), reduced (source-DPOR with sleep sets and state
     caching, which reaches every final state the full search does) or full
     (every interleaving, the reference); ``schedule`` replays one interleaving.
     The search stops once every assertion's verdict is decided, unless
@@ -37,7 +38,7 @@ def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | 
         return run_native(sc)
     backend = registry.get(spec)
     if schedule is not None or mode is not None or sc.concurrent or any(on_every_state(a.quantifier) for a in sc.assertions):
-        return explore(sc, backend, mode=mode or "reduced", bounds=bounds, schedule=schedule, all_states=all_states)
+        return explore(sc, backend, mode=mode or "auto", bounds=bounds, schedule=schedule, all_states=all_states)
     t0 = time.perf_counter()
     records = []
     states = [backend.init_state(sc)]
@@ -49,7 +50,7 @@ def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | 
     return Result(sc, spec, states[-1], tuple(records), checks, sc.expected_on(spec), time.perf_counter() - t0)
 
 
-def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search.Bounds | None = None,
+def explore(sc: Scenario, backend: Any, *, mode: str = "auto", bounds: search.Bounds | None = None,
             schedule: list[str] | None = None, all_states: bool = False) -> Result:
     t0 = time.perf_counter()
     model = Model(sc, backend)
@@ -68,6 +69,8 @@ def explore(sc: Scenario, backend: Any, *, mode: str = "reduced", bounds: search
         return Result(sc, spec, last.state, (), checks, None, time.perf_counter() - t0, ex)
     if any(on_every_state(a.quantifier) for a in sc.assertions):
         mode = "full"  # partial-order reduction keeps final states, not every state
+    if mode == "auto":
+        mode = auto.choose(model)
     goal = None if all_states else Verdicts(model, sc.assertions)
     if mode == "full":  # executions counted for herd's complete list only: counting costs a third of the search
         # symmetric threads: one world per class, unless herd's complete list (with its executions) is asked for

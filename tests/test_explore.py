@@ -287,11 +287,15 @@ def test_reduced_reaches_exactly_the_final_states_of_full(src, backend, cache):
 @given(concurrent_scenarios(), st.sampled_from(ERAS))
 def test_reduced_gives_the_verdicts_of_full(src, backend):
     # the herd7 block too: Ok/No and the positive and negative witnesses
-    def block(mode):
-        r = explored(src, backend, mode)
+    def block(mode):  # counted over every final state: herd's complete list
+        r = explored(src, backend, mode, all_states=True)
         return r.verdict, [(c.holds, c.positive, c.negative) for c in r.checks]
 
     assert block("reduced") == block("full"), src
+    # and a search that stops once the verdicts are decided decides the same, in every mode
+    every = [c.holds for c in explored(src, backend, "full", all_states=True).checks]
+    verdicts = {mode: [c.holds for c in explored(src, backend, mode).checks] for mode in ("full", "reduced", "auto")}
+    assert verdicts["full"] == verdicts["reduced"] == verdicts["auto"] == every, src
 
 
 def independence_violations(src, backend, limit=3000):
@@ -458,11 +462,13 @@ def test_cached_worlds_are_not_explored_again():
 def test_the_race_corpus_reduced_equals_full():
     from pathlib import Path
 
-    from cowdsl.load import find, load
+    from test_explore_stop import _loaded
 
-    races = [f for f in find([Path(__file__).resolve().parents[1] / "scenarios"]) if load(f).concurrent]
-    for f in races:
-        sc = load(f)
+    from cowdsl.load import find
+
+    races = [(f, sc) for f in find([Path(__file__).resolve().parents[1] / "scenarios"]) for sc in _loaded(f)
+             if sc.concurrent]
+    for f, sc in races:
         for backend in ("early-cow:wp_seq=off", "anon-exclusive"):
             a = run(sc, backend, mode="full", all_states=True)  # every final state, not only until the verdict
             b = run(sc, backend, mode="reduced", all_states=True)
@@ -507,7 +513,7 @@ def test_progress_line_only_on_a_terminal_after_a_second(monkeypatch, capsys):
     with cli._progress("race") as p:
         clock[0] += 1.5
         p(1234, 5)
-    assert "exploring race (reduced): 1,234 states, " in err.getvalue()
+    assert "exploring race (auto): 1,234 states, " in err.getvalue()
     assert err.getvalue().endswith("\n")
     monkeypatch.setattr("sys.stderr", io.StringIO())  # not a terminal: nothing
     with cli._progress("race") as p:

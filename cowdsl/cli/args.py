@@ -116,8 +116,9 @@ def parser() -> argparse.ArgumentParser:
                    help="a backend: NAME[:OPTION=CHOICE]..., a kernel version such as 5.10, native, or all "
                         "(the era matrix) (default: anon-exclusive; see `cowdsl backends`)")
     r.add_argument("--assertions", action="store_true", help="with --backend all: one matrix row per assertion")
-    r.add_argument("--mode", choices=("reduced", "full"), default=None,
-                   help="how concurrent scenarios are explored: reduced (the default: partial-order reduction, "
+    r.add_argument("--mode", choices=("auto", "reduced", "full"), default=None,
+                   help="how concurrent scenarios are explored: auto (the default: reduced where the actors of "
+                        "a par block touch no memory in common, else full), reduced (partial-order reduction, "
                         "the same final states and verdicts as full) or full (every interleaving, with a "
                         "visited set: the reference)")
     r.add_argument("--max-states", action=_Number, default=LIMITS.max_states, metavar="N",

@@ -18,7 +18,7 @@ class Progress:
     def __init__(self, name: str, *, mode: str | None = None, max_states: int | None = None,
                  timeout: float | None = None):
         self.name, self.shown = name, False
-        self.mode, self.max_states, self.timeout = mode or "reduced", max_states, timeout
+        self.mode, self.max_states, self.timeout = mode or "auto", max_states, timeout
         self.live: Any = None  # a rich Status once shown; False without rich
 
     def __enter__(self):

@@ -1,0 +1,69 @@
+"""The default mode: which search suits a scenario.
+
+Partial-order reduction pays where actors are independent: it then walks a
+handful of executions where the full search visits every interleaving.  Where
+they contend (every GUP-fast pinner and fork on one mm, writers into one
+process's memory) it visits about the states the full search visits and pays
+its race bookkeeping on each, several times the full search's time.  So
+``choose`` asks, of every par block, whether two of its actors can touch the
+same memory: the mms of processes related by fork (which share pages until
+they copy them), a file's page cache, a pipe.  An actor with no process of its
+own (a device, reclaim, ksmd) touches every mm.  Contended: the full search;
+else the reduced one.  Both give the same final states and verdicts: the
+choice is one of speed only."""
+
+from __future__ import annotations
+
+from cowdsl.explore.model import Model
+from cowdsl.scenario import Step
+
+EVERYTHING = "*"  # what an actor without a process of its own touches
+
+
+def choose(model: Model) -> str:
+    """"full" where some par block's actors contend, else "reduced"."""
+    family = _families(model)
+    for block in model.blocks:
+        if len({model.sc.steps[i].actor for i in block}) < 2:
+            continue
+        touched: dict[str, set[str]] = {}
+        for i in block:
+            s = model.sc.steps[i]
+            touched.setdefault(s.actor, set()).update(_touches(s, family))
+        seen: set[str] = set()
+        for places in touched.values():
+            if EVERYTHING in places or places & seen:
+                return "full"
+            seen |= places
+    return "reduced"
+
+
+def _families(model: Model) -> dict[str, str]:
+    """Each process's family: the processes related to it by fork (they share pages)."""
+    root: dict[str, str] = {}
+
+    def find(p: str) -> str:
+        while root.get(p, p) != p:
+            p = root[p]
+        return p
+
+    for s in model.sc.steps:
+        if s.op == "fork" and s.task is not None and s.bind is not None:
+            root[find(s.bind)] = find(s.task)
+    return {p: find(p) for p in {*root, *(s.task for s in model.sc.steps if s.task is not None)}}
+
+
+def _touches(s: Step, family: dict[str, str]) -> set[str]:
+    if s.task is None:
+        return {EVERYTHING}
+    out = {"mm " + family.get(s.task, s.task)}
+    for a in (s.addr, s.addr2):
+        if a is not None:
+            out.add("mm " + family.get(a.proc, a.proc))
+    if s.file is not None:
+        out.add("file " + s.file)
+    if s.pipe is not None:
+        out.add("pipe " + s.pipe)
+    if s.handle is not None or s.to is not None:
+        return {EVERYTHING}  # a pin's page, or a move between mappings: not followed here
+    return out
