@@ -179,7 +179,7 @@ def vs_spin(args: argparse.Namespace) -> int:
         print(why)
         return 0
     sizes = args.sizes or vs.SIZES + (vs.OPTIONAL_SIZES if args.with_4x3 else [])
-    limit = args.limit if args.limit is not None else 60.0
+    limit = args.limit if args.limit is not None else 120.0
     print(f"cowdsl vs SPIN: K GUP-fast pinners on M pages racing fork; every run limited to {limit:g} s")
     print(vs.header())
     result = vs.run(sizes, limit, args.max_states, repeat=args.repeat,
@@ -209,7 +209,7 @@ def vs_spin(args: argparse.Namespace) -> int:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--limit", type=float, default=None,
-                   help="seconds a full search may take (default 60); with --vs-spin, each run's limit (default 60)")
+                   help="seconds a full search may take (default 60); with --vs-spin, each run's limit (default 120)")
     p.add_argument("--no-write", action="store_true")
     p.add_argument("--vs-spin", action="store_true", help="cowdsl and SPIN side by side on the GUP-fast/fork race")
     p.add_argument("--sizes", type=_sizes, default=None,
