@@ -82,6 +82,17 @@ def test_consts_go_where_numbers_go():
     assert sc.steps[0].pages == 2 and sc.steps[1].count == 5
 
 
+def test_a_page_index_from_a_param_or_const():
+    src = ("param i in 0, 1\nconst L = 2\nprocess A\nA: mmap(buf, anon, private, rw, pages=3)\n"
+           "A: write(buf[$i], 5)\nA: munmap(buf[1..$L])\nassert A.buf[$i] == 5\n")
+    first, second = load_text_all(src, "x.cow")
+    assert second.steps[1].addr.index == 1 and first.steps[1].addr.index == 0
+    assert first.steps[2].part == (1, 2)
+    from cowdsl.fmt import format_text
+
+    assert format_text(src) == src
+
+
 def test_expect_lines_per_param_value_the_more_specific_line_wins():
     got = {sc.name.split("[")[1]: {e.spec.name: e.outcome for e in sc.expectations} for sc in load_text_all(FAMILY, "f.cow")}
     ae = "anon-exclusive"
@@ -121,6 +132,9 @@ def test_two_lines_as_specific_that_disagree_are_an_error(load_error, rendered):
     pytest.param("param k in a, b\nprocess A\nfile F = [$k]\nassert true\n",
                  "`$k` has a name among its values; a file's pages hold numbers", (3, 11, 2),
                  "a number, or a param whose values are numbers", None, id="name_in_file"),
+    pytest.param("param k in a, b\nprocess A\nA: mmap(buf, anon, private, rw, pages=2)\nA: write(buf[$k], 1)\n"
+                 "assert true\n", "`$k` has a name among its values; a page index is a number", (4, 14, 2),
+                 "a number, or a param whose values are numbers", None, id="name_as_index"),
     pytest.param("param a in " + ", ".join(map(str, range(9))) + "\nparam b in " + ", ".join(map(str, range(8)))
                  + "\nprocess A\nassert true\n", "the params sweep 72 scenarios; the limit is 64", (1, 1, 36), None,
                  "split the file, or sweep fewer values", id="too_many"),

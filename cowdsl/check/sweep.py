@@ -102,6 +102,9 @@ class Sweep(Bounds):
         if isinstance(item, ast.FileDecl) and any(isinstance(v, str) for v in self.params.get(name, ())):
             self.error(f"`${name}` has a name among its values; a file's pages hold numbers", var.span,
                        expected="a number, or a param whose values are numbers")
+        elif var in _indexes(item) and any(isinstance(v, str) for v in self.params.get(name, ())):
+            self.error(f"`${name}` has a name among its values; a page index is a number", var.span,
+                       expected="a number, or a param whose values are numbers")
 
     def conditions(self, line: ast.ExpectLine) -> None:
         seen: set[str] = set()
@@ -137,6 +140,22 @@ def _vars(node: object):
             stack.extend(reversed(n))
         elif attrs.has(type(n)) and not isinstance(n, ast.Included | Span | ast.Name | ast.Number):
             stack.extend(getattr(n, f.name) for f in reversed(attrs.fields(type(n))))  # type: ignore[arg-type]
+
+
+def _indexes(node: object) -> list[ast.Var]:
+    """The `$i` page indexes (``buf[$i]``, ``buf[0..$n]``) in a syntax node."""
+    out: list[ast.Var] = []
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, ast.Location):
+            parts: tuple[object, ...] = (n.index, n.end)  # a Var until substituted, though typed Number
+            out += [x for x in parts if isinstance(x, ast.Var)]
+        elif isinstance(n, tuple):
+            stack.extend(n)
+        elif attrs.has(type(n)) and not isinstance(n, ast.Included | Span | ast.Name | ast.Number | ast.Var):
+            stack.extend(getattr(n, f.name) for f in attrs.fields(type(n)))  # type: ignore[arg-type]
+    return out
 
 
 def substitute(module: ast.Module, values: dict[str, int | str]) -> ast.Module:

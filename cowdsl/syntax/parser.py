@@ -168,10 +168,12 @@ class ToAst(Transformer_NonRecursive):
     def par_block(self, meta, c):
         return ast.ParBlock(tuple(c), _span(meta))
 
+    def page(self, meta, c):
+        return _int_or_var(c[0])
+
     def location(self, meta, c):
-        first, second, index, last = c
-        idx = ast.Number(_int(index), Span.of_token(index)) if index is not None else None
-        end = ast.Number(_int(last), Span.of_token(last)) if last is not None else None
+        # a `$i` index is an ast.Var until cowdsl.check.sweep substitutes its number
+        first, second, idx, end = c
         if second is not None:
             return ast.Location(_name(first), _name(second), idx, _span(meta), end)
         return ast.Location(None, _name(first), idx, _span(meta), end)
