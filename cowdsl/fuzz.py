@@ -462,8 +462,10 @@ def _grammar():
     return _GRAMMAR
 
 
-_WORDS = sorted(set(ops.op_names()) | set(ops.flag_names()) | set(ops.fact_names()) | set(ops.keyword_arg_names())
-                | {"A", "B", "C", "T", "buf", "mr", "v", "F", "P", "r", "dx", "reclaim", "ksmd", "x"})
+# A NAME is never one of the grammar's reserved words (`file` is both mmap's keyword and a declaration).
+_WORDS = sorted((set(ops.op_names()) | set(ops.flag_names()) | set(ops.fact_names()) | set(ops.keyword_arg_names())
+                 | {"A", "B", "C", "T", "buf", "mr", "v", "F", "P", "r", "dx", "reclaim", "ksmd", "x"})
+                - set(ops.keywords()))
 
 
 def _terminal(c: Chooser, name: str, pattern) -> str:

@@ -181,6 +181,7 @@ class Scenario:
     assertions: tuple[Assertion, ...]
     expectations: tuple[Expectation, ...]
     params: Variant = ()  # a swept file's scenario: the value of each param (also in the name)
+    file_kinds: tuple[tuple[str, str], ...] = ()  # files not on disk: shmem, memfd, hugetlbfs
 
     def blocks(self) -> list[list[Step]]:
         """Consecutive steps grouped: a sequential step alone, a par block together."""

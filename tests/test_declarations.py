@@ -39,8 +39,8 @@ def _nothing(g, actor):
 FUZZ = Fuzz(_nothing)
 
 
-def _op(name="mremap", program=None, **kw):
-    return OpSpec(name, "move a mapping", "mremap(2)", params=(Param("mapping", ops.MAPPING, "the mapping"),),
+def _op(name="mbind", program=None, **kw):
+    return OpSpec(name, "set a memory policy", "mbind(2)", params=(Param("mapping", ops.MAPPING, "the mapping"),),
                   program=program or whole(Lock.MMAP_WRITE), fuzz=FUZZ, **kw)
 
 
@@ -66,7 +66,7 @@ def test_the_declared_locks_are_the_kernels():
     got = {(op.name, prog.name, ms.label): ms.lock.waits
            for op in OPS.values() for prog in op.programs() for ms in prog.steps
            if not (op.name == "madvise" and prog is not op.program)}  # MADV_(UN)MERGEABLE: below
-    write = {"mmap", "munmap", "mprotect", "exit", "prctl"}
+    write = {"mmap", "munmap", "mprotect", "mremap", "exit", "prctl"}
     read = {"madvise", "ksm_merge", "read", "write"}
     ptl = {"swapout", "swapin"}
     for (op, prog, label), lock in got.items():
@@ -125,9 +125,9 @@ def test_a_micro_step_without_a_lock_is_an_error():
 
 def test_an_op_without_a_program_or_a_fuzz_generator_is_an_error():
     with pytest.raises(TypeError, match="program"):
-        OpSpec("mremap", "doc", "mremap(2)", fuzz=FUZZ)  # type: ignore[call-arg]
+        OpSpec("mbind", "doc", "mbind(2)", fuzz=FUZZ)  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="fuzz"):
-        OpSpec("mremap", "doc", "mremap(2)", program=whole(Lock.MMAP_WRITE))  # type: ignore[call-arg]
+        OpSpec("mbind", "doc", "mbind(2)", program=whole(Lock.MMAP_WRITE))  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize("steps, message", [
@@ -167,10 +167,10 @@ def test_a_malformed_op_is_an_error():
 
 
 def test_a_declared_micro_step_without_a_mechanism_is_an_error_when_the_class_is_built():
-    mremap = _op(program=Program("mremap", (MicroStep("lock", Lock.MMAP_WRITE), MicroStep("move", Lock.HELD))))
-    with pytest.raises(DeclarationError, match=r"micro-step `lock` of program `mremap` \(op mremap\) has no mechanism"):
-        class WithMremap(Backend):
-            DECLARED = {**OPS, "mremap": mremap}
+    mbind = _op(program=Program("mbind", (MicroStep("lock", Lock.MMAP_WRITE), MicroStep("move", Lock.HELD))))
+    with pytest.raises(DeclarationError, match=r"micro-step `lock` of program `mbind` \(op mbind\) has no mechanism"):
+        class WithMbind(Backend):
+            DECLARED = {**OPS, "mbind": mbind}
 
 
 def test_a_mechanism_of_an_undeclared_micro_step_is_an_error_when_the_class_is_built():
@@ -218,23 +218,23 @@ def test_an_override_that_rebinds_is_dispatched_to():
 
 def test_a_complete_new_op_loads_and_dispatches():
     """What adding an op takes: its declaration, its mechanism, nothing else."""
-    mremap = _op()
+    mbind = _op()
 
-    class WithMremap(Backend):
-        DECLARED = {**OPS, "mremap": mremap}
+    class WithMbind(Backend):
+        DECLARED = {**OPS, "mbind": mbind}
 
-        @whole_op(mremap)
-        def op_mremap(self, m, step) -> Outcome:
-            m.say("mremap: moved")
+        @whole_op(mbind)
+        def op_mbind(self, m, step) -> Outcome:
+            m.say("mbind: done")
             return Outcome(True)
 
-    assert WithMremap.MECHANISM[mremap.program, WHOLE][1]
-    b = object.__new__(WithMremap)  # the options do not matter here
-    step = Step(number=1, actor="A", task="A", op="mremap", mapping="buf")
+    assert WithMbind.MECHANISM[mbind.program, WHOLE][1]
+    b = object.__new__(WithMbind)  # the options do not matter here
+    step = Step(number=1, actor="A", task="A", op="mbind", mapping="buf")
     m = Machine(State(mms=(Mm("A"),), pages=()))
     assert b.lock_needed(step, None) == "write" and b.program(step) == (WHOLE, WHOLE)
     mic = b.micro(m, step, WHOLE, ())
-    assert mic.next is None and mic.outcome.ok and [e.text for e in m.events] == ["mremap: moved"]
+    assert mic.next is None and mic.outcome.ok and [e.text for e in m.events] == ["mbind: done"]
 
 
 def test_lock_decisions_follow_the_declarations():

@@ -139,9 +139,10 @@ def test_mmap_huge_page_kinds_fault_in_one_exclusive_huge_page(kind):
 
 
 def test_mmap_huge_pages_of_a_shared_mapping_are_refused():
+    """THP in shared (shmem) mappings is not modelled; shared hugetlb is (test_file_kinds.py)."""
     r = run_src("""
         process A
-        A: mmap(buf, shared, rw, hugetlb) as m
+        A: mmap(buf, shared, rw, thp) as m
     """)
     assert not r.final.result("m").ok
     assert mm(r.final, "A").vma("buf") is None
@@ -158,6 +159,14 @@ def test_munmap_removes_the_mapping_and_frees_its_page():
     assert mm(st, "A").vma("buf") is None
     assert live_pages(st) == []  # the only reference was the mapping's
     assert st.pages[1].freed and st.pages[1].refcount == 0 and st.pages[1].mapcount == 0
+
+
+def test_mremap_moves_the_entries_without_copying():
+    """move_page_tables: the page moves with its counts and PG_anon_exclusive (more in test_mremap.py)."""
+    src = "process A\nA: mmap(buf, anon, private, rw, pages=2)\nA: write(buf[1], 5)\nA: mremap(buf, to=dst)\n"
+    r = run_src(src + "assert A.dst[1] == 5\nassert exclusive(A.dst[1])\nassert cow_copies == 0\n")
+    assert_checks_hold(r)
+    assert outcome(r, "A: mremap(buf, to=dst)").ok
 
 
 def test_munmap_of_a_shared_page_leaves_the_other_mapping():

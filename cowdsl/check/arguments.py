@@ -65,6 +65,8 @@ class Arguments(Names):
                 return None
         if spec.name == "mmap":
             self.add_pages(fields["pages"], st.span)
+        if spec.name == "mremap" and task is not None and not self.mremap_args(st, task, fields, flags, given):
+            return None
         if spec.name == "madvise" and "wipeonfork" in flags and task is not None:
             mapping = fields.get("mapping")
             if mapping in self.n.mappings.get(task, {}) and mapping in self.n.file_backed.get(task, set()):
@@ -124,6 +126,12 @@ class Arguments(Names):
                     ok = False
                 else:
                     fields[k.name] = kw.value.value
+            elif k.kind == "new-mapping":
+                if not isinstance(kw.value, ast.Name) or kw.value.text in ops.keywords():
+                    self.error(f"`{k.name}=` takes a new mapping's name", kw.value.span, expected="a name, e.g. buf2")
+                    ok = False
+                else:
+                    fields[k.name] = kw.value.text
             elif k.kind == "file":
                 if not isinstance(kw.value, ast.Name):
                     self.error(f"`{k.name}=` takes a file name, not a number", kw.value.span,
@@ -138,6 +146,33 @@ class Arguments(Names):
                 else:
                     fields["file"] = kw.value.text
         return ok
+
+    def mremap_args(self, st: ast.Step, task: str, fields: Fields, flags: set[str],
+                    given: dict[str, ast.KeywordArg]) -> bool:
+        """mremap moves (to=NAME), resizes (pages=N) or moves a THP's tail pages away (tail): one of them."""
+        src = fields.get("mapping")
+        ways = [w for w in ("to", "pages") if w in given] + (["tail"] if "tail" in flags else [])
+        if len(ways) != 1:
+            self.error("`mremap` moves, resizes or moves the tail pages: give one of `to=NAME`, `pages=N`, `tail`"
+                       + (f", not {' and '.join(f'`{w}`' for w in ways)}" if ways else ""), st.span,
+                       expected="`mremap(buf, to=NAME)`, `mremap(buf, pages=N)` or `mremap(buf, tail)`")
+            return False
+        if "pages" in given:
+            if fields.get("part") is not None:
+                self.error("`pages=` resizes the whole mapping", given["pages"].span,
+                           expected=f"`mremap({src}, pages=N)`", hint="to move a part, write `to=NAME`")
+                return False
+            grow = fields["pages"] - self.n.mappings[task][src] if src else 0
+            if grow > 0:
+                self.add_pages(grow, st.span)
+            return True
+        fields["pages"] = 0  # no resize
+        to = fields.get("to")
+        if to is not None and to in self.n.mappings.get(task, {}):
+            self.error(f"`{to}` is already mapped in {task}", given["to"].value.span,
+                       hint="munmap it first or choose another name")
+            return False
+        return True
 
     def param(self, p: ops.Param, a: Positional, spec: ops.OpSpec, task: str | None, fields: Fields) -> bool:
         n = self.n

@@ -91,6 +91,7 @@ class Checker(Steps, Assertions, Expectations):
             processes=tuple(p for p, line in self.n.processes.items() if line == 0),
             threads=tuple(self.n.threads.items()),
             files=tuple(self.n.files.items()),
+            file_kinds=tuple(sorted(self.n.file_kinds.items())),
             pipes=tuple(sorted(self.n.pipes)),
             steps=tuple(self.steps),
             assertions=tuple(asserts),

@@ -59,6 +59,7 @@ class NameTable:
     exited: dict[str, int] = field(factory=dict)
     threads: dict[str, str] = field(factory=dict)  # name -> process, in declaration order
     files: dict[str, tuple[int, ...]] = field(factory=dict)  # name -> the value of each page
+    file_kinds: dict[str, str] = field(factory=dict)  # name -> shmem, memfd or hugetlbfs (absent: disk)
     pipes: set[str] = field(factory=set)
     mappings: dict[str, dict[str, int]] = field(factory=dict)  # proc -> mapping -> pages
     file_backed: dict[str, set[str]] = field(factory=dict)  # proc -> mappings ever mapped from a file

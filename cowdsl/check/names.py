@@ -7,6 +7,7 @@ from cowdsl import ops
 from cowdsl import scenario as S
 from cowdsl.check.bounds import Bounds
 from cowdsl.check.context import Handle
+from cowdsl.ops.mmap import FILE_KINDS
 from cowdsl.errors import did_you_mean, one_of
 from cowdsl.syntax import ast
 
@@ -53,6 +54,12 @@ class Names(Bounds):
                     self.value(num)
                 self.add_pages(len(d.pages), d.span)
                 n.files[d.name.text] = tuple(num.value for num in nums)
+                if d.kind is not None:
+                    if d.kind.text not in FILE_KINDS:
+                        self.error(f"unknown file kind `{d.kind.text}`", d.kind.span, expected=one_of(FILE_KINDS),
+                                   hint=did_you_mean(d.kind.text, FILE_KINDS))
+                    elif d.kind.text != "disk":
+                        n.file_kinds[d.name.text] = d.kind.text
         else:
             for nm in d.names:
                 if self.fresh(nm, "pipe"):

@@ -62,7 +62,7 @@ def view_addr(state: State, addr: S.Addr) -> View:
         if vma.anon:
             return View(0, None, "not faulted in (reads 0)")
         assert vma.file is not None  # not anonymous: a file mapping
-        cache = state.file_page(vma.file, addr.index)
+        cache = state.file_page(vma.file, vma.pgoff + addr.index)
         return View(state.pages[cache].data, None, "not faulted in", None)
     if pte.present:
         return View(state.pages[pte.page].data, pte.page, "", pte)

@@ -16,6 +16,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_FIXED_NOREPLACE = 0x100000
+MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 MAP_FAILED = ctypes.c_void_p(-1).value
 
 MADV = {
@@ -52,6 +53,8 @@ def libc():
         lib.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
         lib.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
         lib.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        lib.mremap.restype = ctypes.c_void_p
+        lib.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int, ctypes.c_void_p]
         lib.syscall.restype = ctypes.c_long
         lib.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         lib.vmsplice.restype = ctypes.c_ssize_t
@@ -90,6 +93,14 @@ def munmap(addr: int, length: int) -> None:
 
 def mprotect(addr: int, length: int, prot: int) -> None:
     _check(libc().mprotect(addr, length, prot), "mprotect")
+
+
+def mremap(addr: int, old_length: int, new_length: int, flags: int, new_addr: int = 0) -> int:
+    ret = libc().mremap(addr, old_length, new_length, flags, new_addr)
+    if ret is None or ret == MAP_FAILED:
+        e = ctypes.get_errno()
+        raise OSError(e, f"mremap: {os.strerror(e)}")
+    return ret
 
 
 def madvise(addr: int, length: int, advice: int) -> None:

@@ -48,6 +48,10 @@ UNSUPPORTED_KSM = (
     "unsupported on native: `{text}`: KSM merges only while ksmd runs (/sys/kernel/mm/ksm/run, a host-wide "
     "switch the backend never changes), and ksm_merge cannot be forced from user space"
 )
+UNSUPPORTED_FILE_KIND = (
+    "unsupported on native: `file {name} ... on {kind}`: native writes a scenario's files into the run's "
+    "private directory, whose file system it does not choose; a shmem, memfd or hugetlbfs file is not made yet"
+)
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
 
@@ -105,6 +109,8 @@ def problem(sc: S.Scenario, host: Any, limits: Any) -> tuple[int | None, str] | 
         first = next(st for st in sc.steps if getattr(st, "par", False))
         return first.number, ("unsupported on native: `par` blocks: native runs one real execution of "
                               "sequential steps; it cannot choose or enumerate interleavings")
+    for name, kind in getattr(sc, "file_kinds", ()):
+        return None, UNSUPPORTED_FILE_KIND.format(name=name, kind=kind)
     for st in sc.steps:
         why = step_problem(st, host)
         if why is not None:

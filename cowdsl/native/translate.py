@@ -235,6 +235,36 @@ def mprotect(t: Translator, st: S.Step) -> Reply:
     return t.whole(st, "mprotect", write="rw" in st.flags)
 
 
+def mremap(t: Translator, st: S.Step) -> Reply:
+    """A move goes to this step's own address slot (never used by an mmap), a resize stays in
+    place (the slots leave room for 64 pages); on a `thp` mapping only `tail` is translated."""
+    assert st.task is not None and st.mapping is not None
+    p = t.ctl.procs[st.task]
+    addr, pages = p.mappings.get(st.mapping, (t.unmapped, 1))
+    thp = addr in t.thps
+    if thp and "tail" not in st.flags:
+        raise Unrunnable(f"unsupported on native: `{st.text}`: a `thp` mapping is moved or resized only by "
+                         "`tail` here (its THP-aligned slots are fixed when the run starts)")
+    new_addr = t.base + st.number * STRIDE
+    if "tail" in st.flags:  # cow.c's partial mremap: the tail pages move, the PMD is split
+        cmd = {"op": "mremap", "addr": addr + L.PAGE, "pages": pages - 1, "new_pages": pages - 1, "new_addr": new_addr}
+        return t.simple(st, cmd)
+    if st.to is None:
+        out, events = t.simple(st, {"op": "mremap", "addr": addr, "pages": pages, "new_pages": st.pages})
+        if out.ok:
+            p.mappings[st.mapping] = (addr, st.pages)
+        return out, events
+    first, last = st.part if st.part is not None else (0, pages - 1)
+    n = last - first + 1
+    out, events = t.simple(st, {"op": "mremap", "addr": addr + first * L.PAGE, "pages": n, "new_pages": n,
+                                "new_addr": new_addr})
+    if out.ok:
+        p.mappings[st.to] = (new_addr, n)
+        if st.part is None:
+            del p.mappings[st.mapping]
+    return out, events
+
+
 def madvise(t: Translator, st: S.Step) -> Reply:
     return t.whole(st, "madvise", advice=next(f for f in st.flags if f != "tail"))
 
@@ -434,6 +464,7 @@ OPS: dict[str, Callable[[Translator, S.Step], Reply]] = {
     "munmap": munmap,
     "mprotect": mprotect,
     "madvise": madvise,
+    "mremap": mremap,
     "read": read,
     "write": write,
     "fork": fork,

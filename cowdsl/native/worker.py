@@ -211,6 +211,13 @@ class Worker:
         L.munmap(c["addr"], c["pages"] * L.PAGE)
         return {"events": [f"munmap({c['addr']:#x}, {c['pages'] * L.PAGE})"]}
 
+    def do_mremap(self, c: Message, fds: list[int]) -> Message | None:
+        old, new = c["pages"] * L.PAGE, c["new_pages"] * L.PAGE
+        flags = L.MREMAP_MAYMOVE | L.MREMAP_FIXED if c.get("new_addr") else 0  # a move, or in place
+        got = L.mremap(c["addr"], old, new, flags, c.get("new_addr") or 0)
+        how = f"MREMAP_MAYMOVE|MREMAP_FIXED, {got:#x}" if flags else "0"
+        return {"events": [f"mremap({c['addr']:#x}, {old}, {new}, {how}) → {got:#x}"]}
+
     def do_mprotect(self, c: Message, fds: list[int]) -> Message | None:
         prot = L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
         L.mprotect(c["addr"], c["pages"] * L.PAGE, prot)
@@ -361,6 +368,7 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "munmap": Worker.do_munmap,
     "mprotect": Worker.do_mprotect,
     "madvise": Worker.do_madvise,
+    "mremap": Worker.do_mremap,
     "read": Worker.do_read,
     "write": Worker.do_write,
     "fork": Worker.do_fork,

@@ -77,6 +77,7 @@ __all__ = [
 OPS: dict[str, OpSpec] = registry(
     mmap.MMAP,
     mmap.MUNMAP,
+    mmap.MREMAP,
     memory.READ,
     memory.WRITE,
     fork.FORK,

@@ -19,6 +19,12 @@ from cowdsl.ops.spec import (
 )
 
 
+# Where a declared file's pages live (`file F = [1, 2] on shmem`): a disk file's page
+# cache (the default), a tmpfs/shmem file, a memfd (shmem too), or a hugetlbfs file
+# (memfd_create(MFD_HUGETLB) included), whose pages are hugetlb pages.
+FILE_KINDS = ("disk", "shmem", "memfd", "hugetlbfs")
+
+
 def _fuzz_mmap(g: ScenarioGenerator, task: str) -> str | None:
     n, c = g.n, g.c
     if g.in_par:
@@ -99,6 +105,42 @@ MUNMAP = OpSpec(
     flags=(TAIL,),
     program=whole(Lock.MMAP_WRITE),
     fuzz=Fuzz(_fuzz_munmap, in_par=False),
+)
+
+
+def _fuzz_mremap(g: ScenarioGenerator, task: str) -> str | None:
+    n, c = g.n, g.c
+    if g.in_par or not n.procs[task]:
+        return None
+    m = c.choice(sorted(n.procs[task]))
+    pages, file_backed = n.procs[task][m]
+    if c.boolean():  # resize in place
+        new = c.integer(1, g.max_pages)
+        n.procs[task][m] = (new, file_backed)
+        return f"mremap({m}, pages={new})"
+    dst = n.fresh("m")
+    del n.procs[task][m]  # the whole mapping moves (a part would leave a hole the generator does not track)
+    n.unmapped.add((task, m))
+    n.procs[task][dst] = (pages, file_backed)
+    n.unmapped.discard((task, dst))
+    return f"mremap({m}, to={dst})"
+
+
+MREMAP = OpSpec(
+    "mremap",
+    "move pages of a mapping to a new mapping (to=NAME), resize it in place (pages=N), or move a THP's tail pages away",
+    "mremap(2): move_vma, move_page_tables (move_huge_pmd), vma_expand / do_vmi_munmap",
+    params=(Param("mapping", PART, "the mapping, or pages of it: buf, buf[i], buf[i..j]"),),
+    flags=(FlagGroup("subpages", ("tail",), None,
+                     "a thp mapping: move each huge page's tail pages elsewhere (cow.c's partial mremap), "
+                     "which splits its PMD"),),
+    keywords=(
+        Keyword("to", "new-mapping", None, "the new mapping the pages move to (MREMAP_MAYMOVE|MREMAP_FIXED)"),
+        Keyword("pages", "int", None, "the new size, in pages, of the whole mapping (grow or shrink in place)"),
+    ),
+    # mmap_write_lock; move_ptes takes the old and the new page table's PTLs (both this mm's)
+    program=whole(Lock.MMAP_WRITE),
+    fuzz=Fuzz(_fuzz_mremap, in_par=False),
 )
 
 

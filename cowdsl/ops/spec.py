@@ -78,7 +78,7 @@ class FlagGroup:
 @frozen
 class Keyword:
     name: str
-    kind: str  # "int" or "file"
+    kind: str  # "int", "file" or "new-mapping" (a name the step creates: mremap's to=)
     default: int | None
     doc: str
     lo: int = 1  # accepted range of an int keyword
@@ -323,7 +323,7 @@ class OpSpec:
         for g in self.flags:
             words = "|".join(g.choices)
             parts.append(f"{words}" if g.default else f"[{words}]")
-        parts += [f"{k.name}=" + ("N" if k.kind == "int" else "FILE") for k in self.keywords]
+        parts += [f"{k.name}=" + {"int": "N", "file": "FILE"}.get(k.kind, "NAME") for k in self.keywords]
         sig = f"{self.name}({', '.join(parts)})"
         if self.binds != BINDS_OUTCOME:
             sig += f" as {self.binds.upper()}"

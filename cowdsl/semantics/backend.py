@@ -28,7 +28,7 @@ from cowdsl.semantics.mm.migrate import Migrate
 from cowdsl.semantics.mm.mmap import AddressSpace
 from cowdsl.semantics.mm.pipe import Pipes
 from cowdsl.semantics.mm.vmscan import Reclaim
-from cowdsl.semantics.state import Mm, Outcome, Page, Pipe, Pte, State, Vma
+from cowdsl.semantics.state import HUGETLB, SMALL, Mm, Outcome, Page, Pipe, Pte, State, Vma
 
 # The decision points an era may override.  `cowdsl backends` lists them.
 RULES = (
@@ -89,10 +89,12 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
     def init_state(self, sc: Scenario) -> State:
         pages = [Page(zero=True, anon=False)]
         files: list[tuple[str, tuple[int, ...]]] = []
+        kinds = dict(sc.file_kinds)
         for fname, contents in sc.files:
             ids: list[int] = []
+            size = HUGETLB if kinds.get(fname) == "hugetlbfs" else SMALL  # a hugetlbfs file's pages are huge pages
             for i, data in enumerate(contents):
-                pages.append(Page(data=data, refcount=1, anon=False, file=fname, index=i))
+                pages.append(Page(data=data, refcount=1, anon=False, file=fname, index=i, kind=size))
                 ids.append(len(pages) - 1)
             files.append((fname, tuple(ids)))
         return State(
@@ -100,6 +102,7 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
             pages=tuple(pages),
             pipes=tuple(Pipe(p) for p in sc.pipes),
             files=tuple(files),
+            file_kinds=sc.file_kinds,
         )
 
     def next_state(self, state: State, step: Step) -> tuple[State, Outcome, list[Event]]:

@@ -96,6 +96,7 @@ class Machine:
             slots=tuple(self.slots) if "slots" in dirty else old.slots,
             pipes=tuple(self.pipes.values()) if "pipes" in dirty else old.pipes,
             files=tuple(sorted(self.files.items())) if "files" in dirty else old.files,
+            file_kinds=old.file_kinds,
             results=tuple(sorted(self.results.items())) if "results" in dirty else old.results,
         )
 

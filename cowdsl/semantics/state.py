@@ -95,6 +95,7 @@ class Vma:
     shmem: bool = False  # MAP_SHARED|MAP_ANONYMOUS: page cache without dirty tracking
     anon_vma: bool = False  # an anonymous page was ever faulted in here (fork copies PTEs only then)
     mergeable: bool | None = None  # VM_MERGEABLE: set by MADV_MERGEABLE, cleared by MADV_UNMERGEABLE; None: never advised
+    pgoff: int = 0  # vm_pgoff: the file page mapped at page 0 (a part moved by mremap starts further in)
     # Per page, once a partial op split the mapping into several VMAs (empty: one VMA);
     # the scalar flags above then hold for no page in particular: read them through at().
     parts: tuple[Part, ...] = ()
@@ -202,6 +203,7 @@ class State:
     slots: tuple[Slot, ...] = ()
     pipes: tuple[Pipe, ...] = ()
     files: tuple[tuple[str, tuple[int, ...]], ...] = ()  # file -> page-cache page per index
+    file_kinds: tuple[tuple[str, str], ...] = ()  # files not on disk: shmem, memfd, hugetlbfs
     results: tuple[tuple[str, Outcome], ...] = ()
 
     def mm(self, name: str) -> Mm | None:
@@ -221,6 +223,9 @@ class State:
             if n == name:
                 return o
         return None
+
+    def file_kind(self, file: str) -> str:
+        return dict(self.file_kinds).get(file, "disk")
 
     def file_page(self, file: str, index: int) -> int:
         for f, pages in self.files:

@@ -111,6 +111,7 @@ class FileDecl:
     name: Name
     pages: tuple[Number | Var, ...]
     span: Span
+    kind: Name | None = None  # `on shmem`: disk (None), shmem, memfd or hugetlbfs
 
 
 @frozen

@@ -154,8 +154,9 @@ class ToAst(Transformer_NonRecursive):
         return ast.ThreadDecl(_name(c[0]), _name(c[1]), _span(meta))
 
     def file_decl(self, meta, c):
-        nums = tuple(_int_or_var(t) for t in c[1:] if t is not None)
-        return ast.FileDecl(_name(c[0]), nums, _span(meta))
+        *vals, kind = c[1:]  # `on KIND` is the last child (None without it)
+        nums = tuple(_int_or_var(t) for t in vals if t is not None)
+        return ast.FileDecl(_name(c[0]), nums, _span(meta), _name(kind) if kind is not None else None)
 
     def pipe_decl(self, meta, c):
         return ast.PipeDecl(tuple(map(_name, c)), _span(meta))

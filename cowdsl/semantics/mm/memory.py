@@ -77,11 +77,12 @@ class Memory(KernelBase):
     def do_fault(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
         vma = self.vma_at(m, mm, vname, idx)
         assert vma.file is not None  # not anonymous: handle_mm_fault calls do_fault on file mappings
-        cache = m.file_page(vma.file, idx)
+        cache = m.file_page(vma.file, vma.pgoff + idx)
         if write and not vma.shared:
             # do_cow_fault: the private copy of a page-cache page
+            # (hugetlb_no_page copies a hugetlbfs page whole into a new anonymous huge page)
             pfn = m.alloc_page(data=m.page(cache).data, refcount=1, mapcount=1,
-                               anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
+                               anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=m.page(cache).kind)
             self.anon_vma_prepare(m, mm, vname)
             m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
             m.count(mm, "cow_copies")
@@ -91,7 +92,7 @@ class Memory(KernelBase):
         m.set_pte(mm, vname, idx, Pte(page=cache, write=write and vma.write, dirty=write))
         kind = "do_shared_fault" if write else "do_read_fault"
         m.say(f"{kind}: maps page-cache page #{cache} ({vma.file}[{idx}]){' writable' if write else ' read-only'}")
-        if not write:
+        if not write and vma.kind != HUGETLB:  # hugetlb_fault maps one huge page, no fault-around
             self.do_fault_around(m, mm, vname, idx)
         return True
 
@@ -105,7 +106,7 @@ class Memory(KernelBase):
         for i in range(first, min(first + FAULT_AROUND_PAGES, len(vma.ptes))):
             # only inside the faulting VMA: not across a hole or a split with other flags
             if i != idx and m.pte(mm, vname, i) is None and vma.part(i) == vma.part(idx):
-                cache = m.file_page(vma.file, i)
+                cache = m.file_page(vma.file, vma.pgoff + i)
                 m.page_add_rmap(cache)
                 m.set_pte(mm, vname, i, Pte(page=cache))
                 mapped.append(i)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from attrs import evolve
 
-from cowdsl.ops.mmap import EXIT, MADVISE, MMAP, MPROTECT, MUNMAP
+from cowdsl.ops.mmap import EXIT, MADVISE, MMAP, MPROTECT, MREMAP, MUNMAP
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Vma
@@ -24,13 +24,23 @@ class AddressSpace(KernelBase):
         write = "rw" in step.flags
         file = step.file
         kind = next((k for k in (THP, PTE_THP, HUGETLB) if k in step.flags), SMALL)
-        if kind != SMALL and (shared or file):
+        fkind = m.state.file_kind(file) if file is not None else None
+        if fkind == "hugetlbfs":
+            if kind not in (SMALL, HUGETLB):
+                m.say(f"mmap: {kind} of a hugetlbfs file → -EINVAL")
+                return Outcome(False, error="EINVAL")
+            kind = HUGETLB  # a hugetlbfs file maps its huge pages, MAP_HUGETLB or not
+        elif kind == HUGETLB and file is not None:
+            m.say("mmap: MAP_HUGETLB of a file not on hugetlbfs → -EINVAL (ksys_mmap_pgoff)")
+            return Outcome(False, error="EINVAL")
+        elif kind in (THP, PTE_THP) and (shared or file):
             m.say(f"mmap: {kind} pages are modelled for private anonymous mappings only → -EINVAL")
             return Outcome(False, error="EINVAL")
         if shared and file is None:
-            # MAP_SHARED|MAP_ANONYMOUS is shmem: a page-cache object of its own
+            # MAP_SHARED|MAP_ANONYMOUS is shmem (with MAP_HUGETLB, a hugetlbfs file): a page-cache object of its own
             file = f"{step.task}.{step.mapping}"
-            m.add_file(file, tuple(m.alloc_page(anon=False, refcount=1, file=file, index=i) for i in range(step.pages)))
+            m.add_file(file, tuple(m.alloc_page(anon=False, refcount=1, file=file, index=i, kind=kind)
+                                   for i in range(step.pages)))
         vma = Vma(
             name=step.mapping,
             anon=file is None,
@@ -40,10 +50,11 @@ class AddressSpace(KernelBase):
             file=file,
             ptes=(None,) * step.pages,
             kind=kind,
-            shmem=shared and step.file is None,
+            # no dirty tracking: shared anonymous memory, shmem, memfd and hugetlbfs files
+            shmem=shared and (step.file is None or fkind != "disk"),
         )
         m.set_vma(step.task, vma)
-        what = f"file {file}" if step.file else ("shmem" if shared else "anonymous")
+        what = f"{'' if fkind == 'disk' else f'{fkind} '}file {file}" if step.file else ("shmem" if shared else "anonymous")
         size = "" if kind == SMALL else f" {kind}"
         m.say(f"mmap: `{step.mapping}`, {step.pages}{size} page(s), {what}, {'shared' if shared else 'private'}, {'rw' if write else 'ro'}")
         return Outcome(True)
@@ -107,6 +118,67 @@ class AddressSpace(KernelBase):
         m.set_vma(mm, vma)
         # do_vmi_munmap: split_vma at the range's ends, then unmap the middle (mm/mmap.c)
         m.say(f"munmap: {self.part_text(step)} unmapped in {mm} (split_vma; the rest stays mapped)")
+        return Outcome(True)
+
+    @whole_op(MREMAP)
+    def op_mremap(self, m: Machine, step: Step) -> Outcome:
+        """mremap(2) under mmap_write_lock.  A move (move_vma → move_page_tables) carries
+        the page-table entries over as they are, under the old and the new PTL: no page
+        is copied, no count changes, PG_anon_exclusive stays; a PMD-mapped THP moves
+        whole (move_huge_pmd) when the move covers it.  ``tail`` moves a THP's tail
+        pages away (cow.c's partial mremap): the PMD is split first (split_huge_pmd),
+        the head stays.  ``pages=N`` resizes in place: shrinking unmaps the end
+        (do_vmi_munmap), growing extends the last VMA (vma_expand) with empty entries."""
+        mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None  # a process's op; its mapping parameter
+        vma = m.vma(mm, vname)
+        if vma is None:
+            m.say(f"mremap: no mapping `{vname}` in {mm} → -EFAULT")
+            return Outcome(False, error="EFAULT")
+        if vma.kind == HUGETLB and ("tail" in step.flags or step.part is not None):
+            m.say("mremap: part of a hugetlb mapping → -EINVAL (hugetlb_vm_op_split)")
+            return Outcome(False, error="EINVAL")
+        if "tail" in step.flags:
+            return self.tail_op(m, step, "mremap", zap=False)
+        pages = self.pages_of(step, vma)
+        if any(vma.at(i) is None for i in pages):
+            m.say(f"mremap: part of {self.part_text(step)} is not mapped → -EFAULT")
+            return Outcome(False, error="EFAULT")
+        if step.to is None:
+            return self.mremap_resize(m, mm, vma, step.pages)
+        moved = evolve(vma, name=step.to, ptes=vma.ptes[pages[0]:pages[-1] + 1], pgoff=vma.pgoff + pages[0],
+                       parts=vma.parts[pages[0]:pages[-1] + 1] if vma.parts else ())
+        if moved.parts and len(set(moved.parts)) == 1:
+            moved = moved.with_parts(0, len(moved.ptes) - 1)  # one VMA moved: its flags are the VMA's
+        if step.part is None:
+            m.remove_vma(mm, vname)
+        else:
+            m.set_vma(mm, evolve(vma, ptes=tuple(None if i in pages else p for i, p in enumerate(vma.ptes)))
+                      .with_parts(pages[0], pages[-1], mapped=False))
+        m.set_vma(mm, moved)
+        thps = [i for i in pages if (p := vma.ptes[i]) is not None and p.present and m.page(p.page).kind == THP]
+        how = f"; move_huge_pmd moves {vname}{thps} whole" if thps else ""
+        m.say(f"mremap: {self.part_text(step)} moves to `{step.to}` (move_page_tables: the entries move as they are{how})")
+        return Outcome(True)
+
+    def mremap_resize(self, m: Machine, mm: str, vma: Vma, pages: int) -> Outcome:
+        n = len(vma.ptes)
+        if pages < n:
+            for i in range(pages, n):
+                self.zap_pte(m, mm, vma.name, i)
+            vma = m.mapped_vma(mm, vma.name)
+            m.set_vma(mm, evolve(vma, ptes=vma.ptes[:pages], parts=vma.parts[:pages]))
+            m.say(f"mremap: `{vma.name}` shrinks to {pages} page(s): the end is unmapped (do_vmi_munmap)")
+        elif pages > n:
+            m.file_page(vma.file, 0) if vma.file is not None else None  # a read of the file, for the explorer
+            if vma.file is not None and vma.pgoff + pages > len(m.files[vma.file]):
+                m.say(f"mremap: `{vma.name}` would grow past the end of {vma.file}: an access there is SIGBUS, "
+                      "which the model does not follow")
+                return Outcome(False, error="past the end of the file")
+            last = vma.part(n - 1)
+            parts = vma.parts + (last,) * (pages - n) if vma.parts else ()
+            m.set_vma(mm, evolve(vma, ptes=vma.ptes + (None,) * (pages - n), parts=parts))
+            m.say(f"mremap: `{vma.name}` grows to {pages} page(s) in place (vma_expand): new pages not faulted in")
         return Outcome(True)
 
     def exit_mmap(self, m: Machine, mm: str) -> None:
