@@ -4,17 +4,16 @@ the scenarios' expect lines."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from attrs import evolve, frozen
 
 from cowdsl.batch import Workers
+from cowdsl.explore.search import Bounds
+from cowdsl.judge import Result
 from cowdsl.kernel.eras import ERAS
 from cowdsl.kernel.spec import KernelSpec, resolve
+from cowdsl.run import run
 from cowdsl.scenario import Scenario, variant_suffix
-
-if TYPE_CHECKING:
-    from cowdsl.judge import Result
 
 
 @frozen
@@ -76,10 +75,6 @@ def build(scenarios, backends=None, *, max_states: int | None = None, timeout: f
 
 def _row(shared: Sequence[Scenario | KernelSpec], item: tuple) -> list[Result]:
     """One file on every backend (a job of the workers): shared[i] on shared[k] for k in ``columns``."""
-    # lazy: the model is imported where the cells run (forked workers import it side by side)
-    from cowdsl.explore.search import Bounds
-    from cowdsl.run import run
-
     i, columns, max_states, timeout, slim = item
     sc = shared[i]
     assert isinstance(sc, Scenario)
