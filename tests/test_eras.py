@@ -387,14 +387,14 @@ def test_every_rule_docstring_cites_a_commit_or_source():
         ("5.15", "early-cow"),
         ("5.15.173", "early-cow:fork_anon_only=on"),
         ("5.18", "cow-fixes-1"),
-        ("5.19", "anon-exclusive:foll_force=foll_cow:large_folio_reuse=off:longterm_file_write=allow"
-                 ":longterm_unshare=anon:mprotect=fault:swapin_writable=off"),
-        ("6.1", "anon-exclusive:large_folio_reuse=off:longterm_file_write=allow:longterm_unshare=anon"
-                ":mprotect=dirty:swapin_writable=off"),
-        ("6.1.2", "anon-exclusive:hugetlb_force=refuse:large_folio_reuse=off:longterm_file_write=allow"
-                  ":longterm_unshare=anon:mprotect=dirty:swapin_writable=off"),
-        ("6.2", "anon-exclusive:hugetlb_force=refuse:large_folio_reuse=off:longterm_file_write=allow"
-                ":swapin_writable=off"),
+        ("5.19", "anon-exclusive:foll_force=foll_cow:ksm_break=write:ksm_merge_any=off:large_folio_reuse=off"
+                 ":longterm_file_write=allow:longterm_unshare=anon:mprotect=fault:odirect_pin=get:swapin_writable=off"),
+        ("6.1", "anon-exclusive:ksm_break=write:ksm_merge_any=off:large_folio_reuse=off:longterm_file_write=allow"
+                ":longterm_unshare=anon:mprotect=dirty:odirect_pin=get:swapin_writable=off"),
+        ("6.1.2", "anon-exclusive:hugetlb_force=refuse:ksm_break=write:ksm_merge_any=off:large_folio_reuse=off"
+                  ":longterm_file_write=allow:longterm_unshare=anon:mprotect=dirty:odirect_pin=get:swapin_writable=off"),
+        ("6.2", "anon-exclusive:hugetlb_force=refuse:ksm_merge_any=off:large_folio_reuse=off"
+                ":longterm_file_write=allow:odirect_pin=get:swapin_writable=off"),
         ("6.13.7", "anon-exclusive:hugetlb_force=refuse:large_folio_reuse=off"),
         ("6.14", "anon-exclusive:large_folio_reuse=off"),
         ("6.18", "anon-exclusive"),

@@ -192,8 +192,9 @@ class Mapcount(Backend):
 
     def ksm_break_unshares(self) -> Decision:
         """v6.2 mm/ksm.c break_ksm, "mm/ksm: fix KSM COW breaking with userfaultfd-wp via
-        FAULT_FLAG_UNSHARE" (David Hildenbrand, in the 6.2-rc1 MM pull): MADV_UNMERGEABLE
-        unshares each KSM page with FAULT_FLAG_UNSHARE, leaving the private copy read-only
+        FAULT_FLAG_UNSHARE" (David Hildenbrand, in the 6.2-rc1 MM pull; its mainline id not
+        confirmed): MADV_UNMERGEABLE unshares each KSM page with FAULT_FLAG_UNSHARE (the fault
+        a7f226604170 added in 5.19 for R/O pins), leaving the private copy read-only
         (6.4.6 and 6.18.2 read); before, a FAULT_FLAG_WRITE fault (5.10.198 read) mapped the
         copy writable and dirty."""
         if self.options["ksm_break"] == "unshare":
