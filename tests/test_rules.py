@@ -229,13 +229,16 @@ def test_wp_can_reuse_ksm_page_is_always_copied():
 
 @covers("thp_wp_can_reuse", True)
 def test_thp_wp_can_reuse_exclusive_thp_is_reused():
-    # The model maps a fresh THP read-only on a read fault (no huge zero page), exclusive (I1).
+    # An exclusive THP mapped read-only (I1): mprotect RO then RW where mprotect leaves the PMD
+    # read-only (a read fault would map the huge zero page instead: test_huge_zero_page.py).
     r = run_src("""
         process A
         A: mmap(buf, anon, private, rw, thp)
-        A: read(buf) as v
+        A: write(buf, 1)
+        A: mprotect(buf, ro)
+        A: mprotect(buf, rw)
         A: write(buf, 2)
-    """)
+    """, backend="anon-exclusive:mprotect=fault")
     assert_decision(r, "thp_wp_can_reuse", "A: write(buf, 2)", True, "6c287605fd56")
     st = r.final
     pg = page(st, "A", "buf")

@@ -17,7 +17,7 @@ from attrs import frozen
 
 from cowdsl import scenario as S
 from cowdsl.semantics import concepts
-from cowdsl.semantics.state import Page, Pte, State
+from cowdsl.semantics.state import THP, Page, Pte, State
 
 if TYPE_CHECKING:
     from cowdsl.semantics.backend import Backend
@@ -161,6 +161,7 @@ class StateObservation:
             "pincount": lambda p: p.pincount,
             "swapcache": concepts.in_swapcache,
             "zero_page": lambda p: p.zero,
+            "huge_zero_page": lambda p: p.zero and p.kind == THP,
             "ksm": lambda p: p.ksm,
         }
         return facts[name](page)

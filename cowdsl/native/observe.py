@@ -221,6 +221,8 @@ class NativeObservation:
             return bool(e.anon_exclusive)
         if name == "zero_page":
             return bool(e.zero) or v.pfn == pagemap.zero_pfn()
+        if name == "huge_zero_page":  # kpageflags: the huge zero page is KPF_ZERO_PAGE and KPF_THP
+            return bool(e.zero) and bool(e.kflag(pagemap.KPF_THP))
         if name == "mapcount":
             return 0 if e.zero else e.kcount
         if name == "swapcache":

@@ -15,6 +15,7 @@ from attrs import evolve, frozen
 from cowdsl.semantics import concepts
 from cowdsl.semantics.state import (
     PTE_THP,
+    THP,
     Handle,
     Mm,
     Outcome,
@@ -220,6 +221,15 @@ class Machine:
         self.dirty.add("pages")
         self.pages.append(Page(**fields))
         return len(self.pages) - 1
+
+    def huge_zero_page(self) -> int:
+        """mm_get_huge_zero_page: the huge zero page, allocated at its first use (and kept)."""
+        self.reads.add(("huge-zero",))
+        for pfn, p in enumerate(self.pages):
+            if p.zero and p.kind == THP:
+                return pfn
+        self.writes.add(("huge-zero",))
+        return self.alloc_page(zero=True, anon=False, kind=THP, refcount=1)
 
     def get_page(self, pfn: int, n: int = 1) -> None:
         p = self.page(pfn)

@@ -63,9 +63,19 @@ class Memory(KernelBase):
 
     def do_huge_anonymous_page(self, m: Machine, mm: str, vname: str, idx: int, write: bool) -> bool:
         """THP (do_huge_pmd_anonymous_page) and hugetlb (hugetlb_no_page): the
-        first touch allocates the huge page; a read fault maps it read-only.
-        The huge zero page is not modelled."""
+        first touch allocates the huge page.  A read fault on a `thp` mapping maps
+        the huge zero page instead (do_huge_pmd_anonymous_page, when
+        transparent_hugepage_use_zero_page(), the default; read in 5.10.198 and
+        6.18.2); its first write is a COW of the zero page (do_huge_pmd_wp_page
+        splits the huge zero PMD from 5.8, 3917c80280c9, and copies one small
+        page; before, it allocated a THP: thp_wp_copies_whole).  A hugetlb read
+        fault allocates the page (no zero page for hugetlb)."""
         vma = self.vma_at(m, mm, vname, idx)
+        if not write and vma.kind == THP:
+            pfn = m.huge_zero_page()
+            m.set_pte(mm, vname, idx, Pte(page=pfn))
+            m.say(f"do_huge_pmd_anonymous_page: read fault maps the huge zero page #{pfn} at {mm}.{vname}[{idx}]")
+            return True
         extra = THP_SIBLINGS if vma.kind == PTE_THP else 0
         pfn = m.alloc_page(refcount=1 + extra, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=vma.kind,
                            siblings=extra)
@@ -234,6 +244,11 @@ class Memory(KernelBase):
         if pte is None or not pte.present:
             return None if pte is None else "a swapped-out THP: split_huge_pmd of a swap PMD is not modelled"
         page = m.page(pte.page)
+        if page.zero:
+            # __split_huge_zero_page_pmd: the PTEs map the small zero page
+            m.set_pte(mm, vname, idx, Pte(page=ZERO_PFN))
+            m.say(f"__split_huge_pmd: {mm}.{vname}[{idx}]: the huge zero PMD becomes PTEs of the zero page")
+            return None
         if page.kind == PTE_THP:
             return None  # PTE-mapped already
         if page.kind != THP:

@@ -305,7 +305,7 @@ class AddressSpace(KernelBase):
         head keeps its mapping, the tails' references leave with them.  It fails when
         the folio has references beyond its mappings (can_split_huge_page)."""
         page = m.page(pfn)
-        if not page.compound or page.kind == HUGETLB:
+        if not page.compound or page.kind == HUGETLB or page.zero:
             return False
         if page.refcount != page.mapcount + page.siblings:
             m.say(f"split_huge_page: #{pfn} has extra references (refcount {page.refcount}) → -EAGAIN, left whole")
