@@ -7,8 +7,8 @@ from cowdsl import ops
 from cowdsl import scenario as S
 from cowdsl.check.bounds import Bounds
 from cowdsl.check.context import Handle
-from cowdsl.ops.mmap import FILE_KINDS
 from cowdsl.errors import did_you_mean, one_of
+from cowdsl.ops.mmap import FILE_KINDS
 from cowdsl.syntax import ast
 
 Declaration = ast.ProcessDecl | ast.ThreadDecl | ast.FileDecl | ast.PipeDecl

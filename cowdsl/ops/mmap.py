@@ -18,7 +18,6 @@ from cowdsl.ops.spec import (
     whole,
 )
 
-
 # Where a declared file's pages live (`file F = [1, 2] on shmem`): a disk file's page
 # cache (the default), a tmpfs/shmem file, a memfd (shmem too), or a hugetlbfs file
 # (memfd_create(MFD_HUGETLB) included), whose pages are hugetlb pages.
