@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import stat
 from pathlib import Path
 from typing import cast
 
+from cowdsl import limits as L
 from cowdsl.check import check_all
 from cowdsl.errors import CowError, Diagnostic, Span
 from cowdsl.scenario import Scenario
@@ -29,11 +31,35 @@ def load_text_all(source: str, filename: str = "<input>", limits=None, folder: s
     defaults otherwise.  ``folder``: the folder the file is in, where its
     `include`s are looked for (None: `include` is refused)."""
     text = source if source.endswith("\n") else source + "\n"
+    _count_steps_first(text, filename, limits or L.DEFAULT)
     module = parse(source, filename)
     top: Folder | None = (os.path.realpath(folder), ()) if folder is not None else None
     key = _key(Path(folder) / Path(filename).name) if folder is not None else None
     module = include.expand(module, filename, text, top, open_included, parse, key)
     return check_all(module, filename, text, limits)
+
+
+# `ACTOR: op(` at the start of a line: a step (a quantifier before `:` is an assertion)
+_STEP_LINE = re.compile(r"^[ \t]*(?!(?:always|sometimes|never|forall|exists|invariant|reachable)\b)"
+                        r"[A-Za-z_][A-Za-z0-9_]*[ \t]*:[ \t]*[A-Za-z_][A-Za-z0-9_]*[ \t]*\(", re.M)
+
+
+def _count_steps_first(text: str, filename: str, limits) -> None:
+    """A file of many steps is refused before it is parsed: parsing a megabyte
+    costs seconds and hundreds of MB, and the checker would refuse it anyway.
+    The count is a lower bound (an included file adds more, checked later)."""
+    limit = limits.max_steps
+    steps = [m.end() - len(m.group().lstrip(" \t")) for m in _STEP_LINE.finditer(text)]
+    if len(steps) <= limit:
+        return
+    at = steps[limit]  # the first step over the limit, where the checker points too
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    end = text.find("\n", at)
+    step = text[at:end].split("#", 1)[0].rstrip()
+    raise CowError(filename, text, [Diagnostic(f"the scenario has {len(steps)} steps; the limit is {limit}",
+                                               Span(line, col, col + max(1, len(step))),
+                                               hint=L.hint("max_steps", len(steps)))])
 
 
 def load_text(source: str, filename: str = "<input>", limits=None, folder: str | Path | None = None) -> Scenario:
