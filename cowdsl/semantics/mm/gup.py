@@ -139,7 +139,6 @@ class Gup(KernelBase):
             m.say(f"gup_fast: nothing mapped at {a} any more → slow path")
             return Micro("slow", ())
         pte = m.pte(a.proc, a.mapping, a.index)
-        flags = evolve(self.foll_of(step), write=write)
         if pte is None or not pte.present or m.page(pte.page).zero:
             m.say("gup_fast: no normal page mapped → slow path")
             return Micro("slow", ())
