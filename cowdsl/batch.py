@@ -24,6 +24,7 @@ the output is the same whichever runs them.
 from __future__ import annotations
 
 import copyreg
+import gc
 import io
 import os
 import pickle
@@ -294,9 +295,11 @@ class Workers:
             stream.flush()  # a forked child must not inherit (and later write) buffered output
         main = threading.current_thread() is threading.main_thread()
         old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # workers inherit it: one Ctrl-C message
+        gc.freeze()  # the collector in a forked worker leaves this process's objects alone (and unshared)
         try:
             pool = ctx.Pool(min(self.jobs, len(items)), initializer=_setup, initargs=(shared,))
         finally:
+            gc.unfreeze()
             if main:
                 signal.signal(signal.SIGINT, old)
         try:

@@ -104,7 +104,7 @@ def _slim(r: Result) -> Result:
     compute, and a cell's steps and states are most of it."""
     ex = r.exploration
     if ex is not None:
-        ex = evolve(ex, finals=[], deadlocks=[], visited=set())
+        ex = evolve(ex, finals=[], deadlocks=[], visited=set(), routes=None)
     return evolve(r, final=None, steps=(), checks=tuple(evolve(c, witness=None) for c in r.checks), exploration=ex)
 
 
