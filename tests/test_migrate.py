@@ -207,3 +207,31 @@ def test_a_page_in_the_swap_cache_migrates_with_its_slot_and_the_caches_referenc
         assert refcount(A.buf) == 2 and mapcount(A.buf) == 1
     """, backend="5.10")
     assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+
+
+FORK_COPIES_ENTRY = """
+    process A
+    thread T of A
+    A: mmap(buf, anon, private, rw)
+    A: write(buf, 1)
+    par {
+      A: fork() as B
+      T: migrate(A.buf) as mig
+    }
+    always: not failed(mig)
+    always: A.buf is B.buf and mapcount(A.buf) == 2 and refcount(A.buf) == 2
+    always: not writable(A.buf) and not writable(B.buf) and not exclusive(A.buf)
+"""
+
+
+@pytest.mark.parametrize("version", ["5.15", "6.1"])
+def test_fork_copies_a_migration_entry_read_only_and_the_remap_maps_both(version):
+    """copy_nonpresent_pte: a writable (5.19+: or exclusive) migration entry in a COW
+    mapping becomes readable in parent and child; remove_migration_ptes finds both."""
+    s = load_text(textwrap.dedent(FORK_COPIES_ENTRY).strip() + "\n", "t.cow")
+    assert run(s, version, mode="full").verdict == "pass"
+    r = run(s, version, schedule=["A", "A", "A", "A", "T", "A", "A", "T", "T"])
+    t = [e.text for c in r.checks for tr in c.witness for e in tr.events] or \
+        [str(e) for rec in r.steps for e in rec.events]
+    assert r.verdict == "pass"
+    assert any("copy_nonpresent_pte: migration entry" in x for x in t), t
