@@ -475,3 +475,128 @@ def test_a_thp_mapping_is_a_real_thp_or_the_scenario_is_skipped():
         assert holds(r) == [None, None]
     else:  # a THP, or (no huge page free) a skip saying the kernel fell back to small pages
         assert holds(r) == [True, True] or "got a small page" in r.checks[0].values["unsupported"]
+
+
+# --- PTE-mapped THPs (`pte_thp`) and the `tail` flag ---------------------------------------------
+
+
+def test_a_pte_thp_mapping_is_planned_like_a_thp_mapping():
+    from types import SimpleNamespace
+
+    from cowdsl.native import plan
+
+    sc = load("""
+        scenario "pte_thp"
+        process A
+        A: mmap(buf, anon, private, rw, pte_thp)
+        A: mmap(two, anon, private, rw, pte_thp, pages=2)
+        A: madvise(buf, dontneed, tail)
+        A: write(buf, 1)
+        assert A.buf == 1
+    """)
+    one, two, tail = sc.steps[0], sc.steps[1], sc.steps[2]
+    on = SimpleNamespace(swap=True, thp=None)
+    off = SimpleNamespace(swap=True, thp="transparent huge pages are off here (enabled = never)")
+    assert plan.step_problem(one, on) is None
+    assert "never" in plan.step_problem(one, off)
+    assert "one private anonymous THP" in plan.step_problem(two, on)
+    assert plan.step_problem(tail, on) is None  # madvise(tail) is translated now
+
+
+def _thp_region():
+    """A 2 MiB-aligned MADV_HUGEPAGE region of this process, written once: (base, mapping, length)."""
+    from cowdsl.native import libc as L
+
+    length = 4 << 20
+    raw = L.mmap(0, length, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
+    base = -(-raw // (2 << 20)) * (2 << 20)
+    L.madvise(base, 2 << 20, L.MADV["hugepage"])
+    import ctypes
+
+    ctypes.c_uint64.from_address(base).value = 1
+    return base, raw, length
+
+
+def test_mprotect_of_one_subpage_and_back_pte_maps_the_thp_and_smaps_shows_it():
+    """The mechanism the native `pte_thp` relies on, checked on this kernel: before, the VMA maps
+    a THP by PMD (AnonHugePages 2048 kB); after mprotect(subpage 1, R) and back, none by PMD, and
+    subpages 0 and 1 are still pages of one THP (KPF_THP, consecutive PFNs)."""
+    from cowdsl.native import libc as L
+    from cowdsl.native import pagemap, probe
+
+    if probe().thp is not None:
+        pytest.skip(probe().thp)
+    base, raw, length = _thp_region()
+    try:
+        head = pagemap.entry("self", base)
+        if not head.kflag(pagemap.KPF_THP):
+            pytest.skip("no THP free right now: the region got a small page")
+        assert pagemap.anon_huge_kb("self", base) == 2048
+        L.mprotect(base + L.PAGE, L.PAGE, L.PROT_READ)
+        L.mprotect(base + L.PAGE, L.PAGE, L.PROT_READ | L.PROT_WRITE)
+        assert pagemap.anon_huge_kb("self", base) == 0
+        sub0, sub1 = pagemap.entry("self", base), pagemap.entry("self", base + L.PAGE)
+        assert sub0.kflag(pagemap.KPF_THP) and sub1.kflag(pagemap.KPF_THP)
+        assert sub0.pfn == head.pfn and sub1.pfn == head.pfn + 1
+    finally:
+        L.munmap(raw, length)
+
+
+def test_a_pte_thp_mapping_runs_on_a_pte_mapped_thp_or_is_skipped():
+    from cowdsl.native import probe
+
+    r = native("""
+        scenario "pte_thp"
+        process A
+        A: mmap(buf, anon, private, rw, pte_thp)
+        A: write(buf, 1)
+        A: fork() as B
+        A: write(buf, 2)
+        assert A.buf == 2 and B.buf == 1
+        assert not (A.buf is B.buf)
+    """)
+    if probe().thp is not None:
+        assert holds(r) == [None, None]
+        return
+    if holds(r) == [None, None]:  # no huge page free: a skip that says why
+        assert "got a small page" in r.checks[0].values["unsupported"]
+        return
+    assert holds(r) == [True, True]
+    write = next(s for s in r.steps if s.step.op == "write")
+    assert any("PTE-mapped THP" in e.text for e in write.events), write.events
+
+
+def test_tail_of_a_small_mapping_is_skipped_with_the_reason():
+    r = native("""
+        scenario "tail"
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: madvise(buf, dontneed, tail)
+        assert A.buf == 1
+    """)
+    assert holds(r) == [None]
+    assert "`tail` of a mapping that is not a THP" in r.checks[0].values["unsupported"]
+
+
+def test_single_pte_of_a_thp_via_madvise_tail():
+    """cow.c's run_with_single_pte_of_thp(): MADV_DONTNEED of subpages 1..511; the head stays
+    mapped with its value, a tail subpage is gone (reads 0 again)."""
+    from cowdsl.native import probe
+
+    if probe().thp is not None:
+        pytest.skip(probe().thp)
+    r = native("""
+        scenario "single pte"
+        process A
+        A: mmap(buf, anon, private, rw, thp)
+        A: write(buf, 1)
+        A: madvise(buf, dontneed, tail)
+        assert A.buf == 1 and present(A.buf)
+    """)
+    if holds(r) == [None]:
+        assert "got a small page" in r.checks[0].values["unsupported"]
+    else:
+        assert holds(r) == [True], step_outcomes(r)
+        dontneed = r.steps[2]
+        assert any("MADV_DONTNEED" in e.text and "2093056" in e.text for e in dontneed.events)  # 511 pages

@@ -154,6 +154,25 @@ def maps(pid: int | str) -> list[Vma] | None:
     return out
 
 
+def anon_huge_kb(pid: int | str, addr: int) -> int | None:
+    """smaps' AnonHugePages of the VMA holding addr: the anonymous memory it maps by PMDs
+    (a THP mapped by PTEs is not counted there); None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/smaps") as f:
+            text = f.read()
+    except OSError:
+        return None
+    inside = False
+    for line in text.splitlines():
+        head = line.split(None, 1)[0] if line.strip() else ""
+        if "-" in head and not head.endswith(":"):  # a VMA's header line: start-end perms ...
+            lo, hi = head.split("-")
+            inside = int(lo, 16) <= addr < int(hi, 16)
+        elif inside and head == "AnonHugePages:":
+            return int(line.split()[1])
+    return None
+
+
 def vma_at(vmas: list[Vma], addr: int) -> Vma | None:
     for v in vmas:
         if v.start <= addr < v.end:

@@ -25,10 +25,11 @@ UNSUPPORTED_GUP = (
     "(vmsplice is its own op; O_DIRECT pins with FOLL_PIN)"
 )
 UNSUPPORTED_SIZE = (
-    "unsupported on native: `{text}`: native maps small pages (MADV_NOHUGEPAGE) and PMD-mapped THPs "
-    "(`thp`, a 2 MiB-aligned MADV_HUGEPAGE region) only"
+    "unsupported on native: `{text}`: native maps small pages (MADV_NOHUGEPAGE) and THPs (`thp`/`pte_thp`, "
+    "a 2 MiB-aligned MADV_HUGEPAGE region) only"
 )
-UNSUPPORTED_THP = "unsupported on native: `{text}`: a `thp` mapping is one private anonymous THP (pages=1)"
+UNSUPPORTED_THP = ("unsupported on native: `{text}`: a `thp` or `pte_thp` mapping is one private anonymous "
+                   "THP (pages=1)")
 NO_THP = "unsupported on this host: `{text}`: {why}"
 UNSUPPORTED_REMOTE_PIN = (
     "unsupported on native: `{text}`: user space cannot pin another process's page "
@@ -68,8 +69,8 @@ REFUSED: dict[str, str] = {
     "prctl": UNSUPPORTED_KSM,
 }
 # The mmap flags and madvise advice it honours.
-MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp"})
-MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout"})
+MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp"})
+MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout", "tail"})
 
 
 def step_problem(st: S.Step, host: Any) -> str | None:
@@ -80,7 +81,7 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         return UNSUPPORTED_OP.format(text=text, op=st.op)
     if st.op == "mmap" and not st.flags <= MMAP_FLAGS:
         return UNSUPPORTED_SIZE.format(text=text)
-    if st.op == "mmap" and "thp" in st.flags:
+    if st.op == "mmap" and st.flags & {"thp", "pte_thp"}:
         if "shared" in st.flags or st.file or st.pages != 1:
             return UNSUPPORTED_THP.format(text=text)
         why = getattr(host, "thp", "not probed")

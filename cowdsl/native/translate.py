@@ -33,6 +33,11 @@ THP = 2 << 20  # a `thp` mapping: one PMD's worth, 2 MiB-aligned, in slots of it
 THP_PAGES = THP // L.PAGE
 NO_THP = ("unsupported on this kernel: `{text}`: the MADV_HUGEPAGE region got a small page, not a THP "
           "(no huge page free, or THP off for it): the scenario would run on small pages")
+NO_PTE_THP = ("unsupported on this kernel: `{text}`: after mprotect() of one subpage and back, {why}: "
+              "the scenario would not run on a PTE-mapped THP")
+NOT_A_THP = ("unsupported on native: `{text}`: `tail` of a mapping that is not a THP has no kernel "
+             "counterpart (the model fails the step)")
+HUGE_KINDS = frozenset({"thp", "pte_thp"})  # the mmap flags that take a 2 MiB-aligned slot of their own
 DEFAULT_BASE = 0x100000000000
 
 Reply = tuple[Outcome, list[Event]]
@@ -76,12 +81,13 @@ class Translator:
         self.results: dict[str, Outcome] = {}
         #: (process, address) -> the PFN a page had right before a swapout step took it out
         self.swapped_pfns: dict[tuple[str, int], int] = {}
-        n_thp = sum(1 for st in ctl.sc.steps if st.op == "mmap" and "thp" in st.flags)
+        n_thp = sum(1 for st in ctl.sc.steps if st.op == "mmap" and st.flags & HUGE_KINDS)
         small = (len(ctl.sc.steps) + 2) * STRIDE
         self.base = _free_base(small + (2 * n_thp + 2) * THP)
         self.unmapped = self.base  # slot 0: never mapped
         self.thp_base = -(-(self.base + small) // THP) * THP + THP
         self.thps: dict[int, bool] = {}  # a thp mapping's address -> whether its first fault gave a THP
+        self.pte_thps: set[int] = set()  # the thp mappings that are `pte_thp`: PTE-mapped after the first fault
 
     # for the observation
     @property
@@ -176,6 +182,8 @@ class Translator:
             first, last = st.part
             addr, pages = addr + first * unit * L.PAGE, (last - first + 1) * unit
         if "tail" in st.flags:  # the tail pages of the (one) THP a `thp` mapping has natively
+            if addr not in self.thps:
+                raise Unrunnable(NOT_A_THP.format(text=st.text or st.op))
             addr, pages = addr + L.PAGE, pages - 1
         return self.simple(st, {"op": op, "addr": addr, "pages": pages, **extra})
 
@@ -197,7 +205,7 @@ class Translator:
 def mmap(t: Translator, st: S.Step) -> Reply:
     assert st.task is not None and st.mapping is not None
     p = t.ctl.procs[st.task]
-    thp = "thp" in st.flags
+    thp = bool(st.flags & HUGE_KINDS)
     addr = t.thp_base + 2 * THP * len(t.thps) if thp else t.base + st.number * STRIDE
     pages = THP_PAGES if thp else st.pages
     cmd = {"op": "mmap", "addr": addr, "pages": pages, "shared": "shared" in st.flags, "thp": thp,
@@ -207,24 +215,52 @@ def mmap(t: Translator, st: S.Step) -> Reply:
         p.mappings[st.mapping] = (addr, pages)
         if thp:
             t.thps[addr] = False
+        if "pte_thp" in st.flags:
+            t.pte_thps.add(addr)
     return out, events
 
 
-def _first_thp_fault(t: Translator, st: S.Step, a: S.Addr) -> None:
+def _first_thp_fault(t: Translator, st: S.Step, a: S.Addr) -> list[Event]:
     """The first access that maps a page of a `thp` mapping must have mapped a THP (or the huge
-    zero page): else the kernel fell back to small pages and the run would not be the scenario."""
+    zero page): else the kernel fell back to small pages and the run would not be the scenario.
+    A `pte_thp` mapping's THP is then PTE-mapped as cow.c does it, and checked."""
     p = t.ctl.procs.get(a.proc)
     if p is None or not p.alive:
-        return
+        return []
     got = p.mappings.get(a.mapping)
     if got is None or got[0] not in t.thps or t.thps[got[0]]:
-        return
+        return []
     e = pagemap.entry(p.pid, t.address(a))
     if e is None or not e.present:
-        return
+        return []
     if not e.kflag(pagemap.KPF_THP):
         raise Unrunnable(NO_THP.format(text=st.text or st.op))
     t.thps[got[0]] = True
+    return _pte_map(t, st, p, got[0]) if got[0] in t.pte_thps else []
+
+
+def _pte_map(t: Translator, st: S.Step, p: Proc, base: int) -> list[Event]:
+    """PTE-map the THP at ``base`` (cow.c's run_with_pte_mapped_thp: mprotect() of one subpage
+    read-only and back; __split_huge_pmd keeps the folio), then check that it worked: subpages 0
+    and 1 still belong to a THP (KPF_THP) that is not the huge zero page, and the VMA maps no
+    anonymous memory by PMD any more (smaps' AnonHugePages)."""
+    vma = pagemap.vma_at(pagemap.maps(p.pid) or [], base + L.PAGE)
+    reply, events = t.cmd(p, st, {"op": "pte_map_thp", "addr": base, "write": vma is not None and "w" in vma.perms})
+    why = None
+    if reply is None or not reply["ok"]:
+        why = "the mprotect() failed" if reply is not None else f"{p.name} died"
+    else:
+        subs = [pagemap.entry(p.pid, base + i * L.PAGE) for i in (0, 1)]
+        if any(e is None or not e.present or not e.kflag(pagemap.KPF_THP) or e.zero for e in subs):
+            why = "pagemap/kpageflags do not show subpages 0 and 1 as pages of a THP"
+        elif pagemap.anon_huge_kb(p.pid, base) != 0:
+            why = "smaps still counts the THP as PMD-mapped (AnonHugePages)"
+        else:
+            events.append(Event(f"{p.name}: subpages 0 and 1 are THP pages (KPF_THP), AnonHugePages 0 kB: "
+                                "PTE-mapped THP"))
+    if why is not None:
+        raise Unrunnable(NO_PTE_THP.format(text=st.text or st.op, why=why))
+    return events
 
 
 def munmap(t: Translator, st: S.Step) -> Reply:
@@ -272,16 +308,14 @@ def madvise(t: Translator, st: S.Step) -> Reply:
 # --- CPU accesses --------------------------------------------------------------------------------
 def read(t: Translator, st: S.Step) -> Reply:
     assert st.addr is not None
-    reply = t.simple(st, {"op": "read", "addr": t.address(st.addr)}, "value", st.addr)
-    _first_thp_fault(t, st, st.addr)
-    return reply
+    out, events = t.simple(st, {"op": "read", "addr": t.address(st.addr)}, "value", st.addr)
+    return out, events + _first_thp_fault(t, st, st.addr)
 
 
 def write(t: Translator, st: S.Step) -> Reply:
     assert st.addr is not None
-    reply = t.simple(st, {"op": "write", "addr": t.address(st.addr), "value": st.value}, None, st.addr)
-    _first_thp_fault(t, st, st.addr)
-    return reply
+    out, events = t.simple(st, {"op": "write", "addr": t.address(st.addr), "value": st.value}, None, st.addr)
+    return out, events + _first_thp_fault(t, st, st.addr)
 
 
 # --- fork and exit -------------------------------------------------------------------------------
@@ -340,7 +374,7 @@ def pin(t: Translator, st: S.Step) -> Reply:
     snap = t.snapshot(p, st.addr)
     if snap:
         events.append(Event(snap))
-    return out, events
+    return out, events + _first_thp_fault(t, st, st.addr)
 
 
 def unpin(t: Translator, st: S.Step) -> Reply:

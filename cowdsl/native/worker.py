@@ -224,6 +224,15 @@ class Worker:
         return {"events": [f"mprotect({c['addr']:#x}, {c['pages'] * L.PAGE}, "
                            f"{'PROT_READ|PROT_WRITE' if c['write'] else 'PROT_READ'})"]}
 
+    def do_pte_map_thp(self, c: Message, fds: list[int]) -> Message | None:
+        """cow.c's run_with_pte_mapped_thp(): mprotect() one subpage read-only and back, which
+        splits the PMD (__split_huge_pmd: the THP stays one folio, now mapped by 512 PTEs)."""
+        page = c["addr"] + L.PAGE
+        prot = L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
+        L.mprotect(page, L.PAGE, L.PROT_READ)
+        L.mprotect(page, L.PAGE, prot)
+        return {"events": [f"mprotect({page:#x}, 4096, PROT_READ) and back: the PMD is split, the THP PTE-mapped"]}
+
     def do_madvise(self, c: Message, fds: list[int]) -> Message | None:
         L.madvise(c["addr"], c["pages"] * L.PAGE, L.MADV[c["advice"]])
         return {"events": [f"madvise({c['addr']:#x}, {c['pages'] * L.PAGE}, MADV_{c['advice'].upper()})"]}
@@ -368,6 +377,7 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "munmap": Worker.do_munmap,
     "mprotect": Worker.do_mprotect,
     "madvise": Worker.do_madvise,
+    "pte_map_thp": Worker.do_pte_map_thp,
     "mremap": Worker.do_mremap,
     "read": Worker.do_read,
     "write": Worker.do_write,
