@@ -25,7 +25,7 @@ RACY = "early-cow:wp_seq=off"  # no write_protect_seq: GUP-fast slips between fo
 
 @pytest.fixture(scope="module")
 def s12():
-    return run(load(S12_FILE), RACY, all_states=True)  # every final state, herd-style
+    return run(load(S12_FILE), RACY, mode="reduced", all_states=True)  # every final state, herd-style
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def test_the_counterexample_is_extracted_with_its_own_time_budget():
 
 def test_a_verdict_whose_evidence_was_not_extracted_says_so(monkeypatch):
     monkeypatch.setattr(judge_explored.search, "shortest", lambda *a, **k: None)
-    r = run(load_text(RACE, "race.cow"), "anon-exclusive")
+    r = run(load_text(RACE, "race.cow"), "anon-exclusive", mode="reduced")  # (full knows its routes)
     [c] = r.checks
     assert c.holds is False and c.witness is None
     assert c.values[judge_explored.EVIDENCE] == "not extracted (bound hit)"
