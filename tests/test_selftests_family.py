@@ -154,13 +154,13 @@ def _body(path: Path) -> list[str]:
 
 
 def test_a_bodys_variant_files_repeat_it_exactly() -> None:
-    """cow.c's body is written in BODY.cow; BODY--single-pte.cow and BODY--partial-shared.cow
+    """cow.c's body is written in BODY.cow; BODY--single-pte.cow, --partial-shared.cow and --partial-mremap.cow
     repeat it after their own prelude (an include path cannot be a param)."""
     cow = FAMILY / "cow"
     bodies = [p for p in cow.glob("*.cow") if "--" not in p.stem and not p.stem.startswith(("prelude", "non-anon"))]
     assert len(bodies) == 14
     for main in bodies:
-        for suffix in ("--single-pte", "--partial-shared"):
+        for suffix in ("--single-pte", "--partial-shared", "--partial-mremap"):
             other = cow / f"{main.stem}{suffix}.cow"
             assert other.is_file(), other
             assert _body(other) == _body(main), f"{other.name} does not repeat {main.name}'s body"
