@@ -109,3 +109,10 @@ def test_executions_are_counted_only_when_asked():
     # a run counts them for herd's complete list (--all-states), and says nothing of them otherwise
     assert run(sc, "anon-exclusive", mode="full").exploration.executions is None
     assert run(sc, "anon-exclusive", mode="full", all_states=True).exploration.executions == counted.executions
+
+
+def test_a_search_cut_short_still_gives_a_number_of_executions():
+    """What callers that print it (benchmarks/explore.py) rely on: an int when counting was asked."""
+    sc = load_text(pinners_racing_fork(3, 2), "t.cow")
+    ex = search.full(Model(sc, registry.get("anon-exclusive")), search.Bounds(max_states=200))
+    assert ex.partial is not None and isinstance(ex.executions, int) and ex.executions == len(ex.finals)

@@ -96,10 +96,12 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
     ex.visited = Worlds(lean, list(routes))  # in the order found
     ex.routes = _Routes(lean, routes)
     ex.states = len(routes)
-    if count and ex.complete and not (symmetric and lean.groups_of_any()):
+    if not count or (symmetric and lean.groups_of_any()):
+        ex.executions = None  # not asked for, or the quotient's paths, which are not the executions
+    elif ex.complete:
         ex.executions = sum(paths[k] for k in finals) if paths is not None else _count_paths(succ, init)
     else:
-        ex.executions = None
+        ex.executions = len(finals)  # a search cut short: the executions seen to their end, at least
     ex.seconds = time.monotonic() - t0
     return ex
 
