@@ -204,20 +204,53 @@ def find(paths) -> list[Path]:
 def scan(paths) -> tuple[list[Path], list[tuple[Path, str]]]:
     """``find``'s files, and the entries of directories it left out, each with
     why: a FIFO, a device or a socket named x.cow (a directory named x.cow is
-    searched, not listed).  Paths given are kept as given, whatever they are."""
+    searched, not listed), and a file another file of the directory includes
+    (a fragment such as a prelude, not a scenario of its own).  Paths given
+    are kept as given, whatever they are."""
     out: list[Path] = []
     left_out: list[tuple[Path, str]] = []
     for p in map(Path, paths):
         if not p.is_dir():
             out.append(p)
             continue
+        found: list[Path] = []
         for f in sorted(p.rglob("*.cow")):
             try:
                 kind = _kind(f.stat().st_mode)
             except OSError:  # a dangling link: loading it says so
                 kind = None
             if kind is None:
-                out.append(f)
+                found.append(f)
             elif kind != "a directory":
                 left_out.append((f, f"skipped: {kind}, not a regular file"))
+        included = _included(found)
+        for f in found:
+            if f in included:
+                left_out.append((f, f"skipped: included by {included[f]}, a fragment, not a scenario"))
+            else:
+                out.append(f)
     return out, left_out
+
+
+_INCLUDE = re.compile(rb'^[ \t]*include[ \t]+"([^"\n]*)"', re.M)
+
+
+def _included(files: list[Path]) -> dict[Path, Path]:
+    """The files of ``files`` that another one includes, each with one that
+    includes it.  The include lines are found by their text (a file that does
+    not parse is still read for them); a path ``include.bad_path`` refuses is
+    ignored, and nothing outside ``files`` is looked at."""
+    names = {f.absolute(): f for f in files}
+    out: dict[Path, Path] = {}
+    for f in files:
+        try:
+            data = read(f, MAX_SOURCE_BYTES)
+        except (OSError, CowError):
+            continue
+        for m in _INCLUDE.finditer(data):
+            path = m.group(1).decode("utf-8", "replace")
+            if include.bad_path(path) is None:
+                target = names.get((f.parent / path).absolute())
+                if target is not None and target != f:
+                    out.setdefault(target, f)
+    return out

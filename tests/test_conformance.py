@@ -13,25 +13,27 @@ from pathlib import Path
 import pytest
 
 from cowdsl import matrix
-from cowdsl.load import find, load
+from cowdsl.load import find, load_all
 from cowdsl.run import run
+from cowdsl.scenario import variant_suffix
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "scenarios"
 FILES = find([SCENARIOS])
 def _cases():
     for f in FILES:
-        for spec in matrix.backends_for([load(f)]):
-            yield pytest.param(f, spec.name, id=f"{f.relative_to(SCENARIOS)}::{spec.name}")
+        for i, sc in enumerate(load_all(f)):  # a file with params is one scenario per value
+            for spec in matrix.backends_for([sc]):
+                yield pytest.param(f, i, spec.name, id=f"{f.relative_to(SCENARIOS)}{variant_suffix(sc.params)}::{spec.name}")
 
 
 def test_corpus_is_not_empty():
     assert len(FILES) >= 30
 
 
-@pytest.mark.parametrize("path, spec", list(_cases()))
-def test_scenario_on_backend(path, spec):
-    sc = load(path)
+@pytest.mark.parametrize("path, i, spec", list(_cases()))
+def test_scenario_on_backend(path, i, spec):
+    sc = load_all(path)[i]
     r = run(sc, spec)
     if r.exploration is None:
         assert len(r.steps) == len(sc.steps)
@@ -45,11 +47,12 @@ def test_scenario_on_backend(path, spec):
 
 def test_every_scenario_has_an_expect_line():
     for f in FILES:
-        assert load(f).expectations, f"{f} has no expect line"
+        for sc in load_all(f):
+            assert sc.expectations, f"{sc.where} has no expect line"
 
 
 def test_golden_matrix():
-    mx = matrix.build([load(f) for f in FILES])
+    mx = matrix.build([sc for f in FILES for sc in load_all(f)])
     got = matrix.text(mx).replace(str(ROOT) + "/", "")
     golden = ROOT / "tests" / "golden" / "matrix.txt"
     if os.environ.get("COWDSL_UPDATE_GOLDEN") or not golden.exists():

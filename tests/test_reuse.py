@@ -377,3 +377,14 @@ def test_crosscheck_rows_name_each_swept_scenario(tmp_path):
     report = crosscheck.collect([str(f)])
     assert report.loaded == 2
     assert sorted(r["file"] for r in report.rows) == [f"{f}[n=1]", f"{f}[n=2]"]
+
+
+def test_a_directory_run_skips_the_files_others_include(tmp_path):
+    from cowdsl.load import scan
+
+    write(tmp_path, "lib/prelude.cow", PRELUDE)
+    a = write(tmp_path, "a.cow", 'param kind in small\ninclude "lib/prelude.cow"\nassert A.buf == 1\n')
+    write(tmp_path, "b.cow", 'include "../outside.cow"\nprocess A\nassert true\n')  # refused path: ignored here
+    found, left_out = scan([tmp_path])
+    assert found == [a, tmp_path / "b.cow"]
+    assert left_out == [(tmp_path / "lib/prelude.cow", f"skipped: included by {a}, a fragment, not a scenario")]
