@@ -53,6 +53,7 @@ from cowdsl.kernels import tables
 from cowdsl.kernels import version as kversion
 from cowdsl.load import find, load_all
 from cowdsl.native import DEFAULT_TIMEOUT, probe, run_native
+from cowdsl.native.plan import guest_needs
 from cowdsl.run import run
 from cowdsl.scenario import variant_suffix
 
@@ -339,8 +340,23 @@ def finish(report: Report, out: IO[str] | None, err: IO[str] | None, fmt: str, r
     return report.exit_code
 
 
+def scenario_needs(paths: Iterable[str]) -> list[str]:
+    """The guest needs of the scenarios under ``paths`` beyond ``DEFAULT_NEEDS`` (hugetlb, ksm):
+    switched on only for a run that has such scenarios."""
+    needs: set[str] = set()
+    for f in find(paths):
+        if f.is_dir():
+            continue
+        try:
+            for sc in load_all(f):
+                needs |= guest_needs(sc)
+        except (CowError, OSError):
+            continue  # the guest reports the file
+    return sorted(needs)
+
+
 def crosscheck_kernel(kernel: str, paths: Iterable[str], *, modules: str | None = None, repeat: int = 1,
-                      model: str = RUNNING, needs: Sequence[str] = DEFAULT_NEEDS, smp: int = 1,
+                      model: str = RUNNING, needs: Sequence[str] | None = None, smp: int = 1,
                       memory: str = "512M", boot_timeout: float | None = None, out: IO[str] | None = None,
                       err: IO[str] | None = None, fmt: str = "text", record: str | None = None,
                       say: Callable[[str], None] | None = None) -> int:
@@ -359,6 +375,8 @@ def crosscheck_kernel(kernel: str, paths: Iterable[str], *, modules: str | None 
         if problem is not None:
             errs.write(f"cowdsl crosscheck: {problem}\n")
             return 2
+    if needs is None:  # the defaults, and what the scenarios need
+        needs = [*DEFAULT_NEEDS, *scenario_needs(paths)]
     plain = [n for n in needs if n != "none"]
     try:
         k = kernels.prepare(kernel, modules) if modules else kernels.resolve(kernel)

@@ -69,7 +69,8 @@ def test_job_archive_is_appended_at_a_four_byte_boundary(tmp_path):
     tail = data[base.stat().st_size:]
     start = base.stat().st_size + len(tail) - len(tail.lstrip(b"\0"))
     assert start % 4 == 0
-    assert cpio.parse(gzip.decompress(data[start:])) == [cpio.file("job.sh", b"JOB=1\n", 0o644)]
+    assert cpio.parse(gzip.decompress(data[start:])) == [cpio.file("job.sh", b"JOB=1\n", 0o644),
+                                                          cpio.file("init", guest.INIT.encode(), 0o755)]
 
 
 # --- LZ4 and kernel images ----------------------------------------------------------------------------------
@@ -283,6 +284,22 @@ def test_job_script_quotes_arguments_through_the_shell(tmp_path):
     assert json.loads(out[0]) == [str(tmp_path), args, "y z", False]  # env -i: only what was given
     assert out[1] == "swap madvise"
     assert "keep /tmp/venv-x" in job and "/work/ignored" not in job
+    # the command learns which needs the guest's init switched on (native may use that pool, never the host's)
+    assert f"{guest.GUEST_NEEDS_ENV}=swap" in job
+
+
+def test_the_guest_switches_on_hugetlb_and_ksm_in_its_init_only():
+    assert 'echo "$COWDSL_HUGEPAGES" > /proc/sys/vm/nr_hugepages' in guest.INIT
+    assert "echo 0 > /sys/kernel/mm/ksm/sleep_millisecs" in guest.INIT
+    assert 'echo "$COWDSL_KSM_PAGES" > /sys/kernel/mm/ksm/pages_to_scan' in guest.INIT
+    assert f"COWDSL_KSM_PAGES={guest.KSM_PAGES_TO_SCAN}" in guest.job_script(["true"], nonce="n", cwd="/", env={})
+
+
+def test_each_run_carries_the_current_init():
+    """A kernel prepared by an older cowdsl has an older /init in its initramfs: the per-run
+    archive holds the current one, which the kernel unpacks over it."""
+    data = gzip.decompress(initramfs.job_archive("JOB=1\n"))
+    assert b"job.sh" in data and b"init" in data and guest.INIT.encode() in data
 
 
 def test_needs():
@@ -637,6 +654,36 @@ def test_a_table_records_what_the_kernel_showed(tmp_path):
     assert a["kernel"] == "mixed" and a["runs"] == {"true": 2, "false": 1}
     path = tables.write(_report(tmp_path), tmp_path / "tables")
     assert path.name == "6.1.176.json" and tables.load_all(tmp_path / "tables")[0]["kernel"]["version"] == "6.1.176"
+
+
+def test_crosscheck_kernel_switches_on_hugetlb_and_ksm_only_for_scenarios_that_need_them(tmp_path, monkeypatch):
+    import io
+
+    from cowdsl import crosscheck as cc
+
+    (tmp_path / "small.cow").write_text("process A\nA: mmap(buf, anon, private, rw)\nA: write(buf, 1)\n"
+                                        "assert A.buf == 1\n")
+    assert cc.scenario_needs([str(tmp_path)]) == []
+    (tmp_path / "huge.cow").write_text("process A\nA: mmap(buf, anon, private, rw, hugetlb)\nA: write(buf, 1)\n"
+                                       "assert A.buf == 1\n")
+    (tmp_path / "ksm.cow").write_text("process A, B\nA: mmap(buf, anon, private, rw)\nA: madvise(buf, mergeable)\n"
+                                      "B: mmap(buf, anon, private, rw)\nB: madvise(buf, mergeable)\n"
+                                      "ksmd: ksm_merge(A.buf, B.buf) as k\nassert not failed(k)\n")
+    assert cc.scenario_needs([str(tmp_path)]) == ["hugetlb", "ksm"]
+    assert cc.scenario_needs([str(tmp_path / "huge.cow")]) == ["hugetlb"]
+    seen = {}
+    k = _fake_kernel(tmp_path / "cache", "6.1.0-50-cloud-amd64")
+
+    def guest(kernel, args, **kw):
+        seen["needs"] = kw["needs"]
+        raise vm.KernelError("stop here")
+
+    monkeypatch.setattr(cc.kernels, "resolve", lambda spec: k)
+    monkeypatch.setattr(cc.kernels, "run_in_guest", guest)
+    cc.crosscheck_kernel("6.1", [str(tmp_path)], out=io.StringIO(), err=io.StringIO())
+    assert seen["needs"] == frozenset({"swap", "thp=madvise", "hugetlb", "ksm"})
+    cc.crosscheck_kernel("6.1", [str(tmp_path)], needs=["swap"], out=io.StringIO(), err=io.StringIO())
+    assert seen["needs"] == frozenset({"swap"})  # --need given: exactly that
 
 
 def test_crosscheck_kernel_runs_the_guest_and_prints_its_report(tmp_path, monkeypatch):

@@ -600,3 +600,60 @@ def test_single_pte_of_a_thp_via_madvise_tail():
         assert holds(r) == [True], step_outcomes(r)
         dontneed = r.steps[2]
         assert any("MADV_DONTNEED" in e.text and "2093056" in e.text for e in dontneed.events)  # 511 pages
+
+
+# --- hugetlb: only in a guest whose init reserved the pool -----------------------------------------
+
+
+def test_hugetlb_is_planned_only_where_the_pool_is_ours():
+    from types import SimpleNamespace
+
+    from cowdsl.native import plan
+
+    sc = load("""
+        scenario "hugetlb"
+        process A
+        A: mmap(buf, anon, private, rw, hugetlb)
+        A: mmap(two, anon, private, rw, hugetlb, pages=2)
+        A: mmap(sh, anon, shared, rw, hugetlb)
+        A: write(buf, 1)
+        assert A.buf == 1
+    """)
+    one, two, shared = sc.steps[0], sc.steps[1], sc.steps[2]
+    ours = SimpleNamespace(swap=True, thp=None, hugetlb=None)
+    host = SimpleNamespace(swap=True, thp=None, hugetlb="the host's hugetlb pool is not ours")
+    assert plan.step_problem(one, ours) is None and plan.step_problem(shared, ours) is None
+    assert plan.step_problem(one, host) == "unsupported on this host: `A: mmap(buf, anon, private, rw, hugetlb)`: " \
+                                          "the host's hugetlb pool is not ours"
+    assert "one anonymous huge page" in plan.step_problem(two, ours)
+    assert plan.guest_needs(sc) == {"hugetlb"}
+
+
+def test_the_host_pool_is_never_used_and_a_guest_pool_must_have_free_pages(monkeypatch):
+    from cowdsl.native import host
+
+    monkeypatch.delenv(host.GUEST_NEEDS_ENV, raising=False)
+    monkeypatch.setattr(host, "_meminfo", lambda: {"Hugepagesize": 2048, "HugePages_Free": 16})
+    assert "not ours to use or change" in host._hugetlb()  # free pages on the host: still not ours
+    monkeypatch.setenv(host.GUEST_NEEDS_ENV, "hugetlb swap")
+    assert host._hugetlb() is None
+    monkeypatch.setattr(host, "_meminfo", lambda: {"Hugepagesize": 2048, "HugePages_Free": 1})
+    assert host._hugetlb() == "1 huge pages free (nr_hugepages too small)"
+    monkeypatch.setattr(host, "_meminfo", lambda: {"Hugepagesize": 1048576, "HugePages_Free": 16})
+    assert "not 2 MiB" in host._hugetlb()
+
+
+def test_a_hugetlb_scenario_on_this_host_is_skipped_with_the_reason():
+    from cowdsl.native import probe
+
+    if probe().hugetlb is None:
+        pytest.skip("this is a guest with a hugetlb pool of its own")
+    r = native("""
+        scenario "hugetlb"
+        process A
+        A: mmap(buf, anon, private, rw, hugetlb)
+        A: write(buf, 1)
+        assert A.buf == 1
+    """)
+    assert holds(r) == [None]
+    assert "hugetlb pool" in r.checks[0].values["unsupported"]

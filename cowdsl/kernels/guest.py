@@ -18,11 +18,15 @@ from collections.abc import Mapping, Sequence
 NEEDS = {
     "swap": "zram swap (256 MiB)",
     "hugetlb": "16 huge pages in /proc/sys/vm/nr_hugepages",
-    "ksm": "KSM running (/sys/kernel/mm/ksm/run = 1)",
+    "ksm": "KSM running (/sys/kernel/mm/ksm/run = 1, pages_to_scan 10000, sleep_millisecs 0)",
     "thp": "transparent huge pages = always (thp=madvise for madvise); never when not asked",
 }
 SWAP_SIZE = "256M"
 HUGEPAGES = 16
+KSM_PAGES_TO_SCAN = 10000  # ksmd scans every mergeable page of a scenario in one go, with no sleep between
+#: the environment variable that tells the native backend in the guest which needs the guest's init
+#: switched on: the huge page pool and ksmd are the guest's, so native may use them (never the host's)
+GUEST_NEEDS_ENV = "COWDSL_GUEST_NEEDS"
 
 INIT = r"""#!/bin/sh
 # cowdsl guest init: set up, run the job, report on the console, power off.
@@ -95,6 +99,8 @@ for need in $COWDSL_NEEDS; do
         echo "$COWDSL_HUGEPAGES" > /proc/sys/vm/nr_hugepages
         [ "$(cat /proc/sys/vm/nr_hugepages)" = "$COWDSL_HUGEPAGES" ] || note "hugetlb: nr_hugepages is $(cat /proc/sys/vm/nr_hugepages)" ;;
     ksm)
+        echo "$COWDSL_KSM_PAGES" > /sys/kernel/mm/ksm/pages_to_scan 2>> /notes || note "ksm: cannot set pages_to_scan"
+        echo 0 > /sys/kernel/mm/ksm/sleep_millisecs 2>> /notes || note "ksm: cannot set sleep_millisecs"
         echo 1 > /sys/kernel/mm/ksm/run 2>> /notes || note "ksm: cannot start" ;;
     esac
 done
@@ -111,6 +117,7 @@ def job_script(argv: Sequence[str], *, nonce: str, cwd: str, env: Mapping[str, s
     /tmp to keep visible) and `cowdsl_run`, the chrooted command."""
     q = shlex.quote
     keeps = "".join(f"    keep {q(k)}\n" for k in keep if k.startswith("/tmp/"))
+    env = {**env, GUEST_NEEDS_ENV: " ".join(sorted(needs))}
     assignments = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
     command = " ".join(q(a) for a in argv)
     return (
@@ -120,6 +127,7 @@ def job_script(argv: Sequence[str], *, nonce: str, cwd: str, env: Mapping[str, s
         f"COWDSL_THP={q(thp)}\n"
         f"COWDSL_SWAP={SWAP_SIZE}\n"
         f"COWDSL_HUGEPAGES={HUGEPAGES}\n"
+        f"COWDSL_KSM_PAGES={KSM_PAGES_TO_SCAN}\n"
         f"cowdsl_keep() {{\n{keeps}    :\n}}\n"
         # busybox's chroot by its path (the host's PATH need not have /bin); the host's /bin/sh
         # does the cd, so the working directory is resolved inside the chroot

@@ -86,8 +86,10 @@ def build(dest: Path, moddir: Path | None, busybox: Path | None = None) -> dict:
 
 
 def job_archive(job_sh: str) -> bytes:
-    """The per-run archive appended to the initramfs: /job.sh only."""
-    return cpio.gzipped([cpio.file("job.sh", job_sh.encode(), 0o644)])
+    """The per-run archive appended to the initramfs: /job.sh, and this cowdsl's /init again (the
+    kernel unpacks the archives in order and a later file replaces an earlier one), so a kernel
+    prepared by an older cowdsl runs the current /init."""
+    return cpio.gzipped([cpio.file("job.sh", job_sh.encode(), 0o644), cpio.file("init", INIT.encode(), 0o755)])
 
 
 def with_job(initramfs: Path, job_sh: str, dest: Path) -> Path:

@@ -29,6 +29,7 @@ class Host:
     swap: bool
     kernel: str
     thp: str | None = "not probed"  # None if MADV_HUGEPAGE regions get transparent huge pages, else why not
+    hugetlb: str | None = "not probed"  # None if MAP_HUGETLB may take 2 MiB pages of the pool, else why not
 
     @property
     def reason(self) -> str | None:
@@ -46,6 +47,8 @@ class Host:
         parts.append("swap on" if self.swap else "no swap")
         if self.thp is None:
             parts.append("THP on MADV_HUGEPAGE")
+        if self.hugetlb is None:
+            parts.append("hugetlb pool")
         return ", ".join(parts)
 
 
@@ -78,6 +81,44 @@ def _thp_mode() -> str | None:
                 return "the PMD size is not 2 MiB"
     except (OSError, ValueError):
         pass
+    return None
+
+
+#: set by the init of a `cowdsl crosscheck --kernel` guest: the needs it switched on (cowdsl.kernels.guest)
+GUEST_NEEDS_ENV = "COWDSL_GUEST_NEEDS"
+HUGETLB_PAGES_NEEDED = 2  # a private huge page and its copy at the first write after fork
+
+
+def guest_needs() -> frozenset[str]:
+    return frozenset(os.environ.get(GUEST_NEEDS_ENV, "").split())
+
+
+def _meminfo() -> dict[str, int]:
+    out = {}
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if rest.split():
+                    out[key] = int(rest.split()[0])
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def _hugetlb() -> str | None:
+    """None when MAP_HUGETLB may be used: only in a guest whose init reserved the pool for the run
+    (the host's pool is a host-wide setting, /proc/sys/vm/nr_hugepages, that is not ours to use or
+    change), with 2 MiB huge pages and enough of them free."""
+    if "hugetlb" not in guest_needs():
+        return ("the host's hugetlb pool (/proc/sys/vm/nr_hugepages) is not ours to use or change; "
+                "`cowdsl crosscheck --kernel` reserves huge pages in its guest")
+    info = _meminfo()
+    if info.get("Hugepagesize") != THP_SIZE // 1024:
+        return f"the default huge page size is not 2 MiB ({info.get('Hugepagesize')} kB)"
+    free = info.get("HugePages_Free", 0)
+    if free < HUGETLB_PAGES_NEEDED:
+        return f"{free} huge pages free (nr_hugepages too small)"
     return None
 
 
@@ -154,7 +195,7 @@ def probe() -> Host:
             excl = _probe_anon_exclusive()
         except Exception as e:  # noqa: BLE001
             excl = f"{type(e).__name__}: {e}"
-    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode())
+    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb())
 
 
 def skip_reason() -> str | None:

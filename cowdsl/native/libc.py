@@ -16,6 +16,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
 MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MAP_FIXED_NOREPLACE = 0x100000
+MAP_HUGETLB = 0x40000
 MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 MAP_FAILED = ctypes.c_void_p(-1).value
 
@@ -28,6 +29,8 @@ MADV = {
     "wipeonfork": 18,
     "pageout": 21,
     "willneed": 3,
+    "mergeable": 12,
+    "unmergeable": 13,
 }
 
 PR_SET_PDEATHSIG = 1

@@ -131,7 +131,8 @@ class NativeObservation:
             return View(_read_mem(p.pid, addr), e.pfn, "", e)
         if e.swapped:
             return View(None, None, "swapped out (not read: that would swap it in)", e)
-        anon_private = vma.path == "" or (vma.path.startswith("[") and vma.path.endswith("]"))
+        anon_private = vma.path == "" or (vma.path.startswith("[") and vma.path.endswith("]")) or (
+            vma.path.startswith("/anon_hugepage") and vma.perms.endswith("p"))  # MAP_PRIVATE|MAP_HUGETLB
         if anon_private:
             return View(0, None, "not faulted in (reads 0)", e)
         path = f"/proc/{p.pid}/map_files/{vma.start:x}-{vma.end:x}"

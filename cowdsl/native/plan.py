@@ -25,11 +25,12 @@ UNSUPPORTED_GUP = (
     "(vmsplice is its own op; O_DIRECT pins with FOLL_PIN)"
 )
 UNSUPPORTED_SIZE = (
-    "unsupported on native: `{text}`: native maps small pages (MADV_NOHUGEPAGE) and THPs (`thp`/`pte_thp`, "
-    "a 2 MiB-aligned MADV_HUGEPAGE region) only"
+    "unsupported on native: `{text}`: native maps small pages (MADV_NOHUGEPAGE), THPs (`thp`/`pte_thp`, "
+    "a 2 MiB-aligned MADV_HUGEPAGE region) and hugetlb pages (`hugetlb`, MAP_HUGETLB) only"
 )
 UNSUPPORTED_THP = ("unsupported on native: `{text}`: a `thp` or `pte_thp` mapping is one private anonymous "
                    "THP (pages=1)")
+UNSUPPORTED_HUGETLB = "unsupported on native: `{text}`: a `hugetlb` mapping is one anonymous huge page (pages=1)"
 NO_THP = "unsupported on this host: `{text}`: {why}"
 UNSUPPORTED_REMOTE_PIN = (
     "unsupported on native: `{text}`: user space cannot pin another process's page "
@@ -69,7 +70,7 @@ REFUSED: dict[str, str] = {
     "prctl": UNSUPPORTED_KSM,
 }
 # The mmap flags and madvise advice it honours.
-MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp"})
+MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp", "hugetlb"})
 MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout", "tail"})
 
 
@@ -87,6 +88,12 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         why = getattr(host, "thp", "not probed")
         if why is not None:
             return NO_THP.format(text=text, why=why)
+    if st.op == "mmap" and "hugetlb" in st.flags:
+        if st.file or st.pages != 1:
+            return UNSUPPORTED_HUGETLB.format(text=text)
+        why = getattr(host, "hugetlb", "not probed")
+        if why is not None:
+            return NO_THP.format(text=text, why=why)
     if st.op == "madvise" and not st.flags <= MADVICE:
         return UNSUPPORTED_OP.format(text=text, op="madvise(" + ", ".join(sorted(st.flags - MADVICE)) + ")")
     if st.op == "pin" and st.addr is not None and st.addr.proc != st.task:
@@ -100,6 +107,18 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         if not host.swap:
             return NO_SWAP.format(text=text)
     return None
+
+
+def guest_needs(sc: S.Scenario) -> frozenset[str]:
+    """What a `crosscheck --kernel` guest must switch on for ``sc`` to run natively there, beyond
+    the defaults (swap, THP on madvise): huge pages in the pool, ksmd running."""
+    needs = set()
+    for st in sc.steps:
+        if st.op == "mmap" and "hugetlb" in st.flags:
+            needs.add("hugetlb")
+        if st.op == "ksm_merge" or (st.op == "madvise" and "mergeable" in st.flags):
+            needs.add("ksm")
+    return frozenset(needs)
 
 
 def problem(sc: S.Scenario, host: Any, limits: Any) -> tuple[int | None, str] | None:

@@ -37,7 +37,7 @@ NO_PTE_THP = ("unsupported on this kernel: `{text}`: after mprotect() of one sub
               "the scenario would not run on a PTE-mapped THP")
 NOT_A_THP = ("unsupported on native: `{text}`: `tail` of a mapping that is not a THP has no kernel "
              "counterpart (the model fails the step)")
-HUGE_KINDS = frozenset({"thp", "pte_thp"})  # the mmap flags that take a 2 MiB-aligned slot of their own
+HUGE_KINDS = frozenset({"thp", "pte_thp", "hugetlb"})  # the mmap flags that take a 2 MiB-aligned slot of their own
 DEFAULT_BASE = 0x100000000000
 
 Reply = tuple[Outcome, list[Event]]
@@ -88,6 +88,7 @@ class Translator:
         self.thp_base = -(-(self.base + small) // THP) * THP + THP
         self.thps: dict[int, bool] = {}  # a thp mapping's address -> whether its first fault gave a THP
         self.pte_thps: set[int] = set()  # the thp mappings that are `pte_thp`: PTE-mapped after the first fault
+        self.hugetlbs: set[int] = set()  # the `hugetlb` mappings' addresses (MAP_HUGETLB, one 2 MiB page each)
 
     # for the observation
     @property
@@ -178,11 +179,11 @@ class Translator:
         p = self.ctl.procs[st.task]
         addr, pages = p.mappings.get(st.mapping, (self.unmapped, 1))
         if st.part is not None:  # buf[i..j]: a page of a `thp` mapping is its 2 MiB huge page
-            unit = THP_PAGES if addr in self.thps else 1
+            unit = THP_PAGES if addr in self.thps or addr in self.hugetlbs else 1
             first, last = st.part
             addr, pages = addr + first * unit * L.PAGE, (last - first + 1) * unit
         if "tail" in st.flags:  # the tail pages of the (one) THP a `thp` mapping has natively
-            if addr not in self.thps:
+            if addr not in self.thps and addr not in self.hugetlbs:  # (hugetlb: the kernel says EINVAL)
                 raise Unrunnable(NOT_A_THP.format(text=st.text or st.op))
             addr, pages = addr + L.PAGE, pages - 1
         return self.simple(st, {"op": op, "addr": addr, "pages": pages, **extra})
@@ -208,12 +209,16 @@ def mmap(t: Translator, st: S.Step) -> Reply:
     thp = bool(st.flags & HUGE_KINDS)
     addr = t.thp_base + 2 * THP * len(t.thps) if thp else t.base + st.number * STRIDE
     pages = THP_PAGES if thp else st.pages
-    cmd = {"op": "mmap", "addr": addr, "pages": pages, "shared": "shared" in st.flags, "thp": thp,
+    hugetlb = "hugetlb" in st.flags
+    cmd = {"op": "mmap", "addr": addr, "pages": pages, "shared": "shared" in st.flags, "thp": thp and not hugetlb,
+           "hugetlb": hugetlb,
            "write": "rw" in st.flags, "path": t.ctl.files.get(st.file) if st.file else None}
     out, events = t.simple(st, cmd)
     if out.ok:
         p.mappings[st.mapping] = (addr, pages)
-        if thp:
+        if hugetlb:
+            t.hugetlbs.add(addr)
+        elif thp:
             t.thps[addr] = False
         if "pte_thp" in st.flags:
             t.pte_thps.add(addr)
@@ -277,6 +282,9 @@ def mremap(t: Translator, st: S.Step) -> Reply:
     assert st.task is not None and st.mapping is not None
     p = t.ctl.procs[st.task]
     addr, pages = p.mappings.get(st.mapping, (t.unmapped, 1))
+    if addr in t.hugetlbs:
+        raise Unrunnable(f"unsupported on native: `{st.text}`: a `hugetlb` mapping is not moved or resized here "
+                         "(its address slot is fixed when the run starts)")
     thp = addr in t.thps
     if thp and "tail" not in st.flags:
         raise Unrunnable(f"unsupported on native: `{st.text}`: a `thp` mapping is moved or resized only by "

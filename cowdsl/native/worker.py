@@ -191,6 +191,8 @@ class Worker:
             fd = os.open(c["path"], os.O_RDWR | os.O_CLOEXEC)
         else:
             flags |= L.MAP_ANONYMOUS
+        if c.get("hugetlb"):  # one 2 MiB page of the huge page pool, at a 2 MiB-aligned address
+            flags |= L.MAP_HUGETLB
         try:
             addr = L.mmap(c["addr"], length, prot, flags, fd, 0)
         finally:
@@ -200,12 +202,16 @@ class Worker:
             L.munmap(addr, length)
             raise Failed("EEXIST", f"mmap: the kernel would not place the mapping at {c['addr']:#x}")
         advice = "hugepage" if c.get("thp") else "nohugepage"
-        L.madvise(addr, length, L.MADV[advice])
+        if c.get("hugetlb"):
+            advice = ""
+        else:
+            L.madvise(addr, length, L.MADV[advice])
         return {"events": [f"mmap({addr:#x}, {length}, {'PROT_READ|PROT_WRITE' if c['write'] else 'PROT_READ'}, "
                            f"{'MAP_SHARED' if c['shared'] else 'MAP_PRIVATE'}"
                            f"{'' if fd >= 0 or c.get('path') else '|MAP_ANONYMOUS'}"
-                           f"{' of ' + os.path.basename(c['path']) if c.get('path') else ''}); "
-                           f"MADV_{advice.upper()}"]}
+                           f"{'|MAP_HUGETLB' if c.get('hugetlb') else ''}"
+                           f"{' of ' + os.path.basename(c['path']) if c.get('path') else ''})"
+                           f"{'; MADV_' + advice.upper() if advice else ''}"]}
 
     def do_munmap(self, c: Message, fds: list[int]) -> Message | None:
         L.munmap(c["addr"], c["pages"] * L.PAGE)

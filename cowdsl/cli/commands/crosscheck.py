@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from cowdsl.crosscheck import DEFAULT_NEEDS, MODEL, RUNNING, crosscheck_kernel
+from cowdsl.crosscheck import MODEL, RUNNING, crosscheck_kernel
 from cowdsl.crosscheck import crosscheck as compare
 from cowdsl.report.text import trace
 
@@ -17,7 +17,7 @@ def crosscheck(args) -> int:
     record = (args.record_dir or "") if args.record else None  # "": tests/kernels of the checkout
     if args.kernel:
         return crosscheck_kernel(args.kernel, args.paths, modules=args.modules, repeat=args.repeat,
-                                 model=args.model or RUNNING, needs=args.need or list(DEFAULT_NEEDS),
+                                 model=args.model or RUNNING, needs=args.need,
                                  smp=args.smp, memory=args.memory, fmt=args.format, record=record,
                                  say=lambda s: print(f"note: {s}", file=sys.stderr))
     if args.modules or args.need:
