@@ -731,7 +731,12 @@ def test_crosscheck_kernel_runs_the_guest_and_prints_its_report(tmp_path, monkey
 
 CROSSCHECK_SUBSET = ("scenarios/swap", "scenarios/gup-leak/vmsplice-swapcache-extra-ref.cow",
                      "scenarios/gup-leak/s2-vmsplice-child-leak-thp.cow",
-                     "scenarios/pin-fork/s6-longterm-pin-child-writes-first.cow")
+                     "scenarios/pin-fork/s6-longterm-pin-child-writes-first.cow",
+                     # a PTE-mapped THP, hugetlb from the guest's pool, KSM merges by the guest's ksmd
+                     "scenarios/pin-fork/s5-longterm-pin-parent-writes-first-pte-thp.cow",
+                     "scenarios/pin-fork/s5-longterm-pin-parent-writes-first-hugetlb.cow",
+                     "scenarios/ksm/ksm-never-merges-pinned-page.cow",
+                     "scenarios/ksm/madvise-unmergeable-unshares.cow")
 
 
 def test_crosscheck_in_the_61_guest_agrees_with_the_61_model(kernel_61):
@@ -742,4 +747,7 @@ def test_crosscheck_in_the_61_guest_agrees_with_the_61_model(kernel_61):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "(model) against native" in r.stdout and "6.1." in r.stdout.splitlines()[0]
     assert "swap on" in r.stdout and "THP on MADV_HUGEPAGE" in r.stdout, r.stdout
+    assert "hugetlb pool" in r.stdout and "ksmd running" in r.stdout, r.stdout  # switched on for these scenarios
     assert " 0 disagree" in r.stdout.splitlines()[-1], r.stdout
+    for name in ("pte-thp.cow", "hugetlb.cow", "ksm-never-merges-pinned-page.cow", "madvise-unmergeable-unshares.cow"):
+        assert not any(name in ln and "whole scenario" in ln for ln in r.stdout.splitlines()), r.stdout

@@ -657,3 +657,71 @@ def test_a_hugetlb_scenario_on_this_host_is_skipped_with_the_reason():
     """)
     assert holds(r) == [None]
     assert "hugetlb pool" in r.checks[0].values["unsupported"]
+
+
+# --- KSM: only where ksmd runs for the run (a guest's) ----------------------------------------------
+
+
+def test_ksm_is_planned_only_where_ksmd_is_ours(monkeypatch):
+    from types import SimpleNamespace
+
+    from cowdsl.native import host, plan
+
+    sc = load("""
+        scenario "ksm"
+        process A, B
+        A: mmap(buf, anon, private, rw)
+        A: madvise(buf, mergeable)
+        B: mmap(buf, anon, private, rw)
+        B: madvise(buf, mergeable)
+        ksmd: ksm_merge(A.buf, B.buf) as k
+        A: madvise(buf, unmergeable)
+        A: prctl(memory_merge, enable)
+        assert not failed(k)
+    """)
+    ours = SimpleNamespace(swap=True, thp=None, hugetlb=None, ksm=None)
+    theirs = SimpleNamespace(swap=True, thp=None, hugetlb=None, ksm="ksmd is not ours to run")
+    for st in (sc.steps[1], sc.steps[4], sc.steps[5]):
+        assert plan.step_problem(st, ours) is None
+        assert plan.step_problem(st, theirs).endswith("ksmd is not ours to run")
+    assert "PR_SET_MEMORY_MERGE" in plan.step_problem(sc.steps[6], ours)
+    assert plan.guest_needs(sc) == {"ksm"}
+    monkeypatch.delenv(host.GUEST_NEEDS_ENV, raising=False)
+    assert "host-wide switch" in host._ksm()
+
+
+def _ksm_translator(monkeypatch, merged_at: int | None, scans_per_poll: int):
+    """A Translator whose view of ksmd is scripted: the pages merge at poll ``merged_at`` (None:
+    never), full_scans advances ``scans_per_poll`` per poll."""
+    from types import SimpleNamespace
+
+    from cowdsl.native import translate as T
+
+    polls = {"n": 0}
+
+    def merged(t, a, b):
+        polls["n"] += 1
+        done = merged_at is not None and polls["n"] >= merged_at
+        return done, "pfn 0x10 and 0x10, KSM page" if done else "pfn 0x10 and 0x11"
+
+    monkeypatch.setattr(T, "_merged", merged)
+    monkeypatch.setattr(T, "_full_scans", lambda: polls["n"] * scans_per_poll)
+    monkeypatch.setattr(T.time, "sleep", lambda s: None)
+    alive = SimpleNamespace(alive=True)
+    t = SimpleNamespace(ctl=SimpleNamespace(procs={"A": alive, "B": alive}))
+    return T, t
+
+
+def test_ksm_merge_waits_for_ksmd_and_a_refused_merge_fails_after_bounded_scans(monkeypatch):
+    from cowdsl import scenario as S
+
+    st = S.Step(1, "ksmd", None, "ksm_merge", addr=S.Addr("A", "buf", 0), addr2=S.Addr("B", "buf", 0))
+    T, t = _ksm_translator(monkeypatch, merged_at=None, scans_per_poll=1)
+    out, events = T.ksm_merge(t, st)
+    assert not out.ok and out.error.startswith("not merged in ") and f"{T.KSM_SCANS} full scans" in out.error
+    T, t = _ksm_translator(monkeypatch, merged_at=3, scans_per_poll=1)
+    out, events = T.ksm_merge(t, st)
+    assert out.ok and "ksmd merged them" in events[0].text and "KSM page" in events[0].text
+    T, t = _ksm_translator(monkeypatch, merged_at=1, scans_per_poll=1)
+    out, events = T.ksm_merge(t, st)
+    assert out.ok and "already merged when the step began" in events[0].text

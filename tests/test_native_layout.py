@@ -42,8 +42,9 @@ def test_a_refused_op_skips_the_scenario_with_its_reason(op):
 
 
 def test_the_translations_talk_to_commands_the_worker_has():
-    # swapout/swapin are done from the controller (process_madvise), not by a worker
-    assert set(translate.OPS) - {"swapout", "swapin"} <= set(worker.COMMANDS)
+    # swapout/swapin are done from the controller (process_madvise), not by a worker, and so is
+    # ksm_merge (the controller watches pagemap while ksmd merges)
+    assert set(translate.OPS) - {"swapout", "swapin", "ksm_merge"} <= set(worker.COMMANDS)
     assert {"ping", "sleep"} <= set(worker.COMMANDS)
 
 

@@ -101,6 +101,8 @@ for need in $COWDSL_NEEDS; do
     ksm)
         echo "$COWDSL_KSM_PAGES" > /sys/kernel/mm/ksm/pages_to_scan 2>> /notes || note "ksm: cannot set pages_to_scan"
         echo 0 > /sys/kernel/mm/ksm/sleep_millisecs 2>> /notes || note "ksm: cannot set sleep_millisecs"
+        # 6.7+ smart scan skips pages that did not merge in earlier scans: a timing optimisation, off here
+        [ -w /sys/kernel/mm/ksm/smart_scan ] && echo 0 > /sys/kernel/mm/ksm/smart_scan
         echo 1 > /sys/kernel/mm/ksm/run 2>> /notes || note "ksm: cannot start" ;;
     esac
 done

@@ -30,6 +30,7 @@ class Host:
     kernel: str
     thp: str | None = "not probed"  # None if MADV_HUGEPAGE regions get transparent huge pages, else why not
     hugetlb: str | None = "not probed"  # None if MAP_HUGETLB may take 2 MiB pages of the pool, else why not
+    ksm: str | None = "not probed"  # None if ksmd runs for this run (a guest's), else why not
 
     @property
     def reason(self) -> str | None:
@@ -49,6 +50,8 @@ class Host:
             parts.append("THP on MADV_HUGEPAGE")
         if self.hugetlb is None:
             parts.append("hugetlb pool")
+        if self.ksm is None:
+            parts.append("ksmd running")
         return ", ".join(parts)
 
 
@@ -119,6 +122,25 @@ def _hugetlb() -> str | None:
     free = info.get("HugePages_Free", 0)
     if free < HUGETLB_PAGES_NEEDED:
         return f"{free} huge pages free (nr_hugepages too small)"
+    return None
+
+
+KSM = "/sys/kernel/mm/ksm"
+
+
+def _ksm() -> str | None:
+    """None when ksmd runs for this run: in a guest whose init started it (`ksm` need).  On the host
+    /sys/kernel/mm/ksm/run is a host-wide switch that is never touched, and a ksmd someone else
+    runs scans at their pace, so a merge could not be waited for with a meaningful bound."""
+    if "ksm" not in guest_needs():
+        return ("ksmd is not ours to run (/sys/kernel/mm/ksm/run is a host-wide switch); "
+                "`cowdsl crosscheck --kernel` runs it in its guest")
+    try:
+        with open(f"{KSM}/run") as f:
+            if f.read().strip() != "1":
+                return "ksmd is not running in this guest (/sys/kernel/mm/ksm/run != 1)"
+    except OSError:
+        return "this kernel has no KSM (no /sys/kernel/mm/ksm)"
     return None
 
 
@@ -195,7 +217,7 @@ def probe() -> Host:
             excl = _probe_anon_exclusive()
         except Exception as e:  # noqa: BLE001
             excl = f"{type(e).__name__}: {e}"
-    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb())
+    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), _ksm())
 
 
 def skip_reason() -> str | None:

@@ -46,9 +46,8 @@ UNSUPPORTED_MIGRATE = (
     "unsupported on native: `{text}`: move_pages(2) migrates a page only to another NUMA node, and the "
     "native backend does not translate it yet (a single-node host cannot migrate at all)"
 )
-UNSUPPORTED_KSM = (
-    "unsupported on native: `{text}`: KSM merges only while ksmd runs (/sys/kernel/mm/ksm/run, a host-wide "
-    "switch the backend never changes), and ksm_merge cannot be forced from user space"
+UNSUPPORTED_PRCTL = (
+    "unsupported on native: `{text}`: prctl(PR_SET_MEMORY_MERGE) is not translated (madvise(mergeable) is)"
 )
 UNSUPPORTED_FILE_KIND = (
     "unsupported on native: `file {name} ... on {kind}`: native writes a scenario's files into the run's "
@@ -62,16 +61,16 @@ NATIVE_OPS = frozenset(OPS)
 REFUSED: dict[str, str] = {
     "gup": UNSUPPORTED_GUP,
     "put": UNSUPPORTED_GUP,
-    "ksm_merge": UNSUPPORTED_OP,  # ksmd merges when it likes; forcing it is a host-wide switch
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
     "odirect_read": UNSUPPORTED_ODIRECT,
     "odirect_write": UNSUPPORTED_ODIRECT,
     "migrate": UNSUPPORTED_MIGRATE,
-    "prctl": UNSUPPORTED_KSM,
+    "prctl": UNSUPPORTED_PRCTL,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp", "hugetlb"})
-MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout", "tail"})
+MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout", "tail", "mergeable", "unmergeable"})
+KSM_ADVICE = frozenset({"mergeable", "unmergeable"})
 
 
 def step_problem(st: S.Step, host: Any) -> str | None:
@@ -96,6 +95,10 @@ def step_problem(st: S.Step, host: Any) -> str | None:
             return NO_THP.format(text=text, why=why)
     if st.op == "madvise" and not st.flags <= MADVICE:
         return UNSUPPORTED_OP.format(text=text, op="madvise(" + ", ".join(sorted(st.flags - MADVICE)) + ")")
+    if st.op == "ksm_merge" or (st.op == "madvise" and st.flags & KSM_ADVICE):
+        why = getattr(host, "ksm", "not probed")
+        if why is not None:
+            return NO_THP.format(text=text, why=why)
     if st.op == "pin" and st.addr is not None and st.addr.proc != st.task:
         return UNSUPPORTED_REMOTE_PIN.format(text=text)
     if st.op == "pin":

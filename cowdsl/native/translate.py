@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -500,6 +501,63 @@ def swapin(t: Translator, st: S.Step) -> Reply:
     return _reclaim(t, st, "willneed")
 
 
+# --- KSM (only where ksmd runs for the run: a guest's; the planner skips these otherwise) ----------------
+KSM_SCANS = 6  # full scans of ksmd to wait for: a page is merged in its second scan with a stable checksum
+KSM_SECONDS = 10.0  # and at most this long
+KSM_FULL_SCANS = "/sys/kernel/mm/ksm/full_scans"
+
+
+def _full_scans() -> int | None:
+    try:
+        with open(KSM_FULL_SCANS) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _merged(t: Translator, a: S.Addr, b: S.Addr) -> tuple[bool, str]:
+    """Whether both addresses map one KSM page now (pagemap: the same PFN; kpageflags: KPF_KSM)."""
+    seen = []
+    for x in (a, b):
+        p = t.ctl.procs.get(x.proc)
+        e = pagemap.entry(p.pid, t.address(x)) if p is not None and p.alive else None
+        seen.append(e)
+    ea, eb = seen
+    if ea is None or eb is None or not ea.present or not eb.present:
+        return False, "not both present"
+    same = ea.pfn == eb.pfn and bool(ea.kflag(pagemap.KPF_KSM))
+    return same, f"pfn {ea.pfn:#x} and {eb.pfn:#x}" + (", KSM page" if same else "")
+
+
+def ksm_merge(t: Translator, st: S.Step) -> Reply:
+    """ksmd merges when it scans, not when asked: the step waits (bounded) until pagemap shows both
+    pages on one KSM page.  ksmd runs continuously in the guest (sleep_millisecs 0), so it may have
+    merged them before this step; the event says so.  Not merged after KSM_SCANS full scans (or
+    KSM_SECONDS): the kernel did not merge them, and the step fails as the model's refused merge does."""
+    assert st.addr is not None and st.addr2 is not None
+    for x in (st.addr, st.addr2):
+        p = t.ctl.procs.get(x.proc)
+        if p is None or not p.alive:
+            return Outcome(False, error="ESRCH"), [Event(f"{x.proc} is not alive")]
+    merged, what = _merged(t, st.addr, st.addr2)
+    if merged:
+        return Outcome(True), [Event(f"already merged when the step began (ksmd runs continuously): {what}")]
+    start, t0 = _full_scans(), time.monotonic()
+    scans = 0
+    while not merged:
+        now = _full_scans()
+        scans = 0 if now is None or start is None else now - start
+        if scans >= KSM_SCANS or time.monotonic() - t0 > KSM_SECONDS:
+            break
+        time.sleep(0.005)
+        merged, what = _merged(t, st.addr, st.addr2)
+    waited = f"{time.monotonic() - t0:.2f} s, {scans} full scans of ksmd"
+    if merged:
+        return Outcome(True), [Event(f"ksmd merged them ({waited}): {what}")]
+    error = f"not merged in {waited}"
+    return Outcome(False, error=error), [Event(f"{error}: {what}")]
+
+
 #: op name → its native translation; every other op is refused by plan.py
 OPS: dict[str, Callable[[Translator, S.Step], Reply]] = {
     "mmap": mmap,
@@ -522,4 +580,5 @@ OPS: dict[str, Callable[[Translator, S.Step], Reply]] = {
     "proc_mem_write": proc_mem_write,
     "swapout": swapout,
     "swapin": swapin,
+    "ksm_merge": ksm_merge,
 }
