@@ -26,6 +26,7 @@ from cowdsl.judge.evaluate import evaluate
 from cowdsl.judge.observe import StateObservation
 from cowdsl.judge.quantify import decide, model_observer, on_every_state
 from cowdsl.judge.result import Check
+from cowdsl.judge.shrink import bystanders
 from cowdsl.semantics.state import State
 
 EVIDENCE = "evidence"  # the key of Check.values that says an execution could not be extracted
@@ -106,6 +107,7 @@ def check_exploration(model: Model, ex: search.Exploration, a: S.Assertion, boun
         ex.partial = f"{stopped} (while judging `{a.text}`)"
     d = decide(a.quantifier, (h for h, _ in judged.values()), complete=ex.partial is None and not ex.stopped)
     witness, values = None, {}
+    by: tuple[str, ...] = ()
     if d.shows:
         want = d.want
         if ex.routes is not None:  # the full search knows the shortest, least interleaved way to each world
@@ -113,6 +115,8 @@ def check_exploration(model: Model, ex: search.Exploration, a: S.Assertion, boun
         else:
             path = search.shortest(model, lambda w: evaluate(observe(w.state), a)[0] == want,
                                    evidence_bounds(bounds), terminal=not every_state)
+        if path is not None and not every_state:  # only the actors that take part in the race
+            path, by = bystanders(model, path, lambda w: evaluate(observe(w.state), a)[0] == want)
         if path is not None:
             witness = tuple(search.replay(model, path))
             last = model.step(*path[-1])[0] if path else model.init()
@@ -122,4 +126,4 @@ def check_exploration(model: Model, ex: search.Exploration, a: S.Assertion, boun
             values = {**shown, EVIDENCE: NOT_EXTRACTED}
     elif judged:
         values = next(iter(judged.values()))[1]
-    return Check(a, d.holds, values, d.positive, d.negative, witness, d.shows)
+    return Check(a, d.holds, values, d.positive, d.negative, witness, d.shows, by)

@@ -32,6 +32,7 @@ class Check:
     negative: int | None = None
     witness: tuple[Transition, ...] | None = None  # the execution shown
     shows: str = ""  # "counterexample", "witness" or "schedule"
+    bystanders: tuple[str, ...] = ()  # actors of the race whose moves run apart: they play no part (judge.shrink)
 
 
 @frozen

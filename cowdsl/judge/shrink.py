@@ -1,8 +1,9 @@
 """A counterexample for a mail: only the actors that take part in the race.
 
 An actor of a `par` block plays no part in a violation when the violation
-still happens with all its moves run after the others' (or before them): it
-is then shown apart, as a bystander, and the execution that is drawn is that
+still happens with all its moves run after the others' and also with all of
+them run before: its timing does not matter.  It is then shown apart (after
+the race), as a bystander, and the execution that is drawn is that
 reordered one, a real execution of the same scenario with the same outcome.
 Each candidate is replayed on the model, so nothing is assumed about
 independence.
@@ -35,9 +36,9 @@ def _actors(path: search.Path) -> list[str]:
 
 def bystanders(model: Model, path: search.Path, wanted: Callable[[World], bool]) -> tuple[search.Path, tuple[str, ...]]:
     """``path`` with every actor that plays no part in reaching a ``wanted``
-    terminal world moved out of the race (after the others, or before them),
-    and those actors, in the order found.  At least one actor of each block
-    stays in the race."""
+    terminal world (the same outcome with its moves all after the others', and
+    all before) moved out of the race, after it; and those actors, in the order
+    found.  At least two actors of each block stay in the race."""
     names = _actors(path)
     found: list[str] = []
     tries = 0
@@ -45,19 +46,23 @@ def bystanders(model: Model, path: search.Path, wanted: Callable[[World], bool])
         seg = names[start:end]
         racing = list(dict.fromkeys(seg))
         for x in list(racing):
-            if len(racing) < 2 or tries >= MAX_TRIES:
+            if len(racing) <= 2 or tries >= MAX_TRIES:  # a race needs two
                 break
             rest, mine = [a for a in seg if a != x], [a for a in seg if a == x]
+            kept = []
             for cand in (rest + mine, mine + rest):
                 tries += 1
                 trial = names[:start] + cand + names[end:]
                 try:
                     new, last = search.follow(model, trial)
                 except ValueError:  # x waits for another (a lock), or another for x
-                    continue
-                if len(new) == len(trial) and not model.enabled(last) and wanted(last):
-                    path, names, seg = new, _actors(new), cand
-                    racing.remove(x)
-                    found.append(x)
                     break
+                if not (len(new) == len(trial) and not model.enabled(last) and wanted(last)):
+                    break
+                kept.append((new, cand))
+            if len(kept) == 2:  # its timing does not matter: before or after the others, the same outcome
+                path, seg = kept[0]
+                names = _actors(path)
+                racing.remove(x)
+                found.append(x)
     return path, tuple(found)

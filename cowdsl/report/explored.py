@@ -68,12 +68,14 @@ def _steps(sc: S.Scenario) -> dict[int, S.Step]:
     return {s.number: s for s in sc.steps}
 
 
-def _segments(sc: S.Scenario, trs: Sequence[Transition], verbose: bool) -> list[tuple[str, list[int]]]:
+def _segments(sc: S.Scenario, trs: Sequence[Transition], verbose: bool,
+              bystanders: Sequence[str] = ()) -> list[tuple[str, list[int]]]:
     """The execution cut into ("race", indices) runs of micro-steps of par steps and
-    ("before" | "between" | "after", indices) runs of sequential ones.  Without a
-    par step (or ``verbose``) it is one race: nothing is folded."""
+    ("before" | "between" | "after", indices) runs of sequential ones, where the
+    steps of bystanders (actors that play no part, judge.shrink) count as
+    sequential.  Without a par step (or ``verbose``) it is one race: nothing is folded."""
     steps = _steps(sc)
-    par = [bool(steps[t.step].par) if t.step in steps else True for t in trs]
+    par = [(bool(steps[t.step].par) if t.step in steps else True) and t.actor not in bystanders for t in trs]
     if verbose or not any(par):
         return [("race", list(range(len(trs))))]
     out: list[tuple[str, list[int]]] = []
@@ -204,7 +206,8 @@ def as_lanes(sc: S.Scenario, trs: Sequence[Transition], ix: list[int], width: in
 
 
 def execution(trs, highlight=None, *, scenario: S.Scenario | None = None, width: int = WIDTH,
-              form: str | None = None, verbose: bool = False, model: Model | None = None) -> list[str]:
+              form: str | None = None, verbose: bool = False, model: Model | None = None,
+              bystanders: Sequence[str] = ()) -> list[str]:
     """An execution as lines of at most ``width`` columns: the folded sequential
     steps and every micro-step of the race, as ``form`` "lanes" or "list" (None:
     lanes for two or three actors in the race, else the list).  Without the
@@ -215,7 +218,7 @@ def execution(trs, highlight=None, *, scenario: S.Scenario | None = None, width:
         return ["(no micro-step: the initial state shows it)"]
     handoffs = race.handoffs(model, trs) if model is not None else []
     out = []
-    for kind, ix in _segments(scenario, trs, verbose):
+    for kind, ix in _segments(scenario, trs, verbose, bystanders):
         if kind != "race":
             out += _folded(scenario, trs, kind, ix, width)
             continue
@@ -300,7 +303,13 @@ def executions(r: Result, *, width: int = WIDTH, form: str | None = None, verbos
     for kind, trs, checks in _groups(r, model):
         out.append("")
         out += _heading(kind, [_decides(c) for c in checks], len(trs), width)
-        out += execution(trs, scenario=r.scenario, width=width, form=form, verbose=verbose, model=model)
+        by = [a for a in dict.fromkeys(a for c in checks for a in c.bystanders) if not verbose]
+        out += execution(trs, scenario=r.scenario, width=width, form=form, verbose=verbose, model=model,
+                         bystanders=by)
+        if by:
+            out += wrap(f"({', '.join(by)} {'takes' if len(by) == 1 else 'take'} no part: the same outcome "
+                        "with {} steps run apart from the race)".format("its" if len(by) == 1 else "their"),
+                        width, "", "  ")
         values: dict[str, str] = {}
         for c in checks:
             for k, v in race.shown_values(c.values).items():
