@@ -656,6 +656,22 @@ def test_a_table_records_what_the_kernel_showed(tmp_path):
     assert path.name == "6.1.176.json" and tables.load_all(tmp_path / "tables")[0]["kernel"]["version"] == "6.1.176"
 
 
+def test_a_swept_files_variants_are_entries_of_their_own_with_the_files_hash(tmp_path):
+    from cowdsl.kernels import tables
+
+    f = tmp_path / "s.cow"
+    f.write_text("param kind in small, thp\n")
+    rep = _report(tmp_path)
+    rep["scenario_skips"] = [[f"{f}[kind=thp]", "unsupported on this host: no THP"]]
+    rep["rows"] = [{**rep["rows"][0], "file": f"{f}[kind=small]"}]
+    t = tables.table(rep)
+    assert t["files"][f"{f}[kind=small]"]["sha256"] == tables.sha256(f)
+    assert t["files"][f"{f}[kind=small]"]["assertions"][0]["kernel"] is True
+    assert t["files"][f"{f}[kind=thp]"] == {"sha256": tables.sha256(f), "skipped": "unsupported on this host: no THP"}
+    assert tables.split_variant("a/b.cow[kind=thp,swap=dofork]") == ("a/b.cow", "[kind=thp,swap=dofork]")
+    assert tables.split_variant("a/b.cow") == ("a/b.cow", "")
+
+
 def test_crosscheck_kernel_switches_on_hugetlb_and_ksm_only_for_scenarios_that_need_them(tmp_path, monkeypatch):
     import io
 

@@ -23,7 +23,8 @@ test run, without booting anything.
       "errors": []
     }
 
-``kernel`` is true or false when the kernel decided the assertion (every run
+A swept file (``param``) has one entry per variant, ``x.cow[kind=thp,swap=dofork]``,
+each with the file's sha256.  ``kernel`` is true or false when the kernel decided the assertion (every run
 the same way), null when native could not observe it (the reason says why),
 "mixed" when repeated runs answered both ways.  ``sha256`` is the scenario
 file's as recorded: a file changed since is stale until it is recorded again.
@@ -56,6 +57,15 @@ def default_folder() -> Path:
 
 def sha256(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def split_variant(name: str) -> tuple[str, str]:
+    """A row's scenario name as (file, variant): a swept file's scenarios are rows of their own,
+    ``x.cow[kind=thp,swap=dofork]`` (``cowdsl.scenario.variant_suffix``); ``("x.cow", "")`` otherwise."""
+    i = name.rfind(".cow[")
+    if i >= 0 and name.endswith("]"):
+        return name[:i + 4], name[i + 4:]
+    return name, ""
 
 
 def relative(path: str | Path) -> str:
@@ -96,9 +106,10 @@ def table(report: dict[str, Any]) -> dict[str, Any]:
     files: dict[str, dict[str, Any]] = {}
 
     def entry(name: str) -> dict[str, Any]:
-        rel = relative(name)
+        path, variant = split_variant(name)
+        rel = relative(path) + variant
         if rel not in files:
-            files[rel] = {"sha256": sha256(name)}
+            files[rel] = {"sha256": sha256(path)}  # the file's: a swept file's variants share it
         return files[rel]
 
     for name, why in report["scenario_skips"]:
