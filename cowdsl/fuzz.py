@@ -664,7 +664,7 @@ def _run_input(data: bytes, backends, max_states: int, timeout: float, run: bool
     # lazy, like lark_parser in _grammar: each of these imports the front end (cowdsl.errors, cowdsl.scenario at least)
     from cowdsl.errors import CowError
     from cowdsl.explore.search import Bounds
-    from cowdsl.load import load_text
+    from cowdsl.load import load_text_all
     from cowdsl.report import jsonout
     from cowdsl.report import text as textout
     from cowdsl.run import run as run_scenario
@@ -673,7 +673,7 @@ def _run_input(data: bytes, backends, max_states: int, timeout: float, run: bool
     source = ""
     try:
         source = decode(data, "fuzz.cow")
-        sc = load_text(source, "fuzz.cow")
+        sc = load_text_all(source, "fuzz.cow")[0]  # a swept file: its first scenario is run
     except CowError as e:
         _check_diagnostics(e, source)
         return "diagnostic"
@@ -873,12 +873,12 @@ def atheris_main(argv: list[str]) -> int:
     # module imported at the top of cowdsl.fuzz may import the front end (tests/test_layers.py)
     with atheris.instrument_imports():
         from cowdsl.errors import CowError
-        from cowdsl.load import load_text
+        from cowdsl.load import load_text_all
         from cowdsl.syntax.parser import decode
 
     def one_input(data: bytes) -> None:
         try:
-            load_text(decode(data, "fuzz.cow"), "fuzz.cow")
+            load_text_all(decode(data, "fuzz.cow"), "fuzz.cow")
         except CowError as e:
             _check_diagnostics(e, "")
 
