@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from cowdsl import fuzz
 from cowdsl.explore.search import Bounds
-from cowdsl.load import find, load, load_text
+from cowdsl.load import find, load, load_all, load_text
 from cowdsl.report.text import invariant_violation
 from cowdsl.run import run
 from cowdsl.semantics import invariants as inv
@@ -317,7 +317,8 @@ def test_random_concurrent_scenarios_keep_the_invariants(text, backend):
 @pytest.mark.parametrize("backend", fuzz.BACKENDS)
 def test_the_corpus_keeps_the_invariants(backend):
     for path in find(["scenarios", "benchmarks"]):
-        run(load(path), backend, bounds=small_bounds())
+        for sc in load_all(path):  # every scenario of a swept file
+            run(sc, backend, bounds=small_bounds())
 
 
 def test_reclaim_waits_for_the_page_table_lock_fork_holds_in_its_share_window():
