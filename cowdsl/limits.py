@@ -13,10 +13,11 @@ message and a command-line flag to raise it:
 | steps (`par` blocks included) | 1000 | `--max-steps` | the checker |
 | states explored | 200000 | `--max-states` | the explorer (the result is partial) |
 | wall time of an exploration | 60 s | `--timeout` | the explorer (the result is partial) |
+| resident memory of the process | 1024 MiB | `--max-memory` | the explorer (the result is partial) |
 
 The static limits (the first five) are checked when a file is loaded
 (``cowdsl.load.load_text(..., limits=)``), so a scenario over them never
-reaches the model.  The two dynamic ones stop an exploration, which then says
+reaches the model.  The three dynamic ones stop an exploration, which then says
 its result is partial and claims no verdict it did not establish; a `par`
 block whose interleavings outgrow them (a `fork` of many pages racing other
 actors) is explained by ``explain_partial``, which the CLI prints.
@@ -82,6 +83,11 @@ class Limits:
 
 
 DEFAULT = Limits()
+
+# The explorer's memory bound (cowdsl.explore.exploration.Bounds): resident MiB of
+# the process; `run --max-memory` sets the variable for the run and its workers.
+MEMORY_ENV = "COWDSL_MAX_MEMORY"
+DEFAULT_MAX_MEMORY = 1024  # a laptop's share
 
 # Not a resource a scenario asks for, but bounded too: the checker stops after
 # this many errors (a file of 100,000 duplicate names is one mistake, repeated).
@@ -183,7 +189,7 @@ def explain_partial(sc, partial: str | None) -> str | None:
     None when it did not stop early."""
     if not partial:
         return None
-    raise_ = "--max-states" if partial.startswith("--max-states") else "--timeout"
+    raise_ = next((f for f in ("--max-states", "--max-memory") if partial.startswith(f)), "--timeout")
     blocks = sorted(par_blocks(sc), key=lambda b: -b["interleavings"])
     text = f"the exploration stopped at {partial}, so some verdicts are unknown"
     if blocks:

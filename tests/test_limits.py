@@ -232,3 +232,43 @@ def test_assertions_and_comments_are_not_counted_as_steps():
     src = ("process A\nA: mmap(buf, anon, private, rw)\n" + "# A: write(buf, 1)\n" * 2000
            + "A: write(buf, 1)\n" + "sometimes: writable(A.buf)\n" * 1500)
     assert len(load_text(src, "t.cow", folder=None).steps) == 2
+
+
+def test_the_memory_bound_stops_a_growing_search(monkeypatch):
+    """--max-memory: resident memory is bounded, not only states (about 6.4 KB a
+    state on page-cache-heavy files: 1.3 GB at the default 200,000 states)."""
+    from cowdsl.explore import exploration
+
+    rss = iter([100.0] + [100.0 + 10 * k for k in range(1, 10_000)])
+    monkeypatch.setattr(exploration, "resident_mib", lambda: next(rss))
+    bounds = exploration.Bounds(max_states=10**9, timeout=600, max_memory=150)
+    from cowdsl.semantics import registry
+
+    model = Model(load_text(pinners_racing_fork(3, 2), "t.cow"), registry.get("anon-exclusive"))
+    ex = full(model, bounds)
+    assert ex.partial == "--max-memory 150 MiB"
+
+
+def test_memory_left_over_from_an_earlier_search_does_not_stop_the_next(monkeypatch):
+    from cowdsl.explore import exploration
+
+    monkeypatch.setattr(exploration, "resident_mib", lambda: 2000.0)  # a big heap kept from before, not growing
+    bounds = exploration.Bounds(max_states=10**9, timeout=600, max_memory=150)
+    assert all(bounds.hit(1) is None for _ in range(5 * exploration.MEMORY_EVERY))
+
+
+def test_max_memory_option(monkeypatch, capsys, tmp_path):
+    import os
+
+    from cowdsl.explore import exploration
+
+    monkeypatch.delenv(L.MEMORY_ENV, raising=False)
+    assert exploration.Bounds().max_memory == L.DEFAULT_MAX_MEMORY == 1024
+    f = tmp_path / "race.cow"
+    f.write_text(pinners_racing_fork(2, 1))
+    assert main(["run", "--max-memory", "0", str(f)]) == 2
+    assert "--max-memory takes a whole number of at least 1, not `0`" in capsys.readouterr().err
+    monkeypatch.setenv(L.MEMORY_ENV, "1024")  # restored after the test: main sets it for the process
+    main(["run", "--max-memory", "512", str(f)])
+    assert os.environ[L.MEMORY_ENV] == "512"  # the searches here and in -j workers read it
+    assert exploration.Bounds().max_memory == 512

@@ -15,6 +15,7 @@ import math
 from cowdsl import __version__
 from cowdsl.cli.output import shown
 from cowdsl.limits import DEFAULT as LIMITS
+from cowdsl.limits import DEFAULT_MAX_MEMORY
 from cowdsl.limits import FLAGS as LIMIT_FLAGS
 
 # The module that runs each command, and its function (cowdsl.cli.commands.*).
@@ -126,6 +127,9 @@ def parser() -> argparse.ArgumentParser:
                         "the visited states never outgrow it")
     r.add_argument("--timeout", action=_Number, kind="seconds", default=LIMITS.timeout, metavar="SECONDS",
                    help=f"stop exploring after this long and say the result is partial (default {LIMITS.timeout:g})")
+    r.add_argument("--max-memory", action=_Number, default=None, metavar="MIB",
+                   help="stop exploring once this process holds more than MIB MiB of resident memory and say "
+                        f"the result is partial (default {DEFAULT_MAX_MEMORY}; each -j worker has its own)")
     r.add_argument("--all-states", action="store_true",
                    help="explore every state for herd's complete list of final states (default: stop once every "
                         "assertion's verdict is decided, at the first counterexample or witness)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Protocol
@@ -12,8 +13,29 @@ from typing import Protocol
 from attrs import define, field
 
 from cowdsl.explore.model import Model, World
+from cowdsl.limits import DEFAULT_MAX_MEMORY, MEMORY_ENV
 
 Progress = Callable[[int, int], object]  # called with (states, executions) now and then
+
+
+MEMORY_EVERY = 256  # looks at the clock and the states between two looks at resident memory
+MEMORY_SLACK = 64  # MiB a search must have grown itself before the bound stops it
+
+
+def default_max_memory() -> int:
+    try:
+        return max(1, int(os.environ.get(MEMORY_ENV, DEFAULT_MAX_MEMORY)))
+    except ValueError:
+        return DEFAULT_MAX_MEMORY
+
+
+def resident_mib() -> float | None:
+    """This process's resident memory now (Linux: /proc/self/statm), or None."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 @define
@@ -22,12 +44,22 @@ class Bounds:
     timeout: float = 60.0
     progress: Progress | None = None
     started: float = field(factory=time.monotonic)
+    max_memory: int = field(factory=default_max_memory)  # MiB of resident memory
+    # what this process held when the search began: memory left over from an earlier
+    # file of the same run (CPython keeps its heap) does not stop a search that does not grow
+    baseline: float = field(factory=lambda: resident_mib() or 0.0)
+    looks: int = 0
 
     def hit(self, states: int) -> str | None:
         if states >= self.max_states:
             return f"--max-states {self.max_states}"
         if time.monotonic() - self.started > self.timeout:
             return f"--timeout {self.timeout:g}s"
+        self.looks += 1
+        if self.looks % MEMORY_EVERY == 0:
+            rss = resident_mib()
+            if rss is not None and rss > self.max_memory and rss > self.baseline + MEMORY_SLACK:
+                return f"--max-memory {self.max_memory} MiB"
         return None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 
 from cowdsl import matrix
@@ -13,7 +14,7 @@ from cowdsl.cli.commands.check import batch_for
 from cowdsl.cli.output import colour, err, out, plural, shown
 from cowdsl.cli.progress import Progress
 from cowdsl.kernel.spec import SpecError, resolve
-from cowdsl.limits import explain_partial
+from cowdsl.limits import MEMORY_ENV, explain_partial
 from cowdsl.report import dot, exitcode, jsonout, junit, text
 from cowdsl.report import summary as summary_report
 
@@ -30,6 +31,8 @@ def workers_for(args) -> Workers:
 
 
 def run(args) -> int:
+    if args.max_memory is not None:  # read by every search's Bounds, here and in the workers started below
+        os.environ[MEMORY_ENV] = str(args.max_memory)
     try:
         workers = workers_for(args)
     except WorkersUnavailable as e:
