@@ -725,3 +725,29 @@ def test_ksm_merge_waits_for_ksmd_and_a_refused_merge_fails_after_bounded_scans(
     T, t = _ksm_translator(monkeypatch, merged_at=1, scans_per_poll=1)
     out, events = T.ksm_merge(t, st)
     assert out.ok and "already merged when the step began" in events[0].text
+
+
+def test_io_urings_eopnotsupp_for_a_file_buffer_skips_the_scenario_whatever_errno_name_python_gives(monkeypatch):
+    """Regression: 5.10 and 6.1 refuse a file-backed fixed buffer with errno 95, which Python's
+    errno.errorcode names ENOTSUP; the check looked for "EOPNOTSUPP" only, so the pin counted as
+    GUP's refusal (a false disagreement in gup_longterm's disk-file scenarios)."""
+    import errno
+
+    from cowdsl.native import translate as T
+    from cowdsl.semantics.state import Outcome
+
+    sc = load("""
+        scenario "file pin"
+        process A
+        file F = [0]
+        A: mmap(buf, shared, rw, file=F)
+        A: pin(buf, write, longterm) as mr
+        assert not failed(mr)
+    """)
+    assert errno.errorcode[errno.EOPNOTSUPP] in T.EOPNOTSUPP and "EOPNOTSUPP" in T.EOPNOTSUPP
+    monkeypatch.setattr(T.Translator, "simple", lambda self, st, cmd, *a, **kw: (Outcome(False, error="ENOTSUP"), []))
+    from cowdsl.native import run_native
+
+    r = run_native(sc)
+    assert holds(r) == [None]
+    assert "io_uring refuses file-backed fixed buffers" in r.checks[0].values["unsupported"]

@@ -14,6 +14,7 @@ real at the old address.
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import time
@@ -48,6 +49,10 @@ IO_URING_FILE_BUFFERS = (
     "unsupported on this kernel: `{text}`: io_uring refuses file-backed fixed buffers here "
     "(IORING_REGISTER_BUFFERS → EOPNOTSUPP, as 5.10 and 6.1 do): a limit of the mechanism, not GUP's verdict"
 )
+
+
+#: the names the worker may give errno 95: Python's errno.errorcode says ENOTSUP (the same number on Linux)
+EOPNOTSUPP = frozenset({"EOPNOTSUPP", "ENOTSUP", errno.errorcode[errno.EOPNOTSUPP]})
 
 
 class Unrunnable(Exception):
@@ -372,7 +377,7 @@ def pin(t: Translator, st: S.Step) -> Reply:
     name = st.bind or f"pin@{st.number}"
     addr = t.address(st.addr)
     out, events = t.simple(st, {"op": "pin", "name": name, "addr": addr})
-    if not out.ok and out.error == "EOPNOTSUPP":
+    if not out.ok and out.error in EOPNOTSUPP:
         raise Unrunnable(IO_URING_FILE_BUFFERS.format(text=st.text or "pin"))
     if out.ok:
         e = pagemap.entry(p.pid, addr, with_page=False)
