@@ -563,3 +563,24 @@ def test_arbitrary_bytes_decode_or_raise_cow_error(data):
         e.render()
         return
     check_outcome(text)
+
+
+def test_300000_nested_parentheses_are_refused_before_parsing(monkeypatch):
+    """Were accepted, at seconds of CPU and a tree 300,000 deep: the depth is
+    counted before the parser runs, at the first parenthesis past the limit."""
+    from cowdsl.syntax import parser
+
+    def no_parse():
+        raise AssertionError("the parser ran")
+
+    monkeypatch.setattr(parser, "lark_parser", no_parse)
+    n = 300_000
+    with pytest.raises(CowError) as e:
+        parser.parse("process A\nassert " + "(" * n + "true" + ")" * n + "\n", "deep.cow")
+    d = e.value.diagnostics[0]
+    assert d.message == f"the expression nests more than {parser.MAX_NESTING} parentheses deep"
+    assert (d.span.line, d.span.col) == (2, len("assert ") + parser.MAX_NESTING + 1)
+
+
+def test_parentheses_in_comments_and_strings_do_not_count():
+    load_text('scenario "' + "(" * 3000 + '"\nprocess A\n# ' + "(" * 3000 + "\nassert true\n")

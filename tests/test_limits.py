@@ -14,7 +14,7 @@ from cowdsl.cli import main
 from cowdsl.errors import CowError
 from cowdsl.explore.model import Model
 from cowdsl.explore.search import Bounds, full, reduced
-from cowdsl.load import find, load, load_text
+from cowdsl.load import find, load_all, load_text
 from cowdsl.run import run
 from cowdsl.semantics import registry
 
@@ -39,7 +39,7 @@ def test_the_defaults_and_replace():
 
 def test_the_corpus_is_within_the_default_limits():
     for path in find(["scenarios", "benchmarks"]):
-        load(path)
+        assert load_all(path)  # every variant of a swept file
 
 
 # --- each static limit: message, location, flag -------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import resource
 import time
 from collections.abc import Callable, Collection, Iterable, Iterator
 from typing import Protocol
@@ -30,11 +31,12 @@ def default_max_memory() -> int:
 
 
 def resident_mib() -> float | None:
-    """This process's resident memory now (Linux: /proc/self/statm), or None."""
+    """The most resident memory this process has held (getrusage's ru_maxrss, KiB
+    on Linux): a system call, no file opened, and it only grows, so a search is
+    stopped only once it has itself grown the process past its bound."""
     try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / (1 << 20)
-    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    except (OSError, ValueError, AttributeError):  # (the browser playground's stand-in has none)
         return None
 
 
@@ -45,8 +47,8 @@ class Bounds:
     progress: Progress | None = None
     started: float = field(factory=time.monotonic)
     max_memory: int = field(factory=default_max_memory)  # MiB of resident memory
-    # what this process held when the search began: memory left over from an earlier
-    # file of the same run (CPython keeps its heap) does not stop a search that does not grow
+    # the most this process held when the search began: memory an earlier file of the
+    # same run needed does not stop a search that does not grow past it
     baseline: float = field(factory=lambda: resident_mib() or 0.0)
     looks: int = 0
 

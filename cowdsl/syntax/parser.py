@@ -198,7 +198,7 @@ class ToAst(Transformer_NonRecursive):
         head = re.match(r"\s*(assert|always|sometimes|never|forall|exists|~\s*exists|invariant|reachable)\s*"
                         + (r"on\s.*?:(?![A-Za-z0-9_]+=)" if scope else ":?"), text, re.S)
         text = text[head.end():].strip() if head else text.strip()
-        text = re.sub(r"[ \t\f]+", " ", text)  # a form feed or tab is white space here, never shown raw
+        text = re.sub(r"[\t\f\v]", " ", text)  # a form feed or tab is white space here, never shown raw
         return ast.Assertion(items[0], text, _span(meta), quant, scope)
 
     def scope(self, meta, c):
@@ -533,11 +533,35 @@ def decode(data: bytes, filename: str) -> str:
     return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is harmless: drop it
 
 
+MAX_NESTING = 2000  # parentheses inside one another: far more than any question needs, cheap to parse
+
+
+def _not_too_deep(text: str, filename: str) -> None:
+    """Refuse deep nesting before the parser builds it: 300,000 parentheses
+    cost seconds and a tree as deep (outside comments and strings)."""
+    depth = 0
+    for m in re.finditer(r'#[^\n]*|"[^"\n]*"?|[()\n]', text):
+        c = m.group()
+        if c == "(":
+            depth += 1
+            if depth > MAX_NESTING:
+                line = text.count("\n", 0, m.start()) + 1
+                col = m.start() - (text.rfind("\n", 0, m.start()) + 1) + 1
+                raise CowError(filename, text, [Diagnostic(
+                    f"the expression nests more than {MAX_NESTING} parentheses deep", Span(line, col, col + 1),
+                    hint="write it flatter: `and`, `or` and `not` need no parentheses of their own")])
+        elif c == ")":
+            depth = max(0, depth - 1)
+        elif c == "\n":
+            depth = 0  # one statement per line
+
+
 def parse(source: str, filename: str = "<input>") -> ast.Module:
     if len(source) > MAX_SOURCE_BYTES:
         raise CowError(filename, "", [Diagnostic(f"file is {len(source)} characters; the limit is {MAX_SOURCE_BYTES}", Span(1, 1, 2))])
     text = source if source.endswith("\n") else source + "\n"
     _no_nul(text, filename)
+    _not_too_deep(text, filename)
     try:
         tree = lark_parser().parse(text)
     except UnexpectedInput as e:
