@@ -751,3 +751,63 @@ def test_io_urings_eopnotsupp_for_a_file_buffer_skips_the_scenario_whatever_errn
     r = run_native(sc)
     assert holds(r) == [None]
     assert "io_uring refuses file-backed fixed buffers" in r.checks[0].values["unsupported"]
+
+
+# --- memfd and hugetlbfs files; kpageflags' KSM bit ------------------------------------------------
+
+
+def test_a_memfd_file_is_made_with_memfd_create_and_a_hugetlbfs_one_only_from_our_pool():
+    from types import SimpleNamespace
+
+    from cowdsl.native import Limits, plan
+
+    def sc(kind: str, contents: str = "0"):
+        return load(f"""
+            scenario "file kinds"
+            process A
+            file F = [{contents}] on {kind}
+            A: mmap(buf, shared, rw, file=F)
+            assert A.buf == {contents}
+        """)
+
+    ours = SimpleNamespace(reason=None, swap=True, thp=None, hugetlb=None, ksm=None)
+    host = SimpleNamespace(reason=None, swap=True, thp=None, hugetlb="not ours", ksm=None)
+    assert plan.problem(sc("memfd", "7"), host, Limits()) is None
+    assert plan.problem(sc("hugetlbfs"), ours, Limits()) is None
+    assert plan.problem(sc("hugetlbfs"), host, Limits())[1].endswith(": not ours")
+    assert "zeroed huge pages" in plan.problem(sc("hugetlbfs", "7"), ours, Limits())[1]
+    assert "a tmpfs file is not made yet" in plan.problem(sc("shmem"), ours, Limits())[1]
+    assert plan.guest_needs(sc("hugetlbfs")) == {"hugetlb"}
+
+
+def test_a_memfd_files_pages_are_shared_and_copied_as_shmem_pages():
+    r = native("""
+        scenario "memfd"
+        process A
+        file F = [5] on memfd
+        A: mmap(buf, private, rw, file=F)
+        A: mmap(sbuf, shared, rw, file=F)
+        A: read(buf) as v
+        A: write(buf, 2)
+        A: write(sbuf, 3)
+        assert v == 5 and A.buf == 2 and A.sbuf == 3 and F[0] == 3
+        assert A.sbuf is F[0] and not (A.buf is F[0])
+    """)
+    assert holds(r) == [True, True], step_outcomes(r)
+    mmap = r.steps[0]
+    assert any("MAP_PRIVATE" in e.text for e in mmap.events)
+
+
+def test_kpageflags_ksm_bit_is_probed_and_ksm_is_not_judged_where_it_is_set_on_every_anon_page():
+    from types import SimpleNamespace
+
+    from cowdsl import scenario as S
+    from cowdsl.judge.observe import Unsupported
+    from cowdsl.native import host
+    from cowdsl.native.observe import NativeObservation
+
+    assert host._probe_kpf_ksm() in (None, host.KPF_KSM_BUG)  # this kernel: fixed, or the 6.9+ bug
+    buggy = SimpleNamespace(kpf_ksm=host.KPF_KSM_BUG, anon_exclusive=None)
+    obs = NativeObservation(SimpleNamespace(), buggy)
+    with pytest.raises(Unsupported, match="KPF_KSM for every anonymous page"):
+        obs.page_fact("ksm", S.PageAt(S.Addr("A", "buf", 0)))

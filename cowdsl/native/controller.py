@@ -212,6 +212,7 @@ class Controller:
         self._prev_affinity: set[int] | None = None
         self.cpu: int | None = None
         self.leaks: list[str] = []
+        self._fds: list[int] = []  # memfds of the scenario's files not on disk
 
     # --- set-up -----------------------------------------------------------------------
     def start(self) -> None:
@@ -221,11 +222,16 @@ class Controller:
         except OSError:
             self._prev_subreaper = None
         self._one_cpu()
+        kinds = dict(getattr(self.sc, "file_kinds", ()))
         for fname, contents in self.sc.files:
-            path = os.path.join(self.tmp, f"file-{fname}")
-            with open(path, "wb") as f:
-                for v in contents:
-                    f.write(struct.pack("<Q", v) + bytes(L.PAGE - 8))
+            kind = kinds.get(fname, "disk")
+            if kind == "disk":
+                path = os.path.join(self.tmp, f"file-{fname}")
+                with open(path, "wb") as f:
+                    for v in contents:
+                        f.write(struct.pack("<Q", v) + bytes(L.PAGE - 8))
+            else:
+                path = self._memfd(fname, kind, contents)
             self.files[fname] = path
         for p in self.sc.pipes:
             self.pipes[p] = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -234,6 +240,20 @@ class Controller:
             threads.setdefault(proc, []).append(t)
         for name in self.sc.processes:
             self.spawn(name, tuple(threads.get(name, ())))
+
+    def _memfd(self, fname: str, kind: str, contents: Sequence[int]) -> str:
+        """A `memfd` file (memfd_create: a shmem inode) or a `hugetlbfs` one (MFD_HUGETLB, its
+        huge pages fallocate()d, zeros only: plan.py checks), held open here until the run ends;
+        the workers and the observation open it as /proc/PID/fd/N, the same inode."""
+        if kind == "hugetlbfs":
+            fd = os.memfd_create(f"cowdsl-{fname}", os.MFD_CLOEXEC | os.MFD_HUGETLB)
+            self._fds.append(fd)
+            os.posix_fallocate(fd, 0, len(contents) * L.HUGE)
+        else:
+            fd = os.memfd_create(f"cowdsl-{fname}", os.MFD_CLOEXEC)
+            self._fds.append(fd)
+            os.write(fd, b"".join(struct.pack("<Q", v) + bytes(L.PAGE - 8) for v in contents))
+        return f"/proc/{os.getpid()}/fd/{fd}"
 
     def spawn(self, name: str, threads: tuple[str, ...]) -> None:
         ctl, wk = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -408,6 +428,12 @@ class Controller:
                 except OSError:
                     pass
         self.pipes = {}
+        for fd in self._fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds = []
         self._dir.remove()
         if self._prev_subreaper is not None:
             try:

@@ -31,6 +31,7 @@ class Host:
     thp: str | None = "not probed"  # None if MADV_HUGEPAGE regions get transparent huge pages, else why not
     hugetlb: str | None = "not probed"  # None if MAP_HUGETLB may take 2 MiB pages of the pool, else why not
     ksm: str | None = "not probed"  # None if ksmd runs for this run (a guest's), else why not
+    kpf_ksm: str | None = "not probed"  # None if kpageflags' KSM bit is clear on a page that is not KSM's
 
     @property
     def reason(self) -> str | None:
@@ -144,6 +145,25 @@ def _ksm() -> str | None:
     return None
 
 
+KPF_KSM_BUG = ("kpageflags reports KPF_KSM for every anonymous page on this kernel (dee3d0bef2b0 \"proc: "
+               "rewrite stable_page_flags()\", 6.9, tested mapping & PAGE_MAPPING_KSM; fixed by \"fs/proc: fix "
+               "KPF_KSM reported for all anonymous pages\")")
+
+
+def _probe_kpf_ksm() -> str | None:
+    """A fresh private anonymous page, never advised mergeable, is no KSM page: kpageflags must say so."""
+    addr = L.mmap(0, L.PAGE, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
+    try:
+        L.madvise(addr, L.PAGE, L.MADV["nohugepage"])
+        ctypes.c_uint64.from_address(addr).value = 1
+        e = pagemap.entry("self", addr)
+        if e is None or e.kflags is None:
+            return "/proc/kpageflags is unreadable"
+        return KPF_KSM_BUG if e.kflag(pagemap.KPF_KSM) else None
+    finally:
+        L.munmap(addr, L.PAGE)
+
+
 def _probe_pfns() -> str | None:
     if not os.path.exists("/proc/self/pagemap"):
         return "no /proc/self/pagemap"
@@ -217,7 +237,13 @@ def probe() -> Host:
             excl = _probe_anon_exclusive()
         except Exception as e:  # noqa: BLE001
             excl = f"{type(e).__name__}: {e}"
-    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), _ksm())
+    kpf_ksm = pfns
+    if pfns is None:
+        try:
+            kpf_ksm = _probe_kpf_ksm()
+        except Exception as e:  # noqa: BLE001
+            kpf_ksm = f"{type(e).__name__}: {e}"
+    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), _ksm(), kpf_ksm)
 
 
 def skip_reason() -> str | None:

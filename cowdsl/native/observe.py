@@ -205,6 +205,8 @@ class NativeObservation:
     def page_fact(self, name: str, ref: Any) -> Any:
         if name in _HIDDEN:
             raise Unsupported(f"unsupported on native: `{name}`: {_HIDDEN[name]}")
+        if name == "ksm" and self.host.kpf_ksm is not None:
+            raise Unsupported(f"unsupported on native: `ksm`: {self.host.kpf_ksm}")
         if name == "exclusive" and self.host.anon_exclusive is not None:
             raise Unsupported(f"unsupported on native: `exclusive`: {self.host.anon_exclusive}")
         v = self.view(ref)

@@ -50,8 +50,12 @@ UNSUPPORTED_PRCTL = (
     "unsupported on native: `{text}`: prctl(PR_SET_MEMORY_MERGE) is not translated (madvise(mergeable) is)"
 )
 UNSUPPORTED_FILE_KIND = (
-    "unsupported on native: `file {name} ... on {kind}`: native writes a scenario's files into the run's "
-    "private directory, whose file system it does not choose; a shmem, memfd or hugetlbfs file is not made yet"
+    "unsupported on native: `file {name} ... on {kind}`: native writes a scenario's disk files into the run's "
+    "private directory and makes memfd and hugetlbfs ones with memfd_create; a tmpfs file is not made yet"
+)
+UNSUPPORTED_HUGETLBFS = (
+    "unsupported on native: `file {name} ... on hugetlbfs`: a hugetlbfs file is made of zeroed huge pages "
+    "(fallocate; hugetlbfs has no write())"
 )
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
@@ -119,6 +123,8 @@ def guest_needs(sc: S.Scenario) -> frozenset[str]:
     for st in sc.steps:
         if st.op == "mmap" and "hugetlb" in st.flags:
             needs.add("hugetlb")
+        if st.op == "mmap" and st.file and dict(sc.file_kinds).get(st.file) == "hugetlbfs":
+            needs.add("hugetlb")
         if st.op == "ksm_merge" or (st.op == "madvise" and "mergeable" in st.flags):
             needs.add("ksm")
     return frozenset(needs)
@@ -132,8 +138,15 @@ def problem(sc: S.Scenario, host: Any, limits: Any) -> tuple[int | None, str] | 
         first = next(st for st in sc.steps if getattr(st, "par", False))
         return first.number, ("unsupported on native: `par` blocks: native runs one real execution of "
                               "sequential steps; it cannot choose or enumerate interleavings")
+    contents = dict(sc.files)
     for name, kind in getattr(sc, "file_kinds", ()):
-        return None, UNSUPPORTED_FILE_KIND.format(name=name, kind=kind)
+        if kind == "hugetlbfs":
+            if any(contents.get(name, ())):
+                return None, UNSUPPORTED_HUGETLBFS.format(name=name)
+            if getattr(host, "hugetlb", "not probed") is not None:
+                return None, f"unsupported on this host: `file {name} ... on hugetlbfs`: {host.hugetlb}"
+        elif kind != "memfd":
+            return None, UNSUPPORTED_FILE_KIND.format(name=name, kind=kind)
     for st in sc.steps:
         why = step_problem(st, host)
         if why is not None:

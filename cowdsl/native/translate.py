@@ -27,6 +27,7 @@ from cowdsl import scenario as S
 from cowdsl.native import libc as L
 from cowdsl.native import pagemap
 from cowdsl.native.controller import Controller, Died, Proc, StepTimeout
+from cowdsl.native.host import probe
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
 
@@ -87,7 +88,8 @@ class Translator:
         self.results: dict[str, Outcome] = {}
         #: (process, address) -> the PFN a page had right before a swapout step took it out
         self.swapped_pfns: dict[tuple[str, int], int] = {}
-        n_thp = sum(1 for st in ctl.sc.steps if st.op == "mmap" and st.flags & HUGE_KINDS)
+        self.hugetlbfs = {name for name, kind in getattr(ctl.sc, "file_kinds", ()) if kind == "hugetlbfs"}
+        n_thp = sum(1 for st in ctl.sc.steps if st.op == "mmap" and (st.flags & HUGE_KINDS or st.file in self.hugetlbfs))
         small = (len(ctl.sc.steps) + 2) * STRIDE
         self.base = _free_base(small + (2 * n_thp + 2) * THP)
         self.unmapped = self.base  # slot 0: never mapped
@@ -212,10 +214,10 @@ class Translator:
 def mmap(t: Translator, st: S.Step) -> Reply:
     assert st.task is not None and st.mapping is not None
     p = t.ctl.procs[st.task]
-    thp = bool(st.flags & HUGE_KINDS)
+    thp = bool(st.flags & HUGE_KINDS) or st.file in t.hugetlbfs  # a hugetlbfs file maps huge pages
     addr = t.thp_base + 2 * THP * len(t.thps) if thp else t.base + st.number * STRIDE
     pages = THP_PAGES if thp else st.pages
-    hugetlb = "hugetlb" in st.flags
+    hugetlb = "hugetlb" in st.flags or st.file in t.hugetlbfs
     cmd = {"op": "mmap", "addr": addr, "pages": pages, "shared": "shared" in st.flags, "thp": thp and not hugetlb,
            "hugetlb": hugetlb,
            "write": "rw" in st.flags, "path": t.ctl.files.get(st.file) if st.file else None}
@@ -530,6 +532,10 @@ def _merged(t: Translator, a: S.Addr, b: S.Addr) -> tuple[bool, str]:
     ea, eb = seen
     if ea is None or eb is None or not ea.present or not eb.present:
         return False, "not both present"
+    if probe().kpf_ksm is not None:  # KPF_KSM is set on every anonymous page here: the PFN alone says it
+        same = ea.pfn == eb.pfn
+        return same, f"pfn {ea.pfn:#x} and {eb.pfn:#x}" + (" (one page; kpageflags' KSM bit unusable here)"
+                                                          if same else "")
     same = ea.pfn == eb.pfn and bool(ea.kflag(pagemap.KPF_KSM))
     return same, f"pfn {ea.pfn:#x} and {eb.pfn:#x}" + (", KSM page" if same else "")
 

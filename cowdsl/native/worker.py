@@ -191,8 +191,8 @@ class Worker:
             fd = os.open(c["path"], os.O_RDWR | os.O_CLOEXEC)
         else:
             flags |= L.MAP_ANONYMOUS
-        if c.get("hugetlb"):  # one 2 MiB page of the huge page pool, at a 2 MiB-aligned address
-            flags |= L.MAP_HUGETLB
+        if c.get("hugetlb") and fd < 0:  # one 2 MiB page of the huge page pool, at a 2 MiB-aligned address
+            flags |= L.MAP_HUGETLB  # (a hugetlbfs file's mapping is huge without it)
         try:
             addr = L.mmap(c["addr"], length, prot, flags, fd, 0)
         finally:
