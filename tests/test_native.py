@@ -721,7 +721,8 @@ def test_ksm_merge_waits_for_ksmd_and_a_refused_merge_fails_after_bounded_scans(
     assert not out.ok and out.error.startswith("not merged in ") and f"{T.KSM_SCANS} full scans" in out.error
     T, t = _ksm_translator(monkeypatch, merged_at=3, scans_per_poll=1)
     out, events = T.ksm_merge(t, st)
-    assert out.ok and "ksmd merged them" in events[0].text and "KSM page" in events[0].text
+    assert out.ok and "ksmd merged them" in events[-1].text and "KSM page" in events[-1].text
+    assert "LRU-add batch" in events[0].text  # the run's pages were pushed out of the CPU's batch first
     T, t = _ksm_translator(monkeypatch, merged_at=1, scans_per_poll=1)
     out, events = T.ksm_merge(t, st)
     assert out.ok and "already merged when the step began" in events[0].text
@@ -811,3 +812,35 @@ def test_kpageflags_ksm_bit_is_probed_and_ksm_is_not_judged_where_it_is_set_on_e
     obs = NativeObservation(SimpleNamespace(), buggy)
     with pytest.raises(Unsupported, match="KPF_KSM for every anonymous page"):
         obs.page_fact("ksm", S.PageAt(S.Addr("A", "buf", 0)))
+
+
+def test_each_huge_mapping_gets_a_2mib_slot_of_its_own(monkeypatch):
+    """Regression: a hugetlb mapping did not advance the huge slots, so a second one (a hugetlbfs
+    file mapped twice, as cow.c's run_with_memfd_hugetlb does) collided with the first (EEXIST)."""
+    from types import SimpleNamespace
+
+    from cowdsl.native import translate as T
+    from cowdsl.semantics.state import Outcome
+
+    sc = load("""
+        scenario "slots"
+        process A
+        file F = [0] on hugetlbfs
+        A: mmap(buf, private, rw, file=F)
+        A: mmap(sbuf, shared, ro, file=F)
+        A: mmap(h, anon, private, rw, hugetlb)
+        A: mmap(t, anon, private, rw, thp)
+        A: mmap(s, anon, private, rw)
+        assert A.buf == 0
+    """)
+    proc = SimpleNamespace(mappings={})
+    ctl = SimpleNamespace(sc=sc, procs={"A": proc}, files={"F": "/proc/self/fd/9"})
+    monkeypatch.setattr(T, "_free_base", lambda span: T.DEFAULT_BASE)
+    t = T.Translator(ctl)
+    monkeypatch.setattr(T.Translator, "simple", lambda self, st, cmd, *a, **kw: (Outcome(True), []))
+    for st in sc.steps:
+        T.mmap(t, st)
+    huge = [proc.mappings[n][0] for n in ("buf", "sbuf", "h", "t")]
+    assert len(set(huge)) == 4 and all(a % T.THP == 0 for a in huge)
+    assert all(proc.mappings[n][1] == T.THP_PAGES for n in ("buf", "sbuf", "h", "t"))
+    assert max(huge) + T.THP <= T.DEFAULT_BASE + (len(sc.steps) + 2) * T.STRIDE + 10 * T.THP

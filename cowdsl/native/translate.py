@@ -14,6 +14,7 @@ real at the old address.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import socket
@@ -215,7 +216,8 @@ def mmap(t: Translator, st: S.Step) -> Reply:
     assert st.task is not None and st.mapping is not None
     p = t.ctl.procs[st.task]
     thp = bool(st.flags & HUGE_KINDS) or st.file in t.hugetlbfs  # a hugetlbfs file maps huge pages
-    addr = t.thp_base + 2 * THP * len(t.thps) if thp else t.base + st.number * STRIDE
+    slot = len(t.thps) + len(t.hugetlbs)  # the huge slots taken so far (thp, pte_thp and hugetlb alike)
+    addr = t.thp_base + 2 * THP * slot if thp else t.base + st.number * STRIDE
     pages = THP_PAGES if thp else st.pages
     hugetlb = "hugetlb" in st.flags or st.file in t.hugetlbfs
     cmd = {"op": "mmap", "addr": addr, "pages": pages, "shared": "shared" in st.flags, "thp": thp and not hugetlb,
@@ -512,6 +514,24 @@ def swapin(t: Translator, st: S.Step) -> Reply:
 KSM_SCANS = 6  # full scans of ksmd to wait for: a page is merged in its second scan with a stable checksum
 KSM_SECONDS = 10.0  # and at most this long
 KSM_FULL_SCANS = "/sys/kernel/mm/ksm/full_scans"
+#: more pages than a per-CPU LRU-add batch holds (PAGEVEC_SIZE: 15 up to 6.8, 31 from 6.9)
+LRU_BATCH_PAGES = 64
+
+
+def _push_lru_batch() -> None:
+    """Fault LRU_BATCH_PAGES pages of our own on this CPU (the run's, controller._one_cpu) and unmap
+    them: a page the run just faulted in sits in the CPU's LRU-add batch, which holds a reference to it
+    (5.10 __lru_cache_add, 6.1+ folio_add_lru) until the batch fills and is moved to the LRU; KSM's
+    write_protect_page refuses a page whose refcount is above its mapcount + 1, so until then ksmd
+    cannot merge it.  On a running system other activity fills the batch soon; here nothing else runs."""
+    length = LRU_BATCH_PAGES * L.PAGE
+    addr = L.mmap(0, length, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
+    try:
+        L.madvise(addr, length, L.MADV["nohugepage"])
+        for i in range(LRU_BATCH_PAGES):
+            ctypes.c_uint64.from_address(addr + i * L.PAGE).value = 1
+    finally:
+        L.munmap(addr, length)
 
 
 def _full_scans() -> int | None:
@@ -553,6 +573,7 @@ def ksm_merge(t: Translator, st: S.Step) -> Reply:
     merged, what = _merged(t, st.addr, st.addr2)
     if merged:
         return Outcome(True), [Event(f"already merged when the step began (ksmd runs continuously): {what}")]
+    _push_lru_batch()
     start, t0 = _full_scans(), time.monotonic()
     scans = 0
     while not merged:
@@ -563,10 +584,12 @@ def ksm_merge(t: Translator, st: S.Step) -> Reply:
         time.sleep(0.005)
         merged, what = _merged(t, st.addr, st.addr2)
     waited = f"{time.monotonic() - t0:.2f} s, {scans} full scans of ksmd"
+    pushed = Event(f"{LRU_BATCH_PAGES} pages of our own faulted on this CPU first: its LRU-add batch "
+                   "no longer holds a reference to the run's pages")
     if merged:
-        return Outcome(True), [Event(f"ksmd merged them ({waited}): {what}")]
+        return Outcome(True), [pushed, Event(f"ksmd merged them ({waited}): {what}")]
     error = f"not merged in {waited}"
-    return Outcome(False, error=error), [Event(f"{error}: {what}")]
+    return Outcome(False, error=error), [pushed, Event(f"{error}: {what}")]
 
 
 #: op name → its native translation; every other op is refused by plan.py

@@ -209,7 +209,7 @@ class Worker:
         return {"events": [f"mmap({addr:#x}, {length}, {'PROT_READ|PROT_WRITE' if c['write'] else 'PROT_READ'}, "
                            f"{'MAP_SHARED' if c['shared'] else 'MAP_PRIVATE'}"
                            f"{'' if fd >= 0 or c.get('path') else '|MAP_ANONYMOUS'}"
-                           f"{'|MAP_HUGETLB' if c.get('hugetlb') else ''}"
+                           f"{'|MAP_HUGETLB' if flags & L.MAP_HUGETLB else ''}"
                            f"{' of ' + os.path.basename(c['path']) if c.get('path') else ''})"
                            f"{'; MADV_' + advice.upper() if advice else ''}"]}
 
