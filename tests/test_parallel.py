@@ -190,11 +190,13 @@ def test_ctrl_c_stops_every_worker_and_says_so_once(tmp_path):
     d = tmp_path / "big"
     d.mkdir()
     for k in range(6):
-        (d / f"big{k}.cow").write_text(pinners_racing_fork(3, 3))
-    p = subprocess.Popen([sys.executable, "-m", "cowdsl", "run", "-j", "2", "--timeout", "60", "--max-states",
-                          "10000000", d], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True)
-    time.sleep(3)  # the workers are exploring
+        (d / f"big{k}.cow").write_text(pinners_racing_fork(4, 3))
+    # every state of every interleaving: minutes of work, so the workers are still exploring at the signal
+    p = subprocess.Popen([sys.executable, "-m", "cowdsl", "run", "-j", "2", "--mode", "full", "--all-states",
+                          "--timeout", "600", "--max-states", "10000000", d], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(3)
+    assert p.poll() is None, "the run ended before the signal: the test no longer tests an interrupt"
     os.killpg(p.pid, signal.SIGINT)  # as a terminal's Ctrl-C: to the whole process group
     out, err = p.communicate(timeout=30)
     assert p.returncode == 130
