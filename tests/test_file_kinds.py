@@ -82,13 +82,18 @@ def test_an_unknown_file_kind_is_an_error():
 
 
 def test_native_refuses_files_it_cannot_make():
-    sc = load_text("process A\nfile F = [1] on memfd\nassert true\n", "t.cow")
-
     class Host:
         reason = None
+        hugetlb = "the host's hugetlb pool is not ours"
 
     class Limits:
         max_steps = max_processes = max_pages = 100
 
-    got = problem(sc, Host(), Limits())
-    assert got is not None and "memfd" in got[1]
+    def problem_of(kind: str, contents: str = "0"):
+        sc = load_text(f"process A\nfile F = [{contents}] on {kind}\nassert true\n", "t.cow")
+        return problem(sc, Host(), Limits())
+
+    got = problem_of("shmem")
+    assert got is not None and "`file F ... on shmem`" in got[1] and "tmpfs file is not made" in got[1]
+    assert problem_of("memfd", "1") is None  # memfd_create()
+    assert "hugetlb pool is not ours" in problem_of("hugetlbfs")[1]  # MFD_HUGETLB only from a guest's pool
