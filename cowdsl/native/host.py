@@ -146,7 +146,7 @@ def _ksm() -> str | None:
 
 
 KPF_KSM_BUG = ("kpageflags reports KPF_KSM for every anonymous page on this kernel (dee3d0bef2b0 \"proc: "
-               "rewrite stable_page_flags()\", 6.9, tested mapping & PAGE_MAPPING_KSM; fixed by \"fs/proc: fix "
+               "rewrite stable_page_flags()\", 6.10, tested mapping & PAGE_MAPPING_KSM; fixed by 81401cebfc15 \"fs/proc: fix "
                "KPF_KSM reported for all anonymous pages\")")
 
 
