@@ -92,7 +92,7 @@ Group 1 is the word; a word after a dot (a field, as in A.fast) is skipped."
         found))))
 
 (defun cow--backends-end (stop)
-  "Where the backend names from point end: at the regexp STOP or the end of the line."
+  "Where the backend names after point end: at regexp STOP or at line end."
   (save-excursion
     (if (re-search-forward stop (line-end-position) t) (match-beginning 0) (line-end-position))))
 
