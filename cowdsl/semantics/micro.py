@@ -220,6 +220,12 @@ class MicroSteps(KernelBase):
         """Why the actor cannot take this micro-step now (a sleeping lock is held), or None."""
         ms = self.declared_micro_step(step, label)
         need = ms.lock.waits
+        if ms.lock is Lock.HELD and step.op != "fork" and step.addr is not None:
+            # GUP's follow/fault loop under a held mmap_lock meets a migration entry: faultin_page's
+            # do_swap_page sleeps in migration_entry_wait, then the loop follows the new page
+            held = state.mm(step.addr.proc)
+            if held is not None and migration_entry_at(held, step):
+                return f"a migration entry at {step.addr} (migration_entry_wait)"
         if need is None:
             return None
         name = self.lock_mm(step)
@@ -299,8 +305,9 @@ class MicroSteps(KernelBase):
                 out.update(("vma", mm.name, v.name) for v in mm.vmas)
                 out.add(("mm", mm.name, "vmas"))
         out.update(("mm", o, "ptl") for o in self.other_ptls(state, step, label, frame))
-        if self.declared_micro_step(step, label).on_fault and step.addr is not None:
-            out.add(("vma", step.addr.proc, step.addr.mapping))
+        ms = self.declared_micro_step(step, label)
+        if step.addr is not None and (ms.on_fault or (ms.lock is Lock.HELD and step.op != "fork")):
+            out.add(("vma", step.addr.proc, step.addr.mapping))  # the PTE: a fault, or a migration entry
         if self.declared_program(step).walks_rmap:
             out.add(("mms",))
             for mm in state.mms:

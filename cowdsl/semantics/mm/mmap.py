@@ -171,12 +171,17 @@ class AddressSpace(KernelBase):
             m.say(f"mremap: `{vma.name}` shrinks to {pages} page(s): the end is unmapped (do_vmi_munmap)")
         elif pages > n:
             m.file_page(vma.file, 0) if vma.file is not None else None  # a read of the file, for the explorer
-            if vma.file is not None and vma.pgoff + pages > len(m.files[vma.file]):
-                m.say(f"mremap: `{vma.name}` would grow past the end of {vma.file}: an access there is SIGBUS, "
-                      "which the model does not follow")
-                return Outcome(False, error="past the end of the file")
             last = vma.part(n - 1)
             parts = vma.parts + (last,) * (pages - n) if vma.parts else ()
+            if vma.file is not None and vma.pgoff + pages > len(m.files[vma.file]):
+                # vma_expand succeeds; a fault past i_size is VM_FAULT_SIGBUS (shmem_fault, filemap_fault).
+                # The model keeps those pages as holes: an access kills the process (SIGSEGV here, where
+                # the kernel sends SIGBUS), GUP fails -EFAULT as it does there.
+                end = len(m.files[vma.file]) - vma.pgoff
+                parts = tuple(vma.part(i) for i in range(n)) + tuple(
+                    evolve(last, mapped=i < end) for i in range(n, pages))
+                m.say(f"mremap: `{vma.name}` grows past the end of {vma.file}: pages {max(end, n)}.."
+                      f"{pages - 1} are past i_size (an access there is SIGBUS; the model kills with SIGSEGV)")
             m.set_vma(mm, evolve(vma, ptes=vma.ptes + (None,) * (pages - n), parts=parts))
             m.say(f"mremap: `{vma.name}` grows to {pages} page(s) in place (vma_expand): new pages not faulted in")
         return Outcome(True)
