@@ -98,6 +98,13 @@ def _unsafe(text: str) -> list[str]:
                    and unicodedata.category(c) in ("Cc", "Cf")})
 
 
+def interpreter_start(o: Outcome) -> bool:
+    """A signal that came while Python itself was starting (importing its site
+    module), before any line of cowdsl ran: the interpreter prints that, no
+    program can catch it."""
+    return o.case.signal_after is not None and "Fatal Python error: init_import_site" in o.stderr
+
+
 def judge(o: Outcome) -> list[str]:
     """What is wrong with one outcome (nothing: an empty list)."""
     bad = []
@@ -105,7 +112,7 @@ def judge(o: Outcome) -> list[str]:
         bad.append(f"no answer in {o.case.bound + BOUND_SLACK:g} s (a hang)")
     elif o.status not in EXITS and not (o.case.signal_after is not None and o.status in SIGNALLED):
         bad.append(f"exit status {o.status}")
-    if "Traceback (most recent call last)" in o.stderr + o.stdout:
+    if "Traceback (most recent call last)" in o.stderr + o.stdout and not interpreter_start(o):
         bad.append("a Python traceback")
     if "MemoryError" in o.stderr:
         bad.append("MemoryError")

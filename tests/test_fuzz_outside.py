@@ -20,6 +20,15 @@ def test_the_oracle_accepts_a_clean_answer():
     assert F.judge(outcome(130, "", "cowdsl: interrupted\n", signal_after=0.1)) == []
 
 
+def test_a_signal_while_the_interpreter_starts_is_not_cowdsls():
+    """Found by a run of `fuzz outside`: SIGINT 20 ms after the start, while Python
+    imports its site module, before any line of cowdsl: the interpreter's own report."""
+    start = ("Fatal Python error: init_import_site: Failed to import the site module\n"
+             "Traceback (most recent call last):\n  ...\nKeyboardInterrupt\n")
+    assert F.judge(outcome(1, "", start, signal_after=0.02)) == []
+    assert any("traceback" in b for b in F.judge(outcome(1, "", start)))  # without a signal it is a finding
+
+
 @pytest.mark.parametrize("o, finding", [
     (outcome(None), "a hang"),
     (outcome(-11 + 256), "exit status"),
