@@ -250,7 +250,7 @@ def test_utf16_positions(tmp_path: Path) -> None:
     async def body(s: Session) -> None:
         uri = s.open("u.cow", text)
         (d,) = await s.next_diagnostics(uri)
-        assert d.message.startswith("control character U+0001")
+        assert d.message.startswith("control or format character U+0001")
         assert d.range == rng(0, 7, 0, 8)
 
     run(tmp_path, body)
