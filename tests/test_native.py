@@ -480,23 +480,34 @@ def test_a_thp_mapping_is_a_real_thp_or_the_scenario_is_skipped():
 # --- PTE-mapped THPs (`pte_thp`) and the `tail` flag ---------------------------------------------
 
 
-def test_a_pte_thp_mapping_is_planned_like_a_thp_mapping():
-    from types import SimpleNamespace
-
-    from cowdsl.native import plan
-
-    sc = load("""
-        scenario "pte_thp"
+def _huge_mappings(flag: str, third: str):
+    """A scenario mapping `buf` (one page) and `two` (two pages) with ``flag``, then step ``third``:
+    what the planner takes and refuses of huge mappings."""
+    return load(f"""
+        scenario "{flag}"
         process A
-        A: mmap(buf, anon, private, rw, pte_thp)
-        A: mmap(two, anon, private, rw, pte_thp, pages=2)
-        A: madvise(buf, dontneed, tail)
+        A: mmap(buf, anon, private, rw, {flag})
+        A: mmap(two, anon, private, rw, {flag}, pages=2)
+        {third}
         A: write(buf, 1)
         assert A.buf == 1
     """)
+
+
+def _fake_host(**why):
+    """A probed host for the planner: swap on, THP, the hugetlb pool and ksmd usable, except ``why``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(**{"swap": True, "thp": None, "hugetlb": None, "ksm": None, **why})
+
+
+def test_a_pte_thp_mapping_is_planned_like_a_thp_mapping():
+    from cowdsl.native import plan
+
+    sc = _huge_mappings("pte_thp", "A: madvise(buf, dontneed, tail)")
     one, two, tail = sc.steps[0], sc.steps[1], sc.steps[2]
-    on = SimpleNamespace(swap=True, thp=None)
-    off = SimpleNamespace(swap=True, thp="transparent huge pages are off here (enabled = never)")
+    on = _fake_host()
+    off = _fake_host(thp="transparent huge pages are off here (enabled = never)")
     assert plan.step_problem(one, on) is None
     assert "never" in plan.step_problem(one, off)
     assert "one private anonymous THP" in plan.step_problem(two, on)
@@ -606,27 +617,26 @@ def test_single_pte_of_a_thp_via_madvise_tail():
 
 
 def test_hugetlb_is_planned_only_where_the_pool_is_ours():
-    from types import SimpleNamespace
-
     from cowdsl.native import plan
 
-    sc = load("""
-        scenario "hugetlb"
-        process A
-        A: mmap(buf, anon, private, rw, hugetlb)
-        A: mmap(two, anon, private, rw, hugetlb, pages=2)
-        A: mmap(sh, anon, shared, rw, hugetlb)
-        A: write(buf, 1)
-        assert A.buf == 1
-    """)
+    sc = _huge_mappings("hugetlb", "A: mmap(sh, anon, shared, rw, hugetlb)")
     one, two, shared = sc.steps[0], sc.steps[1], sc.steps[2]
-    ours = SimpleNamespace(swap=True, thp=None, hugetlb=None)
-    host = SimpleNamespace(swap=True, thp=None, hugetlb="the host's hugetlb pool is not ours")
+    ours = _fake_host()
+    host = _fake_host(hugetlb="the host's hugetlb pool is not ours")
     assert plan.step_problem(one, ours) is None and plan.step_problem(shared, ours) is None
     assert plan.step_problem(one, host) == "unsupported on this host: `A: mmap(buf, anon, private, rw, hugetlb)`: " \
                                           "the host's hugetlb pool is not ours"
     assert "one anonymous huge page" in plan.step_problem(two, ours)
     assert plan.guest_needs(sc) == {"hugetlb"}
+
+
+def test_the_guard_variable_is_the_one_the_guest_init_sets():
+    """host.py keeps its own copy of the name (importing cowdsl.kernels would cost native ~90 ms at
+    start-up); a different name would silently leave hugetlb and ksmd unused in every guest."""
+    from cowdsl.kernels import guest
+    from cowdsl.native import host
+
+    assert host.GUEST_NEEDS_ENV == guest.GUEST_NEEDS_ENV
 
 
 def test_the_host_pool_is_never_used_and_a_guest_pool_must_have_free_pages(monkeypatch):
@@ -663,8 +673,6 @@ def test_a_hugetlb_scenario_on_this_host_is_skipped_with_the_reason():
 
 
 def test_ksm_is_planned_only_where_ksmd_is_ours(monkeypatch):
-    from types import SimpleNamespace
-
     from cowdsl.native import host, plan
 
     sc = load("""
@@ -679,8 +687,8 @@ def test_ksm_is_planned_only_where_ksmd_is_ours(monkeypatch):
         A: prctl(memory_merge, enable)
         assert not failed(k)
     """)
-    ours = SimpleNamespace(swap=True, thp=None, hugetlb=None, ksm=None)
-    theirs = SimpleNamespace(swap=True, thp=None, hugetlb=None, ksm="ksmd is not ours to run")
+    ours = _fake_host()
+    theirs = _fake_host(ksm="ksmd is not ours to run")
     for st in (sc.steps[1], sc.steps[4], sc.steps[5]):
         assert plan.step_problem(st, ours) is None
         assert plan.step_problem(st, theirs).endswith("ksmd is not ours to run")
