@@ -47,15 +47,15 @@ from cowdsl import kernels
 from cowdsl.errors import CowError
 from cowdsl.judge import Check, Result
 from cowdsl.kernel.eras import NATIVE
+from cowdsl.kernel.spec import KernelSpec, resolve
 from cowdsl.kernel.spec import check as spec_problem
-from cowdsl.kernel.spec import resolve
 from cowdsl.kernels import tables
 from cowdsl.kernels import version as kversion
 from cowdsl.load import find, load_all
 from cowdsl.native import DEFAULT_TIMEOUT, probe, run_native
 from cowdsl.native.plan import guest_needs
 from cowdsl.run import run
-from cowdsl.scenario import variant_suffix
+from cowdsl.scenario import Scenario
 
 MODEL = "anon-exclusive"
 #: ``--model running``: the model of the version of the kernel this runs on
@@ -212,14 +212,16 @@ def collect(paths: Iterable[str], repeat: int = 1, timeout: float | None = None,
             report.errors.append(f"{f}: {e.strerror or e}")
             continue
         for sc in scenarios:  # one per combination of a swept file's params
-            _crosscheck(report, f"{f}{variant_suffix(sc.params)}", sc, spec, repeat, timeout, trace)
+            _crosscheck(report, sc, spec, repeat, timeout, trace)
     report.seconds = time.monotonic() - t0
     return report
 
 
-def _crosscheck(report: Report, where: str, sc, spec, repeat: int, timeout, trace) -> None:
+def _crosscheck(report: Report, sc: Scenario, spec: KernelSpec, repeat: int, timeout: float | None,
+                trace: Callable[[Result], str] | None) -> None:
     """One scenario on the model and natively, its rows added to ``report``."""
     report.loaded += 1
+    where = sc.where  # a swept file's scenario: x.cow[kind=thp]
     if getattr(sc, "concurrent", False):
         report.scenario_skips.append([where, "concurrent (`par` blocks): native runs sequential scenarios only"])
         return
