@@ -514,7 +514,8 @@ def swapin(t: Translator, st: S.Step) -> Reply:
 KSM_SCANS = 6  # full scans of ksmd to wait for: a page is merged in its second scan with a stable checksum
 KSM_SECONDS = 10.0  # and at most this long
 KSM_FULL_SCANS = "/sys/kernel/mm/ksm/full_scans"
-#: more pages than a per-CPU LRU-add batch holds (PAGEVEC_SIZE: 15 up to 6.8, 31 from 6.9)
+#: more pages than a per-CPU LRU-add batch holds (include/linux/pagevec.h PAGEVEC_SIZE: 15 in 6.6.14,
+#: 31 later; the 6.9 boundary is not confirmed)
 LRU_BATCH_PAGES = 64
 
 
