@@ -12,9 +12,6 @@ from __future__ import annotations
 import pytest
 from helpers_semantics import assert_checks_hold, mm, outcome, pte, run_src, state_after
 
-from cowdsl.errors import CowError
-from cowdsl.load import load_text
-
 MAP4 = """
 process A
 A: mmap(buf, anon, private, rw, pages=4)
@@ -123,13 +120,11 @@ def test_the_whole_range_is_the_whole_mapping():
     ("A: munmap(buf[1..4])", "page 4 is outside `buf`, which has 4 pages"),
     ("A: mprotect(A.buf[1], ro)", "`mprotect` works on the actor's own mappings"),
 ])
-def test_range_errors(line, message):
-    with pytest.raises(CowError) as e:
-        load_text("process A\nA: mmap(buf, anon, private, rw, pages=4)\n" + line + "\nassert true\n", "t.cow")
-    assert message in str(e.value)
+def test_range_errors(line, message, load_error):
+    e = load_error("process A\nA: mmap(buf, anon, private, rw, pages=4)\n" + line + "\nassert true\n", "t.cow")
+    assert message in str(e)
 
 
-def test_a_range_in_an_assertion_is_an_error():
-    with pytest.raises(CowError) as e:
-        load_text("process A\nA: mmap(buf, anon, private, rw, pages=4)\nassert A.buf[0..1] == 0\n", "t.cow")
-    assert "an assertion names one page, not a range" in str(e.value)
+def test_a_range_in_an_assertion_is_an_error(load_error):
+    e = load_error("process A\nA: mmap(buf, anon, private, rw, pages=4)\nassert A.buf[0..1] == 0\n", "t.cow")
+    assert "an assertion names one page, not a range" in str(e)
