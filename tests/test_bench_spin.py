@@ -75,13 +75,19 @@ def _fake(verdicts: dict[str, str]):
     return spin, cowdsl
 
 
-def test_rows_record_ratios_and_agreement(monkeypatch):
-    spin, cowdsl = _fake({"spin_por": "race", "spin_noreduce": "race", "cowdsl_default": "race",
-                          "cowdsl_full": "timeout"})
+def _run_1x1_race(monkeypatch, verdicts):
+    """vs_spin.run on the 1x1 race question, with both tools faked to answer ``verdicts``."""
+    spin, cowdsl = _fake(verdicts)
     monkeypatch.setattr(vs_spin, "run_spin", spin)
     monkeypatch.setattr(vs_spin, "run_cowdsl", cowdsl)
     monkeypatch.setattr(vs_spin, "QUESTIONS", {"race": vs_spin.QUESTIONS["race"]})
     result = vs_spin.run([(1, 1)], limit=5, max_states=100, log=lambda _line: None)
+    return result
+
+
+def test_rows_record_ratios_and_agreement(monkeypatch):
+    result = _run_1x1_race(monkeypatch, {"spin_por": "race", "spin_noreduce": "race", "cowdsl_default": "race",
+                                         "cowdsl_full": "timeout"})
     (row,) = result["rows"]
     assert row["agree"] and result["disagreements"] == []
     assert not row["all_decided"] and result["undecided"] == [
@@ -92,12 +98,8 @@ def test_rows_record_ratios_and_agreement(monkeypatch):
 
 
 def test_a_disagreement_is_reported(monkeypatch):
-    spin, cowdsl = _fake({"spin_por": "safe", "spin_noreduce": "safe", "cowdsl_default": "race",
-                          "cowdsl_full": "race"})
-    monkeypatch.setattr(vs_spin, "run_spin", spin)
-    monkeypatch.setattr(vs_spin, "run_cowdsl", cowdsl)
-    monkeypatch.setattr(vs_spin, "QUESTIONS", {"race": vs_spin.QUESTIONS["race"]})
-    result = vs_spin.run([(1, 1)], limit=5, max_states=100, log=lambda _line: None)
+    result = _run_1x1_race(monkeypatch, {"spin_por": "safe", "spin_noreduce": "safe", "cowdsl_default": "race",
+                                         "cowdsl_full": "race"})
     assert not result["rows"][0]["agree"]
     assert result["disagreements"] == ["1x1 race: {'spin_por': 'safe', 'spin_noreduce': 'safe', "
                                        "'cowdsl_default': 'race', 'cowdsl_full': 'race'}"]
