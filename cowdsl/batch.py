@@ -9,16 +9,17 @@ goes on with the next file.  Each problem is handed to ``report`` as it
 happens (the CLI prints it on stderr) and kept in ``Batch.problems``.
 
     batch = Batch(limits=limits, report=show)
-    for sc in batch.load(paths):
+    for sc in batch.load(paths):  # batch.load(paths, workers): each file parsed and checked by a worker
         result = batch.run(sc, spec, max_states=..., timeout=...)  # None: see batch.problems
 
 Nothing here prints, parses a backend spec, or imports the model until a
 scenario runs.
 
-``Workers`` runs independent jobs (a file, a row of the era matrix, a release of
-the timeline) in parallel: in this process (one job at a time), in worker
-processes, or on a Dask cluster; results come back in the order of the jobs, so
-the output is the same whichever runs them.
+``Workers`` runs independent jobs (loading a file, running a scenario, a row of
+the era matrix, a release of the timeline) in parallel: in this process (one job
+at a time), in worker processes, or on a Dask cluster; the costliest are handed
+out first, and the results come back in the order of the jobs, so the output is
+the same whichever runs them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,18 +72,26 @@ class Problem:
 
     def __reduce__(self) -> tuple[Any, ...]:
         # to the parent from a worker: the exception's traceback as text (a traceback
-        # does not pickle), an exception that does not pickle as a RuntimeError
+        # does not pickle), an exception that does not pickle as a RuntimeError; the
+        # CowError by its fields (its constructor takes more than the message it keeps)
         e = self.exception
         if e is not None:
             e = _portable(e, self.traceback())
-        return (_problem, (self.file, self.message, self.error, e, self.doing, self.skipped))
+        error = None if self.error is None else (type(self.error), self.error.args, self.error.__dict__)
+        return (_problem, (self.file, self.message, error, e, self.doing, self.skipped))
 
     def __repr__(self) -> str:
         return f"Problem({self.file!r}, {self.message!r})"
 
 
 def _problem(*args: Any) -> Problem:
-    return Problem(args[0], args[1], error=args[2], exception=args[3], doing=args[4], skipped=args[5])
+    error = None
+    if args[2] is not None:
+        cls, error_args, fields = args[2]
+        error = cls.__new__(cls)
+        error.args = error_args
+        error.__dict__.update(fields)
+    return Problem(args[0], args[1], error=error, exception=args[3], doing=args[4], skipped=args[5])
 
 
 class Batch:
@@ -129,10 +138,34 @@ class Batch:
             self._add(Problem(None, f"no .cow files found in {', '.join(map(str, paths))}"))
         return files
 
-    def load(self, paths: Iterable[str | Path]) -> list[Any]:
+    def load(self, paths: Iterable[str | Path], workers: Workers | None = None) -> list[Any]:
         """Every scenario that loads from the .cow files under ``paths``, in order
-        (a file with `param` lines gives one per combination of their values)."""
-        return [sc for scs in map(self.load_file, self.files(paths)) if scs is not None for sc in scs]
+        (a file with `param` lines gives one per combination of their values).
+
+        With worker processes (``workers``), each file is parsed and checked by a
+        worker, the larger files first; the scenarios and the problems come back
+        in the order of the files, so what is reported is what loading them here
+        reports.  A Dask cluster's workers may not see this machine's files: they
+        are loaded here."""
+        files = self.files(paths)
+        if workers is None or workers.executor != "processes" or workers.inline(len(files)):
+            loaded: Iterable[list[Any] | None] = map(self.load_file, files)
+        else:
+            loaded = self._load_in(workers, files)
+        return [sc for scs in loaded if scs is not None for sc in scs]
+
+    def _load_in(self, workers: Workers, files: list[Path]) -> Iterator[list[Any] | None]:
+        here = [str(f) == STDIN for f in files]
+        away = [f for f, h in zip(files, here) if not h]
+        done = workers.map(_load_job, (), [(f, self.limits) for f in away], cost=[_size(f) for f in away])
+        for f, h in zip(files, here):
+            if h:  # standard input: only this process can read it
+                yield self.load_file(f)
+                continue
+            scenarios, problems = next(done)
+            for p in problems:
+                self._add(p)
+            yield scenarios
 
     def load_file(self, path: str | Path) -> list[Any] | None:
         """One file's checked scenarios (cowdsl.scenario.Scenario: one, or one per
@@ -196,7 +229,8 @@ class Batch:
         workers = workers or Workers(1)
         shown = progress if workers.inline(len(scenarios)) else None
         items = [(i, spec, kw, self.limits, shown) for i in range(len(scenarios))]
-        for sc, (result, problems) in zip(scenarios, workers.map(_run_job, scenarios, items)):
+        done = workers.map(_run_job, scenarios, items, cost=[run_cost(sc) for sc in scenarios])
+        for sc, (result, problems) in zip(scenarios, done):
             for p in problems:
                 self._add(p)
             yield sc, result
@@ -222,6 +256,8 @@ EXECUTORS = ("processes", "dask")
 # A job: (the shared objects, one item) -> the item's result.  A module-level function,
 # so that a worker process finds it by name.
 Job = Callable[[Sequence[Any], Any], Any]
+# The jobs' results as they finish: (the item's index, whether the job returned, its result or exception pickled)
+Done = Generator[tuple[int, bool, bytes], None, None]
 
 
 def cores() -> int:
@@ -273,15 +309,22 @@ class Workers:
         """Whether ``n`` jobs would run in this process."""
         return self.executor == "processes" and (self.jobs <= 1 or n <= 1)
 
-    def map(self, job: Job, shared: Sequence[Any], items: Iterable[Any]) -> Iterator[Any]:
+    def map(self, job: Job, shared: Sequence[Any], items: Iterable[Any],
+            cost: Sequence[float] | None = None) -> Iterator[Any]:
+        """``job(shared, item)`` for each item, the results in the order of the items.
+        ``cost``: what each item is expected to cost (any unit); the costliest are
+        handed out first, and the cheap ones in batches, so that no worker is left
+        with a long job at the end and the others idle."""
         items = list(items)
         if self.inline(len(items)):
             return (job(shared, item) for item in items)
         shared = tuple(shared)
+        plan = _plan(cost if cost is not None else [1.0] * len(items), max(1, min(self.jobs, len(items))))
         run = self._dask if self.executor == "dask" else self._processes
-        return (_unpack(shared, ok, data) for ok, data in run(job, shared, items))
+        return _in_order(shared, run(job, shared, items, plan), len(items))
 
-    def _processes(self, job: Job, shared: tuple[Any, ...], items: list[Any]) -> Iterator[tuple[bool, bytes]]:
+    def _processes(self, job: Job, shared: tuple[Any, ...], items: list[Any],
+                   plan: list[list[int]]) -> Done:
         import multiprocessing
 
         ctx: multiprocessing.context.BaseContext
@@ -303,15 +346,14 @@ class Workers:
             if main:
                 signal.signal(signal.SIGINT, old)
         try:
-            # many small jobs (a timeline's runs) cost less to hand out in chunks; small enough chunks that
-            # no worker is left with a long tail
-            n = min(self.jobs, len(items))
-            yield from pool.imap(_call, [(job, item) for item in items], chunksize=max(1, len(items) // (32 * n)))
+            for done in pool.imap_unordered(_call_batch, [(job, [(i, items[i]) for i in batch]) for batch in plan]):
+                yield from done
         finally:  # done, or Ctrl-C, or the consumer stopped early: no worker outlives the map
             pool.terminate()
             pool.join()
 
-    def _dask(self, job: Job, shared: tuple[Any, ...], items: list[Any]) -> Iterator[tuple[bool, bytes]]:
+    def _dask(self, job: Job, shared: tuple[Any, ...], items: list[Any],
+              plan: list[list[int]]) -> Done:
         from distributed import Client, LocalCluster
 
         cluster = None
@@ -327,14 +369,80 @@ class Workers:
         futures: list[Any] = []
         try:
             [remote] = client.scatter([shared], broadcast=True, hash=False)
-            futures = [client.submit(_dask_call, job, remote, item, pure=False) for item in items]
+            futures = [client.submit(_dask_call, job, remote, [(i, items[i]) for i in batch], pure=False)
+                       for batch in plan]
             for f in futures:
-                yield f.result()
+                yield from f.result()
         finally:
             client.cancel(futures)
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _plan(cost: Sequence[float], workers: int) -> list[list[int]]:
+    """The items (by index) in batches, one batch a task: the costliest first, each
+    batch at least 1/32 of a worker's share, so that the last tasks are short
+    (a worker that finishes early has little to wait for) and there are not so
+    many that handing them out costs more than they do."""
+    order = sorted(range(len(cost)), key=lambda i: -cost[i])  # stable: equal costs in the items' order
+    least = sum(cost) / (32 * workers)
+    plan: list[list[int]] = []
+    batch: list[int] = []
+    total = 0.0
+    for i in order:
+        batch.append(i)
+        total += cost[i]
+        if total >= least:
+            plan.append(batch)
+            batch, total = [], 0.0
+    if batch:
+        plan.append(batch)
+    return plan
+
+
+def _in_order(shared: tuple[Any, ...], done: Done, n: int) -> Iterator[Any]:
+    """The results of ``done`` (as they finish) in the order of the items: each
+    unpickled as it arrives (while the workers go on), an exception raised when
+    its item's turn comes."""
+    ready: dict[int, tuple[bool, Any]] = {}
+    try:
+        for k in range(n):
+            while k not in ready:
+                i, ok, data = next(done)
+                ready[i] = ok, _Unpickler(data, shared).load()
+            ok, value = ready.pop(k)
+            if not ok:
+                raise value
+            yield value
+    finally:  # the workers stop now (not when the collector finds the generator): the last item, or an early stop
+        done.close()
+
+
+def run_cost(sc: Any) -> float:
+    """What running the scenario ``sc`` (cowdsl.scenario.Scenario) is expected to
+    cost, to hand out the costliest first: its steps, each ten times dearer in a
+    scenario with a `par` block (explored: on the corpus, a step of one costs 8-12
+    times a step of a sequential one)."""
+    return len(sc.steps) * (10 if sc.concurrent else 1)
+
+
+STDIN = "-"  # the path of standard input (cowdsl.cli.stdin): loaded by the process that reads it
+
+
+def _size(f: Path) -> int:
+    """What loading ``f`` is expected to cost: its size (parsing and checking are linear in it)."""
+    try:
+        return f.stat().st_size
+    except OSError:
+        return 0
+
+
+def _load_job(_: Sequence[Any], item: tuple[Path, Limits | None]) -> tuple[list[Any] | None, list[Problem]]:
+    """One file loaded in a worker: its scenarios (or None) and its problems."""
+    path, limits = item
+    batch = Batch(limits=limits)
+    return batch.load_file(path), batch.problems
 
 
 def _run_job(scenarios: Sequence[Any], item: tuple[Any, ...]) -> tuple[Any | None, list[Problem]]:
@@ -406,10 +514,15 @@ def _dumps(obj: Any) -> bytes:
     return f.getvalue()
 
 
-def _call(task: tuple[Job, Any]) -> tuple[bool, bytes]:
+def _call_batch(task: tuple[Job, list[tuple[int, Any]]]) -> list[tuple[int, bool, bytes]]:
+    """A batch of jobs in a worker, each result with its item's index."""
+    job, batch = task
+    return [(i, *_call(job, item)) for i, item in batch]
+
+
+def _call(job: Job, item: Any) -> tuple[bool, bytes]:
     """One job in a worker: (True, the result) or (False, the exception), pickled
     with the shared objects by reference."""
-    job, item = task
     try:
         result = job(_SHARED, item)
     except Exception as e:
@@ -419,15 +532,8 @@ def _call(task: tuple[Job, Any]) -> tuple[bool, bytes]:
     return True, _dumps(result)
 
 
-def _dask_call(job: Job, shared: tuple[Any, ...], item: Any) -> tuple[bool, bytes]:
+def _dask_call(job: Job, shared: tuple[Any, ...], batch: list[tuple[int, Any]]) -> list[tuple[int, bool, bytes]]:
     global _SHARED, _KNOWN
     if _SHARED is not shared:  # the first job of this worker with these shared objects
         _SHARED, _KNOWN = shared, _parts(shared)
-    return _call((job, item))
-
-
-def _unpack(shared: tuple[Any, ...], ok: bool, data: bytes) -> Any:
-    value = _Unpickler(data, shared).load()
-    if not ok:
-        raise value
-    return value
+    return _call_batch((job, batch))

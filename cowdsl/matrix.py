@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from attrs import evolve, frozen
 
-from cowdsl.batch import Workers
+from cowdsl.batch import Workers, run_cost
 from cowdsl.explore.search import Bounds
 from cowdsl.judge import Result
 from cowdsl.kernel.eras import ERAS
@@ -65,7 +65,8 @@ def build(scenarios, backends=None, *, max_states: int | None = None, timeout: f
     n = len(scenarios)
     # the specs are shared like the scenarios: a result refers to its spec, never a copy of it
     rows = (workers or Workers(1)).map(_row, scenarios + specs,
-                                       [(i, range(n, n + len(specs)), max_states, timeout, slim) for i in range(n)])
+                                       [(i, range(n, n + len(specs)), max_states, timeout, slim) for i in range(n)],
+                                       cost=[run_cost(sc) for sc in scenarios])
     results = {}
     for sc, row in zip(scenarios, rows):
         for b, r in zip(specs, row):

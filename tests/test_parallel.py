@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from examples import BROKEN, FAILING, LONG_TERM_PIN, RACE, pinners_racing_fork
 
+import cowdsl.load
 from cowdsl import matrix, timeline
-from cowdsl.batch import REMOTE_TRACEBACK, Batch, Problem, Workers, WorkersUnavailable
+from cowdsl.batch import REMOTE_TRACEBACK, Batch, Problem, Workers, WorkersUnavailable, _plan
 from cowdsl.cli import main
+from cowdsl.errors import CowError
 from cowdsl.kernel.version import Version
 from cowdsl.load import load_text
 
@@ -126,6 +128,91 @@ def test_timeline_prefetch_runs_every_cell_and_every_deciding_spec():
     assert asked == []  # every run the timeline needs was made by the workers
     assert t == timeline.build(sc, versions)
     assert any(f.deciding for f in t.flips)
+
+
+# --- loading in the workers ---------------------------------------------------------------
+
+def _crashing_load(real):
+    def load_all(path, *a):
+        if Path(path).name.startswith("i_crash"):  # a bug in the parser or checker, in whichever process loads the file
+            raise KeyError(f"checker bug in {os.getpid()}")
+        return real(path, *a)
+    return load_all
+
+
+def test_files_load_in_the_workers_with_the_same_scenarios_and_problems_in_file_order(corpus, monkeypatch):
+    (corpus / "g_frag.cow").write_text("A: pin(buf, write, longtem) as mr\n")  # an error in an included fragment
+    (corpus / "h_includes.cow").write_text('process A\nA: mmap(buf, anon, private, rw)\ninclude "g_frag.cow"\n')
+    (corpus / "i_crash.cow").write_text(LONG_TERM_PIN)
+    monkeypatch.setattr(cowdsl.load, "load_all", _crashing_load(cowdsl.load.load_all))  # forked workers have it too
+    missing = corpus / "nope.cow"
+    here, away = Batch(), Batch()
+    one = here.load([corpus, missing])
+    two = away.load([corpus, missing], Workers(2))
+    assert [sc.where for sc in one] == [sc.where for sc in two]
+    assert [(sc.steps, sc.assertions, sc.expectations) for sc in one] == \
+        [(sc.steps, sc.assertions, sc.expectations) for sc in two]
+    pid = re.compile(r"checker bug in \d+")
+    assert [(p.file, pid.sub("", p.message), p.doing) for p in here.problems] == \
+        [(p.file, pid.sub("", p.message), p.doing) for p in away.problems]
+    assert [p.file for p in here.problems] == [str(corpus / f) for f in ("d_broken.cow", "h_includes.cow",
+                                                                           "i_crash.cow")] + [str(missing)]
+    for p, q in zip(here.problems, away.problems):
+        if p.error is not None:  # the diagnostics as rendered, file:line:col and caret, and each include line
+            assert type(q.error) is type(p.error) and q.error.render() == p.error.render() and str(q.error) == str(p.error)
+    crashed = away.problems[2]
+    assert f"checker bug in {os.getpid()}" in here.problems[2].message
+    assert f"checker bug in {os.getpid()}" not in crashed.message  # another process raised it: a worker
+    assert "in load_all" in crashed.traceback() and "KeyError" in crashed.traceback()
+    assert [p.file for p in here.skipped] == [p.file for p in away.skipped] == [str(corpus / "g_frag.cow")]
+
+
+def test_a_crash_while_loading_in_a_worker_is_reported_as_with_j1(corpus, capsys, monkeypatch):
+    (corpus / "i_crash.cow").write_text(LONG_TERM_PIN)
+    monkeypatch.setattr(cowdsl.load, "load_all", _crashing_load(cowdsl.load.load_all))
+    pid = re.compile(r"checker bug in \d+")
+    one, two = ([pid.sub("<pid>", x) if isinstance(x, str) else x for x in cli(capsys, "run", "-j", j, corpus)]
+                for j in (1, 2))
+    assert one == two
+    assert f"cowdsl: {corpus / 'i_crash.cow'}: internal error while loading: KeyError: '<pid>'" in two[2]
+    assert "please report it" in two[2]
+
+
+def test_standard_input_is_read_here_with_files_loaded_by_workers(corpus, capsys, monkeypatch):
+    import io
+
+    for j in (1, 2):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(FAILING.encode())))
+        code, out, err = cli(capsys, "run", "-j", j, "-f", "json", "-", corpus)
+        if j == 1:
+            first = code, out, err
+    assert (code, out, err) == first
+    assert '"file": "<stdin>"' in out and "d_broken.cow:3:" in err
+
+
+def test_a_problem_with_diagnostics_crosses_with_them():
+    import pickle
+
+    with pytest.raises(CowError) as info:
+        load_text(BROKEN, "b.cow")
+    p = Problem("b.cow", "1 error", error=info.value)
+    q = pickle.loads(pickle.dumps(p))
+    assert type(q.error) is CowError and q.error.diagnostics == p.error.diagnostics
+    assert q.error.render() == p.error.render() and q.error.filename == "b.cow" and q.error.source == BROKEN
+
+
+def test_the_costliest_items_go_first_in_batches_and_the_results_come_in_order():
+    cost = [1, 50, 1, 1, 30, 1, 1, 1, 1, 1]
+    plan = _plan(cost, 2)
+    assert sorted(i for batch in plan for i in batch) == list(range(10))
+    assert plan[0] == [1] and plan[1] == [4]  # each alone: more than 1/32 of a worker's share
+    assert [i for batch in plan for i in batch][2:] == [0, 2, 3, 5, 6, 7, 8, 9]  # then in order, as equal
+    assert _plan([1.0] * 640, 2) == [list(range(k, k + 10)) for k in range(0, 640, 10)]
+    assert list(Workers(2).map(_twice, [], range(10), cost=cost)) == [2 * i for i in range(10)]
+
+
+def _twice(shared, item):
+    return 2 * item
 
 
 # --- the workers themselves --------------------------------------------------------------

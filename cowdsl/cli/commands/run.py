@@ -54,7 +54,11 @@ def run(args) -> int:
         return EXIT_ERROR
     batch = batch_for(args)
     schedule = [a.strip() for a in args.schedule.split(",") if a.strip()] if args.schedule else None
-    scenarios = batch.load(args.paths)
+    try:
+        scenarios = batch.load(args.paths, workers)  # each file parsed and checked by a worker
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
+        return EXIT_ERROR
     alone = next((sc for sc in scenarios if not sc.concurrent), None) if schedule is not None else None
     progress = functools.partial(Progress, mode=args.mode, max_states=args.max_states, timeout=args.timeout)
     results = []
@@ -106,9 +110,8 @@ def run(args) -> int:
 def run_matrix(args, workers: Workers) -> int:
     """`run --backend all`: every scenario on every era (and every variant its expect lines name)."""
     batch = batch_for(args)
-    scenarios = batch.load(args.paths)
-    problems = batch.problems
     try:
+        scenarios = batch.load(args.paths, workers)  # each file parsed and checked by a worker
         mx = matrix.build(scenarios, max_states=args.max_states, timeout=args.timeout, workers=workers,
                           slim=not args.dot)  # --dot draws every cell's final state and trace
     except matrix.TooManyColumns as e:
@@ -117,6 +120,7 @@ def run_matrix(args, workers: Workers) -> int:
     except WorkersUnavailable as e:
         err(f"cowdsl: {shown(e, 2000)}")
         return EXIT_ERROR
+    problems = batch.problems
     if args.format == "json":
         out(json.dumps(jsonout.matrix_document(mx, [p.error for p in problems if p.error is not None],
                                                [(p.file, p.message) for p in problems if p.error is None]),

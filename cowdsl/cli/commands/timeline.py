@@ -31,8 +31,8 @@ def timeline(args) -> int:
         return EXIT_ERROR
     batch = batch_for(args)
     docs = []
-    scenarios = batch.load(args.paths)
     try:
+        scenarios = batch.load(args.paths, workers)  # each file parsed and checked by a worker
         known = tl.prefetch(scenarios, versions, workers)  # every run, -j at a time
     except WorkersUnavailable as e:
         err(f"cowdsl: {shown(e, 2000)}")
