@@ -4,11 +4,12 @@ commit fixed this, and which stable kernels have it")."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 from attrs import frozen
 
-from cowdsl.batch import Workers
+from cowdsl.batch import Workers, run_cost
 from cowdsl.judge import Result
 from cowdsl.kernel import releases
 from cowdsl.kernel import timeline as tl
@@ -62,6 +63,33 @@ def spec_of(settings: dict[str, str], version: Version | None = None) -> KernelS
     return KernelSpec(model, tuple(sorted(values.items())), version, str(version or model))
 
 
+@functools.cache
+def _settings(ver: Version) -> dict[str, str]:
+    """tl.settings(ver), once per version: every timeline asks it of every release (and
+    of both ends of each flip), and it walks the whole list of changes.  Shared: not
+    to be changed (``spec_of`` and ``deciding`` make new dicts)."""
+    return tl.settings(ver)
+
+
+@functools.cache
+def version_spec(ver: Version) -> KernelSpec:
+    """The spec a release resolves to on the timeline."""
+    return spec_of(_settings(ver), ver)
+
+
+@functools.cache
+def between(old: Version, new: Version) -> tuple[tuple[tl.Change, ...], tuple[tl.Change, ...]]:
+    """tl.between(old, new), once per pair."""
+    return tl.between(old, new)
+
+
+@functools.cache
+def _name(spec: KernelSpec) -> str:
+    """spec.name, once per spec: a timeline asks the verdict of each spec several
+    times (a release's, then each flip's), and the name is worked out anew each time."""
+    return spec.name
+
+
 Runner = Callable[[Scenario, KernelSpec], Result]
 Verdicts = dict[str, "str | Exception"]  # spec name -> verdict, or what the run raised
 
@@ -70,9 +98,10 @@ def _verdicts(sc: Scenario, runner: Runner, memo: Verdicts | None = None) -> Cal
     memo = {} if memo is None else memo
 
     def verdict(spec: KernelSpec) -> str:
-        if spec.name not in memo:
-            memo[spec.name] = runner(sc, spec).verdict
-        v = memo[spec.name]
+        name = _name(spec)
+        if name not in memo:
+            memo[name] = runner(sc, spec).verdict
+        v = memo[name]
         if isinstance(v, Exception):  # a run that crashed (in a worker): the timeline fails as it would here
             raise v
         return v
@@ -82,8 +111,8 @@ def _verdicts(sc: Scenario, runner: Runner, memo: Verdicts | None = None) -> Cal
 def deciding(sc: Scenario, old: Version, new: Version, verdict: Callable[[KernelSpec], str]) -> tuple[tl.Change, ...]:
     """The changes between ``old`` and ``new`` each of which, applied alone to the
     version that lacks it, gives the verdict of the version that has it."""
-    gained, lost = tl.between(old, new)
-    old_s, new_s = tl.settings(old), tl.settings(new)
+    gained, lost = between(old, new)
+    old_s, new_s = _settings(old), _settings(new)
     want_new, want_old = verdict(spec_of(new_s)), verdict(spec_of(old_s))
     out = [c for c in gained if c.modelled and verdict(spec_of(old_s | dict(c.sets))) == want_new]
     out += [c for c in lost if c.modelled and verdict(spec_of(new_s | dict(c.sets))) == want_old]
@@ -95,19 +124,20 @@ def build(sc: Scenario, versions: Iterable[Version] = releases.ALL, runner: Runn
     """The timeline of ``sc`` over ``versions``; ``verdicts`` (see ``prefetch``) are
     the runs already made, by spec name: the others are made here by ``runner``."""
     verdict = _verdicts(sc, runner, verdicts)
-    cells = tuple(Cell(ver, spec_of(tl.settings(ver), ver), verdict(spec_of(tl.settings(ver), ver)))
-                  for ver in versions)
+    cells = tuple(Cell(ver, version_spec(ver), verdict(version_spec(ver))) for ver in versions)
     flips = []
     by_line: dict[tuple[int, int] | None, list[Cell]] = {}
+    at: dict[Version, Cell] = {}
     for c in cells:
         by_line.setdefault(None if c.version.mainline else c.version.line, []).append(c)
+        at.setdefault(c.version, c)
     for line, seq in by_line.items():
         if line is not None:  # a stable line continues from its mainline release
-            base = next((c for c in cells if c.version == Version(*line)), None)
+            base = at.get(Version(*line))
             seq = ([base] if base else []) + seq
         for a, b in zip(seq, seq[1:]):
             if a.verdict != b.verdict:
-                gained, lost = tl.between(a.version, b.version)
+                gained, lost = between(a.version, b.version)
                 flips.append(Flip(a, b, deciding(sc, a.version, b.version, verdict), gained, lost))
     return Timeline(sc, cells, tuple(flips))
 
@@ -122,11 +152,16 @@ def prefetch(scenarios: Sequence[Scenario], versions: Iterable[Version] = releas
     memos: list[Verdicts] = [{} for _ in scenarios]
 
     def fill(wanted: Iterable[tuple[int, KernelSpec]]) -> None:
-        todo = list({(i, s.name): (i, s) for i, s in wanted if s.name not in memos[i]}.values())
-        for (i, s), v in zip(todo, workers.map(_verdict, scenarios, todo)):
-            memos[i][s.name] = v
+        todo = list({(i, _name(s)): (i, s) for i, s in wanted if _name(s) not in memos[i]}.values())
+        # the specs are shared like the scenarios (a few dozen, each asked of every scenario): a job is two indices
+        specs = {_name(s): s for _, s in todo}
+        column = {name: len(scenarios) + k for k, name in enumerate(specs)}
+        items = [(i, column[_name(s)]) for i, s in todo]
+        cost = [run_cost(scenarios[i]) for i, _ in todo]
+        for (i, s), v in zip(todo, workers.map(_verdict, (*scenarios, *specs.values()), items, cost=cost)):
+            memos[i][_name(s)] = v
 
-    fill((i, spec_of(tl.settings(ver), ver)) for i in range(len(scenarios)) for ver in versions)
+    fill((i, version_spec(ver)) for i in range(len(scenarios)) for ver in versions)
     asked: list[tuple[int, KernelSpec]] = []
     for i, sc in enumerate(scenarios):
         def ask(sc: Scenario, spec: KernelSpec, i: int = i) -> Result:
@@ -145,11 +180,14 @@ class _Unknown:
     verdict = "?"
 
 
-def _verdict(scenarios: Sequence[Scenario], item: tuple[int, KernelSpec]) -> str | Exception:
-    """One run of the timeline (a job of the workers): its verdict, or what it raised."""
-    i, spec = item
+def _verdict(shared: Sequence[Scenario | KernelSpec], item: tuple[int, int]) -> str | Exception:
+    """One run of the timeline (a job of the workers): shared[i] on shared[k], its
+    verdict or what it raised."""
+    i, k = item
+    sc, spec = shared[i], shared[k]
+    assert isinstance(sc, Scenario) and isinstance(spec, KernelSpec)
     try:
-        return run(scenarios[i], spec).verdict
+        return run(sc, spec).verdict
     except Exception as e:
         return e
 
