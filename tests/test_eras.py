@@ -364,7 +364,7 @@ def test_every_rule_docstring_cites_a_commit_or_source():
 @pytest.mark.parametrize(
     "version, spec",
     [
-        ("4.4", "mapcount:foll_cow=off:ksm_reuse=off:pvm_pin=get"),
+        ("4.4", "mapcount:foll_cow=off:ksm_reuse=off:ksm_use_zero_pages=off:pvm_pin=get"),
         ("4.19", "mapcount:ksm_reuse=off:pvm_pin=get"),
         ("4.19.222", "gup-cow:ksm_reuse=off:pvm_pin=get:thp_wp=whole"),  # 17839856fd58 in 4.19.189
         ("5.4.214", "gup-cow:pvm_pin=get:thp_wp=whole"),
@@ -387,16 +387,19 @@ def test_every_rule_docstring_cites_a_commit_or_source():
         ("5.15", "early-cow"),
         ("5.15.173", "early-cow:fork_anon_only=on"),
         ("5.18", "cow-fixes-1"),
-        ("5.19", "anon-exclusive:foll_force=foll_cow:ksm_break=write:ksm_merge_any=off:large_folio_reuse=off"
-                 ":longterm_file_write=allow:longterm_unshare=anon:mprotect=fault:odirect_pin=get:swapin_writable=off"),
-        ("6.1", "anon-exclusive:ksm_break=write:ksm_merge_any=off:large_folio_reuse=off:longterm_file_write=allow"
-                ":longterm_unshare=anon:mprotect=dirty:odirect_pin=get:swapin_writable=off"),
-        ("6.1.2", "anon-exclusive:hugetlb_force=refuse:ksm_break=write:ksm_merge_any=off:large_folio_reuse=off"
-                  ":longterm_file_write=allow:longterm_unshare=anon:mprotect=dirty:odirect_pin=get:swapin_writable=off"),
-        ("6.2", "anon-exclusive:hugetlb_force=refuse:ksm_merge_any=off:large_folio_reuse=off"
-                ":longterm_file_write=allow:odirect_pin=get:swapin_writable=off"),
-        ("6.13.7", "anon-exclusive:hugetlb_force=refuse:large_folio_reuse=off"),
-        ("6.14", "anon-exclusive:large_folio_reuse=off"),
+        ("5.19", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:foll_force=foll_cow:ksm_break=write"
+                 ":ksm_merge_any=off:ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow"
+                 ":longterm_unshare=anon:madv_collapse=off:mprotect=fault:odirect_pin=get:swapin_writable=off"),
+        ("6.1", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:ksm_break=write:ksm_merge_any=off"
+                ":ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow:longterm_unshare=anon"
+                ":mprotect=dirty:odirect_pin=get:swapin_writable=off"),
+        ("6.1.2", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:hugetlb_force=refuse:ksm_break=write"
+                  ":ksm_merge_any=off:ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow"
+                  ":longterm_unshare=anon:mprotect=dirty:odirect_pin=get:swapin_writable=off"),
+        ("6.2", "anon-exclusive:collapse_ro=refuse:hugetlb_force=refuse:ksm_merge_any=off:ksm_zero_unshare=off"
+                ":large_folio_reuse=off:longterm_file_write=allow:odirect_pin=get:swapin_writable=off"),
+        ("6.13.7", "anon-exclusive:collapse_ro=refuse:hugetlb_force=refuse:large_folio_reuse=off"),
+        ("6.14", "anon-exclusive:collapse_ro=refuse:large_folio_reuse=off"),
         ("6.18", "anon-exclusive"),
         ("modern", "anon-exclusive"),
     ],

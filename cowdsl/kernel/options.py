@@ -103,6 +103,27 @@ OPTIONS: tuple[Option, ...] = (
            "only by this mm and nothing else holds it (__wp_can_reuse_large_anon_folio, 6.15) or always "
            "copies (before 6.15)",
            ("anon-exclusive",)),
+    Option("ksm_use_zero_pages", ("on", "off"),
+           "/sys/kernel/mm/ksm/use_zero_pages exists (e86c59b1b12d, 4.11): with it set, ksmd maps the shared zero "
+           "page in place of a zero-filled page (ksm_merge_zero); off: no such knob, ksm_merge_zero fails",
+           ("mapcount", "gup-cow")),
+    Option("madv_collapse", ("on", "off"),
+           "madvise(MADV_COLLAPSE) exists (7d8faaf15545, 6.1): a PTE-mapped range collapses into a PMD-mapped THP; "
+           "off: unknown advice, -EINVAL",
+           ("anon-exclusive",)),
+    Option("collapse_errno", ("eagain", "einval"),
+           "MADV_COLLAPSE of a page with unexpected references (a pin, a GUP reference: SCAN_PAGE_COUNT) fails "
+           "with EAGAIN (ae63c898f400: 6.2, 6.1.13) or EINVAL (6.1.0-6.1.12)",
+           ("anon-exclusive",)),
+    Option("collapse_ro", ("allow", "refuse"),
+           "MADV_COLLAPSE (and khugepaged) collapse a range none of whose PTEs is writable (6.18, \"mm: enable "
+           "khugepaged to operate on non-writable VMAs\") or refuse it (SCAN_PAGE_RO: -EINVAL, 6.1-6.17), e.g. "
+           "the parent's range right after fork",
+           ("anon-exclusive",)),
+    Option("ksm_zero_unshare", ("on", "off"),
+           "KSM marks the zero pages it places (a dirty special PTE) and MADV_UNMERGEABLE unshares them like KSM "
+           "pages (79271476b336, 6.5); off: they stay mapped after MADV_UNMERGEABLE",
+           ("anon-exclusive",)),
     # Changes fixed within each era (a version sets them; no spec names them):
     Option("hugetlb_wp_seq", ("on", "off"),
            "fork of a hugetlb mapping runs inside write_protect_seq (623a1ddfeb23, 5.19); before, "

@@ -72,6 +72,11 @@ BASELINE: dict[str, str] = {
     "odirect_pin": "get",
     "ksm_break": "write",
     "ksm_merge_any": "off",
+    "ksm_use_zero_pages": "off",
+    "madv_collapse": "off",
+    "collapse_errno": "einval",
+    "collapse_ro": "refuse",
+    "ksm_zero_unshare": "off",
 }
 
 _ANN = "stable release announcement shortlog"
@@ -85,6 +90,11 @@ TIMELINE: tuple[Change, ...] = (
            v("5.1-rc1"), (("ksm_reuse", "on"),),
            note="committed after v5.0; 4.19.222 has no reuse_ksm_page, 5.4.214 has it (trees read); removed "
                 "by 1a0cf26323c8 in 5.9-rc4 with the refcount do_wp_page"),
+    Change("ksm-use-zero-pages", "e86c59b1b12d", "mm/ksm: improve deduplication of zero pages with colouring",
+           v("4.11-rc1"), (("ksm_use_zero_pages", "on"),),
+           note="Claudio Imbrenda, posted 2017-01-12; in mmotm's since-4.10 branch (2017-02-23, based on v4.10) "
+                "with the 4.11 merge window's userfaultfd series; 5.10.198, 6.1.158 and 6.18.2 have "
+                "use_zero_pages and try_to_merge_with_zero_page (trees read)"),
     Change("pvm-pin", "803e4572d7c5", "mm/process_vm_access: set FOLL_PIN via pin_user_pages_remote()",
            v("5.6-rc1"), (("pvm_pin", "pin"),),
            note="5.6.4 calls pin_user_pages_remote, 5.4.214 get_user_pages_remote (trees read)"),
@@ -139,6 +149,11 @@ TIMELINE: tuple[Change, ...] = (
     Change("mprotect-clean", "v6.2 mm/mprotect.c can_change_pte_writable",
            "mm/mprotect: allow clean exclusive anon pages to be writable", v("6.2-rc1"), (("mprotect", "upgrade"),),
            note="Nadav Amit, in the 6.2-rc1 MM pull; mainline id not confirmed"),
+    Change("madv-collapse", "7d8faaf15545", "mm/madvise: introduce MADV_COLLAPSE sync hugepage collapse",
+           v("6.1-rc1"), (("madv_collapse", "on"),),
+           note="Zach O'Keefe; committed 2022-09-11 for the 6.1 merge window (after 6.0's), the id as later "
+                "Fixes: tags cite it; 6.1.158 and 6.18.2 have madvise_collapse, 5.15.135 has no MADV_COLLAPSE "
+                "(trees read)"),
     Change("ksm-break-unshare", "v6.2 mm/ksm.c break_ksm",
            "mm/ksm: fix KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE", v("6.2-rc1"),
            (("ksm_break", "unshare"),),
@@ -150,11 +165,22 @@ TIMELINE: tuple[Change, ...] = (
     Change("hugetlb-no-force-write", "f347454d0341", "mm/gup: disallow FOLL_FORCE|FOLL_WRITE on hugetlb mappings",
            v("6.2-rc1"), (("hugetlb_force", "refuse"),), stable=(((6, 1), 2),),
            note="6.2-rc1 MM pull; 6.1.2-rc1 stable review"),
+    Change("collapse-eagain", "ae63c898f400", "mm/MADV_COLLAPSE: set EAGAIN on unexpected page refcount",
+           v("6.2"), (("collapse_errno", "eagain"),), stable=(((6, 1), 13),),
+           note="Zach O'Keefe (Fixes: 7d8faaf15545, Cc: stable): SCAN_PAGE_COUNT joins the EAGAIN cases of "
+                "madvise_collapse_errno; merged with the mm hotfixes after 6.2-rc8, in 6.1.13 "
+                f"({_ANN}); 6.1.158 and 6.18.2 have it (trees read)"),
     Change("ksm-merge-any", "d7597f59d1d3", "mm: add new api to enable ksm per process", v("6.4-rc1"),
            (("ksm_merge_any", "on"),),
            note="Stefan Roesch's PR_SET_MEMORY_MERGE (v7 posted 2023-04-13, before the 6.4 merge window); "
                 "the id as a later Fixes: tag cites it; 6.4.6 has PR_SET_MEMORY_MERGE and ksm_fork "
                 "inheriting MMF_VM_MERGE_ANY (tree read)"),
+    Change("ksm-zero-unshare", "79271476b336", "ksm: support unsharing KSM-placed zero pages", v("6.5-rc1"),
+           (("ksm_zero_unshare", "on"),),
+           note="xu xin, v8 posted 2023-05; with e2942062e01d (ksm_zero_pages) and 6080d19f0704 (per-process "
+                "ksm_zero_pages in /proc/PID/ksm_stat), merged for 6.5 beside the zswap multiple-zpools series; "
+                "the id as a later Fixes: tag cites it. 6.1.158 break_ksm breaks PageKsm pages only, 6.18.2 also "
+                "is_ksm_zero_pte (a dirty zero-page PTE; trees read)"),
     Change("longterm-file-write", "8ac268436e6d", "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to "
            "file-backed mappings", v("6.5-rc1"), (("longterm_file_write", "refuse"),),
            note="with a6e79df92e4a (GUP-fast); 6.5-rc1 MM pull"),
@@ -179,6 +205,11 @@ TIMELINE: tuple[Change, ...] = (
            "mm: COW reuse support for PTE-mapped THP with CONFIG_MM_ID", v("6.15-rc1"),
            (("large_folio_reuse", "on"),),
            note="6.15-rc1 MM pull; 6.14.0 lacks it, 6.18.2 has it (trees read)"),
+    Change("collapse-ro", "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd",
+           "mm: enable khugepaged to operate on non-writable VMAs", v("6.18-rc1"), (("collapse_ro", "allow"),),
+           note="Dev Jain (RFC 2025-09-01, v1 2025-09-03, after the 6.17 merge window): the `writable` test and "
+                "SCAN_PAGE_RO leave hpage_collapse_scan_pmd and __collapse_huge_page_isolate; 6.1.158 refuses a "
+                "range with no writable PTE, 6.18.2 does not (trees read); mainline id not confirmed"),
 )
 
 ORDER: tuple[Change, ...] = tuple(sorted(TIMELINE, key=lambda c: c.mainline.key()))
