@@ -67,7 +67,7 @@ def test_the_declared_locks_are_the_kernels():
            for op in OPS.values() for prog in op.programs() for ms in prog.steps
            if not (op.name == "madvise" and prog is not op.program)}  # MADV_(UN)MERGEABLE: below
     write = {"mmap", "munmap", "mprotect", "mremap", "exit", "prctl"}
-    read = {"madvise", "ksm_merge", "read", "write"}
+    read = {"madvise", "ksm_merge", "ksm_merge_zero", "read", "write"}
     ptl = {"swapout", "swapin"}
     for (op, prog, label), lock in got.items():
         if prog == WHOLE:
@@ -84,6 +84,9 @@ def test_the_declared_locks_are_the_kernels():
     assert OPS["ksm_merge"].program.steps[0].also_ptl == ("addr2",)
     for advice in ("mergeable", "unmergeable"):  # madvise_need_mmap_write(): they change vm_flags
         assert OPS["madvise"].program_for({advice}).steps[0].lock is Lock.MMAP_WRITE
+    # MADV_COLLAPSE: hpage_collapse_scan_pmd under mmap_lock for read, collapse_huge_page under it for write
+    collapse = OPS["madvise"].program_for({"collapse"})
+    assert [(ms.label, ms.lock) for ms in collapse.steps] == [("scan", Lock.MMAP_READ), ("collapse", Lock.MMAP_WRITE)]
 
 
 def test_pin_and_gup_declare_the_gup_fast_choice():

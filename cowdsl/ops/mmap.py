@@ -4,6 +4,7 @@ Their mechanism: ``cowdsl.semantics.mm.mmap``."""
 
 from __future__ import annotations
 
+from cowdsl.ops.khugepaged import COLLAPSE_ADVICE, COLLAPSE_PROGRAM
 from cowdsl.ops.ksm import KSM_ADVICE, KSM_MADVISE
 from cowdsl.ops.spec import (
     NEW_MAPPING,
@@ -195,14 +196,15 @@ MADVISE = OpSpec(
     flags=(
         FlagGroup(
             "advice",
-            ("dontneed", "dontfork", "dofork", "wipeonfork", "pageout", *KSM_ADVICE),
+            ("dontneed", "dontfork", "dofork", "wipeonfork", "pageout", *KSM_ADVICE, *COLLAPSE_ADVICE),
             None,
             "MADV_DONTNEED, MADV_DONTFORK, MADV_DOFORK, MADV_WIPEONFORK, MADV_PAGEOUT, "
-            "MADV_MERGEABLE, MADV_UNMERGEABLE",
+            "MADV_MERGEABLE, MADV_UNMERGEABLE, MADV_COLLAPSE (6.1+)",
         ),
         TAIL,
     ),
     program=whole(Lock.MMAP_READ),  # madvise_need_mmap_write() is false for these
-    flag_programs=tuple((w, KSM_MADVISE) for w in KSM_ADVICE),  # cowdsl.ops.ksm: mmap_lock for write
+    # cowdsl.ops.ksm: mmap_lock for write; cowdsl.ops.khugepaged: the scan, then the collapse
+    flag_programs=tuple((w, KSM_MADVISE) for w in KSM_ADVICE) + tuple((w, COLLAPSE_PROGRAM) for w in COLLAPSE_ADVICE),
     fuzz=Fuzz(_fuzz_madvise),
 )

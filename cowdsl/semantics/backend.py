@@ -22,6 +22,7 @@ from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
 from cowdsl.semantics.mm.direct_io import DirectIo
 from cowdsl.semantics.mm.fork import Fork
 from cowdsl.semantics.mm.gup import Foll, Gup
+from cowdsl.semantics.mm.khugepaged import Khugepaged
 from cowdsl.semantics.mm.ksm import Ksm
 from cowdsl.semantics.mm.memory import Memory
 from cowdsl.semantics.mm.migrate import Migrate
@@ -61,7 +62,7 @@ RULES = (
 
 
 class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo,
-              Migrate):
+              Migrate, Khugepaged):
     name: ClassVar[str]
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
     HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14

@@ -1,0 +1,227 @@
+"""mm/khugepaged.c: MADV_COLLAPSE, the synchronous collapse of a PTE-mapped range into a
+new PMD-mapped THP (madvise_collapse, hpage_collapse_scan_pmd, collapse_huge_page).
+
+Read in 6.1.158 and 6.18.2.  Per PMD range of the advised pages, the scan (mmap_lock
+for read, the PTL) checks every PTE: swap and none/zero entries are allowed in any
+number (MADV_COLLAPSE ignores khugepaged's max_ptes_swap/none/shared), a page must be
+anonymous and have no reference beyond its mappings and the swap cache
+(is_refcount_suitable / folio_expected_ref_count: a pin, a GUP reference, a pipe buffer
+make it SCAN_PAGE_COUNT), and before 6.18 one PTE at least must be writable
+(SCAN_PAGE_RO).  collapse_huge_page (mmap_lock for write) swaps the missing pages in,
+clears the PMD, checks the pages again (__collapse_huge_page_isolate), copies them into
+a new THP, exclusive to this mm (folio_add_new_anon_rmap), mapped by a writable, dirty
+PMD (maybe_pmd_mkwrite), and drops the old pages' mappings.  A range already mapped by a
+PMD counts as collapsed (SCAN_PMD_MAPPED).  madvise_collapse_errno turns the last
+failure into the errno.
+
+The model follows a THP through its head page: the head's entry stands for the
+PMD range's 512 (a range is writable when the head's PTE is)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from cowdsl.ops.khugepaged import COLLAPSE_PROGRAM
+from cowdsl.semantics.contract import KernelBase
+from cowdsl.semantics.machine import Decision
+from cowdsl.semantics.micro import Frame, Micro, micro_step
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Pte
+
+if TYPE_CHECKING:
+    from cowdsl.scenario import Step
+    from cowdsl.semantics.machine import Machine
+
+# enum scan_result values the model reaches, and what madvise_collapse does with them.
+SUCCEED, PMD_MAPPED = "SCAN_SUCCEED", "SCAN_PMD_MAPPED"
+PMD_NONE, PAGE_RO, PAGE_COUNT = "SCAN_PMD_NONE", "SCAN_PAGE_RO", "SCAN_PAGE_COUNT"
+PAGE_ANON, VMA_CHECK, PTE_NON_PRESENT = "SCAN_PAGE_ANON", "SCAN_VMA_CHECK", "SCAN_PTE_NON_PRESENT"
+# madvise_collapse's "whitelisted set of results where continuing OK" (the next PMD range
+# is tried); any other failure ends the call
+CONTINUE = frozenset({PAGE_RO, PAGE_COUNT, PTE_NON_PRESENT})
+
+# The frame between micro-steps: the PMD ranges left (the current one first), how many the
+# call covers, how many are PMD-mapped now, and the last failure.
+CollapseFrame = tuple[tuple[int, ...], int, int, str]
+
+
+class Khugepaged(KernelBase):
+    # --- what the version has (cowdsl.kernel.timeline) ---------------------------------------
+    def has_madv_collapse(self) -> Decision:
+        """7d8faaf15545 "mm/madvise: introduce MADV_COLLAPSE sync hugepage collapse" (6.1;
+        6.1.158 madvise_behavior_valid has it, 5.15.135 has no MADV_COLLAPSE): before, the
+        advice is unknown and madvise(2) fails with -EINVAL."""
+        if self.options["madv_collapse"] == "on":
+            return Decision(True, "MADV_COLLAPSE (madvise_collapse)", "7d8faaf15545")
+        return Decision(False, "no MADV_COLLAPSE: unknown advice → -EINVAL", "7d8faaf15545")
+
+    def collapse_needs_writable(self) -> Decision:
+        """hpage_collapse_scan_pmd and __collapse_huge_page_isolate refuse a range with no
+        writable PTE (`if (!writable) result = SCAN_PAGE_RO`, 6.1.158) until 6.18 ("mm:
+        enable khugepaged to operate on non-writable VMAs", Dev Jain; 6.18.2 has no
+        `writable`; mainline id not confirmed: v6.18 mm/khugepaged.c)."""
+        if self.options["collapse_ro"] == "refuse":
+            return Decision(True, "no writable PTE in the range → SCAN_PAGE_RO",
+                            "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd")
+        return Decision(False, "a read-only range collapses too", "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd")
+
+    def collapse_count_eagain(self) -> Decision:
+        """ae63c898f400 "mm/MADV_COLLAPSE: set EAGAIN on unexpected page refcount" (6.2,
+        6.1.13): madvise_collapse_errno maps SCAN_PAGE_COUNT to -EAGAIN (6.1.158 and
+        6.18.2 read); before, to the default -EINVAL."""
+        if self.options["collapse_errno"] == "eagain":
+            return Decision(True, "SCAN_PAGE_COUNT → -EAGAIN", "ae63c898f400")
+        return Decision(False, "SCAN_PAGE_COUNT → -EINVAL", "ae63c898f400")
+
+    # --- madvise_collapse ------------------------------------------------------------------------
+    @micro_step(COLLAPSE_PROGRAM, "scan")
+    def collapse__scan(self, m: Machine, step: Step, frame: Frame) -> Micro:
+        if not frame:
+            return self.madvise_collapse(m, step)
+        todo, total, thps, last = frame
+        return self.scan_next(m, step, (todo, total, thps, last))
+
+    def madvise_collapse(self, m: Machine, step: Step) -> Micro:
+        """madvise_collapse's checks of the VMA, then the PMD ranges the advised pages cover."""
+        mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None  # a process's op; its mapping parameter
+        if not m.decided("has_madv_collapse", self.has_madv_collapse(), "madvise(MADV_COLLAPSE)"):
+            return self.collapse_done(error="EINVAL")
+        vma = m.vma(mm, vname)
+        if vma is None:
+            m.say(f"madvise: no mapping `{vname}` in {mm} → -ENOMEM")
+            return self.collapse_done(error="ENOMEM")
+        first, last = step.part if step.part is not None else (0, len(vma.ptes) - 1)
+        pages = tuple(range(first, last + 1))
+        if any(vma.at(i) is None for i in pages):
+            m.say(f"madvise: part of `{vname}` is not mapped → -ENOMEM")
+            return self.collapse_done(error="ENOMEM")
+        if vma.kind == HUGETLB:
+            m.say("MADV_COLLAPSE: a hugetlb VMA → -EINVAL (hugepage_vma_check: VM_HUGETLB)")
+            return self.collapse_done(error="EINVAL")
+        if vma.shmem:
+            m.say(f"MADV_COLLAPSE: `{vname}` is shmem; hpage_collapse_scan_file (shmem THP) is not modelled")
+            return self.collapse_done(error="not modelled")
+        if not vma.anon:
+            m.say(f"MADV_COLLAPSE: `{vname}` maps a file on disk → -EINVAL (hugepage_vma_check: no THP for "
+                  "it without CONFIG_READ_ONLY_THP_FOR_FS and an executable mapping)")
+            return self.collapse_done(error="EINVAL")
+        if vma.kind == SMALL:
+            # hstart/hend: the range rounded in to 2 MiB boundaries holds no PMD range
+            m.say(f"MADV_COLLAPSE: `{vname}` is a small-page mapping of {len(vma.ptes)} page(s), less than a "
+                  "PMD-aligned 2 MiB range → -EINVAL")
+            return self.collapse_done(error="EINVAL")
+        if "tail" in step.flags:
+            # [head + 4 KiB, head + 2 MiB) rounds to an empty range: hend == hstart, thps == 0 == 0
+            m.say("MADV_COLLAPSE: the tail pages hold no whole PMD-aligned range: nothing to do, 0")
+            return self.collapse_done()
+        return self.scan_next(m, step, (pages, len(pages), 0, "SCAN_FAIL"))
+
+    def scan_next(self, m: Machine, step: Step, frame: CollapseFrame) -> Micro:
+        """hpage_collapse_scan_pmd of the next PMD range (mmap_lock for read, the PTL)."""
+        mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None
+        todo, total, thps, last = frame
+        idx = todo[0]
+        result = self.collapse_check(m, mm, vname, idx, "hpage_collapse_scan_pmd")
+        if result == SUCCEED:
+            return Micro("collapse", frame)
+        return self.collapse_next(m, (todo, total, thps + (result == PMD_MAPPED), last), result)
+
+    def collapse_check(self, m: Machine, mm: str, vname: str, idx: int, where: str) -> str:
+        """The checks hpage_collapse_scan_pmd makes and __collapse_huge_page_isolate makes
+        again, on the head's entry (which stands for the PMD range's 512)."""
+        pte = m.pte(mm, vname, idx)
+        at = f"{where} {mm}.{vname}[{idx}]"
+        if pte is None:
+            m.say(f"{at}: the PMD is empty (find_pmd_or_thp_or_none) → {PMD_NONE}")
+            return PMD_NONE
+        page = m.page(pte.page) if pte.present else None
+        if page is not None and page.kind == THP:
+            zero = " (the huge zero page)" if page.zero else ""
+            m.say(f"{at}: already PMD-mapped{zero} → {PMD_MAPPED}: counts as collapsed")
+            return PMD_MAPPED
+        writable = False
+        if page is None:
+            if pte.migration:
+                m.say(f"{at}: a migration entry → {PTE_NON_PRESENT}")
+                return PTE_NON_PRESENT
+            m.say(f"{at}: a swap entry: swapped in by the collapse (no max_ptes_swap for MADV_COLLAPSE)")
+        elif page.zero:
+            m.say(f"{at}: the zero page: its part of the new THP is zero-filled (no max_ptes_none for MADV_COLLAPSE)")
+        else:
+            if not page.anon:
+                m.say(f"{at}: #{pte.page} is not anonymous → {PAGE_ANON}")
+                return PAGE_ANON
+            expected = page.mapcount + page.siblings + (1 if page.swapcache >= 0 else 0)
+            if page.refcount != expected:
+                m.say(f"{at}: #{pte.page} refcount {page.refcount} != {expected} expected (mapcount"
+                      f"{' + tail PTEs' if page.siblings else ''}{' + swap cache' if page.swapcache >= 0 else ''}): "
+                      f"a pin or a GUP reference (is_refcount_suitable) → {PAGE_COUNT}")
+                return PAGE_COUNT
+            writable = pte.write
+        if not writable and m.decided("collapse_needs_writable", self.collapse_needs_writable(), at):
+            return PAGE_RO
+        return SUCCEED
+
+    @micro_step(COLLAPSE_PROGRAM, "collapse")
+    def collapse__collapse(self, m: Machine, step: Step, frame: Frame) -> Micro:
+        """collapse_huge_page: under mmap_lock for write, revalidate the VMA, swap in,
+        pmdp_collapse_flush, isolate (the checks again), copy into the new THP, map it."""
+        mm, vname = step.task, step.mapping
+        assert mm is not None and vname is not None
+        todo, total, thps, last = frame
+        idx = todo[0]
+        vma = m.vma_at(mm, vname, idx)
+        if vma is None or vma.kind not in (THP, PTE_THP) or not m.mapped_vma(mm, vname).anon_vma:
+            m.say(f"collapse_huge_page: hugepage_vma_revalidate: `{vname}` changed meanwhile → {VMA_CHECK}")
+            return self.collapse_next(m, frame, VMA_CHECK)
+        pte = m.pte(mm, vname, idx)
+        if pte is not None and not pte.present and not pte.migration:
+            m.say(f"__collapse_huge_page_swapin: {mm}.{vname}[{idx}]")
+            self.handle_mm_fault(m, mm, vname, idx, write=False)
+        result = self.collapse_check(m, mm, vname, idx, "__collapse_huge_page_isolate")
+        if result != SUCCEED:
+            return self.collapse_next(m, (todo, total, thps + (result == PMD_MAPPED), last), result)
+        pte = m.pte(mm, vname, idx)
+        assert pte is not None and pte.present  # swapped in, and checked
+        old = m.page(pte.page)
+        data = 0 if old.zero else old.data
+        m.set_pte(mm, vname, idx, None)
+        if not old.zero:
+            m.page_remove_rmap(pte.page)  # __collapse_huge_page_copy: the old mapping and its reference go
+            if m.page(pte.page).mapcount == 0:
+                self.try_to_free_swap(m, pte.page)  # free_page_and_swap_cache
+        new = m.alloc_page(data=data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=THP)
+        m.set_pte(mm, vname, idx, Pte(page=new, write=vma.write, dirty=True))
+        excl = ", exclusive" if self.TRACKS_ANON_EXCLUSIVE else ""
+        m.say(f"collapse_huge_page: {mm}.{vname}[{idx}] copied into the new THP #{new}{excl}, mapped by a "
+              f"{'writable' if vma.write else 'read-only'} PMD; #{pte.page}'s mapping dropped")
+        return self.collapse_next(m, (todo, total, thps + 1, last), SUCCEED)
+
+    def collapse_next(self, m: Machine, frame: CollapseFrame, result: str) -> Micro:
+        """madvise_collapse's loop: the next PMD range, or the answer (0 when every range
+        is PMD-mapped now, else madvise_collapse_errno of the last failure)."""
+        todo, total, thps, last = frame
+        if result not in (SUCCEED, PMD_MAPPED):
+            last = result
+            if result not in CONTINUE:
+                return self.collapse_done(error=self.collapse_errno(m, result))
+        if todo[1:]:
+            return Micro("scan", (todo[1:], total, thps, last))
+        if thps == total:
+            return self.collapse_done()
+        return self.collapse_done(error=self.collapse_errno(m, last))
+
+    def collapse_errno(self, m: Machine, result: str) -> str:
+        """madvise_collapse_errno."""
+        if result == PAGE_COUNT and m.decided("collapse_count_eagain", self.collapse_count_eagain(),
+                                              "madvise_collapse_errno"):
+            errno = "EAGAIN"
+        else:
+            errno = "EINVAL"
+        m.say(f"MADV_COLLAPSE: {result} → -{errno}")
+        return errno
+
+    @staticmethod
+    def collapse_done(error: str | None = None) -> Micro:
+        return Micro(None, (), Outcome(error is None, error=error))
