@@ -429,7 +429,7 @@ CHECKER_ERRORS = [
     ),
     pytest.param(
         H + "ksmd: write(buf, 1)\n" + T,
-        '`ksmd` cannot write', (3, 1, 4), 'ksm_merge', '`write` is done by a process',
+        '`ksmd` cannot write', (3, 1, 4), 'ksm_merge or ksm_merge_zero', '`write` is done by a process',
         id="ksmd_doing_write",
     ),
     pytest.param(

@@ -1211,6 +1211,24 @@ def test_ksm_merge_of_a_killed_process_fails():
     assert not r.final.result("km").ok
 
 
+def test_ksm_merge_zero_maps_the_zero_page_in_place_of_a_zero_filled_page():
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw, pages=2)
+        A: madvise(buf, mergeable)
+        A: write(buf[0], 0)
+        A: write(buf[1], 3)
+        ksmd: ksm_merge_zero(A.buf[0]) as z
+        ksmd: ksm_merge_zero(A.buf[1]) as nz
+    """)
+    st = r.final
+    assert st.result("z").ok and pfn(st, "A", "buf") == ZERO_PFN
+    e = pte(st, "A", "buf")
+    assert not e.write and e.dirty  # replace_page: pte_mkdirty(pte_mkspecial(...)), the KSM-placed mark (6.5+)
+    assert st.result("nz").error == "pages differ" and page(st, "A", "buf", 1).data == 3
+    assert len(live_pages(st)) == 1  # the zero-filled page was freed
+
+
 # --- swapout / swapin -----------------------------------------------------------------------------
 
 

@@ -99,6 +99,7 @@ OPS: dict[str, OpSpec] = registry(
     direct_io.ODIRECT_WRITE,
     device_exclusive.MAKE_DEVICE_EXCLUSIVE,
     ksm.KSM_MERGE,
+    ksm.KSM_MERGE_ZERO,
     ksm.PRCTL,
     vmscan.SWAPOUT,
     vmscan.SWAPIN,

@@ -1,5 +1,6 @@
 """mm/ksm.c: what may be merged (MADV_MERGEABLE, prctl(PR_SET_MEMORY_MERGE)),
-unmerging (MADV_UNMERGEABLE), and ksmd merging identical anonymous pages.
+unmerging (MADV_UNMERGEABLE), ksmd merging identical anonymous pages, and ksmd
+mapping the shared zero page in place of a zero-filled page (use_zero_pages).
 
 Their mechanism: ``cowdsl.semantics.mm.ksm``."""
 
@@ -29,6 +30,24 @@ KSM_MERGE = OpSpec(
     # mmap_lock of the first page's mm; write_protect_page and replace_page take the PTLs of both
     program=whole(Lock.MMAP_READ, also_ptl=("addr2",)),
     fuzz=Fuzz(_fuzz_ksm_merge),
+)
+
+
+def _fuzz_ksm_merge_zero(g: ScenarioGenerator, actor: str) -> str | None:
+    a = g.remote_addr()
+    return f"ksm_merge_zero({a})" + g.bind_outcome(0.3) if a else None
+
+
+KSM_MERGE_ZERO = OpSpec(
+    "ksm_merge_zero",
+    "with /sys/kernel/mm/ksm/use_zero_pages set (4.11+), ksmd maps the shared zero page in place of a zero-filled "
+    "anonymous page of a mergeable mapping; MADV_UNMERGEABLE unshares such a KSM-placed zero page from 6.5",
+    "cmp_and_merge_page: try_to_merge_with_zero_page, replace_page",
+    actor=KSMD,
+    params=(Param("addr", REMOTE, "A.buf or A.buf[i]"),),
+    # try_to_merge_with_zero_page takes the page's mm's mmap_lock for read; replace_page its PTL
+    program=whole(Lock.MMAP_READ),
+    fuzz=Fuzz(_fuzz_ksm_merge_zero),
 )
 
 

@@ -1,5 +1,6 @@
-"""mm/ksm.c: what may be merged (VM_MERGEABLE, MMF_VM_MERGE_ANY), unmerging, and
-ksmd merging identical anonymous pages into one read-only KSM page."""
+"""mm/ksm.c: what may be merged (VM_MERGEABLE, MMF_VM_MERGE_ANY), unmerging, ksmd
+merging identical anonymous pages into one read-only KSM page, and ksmd mapping the
+shared zero page in place of a zero-filled page (use_zero_pages)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ from typing import TYPE_CHECKING
 
 from attrs import evolve
 
-from cowdsl.ops.ksm import KSM_ADVICE, KSM_MADVISE, KSM_MERGE, PRCTL
+from cowdsl.ops.ksm import KSM_ADVICE, KSM_MADVISE, KSM_MERGE, KSM_MERGE_ZERO, PRCTL
 from cowdsl.semantics.contract import KernelBase
+from cowdsl.semantics.machine import Decision
 from cowdsl.semantics.micro import whole_op
-from cowdsl.semantics.state import HUGETLB, Outcome, Vma
+from cowdsl.semantics.mm import addr_of
+from cowdsl.semantics.state import HUGETLB, SMALL, ZERO_PFN, Outcome, Pte, Vma
 
 if TYPE_CHECKING:
-    from cowdsl.scenario import Step
+    from cowdsl.scenario import Addr, Step
     from cowdsl.semantics.machine import Machine
 
 
@@ -23,7 +26,36 @@ def ksm_compatible(vma: Vma) -> bool:
     return not vma.shared and not vma.shmem and vma.kind != HUGETLB
 
 
+def is_ksm_zero_pte(m: Machine, pte: Pte) -> bool:
+    """is_ksm_zero_pte (6.5+): the shared zero page mapped by a dirty PTE, the mark
+    replace_page gives the zero pages KSM places (a read fault maps it clean)."""
+    if not pte.present or not pte.dirty:
+        return False
+    page = m.page(pte.page)
+    return page.zero and page.kind == SMALL
+
+
 class Ksm(KernelBase):
+    # --- what the version has (cowdsl.kernel.timeline) ---------------------------------------
+    def has_ksm_use_zero_pages(self) -> Decision:
+        """e86c59b1b12d "mm/ksm: improve deduplication of zero pages with colouring" (4.11):
+        /sys/kernel/mm/ksm/use_zero_pages, and cmp_and_merge_page trying
+        try_to_merge_with_zero_page first for a page whose checksum is zero_checksum
+        (5.10.198, 6.1.158 and 6.18.2 read); before, no such knob."""
+        if self.options["ksm_use_zero_pages"] == "on":
+            return Decision(True, "use_zero_pages: try_to_merge_with_zero_page", "e86c59b1b12d")
+        return Decision(False, "no /sys/kernel/mm/ksm/use_zero_pages", "e86c59b1b12d")
+
+    def ksm_marks_zero_pages(self) -> Decision:
+        """79271476b336 "ksm: support unsharing KSM-placed zero pages" (6.5): replace_page
+        maps the zero page with pte_mkdirty(pte_mkspecial(...)) so is_ksm_zero_pte knows
+        it, and break_ksm unshares it like a KSM page (6.18.2 read); 6.1.158's
+        replace_page maps it clean and break_ksm breaks PageKsm pages only, so
+        MADV_UNMERGEABLE leaves KSM-placed zero pages mapped."""
+        if self.options["ksm_zero_unshare"] == "on":
+            return Decision(True, "the zero page's PTE marked dirty: KSM-placed (is_ksm_zero_pte)", "79271476b336")
+        return Decision(False, "the zero page mapped clean: MADV_UNMERGEABLE will not unshare it", "79271476b336")
+
     # --- what ksmd may scan ---------------------------------------------------------------
     def ksm_mergeable(self, m: Machine, mm: str, vma: Vma) -> bool:
         """VM_MERGEABLE: given by MADV_MERGEABLE, or by MMF_VM_MERGE_ANY (prctl, 6.4+) to
@@ -36,9 +68,14 @@ class Ksm(KernelBase):
     def break_ksm(self, m: Machine, mm: str, vname: str, idx: int) -> None:
         """break_ksm: fault the KSM page mapped here out of the KSM page: a write fault
         (FAULT_FLAG_WRITE) before 6.2, an unshare fault from 6.2 (FAULT_FLAG_UNSHARE:
-        the private copy stays read-only)."""
+        the private copy stays read-only).  From 6.5 a KSM-placed zero page too
+        (is_ksm_zero_pte): its copy is a new zero-filled anonymous page."""
         pte = m.pte(mm, vname, idx)
-        if pte is None or not pte.present or not m.page(pte.page).ksm:
+        if pte is None or not pte.present:
+            return
+        if is_ksm_zero_pte(m, pte):
+            m.say(f"break_ksm {mm}.{vname}[{idx}]: a zero page KSM placed (is_ksm_zero_pte)")
+        elif not m.page(pte.page).ksm:
             return
         unshare = bool(m.decided("ksm_break_unshares", self.ksm_break_unshares(), f"break_ksm {mm}.{vname}[{idx}]"))
         self.handle_mm_fault(m, mm, vname, idx, write=not unshare, unshare=unshare)
@@ -123,31 +160,38 @@ class Ksm(KernelBase):
         m.set_pte(mm, vname, idx, evolve(pte, write=False, dirty=False))  # pte_mkclean(pte_wrprotect(entry))
         return True
 
+    def ksmd_scans(self, m: Machine, addr: Addr) -> Pte | None:
+        """The anonymous page ksmd's scan finds at ``addr`` (scan_get_next_rmap_item:
+        VM_MERGEABLE VMAs only, never hugetlb; an anonymous page resident there), or
+        None, said why."""
+        mm = m.mms.get(addr.proc)
+        vma = m.vma(addr.proc, addr.mapping) if mm is not None and mm.alive else None
+        if vma is None:
+            m.say(f"ksm: nothing mapped at {addr}")
+            return None
+        if vma.kind == HUGETLB:
+            # ksmd scans only mergeable anonymous VMAs: never VM_HUGETLB (vma_ksm_compatible, mm/ksm.c)
+            m.say(f"ksm: {addr} is hugetlb, which KSM never scans")
+            return None
+        if not self.ksm_mergeable(m, addr.proc, vma):
+            # scan_get_next_rmap_item skips a VMA without VM_MERGEABLE
+            m.say(f"ksm: `{addr.mapping}` of {addr.proc} is not VM_MERGEABLE (give it "
+                  f"madvise({addr.mapping}, mergeable)): ksmd never scans it")
+            return None
+        pte = m.pte(addr.proc, addr.mapping, addr.index)
+        if pte is None or not pte.present or m.page(pte.page).zero or not m.page(pte.page).anon:
+            m.say(f"ksm: nothing anonymous resident at {addr}")
+            return None
+        return pte
+
     @whole_op(KSM_MERGE)
     def op_ksm_merge(self, m: Machine, step: Step) -> Outcome:
         a, b = step.addr, step.addr2
         assert a is not None and b is not None  # the op's two address parameters
-        for addr in (a, b):
-            mm = m.mms.get(addr.proc)
-            vma = m.vma(addr.proc, addr.mapping) if mm is not None and mm.alive else None
-            if vma is None:
-                m.say(f"ksm: nothing mapped at {addr}")
-                return Outcome(False, error="not mergeable")
-            if vma.kind == HUGETLB:
-                # ksmd scans only mergeable anonymous VMAs: never VM_HUGETLB (vma_ksm_compatible, mm/ksm.c)
-                m.say(f"ksm: {addr} is hugetlb, which KSM never scans")
-                return Outcome(False, error="not mergeable")
-            if not self.ksm_mergeable(m, addr.proc, vma):
-                # scan_get_next_rmap_item skips a VMA without VM_MERGEABLE
-                m.say(f"ksm: `{addr.mapping}` of {addr.proc} is not VM_MERGEABLE (give it "
-                      f"madvise({addr.mapping}, mergeable)): ksmd never scans it")
-                return Outcome(False, error="not mergeable")
-        pa, pb = m.pte(a.proc, a.mapping, a.index), m.pte(b.proc, b.mapping, b.index)
-        for addr, pte in ((a, pa), (b, pb)):
-            if pte is None or not pte.present or m.page(pte.page).zero or not m.page(pte.page).anon:
-                m.say(f"ksm: nothing anonymous resident at {addr}")
-                return Outcome(False, error="not mergeable")
-        assert pa is not None and pb is not None  # both resident, as just checked
+        pa = self.ksmd_scans(m, a)
+        pb = self.ksmd_scans(m, b) if pa is not None else None
+        if pa is None or pb is None:
+            return Outcome(False, error="not mergeable")
         if pa.page == pb.page:
             m.say(f"ksm: {a} and {b} already share #{pa.page}")
             return Outcome(False, error="same page")
@@ -164,4 +208,28 @@ class Ksm(KernelBase):
         m.page_add_rmap(kpfn)
         m.page_remove_rmap(old)
         m.say(f"ksm: {b} now maps KSM page #{kpfn}, shared read-only with {a}")
+        return Outcome(True)
+
+    @whole_op(KSM_MERGE_ZERO)
+    def op_ksm_merge_zero(self, m: Machine, step: Step) -> Outcome:
+        """cmp_and_merge_page with use_zero_pages set: a page whose checksum is the zero
+        page's goes to try_to_merge_with_zero_page -> try_to_merge_one_page(page,
+        ZERO_PAGE): write_protect_page (the same reference checks as a merge), then
+        replace_page maps the zero page (pte_mkspecial; dirty from 6.5) and drops the
+        anonymous page."""
+        a = addr_of(step)
+        if not m.decided("has_ksm_use_zero_pages", self.has_ksm_use_zero_pages(), "ksm: use_zero_pages"):
+            return Outcome(False, error="ENOENT")
+        pte = self.ksmd_scans(m, a)
+        if pte is None:
+            return Outcome(False, error="not mergeable")
+        if m.page(pte.page).data != 0:
+            m.say(f"ksm: #{pte.page} at {a} is not zero-filled (its checksum is not zero_checksum)")
+            return Outcome(False, error="pages differ")
+        if not self.write_protect_page(m, a.proc, a.mapping, a.index):
+            return Outcome(False, error="EBUSY")
+        marked = bool(m.decided("ksm_marks_zero_pages", self.ksm_marks_zero_pages(), f"replace_page {a}"))
+        m.set_pte(a.proc, a.mapping, a.index, Pte(page=ZERO_PFN, dirty=marked))
+        m.page_remove_rmap(pte.page)
+        m.say(f"ksm: {a} now maps the shared zero page in place of #{pte.page} (replace_page)")
         return Outcome(True)
