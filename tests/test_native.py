@@ -369,19 +369,6 @@ def test_quantifiers_on_one_execution():
     assert "invariant" in r.checks[3].values["unsupported"]
 
 
-def test_par_blocks_are_not_run_natively():
-    r = native("""
-        process A, B
-        A: mmap(buf, anon, private, rw)
-        par {
-          A: write(buf, 1)
-          B: mmap(x, anon, private, rw)
-        }
-        assert A.buf == 1
-    """)
-    assert r.verdict == "skip" and "`par` blocks" in r.checks[0].values["unsupported"]
-
-
 # --- what the kernel's mechanisms cannot do, and what it did not do ---------------------
 
 

@@ -52,11 +52,11 @@ DRIVER = textwrap.dedent("""
 
     real = Controller.call
 
-    def call(self, p, cmd, fds=()):
+    def call(self, p, cmd, fds=(), **kw):
         if cmd.get("op") == "write" and cmd.get("value") == 2:
             print(json.dumps({"tmp": self.tmp, "pids": sorted(self.all_pids)}), flush=True)
             time.sleep(60)
-        return real(self, p, cmd, fds)
+        return real(self, p, cmd, fds, **kw)
 
     Controller.call = call
     sys.exit(main(["run", "--backend", "native", sys.argv[1]]))

@@ -2,8 +2,8 @@
 
 Each scenario process is a worker (cowdsl.native.worker), an initial one
 forked from here, a child forked by its parent worker.  The controller talks
-to each over a SOCK_SEQPACKET socketpair, one command per step, and waits for
-the answer with a timeout.  What each step asks of the workers is decided in
+to each over a SOCK_SEQPACKET socketpair (a declared thread of it has one of
+its own), one command per step, and waits for the answer with a timeout.  What each step asks of the workers is decided in
 ``cowdsl.native.translate``; this module knows processes, not ops.
 
 Safety:
@@ -28,6 +28,7 @@ Safety:
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import resource
 import select
@@ -44,8 +45,8 @@ from typing import Any, TypeVar
 from attrs import define, field, frozen
 
 from cowdsl import scenario as S
+from cowdsl.native import barrier, worker
 from cowdsl.native import libc as L
-from cowdsl.native import worker
 
 TMP_PREFIX = "cowdsl-native-"
 #: the signals a run turns into a clean tear-down (SIGINT is KeyboardInterrupt already)
@@ -130,10 +131,11 @@ def uninterrupted(fn: Callable[..., T], *args: Any) -> T:
 class Proc:
     name: str
     pid: int
-    sock: socket.socket | None
+    sock: socket.socket | None  # the channel of its main thread
     ours: bool  # a direct child of the controller
     mappings: dict[str, tuple[int, int]] = field(factory=dict)  # name -> (addr, pages)
     threads: tuple[str, ...] = ()
+    chans: dict[str, socket.socket] = field(factory=dict)  # a declared thread's own channel
     alive: bool = True
     segv: bool = False
     status: str = ""
@@ -142,6 +144,18 @@ class Proc:
     def addr(self, mapping: str, index: int) -> int | None:
         got = self.mappings.get(mapping)
         return None if got is None else got[0] + index * L.PAGE
+
+    def channel(self, thread: str | None) -> socket.socket | None:
+        """The channel of ``thread`` (None: the main thread); None once the process is gone."""
+        return self.sock if thread is None or self.sock is None else self.chans.get(thread)
+
+    def hang_up(self) -> None:
+        """Close every channel (the process is dead, or the run is over)."""
+        for chan in (self.sock, *self.chans.values()):
+            if chan is not None:
+                chan.close()
+        self.sock = None
+        self.chans = {}
 
 
 class PrivateDir:
@@ -207,10 +221,11 @@ class Controller:
         self.all_pids: set[int] = set()
         self._dir = PrivateDir()
         self.tmp = self._dir.path
-        self._counter = 0
+        self._counter = itertools.count(1)  # (actors of a par block ask for paths at once)
         self._prev_subreaper: int | None = None
         self._prev_affinity: set[int] | None = None
         self.cpu: int | None = None
+        self.cpus: tuple[int, ...] = ()  # the CPUs the run may use: a par block's actors are spread over them
         self.leaks: list[str] = []
         self._fds: list[int] = []  # memfds of the scenario's files not on disk
 
@@ -257,16 +272,20 @@ class Controller:
 
     def spawn(self, name: str, threads: tuple[str, ...]) -> None:
         ctl, wk = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        pairs = {t: socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET) for t in threads}
         keep = [wk.fileno()] + [fd for pair in self.pipes.values() for fd in pair]
         pgid = self.pgid or 0
         pid = os.fork()
         if pid == 0:  # pragma: no cover  (runs in the worker)
             try:
                 resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-                worker.start(name, wk, keep, dict(self.pipes), threads, pgid, self.limits.worker_alarm)
+                worker.start(name, wk, keep, dict(self.pipes), {t: w for t, (_c, w) in pairs.items()}, pgid,
+                             self.limits.worker_alarm)
             finally:
                 os._exit(1)
         wk.close()
+        for _c, w in pairs.values():
+            w.close()
         self.all_pids.add(pid)
         try:
             os.setpgid(pid, pgid or pid)
@@ -274,7 +293,7 @@ class Controller:
             pass
         if self.pgid is None:
             self.pgid = pid
-        p = Proc(name, pid, ctl, True, threads=threads)
+        p = Proc(name, pid, ctl, True, threads=threads, chans={t: c for t, (c, _w) in pairs.items()})
         self.procs[name] = p
         hello = self.wait(p, self.limits.step_timeout)
         if "hello" not in hello:
@@ -307,21 +326,44 @@ class Controller:
                 os.sched_setaffinity(0, {cpu})
                 self._prev_affinity = allowed
             self.cpu = cpu
+            self.cpus = tuple(sorted(allowed))
         except (OSError, AttributeError, ValueError):
             self._prev_affinity = None
 
-    # --- talking to workers --------------------------------------------------------
-    def timeout(self) -> float:
-        return max(0.0, min(self.limits.step_timeout, self.deadline - time.monotonic()))
+    def settle(self) -> None:
+        """After a par block whose actors ran on other CPUs: every thread of every live worker
+        (a child forked there included) back on the run's CPU."""
+        if self.cpu is None or len(self.cpus) < 2:
+            return
+        for p in self.procs.values():
+            if not p.alive:
+                continue
+            try:
+                tids = [int(t) for t in os.listdir(f"/proc/{p.pid}/task")]
+            except OSError:
+                continue
+            for tid in tids:
+                try:
+                    os.sched_setaffinity(tid, {self.cpu})
+                except OSError:
+                    pass
 
-    def wait(self, p: Proc, timeout: float) -> dict[str, Any]:
-        if p.sock is None:
+    # --- talking to workers --------------------------------------------------------
+    def timeout(self, bound: float | None = None) -> float:
+        return max(0.0, min(bound or self.limits.step_timeout, self.deadline - time.monotonic()))
+
+    def wait(self, p: Proc, timeout: float, thread: str | None = None) -> dict[str, Any]:
+        chan = p.channel(thread)
+        if chan is None:
             raise Died(p.name)
-        r, _, _ = select.select([p.sock], [], [], timeout)
+        try:
+            r, _, _ = select.select([chan], [], [], timeout)
+        except (OSError, ValueError):  # closed meanwhile: another actor of a par block saw it die
+            raise Died(p.name) from None
         if not r:
             raise StepTimeout(f"no answer from {p.name} (pid {p.pid}) in {timeout:.1f}s")
         try:
-            msg, fds = worker.recv(p.sock)
+            msg, fds = worker.recv(chan)
         except (ConnectionError, OSError):
             msg, fds = None, []
         for fd in fds:
@@ -330,19 +372,30 @@ class Controller:
             raise Died(p.name)
         return msg
 
-    def call(self, p: Proc, cmd: dict[str, Any], fds: Sequence[int] = ()) -> dict[str, Any]:
-        if p.sock is None:
+    def call(self, p: Proc, cmd: dict[str, Any], fds: Sequence[int] = (), gate: barrier.Gate | None = None,
+             actor: str = "") -> dict[str, Any]:
+        """Send ``cmd`` on the channel of its ``thread`` and wait for the answer.  With ``gate``, the
+        command is the first of ``actor`` in a par block: the worker answers once when it is at the
+        gate (``actor`` is then ready), again when it has run the command after the release."""
+        thread = cmd.get("thread")
+        chan = p.channel(thread)
+        if chan is None:
             raise Died(p.name)
+        if gate is not None:
+            fds = [*fds, gate.read_fd]
         try:
-            worker.send(p.sock, cmd, fds)
+            worker.send(chan, cmd, fds)
         except (ConnectionError, OSError):  # it died before this step (EPIPE)
             raise Died(p.name) from None
-        return self.wait(p, self.timeout())
+        msg = self.wait(p, self.timeout(), thread)
+        if gate is not None and msg.get("armed"):
+            gate.ready(actor)  # the gate opens within a step timeout, then the command runs
+            msg = self.wait(p, self.timeout(2 * self.limits.step_timeout), thread)
+        return msg
 
     def path(self, what: str) -> str:
         """A fresh file name inside the private temporary directory."""
-        self._counter += 1
-        return os.path.join(self.tmp, f"{what}-{self._counter}")
+        return os.path.join(self.tmp, f"{what}-{next(self._counter)}")
 
     # --- deaths -----------------------------------------------------------------------
     def _status(self, p: Proc) -> tuple[int | None, int | None] | None:
@@ -382,9 +435,7 @@ class Controller:
             time.sleep(0.001)
             st = self._status(p)
         p.alive = False
-        if p.sock is not None:
-            p.sock.close()
-            p.sock = None
+        p.hang_up()
         if st is None:
             p.status = "unknown end"
         elif st[1] is not None:
@@ -406,9 +457,7 @@ class Controller:
     def close(self) -> None:
         """Kill and reap every process of the run, close everything, remove the temp dir."""
         for p in self.procs.values():
-            if p.sock is not None:
-                p.sock.close()
-                p.sock = None
+            p.hang_up()
         for pid in self.all_pids:
             if self._in_group(pid):  # alive or an unreaped zombie of ours: the PID is still ours
                 try:

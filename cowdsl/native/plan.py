@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cowdsl import scenario as S
+from cowdsl.native.par import CONTROLLER, executor, pin_owners
 from cowdsl.native.translate import OPS
 
 UNSUPPORTED_PIN = (
@@ -56,6 +57,14 @@ UNSUPPORTED_FILE_KIND = (
 UNSUPPORTED_HUGETLBFS = (
     "unsupported on native: `file {name} ... on hugetlbfs`: a hugetlbfs file is made of zeroed huge pages "
     "(fallocate; hugetlbfs has no write())"
+)
+UNSUPPORTED_PAR_SHARED = (
+    "unsupported on native: `{text}`: in a `par` block `{a}` and `{b}` would both run on {where} natively, "
+    "one after the other, not at once"
+)
+UNSUPPORTED_PAR_CHILD = (
+    "unsupported on native: `{text}`: the `par` block itself forks {proc}; native starts each actor of a "
+    "block together, before {proc} exists"
 )
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
@@ -116,6 +125,34 @@ def step_problem(st: S.Step, host: Any) -> str | None:
     return None
 
 
+def par_problem(sc: S.Scenario) -> tuple[int, str] | None:
+    """A `par` block runs each actor on its own thread (``par.py``): two actors that would share
+    one (a device and its pin's owner, two devices of one owner, two controller ops of one
+    actor name) cannot run at once, and an actor cannot run in a process the block itself forks."""
+    owners = pin_owners(sc)
+    for block in sc.blocks():
+        if not block[0].par:
+            continue
+        forked = {st.bind for st in block if st.op == "fork" and st.bind}
+        seen: dict[tuple[str, str | None], str] = {}
+        for st in block:
+            where = executor(st, owners)
+            if where[0] in forked:
+                return st.number, UNSUPPORTED_PAR_CHILD.format(text=st.text or st.op, proc=where[0])
+            other = seen.setdefault(where, st.actor)
+            if other != st.actor:
+                return st.number, UNSUPPORTED_PAR_SHARED.format(text=st.text or st.op, a=other, b=st.actor,
+                                                                where=_where(where))
+    return None
+
+
+def _where(where: tuple[str, str | None]) -> str:
+    name, thread = where
+    if name == CONTROLLER:
+        return "the controller"
+    return f"{name}'s thread {thread}" if thread else f"{name}'s main thread"
+
+
 def guest_needs(sc: S.Scenario) -> frozenset[str]:
     """What a `crosscheck --kernel` guest must switch on for ``sc`` to run natively there, beyond
     the defaults (swap, THP on madvise): huge pages in the pool, ksmd running."""
@@ -134,10 +171,9 @@ def problem(sc: S.Scenario, host: Any, limits: Any) -> tuple[int | None, str] | 
     """(step number or None, reason) when the scenario cannot run natively, else None."""
     if host.reason is not None:
         return None, f"unsupported on this host: {host.reason}"
-    if getattr(sc, "concurrent", False):
-        first = next(st for st in sc.steps if getattr(st, "par", False))
-        return first.number, ("unsupported on native: `par` blocks: native runs one real execution of "
-                              "sequential steps; it cannot choose or enumerate interleavings")
+    why_par = par_problem(sc)
+    if why_par is not None:
+        return why_par
     contents = dict(sc.files)
     for name, kind in getattr(sc, "file_kinds", ()):
         if kind == "hugetlbfs":

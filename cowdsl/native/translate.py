@@ -18,6 +18,7 @@ import ctypes
 import errno
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -25,8 +26,8 @@ from typing import Any
 from attrs import define
 
 from cowdsl import scenario as S
+from cowdsl.native import barrier, pagemap
 from cowdsl.native import libc as L
-from cowdsl.native import pagemap
 from cowdsl.native.controller import Controller, Died, Proc, StepTimeout
 from cowdsl.native.host import probe
 from cowdsl.semantics.machine import Event
@@ -60,6 +61,18 @@ EOPNOTSUPP = frozenset({"EOPNOTSUPP", "ENOTSUP", errno.errorcode[errno.EOPNOTSUP
 class Unrunnable(Exception):
     """A step this kernel's user-space mechanism cannot do at all: the run stops, and every
     assertion is skipped with the reason (never judged on a step that was not really tried)."""
+
+
+@define
+class Timed:
+    """When a step of a par block ran (CLOCK_MONOTONIC ns), as its worker (or the controller) saw it."""
+
+    actor: str
+    step: int
+    start: int
+    end: int
+    cpu: int | None
+    skew_ns: int = 0
 
 
 @define
@@ -98,6 +111,22 @@ class Translator:
         self.thps: dict[int, bool] = {}  # a thp mapping's address -> whether its first fault gave a THP
         self.pte_thps: set[int] = set()  # the thp mappings that are `pte_thp`: PTE-mapped after the first fault
         self.hugetlbs: set[int] = set()  # the `hugetlb` mappings' addresses (MAP_HUGETLB, one 2 MiB page each)
+        # A par block's actors run their steps at once, each on a thread of the controller:
+        # which actor (and, until its first command has gone, which gate and release) is this thread's.
+        self.block = threading.local()
+        self.timeline: list[Timed] = []  # when each step of a par block ran
+        self._faults = threading.Lock()
+
+    def enter_block(self, actor: str, gate: barrier.Gate | None, release: barrier.Release | None) -> None:
+        """This thread runs ``actor`` of a par block: its first command to a worker carries the gate
+        (``gate`` None: the actor waited at the gate itself); every command is timed."""
+        self.block.actor, self.block.gate, self.block.release = actor, gate, release
+
+    def leave_block(self) -> bool:
+        """This thread's actor is done; whether its gate was never handed to a worker."""
+        unused = getattr(self.block, "gate", None) is not None
+        self.block.actor = self.block.gate = self.block.release = None
+        return unused
 
     # for the observation
     @property
@@ -147,14 +176,29 @@ class Translator:
         """Send a command for step st; a death is recorded and returned as (None, events)."""
         thread = st.actor if st.actor != st.task and st.actor in p.threads else None
         cmd = {**cmd, "thread": thread}
+        actor: str | None = getattr(self.block, "actor", None)
+        gate: barrier.Gate | None = getattr(self.block, "gate", None)
+        release: barrier.Release | None = getattr(self.block, "release", None)
+        if gate is not None and release is not None:  # the actor's first command: released at the gate
+            self.block.gate = None
+            cmd.update(gate=True, skew_ns=release.skew_ns, cpu=release.cpu)
+        elif actor is not None:
+            cmd["timed"] = True
         try:
-            reply = self.ctl.call(p, cmd, fds)
+            reply = self.ctl.call(p, cmd, fds, gate=gate, actor=actor or "")
         except Died:
             how = self.died(p)
             return None, [Event(f"{p.name} (pid {p.pid}) {how}")]
         except StepTimeout:
             self.ctl.kill(p)
             raise
+        finally:
+            if gate is not None:  # (ready already when the worker armed; else it never will be)
+                gate.ready(actor or "")
+        t = reply.get("t")
+        if actor is not None and t is not None:
+            self.timeline.append(Timed(actor, st.number, t["start"], t["end"], t.get("cpu"),
+                                       release.skew_ns if gate is not None and release is not None else 0))
         return reply, [Event(f"{p.name} (pid {p.pid}){' thread ' + thread if thread else ''}: {e}")
                        for e in reply.get("events", [])]
 
@@ -174,7 +218,8 @@ class Translator:
         reply, events = self.cmd(p, st, cmd)
         out = self.outcome(reply, p, value_key)
         if reply is not None and "faults" in reply:
-            p.faults += reply["faults"]
+            with self._faults:  # (two threads of one process may count at once in a par block)
+                p.faults += reply["faults"]
         if addr is not None:
             target = self.ctl.procs.get(addr.proc)
             snap = self.snapshot(target, addr) if target is not None else None

@@ -4,7 +4,9 @@ A worker is a real process: an initial one is forked by the controller, a
 child is forked by its parent worker when the scenario says ``fork()``.  It
 waits for one command at a time on its SOCK_SEQPACKET channel, does it, and
 answers.  A declared thread of the process is a real thread of the worker
-that runs the commands addressed to it.
+with a channel of its own, so that it can run while the main thread does (a
+`par` block).  A command of a `par` block waits at the block's gate first
+(``cowdsl.native.barrier``): all of the block's actors are released at once.
 
 What it must not do is perturb the memory under test: the tested pages are raw
 mmap regions at addresses the controller chose; they are read and written
@@ -26,7 +28,6 @@ import faulthandler
 import gc
 import os
 import pickle
-import queue
 import signal
 import socket
 import struct
@@ -40,8 +41,8 @@ try:
 except ImportError:  # not a Unix: host.probe() says native cannot run here
     resource = None  # type: ignore[assignment]
 
+from cowdsl.native import barrier, uring
 from cowdsl.native import libc as L
-from cowdsl.native import uring
 
 MSG_MAX = 1 << 16
 
@@ -76,8 +77,15 @@ def _minflt() -> int:
     return resource.getrusage(resource.RUSAGE_THREAD).ru_minflt
 
 
-_src = ctypes.c_uint64(0)
-_scratch = ctypes.c_uint64(0)
+class _Cells(threading.local):
+    """Each thread's own source and scratch cells: two actors of one process access at once."""
+
+    def __init__(self) -> None:
+        self.src = ctypes.c_uint64(0)
+        self.scratch = ctypes.c_uint64(0)
+
+
+_cells = _Cells()
 
 
 def _measured(addr: int, value: int | None) -> tuple[int, int]:
@@ -93,9 +101,10 @@ def _measured(addr: int, value: int | None) -> tuple[int, int]:
         before = _minflt()
         value = cell.value
     else:
-        _src.value = value
+        src = _cells.src
+        src.value = value
         before = _minflt()
-        ctypes.memmove(addr, ctypes.addressof(_src), 8)
+        ctypes.memmove(addr, ctypes.addressof(src), 8)
     return value, _minflt() - before
 
 
@@ -103,7 +112,7 @@ def _access(addr: int, value: int | None) -> tuple[int, int]:
     """The measured access, after running the same code twice on a scratch cell of
     this process, so that the interpreter's own first touches of its pages
     (copy-on-write after a fork) fall in the warm-up and not in the access."""
-    scratch = ctypes.addressof(_scratch)
+    scratch = ctypes.addressof(_cells.scratch)
     _measured(scratch, None if value is None else 0)
     _measured(scratch, None if value is None else 0)
     return _measured(addr, value)
@@ -119,54 +128,86 @@ class Failed(Exception):
 
 
 class ThreadRunner:
-    """A declared thread: a real thread of this process running its commands."""
+    """A declared thread: a real thread of this process running the commands of its own channel,
+    so that it can run at the same time as the process's main thread (a `par` block)."""
 
-    def __init__(self, worker: Worker, name: str):
+    def __init__(self, worker: Worker, name: str, sock: socket.socket):
         self.name = name
-        self.inbox: queue.Queue = queue.Queue()
-        self.outbox: queue.Queue = queue.Queue()
-        self.thread = threading.Thread(target=self.loop, name=f"cowdsl-{name}", daemon=True)
+        self.sock = sock
         self.worker = worker
+        self.thread = threading.Thread(target=self.loop, name=f"cowdsl-{name}", daemon=True)
         self.thread.start()
 
     def loop(self) -> None:
-        while True:
-            cmd, fds = self.inbox.get()
-            self.outbox.put(self.worker.execute(cmd, fds))
-
-    def run(self, cmd: Message, fds: list[int]) -> Message | None:
-        self.inbox.put((cmd, fds))
-        return self.outbox.get()
+        self.worker.serve_channel(self.sock)
 
 
 class Worker:
     def __init__(self, name: str, sock: socket.socket, pipes: dict[str, tuple[int, int]],
-                 threads: Sequence[str] = (), alarm: int = 0):
+                 threads: dict[str, socket.socket] | None = None, alarm: int = 0):
         self.name = name
         self.sock = sock
         self.pipes = pipes
         self.rings: dict[str, tuple[uring.Ring, int]] = {}
-        self.threads = {t: ThreadRunner(self, t) for t in threads}
+        self.threads = {t: ThreadRunner(self, t, s) for t, s in (threads or {}).items()}
         self.alarm = alarm
 
     # --- the loop -----------------------------------------------------------------
     def serve(self) -> None:
         send(self.sock, {"hello": os.getpid()})
+        self.serve_channel(self.sock)
+
+    def serve_channel(self, sock: socket.socket) -> None:
+        """One command at a time from ``sock``, each answered on it; returns at EOF."""
         while True:
             try:
-                cmd, fds = recv(self.sock)
+                cmd, fds = recv(sock)
             except (ConnectionError, OSError):
                 return
             if cmd is None:
                 return
-            runner = self.threads.get(cmd.get("thread") or "")
-            reply = runner.run(cmd, fds) if runner is not None else self.execute(cmd, fds)
+            reply = self.execute(cmd, fds, sock)
             if reply is None:  # the fork child: it has its own channel now
                 continue
-            send(self.sock, reply)
+            try:
+                send(sock, reply)
+            except (ConnectionError, OSError):
+                return
 
-    def execute(self, cmd: Message, fds: list[int]) -> Message | None:
+    def execute(self, cmd: Message, fds: list[int], chan: socket.socket | None = None) -> Message | None:
+        """Run one command.  A command of a `par` block (``gate``) first says it is armed, waits
+        at the block's gate (its fd comes last), waits its skew and moves to its CPU; a timed one
+        (``gate`` or ``timed``) answers with when it started and ended (CLOCK_MONOTONIC)."""
         op = cmd["op"]
+        timing: dict[str, Any] | None = None
+        if cmd.get("gate"):
+            timing = self._at_gate(cmd, fds, chan)
+        elif cmd.get("timed"):
+            timing = {"cpu": L.current_cpu()}
+        start = time.monotonic_ns()
+        out = self._run(op, cmd, fds)
+        if out is not None and timing is not None:
+            out["t"] = {**timing, "start": start, "end": time.monotonic_ns()}
+        return out
+
+    def _at_gate(self, cmd: Message, fds: list[int], chan: socket.socket | None) -> dict[str, Any]:
+        gate = fds.pop()
+        cpu = cmd.get("cpu")
+        if cpu is not None:
+            try:
+                os.sched_setaffinity(0, {cpu})  # this thread only
+            except OSError:
+                pass
+        try:
+            if chan is not None:
+                send(chan, {"armed": True})
+            woke = barrier.wait(gate)
+        finally:
+            os.close(gate)
+        barrier.spin(cmd.get("skew_ns", 0))
+        return {"woke": woke, "cpu": L.current_cpu()}
+
+    def _run(self, op: str, cmd: Message, fds: list[int]) -> Message | None:
         handler = COMMANDS.get(op)
         if handler is None:
             return {"ok": False, "error": "EINVAL", "events": [f"{op}: no such worker command"]}
@@ -261,10 +302,12 @@ class Worker:
         pid = os.fork()
         if pid == 0:  # the child becomes a worker of its own, on the channel the controller made for it
             try:
-                os.close(self.sock.detach())  # the parent's channel: the controller must see its EOF
+                # the parent's channels: the controller must see their EOF when the parent ends
+                for chan in (self.sock, *(r.sock for r in self.threads.values())):
+                    os.close(chan.detach())
                 for ring, _addr in self.rings.values():
                     ring.forget()  # the pins belong to the parent; drop the inherited ring fds
-                child = Worker(c["child"], socket.socket(fileno=child_fd), self.pipes, (), self.alarm)
+                child = Worker(c["child"], socket.socket(fileno=child_fd), self.pipes, None, self.alarm)
                 if self.alarm:
                     signal.alarm(self.alarm)
                 child.serve()
@@ -404,7 +447,7 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
 
 
 def start(name: str, sock: socket.socket, keep_fds: Sequence[int], pipes: dict[str, tuple[int, int]],
-          threads: Sequence[str], pgid: int, alarm: int) -> None:
+          threads: dict[str, socket.socket], pgid: int, alarm: int) -> None:
     """Turn a freshly forked process into a worker; never returns."""
     try:
         try:
@@ -420,7 +463,7 @@ def start(name: str, sock: socket.socket, keep_fds: Sequence[int], pipes: dict[s
         signal.signal(signal.SIGSEGV, signal.SIG_DFL)
         signal.signal(signal.SIGBUS, signal.SIG_DFL)
         gc.disable()  # nothing of the caller's may be finalised here
-        keep = sorted({0, 1, 2, sock.fileno(), *keep_fds})
+        keep = sorted({0, 1, 2, sock.fileno(), *(t.fileno() for t in threads.values()), *keep_fds})
         lo = 0
         for fd in keep:
             if fd > lo:
