@@ -2,17 +2,22 @@
 default) and on `native`.
 
 For each assertion: the model's answer, the kernel's, and agree / DISAGREE /
-skip (with the reason: a step or fact the native backend cannot do or see, or
-one the model cannot decide).  A disagreement is printed with the assertion,
-the values each side looked at, and, given a ``trace`` renderer (the CLI passes
-``cowdsl.report.text.trace``), both traces.  With ``repeat=N`` the native side
-runs N times and each assertion gets a histogram of its outcomes, as litmus7
-prints one.
+unwitnessed / skip (the reason: a step or fact the native backend cannot do or
+see, or one the model cannot decide); ``agreement`` decides, the one rule for
+this report and for the recorded tables' test.  A disagreement is printed with
+the assertion, the values each side looked at, and, given a ``trace`` renderer
+(the CLI passes ``cowdsl.report.text.trace``), both traces.  With ``repeat=N``
+the native side runs N times and each assertion gets a histogram of its
+outcomes, as litmus7 prints one.
 
-Concurrent scenarios (`par` blocks) are listed as skipped: the native backend
-runs one real execution of sequential steps.
+A scenario with a `par` block runs natively N times (``repeat``, else
+``cowdsl.native.PAR_REPEAT``), its actors on real threads and processes released
+together with seeded skews (``seed``): what the runs saw is "witnessed K of N",
+"a violation seen (run k)" or "none in N runs", never a proof.  A model verdict
+the runs did not happen to show is "unwitnessed", neither agreement nor
+disagreement.
 
-    cowdsl crosscheck [DIR|FILE ...] [--repeat N] [--model SPEC] [--format text|json]
+    cowdsl crosscheck [DIR|FILE ...] [--repeat N] [--seed S] [--model SPEC] [--format text|json]
                       [--kernel VERSION|IMAGE [--modules DIR] [--need NEED]] [--record [DIR]]
 
 ``--model running`` is the model of the running kernel's own version (read from
@@ -52,10 +57,11 @@ from cowdsl.kernel.spec import check as spec_problem
 from cowdsl.kernels import tables
 from cowdsl.kernels import version as kversion
 from cowdsl.load import find, load_all
-from cowdsl.native import DEFAULT_TIMEOUT, probe, run_native
+from cowdsl.native import DEFAULT_TIMEOUT, PAR_REPEAT, native_runs, probe
+from cowdsl.native import repeat as native_repeat
 from cowdsl.native.plan import guest_needs
 from cowdsl.run import run
-from cowdsl.scenario import Scenario
+from cowdsl.scenario import ALWAYS, NEVER, SOMETIMES, Scenario
 
 MODEL = "anon-exclusive"
 #: ``--model running``: the model of the version of the kernel this runs on
@@ -74,30 +80,67 @@ def _values(values: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in values.items()) or "(none)"
 
 
-class Row:
-    """One assertion: the model's check, the native run(s)' checks, and the status."""
+AGREE, DISAGREE, UNWITNESSED, SKIP = "agree", "DISAGREE", "unwitnessed", "skip"
 
-    def __init__(self, sc: Any, assertion: Any, model_check: Check, native_checks: Sequence[Check]):
+
+def agreement(quantifier: str, model: bool | None, native: Sequence[bool | None], *,
+              model_one_execution: bool) -> str:
+    """Whether the kernel's runs agree with the model's verdict on one assertion.
+
+    ``native`` holds each run's answer (None: the run could not decide).  When the model ran
+    one execution (``model_one_execution``: a sequential scenario, which the model decides
+    deterministically), its verdict speaks of that execution, so every decided run must
+    answer the same: AGREE, else DISAGREE.  When the model explored several executions, its
+    verdict speaks of some or all of them, and N real runs are a sample:
+
+    - `always`/`never`: a violation seen where the model says the assertion holds is a
+      DISAGREE; none seen where the model says it fails is UNWITNESSED (the runs did not
+      happen to take the failing way), never AGREE;
+    - `sometimes`: witnessed where the model says it fails (no execution does it) is a
+      DISAGREE; not witnessed where the model says it holds is UNWITNESSED.
+
+    SKIP when either side decided nothing.
+    """
+    decided = [h for h in native if h is not None]
+    if model is None or not decided:
+        return SKIP
+    if model_one_execution or quantifier not in (ALWAYS, NEVER, SOMETIMES):
+        return AGREE if set(decided) == {model} else DISAGREE
+    seen = native_repeat.violations(quantifier, decided)  # violations, or witnesses of a `sometimes`
+    native_says = bool(seen) if quantifier == SOMETIMES else not seen
+    if native_says == model:
+        return AGREE
+    return DISAGREE if seen else UNWITNESSED
+
+
+def one_execution(model_result: Result) -> bool:
+    """Whether the model decided ``model_result`` on a single execution (a sequential run: no
+    exploration), so that its verdict is about every execution of the scenario."""
+    return model_result.exploration is None
+
+
+class Row:
+    """One assertion: the model's check, the native run(s)' checks, and the status (``agreement``)."""
+
+    def __init__(self, sc: Any, assertion: Any, model_check: Check, native_checks: Sequence[Check], *,
+                 model_one_execution: bool = True, seen: str | None = None):
         self.sc = sc
         self.assertion = assertion
         self.model = model_check
         self.natives = native_checks
-        hist = Counter(_word(c.holds) for c in native_checks)
-        self.hist = hist
-        decided = {c.holds for c in native_checks if c.holds is not None}
+        self.hist = Counter(_word(c.holds) for c in native_checks)
+        self.seen = seen  # what the runs showed, in words ("witnessed 3 of 20"), when repeated
+        self.status = agreement(assertion.quantifier, model_check.holds, [c.holds for c in native_checks],
+                                model_one_execution=model_one_execution)
+        self.reason = ""
         if model_check.holds is None:
-            self.status = "skip"
             self.reason = "model: " + model_check.values.get("unsupported", "cannot decide")
-        elif not decided:
-            self.status = "skip"
+        elif self.status == SKIP:
             reasons = {c.values.get("unsupported", "native cannot decide") for c in native_checks}
             self.reason = "; ".join(sorted(reasons))
-        elif decided == {model_check.holds}:
-            self.status = "agree"
-            self.reason = ""
-        else:
-            self.status = "DISAGREE"
-            self.reason = ""
+        elif self.status == UNWITNESSED:
+            self.reason = (f"the model says it {'holds' if model_check.holds else 'fails'} in some execution; "
+                           f"native: {seen or 'not seen'}")
 
 
 def _native_reason(checks: Sequence[Check]) -> str:
@@ -114,7 +157,9 @@ class Report:
     model: str  # the model's label (``5.10.223 (early-cow:...)``)
     host: str  # what the native side ran on (``Host.describe()``)
     kernel: dict[str, str]  # release, proc_version, version: the kernel the native side ran on
-    repeat: int = 1
+    repeat: int = 1  # native runs of a sequential scenario
+    par_repeat: int = PAR_REPEAT  # ... of a scenario with a `par` block
+    seed: int = 0  # the par blocks' skews are drawn from it
     loaded: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
     scenario_skips: list[list[str]] = field(default_factory=list)  # [file, reason]
@@ -127,7 +172,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        if self.count("DISAGREE"):
+        if self.count(DISAGREE):
             return 1
         return 2 if self.errors else 0
 
@@ -135,8 +180,9 @@ class Report:
         return {"format": JSON_FORMAT, **asdict(self), "exit_code": self.exit_code,
                 "summary": {"scenarios": self.loaded, "run_natively": self.loaded - len(self.scenario_skips),
                             "skipped_whole": len(self.scenario_skips), "assertions": len(self.rows),
-                            "agree": self.count("agree"), "disagree": self.count("DISAGREE"),
-                            "skipped": self.count("skip"), "errors": len(self.errors)}}
+                            "agree": self.count(AGREE), "disagree": self.count(DISAGREE),
+                            "unwitnessed": self.count(UNWITNESSED), "skipped": self.count(SKIP),
+                            "errors": len(self.errors)}}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Report:
@@ -150,14 +196,17 @@ def _row(r: Row, trace: Callable[[Result], str] | None, on_model: Result, native
     out: dict[str, Any] = {
         # Scenario.where: a swept file's scenarios are rows of their own (x.cow[kind=thp])
         "file": r.sc.where, "line": r.assertion.span.line, "assertion": r.assertion.text,
+        "quantifier": r.assertion.quantifier,
         "model": r.model.holds, "native": [c.holds for c in r.natives],
         "native_reason": _native_reason(r.natives), "status": r.status, "reason": r.reason,
     }
-    if r.status == "DISAGREE":
+    if r.seen is not None:
+        out["seen"] = r.seen
+    if r.status == DISAGREE:
         out["model_values"] = {k: str(v) for k, v in r.model.values.items()}
         out["native_values"] = [{k: str(v) for k, v in n.values.items()} for n in r.natives]
-        if trace is not None:
-            out["traces"] = [trace(on_model), trace(natives[0])]
+        if trace is not None:  # the native run that showed the violation or witness
+            out["traces"] = [trace(on_model), trace(natives[native_repeat.shown(r.sc, natives)])]
     return out
 
 
@@ -187,9 +236,10 @@ def model_problem(spec: str) -> str | None:
     return f"--model {shown}: " + bad.message + (f"; {bad.hint}" if bad.hint else "") + " (see `cowdsl backends`)"
 
 
-def collect(paths: Iterable[str], repeat: int = 1, timeout: float | None = None, model: str = MODEL,
-            trace: Callable[[Result], str] | None = None) -> Report:
-    """Run every scenario under ``paths`` on the model and on this kernel (``model`` already checked)."""
+def collect(paths: Iterable[str], repeat: int | None = None, timeout: float | None = None, model: str = MODEL,
+            trace: Callable[[Result], str] | None = None, seed: int = 0) -> Report:
+    """Run every scenario under ``paths`` on the model and on this kernel (``model`` already checked):
+    natively ``repeat`` times (default: once, PAR_REPEAT times with a `par` block)."""
     t0 = time.monotonic()
     paths = list(paths)
     spec = resolve(resolve_model(model))
@@ -198,7 +248,8 @@ def collect(paths: Iterable[str], repeat: int = 1, timeout: float | None = None,
         me = kversion.identity()
     except ValueError:
         me = {"release": os.uname().release, "version": ""}
-    report = Report(model=spec.label, host=host.describe(), kernel=me, repeat=max(1, repeat))
+    report = Report(model=spec.label, host=host.describe(), kernel=me, repeat=max(1, repeat or 1),
+                    par_repeat=max(1, repeat or PAR_REPEAT), seed=seed)
     files = [f for f in find(paths) if not f.is_dir()]
     if not files:
         report.errors.append(f"no .cow files found in {', '.join(map(str, paths))}")
@@ -212,22 +263,21 @@ def collect(paths: Iterable[str], repeat: int = 1, timeout: float | None = None,
             report.errors.append(f"{f}: {e.strerror or e}")
             continue
         for sc in scenarios:  # one per combination of a swept file's params
-            _crosscheck(report, sc, spec, repeat, timeout, trace)
+            _crosscheck(report, sc, spec, timeout, trace)
     report.seconds = time.monotonic() - t0
     return report
 
 
-def _crosscheck(report: Report, sc: Scenario, spec: KernelSpec, repeat: int, timeout: float | None,
+def _crosscheck(report: Report, sc: Scenario, spec: KernelSpec, timeout: float | None,
                 trace: Callable[[Result], str] | None) -> None:
     """One scenario on the model and natively, its rows added to ``report``."""
     report.loaded += 1
     where = sc.where  # a swept file's scenario: x.cow[kind=thp]
-    if getattr(sc, "concurrent", False):
-        report.scenario_skips.append([where, "concurrent (`par` blocks): native runs sequential scenarios only"])
-        return
     try:
         on_model = run(sc, spec)
-        natives = [run_native(sc, timeout=timeout or DEFAULT_TIMEOUT) for _ in range(max(1, repeat))]
+        runs = native_runs(sc, timeout=timeout or DEFAULT_TIMEOUT, seed=report.seed,
+                           repeat=report.par_repeat if sc.concurrent else report.repeat)
+        natives = list(runs.results)
     except KeyboardInterrupt:
         raise
     except Exception as e:  # a crash in a backend: report it, go on
@@ -239,9 +289,24 @@ def _crosscheck(report: Report, sc: Scenario, spec: KernelSpec, repeat: int, tim
             for n in natives for c in n.checks):
         report.scenario_skips.append(
             [where, natives[0].checks[0].values["unsupported"] if natives[0].checks else "?"])
+    single = one_execution(on_model)
     for i, a in enumerate(sc.assertions):
-        r = Row(sc, a, on_model.checks[i], [n.checks[i] for n in natives])
+        seen = runs.result.checks[i].values.get(native_repeat.key(a)) if len(natives) > 1 or sc.concurrent else None
+        r = Row(sc, a, on_model.checks[i], [n.checks[i] for n in natives], model_one_execution=single, seen=seen)
         report.rows.append(_row(r, trace, on_model, natives))
+
+
+def _assertion_text(row: dict[str, Any]) -> str:
+    """The assertion as the table shows it: with its quantifier unless it is `always`."""
+    q = row.get("quantifier", ALWAYS)
+    return row["assertion"] if q == ALWAYS else f"{q}: {row['assertion']}"
+
+
+def _status_text(row: dict[str, Any]) -> str:
+    """``agree``, ``agree (witnessed 3 of 20)``, ``skip (why)`` when the reason is short."""
+    if row["status"] == SKIP:
+        return SKIP + (f" ({row['reason']})" if len(row["reason"]) < 70 else "")
+    return row["status"] + (f" ({row['seen']})" if row.get("seen") else "")
 
 
 def _native_text(row: dict[str, Any]) -> str:
@@ -260,7 +325,9 @@ def render(report: Report, stream: IO[str]) -> None:
     g = report.guest
     where = f"{report.host}; under QEMU: {g['kernel']}" if g else report.host
     say(f"cross-check: {report.model} (model) against native ({where})"
-        + (f", native runs {report.repeat} times" if report.repeat > 1 else ""))
+        + (f", native runs {report.repeat} times" if report.repeat > 1 else "")
+        + (f", a scenario with a `par` block {report.par_repeat} times (seed {report.seed})"
+           if any(r.get("seen") for r in report.rows) else ""))
     if g:
         say(f"  guest: {g.get('source', '?')}, {g.get('accel', '?')}, needs: {', '.join(g.get('needs', [])) or 'none'}"
             f", {g.get('seconds', 0):.0f} s (boot {g.get('boot_seconds') or 0:.0f} s)")
@@ -270,17 +337,17 @@ def render(report: Report, stream: IO[str]) -> None:
     if rows:
         table = [["scenario", "line", "assertion", "model", "native", "status"]]
         for r in rows:
-            table.append([r["file"], str(r["line"]), r["assertion"], _word(r["model"]), _native_text(r),
-                          r["status"] + (f" ({r['reason']})" if r["status"] == "skip" and len(r["reason"]) < 70
-                                         else "")])
+            table.append([r["file"], str(r["line"]), _assertion_text(r), _word(r["model"]), _native_text(r),
+                          _status_text(r)])
         say()
         for line in _table(table):
             say(line)
 
-    bad = [r for r in rows if r["status"] == "DISAGREE"]
+    bad = [r for r in rows if r["status"] == DISAGREE]
     for r in bad:
         say()
-        say(f"DISAGREEMENT: {r['file']}:{r['line']}: assert {r['assertion']}")
+        say(f"DISAGREEMENT: {r['file']}:{r['line']}: assert {_assertion_text(r)}"
+            + (f": native: {r['seen']}" if r.get("seen") else ""))
         say(f"  model ({report.model}): {_word(r['model'])}; values: {_values(r.get('model_values', {}))}")
         nv = r.get("native_values") or [{}] * len(r["native"])
         for k, (h, v) in enumerate(zip(r["native"], nv)):
@@ -289,7 +356,13 @@ def render(report: Report, stream: IO[str]) -> None:
         for t in r.get("traces", []):
             say("  " + t.replace("\n", "\n  "))
 
-    skipped = [r for r in rows if r["status"] == "skip"]
+    unseen = [r for r in rows if r["status"] == UNWITNESSED]
+    if unseen:
+        say()
+        say("unwitnessed (not a disagreement; not an agreement either):")
+        for r in unseen:
+            say(f"  {r['file']}:{r['line']}: assert {_assertion_text(r)}: {r['reason']}")
+    skipped = [r for r in rows if r["status"] == SKIP]
     if report.scenario_skips or skipped:
         say()
         say("skipped:")
@@ -306,13 +379,14 @@ def render(report: Report, stream: IO[str]) -> None:
     n_skip = len(report.scenario_skips)
     say()
     say(f"{n_sc} scenario{'s' if n_sc != 1 else ''} ({n_sc - n_skip} run natively, "
-        f"{n_skip} skipped whole), {len(rows)} assertions: {report.count('agree')} agree, {len(bad)} disagree, "
-        f"{report.count('skip')} skipped" + (f", {len(report.errors)} error(s)" if report.errors else ""))
+        f"{n_skip} skipped whole), {len(rows)} assertions: {report.count(AGREE)} agree, {len(bad)} disagree, "
+        + (f"{len(unseen)} unwitnessed, " if unseen else "")
+        + f"{report.count(SKIP)} skipped" + (f", {len(report.errors)} error(s)" if report.errors else ""))
 
 
-def crosscheck(paths: Iterable[str], repeat: int = 1, out: IO[str] | None = None, timeout: float | None = None,
-               model: str = MODEL, trace: Callable[[Result], str] | None = None, err: IO[str] | None = None,
-               fmt: str = "text", record: str | None = None) -> int:
+def crosscheck(paths: Iterable[str], repeat: int | None = None, out: IO[str] | None = None,
+               timeout: float | None = None, model: str = MODEL, trace: Callable[[Result], str] | None = None,
+               err: IO[str] | None = None, fmt: str = "text", record: str | None = None, seed: int = 0) -> int:
     """Run every scenario under ``paths`` on the model and on this kernel; print the comparison.
 
     An unknown ``model`` is a usage error: a one-line message on ``err``
@@ -325,7 +399,7 @@ def crosscheck(paths: Iterable[str], repeat: int = 1, out: IO[str] | None = None
     if problem is not None:
         (err or sys.stderr).write(f"cowdsl crosscheck: {problem}\n")
         return 2
-    report = collect(paths, repeat, timeout, model, trace)
+    report = collect(paths, repeat, timeout, model, trace, seed)
     return finish(report, out, err, fmt, record)
 
 
@@ -357,7 +431,8 @@ def scenario_needs(paths: Iterable[str]) -> list[str]:
     return sorted(needs)
 
 
-def crosscheck_kernel(kernel: str, paths: Iterable[str], *, modules: str | None = None, repeat: int = 1,
+def crosscheck_kernel(kernel: str, paths: Iterable[str], *, modules: str | None = None, repeat: int | None = None,
+                      seed: int = 0,
                       model: str = RUNNING, needs: Sequence[str] | None = None, smp: int = 1,
                       memory: str = "512M", boot_timeout: float | None = None, out: IO[str] | None = None,
                       err: IO[str] | None = None, fmt: str = "text", record: str | None = None,
@@ -382,7 +457,9 @@ def crosscheck_kernel(kernel: str, paths: Iterable[str], *, modules: str | None 
     plain = [n for n in needs if n != "none"]
     try:
         k = kernels.prepare(kernel, modules) if modules else kernels.resolve(kernel)
-        argv = ["crosscheck", *paths, "--format", "json", "--model", model, "--repeat", str(max(1, repeat))]
+        argv = ["crosscheck", *paths, "--format", "json", "--model", model, "--seed", str(seed)]
+        if repeat is not None:
+            argv += ["--repeat", str(max(1, repeat))]
         kw: dict[str, Any] = {"needs": frozenset(plain), "smp": smp, "memory": memory, "say": say}
         if boot_timeout is not None:
             kw["timeout"] = boot_timeout

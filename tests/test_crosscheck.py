@@ -124,7 +124,7 @@ def test_an_unknown_model_is_a_usage_error_before_anything_runs(tmp_path, capsys
         raise AssertionError("nothing may run with an unknown model")
 
     monkeypatch.setattr(xc, "run", never)
-    monkeypatch.setattr(xc, "run_native", never)
+    monkeypatch.setattr(xc, "native_runs", never)
     monkeypatch.setattr(xc, "load_all", never)
     (tmp_path / "ok.cow").write_text("process A\nA: mmap(buf, anon, private, rw)\nassert A.buf == 0\n")
     assert main(["crosscheck", "--model", spec, str(tmp_path)]) == 2
@@ -394,3 +394,46 @@ def test_kernel_options_without_kernel_are_usage_errors(tmp_path, capsys):
     assert "go with --kernel" in capsys.readouterr().err
     assert main(["crosscheck", "--record-dir", str(tmp_path), str(tmp_path)]) == 2
     assert "goes with --record" in capsys.readouterr().err
+
+
+# --- par blocks: run repeatedly, judged on what the runs showed ------------------------------------
+
+PAR = """\
+process A, B
+thread T of A
+A: mmap(x, anon, private, rw)
+A: mmap(y, anon, private, rw)
+A: write(x, 1)
+A: write(y, 1)
+par {
+  A: write(x, 2)
+  T: write(y, 3)
+  B: mmap(z, anon, private, rw)
+}
+always: A.x == 2 and A.y == 3
+never: A.x == 1
+sometimes: A.y == 3
+sometimes: A.x == 5
+"""
+
+
+@needs_native
+def test_crosscheck_judges_a_par_scenario_on_its_runs(tmp_path):
+    import json
+
+    from cowdsl.crosscheck import crosscheck
+
+    (tmp_path / "par.cow").write_text(PAR)
+    out = io.StringIO()
+    assert crosscheck([str(tmp_path)], repeat=4, out=out, seed=2) == 0
+    text = out.getvalue()
+    assert "a scenario with a `par` block 4 times (seed 2)" in text.splitlines()[0]
+    assert "sometimes: A.y == 3" in text and "agree (witnessed 4 of 4)" in text
+    assert "agree (none in 4 runs)" in text
+    out = io.StringIO()
+    crosscheck([str(tmp_path)], repeat=3, out=out, fmt="json")
+    report = json.loads(out.getvalue())
+    rows = {r["line"]: r for r in report["rows"]}
+    assert rows[14]["seen"] == "witnessed 3 of 3" and rows[14]["native"] == [True, True, True]
+    assert rows[14]["quantifier"] == "sometimes" and report["par_repeat"] == 3
+    assert report["summary"]["unwitnessed"] == 0

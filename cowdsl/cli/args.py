@@ -177,10 +177,16 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("right", metavar="BACKEND2")
     d.add_argument("paths", nargs="+", metavar="FILE|DIR")
     _color_option(d)
-    x = sub.add_parser("crosscheck", help="run sequential scenarios on a model and on this machine's kernel; "
-                                          "exit 1 on any disagreement")
+    x = sub.add_parser("crosscheck", help="run scenarios on a model and on this machine's kernel (a `par` block: "
+                                          "repeatedly, on real threads); exit 1 on any disagreement")
     x.add_argument("paths", nargs="*", default=["scenarios"], metavar="DIR|FILE")
-    x.add_argument("--repeat", "-r", action=_Number, default=1, help="run natively N times and print a histogram")
+    x.add_argument("--repeat", "-r", action=_Number, default=None, metavar="N",
+                   help="run natively N times and print a histogram (default: once; 20 times for a scenario with "
+                        "a `par` block, whose runs are judged as \"witnessed K of N\", \"a violation seen (run k)\" "
+                        "or \"none in N runs\", never a proof)")
+    x.add_argument("--seed", action=_Number, least=0, default=0, metavar="S",
+                   help="the seed the `par` blocks' start skews are drawn from, so that a cross-check can be run "
+                        "again (default 0)")
     x.add_argument("--model", default=None,
                    help="the model backend, or `running`: the model of the native kernel's own version (default: "
                         "anon-exclusive; running with --kernel or --record)")

@@ -18,16 +18,24 @@ test run, without booting anything.
         "scenarios/fork/y.cow": {"sha256": "...", "assertions": [
             {"line": 17, "assert": "mr is A.buf", "kernel": true},
             {"line": 18, "assert": "refcount(mr) == 2", "kernel": null, "reason": "unsupported on native: ..."},
-            {"line": 19, "assert": "...", "kernel": "mixed", "runs": {"true": 2, "false": 1}}]}
+            {"line": 19, "assert": "...", "kernel": "mixed", "runs": {"true": 2, "false": 1}}]},
+        "scenarios/races/z.cow": {"sha256": "...", "assertions": [
+            {"line": 30, "assert": "A.text == 1", "kernel": "mixed", "runs": {"true": 5, "false": 15},
+             "seen": "witnessed 5 of 20"}]}
       },
+      "native_runs": {"repeat": 1, "par_repeat": 20, "seed": 0},
       "errors": []
     }
 
 A swept file (``param``) has one entry per variant, ``x.cow[kind=thp,swap=dofork]``,
 each with the file's sha256.  ``kernel`` is true or false when the kernel decided the assertion (every run
 the same way), null when native could not observe it (the reason says why),
-"mixed" when repeated runs answered both ways.  ``sha256`` is the scenario
-file's as recorded: a file changed since is stale until it is recorded again.
+"mixed" when repeated runs answered both ways; ``runs`` counts each run's answer when there
+were several (a scenario with a `par` block runs 20 times by default), and ``seen`` says what
+they showed for the assertion's quantifier ("witnessed 5 of 20", "a violation seen (run 3)",
+"none in 20 runs": ``cowdsl.native.repeat``).  ``cowdsl.crosscheck.agreement`` judges a model
+against these answers, here and in the test.  ``sha256`` is the scenario file's as recorded: a
+file changed since is stale until it is recorded again.
 """
 
 from __future__ import annotations
@@ -101,6 +109,16 @@ def _verdict(native: list[bool | None]) -> bool | str | None:
     return decided.pop() if len(decided) == 1 else "mixed"
 
 
+def answers(recorded: dict[str, Any]) -> list[bool | None]:
+    """Each run's answer to one recorded assertion (in no particular order): from its ``runs``
+    counts when it ran several times, else its ``kernel`` verdict."""
+    runs = recorded.get("runs")
+    if runs:
+        return [True] * runs.get("true", 0) + [False] * runs.get("false", 0) + [None] * runs.get("skip", 0)
+    kernel = recorded.get("kernel")
+    return [kernel] if isinstance(kernel, bool) else [None]
+
+
 def table(report: dict[str, Any]) -> dict[str, Any]:
     """The table of a cross-check report (``cowdsl.crosscheck.Report.to_json()``)."""
     files: dict[str, dict[str, Any]] = {}
@@ -123,6 +141,8 @@ def table(report: dict[str, Any]) -> dict[str, Any]:
             a["reason"] = r.get("native_reason") or r.get("reason") or "native cannot decide"
         if len(r["native"]) > 1:
             a["runs"] = dict(Counter("skip" if h is None else str(h).lower() for h in r["native"]))
+        if r.get("seen"):
+            a["seen"] = r["seen"]
         e.setdefault("assertions", []).append(a)
     kernel = dict(report["kernel"])
     guest = report.get("guest") or {}
@@ -141,6 +161,7 @@ def table(report: dict[str, Any]) -> dict[str, Any]:
         "model_when_recorded": report["model"],
         "summary": {**report.get("summary", {}), "kernel_decided": decided},
         "files": dict(sorted(files.items())),
+        "native_runs": {k: report[k] for k in ("repeat", "par_repeat", "seed") if k in report},
         "errors": report["errors"],
     }
 

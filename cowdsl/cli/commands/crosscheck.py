@@ -16,7 +16,7 @@ def crosscheck(args) -> int:
         return 2
     record = (args.record_dir or "") if args.record else None  # "": tests/kernels of the checkout
     if args.kernel:
-        return crosscheck_kernel(args.kernel, args.paths, modules=args.modules, repeat=args.repeat,
+        return crosscheck_kernel(args.kernel, args.paths, modules=args.modules, repeat=args.repeat, seed=args.seed,
                                  model=args.model or RUNNING, needs=args.need,
                                  smp=args.smp, memory=args.memory, fmt=args.format, record=record,
                                  say=lambda s: print(f"note: {s}", file=sys.stderr))
@@ -24,4 +24,4 @@ def crosscheck(args) -> int:
         print("cowdsl crosscheck: --modules and --need go with --kernel", file=sys.stderr)
         return 2
     model = args.model or (RUNNING if args.record else MODEL)
-    return compare(args.paths, args.repeat, model=model, trace=trace, fmt=args.format, record=record)
+    return compare(args.paths, args.repeat, model=model, trace=trace, fmt=args.format, record=record, seed=args.seed)
