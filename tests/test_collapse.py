@@ -208,3 +208,16 @@ def test_a_gup_fast_pin_racing_the_collapse_is_never_lost():
         sometimes: not failed(c)
     """, backend="6.18")
     assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+
+
+def test_the_docs_example_fails_on_6_17_and_passes_on_6_18():
+    from pathlib import Path
+
+    from cowdsl.load import load_text
+    from cowdsl.run import run
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text(encoding="utf-8")
+    src = text[text.index("### MADV_COLLAPSE"):].split("```")[1].split("\n", 1)[1]
+    sc = load_text(src, "x.cow")
+    assert [run(sc, ver).verdict for ver in ("6.17", "6.18")] == ["fail", "pass"]
+    assert all(run(sc, ver).ok for ver in ("6.17", "6.18"))  # as its expect lines say

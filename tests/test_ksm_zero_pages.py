@@ -131,3 +131,16 @@ def test_prctl_disable_unshares_them_too_and_a_write_copies_one():
     st = r.final
     assert not page(st, "A", "buf", 0).zero and page(st, "A", "buf", 1).data == 9
     assert pte(st, "A", "buf", 1).write
+
+
+def test_the_docs_example_fails_on_6_4_and_passes_on_6_5():
+    from pathlib import Path
+
+    from cowdsl.load import load_text
+    from cowdsl.run import run
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "language.md").read_text(encoding="utf-8")
+    src = text[text.index("#### The KSM zero page"):].split("```")[1].split("\n", 1)[1]
+    sc = load_text(src, "x.cow")
+    assert [run(sc, ver).verdict for ver in ("6.4", "6.5")] == ["fail", "pass"]
+    assert all(run(sc, ver).ok for ver in ("6.4", "6.5"))

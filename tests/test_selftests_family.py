@@ -157,7 +157,8 @@ def test_a_bodys_variant_files_repeat_it_exactly() -> None:
     """cow.c's body is written in BODY.cow; BODY--single-pte.cow, --partial-shared.cow and --partial-mremap.cow
     repeat it after their own prelude (an include path cannot be a param)."""
     cow = FAMILY / "cow"
-    bodies = [p for p in cow.glob("*.cow") if "--" not in p.stem and not p.stem.startswith(("prelude", "non-anon"))]
+    bodies = [p for p in cow.glob("*.cow")  # anon-thp-*: anon_thp_test_cases[] run on the PMD-mapped THP only
+              if "--" not in p.stem and not p.stem.startswith(("prelude", "non-anon", "anon-thp"))]
     assert len(bodies) == 14
     for main in bodies:
         for suffix in ("--single-pte", "--partial-shared", "--partial-mremap"):
