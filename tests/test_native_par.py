@@ -303,3 +303,52 @@ def test_a_step_that_hangs_in_a_par_block_aborts_the_run():
     assert r.verdict == "skip" and "run aborted at step" in r.checks[0].values["unsupported"]
     by_line = {rec.step.span.line: rec.outcome for rec in r.steps}
     assert by_line[9].error.startswith("timeout")
+
+
+def _children() -> list[int]:
+    me = str(os.getpid())
+    out = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if text[text.rindex(")") + 2:].split()[1] == me:
+                out.append(int(stat))
+    return out
+
+
+@needs_native
+def test_an_actor_killed_in_a_par_block_is_reported_and_nothing_is_left(tmp_path, monkeypatch):
+    import signal
+
+    from cowdsl.native import run_native
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def kill_b(step, ctl):
+        if step.actor == "B":
+            os.kill(ctl.procs["B"].pid, signal.SIGKILL)
+
+    r = run_native(load(SCENARIO), inject=kill_b, repeat=3)
+    by_line = {rec.step.span.line: rec.outcome for rec in r.steps}
+    assert by_line[10].error == "killed by SIGKILL" and by_line[8].ok and by_line[9].ok
+    assert r.checks[0].values["line 12"] == "none in 3 runs"
+    assert not _children() and list(tmp_path.iterdir()) == []
+
+
+@needs_native
+def test_an_interrupt_in_a_par_block_tears_the_run_down(tmp_path, monkeypatch):
+    from cowdsl.native import run_native
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+
+    def ctrl_c(step, ctl):
+        if step.actor == "T":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_native(load(SCENARIO), inject=ctrl_c)
+    assert not _children() and list(tmp_path.iterdir()) == []

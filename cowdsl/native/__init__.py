@@ -7,11 +7,15 @@ step into worker commands (a table, op name → translation).  Pins are io_uring
 fixed buffers (``uring.py``); pages are observed through /proc (``pagemap.py``,
 ``observe.py``).  Steps with no user-space equivalent make the scenario skip
 with the reason (``plan.py``); ``host.py`` says what this machine can do.
+A `par` block's actors run at once, each on its own thread or process, released
+together at a gate (``par.py``, ``barrier.py``); such a scenario runs N times and
+each assertion is judged on the runs (``repeat.py``), never as a proof.
 ``cowdsl.crosscheck``, a layer above, compares the kernel with a model.
 
 ``run_native(sc)`` returns a ``cowdsl.judge.Result`` with ``final=None``: the
 step records carry what was done natively, and the checks are judged on a
-``NativeObservation``.
+``NativeObservation`` (for N runs: on each run's, then together);
+``native_runs(sc)`` also gives each run's result.
 """
 
 from __future__ import annotations
