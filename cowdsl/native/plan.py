@@ -50,6 +50,10 @@ UNSUPPORTED_MIGRATE = (
 UNSUPPORTED_PRCTL = (
     "unsupported on native: `{text}`: prctl(PR_SET_MEMORY_MERGE) is not translated (madvise(mergeable) is)"
 )
+UNSUPPORTED_KSM_ZERO = (
+    "unsupported on native: `{text}`: ksmd maps the zero page only with /sys/kernel/mm/ksm/use_zero_pages set, "
+    "a machine-wide switch the guest's `ksm` need does not set (and the host's is not ours)"
+)
 UNSUPPORTED_FILE_KIND = (
     "unsupported on native: `file {name} ... on {kind}`: native writes a scenario's disk files into the run's "
     "private directory and makes memfd and hugetlbfs ones with memfd_create; a tmpfs file is not made yet"
@@ -79,6 +83,7 @@ REFUSED: dict[str, str] = {
     "odirect_write": UNSUPPORTED_ODIRECT,
     "migrate": UNSUPPORTED_MIGRATE,
     "prctl": UNSUPPORTED_PRCTL,
+    "ksm_merge_zero": UNSUPPORTED_KSM_ZERO,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp", "hugetlb"})
