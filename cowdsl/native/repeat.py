@@ -94,7 +94,7 @@ def combine(sc: S.Scenario, results: Sequence[Result], *, requested: int, seed: 
         f"{len(results)} (seed {seed})"
     if stopped:
         head += f"; {stopped}"
-    checks = tuple(attrs.evolve(c, values={**c.values, RUNS: head}) if c.holds is not None else c
+    checks = tuple(attrs.evolve(c, values={**c.values, RUNS: head})
                    for c in (judge(a, [r.checks[i] for r in results]) for i, a in enumerate(sc.assertions)))
     k = shown(sc, results)
     steps = results[k].steps
