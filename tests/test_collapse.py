@@ -221,3 +221,14 @@ def test_the_docs_example_fails_on_6_17_and_passes_on_6_18():
     sc = load_text(src, "x.cow")
     assert [run(sc, ver).verdict for ver in ("6.17", "6.18")] == ["fail", "pass"]
     assert all(run(sc, ver).ok for ver in ("6.17", "6.18"))  # as its expect lines say
+
+
+@pytest.mark.parametrize("word, hint", [
+    ("MADV_COLLAPSE", "MADV_COLLAPSE is written `collapse` here"),
+    ("colapse", "did you mean `collapse`?"),
+])
+def test_the_advice_is_named_as_the_kernel_names_it(load_error, rendered, word, hint):
+    err = load_error(f"process A\nA: mmap(buf, anon, private, rw, thp)\nA: madvise(buf, {word})\nassert true\n")
+    r = rendered(err)
+    assert r["message"] == f"unknown flag `{word}` for `madvise`" and r["hint"] == hint
+    assert "`collapse`" in r["expected"]

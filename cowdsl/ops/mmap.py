@@ -184,7 +184,7 @@ def _fuzz_madvise(g: ScenarioGenerator, task: str) -> str | None:
     if not maps:
         return None
     m = g.c.choice(sorted(maps))
-    advice = ["dontneed", "dontfork", "dofork", "pageout"] + ([] if maps[m][1] else ["wipeonfork"])
+    advice = ["dontneed", "dontfork", "dofork", "pageout", "collapse"] + ([] if maps[m][1] else ["wipeonfork"])
     return f"madvise({m}, {g.c.choice(advice)})"
 
 
