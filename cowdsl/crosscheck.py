@@ -50,7 +50,7 @@ from typing import IO, Any
 
 from cowdsl import kernels
 from cowdsl.errors import CowError
-from cowdsl.judge import Check, Result
+from cowdsl.judge import Check, Result, sampled
 from cowdsl.kernel.eras import NATIVE
 from cowdsl.kernel.spec import KernelSpec, resolve
 from cowdsl.kernel.spec import check as spec_problem
@@ -58,7 +58,6 @@ from cowdsl.kernels import tables
 from cowdsl.kernels import version as kversion
 from cowdsl.load import find, load_all
 from cowdsl.native import DEFAULT_TIMEOUT, PAR_REPEAT, native_runs, probe
-from cowdsl.native import repeat as native_repeat
 from cowdsl.native.plan import guest_needs
 from cowdsl.run import run
 from cowdsl.scenario import ALWAYS, NEVER, SOMETIMES, Scenario
@@ -106,11 +105,10 @@ def agreement(quantifier: str, model: bool | None, native: Sequence[bool | None]
         return SKIP
     if model_one_execution or quantifier not in (ALWAYS, NEVER, SOMETIMES):
         return AGREE if set(decided) == {model} else DISAGREE
-    seen = native_repeat.violations(quantifier, decided)  # violations, or witnesses of a `sometimes`
-    native_says = bool(seen) if quantifier == SOMETIMES else not seen
-    if native_says == model:
+    if sampled.holds(quantifier, decided) == model:
         return AGREE
-    return DISAGREE if seen else UNWITNESSED
+    # the runs differ from the model: contradicted by what they showed, or only short of it
+    return DISAGREE if sampled.violations(quantifier, decided) else UNWITNESSED
 
 
 def one_execution(model_result: Result) -> bool:
@@ -206,7 +204,7 @@ def _row(r: Row, trace: Callable[[Result], str] | None, on_model: Result, native
         out["model_values"] = {k: str(v) for k, v in r.model.values.items()}
         out["native_values"] = [{k: str(v) for k, v in n.values.items()} for n in r.natives]
         if trace is not None:  # the native run that showed the violation or witness
-            out["traces"] = [trace(on_model), trace(natives[native_repeat.shown(r.sc, natives)])]
+            out["traces"] = [trace(on_model), trace(natives[sampled.shown(r.sc, natives)])]
     return out
 
 
@@ -291,7 +289,7 @@ def _crosscheck(report: Report, sc: Scenario, spec: KernelSpec, timeout: float |
             [where, natives[0].checks[0].values["unsupported"] if natives[0].checks else "?"])
     single = one_execution(on_model)
     for i, a in enumerate(sc.assertions):
-        seen = runs.result.checks[i].values.get(native_repeat.key(a)) if len(natives) > 1 or sc.concurrent else None
+        seen = runs.result.checks[i].values.get(sampled.key(a)) if len(natives) > 1 or sc.concurrent else None
         r = Row(sc, a, on_model.checks[i], [n.checks[i] for n in natives], model_one_execution=single, seen=seen)
         report.rows.append(_row(r, trace, on_model, natives))
 

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from cowdsl import scenario as S
+from cowdsl.judge import sampled
 from cowdsl.native import barrier, repeat, skip_reason
 
 _SKIP = skip_reason()
@@ -124,7 +125,7 @@ def test_spin_waits_its_skew():
     (S.INVARIANT, [True], None),
 ])
 def test_the_words_for_what_the_runs_showed(quantifier, runs, words):
-    assert repeat.wording(quantifier, runs) == words
+    assert sampled.wording(quantifier, runs) == words
 
 
 SCENARIO = """
@@ -170,7 +171,7 @@ def test_runs_are_judged_together_with_the_values_of_the_run_that_decided():
     assert unseen.holds is False and unseen.values["line 15"] == "witnessed 0 of 3"
     assert all(c.values[repeat.RUNS] == "3 (seed 5)" for c in runs.result.checks)
     assert runs.result.verdict == "fail" and runs.result.seconds == 0.03
-    assert repeat.shown(sc, results) == 1
+    assert sampled.shown(sc, results) == 1
 
 
 def test_fewer_runs_than_asked_say_why():

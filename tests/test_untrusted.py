@@ -255,13 +255,13 @@ def test_native_writes_only_inside_its_private_temporary_directory(monkeypatch):
     seen: dict = {"paths": [], "pids": [], "tmp": None, "all": None}
     real_call = controller.Controller.call
 
-    def call(self, p, cmd, fds=()):
+    def call(self, p, cmd, fds=(), **kw):
         seen["tmp"], seen["all"] = self.tmp, self.all_pids
         if cmd.get("path"):
             seen["paths"].append(cmd["path"])
         if cmd.get("pid"):
             seen["pids"].append(cmd["pid"])
-        return real_call(self, p, cmd, fds)
+        return real_call(self, p, cmd, fds, **kw)
 
     monkeypatch.setattr(controller.Controller, "call", call)
     writes = []
