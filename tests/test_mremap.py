@@ -102,3 +102,10 @@ def test_the_new_name_is_usable_after_and_the_old_one_is_gone(load_error):
     moved = "process A\nA: mmap(buf, anon, private, rw, pages=2)\nA: mremap(buf, to=x)\n"
     load_text(moved + "A: write(x[1], 1)\nassert A.x[1] == 1\n", "t.cow")
     assert "buf" in str(load_error(moved + "A: write(buf, 1)\nassert true\n", "t.cow"))
+
+
+def test_an_invariant_on_a_page_the_mapping_grows_to_reads_not_mapped_before_the_growth():
+    """Was an IndexError in the judge: between the mmap and the mremap the page is past the VMA's end."""
+    r = run_src("process A\nA: mmap(m2, anon, private, rw, pages=1)\nA: write(m2, 1)\nA: mremap(m2, pages=3)\n"
+                "invariant: not (A.m2[2] == 5)\nreachable: A.m2[2] == 0\n")
+    assert_checks_hold(r)

@@ -55,7 +55,8 @@ def view_addr(state: State, addr: S.Addr) -> View:
     if mm is None or not mm.alive:
         return View(None, None, f"{addr.proc} {'was killed' if mm is not None and mm.segv else 'has exited'}")
     vma = mm.vma(addr.mapping)
-    if vma is None or vma.at(addr.index) is None:
+    # past the mapping's end: it may be mremap()ed to that size later, but is not yet
+    if vma is None or addr.index >= len(vma.ptes) or vma.at(addr.index) is None:
         return View(None, None, "not mapped")
     pte = vma.ptes[addr.index]
     if pte is None:
