@@ -1141,6 +1141,72 @@ def test_has_write_protect_seq_off_variant():
     assert mm(r.final, "A").wp_seq == 0
 
 
+# --- MADV_COLLAPSE (mm/khugepaged.c madvise_collapse) and the KSM zero page (use_zero_pages) -----------------------
+
+PTE_MAPPED_THP = """
+    process A
+    A: mmap(buf, anon, private, rw, thp)
+    A: write(buf, 1)
+    A: mprotect(buf, ro, tail)
+    A: mprotect(buf, rw, tail)
+"""
+COLLAPSE = "A: madvise(buf, collapse) as c"
+
+
+@covers("has_madv_collapse", True)
+@covers("has_madv_collapse", False)
+@pytest.mark.parametrize("backend, has", [("6.1", True), ("6.0", False)])
+def test_has_madv_collapse(backend, has):
+    r = run_src(PTE_MAPPED_THP + COLLAPSE, backend=backend)
+    assert_decision(r, "has_madv_collapse", COLLAPSE, has, "7d8faaf15545")
+    assert r.final.result("c").ok is has
+
+
+@covers("collapse_needs_writable", True)
+@covers("collapse_needs_writable", False)
+@pytest.mark.parametrize("backend, refused", [("6.17", True), ("6.18", False)])
+def test_collapse_needs_writable_after_fork(backend, refused):
+    r = run_src(PTE_MAPPED_THP + "A: fork() as B\n" + COLLAPSE, backend=backend)
+    assert_decision(r, "collapse_needs_writable", COLLAPSE, refused, "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd")
+    assert r.final.result("c").ok is not refused
+
+
+@covers("collapse_count_eagain", True)
+@covers("collapse_count_eagain", False)
+@pytest.mark.parametrize("backend, errno", [("6.1.13", "EAGAIN"), ("6.1.12", "EINVAL")])
+def test_collapse_count_eagain_for_a_pinned_page(backend, errno):
+    r = run_src(PTE_MAPPED_THP + "A: pin(buf, write, longterm) as mr\n" + COLLAPSE, backend=backend)
+    assert_decision(r, "collapse_count_eagain", COLLAPSE, errno == "EAGAIN", "ae63c898f400")
+    assert r.final.result("c").error == errno
+
+
+ZERO_FILLED = """
+    process A
+    A: mmap(buf, anon, private, rw)
+    A: madvise(buf, mergeable)
+    A: write(buf, 0)
+"""
+MERGE_ZERO = "ksmd: ksm_merge_zero(A.buf) as z"
+
+
+@covers("has_ksm_use_zero_pages", True)
+@covers("has_ksm_use_zero_pages", False)
+@pytest.mark.parametrize("backend, has", [("4.11", True), ("4.10", False)])
+def test_has_ksm_use_zero_pages(backend, has):
+    r = run_src(ZERO_FILLED + MERGE_ZERO, backend=backend)
+    assert_decision(r, "has_ksm_use_zero_pages", MERGE_ZERO, has, "e86c59b1b12d")
+    assert page(r.final, "A", "buf").zero is has
+
+
+@covers("ksm_marks_zero_pages", True)
+@covers("ksm_marks_zero_pages", False)
+@pytest.mark.parametrize("backend, marked", [("6.5", True), ("6.4", False)])
+def test_ksm_marks_zero_pages_so_unmerge_unshares_them(backend, marked):
+    r = run_src(ZERO_FILLED + MERGE_ZERO + "\nA: madvise(buf, unmergeable)\n", backend=backend)
+    assert_decision(r, "ksm_marks_zero_pages", MERGE_ZERO, marked, "79271476b336")
+    assert page(r.final, "A", "buf").zero is not marked  # unshared: its own zero-filled page again
+
+
 # --- every rule, both outcomes ---------------------------------------------------------------------------------------
 
 

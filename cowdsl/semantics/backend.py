@@ -58,6 +58,11 @@ RULES = (
     "hugetlb_fork_wp_seq",
     "ksm_checks_refs",
     "swapin_read_writable",
+    "has_madv_collapse",
+    "collapse_needs_writable",
+    "collapse_count_eagain",
+    "has_ksm_use_zero_pages",
+    "ksm_marks_zero_pages",
 )
 
 
@@ -271,6 +276,26 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
 
     def swapin_read_writable(self, m: Machine, vma: Vma) -> Decision:
         """do_swap_page: does a read fault map an exclusive page writable (6.11+)?"""
+        raise NotImplementedError
+
+    def has_madv_collapse(self) -> Decision:
+        """Does MADV_COLLAPSE exist (6.1+)?"""
+        raise NotImplementedError
+
+    def collapse_needs_writable(self) -> Decision:
+        """Does MADV_COLLAPSE refuse a range with no writable PTE (before 6.18)?"""
+        raise NotImplementedError
+
+    def collapse_count_eagain(self) -> Decision:
+        """Is MADV_COLLAPSE's refusal for unexpected references -EAGAIN (6.2, 6.1.13) or -EINVAL?"""
+        raise NotImplementedError
+
+    def has_ksm_use_zero_pages(self) -> Decision:
+        """Does /sys/kernel/mm/ksm/use_zero_pages exist (4.11+)?"""
+        raise NotImplementedError
+
+    def ksm_marks_zero_pages(self) -> Decision:
+        """Does KSM mark the zero pages it places, so that unmerging unshares them (6.5+)?"""
         raise NotImplementedError
 
     @classmethod

@@ -218,6 +218,51 @@ class Mapcount(Backend):
             return Decision(True, "hugetlb fork inside write_protect_seq", "623a1ddfeb23")
         return Decision(False, "copy_hugetlb_page_range runs outside write_protect_seq", "623a1ddfeb23")
 
+    def has_madv_collapse(self) -> Decision:
+        """7d8faaf15545 "mm/madvise: introduce MADV_COLLAPSE sync hugepage collapse" (6.1;
+        6.1.158 madvise_behavior_valid has it, 5.15.135 has no MADV_COLLAPSE): before, the
+        advice is unknown and madvise(2) fails with -EINVAL."""
+        if self.options["madv_collapse"] == "on":
+            return Decision(True, "MADV_COLLAPSE (madvise_collapse)", "7d8faaf15545")
+        return Decision(False, "no MADV_COLLAPSE: unknown advice → -EINVAL", "7d8faaf15545")
+
+    def collapse_needs_writable(self) -> Decision:
+        """hpage_collapse_scan_pmd and __collapse_huge_page_isolate refuse a range with no
+        writable PTE (`if (!writable) result = SCAN_PAGE_RO`, 6.1.158) until 6.18 ("mm:
+        enable khugepaged to operate on non-writable VMAs", Dev Jain; 6.18.2 has no
+        `writable`; its mainline id UNVERIFIED: v6.18 mm/khugepaged.c)."""
+        if self.options["collapse_ro"] == "refuse":
+            return Decision(True, "no writable PTE in the range → SCAN_PAGE_RO",
+                            "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd")
+        return Decision(False, "a read-only range collapses too", "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd")
+
+    def collapse_count_eagain(self) -> Decision:
+        """ae63c898f400 "mm/MADV_COLLAPSE: set EAGAIN on unexpected page refcount" (6.2,
+        6.1.13): madvise_collapse_errno maps SCAN_PAGE_COUNT to -EAGAIN (6.1.158 and
+        6.18.2 read); before, to the default -EINVAL."""
+        if self.options["collapse_errno"] == "eagain":
+            return Decision(True, "SCAN_PAGE_COUNT → -EAGAIN", "ae63c898f400")
+        return Decision(False, "SCAN_PAGE_COUNT → -EINVAL", "ae63c898f400")
+
+    def has_ksm_use_zero_pages(self) -> Decision:
+        """e86c59b1b12d "mm/ksm: improve deduplication of zero pages with colouring" (4.11):
+        /sys/kernel/mm/ksm/use_zero_pages, and cmp_and_merge_page trying
+        try_to_merge_with_zero_page first for a page whose checksum is zero_checksum
+        (5.10.198, 6.1.158 and 6.18.2 read); before, no such knob."""
+        if self.options["ksm_use_zero_pages"] == "on":
+            return Decision(True, "use_zero_pages: try_to_merge_with_zero_page", "e86c59b1b12d")
+        return Decision(False, "no /sys/kernel/mm/ksm/use_zero_pages", "e86c59b1b12d")
+
+    def ksm_marks_zero_pages(self) -> Decision:
+        """79271476b336 "ksm: support unsharing KSM-placed zero pages" (6.5): replace_page
+        maps the zero page with pte_mkdirty(pte_mkspecial(...)) so is_ksm_zero_pte knows
+        it, and break_ksm unshares it like a KSM page (6.18.2 read); 6.1.158's
+        replace_page maps it clean and break_ksm breaks PageKsm pages only, so
+        MADV_UNMERGEABLE leaves KSM-placed zero pages mapped."""
+        if self.options["ksm_zero_unshare"] == "on":
+            return Decision(True, "the zero page's PTE marked dirty: KSM-placed (is_ksm_zero_pte)", "79271476b336")
+        return Decision(False, "the zero page mapped clean: MADV_UNMERGEABLE will not unshare it", "79271476b336")
+
     def ksm_checks_refs(self, m: Machine, pte: Pte, pfn: int) -> Decision:
         """ksm.c write_protect_page: the page's references are compared with its
         mappings only `if (pte_write || pte_dirty || ...)`: before 5.19 a

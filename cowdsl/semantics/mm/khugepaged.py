@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING
 
 from cowdsl.ops.khugepaged import COLLAPSE_PROGRAM
 from cowdsl.semantics.contract import KernelBase
-from cowdsl.semantics.machine import Decision
 from cowdsl.semantics.micro import Frame, Micro, micro_step
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Pte
 
@@ -45,33 +44,6 @@ CollapseFrame = tuple[tuple[int, ...], int, int, str]
 
 
 class Khugepaged(KernelBase):
-    # --- what the version has (cowdsl.kernel.timeline) ---------------------------------------
-    def has_madv_collapse(self) -> Decision:
-        """7d8faaf15545 "mm/madvise: introduce MADV_COLLAPSE sync hugepage collapse" (6.1;
-        6.1.158 madvise_behavior_valid has it, 5.15.135 has no MADV_COLLAPSE): before, the
-        advice is unknown and madvise(2) fails with -EINVAL."""
-        if self.options["madv_collapse"] == "on":
-            return Decision(True, "MADV_COLLAPSE (madvise_collapse)", "7d8faaf15545")
-        return Decision(False, "no MADV_COLLAPSE: unknown advice → -EINVAL", "7d8faaf15545")
-
-    def collapse_needs_writable(self) -> Decision:
-        """hpage_collapse_scan_pmd and __collapse_huge_page_isolate refuse a range with no
-        writable PTE (`if (!writable) result = SCAN_PAGE_RO`, 6.1.158) until 6.18 ("mm:
-        enable khugepaged to operate on non-writable VMAs", Dev Jain; 6.18.2 has no
-        `writable`; mainline id not confirmed: v6.18 mm/khugepaged.c)."""
-        if self.options["collapse_ro"] == "refuse":
-            return Decision(True, "no writable PTE in the range → SCAN_PAGE_RO",
-                            "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd")
-        return Decision(False, "a read-only range collapses too", "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd")
-
-    def collapse_count_eagain(self) -> Decision:
-        """ae63c898f400 "mm/MADV_COLLAPSE: set EAGAIN on unexpected page refcount" (6.2,
-        6.1.13): madvise_collapse_errno maps SCAN_PAGE_COUNT to -EAGAIN (6.1.158 and
-        6.18.2 read); before, to the default -EINVAL."""
-        if self.options["collapse_errno"] == "eagain":
-            return Decision(True, "SCAN_PAGE_COUNT → -EAGAIN", "ae63c898f400")
-        return Decision(False, "SCAN_PAGE_COUNT → -EINVAL", "ae63c898f400")
-
     # --- madvise_collapse ------------------------------------------------------------------------
     @micro_step(COLLAPSE_PROGRAM, "scan")
     def collapse__scan(self, m: Machine, step: Step, frame: Frame) -> Micro:

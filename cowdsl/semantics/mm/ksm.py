@@ -10,7 +10,6 @@ from attrs import evolve
 
 from cowdsl.ops.ksm import KSM_ADVICE, KSM_MADVISE, KSM_MERGE, KSM_MERGE_ZERO, PRCTL
 from cowdsl.semantics.contract import KernelBase
-from cowdsl.semantics.machine import Decision
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.mm import addr_of
 from cowdsl.semantics.state import HUGETLB, SMALL, ZERO_PFN, Outcome, Pte, Vma
@@ -36,26 +35,6 @@ def is_ksm_zero_pte(m: Machine, pte: Pte) -> bool:
 
 
 class Ksm(KernelBase):
-    # --- what the version has (cowdsl.kernel.timeline) ---------------------------------------
-    def has_ksm_use_zero_pages(self) -> Decision:
-        """e86c59b1b12d "mm/ksm: improve deduplication of zero pages with colouring" (4.11):
-        /sys/kernel/mm/ksm/use_zero_pages, and cmp_and_merge_page trying
-        try_to_merge_with_zero_page first for a page whose checksum is zero_checksum
-        (5.10.198, 6.1.158 and 6.18.2 read); before, no such knob."""
-        if self.options["ksm_use_zero_pages"] == "on":
-            return Decision(True, "use_zero_pages: try_to_merge_with_zero_page", "e86c59b1b12d")
-        return Decision(False, "no /sys/kernel/mm/ksm/use_zero_pages", "e86c59b1b12d")
-
-    def ksm_marks_zero_pages(self) -> Decision:
-        """79271476b336 "ksm: support unsharing KSM-placed zero pages" (6.5): replace_page
-        maps the zero page with pte_mkdirty(pte_mkspecial(...)) so is_ksm_zero_pte knows
-        it, and break_ksm unshares it like a KSM page (6.18.2 read); 6.1.158's
-        replace_page maps it clean and break_ksm breaks PageKsm pages only, so
-        MADV_UNMERGEABLE leaves KSM-placed zero pages mapped."""
-        if self.options["ksm_zero_unshare"] == "on":
-            return Decision(True, "the zero page's PTE marked dirty: KSM-placed (is_ksm_zero_pte)", "79271476b336")
-        return Decision(False, "the zero page mapped clean: MADV_UNMERGEABLE will not unshare it", "79271476b336")
-
     # --- what ksmd may scan ---------------------------------------------------------------
     def ksm_mergeable(self, m: Machine, mm: str, vma: Vma) -> bool:
         """VM_MERGEABLE: given by MADV_MERGEABLE, or by MMF_VM_MERGE_ANY (prctl, 6.4+) to
