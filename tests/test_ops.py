@@ -1456,3 +1456,29 @@ def test_madvise_mergeable_is_needed_for_ksm_and_ignored_on_shared_memory():
     texts = [str(e) for rec in r.steps for e in rec.events]
     assert any("is not VM_MERGEABLE (give it madvise(q, mergeable))" in t for t in texts)
     assert any("shared or hugetlb, which KSM never scans: ignored" in t for t in texts)
+
+
+# --- io_uring_register (the version boundary: test_rules.py; gup_longterm.c: scenarios/selftests) ---
+
+
+def test_io_uring_register_pins_the_page_writable_for_dma_and_unpin_releases_it():
+    src = """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: fork() as B
+        A: io_uring_register(buf) as r
+        r: dma_write(7)
+        r: dma_read() as seen
+    """
+    # FOLL_WRITE breaks COW first: the pin is on A's own copy, which the device writes
+    r = run_src(src + """
+        assert pincount(A.buf) == 1 and exclusive(A.buf) and not (A.buf is B.buf)
+        assert A.buf == 7 and B.buf == 1 and seen == 7
+    """)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    r = run_src(src + """
+        A: unpin(r)
+        assert pincount(A.buf) == 0 and refcount(A.buf) == 1
+    """)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]

@@ -1207,6 +1207,29 @@ def test_ksm_marks_zero_pages_so_unmerge_unshares_them(backend, marked):
     assert page(r.final, "A", "buf").zero is not marked  # unshared: its own zero-filled page again
 
 
+# --- io_uring_checks_vmas (io_pin_pages' own VMA check, removed by 34ed8d0dcd69 in 6.5) --------------------------
+
+PRIVATE_DISK_BUFFER = """
+    process A
+    file F = [0]
+    A: mmap(buf, private, rw, file=F)
+    A: write(buf, 1)
+"""
+REGISTER = "A: io_uring_register(buf) as r"
+
+
+@covers("io_uring_checks_vmas", True)
+@covers("io_uring_checks_vmas", False)
+@pytest.mark.parametrize("backend, checks", [("6.4", True), ("6.5", False)])
+def test_io_uring_checks_vmas_refuses_a_private_disk_file_buffer_before_6_5(backend, checks):
+    r = run_src(PRIVATE_DISK_BUFFER + REGISTER, backend=backend)
+    assert_decision(r, "io_uring_checks_vmas", REGISTER, checks, "34ed8d0dcd69")
+    res = r.final.result("r")
+    assert (res.ok, res.error) == ((False, "EOPNOTSUPP") if checks else (True, None))
+    # the check runs after the pin: the write fault's private copy stays, unpinned when refused
+    assert page(r.final, "A", "buf").anon and page(r.final, "A", "buf").pincount == (0 if checks else 1)
+
+
 # --- every rule, both outcomes ---------------------------------------------------------------------------------------
 
 

@@ -124,6 +124,11 @@ OPTIONS: tuple[Option, ...] = (
            "KSM marks the zero pages it places (a dirty special PTE) and MADV_UNMERGEABLE unshares them like KSM "
            "pages (79271476b336, 6.5); off: they stay mapped after MADV_UNMERGEABLE",
            ("anon-exclusive",)),
+    Option("io_uring_vma_check", ("on", "off"),
+           "io_uring's fixed-buffer registration refuses a page of a file mapping that is neither shmem nor "
+           "hugetlbfs with -EOPNOTSUPP, MAP_PRIVATE included (io_pin_pages before 6.5) or leaves the VMAs to "
+           "GUP's long-term pin (34ed8d0dcd69, 6.5)",
+           ("anon-exclusive",)),
     # Changes fixed within each era (a version sets them; no spec names them):
     Option("hugetlb_wp_seq", ("on", "off"),
            "fork of a hugetlb mapping runs inside write_protect_seq (623a1ddfeb23, 5.19); before, "

@@ -77,6 +77,7 @@ BASELINE: dict[str, str] = {
     "collapse_errno": "einval",
     "collapse_ro": "refuse",
     "ksm_zero_unshare": "off",
+    "io_uring_vma_check": "on",
 }
 
 _ANN = "stable release announcement shortlog"
@@ -184,6 +185,13 @@ TIMELINE: tuple[Change, ...] = (
     Change("longterm-file-write", "8ac268436e6d", "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to "
            "file-backed mappings", v("6.5-rc1"), (("longterm_file_write", "refuse"),),
            note="with a6e79df92e4a (GUP-fast); 6.5-rc1 MM pull"),
+    Change("io-uring-vma-check", "34ed8d0dcd69", "io_uring: rsrc: delegate VMA file-backed check to GUP",
+           v("6.5-rc1"), (("io_uring_vma_check", "off"),),
+           note="Lorenzo Stoakes, v6 posted 2023-05-17, patch 4/6 of the series removing the vmas parameter of "
+                "pin_user_pages, after 8ac268436e6d (GUP's own refusal); merged for 6.5 with 89207c669bbf "
+                "(gup_longterm.c's liburing tests). 5.10.198 io_uring/io_uring.c io_sqe_buffer_register and "
+                "6.1.158 io_uring/rsrc.c io_pin_pages refuse non-shmem, non-hugetlbfs file VMAs with "
+                "-EOPNOTSUPP; 6.18.2 io_uring/memmap.c io_pin_pages has no VMA check (trees read)"),
     Change("odirect-pin", "a7e689dd1c06",
            "block: Convert bio_iov_iter_get_pages to use iov_iter_extract_pages", v("6.5-rc1"),
            (("odirect_pin", "pin"),),

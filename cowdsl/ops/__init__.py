@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from cowdsl.ops import device_exclusive, direct_io, fork, gup, ksm, memory, migrate, mmap, pipe, vmscan
+from cowdsl.ops import device_exclusive, direct_io, fork, gup, io_uring, ksm, memory, migrate, mmap, pipe, vmscan
 from cowdsl.ops.spec import (
     ACTORS,
     ADDR_PAGE,
@@ -95,6 +95,7 @@ OPS: dict[str, OpSpec] = registry(
     gup.PROCESS_VM_WRITEV,
     gup.PROCESS_VM_READV,
     gup.PROC_MEM_WRITE,
+    io_uring.IO_URING_REGISTER,
     direct_io.ODIRECT_READ,
     direct_io.ODIRECT_WRITE,
     device_exclusive.MAKE_DEVICE_EXCLUSIVE,

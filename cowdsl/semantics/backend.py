@@ -22,6 +22,7 @@ from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
 from cowdsl.semantics.mm.direct_io import DirectIo
 from cowdsl.semantics.mm.fork import Fork
 from cowdsl.semantics.mm.gup import Foll, Gup
+from cowdsl.semantics.mm.io_uring import IoUring
 from cowdsl.semantics.mm.khugepaged import Khugepaged
 from cowdsl.semantics.mm.ksm import Ksm
 from cowdsl.semantics.mm.memory import Memory
@@ -63,11 +64,12 @@ RULES = (
     "collapse_count_eagain",
     "has_ksm_use_zero_pages",
     "ksm_marks_zero_pages",
+    "io_uring_checks_vmas",
 )
 
 
 class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo,
-              Migrate, Khugepaged):
+              Migrate, Khugepaged, IoUring):
     name: ClassVar[str]
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
     HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14
@@ -292,6 +294,10 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
 
     def has_ksm_use_zero_pages(self) -> Decision:
         """Does /sys/kernel/mm/ksm/use_zero_pages exist (4.11+)?"""
+        raise NotImplementedError
+
+    def io_uring_checks_vmas(self) -> Decision:
+        """io_pin_pages: does io_uring refuse file-backed buffers itself (before 6.5)?"""
         raise NotImplementedError
 
     def ksm_marks_zero_pages(self) -> Decision:

@@ -263,6 +263,16 @@ class Mapcount(Backend):
             return Decision(True, "the zero page's PTE marked dirty: KSM-placed (is_ksm_zero_pte)", "79271476b336")
         return Decision(False, "the zero page mapped clean: MADV_UNMERGEABLE will not unshare it", "79271476b336")
 
+    def io_uring_checks_vmas(self) -> Decision:
+        """34ed8d0dcd69 "io_uring: rsrc: delegate VMA file-backed check to GUP" (6.5, after
+        8ac268436e6d): io_pin_pages no longer asks pin_user_pages for the VMAs.  Before
+        (5.10.198, 6.1.158 read), it refuses a buffer in a file mapping that is neither
+        shmem (vma_is_shmem) nor hugetlbfs (is_file_hugepages) with -EOPNOTSUPP, private
+        mappings included, after the pin, which it drops."""
+        if self.options["io_uring_vma_check"] == "on":
+            return Decision(True, "io_uring's own check: only anon, shmem or hugetlbfs buffers", "34ed8d0dcd69")
+        return Decision(False, "the VMAs are GUP's to check", "34ed8d0dcd69")
+
     def ksm_checks_refs(self, m: Machine, pte: Pte, pfn: int) -> Decision:
         """ksm.c write_protect_page: the page's references are compared with its
         mappings only `if (pte_write || pte_dirty || ...)`: before 5.19 a
