@@ -222,7 +222,7 @@ def boot(kernel: cache.Kernel | str | os.PathLike, argv: Sequence[str], *, smp: 
          on_console: Callable[[str], None] | None = None, say: Callable[[str], None] | None = None) -> GuestResult:
     """Boot ``kernel`` under QEMU, run ``argv`` chrooted into the host's root, return its output.
 
-    ``needs``: "swap", "hugetlb", "ksm", "thp" (or "thp=madvise"), switched on in the guest only.
+    ``needs``: "swap", "hugetlb", "ksm", "thp" (or "thp=madvise"), "dm-delay", switched on in the guest only.
     ``keep``: host paths under /tmp that must stay visible (the guest's /tmp is its scratch disk);
     the working directory and this Python's prefix are kept automatically.
     Raises KernelError (GuestTimeout on timeout) when the guest cannot run the command.
@@ -234,8 +234,9 @@ def boot(kernel: cache.Kernel | str | os.PathLike, argv: Sequence[str], *, smp: 
     keep_paths = host_tmp_paths([cwd, sys.prefix, sys.base_prefix, *keep,
                                  *(a for a in argv if a.startswith("/tmp/"))])
     nonce = secrets.token_hex(8)
+    modules = k.file("modules")
     job = guest.job_script(argv, nonce=nonce, cwd=cwd, env=env if env is not None else default_env(),
-                           needs=plain, thp=thp, keep=keep_paths)
+                           needs=plain, thp=thp, keep=keep_paths, modules=str(modules) if modules else None)
     no_kvm = qemu.kvm_usable(qemu_bin)
     if no_kvm and say:
         say(f"KVM unusable ({no_kvm}); using TCG (slower)")
