@@ -164,7 +164,7 @@ def fresh_page_violations(before: State, after: State) -> list[str]:
 
 
 def exact_refcount_violations(state: State) -> list[str]:
-    """The model has no transient references (no LRU pagevecs), so its refcount
-    should equal the references it holds exactly: a surplus is a leak that would
-    turn a reuse into a copy."""
+    """With its one transient reference counted (an lru_add batch's), the model's
+    refcount should equal the references it holds exactly: a surplus is a leak
+    that would turn a reuse into a copy."""
     return _inv.exact_refcount_violations(state)

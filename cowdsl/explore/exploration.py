@@ -101,6 +101,7 @@ class Exploration:
     stopped: bool = False  # every verdict was decided before the search ended: it stopped there
     seconds: float = 0.0
     routes: Routes | None = None  # the full search's; None in the others
+    drains: bool = False  # the model had drainers (lru_add batches drained at any moment): replay on one that has
 
     @property
     def complete(self) -> bool:

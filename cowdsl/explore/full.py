@@ -35,7 +35,7 @@ def full(model: Model, bounds: Bounds, goal: Goal | None = None, *, count: bool 
 
 
 def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetric: bool) -> Exploration:
-    ex = Exploration("full")
+    ex = Exploration("full", drains=bool(model.cpus))
     t0 = time.monotonic()
     lean = Lean(model, symmetric)
     enabled, actors = lean.enabled, lean.actors

@@ -13,12 +13,13 @@ The rest of cowdsl sees attrs Worlds: ``world`` turns a key back into one, and
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterator
 
 from attrs import evolve
 
 from cowdsl.explore import symmetry
-from cowdsl.explore.model import Model, Thread, World
+from cowdsl.explore.model import Model, Thread, World, drainer_name
 from cowdsl.semantics.state import State
 
 Key = tuple[int, ...]  # (state, block, thread, ...), each an index into Lean's tables
@@ -28,19 +29,21 @@ SHIFT = 32  # (state, thread) as one int: state << SHIFT | thread (fewer than 2*
 class Lean:
     """A Model's worlds interned: ``init``, ``enabled`` and ``step`` over keys."""
 
-    __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "actors", "moves", "blocked",
-                 "blocks", "finished", "symmetric", "groups", "past")
+    __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "settled", "drainer", "actors",
+                 "moves", "blocked", "blocks", "finished", "symmetric", "groups", "past")
 
     def __init__(self, model: Model, symmetric: bool = False) -> None:
         self.model = model
         self.symmetric = symmetric  # canon() picks one world of each class of symmetric ones (explore.symmetry)
         self.groups: dict[int, list[symmetry.Group]] = {}  # block -> its groups of symmetric threads
-        self.past: dict[int, list[tuple[tuple[str | None, ...], ...]]] = {}  # see past_groups
+        self.past: dict[int, list[tuple[tuple[str, ...], tuple[tuple[str | None, ...], ...]]]] = {}  # see past_groups
         self.states: list[State] = []
         self.state_ids: dict[State, int] = {}
         self.threads: list[Thread] = []
         self.thread_ids: dict[Thread, int] = {}
         self.done: list[bool] = []  # per thread: its ops all taken
+        self.settled: list[bool] = []  # per thread: nothing its block waits for (done, or a drainer)
+        self.drainer: list[bool] = []  # per thread: a drainer (Thread.drain)
         self.actors: list[str] = []  # per thread: its actor
         self.moves: dict[int, tuple[int, int]] = {}  # state << SHIFT | thread -> (state after, thread after)
         self.blocked: dict[int, bool] = {}  # state << SHIFT | thread -> whether it waits on a lock
@@ -62,6 +65,8 @@ class Lean:
             n = self.thread_ids[t] = len(self.threads)
             self.threads.append(t)
             self.done.append(t.done)
+            self.settled.append(t.settled)
+            self.drainer.append(t.drain is not None)
             self.actors.append(t.actor)
         return n
 
@@ -119,7 +124,9 @@ class Lean:
                 st, after, _ = model.micro(World(self.states[k[0]], k[1], (self.threads[t],)), 0)
             hit = self.moves[code] = (self.state_id(st), self.thread_id(after))
         s2, t2 = hit
-        if self.done[t2] and all(self.done[x] for j, x in enumerate(k[2:]) if j != i):
+        if not self.drainer[t2] and self.done[t2] and all(self.settled[x] for j, x in enumerate(k[2:]) if j != i):
+            if k[1] + 1 >= self.finished:
+                s2 = self.state_id(self.model.finish(self.states[s2]))
             return (s2, k[1] + 1, *self.block_threads(k[1] + 1))
         return (s2, k[1], *k[2:i + 2], t2, *k[i + 3:])
 
@@ -133,17 +140,21 @@ class Lean:
         gs = self.groups.get(block)
         if gs is None:
             threads = self.model.threads_for(block) if block < self.finished and self.symmetric else ()
-            gs = self.groups[block] = symmetry.groups(self.model.sc, [(t.actor, t.steps) for t in threads])
+            # a drainer runs no step: never interchangeable with a thread
+            gs = self.groups[block] = symmetry.groups(self.model.sc, [(t.actor, t.steps if t.drain is None else ())
+                                                                      for t in threads])
         return gs
 
-    def past_groups(self, block: int) -> list[tuple[tuple[str | None, ...], ...]]:
-        """The bound names of each symmetric group of the blocks before this one."""
+    def past_groups(self, block: int) -> list[tuple[tuple[str, ...], tuple[tuple[str | None, ...], ...]]]:
+        """The actors and bound names of each symmetric group of the blocks before this one."""
         if not self.symmetric:
             return []
         key = -1 - block  # cached beside the block's own groups
         past = self.past.get(key)
         if past is None:
-            past = self.past[key] = [bound for b in range(min(block, self.finished)) for _, bound in self.groups_of(b)]
+            past = self.past[key] = [
+                (tuple(self.model.threads_for(b)[i].actor for i in idx), bound)
+                for b in range(min(block, self.finished)) for idx, bound in self.groups_of(b)]
         return past
 
     def groups_of_any(self) -> bool:
@@ -155,7 +166,11 @@ class Lean:
         return self.canon_order(k)[0] if self.symmetric else k
 
     def canon_order(self, k: Key) -> tuple[Key, list[int]]:
-        """The canonical world, and for each of its thread slots the slot of k whose thread moved there."""
+        """The canonical world, and for each of its thread slots the slot of k whose thread moved there.
+
+        Symmetric threads trade identities: their positions, their bound names, and
+        what is theirs by actor name, the lru_add batch of each one's CPU (the pages
+        it holds and the drainer's progress)."""
         slots = list(range(len(k) - 2))
         gs = self.groups_of(k[1])
         past = self.past_groups(k[1])
@@ -164,7 +179,10 @@ class Lean:
         threads, state = self.threads, self.states[k[0]]
         results = dict(state.results)
         handles = {h.name: repr(evolve(h, name="")) for h in state.handles}
+        batches = Counter(p.lru_batch for p in state.pages if p.lru_batch is not None)
+        drainers = {threads[t].drain: j for j, t in enumerate(k[2:]) if self.drainer[t]}
         names: dict[str, str] = {}
+        actors: dict[str, str] = {}  # whose CPU batch is whose now
         starts = self.block_threads(k[1])
         moved: dict[int, int] = {}
         for idx, bound in gs:
@@ -173,26 +191,39 @@ class Lean:
                 t = threads[k[j + 2]]
                 if any(isinstance(x, str) for x in t.frame):
                     return k, slots  # text in a frame might be a name: left as it is
-                sigs.append(repr((t.at, t.label, t.frame, [(results.get(b), handles.get(b)) for b in mine if b])))
+                d = drainers.get(t.actor)
+                sigs.append(repr((t.at, t.label, t.frame, [(results.get(b), handles.get(b)) for b in mine if b],
+                                  batches[t.actor], None if d is None else threads[k[d + 2]].at)))
             order = sorted(range(len(idx)), key=sigs.__getitem__)
             for x, src in enumerate(order):
                 if src == x:
                     continue
                 moved[idx[x]] = idx[src]
+                actors[threads[k[idx[src] + 2]].actor] = threads[starts[idx[x]]].actor
                 names.update((a, b) for a, b in zip(bound[src], bound[x]) if a is not None and b is not None)
-        for bound in past:  # threads of an earlier block: only their bound names are left to sort
-            sigs = [repr([(results.get(b), handles.get(b)) for b in mine if b]) for mine in bound]
+        for who, bound in past:  # threads of an earlier block: their bound names and batches are left to sort
+            sigs = [repr(([(results.get(b), handles.get(b)) for b in mine if b], batches[a],
+                          None if drainers.get(a) is None else threads[k[drainers[a] + 2]].at))
+                    for a, mine in zip(who, bound)]
             order = sorted(range(len(bound)), key=sigs.__getitem__)
             for x, src in enumerate(order):
+                if src != x:
+                    actors[who[src]] = who[x]
                 names.update((a, b) for a, b in zip(bound[src], bound[x]) if a is not None and b is not None)
-        if not moved and all(a == b for a, b in names.items()):
+        if not moved and not actors and all(a == b for a, b in names.items()):
             return k, slots
         out = list(k)
         for slot, src in moved.items():
             t, home = threads[k[src + 2]], self.threads[starts[slot]]
             out[slot + 2] = self.thread_id(Thread(home.actor, home.steps, t.at, t.label, t.frame))
             slots[slot] = src
-        out[0] = self.state_id(symmetry.rename(state, names))
+        for was, now in actors.items():  # each drainer follows its CPU's batch
+            if was in drainers and now in drainers:
+                src, slot = drainers[was], drainers[now]
+                t = threads[k[src + 2]]
+                out[slot + 2] = self.thread_id(Thread(drainer_name(now), t.steps, t.at, drain=now))
+                slots[slot] = src
+        out[0] = self.state_id(symmetry.rename(state, names, actors))
         return tuple(out), slots
 
 

@@ -12,12 +12,14 @@ from attrs import evolve, frozen
 from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics import invariants
 from cowdsl.semantics.machine import Event, Machine
+from cowdsl.semantics.mm.swap import holder
 from cowdsl.semantics.state import Outcome, State
 
 if TYPE_CHECKING:
     from cowdsl.semantics.backend import Backend
 
 Tid = tuple[int, int]  # (block, thread index): DPOR's process identity
+DRAIN = "drain"  # a drainer's micro-step
 Loc = tuple[object, ...]  # something a micro-step reads or writes: ("mm", name, field), ("vma", mm, name), ...
 Footprint = frozenset[Loc]
 
@@ -25,14 +27,31 @@ Footprint = frozenset[Loc]
 @frozen(cache_hash=True)
 class Thread:
     actor: str
-    steps: tuple[int, ...]  # indices into Scenario.steps, in program order
+    steps: tuple[int, ...]  # indices into Scenario.steps, in program order (a drainer's: one per drain it may make)
     at: int = 0
     label: str | None = None  # the next micro-step of the current op; None before it starts
     frame: tuple[object, ...] = ()
+    # A drainer: other activity on this task's CPU, which may drain its lru_add batch at any
+    # moment (cowdsl.semantics.mm.swap).  It runs no step of the scenario, and the block
+    # ends without it when the scenario's threads are done.
+    drain: str | None = None
 
     @property
     def done(self) -> bool:
         return self.at >= len(self.steps)
+
+    @property
+    def settled(self) -> bool:
+        """Nothing left that the block must wait for: done, or a drainer."""
+        return self.drain is not None or self.at >= len(self.steps)
+
+
+DRAINER_PREFIX = "lru("  # no scenario actor's name has it
+
+
+def drainer_name(cpu: str) -> str:
+    """A drainer's actor name, as schedules and counterexamples show it."""
+    return f"{DRAINER_PREFIX}{cpu})"
 
 
 @frozen(cache_hash=True)
@@ -86,23 +105,52 @@ MEMO_PROBE = 2_000  # after this many, a memo that hit less than one time in fiv
 
 
 class Model:
-    def __init__(self, sc: Scenario, backend: Backend):
+    def __init__(self, sc: Scenario, backend: Backend, *, drains: bool = False):
+        """``drains``: each block also has a drainer per task (``Thread.drain``), so a
+        page may leave its lru_add batch at any moment; without them a batch is drained
+        only where the kernel code drains it (the first, cheaper search: whether a
+        decision depended on a batch is then known, ``lru_mattered``)."""
         self.sc = sc
         self.backend = backend
         index = {id(s): i for i, s in enumerate(sc.steps)}
         self.blocks = [[index[id(s)] for s in block] for block in sc.blocks()]
+        self.cpus: tuple[str, ...] = ()  # the tasks whose CPUs' batches have drainers
+        self.lru_mattered = False  # some micro-step's decision depended on an lru_add batch's reference
         self.memo: dict[tuple[State, Thread], StepResult] | None = {}  # (state, thread) -> (state after, thread after, transition): see step
         self.lookups = self.misses = 0  # micro-steps asked of the memo, and run for it
         # the states and footprints the memo holds, one instance each
         self.shared_states: dict[State, State] = {}
         self.shared_footprints: dict[Footprint, Footprint] = {}
         self.waits: dict[tuple[State, Thread], str | None] = {}  # (state, thread) -> why it is blocked, or None
+        if drains:
+            self.drain_batches()
+
+    def drain_batches(self) -> None:
+        """From now on, drainers: one per task that runs in a process (the CPU a page
+        it adds waits on).  Worlds made before are not this model's any more: call it
+        before a search starts."""
+        cpus = tuple(sorted({s.actor for s in self.sc.steps if s.task is not None}))
+        if cpus != self.cpus:
+            self.cpus = cpus
+            if self.memo is not None:
+                self.memo.clear()
+            self.waits.clear()
+            self.shared_states.clear()
+            self.shared_footprints.clear()
 
     def threads_for(self, block: int) -> tuple[Thread, ...]:
+        """The block's threads, one per actor in the order they first appear, then
+        the drainers (as many drains each as the block has steps)."""
         order: dict[str, list[int]] = {}
         for i in self.blocks[block]:
             order.setdefault(self.sc.steps[i].actor, []).append(i)
-        return tuple(Thread(a, tuple(ix)) for a, ix in order.items())
+        drains = (-1,) * len(self.blocks[block])
+        return tuple(Thread(a, tuple(ix)) for a, ix in order.items()) + tuple(
+            Thread(drainer_name(c), drains, drain=c) for c in self.cpus)
+
+    def finish(self, state: State) -> State:
+        """The final state, every lru_add batch drained: what the assertions judge."""
+        return self.backend.lru_quiesce(state)
 
     def init(self) -> World:
         state = self.backend.init_state(self.sc)
@@ -113,6 +161,9 @@ class Model:
 
     def blocked(self, w: World, i: int, remember: bool = True) -> str | None:
         t = w.threads[i]
+        if t.drain is not None:
+            cpu = t.drain
+            return None if any(p.lru_batch == cpu for p in w.state.pages) else f"{holder(cpu)} is empty"
         key = (w.state, t)
         why = self.waits.get(key, _UNASKED)
         if why is _UNASKED:
@@ -141,8 +192,11 @@ class Model:
         return mm is None or not mm.alive
 
     def lock_footprint(self, w: World, i: int) -> Footprint:
-        """What a blocked thread waits on, for the independence relation."""
+        """What a blocked thread waits on, for the independence relation (a drainer:
+        its batch, which a page added to it fills)."""
         t = w.threads[i]
+        if t.drain is not None:
+            return frozenset({("lru", t.drain)})
         return frozenset(self.backend.lock_reads(w.state, self.sc.steps[t.steps[t.at]], t.label, t.frame))
 
     def step(self, w: World, i: int, trace: bool = True, remember: bool = True) -> tuple[World, Transition]:
@@ -167,9 +221,11 @@ class Model:
         state, t2, tr = hit
         threads = w.threads[:i] + (t2,) + w.threads[i + 1 :]
         block = w.block
-        if t2.done and all(x.done for x in threads):
+        if t2.drain is None and t2.done and all(x.settled for x in threads):
             block += 1
             threads = self.threads_for(block) if block < len(self.blocks) else ()
+            if block >= len(self.blocks):
+                state = self.finish(state)
         w2 = World(state, block, threads)
         if debug:
             self.check_invariants(w, w2, self.sc.steps[t.steps[t.at]], tr.label)
@@ -202,8 +258,10 @@ class Model:
 
     def _micro(self, w: World, i: int, trace: bool) -> StepResult:
         t = w.threads[i]
+        if t.drain is not None:
+            return self._drain(w, i, trace)
         step = self.sc.steps[t.steps[t.at]]
-        m = Machine(w.state, quiet=not trace)
+        m = Machine(w.state, quiet=not trace, task=step.actor)
         if t.label is None and step.task is not None:
             m.reads.add(("mm", step.task, "alive"))  # whether the op runs at all depends on the process being alive
         out: Outcome | None
@@ -226,9 +284,23 @@ class Model:
         if nxt is None and step.bind:
             assert out is not None  # an op's last micro-step says how it ended
             m.set_result(step.bind, out)
+        if m.lru_decided:
+            self.lru_mattered = True
         t2 = Thread(t.actor, t.steps, t.at + 1) if nxt is None else Thread(t.actor, t.steps, t.at, nxt, frame)
         tr = Transition((w.block, i), t.actor, step.number, label, tuple(m.events),
                         frozenset(m.reads), frozenset(m.writes), out if nxt is None else None, frozenset(m.marks))
+        return m.freeze(), t2, tr
+
+    def _drain(self, w: World, i: int, trace: bool) -> StepResult:
+        """A drainer's move: other activity on its task's CPU drains that CPU's
+        lru_add batch (a transition of no step of the scenario: step 0)."""
+        t = w.threads[i]
+        assert t.drain is not None  # _micro hands only drainers here
+        m = Machine(w.state, quiet=not trace)
+        self.backend.lru_drain_move(m, t.drain)
+        t2 = Thread(t.actor, t.steps, t.at + 1, drain=t.drain)
+        tr = Transition((w.block, i), t.actor, 0, DRAIN, tuple(m.events), frozenset(m.reads),
+                        frozenset(m.writes), Outcome(True), frozenset(m.marks))
         return m.freeze(), t2, tr
 
     def check_invariants(self, before: World, after: World, step: Step, label: str) -> None:
@@ -236,6 +308,6 @@ class Model:
         unfinished op holds between its micro-steps; raises InvariantViolation."""
         flight = []
         for t in after.threads:
-            if t.label is not None and not t.done:
+            if t.label is not None and not t.done and t.drain is None:
                 flight += invariants.in_flight(self.backend, self.sc.steps[t.steps[t.at]], t.label, t.frame)
         invariants.check(self.backend, after.state, step=step, label=label, flight=flight, before=before.state)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from cowdsl.explore.exploration import Bounds, Path
-from cowdsl.explore.model import Model, Transition, World
+from cowdsl.explore.model import DRAINER_PREFIX, Model, Transition, World
 
 __all__ = ["Path", "follow", "replay", "shortest"]
 
@@ -53,7 +53,10 @@ def replay(model: Model, path: Path) -> list[Transition]:
 
 def follow(model: Model, schedule: list[str]) -> tuple[Path, World]:
     """Replay a schedule: the actor to run at each micro-step, then run to the end
-    choosing the first enabled actor.  Raises ValueError on an impossible schedule."""
+    choosing the first enabled actor.  Raises ValueError on an impossible schedule.
+    A schedule that names a drainer replays on the model with its drainers."""
+    if any(a.startswith(DRAINER_PREFIX) for a in schedule):
+        model.drain_batches()
     w = model.init()
     path = []
     for n, actor in enumerate(schedule, 1):

@@ -94,7 +94,7 @@ class ReducedSearch:
         self.bounds = bounds
         self.goal = goal
         self.cache = cache
-        self.ex = Exploration("reduced")
+        self.ex = Exploration("reduced", drains=bool(model.cpus))
         self.seen_final: set[World] = set()
         self.visited: set[World] = set()
         self.trace: list[Transition] = []  # the moves taken to the current world
@@ -245,7 +245,11 @@ class ReducedSearch:
         awake = [i for i in en if (w.block, i) not in sleep]
         if awake:  # take each move scheduled here in turn, until none is left that is not asleep
             trace, clocks, last_at, levels = self.trace, self.clocks, self.last_at, self.levels
-            level = _Level(w, en, nexts, backtrack={awake[0]}, sleep=dict(sleep))
+            # A drainer (other activity on a CPU) may never move in an execution: its block
+            # ends without it, so no race would bring its move forward.  It is tried at once
+            # wherever it can move (the next block's drainer stands for it after the block).
+            first = {awake[0]} | {i for i in awake if w.threads[i].drain is not None}
+            level = _Level(w, en, nexts, backtrack=first, sleep=dict(sleep))
             levels.append(level)
             while not ex.halted:
                 todo = sorted(level.backtrack - level.done - {i for (b, i) in level.sleep if b == w.block})

@@ -53,6 +53,7 @@ def search(model: Model, seed: int, bad: Bad, bounds: Bounds) -> Walk:
 
 
 def _search(model: Model, seed: int, bad: Bad, bounds: Bounds) -> Walk:
+    model.drain_batches()  # a walk may also drain an lru_add batch at any moment
     t0 = time.monotonic()
     rng = random.Random(seed)
     init = model.init()
@@ -102,6 +103,7 @@ def _search(model: Model, seed: int, bad: Bad, bounds: Bounds) -> Walk:
 
 def replay_choices(model: Model, choices: tuple[int, ...]) -> list[tuple[World, int]]:
     """The path (world before, thread) that a walk's choices take from the initial world."""
+    model.drain_batches()  # the walk's model had drainers
     w = model.init()
     path = []
     for i in choices:

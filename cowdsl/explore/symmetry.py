@@ -67,9 +67,13 @@ def groups(sc: Scenario, threads: list[tuple[str, tuple[int, ...]]]) -> list[Gro
     return [(tuple(g), tuple(names[i] for i in g)) for g in out.values() if len(g) > 1]
 
 
-def rename(state: State, names: dict[str, str]) -> State:
-    """The state with the bound names renamed (results and handles kept sorted by name)."""
+def rename(state: State, names: dict[str, str], actors: dict[str, str] | None = None) -> State:
+    """The state with the bound names renamed (results and handles kept sorted by name),
+    and the lru_add batches of ``actors``' CPUs given to their new names."""
     results = tuple(sorted((names.get(k, k), v) for k, v in state.results))
     handles = tuple(sorted((evolve(h, name=names[h.name]) if h.name in names else h for h in state.handles),
                            key=lambda h: h.name))
-    return evolve(state, results=results, handles=handles)
+    pages = state.pages
+    if actors and any(p.lru_batch in actors for p in pages):
+        pages = tuple(evolve(p, lru_batch=actors[p.lru_batch]) if p.lru_batch in actors else p for p in pages)
+    return evolve(state, results=results, handles=handles, pages=pages)

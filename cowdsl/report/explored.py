@@ -22,7 +22,7 @@ import textwrap
 from collections.abc import Sequence
 
 from cowdsl import scenario as S
-from cowdsl.explore.model import Model, Transition
+from cowdsl.explore.model import DRAINER_PREFIX, Model, Transition
 from cowdsl.judge import Check, Result
 from cowdsl.judge.explored import EVIDENCE
 from cowdsl.judge.quantify import NOT_JUDGED
@@ -129,7 +129,8 @@ def as_list(sc: S.Scenario, trs: Sequence[Transition], ix: list[int], width: int
     resumes = _resumes(handoffs)
     n_w = len(str(len(trs))) + 1
     a_w = max(len(trs[k].actor) for k in ix)
-    lines_ = [f"line {steps[trs[k].step].span.line}" if trs[k].step in steps else f"step {trs[k].step}" for k in ix]
+    lines_ = [f"line {steps[trs[k].step].span.line}" if trs[k].step in steps
+              else "" if trs[k].actor.startswith(DRAINER_PREFIX) else f"step {trs[k].step}" for k in ix]
     l_w = max(len(x) for x in lines_)
     m_w = max(len(trs[k].label) for k in ix)
     out = []
@@ -158,6 +159,9 @@ def lane_headings(sc: S.Scenario, trs: Sequence[Transition], ix: list[int]) -> d
     steps = _steps(sc)
     out, cpu = {}, 0
     for actor in _actors(trs, ix):
+        if actor.startswith(DRAINER_PREFIX):  # no CPU of the scenario's: the activity on one
+            out[actor] = f"other activity ({actor}: lru_add_drain)"
+            continue
         mine = [steps[trs[k].step] for k in ix if trs[k].actor == actor and trs[k].step in steps]
         ops = ", ".join(dict.fromkeys(race.what(s) for s in mine))
         name = race.lane_name(mine[0], cpu) if mine else f"CPU{cpu}"

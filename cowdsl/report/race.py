@@ -18,7 +18,7 @@ from attrs import frozen
 
 from cowdsl import scenario as S
 from cowdsl.explore import search
-from cowdsl.explore.model import Model, Transition, World
+from cowdsl.explore.model import DRAINER_PREFIX, Model, Transition, World
 from cowdsl.judge import Result
 from cowdsl.judge.evaluate import evaluate
 from cowdsl.judge.explored import EVIDENCE
@@ -45,8 +45,11 @@ class FinalState:
 
 
 def model_for(r: Result) -> Model:
-    """A model of the run's scenario on its backend, to replay executions on."""
-    return Model(r.scenario, registry.get(r.spec))
+    """A model of the run's scenario on its backend, to replay executions on (with
+    drainers when the run's had them, or an execution shows one)."""
+    ex = r.exploration
+    drained = any(tr.actor.startswith(DRAINER_PREFIX) for c in r.checks for tr in c.witness or ())
+    return Model(r.scenario, registry.get(r.spec), drains=drained or (ex is not None and ex.drains))
 
 
 def violates(a: S.Assertion, holds: bool | None) -> bool:
@@ -159,7 +162,7 @@ def handoffs(model: Model, witness: Sequence[Transition]) -> list[Handoff]:
         if w2.block != w.block:
             continue
         for j, t in enumerate(w.threads):
-            if j == tr.tid[1] or t.done:
+            if j == tr.tid[1] or t.done or t.drain is not None:  # a drainer waits for a page, not a lock
                 continue
             why = model.blocked(w, j)
             if why is None or model.blocked(w2, j) is not None:

@@ -29,6 +29,7 @@ from cowdsl.semantics.mm.memory import Memory
 from cowdsl.semantics.mm.migrate import Migrate
 from cowdsl.semantics.mm.mmap import AddressSpace
 from cowdsl.semantics.mm.pipe import Pipes
+from cowdsl.semantics.mm.swap import LruBatches
 from cowdsl.semantics.mm.vmscan import Reclaim
 from cowdsl.semantics.state import HUGETLB, SMALL, Mm, Outcome, Page, Pipe, Pte, State, Vma
 
@@ -69,7 +70,7 @@ RULES = (
 
 
 class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo,
-              Migrate, Khugepaged, IoUring):
+              Migrate, Khugepaged, IoUring, LruBatches):
     name: ClassVar[str]
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
     HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14
@@ -115,7 +116,7 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
 
     def next_state(self, state: State, step: Step) -> tuple[State, Outcome, list[Event]]:
         """Run one step to completion; the events say which rules fired."""
-        m = Machine(state)
+        m = Machine(state, task=step.actor)
         mm = m.mms.get(step.task) if step.task is not None else None
         dead = step.task is not None and (mm is None or not mm.alive)
         if dead:
@@ -149,9 +150,14 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
         return out
 
     def run(self, sc: Scenario) -> Iterator[tuple[Step, State, Outcome, list[Event]]]:
+        """The steps one after the other, with no other activity: no lru_add batch is
+        drained but where the kernel code drains it.  The last state has every batch
+        drained (``lru_quiesce``): the one the assertions judge."""
         state = self.init_state(sc)
-        for step in sc.steps:
+        for n, step in enumerate(sc.steps, 1):
             state, out, events = self.next_state(state, step)
+            if n == len(sc.steps):
+                state = self.lru_quiesce(state)
             yield step, state, out, events
 
     # --- helpers shared by the rules ---------------------------------------------------

@@ -11,8 +11,9 @@ Two groups of invariants:
 
 * bookkeeping, every era: refcount >= what is held (mappings, pins, swap
   cache, page cache, pipe buffers, FOLL_GET references, device-exclusive
-  entries, the siblings of a PTE-mapped THP, and references an op holds
-  between its micro-steps); mapcount == the present PTEs mapping the page
+  entries, the siblings of a PTE-mapped THP, an lru_add batch, and references
+  an op holds between its micro-steps); only an order-0 anonymous page waits
+  in an lru_add batch; mapcount == the present PTEs mapping the page
   (device-exclusive entries are not in the rmap, b756a3b5e7ea); pincount ==
   the pins held; no entry, pin, pipe buffer or page-cache slot names a freed
   page; swap slot counts == the swap entries naming the slot.
@@ -58,6 +59,7 @@ FREED_PTE = "no-pte-to-freed-page"
 FREED_PIN = "pins-on-live-pages"
 FREED_REF = "no-reference-to-freed-page"
 SWAP = "swap-slot-count"
+LRU = "lru-batch"
 I1, I2, I3, I4 = "I1", "I2", "I3", "I4"
 
 
@@ -181,6 +183,7 @@ class Holders:
             + self.get_refs[n]
             + self.devexcl[n]
             + (pg.file is not None)
+            + (pg.lru_batch is not None)
         )
 
 
@@ -213,9 +216,14 @@ def violations(state: State, *, anon_exclusive: bool = True, flight: Sequence[tu
                                        f"{h.pipe_refs[n]} pipe buffers hold it"))
             if h.file_pages[n]:
                 out.append((FREED_REF, f"page #{n} is freed but still in the page cache of {pg.file}"))
+            if pg.lru_batch is not None:
+                out.append((FREED_REF, f"page #{n} is freed but the lru_add batch of {pg.lru_batch}'s CPU holds it"))
             continue
         if pg.refcount <= 0:
             out.append((REFCOUNT, f"page #{n} has refcount {pg.refcount} but is not freed"))
+        if pg.lru_batch is not None and (not pg.anon or pg.compound or pg.file is not None):
+            out.append((LRU, f"page #{n} waits in the lru_add batch of {pg.lru_batch}'s CPU but is not an "
+                             "order-0 anonymous page (a large folio goes onto the LRU at once)"))
         if pg.mapcount != len(maps):
             out.append((MAPCOUNT, f"page #{n} has mapcount {pg.mapcount} but {len(maps)} present PTEs map it"
                                   + (f" (and {h.devexcl[n]} device-exclusive entries, which do not count)"
@@ -262,6 +270,8 @@ def _breakdown(h: Holders, n: int, pg: Page, mapped: int) -> str:
             parts.append(f"{k} {what}")
     if pg.swapcache >= 0:
         parts.append("the swap cache")
+    if pg.lru_batch is not None:
+        parts.append(f"the lru_add batch of {pg.lru_batch}'s CPU")
     if pg.file is not None:
         parts.append("the page cache")
     if sibling_refs(pg, h.devexcl[n]):
@@ -270,9 +280,10 @@ def _breakdown(h: Holders, n: int, pg: Page, mapped: int) -> str:
 
 
 def exact_refcount_violations(state: State, flight: Sequence[tuple[int, str]] = ()) -> list[str]:
-    """The model has no transient references (no LRU pagevecs), so its refcount
-    equals the references held exactly: a surplus is a leak that would turn a
-    reuse into a copy.  (Not part of debug mode: the kernel's own invariant is >=.)"""
+    """The model's one transient reference is an lru_add batch's (``Page.lru_batch``,
+    counted by ``Holders.held``): with it, its refcount equals the references held
+    exactly, and a surplus is a leak that would turn a reuse into a copy.  (Not part
+    of debug mode: the kernel's own invariant is >=.)"""
     h = Holders(state, flight)
     out = []
     for n, pg in enumerate(state.pages):

@@ -64,9 +64,13 @@ def _name(x: Mm | Handle) -> str:
 
 
 class Machine:
-    def __init__(self, state: State, quiet: bool = False):
+    def __init__(self, state: State, quiet: bool = False, task: str | None = None):
         self.state = state
         self.quiet = quiet  # a search keeps no events: a replay makes them again
+        # the task running the step (its actor): whose CPU's lru_add batch a new page waits in,
+        # and which batch a local lru_add_drain() empties (cowdsl.semantics.mm.swap)
+        self.task = task
+        self.lru_decided = False  # a decision here came out otherwise than had the batches been drained
         self.dirty: set[str] = set()  # which parts of the state changed; freeze keeps the others
         self.mms: dict[str, Mm] = {m.name: m for m in state.mms}
         self.pages: list[Page] = list(state.pages)

@@ -39,6 +39,10 @@ class Page:
     # A PTE-mapped THP is followed through its head page: the references its tail
     # pages' PTEs hold (THP_SIBLINGS after __split_huge_pmd, 0 once they are zapped).
     siblings: int = 0
+    # The task whose CPU's lru_add batch holds the page, with one reference of its own
+    # (counted in refcount), until that batch is drained onto the LRU; None: on the LRU,
+    # or never an LRU page here (mm/swap.c; cowdsl.semantics.mm.swap).
+    lru_batch: str | None = None
 
     @property
     def compound(self) -> bool:

@@ -19,10 +19,17 @@ class CowFixes1(EarlyCow):
 
     def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """d4c470970d45 / 53a05ad9f21d: reuse when the refcount is 1 once the
-        swap cache (if no swap entry still needs it) is dropped."""
+        swap cache (if no swap entry still needs it) is dropped.  A page not on the
+        LRU first gets the faulting CPU's lru_add batch drained (d4c470970d45:
+        `if (!PageLRU(page)) lru_add_drain();`, wp_can_reuse_anon_folio in 6.1.158
+        and 6.18.2; absent from 5.10.198 and 5.15.135, which took no backport):
+        another CPU's batch keeps its reference."""
         page = m.page(pfn)
         if page.ksm or page.refcount > 3:
             return Decision(False, f"KSM or refcount {page.refcount} > 3 → copy", "d4c470970d45")
+        if page.lru_batch is not None:
+            self.lru_add_drain(m, f"do_wp_page: #{pfn} is not on the LRU")
+            page = m.page(pfn)
         in_cache = page.swapcache >= 0
         if page.refcount > 1 + in_cache:
             extra = " + swap cache" if in_cache else ""

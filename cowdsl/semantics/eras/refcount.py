@@ -21,7 +21,8 @@ class Refcount(GupCow):
     def wp_can_reuse(self, m: Machine, pfn: int) -> Decision:
         """09854ba94c6a "mm: do_wp_page() simplification": reuse only if nobody
         else holds a reference (KSM never: 1a0cf26323c8).  A page in the swap
-        cache has refcount ≥ 2 and is always copied."""
+        cache has refcount ≥ 2 and is always copied; so is a page an lru_add batch
+        still holds (no drain here: 5.10.198 and 5.15.135 do_wp_page read)."""
         page = m.page(pfn)
         if page.ksm:
             return Decision(False, "KSM page → copy", "1a0cf26323c8")

@@ -13,7 +13,7 @@ from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Mm, Outcome, Pt
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
-    from cowdsl.semantics.machine import Machine
+    from cowdsl.semantics.machine import Decision, Machine
 
 
 def _parent_child(step: Step) -> tuple[str, str]:
@@ -91,6 +91,11 @@ class Fork(KernelBase):
                 for i in range(len(v.ptes))
                 if v.part(i).mapped and not (v.part(i).dontfork or v.part(i).wipeonfork)]
 
+    def fork_copy(self, m: Machine, parent: str, pfn: int) -> Decision:
+        """The era's fork_copy_anon, which an lru_add batch's reference can sway
+        (page_maybe_dma_pinned reads the refcount)."""
+        return self.lru_sensitive(m, pfn, lambda x: self.fork_copy_anon(x, parent, pfn), f"{self.COPY_PTE} #{pfn}")
+
     @micro_step(FORK, "pte")
     def fork__pte(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (i,) = frame
@@ -102,14 +107,14 @@ class Fork(KernelBase):
             if pte is not None and pte.present:
                 page = m.page(pte.page)
                 if not page.anon and not page.zero and m.mapped_vma(parent, vname).is_cow_mapping:
-                    d = self.fork_copy_anon(m, parent, pte.page)
+                    d = self.fork_copy(m, parent, pte.page)
                     if d:  # maybe pinned, and no PageAnon check (5.9-5.18 mainline)
                         m.decided("fork_copy_anon", d, f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}")
                         m.say("copy_present_page: needs a new page → drop the page-table lock to allocate")
                         return Micro("alloc", (i,))
                     m.decided("fork_copy_anon", d, f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}", minor=True)
                 elif page.anon and not page.zero:
-                    d = m.decided("fork_copy_anon", self.fork_copy_anon(m, parent, pte.page),
+                    d = m.decided("fork_copy_anon", self.fork_copy(m, parent, pte.page),
                                   f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}")
                     if d:
                         m.say("copy_present_page: needs a new page → drop the page-table lock to allocate")
@@ -151,12 +156,13 @@ class Fork(KernelBase):
         page = m.page(pte.page) if pte is not None and pte.present else None
         cow = m.mapped_vma(parent, vname).is_cow_mapping
         if page is not None and pte is not None and (page.anon or cow) and not page.zero and m.decided(
-            "fork_copy_anon", self.fork_copy_anon(m, parent, pte.page), f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}"
+            "fork_copy_anon", self.fork_copy(m, parent, pte.page), f"{self.COPY_PTE} {vname}[{idx}] #{pte.page}"
         ):
             vma = m.mapped_vma(parent, vname)
             # copy_huge_pmd splits a pinned THP and copies at PTE level; hugetlb copies the huge page
             kind = HUGETLB if page.kind == HUGETLB else SMALL
             m.update_page(prealloc, data=page.data, mapcount=1, kind=kind)
+            self.lru_cache_add(m, prealloc)  # copy_present_page: on the forking task's CPU
             m.set_pte(child, vname, idx, Pte(page=prealloc, write=vma.write, dirty=True))
             m.count(parent, "cow_copies")
             split = " (PMD split first)" if page.kind in (THP, PTE_THP) else ""

@@ -86,6 +86,7 @@ class Khugepaged(KernelBase):
             # [head + 4 KiB, head + 2 MiB) rounds to an empty range: hend == hstart, thps == 0 == 0
             m.say("MADV_COLLAPSE: the tail pages hold no whole PMD-aligned range: nothing to do, 0")
             return self.collapse_done()
+        self.lru_add_drain_all(m, "madvise_collapse")  # before the scans (6.1.158, 6.18.2)
         return self.scan_next(m, step, (pages, len(pages), 0, "SCAN_FAIL"))
 
     def scan_next(self, m: Machine, step: Step, frame: CollapseFrame) -> Micro:

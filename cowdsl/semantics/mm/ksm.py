@@ -143,6 +143,9 @@ class Ksm(KernelBase):
         """The anonymous page ksmd's scan finds at ``addr`` (scan_get_next_rmap_item:
         VM_MERGEABLE VMAs only, never hugetlb; an anonymous page resident there), or
         None, said why."""
+        # scan_get_next_rmap_item drains every CPU's lru_add batch at the start of each scan
+        # (5.10.198, 6.1.158, 6.18.2): no batch's reference makes write_protect_page refuse
+        self.lru_add_drain_all(m, "ksmd")
         mm = m.mms.get(addr.proc)
         vma = m.vma(addr.proc, addr.mapping) if mm is not None and mm.alive else None
         if vma is None:

@@ -57,6 +57,7 @@ class Memory(KernelBase):
             return True
         pfn = m.alloc_page(refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
         self.anon_vma_prepare(m, mm, vname)
+        self.lru_cache_add(m, pfn)  # lru_cache_add_inactive_or_unevictable / folio_add_lru_vma
         m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
         m.say(f"do_anonymous_page: new page #{pfn}{self._excl(m, pfn)} at {mm}.{vname}[{idx}]")
         return True
@@ -94,6 +95,7 @@ class Memory(KernelBase):
             pfn = m.alloc_page(data=m.page(cache).data, refcount=1, mapcount=1,
                                anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=m.page(cache).kind)
             self.anon_vma_prepare(m, mm, vname)
+            self.lru_cache_add(m, pfn)  # alloc_set_pte (5.10) / set_pte_range (6.x) of a private copy
             m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
             m.count(mm, "cow_copies")
             m.say(f"do_cow_fault: private copy #{pfn} of {vma.file}[{idx}] (page #{cache})")
@@ -157,7 +159,8 @@ class Memory(KernelBase):
             elif page.kind == HUGETLB:
                 d = m.decided("hugetlb_wp_can_reuse", self.hugetlb_wp_can_reuse(m, pfn), f"hugetlb_wp on #{pfn}")
             else:
-                d = m.decided("wp_can_reuse", self.wp_can_reuse(m, pfn), f"do_wp_page on #{pfn}")
+                d = m.decided("wp_can_reuse", self.lru_sensitive(m, pfn, lambda mm_: self.wp_can_reuse(mm_, pfn),
+                                                                 f"do_wp_page on #{pfn}"), f"do_wp_page on #{pfn}")
             if d:
                 return self.wp_page_reuse(m, mm, vname, idx, unshare)
         return self.wp_page_copy(m, mm, vname, idx, unshare)
@@ -188,6 +191,7 @@ class Memory(KernelBase):
             kind = THP
         new = m.alloc_page(data=src.data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
         self.anon_vma_prepare(m, mm, vname)
+        self.lru_cache_add(m, new)  # lru_cache_add_inactive_or_unevictable / folio_add_lru_vma
         writable = vma.write and not unshare
         m.set_pte(mm, vname, idx, Pte(page=new, write=writable, dirty=True))
         what = "unshare" if unshare else "COW"
@@ -209,6 +213,9 @@ class Memory(KernelBase):
         if pfn is None:
             pfn = m.alloc_page(data=m.slot(slot).data, refcount=1, swapcache=slot)
             m.say(f"do_swap_page: slot {slot} read into the swap cache as page #{pfn}")
+            # the readahead ends with lru_add_drain(): the new page is on the LRU, and so is
+            # whatever else this CPU's batch held (swap_cluster_readahead, swap_vma_readahead)
+            self.lru_add_drain(m, "swapin_readahead")
         else:
             m.say(f"do_swap_page: slot {slot} found in the swap cache as page #{pfn}")
         m.get_page(pfn)  # the fault's reference; the new mapping keeps it

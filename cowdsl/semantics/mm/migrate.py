@@ -31,6 +31,9 @@ class Migrate(KernelBase):
     @micro_step(MIGRATE_PROGRAM, "unmap")
     def migrate__unmap(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = addr_of(step)
+        # do_pages_move drains every CPU's lru_add batch first, so the page can be isolated:
+        # migrate_prep() (5.10.198), lru_cache_disable() from 5.14 (5.15.135, 6.1.158, 6.18.2)
+        self.lru_add_drain_all(m, "move_pages")
         mm = m.mms.get(a.proc)
         vma = m.vma(a.proc, a.mapping) if mm is not None and mm.alive else None
         pte = m.pte(a.proc, a.mapping, a.index) if vma is not None else None

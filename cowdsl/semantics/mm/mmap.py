@@ -105,6 +105,7 @@ class AddressSpace(KernelBase):
         if vma is None:
             m.say(f"munmap: nothing mapped at `{vname}` in {mm} (not an error)")
             return Outcome(True)
+        self.unmap_lru_drain(m, "unmap_region")
         if "tail" in step.flags:
             return self.tail_op(m, step, "munmap", zap=True)
         pages = self.pages_of(step, vma)
@@ -164,6 +165,7 @@ class AddressSpace(KernelBase):
     def mremap_resize(self, m: Machine, mm: str, vma: Vma, pages: int) -> Outcome:
         n = len(vma.ptes)
         if pages < n:
+            self.unmap_lru_drain(m, "unmap_region")
             for i in range(pages, n):
                 self.zap_pte(m, mm, vma.name, i)
             vma = m.mapped_vma(mm, vma.name)
@@ -187,6 +189,7 @@ class AddressSpace(KernelBase):
         return Outcome(True)
 
     def exit_mmap(self, m: Machine, mm: str) -> None:
+        self.unmap_lru_drain(m, "exit_mmap")
         for vma in m.vmas(mm):
             self.zap_vma(m, mm, vma.name)
         m.update_mm(mm, vmas=())
@@ -247,6 +250,7 @@ class AddressSpace(KernelBase):
         if vma is None:
             m.say(f"madvise: no mapping `{vname}` in {mm} → -ENOMEM")
             return Outcome(False, error="ENOMEM")
+        self.madvise_lru_drain(m, vma, advice)  # madvise_pageout's lru_add_drain(); MADV_DONTNEED's until 6.14
         if "tail" in step.flags and advice != "pageout" and vma is not None:
             if advice == "wipeonfork" and (not vma.anon or vma.shared):
                 m.say("MADV_WIPEONFORK: only private anonymous mappings → -EINVAL")

@@ -8,6 +8,7 @@ from cowdsl.ops.vmscan import SWAPIN, SWAPOUT
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.mm import addr_of
+from cowdsl.semantics.mm.swap import holder
 from cowdsl.semantics.state import HUGETLB, PTE_THP, THP, Outcome, Pte
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ class Reclaim(KernelBase):
         if page.kind == HUGETLB:
             m.say(f"reclaim: #{pfn} is a hugetlb page: not on the LRU, never swapped")
             return Outcome(False, error="hugetlb")
+        if self.lru_not_isolated(m, pfn, "madvise_cold_or_pageout_pte_range"):
+            return Outcome(False, error="not on the LRU")
         if page.swapcache < 0:
             if m.decided("reclaim_keeps_pinned", self.reclaim_keeps_pinned(m, pfn), f"shrink_page_list #{pfn}"):
                 return Outcome(False, error="pinned")
@@ -89,6 +92,11 @@ class Reclaim(KernelBase):
         if pte is None or not pte.present:
             m.say(f"swapout: nothing resident at {a}")
             return Outcome(False, error="not resident")
+        cpu = m.page(pte.page).lru_batch
+        if cpu is not None:
+            # reclaim scans the LRU lists: it reaches the page once its batch is drained
+            # (shrink_inactive_list's own lru_add_drain() empties reclaim's CPU's batch)
+            self.lru_add_drain_cpu(m, cpu, f"reclaim scans the LRU lists: {holder(cpu)} is drained first")
         return self.shrink_page(m, pte.page)
 
     @whole_op(SWAPIN)
