@@ -37,7 +37,8 @@ class IoUring(KernelBase):
         vma = m.vma_at(a.proc, a.mapping, a.index)
         assert vma is not None  # GUP found it under the same mmap_lock
         if m.decided("io_uring_checks_vmas", self.io_uring_checks_vmas(), "io_pin_pages", minor=True) \
-                and vma.file is not None and m.state.file_kind(vma.file) == "disk":
+                and vma.file is not None and not vma.shmem and m.state.file_kind(vma.file) == "disk":
+            # vma.shmem: shared anonymous memory (its own shmem file); a file's kind: memfd, hugetlbfs or disk
             m.ungrab(pfn, pin=True)
             m.say(f"io_pin_pages: `{a.mapping}` maps {vma.file}, neither shmem nor hugetlbfs "
                   f"→ unpin_user_pages, -EOPNOTSUPP")
