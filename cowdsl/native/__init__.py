@@ -4,7 +4,8 @@ Each scenario process is a real process, each of its threads a real thread,
 driven step by step: ``controller.py`` spawns, talks to, times out and reaps
 the processes (the process side is ``worker.py``), ``translate.py`` turns each
 step into worker commands (a table, op name → translation).  Pins are io_uring
-fixed buffers (``uring.py``); pages are observed through /proc (``pagemap.py``,
+fixed buffers (``uring.py``); an O_DIRECT request racing other actors is a Linux
+AIO request (``aio.py``); pages are observed through /proc (``pagemap.py``,
 ``observe.py``).  Steps with no user-space equivalent make the scenario skip
 with the reason (``plan.py``); ``host.py`` says what this machine can do.
 A `par` block's actors run at once, each on its own thread or process, released

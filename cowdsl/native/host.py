@@ -3,16 +3,18 @@
 ``probe()`` answers: is this Linux, can io_uring register buffers, does
 pagemap show PFNs (root), does /proc/kpageflags show PG_anon_exclusive (checked
 by making a page exclusive, forking, and watching the bit clear and come back),
-is swap configured.  The tests use ``skip_reason()`` to skip, with the reason,
-where the host cannot run the native backend.
+is swap configured, does the temporary directory do direct I/O.  The tests use
+``skip_reason()`` to skip, with the reason, where the host cannot run the native backend.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import functools
 import os
 import sys
+import tempfile
 
 from attrs import frozen
 
@@ -32,6 +34,7 @@ class Host:
     hugetlb: str | None = "not probed"  # None if MAP_HUGETLB may take 2 MiB pages of the pool, else why not
     ksm: str | None = "not probed"  # None if ksmd runs for this run (a guest's), else why not
     kpf_ksm: str | None = "not probed"  # None if kpageflags' KSM bit is clear on a page that is not KSM's
+    odirect: str | None = "not probed"  # None if the temporary directory does direct I/O, else why not
 
     @property
     def reason(self) -> str | None:
@@ -53,6 +56,9 @@ class Host:
             parts.append("hugetlb pool")
         if self.ksm is None:
             parts.append("ksmd running")
+        if self.odirect is None:
+            delayed = " (behind dm-delay)" if "dm-delay" in guest_needs() else ""
+            parts.append(f"O_DIRECT in {tempfile.gettempdir()}{delayed}")
         return ", ".join(parts)
 
 
@@ -164,6 +170,61 @@ def _probe_kpf_ksm() -> str | None:
         L.munmap(addr, L.PAGE)
 
 
+TMPFS_MAGIC = 0x01021994  # include/uapi/linux/magic.h
+RAMFS_MAGIC = 0x858458F6
+
+
+def _fs_magic(path: str) -> int | None:
+    """statfs(2)'s f_type of the file system holding ``path`` (its first field, a long)."""
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86-64 and arm64
+    try:
+        if L.libc().statfs(os.fsencode(path), buf) != 0:
+            return None
+    except AttributeError:
+        return None
+    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+
+
+def _probe_odirect(where: str | None = None) -> str | None:
+    """None when a file in the temporary directory (where the runs' private directories go:
+    TMPDIR) does direct I/O: opened O_DIRECT, a page-aligned 4 KiB pread into an anonymous page
+    brings its bytes.  Else why not: the open or the read fails (EINVAL: the file system has no
+    direct I/O), or the directory is on tmpfs, which from 6.6 accepts O_DIRECT (e88e0d366f9c
+    "tmpfs: trivial support for direct IO": FMODE_CAN_ODIRECT) but copies through the page cache,
+    so no bio ever holds the user's page."""
+    where = where or tempfile.gettempdir()
+    magic = _fs_magic(where)
+    if magic in (TMPFS_MAGIC, RAMFS_MAGIC):
+        return (f"{where} is on {'tmpfs' if magic == TMPFS_MAGIC else 'ramfs'}: it has no direct I/O (from 6.6 tmpfs "
+                "accepts O_DIRECT but copies through the page cache; no bio holds the user page); set TMPDIR to a "
+                "disk file system")
+    pattern = bytes(range(256)) * (L.PAGE // 256)
+    fd, path = tempfile.mkstemp(prefix="cowdsl-odirect-", dir=where)
+    addr = 0
+    try:
+        os.write(fd, pattern)  # (the O_DIRECT read writes the dirty page back first)
+        try:
+            dfd = os.open(path, os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+        except OSError as e:
+            why = " (the file system has no direct I/O)" if e.errno == errno.EINVAL else ""
+            return f"open(O_DIRECT) of a file in {where}: {e.strerror}{why}"
+        try:
+            addr = L.mmap(0, L.PAGE, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
+            n = os.preadv(dfd, [(ctypes.c_char * L.PAGE).from_address(addr)], 0)
+        except OSError as e:
+            return f"a 4 KiB O_DIRECT pread of a file in {where}: {e.strerror}"
+        finally:
+            os.close(dfd)
+        if n != L.PAGE or ctypes.string_at(addr, L.PAGE) != pattern:
+            return f"a 4 KiB O_DIRECT pread of a file in {where} read {n} bytes, not the file's 4096"
+        return None
+    finally:
+        os.close(fd)
+        os.unlink(path)
+        if addr:
+            L.munmap(addr, L.PAGE)
+
+
 def _probe_pfns() -> str | None:
     if not os.path.exists("/proc/self/pagemap"):
         return "no /proc/self/pagemap"
@@ -243,7 +304,11 @@ def probe() -> Host:
             kpf_ksm = _probe_kpf_ksm()
         except Exception as e:  # noqa: BLE001
             kpf_ksm = f"{type(e).__name__}: {e}"
-    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), _ksm(), kpf_ksm)
+    try:
+        odirect = _probe_odirect()
+    except Exception as e:  # noqa: BLE001
+        odirect = f"{type(e).__name__}: {e}"
+    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), _ksm(), kpf_ksm, odirect)
 
 
 def skip_reason() -> str | None:

@@ -22,8 +22,8 @@ UNSUPPORTED_FAST = (
     "unsupported on native: `{text}`: user space cannot choose the GUP-fast path for a pin"
 )
 UNSUPPORTED_GUP = (
-    "unsupported on native: `{text}`: user space has no honest way to take a bare FOLL_GET reference "
-    "(vmsplice is its own op; O_DIRECT pins with FOLL_PIN)"
+    "unsupported on native: `{text}`: user space has no honest way to take a bare FOLL_GET reference and hold it "
+    "(vmsplice and odirect_read/odirect_write are ops of their own)"
 )
 UNSUPPORTED_SIZE = (
     "unsupported on native: `{text}`: native maps small pages (MADV_NOHUGEPAGE), THPs (`thp`/`pte_thp`, "
@@ -38,11 +38,11 @@ UNSUPPORTED_REMOTE_PIN = (
     "(io_uring registers buffers of its own mm only)"
 )
 UNSUPPORTED_OP = "unsupported on native: `{text}`: `{op}` has no user-space mechanism here"
-UNSUPPORTED_ODIRECT = (
-    "unsupported on native: `{text}`: O_DIRECT is not translated yet (it needs the scenario's file on a "
-    "filesystem that accepts O_DIRECT, which tmpfs does not, and the model's in-flight window needs "
-    "asynchronous I/O)"
+UNSUPPORTED_ODIRECT_FILE = (
+    "unsupported on native: `{text}`: O_DIRECT needs a disk file; {file} is a `{kind}` file (shmem and hugetlbfs "
+    "have no direct I/O: no bio holds the user page)"
 )
+NO_ODIRECT = "unsupported on this host: `{text}`: {why}"
 UNSUPPORTED_MIGRATE = (
     "unsupported on native: `{text}`: move_pages(2) migrates a page only to another NUMA node, and the "
     "native backend does not translate it yet (a single-node host cannot migrate at all)"
@@ -79,8 +79,6 @@ REFUSED: dict[str, str] = {
     "gup": UNSUPPORTED_GUP,
     "put": UNSUPPORTED_GUP,
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
-    "odirect_read": UNSUPPORTED_ODIRECT,
-    "odirect_write": UNSUPPORTED_ODIRECT,
     "migrate": UNSUPPORTED_MIGRATE,
     "prctl": UNSUPPORTED_PRCTL,
     "ksm_merge_zero": UNSUPPORTED_KSM_ZERO,
@@ -127,7 +125,14 @@ def step_problem(st: S.Step, host: Any) -> str | None:
     if st.op in ("swapout", "swapin") or (st.op == "madvise" and "pageout" in st.flags):
         if not host.swap:
             return NO_SWAP.format(text=text)
+    if st.op in ODIRECT_OPS:  # on a disk file in the run's private directory, if the probe found direct I/O there
+        why = getattr(host, "odirect", "not probed")
+        if why is not None:
+            return NO_ODIRECT.format(text=text, why=why)
     return None
+
+
+ODIRECT_OPS = frozenset({"odirect_read", "odirect_write"})
 
 
 def par_problem(sc: S.Scenario) -> tuple[int, str] | None:
@@ -160,9 +165,12 @@ def _where(where: tuple[str, str | None]) -> str:
 
 def guest_needs(sc: S.Scenario) -> frozenset[str]:
     """What a `crosscheck --kernel` guest must switch on for ``sc`` to run natively there, beyond
-    the defaults (swap, THP on madvise): huge pages in the pool, ksmd running."""
+    the defaults (swap, THP on madvise): huge pages in the pool, ksmd running, and for an O_DIRECT
+    request in a `par` block a delay on the scratch disk (its window is ~0.1 ms otherwise)."""
     needs = set()
     for st in sc.steps:
+        if st.op in ODIRECT_OPS and st.par:
+            needs.add("dm-delay")
         if st.op == "mmap" and "hugetlb" in st.flags:
             needs.add("hugetlb")
         if st.op == "mmap" and st.file and dict(sc.file_kinds).get(st.file) == "hugetlbfs":
@@ -188,7 +196,11 @@ def problem(sc: S.Scenario, host: Any, limits: Any) -> tuple[int | None, str] | 
                 return None, f"unsupported on this host: `file {name} ... on hugetlbfs`: {host.hugetlb}"
         elif kind != "memfd":
             return None, UNSUPPORTED_FILE_KIND.format(name=name, kind=kind)
+    kinds = dict(getattr(sc, "file_kinds", ()))
     for st in sc.steps:
+        if st.op in ODIRECT_OPS and kinds.get(st.file or "", "disk") != "disk":
+            return st.number, UNSUPPORTED_ODIRECT_FILE.format(text=st.text or st.op, file=st.file,
+                                                              kind=kinds[st.file or ""])
         why = step_problem(st, host)
         if why is not None:
             return st.number, why

@@ -471,6 +471,21 @@ def dma_read(t: Translator, st: S.Step) -> Reply:
     return _device(t, st, "dma_read")
 
 
+# --- O_DIRECT (only where the run's directory takes it: host.odirect; the planner skips otherwise) --
+def odirect(t: Translator, st: S.Step) -> Reply:
+    """read(2) / write(2) of the file's first page with O_DIRECT into / from the buffer's page:
+    one page-aligned 4 KiB I/O on the scenario's disk file, in the run's private directory.
+    Sequentially a pread/pwrite: the model's GUP, transfer and completion back to back.  In a
+    `par` block a Linux AIO request (io_submit; ``aio.py`` says why not io_uring), in flight
+    while the other actors run, reaped when the step ends.  What is observed is the page's
+    identity (pagemap, before and after) and the bytes; whether the bio held a FOLL_GET
+    reference or a FOLL_PIN pin is the kernel's (a7e689dd1c06, 6.5), not visible from user space."""
+    assert st.addr is not None and st.file is not None
+    in_par = getattr(t.block, "actor", None) is not None
+    cmd = {"op": st.op, "addr": t.address(st.addr), "path": t.ctl.files[st.file], "async": in_par}
+    return t.simple(st, cmd, None, st.addr)
+
+
 # --- pipes and remote access ---------------------------------------------------------------------
 def vmsplice(t: Translator, st: S.Step) -> Reply:
     assert st.addr is not None
@@ -653,6 +668,8 @@ OPS: dict[str, Callable[[Translator, S.Step], Reply]] = {
     "unpin": unpin,
     "dma_write": dma_write,
     "dma_read": dma_read,
+    "odirect_read": odirect,
+    "odirect_write": odirect,
     "vmsplice": vmsplice,
     "pipe_read": pipe_read,
     "process_vm_writev": process_vm_writev,

@@ -41,7 +41,7 @@ try:
 except ImportError:  # not a Unix: host.probe() says native cannot run here
     resource = None  # type: ignore[assignment]
 
-from cowdsl.native import barrier, uring
+from cowdsl.native import aio, barrier, pagemap, uring
 from cowdsl.native import libc as L
 
 MSG_MAX = 1 << 16
@@ -70,6 +70,16 @@ def recv(sock: socket.socket) -> tuple[Message | None, list[int]]:
 
 def _errname(e: OSError) -> str:
     return errno.errorcode.get(e.errno, str(e.errno)) if e.errno else str(e)
+
+
+def _pfn(addr: int) -> int | None:
+    """The PFN this process's pagemap shows at addr (None: not present, or hidden)."""
+    e = pagemap.entry("self", addr, with_page=False)
+    return e.pfn if e is not None and e.present and e.pfn else None
+
+
+def _hex(pfn: int | None) -> str:
+    return "unknown" if pfn is None else f"{pfn:#x}"
 
 
 def _minflt() -> int:
@@ -142,6 +152,35 @@ class ThreadRunner:
         self.worker.serve_channel(self.sock)
 
 
+class DirectIo:
+    """What an O_DIRECT command needs besides the I/O itself, made before a par block's gate so that
+    the release starts the request and not its set-up: the file opened O_DIRECT, the Linux AIO
+    context of an asynchronous one, the buffer's PFN then.  A failure is kept and raised by the
+    command.  (In a child forked meanwhile the context is the parent's: the child never uses it.)"""
+
+    def __init__(self, worker: Worker, c: Message):
+        self.read = c["op"] == "odirect_read"
+        self.addr: int = c["addr"]
+        self.fd = -1
+        self.aio: aio.Context | None = None
+        self.error: OSError | None = None
+        self.pfn = _pfn(self.addr)
+        try:
+            self.fd = os.open(c["path"], (os.O_RDONLY if self.read else os.O_WRONLY) | os.O_DIRECT | os.O_CLOEXEC)
+            if c.get("async"):
+                self.aio = aio.Context()
+        except OSError as e:
+            self.error = e
+
+    def close(self) -> None:
+        if self.aio is not None:
+            self.aio.close()
+            self.aio = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
 class Worker:
     def __init__(self, name: str, sock: socket.socket, pipes: dict[str, tuple[int, int]],
                  threads: dict[str, socket.socket] | None = None, alarm: int = 0):
@@ -180,12 +219,18 @@ class Worker:
         (``gate`` or ``timed``) answers with when it started and ended (CLOCK_MONOTONIC)."""
         op = cmd["op"]
         timing: dict[str, Any] | None = None
-        if cmd.get("gate"):
-            timing = self._at_gate(cmd, fds, chan)
-        elif cmd.get("timed"):
-            timing = {"cpu": L.current_cpu()}
-        start = time.monotonic_ns()
-        out = self._run(op, cmd, fds)
+        prepare = PREPARE.get(op)
+        held = cmd["_held"] = prepare(self, cmd) if prepare is not None else None
+        try:
+            if cmd.get("gate"):
+                timing = self._at_gate(cmd, fds, chan)
+            elif cmd.get("timed"):
+                timing = {"cpu": L.current_cpu()}
+            start = time.monotonic_ns()
+            out = self._run(op, cmd, fds)
+        finally:
+            if held is not None:
+                held.close()
         if out is not None and timing is not None:
             out["t"] = {**timing, "start": start, "end": time.monotonic_ns()}
         return out
@@ -370,6 +415,51 @@ class Worker:
         return {"value": value,
                 "events": [f"IORING_OP_WRITE_FIXED: the kernel copies the pinned page to a file: {value}"]}
 
+    # --- O_DIRECT: the file system's direct I/O takes the buffer's page -----------------
+    def do_odirect(self, c: Message, fds: list[int]) -> Message | None:
+        """One page-aligned 4 KiB read (the file's first page into the buffer's page) or write
+        (the page into it) with O_DIRECT, set up beforehand (``DirectIo``).  Synchronous:
+        pread/pwrite.  In a `par` block (``async``): io_submit, which returns once the bio holds
+        the buffer's page, so that the request is in flight while the other actors run; its
+        completion is reaped (io_getevents) before the answer.  The CPU never touches the buffer."""
+        io: DirectIo = c["_held"]
+        if io.error is not None:
+            raise io.error
+        res, how = self._submitted(io) if io.aio is not None else self._synchronous(io)
+        io.close()
+        after = _pfn(io.addr)
+        if res < 0:
+            name = errno.errorcode.get(-res, str(res))
+            raise Failed(name, f"{how} → {name}")
+        if res != L.PAGE:
+            raise Failed("EIO", f"{how} → {res} bytes, not 4096")
+        return {"pfn_before": io.pfn, "pfn_after": after,
+                "events": [f"{how} → 4096 (buffer pfn {_hex(io.pfn)} before, {_hex(after)} after)"]}
+
+    @staticmethod
+    def _submitted(io: DirectIo) -> tuple[int, str]:
+        """io_submit, then io_getevents: whether the request was still in flight when io_submit returned."""
+        assert io.aio is not None
+        call = f"io_submit(IOCB_CMD_P{'READ' if io.read else 'WRITE'}, O_DIRECT, {io.addr:#x}, 4096, 0)"
+        t0 = time.monotonic_ns()
+        io.aio.submit(aio.IOCB_CMD_PREAD if io.read else aio.IOCB_CMD_PWRITE, io.fd, io.addr, L.PAGE, 0)
+        t1 = time.monotonic_ns()
+        how = f"{call} returned in {(t1 - t0) / 1000:.1f} µs, "
+        res = io.aio.poll()
+        if res is not None:
+            return res, how + "the request already complete"
+        res = io.aio.wait()
+        return res, how + f"the request in flight; io_getevents reaped it {(time.monotonic_ns() - t1) / 1000:.1f} µs later"
+
+    @staticmethod
+    def _synchronous(io: DirectIo) -> tuple[int, str]:
+        buf = (ctypes.c_char * L.PAGE).from_address(io.addr)
+        try:
+            res = os.preadv(io.fd, [buf], 0) if io.read else os.pwritev(io.fd, [buf], 0)
+        except OSError as e:
+            res = -(e.errno or errno.EIO)
+        return res, f"{'pread' if io.read else 'pwrite'}(O_DIRECT, {io.addr:#x}, 4096, 0)"
+
     # --- pipes ---------------------------------------------------------------------------
     def do_vmsplice(self, c: Message, fds: list[int]) -> Message | None:
         _r, w = self.pipes[c["pipe"]]
@@ -436,6 +526,8 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "unpin": Worker.do_unpin,
     "dma_write": Worker.do_dma_write,
     "dma_read": Worker.do_dma_read,
+    "odirect_read": Worker.do_odirect,
+    "odirect_write": Worker.do_odirect,
     "vmsplice": Worker.do_vmsplice,
     "pipe_read": Worker.do_pipe_read,
     "process_vm_writev": Worker.do_process_vm_writev,
@@ -443,6 +535,13 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "proc_mem_write": Worker.do_proc_mem_write,
     "ping": Worker.do_ping,
     "sleep": Worker.do_sleep,
+}
+
+
+#: command name → its set-up, made before the gate (``Worker.execute``); the command closes it
+PREPARE: dict[str, Callable[[Worker, Message], DirectIo]] = {
+    "odirect_read": DirectIo,
+    "odirect_write": DirectIo,
 }
 
 
