@@ -402,6 +402,47 @@ def test_io_uring_refusing_a_file_backed_buffer_skips_the_scenario(monkeypatch):
     assert [o[1] for o in step_outcomes(r)] == [True, True, False, False]
 
 
+def test_io_uring_register_refusing_a_file_backed_buffer_is_the_steps_answer(monkeypatch):
+    """`io_uring_register(buf)` is the registration itself: its EOPNOTSUPP (5.10 and 6.1 for a
+    disk file's mapping, io_sqe_buffer_register's VMA check) is judged, as the model's is."""
+    from cowdsl.native import translate
+    from cowdsl.semantics.state import Outcome
+
+    real = translate.Translator.simple
+
+    def simple(self, st, cmd, *a, **kw):
+        if cmd["op"] == "io_uring_register":
+            return Outcome(False, error="EOPNOTSUPP"), []
+        return real(self, st, cmd, *a, **kw)
+
+    monkeypatch.setattr(translate.Translator, "simple", simple)
+    r = native("""
+        process A
+        A: mmap(buf, anon, shared, rw)
+        A: write(buf, 1)
+        A: io_uring_register(buf) as r
+        assert failed(r)
+    """)
+    assert holds(r) == [True]
+    assert step_outcomes(r)[2] == ("io_uring_register", False, None, "EOPNOTSUPP")
+
+
+def test_io_uring_register_is_a_pin_the_device_acts_through():
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: io_uring_register(buf) as r
+        A: fork() as B
+        A: write(buf, 2)
+        r: dma_write(7)
+        A: unpin(r)
+        assert not failed(r) and A.buf == 7 and B.buf == 1
+    """)
+    assert holds(r) == [True], step_outcomes(r)
+    assert any("IORING_REGISTER_BUFFERS" in e.text for e in r.steps[2].events)
+
+
 def test_a_swapout_reclaim_kept_is_a_failed_step(monkeypatch):
     """MADV_PAGEOUT returns 0 when reclaim keeps the page: the step is judged from pagemap."""
     from cowdsl.native import libc

@@ -35,6 +35,8 @@ from cowdsl.semantics.machine import Event
 #: ops the controller does itself (process_madvise into another process; waiting for ksmd)
 CONTROLLER_OPS = frozenset({"swapout", "swapin", "ksm_merge"})
 CONTROLLER = "the controller"
+#: ops whose handle is a pin a device acts through (its owner's channel does the DMA)
+REGISTERS = frozenset({"pin", "io_uring_register"})
 #: how long after the run's deadline a block's actor threads are waited for (their steps are bounded)
 JOIN_SLACK = 15.0
 
@@ -46,7 +48,7 @@ def actors(block: Sequence[S.Step]) -> list[str]:
 
 def pin_owners(sc: S.Scenario) -> dict[str, str]:
     """A pin's name -> the process that took it (a device acts on its owner's channel)."""
-    return {st.bind: st.task for st in sc.steps if st.op == "pin" and st.bind and st.task}
+    return {st.bind: st.task for st in sc.steps if st.op in REGISTERS and st.bind and st.task}
 
 
 def executor(st: S.Step, owners: dict[str, str]) -> tuple[str, str | None]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from cowdsl import scenario as S
-from cowdsl.native.par import CONTROLLER, executor, pin_owners
+from cowdsl.native.par import CONTROLLER, REGISTERS, executor, pin_owners
 from cowdsl.native.translate import OPS
 
 UNSUPPORTED_PIN = (
@@ -115,7 +115,7 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         why = getattr(host, "ksm", "not probed")
         if why is not None:
             return NO_THP.format(text=text, why=why)
-    if st.op == "pin" and st.addr is not None and st.addr.proc != st.task:
+    if st.op in REGISTERS and st.addr is not None and st.addr.proc != st.task:
         return UNSUPPORTED_REMOTE_PIN.format(text=text)
     if st.op == "pin":
         if "fast" in st.flags:

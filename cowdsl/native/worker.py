@@ -523,6 +523,7 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "fork": Worker.do_fork,
     "exit": Worker.do_exit,
     "pin": Worker.do_pin,
+    "io_uring_register": Worker.do_pin,
     "unpin": Worker.do_unpin,
     "dma_write": Worker.do_dma_write,
     "dma_read": Worker.do_dma_read,
