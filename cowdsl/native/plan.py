@@ -166,8 +166,11 @@ def _where(where: tuple[str, str | None]) -> str:
 def guest_needs(sc: S.Scenario) -> frozenset[str]:
     """What a `crosscheck --kernel` guest must switch on for ``sc`` to run natively there, beyond
     the defaults (swap, THP on madvise): huge pages in the pool, ksmd running, and for an O_DIRECT
-    request in a `par` block a delay on the scratch disk (its window is ~0.1 ms otherwise)."""
-    needs = set()
+    request in a `par` block a delay on the scratch disk (its window is ~0.1 ms otherwise).  A
+    scenario with an op native refuses needs nothing: it does not run there."""
+    needs: set[str] = set()
+    if any(st.op in REFUSED for st in sc.steps):
+        return frozenset()
     for st in sc.steps:
         if st.op in ODIRECT_OPS and st.par:
             needs.add("dm-delay")
