@@ -138,7 +138,8 @@ class Batch:
             self._add(Problem(None, f"no .cow files found in {', '.join(map(str, paths))}"))
         return files
 
-    def load(self, paths: Iterable[str | Path], workers: Workers | None = None) -> list[Any]:
+    def load(self, paths: Iterable[str | Path], workers: Workers | None = None,
+             meanwhile: Callable[[], Any] | None = None) -> list[Any]:
         """Every scenario that loads from the .cow files under ``paths``, in order
         (a file with `param` lines gives one per combination of their values).
 
@@ -146,18 +147,23 @@ class Batch:
         worker, the larger files first; the scenarios and the problems come back
         in the order of the files, so what is reported is what loading them here
         reports.  A Dask cluster's workers may not see this machine's files: they
-        are loaded here."""
+        are loaded here.  ``meanwhile`` is called once in this process, while the
+        workers load (the imports the runs need: the next pool forks with them)."""
         files = self.files(paths)
         if workers is None or workers.executor != "processes" or workers.inline(len(files)):
             loaded: Iterable[list[Any] | None] = map(self.load_file, files)
+            if meanwhile is not None:
+                meanwhile()
         else:
-            loaded = self._load_in(workers, files)
+            loaded = self._load_in(workers, files, meanwhile)
         return [sc for scs in loaded if scs is not None for sc in scs]
 
-    def _load_in(self, workers: Workers, files: list[Path]) -> Iterator[list[Any] | None]:
+    def _load_in(self, workers: Workers, files: list[Path],
+                 meanwhile: Callable[[], Any] | None) -> Iterator[list[Any] | None]:
         here = [str(f) == STDIN for f in files]
         away = [f for f, h in zip(files, here) if not h]
-        done = workers.map(_load_job, (), [(f, self.limits) for f in away], cost=[_size(f) for f in away])
+        done = workers.map(_load_job, (), [(f, self.limits) for f in away], cost=[_size(f) for f in away],
+                           meanwhile=meanwhile)
         for f, h in zip(files, here):
             if h:  # standard input: only this process can read it
                 yield self.load_file(f)
@@ -310,21 +316,22 @@ class Workers:
         return self.executor == "processes" and (self.jobs <= 1 or n <= 1)
 
     def map(self, job: Job, shared: Sequence[Any], items: Iterable[Any],
-            cost: Sequence[float] | None = None) -> Iterator[Any]:
+            cost: Sequence[float] | None = None, meanwhile: Callable[[], Any] | None = None) -> Iterator[Any]:
         """``job(shared, item)`` for each item, the results in the order of the items.
         ``cost``: what each item is expected to cost (any unit); the costliest are
         handed out first, and the cheap ones in batches, so that no worker is left
-        with a long job at the end and the others idle."""
+        with a long job at the end and the others idle.  ``meanwhile``: called once
+        here, once the jobs are handed out (before them, when they run here)."""
         items = list(items)
         if self.inline(len(items)):
-            return (job(shared, item) for item in items)
+            return _here(job, shared, items, meanwhile)
         shared = tuple(shared)
         plan = _plan(cost if cost is not None else [1.0] * len(items), max(1, min(self.jobs, len(items))))
         run = self._dask if self.executor == "dask" else self._processes
-        return _in_order(shared, run(job, shared, items, plan), len(items))
+        return _in_order(shared, run(job, shared, items, plan, meanwhile), len(items))
 
-    def _processes(self, job: Job, shared: tuple[Any, ...], items: list[Any],
-                   plan: list[list[int]]) -> Done:
+    def _processes(self, job: Job, shared: tuple[Any, ...], items: list[Any], plan: list[list[int]],
+                   meanwhile: Callable[[], Any] | None) -> Done:
         import multiprocessing
 
         ctx: multiprocessing.context.BaseContext
@@ -346,14 +353,17 @@ class Workers:
             if main:
                 signal.signal(signal.SIGINT, old)
         try:
-            for done in pool.imap_unordered(_call_batch, [(job, [(i, items[i]) for i in batch]) for batch in plan]):
+            results = pool.imap_unordered(_call_batch, [(job, [(i, items[i]) for i in batch]) for batch in plan])
+            if meanwhile is not None:
+                meanwhile()
+            for done in results:
                 yield from done
         finally:  # done, or Ctrl-C, or the consumer stopped early: no worker outlives the map
             pool.terminate()
             pool.join()
 
-    def _dask(self, job: Job, shared: tuple[Any, ...], items: list[Any],
-              plan: list[list[int]]) -> Done:
+    def _dask(self, job: Job, shared: tuple[Any, ...], items: list[Any], plan: list[list[int]],
+              meanwhile: Callable[[], Any] | None) -> Done:
         from distributed import Client, LocalCluster
 
         cluster = None
@@ -371,6 +381,8 @@ class Workers:
             [remote] = client.scatter([shared], broadcast=True, hash=False)
             futures = [client.submit(_dask_call, job, remote, [(i, items[i]) for i in batch], pure=False)
                        for batch in plan]
+            if meanwhile is not None:
+                meanwhile()
             for f in futures:
                 yield from f.result()
         finally:
@@ -378,6 +390,13 @@ class Workers:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _here(job: Job, shared: Sequence[Any], items: list[Any], meanwhile: Callable[[], Any] | None) -> Iterator[Any]:
+    if meanwhile is not None:
+        meanwhile()
+    for item in items:
+        yield job(shared, item)
 
 
 def _plan(cost: Sequence[float], workers: int) -> list[list[int]]:
@@ -410,13 +429,27 @@ def _in_order(shared: tuple[Any, ...], done: Done, n: int) -> Iterator[Any]:
         for k in range(n):
             while k not in ready:
                 i, ok, data = next(done)
-                ready[i] = ok, _Unpickler(data, shared).load()
+                ready[i] = ok, _unpickled(data, shared)
             ok, value = ready.pop(k)
             if not ok:
                 raise value
             yield value
     finally:  # the workers stop now (not when the collector finds the generator): the last item, or an early stop
         done.close()
+
+
+def _unpickled(data: bytes, shared: tuple[Any, ...]) -> Any:
+    """A result from a worker, unpickled with the collector paused: unpickling makes
+    thousands of objects and no garbage, and each collection it would set off walks
+    them all (a full one every object in this process): it took 60-75% of the time
+    of taking the corpus's scenarios in."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _Unpickler(data, shared).load()
+    finally:
+        if paused:
+            gc.enable()
 
 
 def run_cost(sc: Any) -> float:

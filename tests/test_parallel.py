@@ -190,6 +190,24 @@ def test_standard_input_is_read_here_with_files_loaded_by_workers(corpus, capsys
     assert '"file": "<stdin>"' in out and "d_broken.cow:3:" in err
 
 
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_meanwhile_runs_once_in_this_process_while_the_files_load(corpus, jobs):
+    calls = []
+    scenarios = Batch().load([corpus], Workers(jobs), meanwhile=lambda: calls.append(os.getpid()))
+    assert calls == [os.getpid()] and len(scenarios) == 5
+
+
+def test_run_and_timeline_import_the_model_while_the_files_load_not_before():
+    code = ("import sys, cowdsl.cli.commands.run, cowdsl.cli.commands.timeline; "
+            "print(sorted(m for m in sys.modules if m.split('.')[:2] in "
+            "(['cowdsl', 'run'], ['cowdsl', 'semantics'], ['cowdsl', 'explore'], ['cowdsl', 'report'])))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert p.stdout.strip() == "[]"
+    for command in ("run", "timeline"):
+        module = __import__(f"cowdsl.cli.commands.{command}", fromlist=["while_loading"])
+        assert module.while_loading() is None  # what it imports exists
+
+
 def test_a_problem_with_diagnostics_crosses_with_them():
     import pickle
 

@@ -7,7 +7,6 @@ import json
 import os
 import sys
 
-from cowdsl import matrix
 from cowdsl.batch import Problem, Workers, WorkersUnavailable
 from cowdsl.cli import EXIT_ERROR
 from cowdsl.cli.commands.check import batch_for
@@ -15,8 +14,22 @@ from cowdsl.cli.output import colour, err, out, plural, shown
 from cowdsl.cli.progress import Progress
 from cowdsl.kernel.spec import SpecError, resolve
 from cowdsl.limits import MEMORY_ENV, explain_partial
-from cowdsl.report import dot, exitcode, jsonout, junit, text
-from cowdsl.report import summary as summary_report
+
+# The model and the reports (cowdsl.matrix, cowdsl.report: they import the model) are
+# imported by each function that uses them, and by ``while_loading`` while worker
+# processes parse the files: then the workers that run the scenarios fork with them,
+# and this process spends the time it would have spent importing before the files
+# were even listed.
+
+
+def while_loading() -> None:
+    """What running and reporting need, imported while the workers load the files."""
+    import cowdsl.matrix
+    import cowdsl.report.exitcode
+    import cowdsl.report.jsonout
+    import cowdsl.report.junit
+    import cowdsl.report.summary
+    import cowdsl.report.text  # noqa: F401
 
 
 def spec_problem(e: SpecError) -> str:
@@ -45,6 +58,8 @@ def run(args) -> int:
     try:
         spec = resolve(args.backend)  # once: everything below gets the KernelSpec
     except SpecError as e:
+        from cowdsl.report import jsonout
+
         message = spec_problem(e)
         err(f"cowdsl: {message}")
         if args.format == "json":
@@ -55,10 +70,13 @@ def run(args) -> int:
     batch = batch_for(args)
     schedule = [a.strip() for a in args.schedule.split(",") if a.strip()] if args.schedule else None
     try:
-        scenarios = batch.load(args.paths, workers)  # each file parsed and checked by a worker
+        scenarios = batch.load(args.paths, workers, meanwhile=while_loading)  # each file parsed and checked by a worker
     except WorkersUnavailable as e:
         err(f"cowdsl: {shown(e, 2000)}")
         return EXIT_ERROR
+    from cowdsl.report import exitcode, jsonout, text
+    from cowdsl.report import summary as summary_report
+
     alone = next((sc for sc in scenarios if not sc.concurrent), None) if schedule is not None else None
     progress = functools.partial(Progress, mode=args.mode, max_states=args.max_states, timeout=args.timeout)
     results = []
@@ -111,7 +129,14 @@ def run_matrix(args, workers: Workers) -> int:
     """`run --backend all`: every scenario on every era (and every variant its expect lines name)."""
     batch = batch_for(args)
     try:
-        scenarios = batch.load(args.paths, workers)  # each file parsed and checked by a worker
+        scenarios = batch.load(args.paths, workers, meanwhile=while_loading)  # each file parsed and checked by a worker
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
+        return EXIT_ERROR
+    from cowdsl import matrix
+    from cowdsl.report import exitcode, jsonout
+
+    try:
         mx = matrix.build(scenarios, max_states=args.max_states, timeout=args.timeout, workers=workers,
                           slim=not args.dot)  # --dot draws every cell's final state and trace
     except matrix.TooManyColumns as e:
@@ -156,6 +181,8 @@ def summary(results, problems: list[Problem], backend) -> list[str]:
 
 
 def _junit(results, problems: list[Problem], matrix: bool = False) -> str:
+    from cowdsl.report import junit
+
     root = junit.document(
         results,
         [p.error for p in problems if p.error is not None],
@@ -167,6 +194,8 @@ def _junit(results, problems: list[Problem], matrix: bool = False) -> str:
 
 def _write_dot(results, args) -> bool:
     """--dot: write DOT (or SVG/PNG/PDF) of the final states and counterexamples; False on an error."""
+    from cowdsl.report import dot
+
     if not results:
         err("cowdsl: --dot: no scenario ran, nothing to draw")
         return False
@@ -186,6 +215,7 @@ def _write_dot(results, args) -> bool:
 def run_swarm(args, workers: Workers) -> int:
     """`run --swarm N FILE`: randomised depth-first searches of one file on one backend (cowdsl.swarm)."""
     from cowdsl import swarm  # lazy: only a swarm needs it
+    from cowdsl.report import exitcode
 
     for bad, why in ((args.backend == "all", "runs on one backend, not all"),
                      (args.format != "text", "prints text only"),

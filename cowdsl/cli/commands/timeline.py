@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from cowdsl import timeline as tl
 from cowdsl.batch import WorkersUnavailable
 from cowdsl.cli import EXIT_ERROR, EXIT_OK
 from cowdsl.cli.commands.check import batch_for
@@ -12,7 +11,13 @@ from cowdsl.cli.commands.run import workers_for
 from cowdsl.cli.output import err, out, shown
 from cowdsl.kernel import releases
 from cowdsl.kernel.version import Version
-from cowdsl.report import jsonout
+
+
+def while_loading() -> None:
+    """The model and the report, imported while the workers load the files (see
+    cowdsl.cli.commands.run): the workers that run the versions fork with them."""
+    import cowdsl.report.jsonout
+    import cowdsl.timeline  # noqa: F401
 
 
 def timeline(args) -> int:
@@ -32,7 +37,14 @@ def timeline(args) -> int:
     batch = batch_for(args)
     docs = []
     try:
-        scenarios = batch.load(args.paths, workers)  # each file parsed and checked by a worker
+        scenarios = batch.load(args.paths, workers, meanwhile=while_loading)  # each file parsed and checked by a worker
+    except WorkersUnavailable as e:
+        err(f"cowdsl: {shown(e, 2000)}")
+        return EXIT_ERROR
+    from cowdsl import timeline as tl
+    from cowdsl.report import jsonout
+
+    try:
         known = tl.prefetch(scenarios, versions, workers)  # every run, -j at a time
     except WorkersUnavailable as e:
         err(f"cowdsl: {shown(e, 2000)}")
