@@ -170,9 +170,16 @@ LOCAL = """
 
 @pytest.mark.parametrize("op", ["A: munmap(x)", "A: madvise(x, dontneed)", "A: madvise(x, pageout)"])
 def test_a_local_drain_empties_the_callers_batch_only(op):
-    st = after(LOCAL.format(op=op), op)
+    st = after(LOCAL.format(op=op), op, "6.13")
     assert page(st, "A", "p").lru_batch is None  # A's CPU: unmap_region, zap_page_range, madvise_pageout
     assert page(st, "A", "q").lru_batch == "T"  # another task's CPU keeps its batch
+
+
+@pytest.mark.parametrize("op, drained", [("A: munmap(x)", False), ("A: madvise(x, dontneed)", False),
+                                         ("A: madvise(x, pageout)", True)])
+def test_from_6_14_only_madvise_pageout_drains_locally(op, drained):
+    st = after(LOCAL.format(op=op), op, "6.14")
+    assert (page(st, "A", "p").lru_batch is None) is drained
 
 
 def test_exit_drains_the_exiting_tasks_batch_until_6_14():
@@ -185,11 +192,10 @@ def test_exit_drains_the_exiting_tasks_batch_until_6_14():
         B: read(buf)
         assert true
     """
-    assert page(after(src, "A: exit()"), "B", "buf").lru_batch is None  # exit_mmap: lru_add_drain()
-    backend = registry.get("anon-exclusive")
-    backend.options[UNMAP_DRAIN] = "off"  # 6.14's "mm: remove unnecessary calls to lru_add_drain"
-    st = next(s for step, s, _, _ in backend.run(scenario(src)) if step.text == "A: exit()")
-    assert page(st, "B", "buf").lru_batch == "A"
+    assert page(after(src, "A: exit()", "6.13"), "B", "buf").lru_batch is None  # exit_mmap: lru_add_drain()
+    # 6.14's "mm: remove unnecessary calls to lru_add_drain" (the timeline's unmap-no-lru-drain)
+    assert registry.get("6.14").options[UNMAP_DRAIN] == "off"
+    assert page(after(src, "A: exit()", "6.14"), "B", "buf").lru_batch == "A"
 
 
 @pytest.mark.parametrize("op", ["ksmd: ksm_merge(A.p, A.q) as k", "A: migrate(A.q) as k"])

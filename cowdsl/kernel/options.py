@@ -129,6 +129,11 @@ OPTIONS: tuple[Option, ...] = (
            "hugetlbfs with -EOPNOTSUPP, MAP_PRIVATE included (io_pin_pages before 6.5) or leaves the VMAs to "
            "GUP's long-term pin (34ed8d0dcd69, 6.5)",
            ("anon-exclusive",)),
+    Option("unmap_lru_drain", ("on", "off"),
+           "exit_mmap, unmap_region and MADV_DONTNEED's zap drain the local lru_add batch first (until 6.13) "
+           "or not (6.14, \"mm: remove unnecessary calls to lru_add_drain\"), so a page a batch holds keeps "
+           "its reference across a child's exit",
+           ("anon-exclusive",)),
     # Changes fixed within each era (a version sets them; no spec names them):
     Option("hugetlb_wp_seq", ("on", "off"),
            "fork of a hugetlb mapping runs inside write_protect_seq (623a1ddfeb23, 5.19); before, "

@@ -78,6 +78,7 @@ BASELINE: dict[str, str] = {
     "collapse_ro": "refuse",
     "ksm_zero_unshare": "off",
     "io_uring_vma_check": "on",
+    "unmap_lru_drain": "on",
 }
 
 _ANN = "stable release announcement shortlog"
@@ -213,6 +214,11 @@ TIMELINE: tuple[Change, ...] = (
            "mm: COW reuse support for PTE-mapped THP with CONFIG_MM_ID", v("6.15-rc1"),
            (("large_folio_reuse", "on"),),
            note="6.15-rc1 MM pull; 6.14.0 lacks it, 6.18.2 has it (trees read)"),
+    Change("unmap-no-lru-drain", "v6.14 mm/mmap.c exit_mmap",
+           "mm: remove unnecessary calls to lru_add_drain", v("6.14-rc1"), (("unmap_lru_drain", "off"),),
+           note="Rik van Riel: exit_mmap, unmap_region, zap_page_range_single and free_pages_and_swap_cache "
+                "no longer drain the local lru_add batch; 6.13.7 has the calls, 6.14.0 and 6.18.2 do not "
+                "(trees read); mainline id not confirmed (mm-tree ids only)"),
     Change("collapse-ro", "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd",
            "mm: enable khugepaged to operate on non-writable VMAs", v("6.18-rc1"), (("collapse_ro", "allow"),),
            note="Dev Jain (RFC 2025-09-01, v1 2025-09-03, after the 6.17 merge window): the `writable` test and "

@@ -122,7 +122,7 @@ class LruBatches(KernelBase):
         """exit_mmap, unmap_region (munmap, mremap's shrink) and zap_page_range(_single)
         (MADV_DONTNEED) drain the local batch before zapping (5.10.198, 5.15.135,
         6.1.158, 6.13.7 read); from 6.14 they do not (option unmap_lru_drain=off)."""
-        if self.options.get(UNMAP_DRAIN, "on") == "on":
+        if self.options[UNMAP_DRAIN] == "on":
             self.lru_add_drain(m, where)
 
     def madvise_lru_drain(self, m: Machine, vma: Vma, advice: str) -> None:
