@@ -286,6 +286,7 @@ def test_values_are_64_bit():
     ("A: pin(buf, write) as mr", "only pin user space can ask for"),
     ("A: pin(buf, write, longterm, fast) as mr", "GUP-fast"),
     ("A: gup(buf, write) as mr", "FOLL_GET"),
+    ("A: madvise(buf, collapse) as mr", "MADV_COLLAPSE (6.1+) is not translated yet"),
 ])
 def test_unsupported_steps_skip_the_scenario(step, why):
     r = native(f"""

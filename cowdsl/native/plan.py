@@ -70,6 +70,10 @@ UNSUPPORTED_PAR_CHILD = (
     "unsupported on native: `{text}`: the `par` block itself forks {proc}; native starts each actor of a "
     "block together, before {proc} exists"
 )
+UNSUPPORTED_COLLAPSE = (
+    "unsupported on native: `{text}`: MADV_COLLAPSE (6.1+) is not translated yet: the worker would have to "
+    "advise the THP's whole 2 MiB range and tell a collapse from a PMD that was never split"
+)
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
 
@@ -109,6 +113,8 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         why = getattr(host, "hugetlb", "not probed")
         if why is not None:
             return NO_THP.format(text=text, why=why)
+    if st.op == "madvise" and "collapse" in st.flags:
+        return UNSUPPORTED_COLLAPSE.format(text=text)
     if st.op == "madvise" and not st.flags <= MADVICE:
         return UNSUPPORTED_OP.format(text=text, op="madvise(" + ", ".join(sorted(st.flags - MADVICE)) + ")")
     if st.op == "ksm_merge" or (st.op == "madvise" and st.flags & KSM_ADVICE):
