@@ -306,7 +306,18 @@ def test_a_step_that_hangs_in_a_par_block_aborts_the_run():
     assert by_line[9].error.startswith("timeout")
 
 
-def _children() -> list[int]:
+_BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _children_before():
+    """The children this process had before the test (a process pool another test left, say):
+    not the run's, so not a leak of it."""
+    _BEFORE.clear()
+    _BEFORE.update(_all_children())
+
+
+def _all_children() -> list[int]:
     me = str(os.getpid())
     out = []
     for stat in os.listdir("/proc"):
@@ -319,6 +330,11 @@ def _children() -> list[int]:
             if text[text.rindex(")") + 2:].split()[1] == me:
                 out.append(int(stat))
     return out
+
+
+def _children() -> list[int]:
+    """This process's children the test made and left."""
+    return [pid for pid in _all_children() if pid not in _BEFORE]
 
 
 @needs_native

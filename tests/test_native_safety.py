@@ -88,7 +88,18 @@ def scenarios():
     return [load_text(textwrap.dedent(t).strip() + "\n", f"pool{i}.cow") for i, t in enumerate(POOL)]
 
 
-def _children() -> list[int]:
+_BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _children_before():
+    """The children this process had before the test (a process pool another test left, say):
+    not the run's, so not a leak of it."""
+    _BEFORE.clear()
+    _BEFORE.update(_all_children())
+
+
+def _all_children() -> list[int]:
     me = os.getpid()
     out = []
     for path in glob.glob("/proc/[0-9]*/stat"):
@@ -100,6 +111,11 @@ def _children() -> list[int]:
         if int(stat[stat.rindex(")") + 2:].split()[1]) == me:
             out.append(int(path.split("/")[2]))
     return out
+
+
+def _children() -> list[int]:
+    """This process's children the test made and left."""
+    return [pid for pid in _all_children() if pid not in _BEFORE]
 
 
 def _pgid_members(pgids: set[int]) -> list[int]:
