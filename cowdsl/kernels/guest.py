@@ -35,6 +35,32 @@ DM_DELAY_MS = 200
 #: switched on: the huge page pool and ksmd are the guest's, so native may use them (never the host's)
 GUEST_NEEDS_ENV = "COWDSL_GUEST_NEEDS"
 
+#: hugepage_init() (mm/huge_memory.c, 5.10 to 6.18) sets transparent_hugepage_flags = 0 when
+#: totalram_pages() < 512 MiB, and a 512 MiB guest has less (481288 kB MemTotal in 6.1.176): that
+#: clears not only `enabled` but the defaults of the initializer of transparent_hugepage_flags,
+#: TRANSPARENT_HUGEPAGE_DEFRAG_REQ_MADV_FLAG, _DEFRAG_KHUGEPAGED_FLAG and _USE_ZERO_PAGE_FLAG.  Without
+#: use_zero_page a read fault in do_huge_pmd_anonymous_page() allocates a THP instead of mapping the huge
+#: zero page.  The guest's init writes them back, as a system with 512 MiB or more boots with them.
+THP_DEFAULTS: tuple[tuple[str, str], ...] = (
+    ("defrag", "madvise"),
+    ("use_zero_page", "1"),
+    ("khugepaged/defrag", "1"),
+)
+
+#: thp_setup ENABLED MODE: the THP knobs next to ENABLED (/sys/kernel/mm/transparent_hugepage/enabled):
+#: the kernel's defaults of THP_DEFAULTS, then ENABLED = MODE (always, madvise or never)
+THP_SETUP = (
+    "thp_setup() {\n"
+    "    if [ ! -w \"$1\" ]; then\n"
+    "        [ \"$2\" != never ] && note \"thp: this kernel has no transparent huge pages\"\n"
+    "        return 0\n"
+    "    fi\n"
+    + "".join(f"    echo {value} > \"${{1%/*}}/{knob}\" || note \"thp: cannot set {knob} to {value}\"\n"
+              for knob, value in THP_DEFAULTS)
+    + "    echo \"$2\" > \"$1\" || note \"thp: cannot set $2\"\n"
+    "}\n"
+)
+
 INIT = r"""#!/bin/sh
 # cowdsl guest init: set up, run the job, report on the console, power off.
 export PATH=/bin
@@ -64,7 +90,7 @@ report() {  # report RC: the result as JSON, base64 between markers, then power 
 : > /out; : > /err
 
 fail() { note "$*"; report null; }
-
+""" + THP_SETUP + r"""
 for m in $(cat /modules.load); do
     insmod "/lib/modules/$m.ko" 2>> /notes || note "insmod $m failed"
 done
@@ -101,12 +127,7 @@ mount -t tmpfs shm /host/dev/shm
 mount -t devpts devpts /host/dev/pts
 mount -t tmpfs run /host/run 2>/dev/null
 
-thp=/sys/kernel/mm/transparent_hugepage/enabled
-if [ -w $thp ]; then
-    echo "$COWDSL_THP" > $thp || note "thp: cannot set $COWDSL_THP"
-elif [ "$COWDSL_THP" != never ]; then
-    note "thp: this kernel has no transparent huge pages"
-fi
+thp_setup /sys/kernel/mm/transparent_hugepage/enabled "$COWDSL_THP"
 for need in $COWDSL_NEEDS; do
     case $need in
     swap)
