@@ -443,11 +443,14 @@ def _unpickled(data: bytes, shared: tuple[Any, ...]) -> Any:
     thousands of objects and no garbage, and each collection it would set off walks
     them all (a full one every object in this process): it took 60-75% of the time
     of taking the corpus's scenarios in."""
+    global _TAKING
     paused = gc.isenabled()
     gc.disable()
+    _TAKING = shared
     try:
-        return _Unpickler(data, shared).load()
+        return pickle.loads(data)
     finally:
+        _TAKING = ()
         if paused:
             gc.enable()
 
@@ -484,9 +487,16 @@ def _run_job(scenarios: Sequence[Any], item: tuple[Any, ...]) -> tuple[Any | Non
     return batch.run(scenarios[i], spec, progress=progress, **kw), batch.problems
 
 
-# In a worker: the shared objects, and where each of their parts is (id -> key)
+# In a worker: the shared objects, where each of their parts is (id -> key), and how
+# objects are pickled: the shared ones' types by reference (see ``_by_reference``).
+# An exploration's worlds may be a dict's keys (in the order found): they go as the dict.
+_BASE_TABLE: dict[type, Callable[[Any], Any]] = {**copyreg.dispatch_table,
+                                                 type({}.keys()): lambda keys: (_keys, (dict.fromkeys(keys),))}
 _SHARED: tuple[Any, ...] = ()
 _KNOWN: dict[int, tuple[Any, ...]] = {}
+_TABLE: dict[type, Callable[[Any], Any]] = _BASE_TABLE
+# In the caller, while a result is unpickled: its own shared objects
+_TAKING: tuple[Any, ...] = ()
 
 
 def _parts(shared: Sequence[Any]) -> dict[int, tuple[Any, ...]]:
@@ -501,32 +511,41 @@ def _parts(shared: Sequence[Any]) -> dict[int, tuple[Any, ...]]:
     return known
 
 
-def _setup(shared: tuple[Any, ...]) -> None:
-    global _SHARED, _KNOWN
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+def _share(shared: tuple[Any, ...]) -> None:
+    """This worker's shared objects: pickled by reference from now on.  Only the
+    types of the shared objects and their parts (a scenario, a step, an assertion,
+    a spec) go through ``_by_reference``, so every other object is pickled without
+    a call into Python (a persistent_id is one call per object: it took half the
+    time of pickling a row of the era matrix).  A shared object of a built-in type
+    (a tuple, a dict) would go by value: none is shared."""
+    global _SHARED, _KNOWN, _TABLE
     _SHARED, _KNOWN = shared, _parts(shared)
+    parts = [shared[key[0]] if len(key) == 1 else getattr(shared[key[0]], key[1])[key[2]] for key in _KNOWN.values()]
+    _TABLE = {**_BASE_TABLE, **{type(x): _by_reference for x in parts if type(x).__module__ != "builtins"}}
 
 
-class _Pickler(pickle.Pickler):
-    # an exploration's worlds may be a dict's keys (in the order found): they go as the dict
-    dispatch_table = {**copyreg.dispatch_table, type({}.keys()): lambda keys: (_keys, (dict.fromkeys(keys),))}
+def _setup(shared: tuple[Any, ...]) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    _share(shared)
 
-    def persistent_id(self, obj: Any) -> tuple[Any, ...] | None:
-        return _KNOWN.get(id(obj))
+
+def _by_reference(obj: Any) -> Any:
+    """A shared object (or one of its parts) as its key, which the caller turns into
+    its own object; any other object of that type as pickle would save it."""
+    key = _KNOWN.get(id(obj))
+    if key is None:
+        return obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+    return _shared_part, key
+
+
+def _shared_part(i: int, part: str | None = None, k: int = 0) -> Any:
+    """In the caller: its own shared object ``i`` (or the ``k``th of its ``part``)."""
+    obj = _TAKING[i]
+    return obj if part is None else getattr(obj, part)[k]
 
 
 def _keys(d: dict[Any, Any]) -> Any:
     return d.keys()
-
-
-class _Unpickler(pickle.Unpickler):
-    def __init__(self, data: bytes, shared: tuple[Any, ...]):
-        super().__init__(io.BytesIO(data))
-        self.shared = shared
-
-    def persistent_load(self, key: tuple[Any, ...]) -> Any:
-        obj = self.shared[key[0]]
-        return obj if len(key) == 1 else getattr(obj, key[1])[key[2]]
 
 
 def _portable(e: BaseException, trace: str) -> BaseException:
@@ -543,7 +562,9 @@ def _portable(e: BaseException, trace: str) -> BaseException:
 
 def _dumps(obj: Any) -> bytes:
     f = io.BytesIO()
-    _Pickler(f, pickle.HIGHEST_PROTOCOL).dump(obj)
+    pickler = pickle.Pickler(f, pickle.HIGHEST_PROTOCOL)
+    pickler.dispatch_table = _TABLE
+    pickler.dump(obj)
     return f.getvalue()
 
 
@@ -566,7 +587,6 @@ def _call(job: Job, item: Any) -> tuple[bool, bytes]:
 
 
 def _dask_call(job: Job, shared: tuple[Any, ...], batch: list[tuple[int, Any]]) -> list[tuple[int, bool, bytes]]:
-    global _SHARED, _KNOWN
     if _SHARED is not shared:  # the first job of this worker with these shared objects
-        _SHARED, _KNOWN = shared, _parts(shared)
+        _share(shared)
     return _call_batch((job, batch))
