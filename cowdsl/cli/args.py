@@ -198,7 +198,7 @@ def parser() -> argparse.ArgumentParser:
                         "version")
     x.add_argument("--modules", metavar="DIR", help="with --kernel IMAGE: its lib/modules/RELEASE folder")
     x.add_argument("--need", action="append", default=None, metavar="NEED",
-                   help="with --kernel: switch on in the guest: swap, hugetlb, ksm, thp, thp=madvise, or none "
+                   help="with --kernel: switch on in the guest: swap, hugetlb, ksm, dm-delay, thp, thp=madvise, or none "
                         "(repeatable; default: swap and thp=madvise, plus hugetlb and ksm when a scenario needs them)")
     x.add_argument("--smp", action=_Number, default=1, help="with --kernel: the guest's CPUs (default 1)")
     x.add_argument("--memory", default="512M", help="with --kernel: the guest's memory (default 512M)")
