@@ -765,6 +765,19 @@ def test_ksm_merge_waits_for_ksmd_and_a_refused_merge_fails_after_bounded_scans(
     assert out.ok and "already merged when the step began" in events[0].text
 
 
+def test_ksm_merge_cut_short_by_time_is_not_observed_never_a_refused_merge(monkeypatch):
+    """Was a failed merge (a DISAGREE in a loaded 6.1 guest): ksmd too slow to make KSM_SCANS full
+    scans in KSM_SECONDS says nothing about whether the kernel would merge."""
+    from cowdsl import scenario as S
+
+    st = S.Step(1, "ksmd", None, "ksm_merge", addr=S.Addr("A", "buf", 0), addr2=S.Addr("B", "buf", 0))
+    T, t = _ksm_translator(monkeypatch, merged_at=None, scans_per_poll=0)  # ksmd never completes a scan
+    clock = iter(range(0, 1000, 5))
+    monkeypatch.setattr(T.time, "monotonic", lambda: float(next(clock)))
+    with pytest.raises(T.Unrunnable, match="not observed: ksmd made 0 full scans"):
+        T.ksm_merge(t, st)
+
+
 def test_io_urings_eopnotsupp_for_a_file_buffer_skips_the_scenario_whatever_errno_name_python_gives(monkeypatch):
     """Regression: 5.10 and 6.1 refuse a file-backed fixed buffer with errno 95, which Python's
     errno.errorcode names ENOTSUP; the check looked for "EOPNOTSUPP" only, so the pin counted as
