@@ -82,3 +82,24 @@ def pinners_racing_fork(pins: int, pages: int) -> str:
              "par {", *(f"  T{i}: pin(p[{i % pages}], write, fast) as r{i}" for i in range(pins)),
              "  F: fork() as B", "}", "always: failed(r0) or r0 is A.p[0]"]
     return "\n".join(lines) + "\n"
+
+
+# Three actors of two processes in a par block that run natively (threads and a process);
+# each quantifier once, the last `sometimes` never witnessed.
+NATIVE_PAR = """\
+process A, B
+thread T of A
+A: mmap(x, anon, private, rw)
+A: mmap(y, anon, private, rw)
+A: write(x, 1)
+A: write(y, 1)
+par {
+  A: write(x, 2)
+  T: write(y, 3)
+  B: mmap(z, anon, private, rw)
+}
+always: A.x == 2 and A.y == 3
+never: A.x == 1
+sometimes: A.y == 3
+sometimes: A.x == 5
+"""

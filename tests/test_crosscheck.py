@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from examples import NATIVE_PAR
 
 from cowdsl.native import skip_reason
 
@@ -398,23 +399,7 @@ def test_kernel_options_without_kernel_are_usage_errors(tmp_path, capsys):
 
 # --- par blocks: run repeatedly, judged on what the runs showed ------------------------------------
 
-PAR = """\
-process A, B
-thread T of A
-A: mmap(x, anon, private, rw)
-A: mmap(y, anon, private, rw)
-A: write(x, 1)
-A: write(y, 1)
-par {
-  A: write(x, 2)
-  T: write(y, 3)
-  B: mmap(z, anon, private, rw)
-}
-always: A.x == 2 and A.y == 3
-never: A.x == 1
-sometimes: A.y == 3
-sometimes: A.x == 5
-"""
+PAR = NATIVE_PAR
 
 
 @needs_native

@@ -19,7 +19,9 @@ import textwrap
 import threading
 import time
 
+import helpers_children
 import pytest
+from examples import NATIVE_PAR
 
 from cowdsl import scenario as S
 from cowdsl.judge import sampled
@@ -128,23 +130,7 @@ def test_the_words_for_what_the_runs_showed(quantifier, runs, words):
     assert sampled.wording(quantifier, runs) == words
 
 
-SCENARIO = """
-process A, B
-thread T of A
-A: mmap(x, anon, private, rw)
-A: mmap(y, anon, private, rw)
-A: write(x, 1)
-A: write(y, 1)
-par {
-  A: write(x, 2)
-  T: write(y, 3)
-  B: mmap(z, anon, private, rw)
-}
-always: A.x == 2 and A.y == 3
-never: A.x == 1
-sometimes: A.y == 3
-sometimes: A.x == 5
-"""
+SCENARIO = "\n" + NATIVE_PAR
 
 
 def _runs(sc, per_run):
@@ -306,35 +292,12 @@ def test_a_step_that_hangs_in_a_par_block_aborts_the_run():
     assert by_line[9].error.startswith("timeout")
 
 
-_BEFORE: set[int] = set()
-
-
 @pytest.fixture(autouse=True)
 def _children_before():
-    """The children this process had before the test (a process pool another test left, say):
-    not the run's, so not a leak of it."""
-    _BEFORE.clear()
-    _BEFORE.update(_all_children())
+    helpers_children.snapshot()
 
 
-def _all_children() -> list[int]:
-    me = str(os.getpid())
-    out = []
-    for stat in os.listdir("/proc"):
-        if stat.isdigit():
-            try:
-                with open(f"/proc/{stat}/stat") as f:
-                    text = f.read()
-            except OSError:
-                continue
-            if text[text.rindex(")") + 2:].split()[1] == me:
-                out.append(int(stat))
-    return out
-
-
-def _children() -> list[int]:
-    """This process's children the test made and left."""
-    return [pid for pid in _all_children() if pid not in _BEFORE]
+_children = helpers_children.left
 
 
 @needs_native

@@ -15,6 +15,7 @@ import tempfile
 import textwrap
 import time
 
+import helpers_children
 import pytest
 
 from cowdsl.native import skip_reason
@@ -88,34 +89,12 @@ def scenarios():
     return [load_text(textwrap.dedent(t).strip() + "\n", f"pool{i}.cow") for i, t in enumerate(POOL)]
 
 
-_BEFORE: set[int] = set()
-
-
 @pytest.fixture(autouse=True)
 def _children_before():
-    """The children this process had before the test (a process pool another test left, say):
-    not the run's, so not a leak of it."""
-    _BEFORE.clear()
-    _BEFORE.update(_all_children())
+    helpers_children.snapshot()
 
 
-def _all_children() -> list[int]:
-    me = os.getpid()
-    out = []
-    for path in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(path) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == me:
-            out.append(int(path.split("/")[2]))
-    return out
-
-
-def _children() -> list[int]:
-    """This process's children the test made and left."""
-    return [pid for pid in _all_children() if pid not in _BEFORE]
+_children = helpers_children.left
 
 
 def _pgid_members(pgids: set[int]) -> list[int]:
