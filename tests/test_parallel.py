@@ -233,6 +233,19 @@ def _twice(shared, item):
     return 2 * item
 
 
+def test_no_worker_or_thread_outlives_a_map_even_one_stopped_early(corpus):
+    import multiprocessing
+    import threading
+
+    Batch().load([corpus], Workers(2))
+    # the pool that runs the scenarios next forks from a process with one thread (not a fork server's)
+    assert multiprocessing.active_children() == [] and threading.active_count() == 1
+    results = Workers(2).map(_twice, [], range(10))
+    assert next(results) == 0
+    del results  # a consumer that stops early (zip over fewer items)
+    assert multiprocessing.active_children() == [] and threading.active_count() == 1
+
+
 # --- the workers themselves --------------------------------------------------------------
 
 def _pick(shared, item):
