@@ -13,14 +13,15 @@ from cowdsl.judge.quantify import check_execution, model_observer, on_every_stat
 from cowdsl.judge.result import Result, StepRecord
 from cowdsl.kernel.spec import KernelSpec
 from cowdsl.kernel.spec import resolve as resolve_spec
-from cowdsl.native import run_native
+from cowdsl.native import DEFAULT_TIMEOUT, run_native
 from cowdsl.scenario import Scenario
 from cowdsl.semantics import registry
 from cowdsl.semantics.mm.swap import LRU_RULE
 
 
 def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | None = None,
-        bounds: search.Bounds | None = None, schedule: list[str] | None = None, all_states: bool = False) -> Result:
+        bounds: search.Bounds | None = None, schedule: list[str] | None = None, all_states: bool = False,
+        repeat: int | None = None, seed: int = 0) -> Result:
     """Run a scenario.  Concurrent scenarios (and invariants) are explored:
     ``mode`` auto (the default: explore.auto chooses, by whether the actors
     of a par block contend), reduced (source-DPOR with sleep sets and state
@@ -29,14 +30,20 @@ def run(sc: Scenario, spec: KernelSpec | str = "anon-exclusive", *, mode: str | 
     The search stops once every assertion's verdict is decided, unless
     ``all_states`` asks for every final state (herd's complete list).
     A spec given as text is resolved here (callers that read it from a command
-    line resolve it themselves, to report a bad one before anything runs)."""
+    line resolve it themselves, to report a bad one before anything runs).
+
+    On `native` the scenario runs on this machine's kernel (cowdsl.native): once, or
+    ``repeat`` times (by default PAR_REPEAT times with a `par` block), the par blocks'
+    start skews drawn from ``seed``, every run within ``bounds.timeout`` seconds."""
     if isinstance(spec, str):
         spec = resolve_spec(spec)
     judged = scoped(sc, spec)  # an assertion scoped to other backends is not judged here
     if judged is not sc:
-        return unscoped(run(judged, spec, mode=mode, bounds=bounds, schedule=schedule, all_states=all_states), sc)
+        return unscoped(run(judged, spec, mode=mode, bounds=bounds, schedule=schedule, all_states=all_states,
+                            repeat=repeat, seed=seed), sc)
     if spec.native:
-        return run_native(sc)
+        return run_native(sc, timeout=bounds.timeout if bounds is not None else DEFAULT_TIMEOUT, repeat=repeat,
+                          seed=seed)
     backend = registry.get(spec)
     if schedule is not None or mode is not None or sc.concurrent or any(on_every_state(a.quantifier) for a in sc.assertions):
         return explore(sc, backend, mode=mode or "auto", bounds=bounds, schedule=schedule, all_states=all_states)

@@ -126,7 +126,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"stop exploring after N states and say the result is partial (default {LIMITS.max_states}); "
                         "the visited states never outgrow it")
     r.add_argument("--timeout", action=_Number, kind="seconds", default=LIMITS.timeout, metavar="SECONDS",
-                   help=f"stop exploring after this long and say the result is partial (default {LIMITS.timeout:g})")
+                   help="stop exploring after this long and say the result is partial; with --backend native: "
+                        "the most one scenario's runs take together, a run that would not fit is not started "
+                        f"(default {LIMITS.timeout:g})")
     r.add_argument("--max-memory", action=_Number, default=None, metavar="MIB",
                    help="stop exploring once this process holds more than MIB MiB of resident memory and say "
                         f"the result is partial (default {DEFAULT_MAX_MEMORY}; each -j worker has its own)")
@@ -139,8 +141,12 @@ def parser() -> argparse.ArgumentParser:
                         "first violation, -j at a time; reports the violations and the states covered, never a "
                         "proof")
     r.add_argument("--seed", action=_Number, least=0, default=0, metavar="S",
-                   help="with --swarm: the first search's seed (search k uses S+k), so a swarm can be run again "
-                        "(default 0)")
+                   help="with --swarm: the first search's seed (search k uses S+k); with --backend native: the seed "
+                        "the `par` blocks' start skews are drawn from; so that a run can be made again (default 0)")
+    r.add_argument("--repeat", "-r", action=_Number, default=None, metavar="N",
+                   help="with --backend native: run each scenario N times, each assertion judged on the runs as "
+                        "\"witnessed K of N\", \"a violation seen (run k)\" or \"none in N runs\", never a proof "
+                        "(default: once; 20 times for a scenario with a `par` block)")
     r.add_argument("--schedule", metavar="ACTORS",
                    help="replay one interleaving exactly: the actor of each micro-step, e.g. A,A,A,T,T,A "
                         "(the `schedule:` line of a counterexample)")

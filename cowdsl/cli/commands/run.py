@@ -22,6 +22,10 @@ from cowdsl.limits import MEMORY_ENV, explain_partial
 # were even listed.
 
 
+REPEAT_NATIVE_ONLY = ("--repeat goes with --backend native (a model explores every interleaving; "
+                      "the kernel runs one per run)")
+
+
 def while_loading() -> None:
     """What running and reporting need, imported while the workers load the files."""
     import cowdsl.matrix
@@ -54,6 +58,9 @@ def run(args) -> int:
     if args.swarm is not None:
         return run_swarm(args, workers)
     if args.backend == "all":
+        if args.repeat is not None:
+            err(f"cowdsl: {REPEAT_NATIVE_ONLY}")
+            return EXIT_ERROR
         return run_matrix(args, workers)
     try:
         spec = resolve(args.backend)  # once: everything below gets the KernelSpec
@@ -66,6 +73,9 @@ def run(args) -> int:
             out(json.dumps(jsonout.error_document([], [(None, message)]), indent=2))
         elif args.format == "junit":
             out(_junit([], [Problem(None, message)]))
+        return EXIT_ERROR
+    if args.repeat is not None and not spec.native:
+        err(f"cowdsl: {REPEAT_NATIVE_ONLY}")
         return EXIT_ERROR
     batch = batch_for(args)
     schedule = [a.strip() for a in args.schedule.split(",") if a.strip()] if args.schedule else None
@@ -82,9 +92,13 @@ def run(args) -> int:
     results = []
     ran = scenarios[:scenarios.index(alone)] if alone is not None else scenarios
     try:
-        for sc, r in batch.run_many(ran, spec, workers=workers, progress=progress, mode=args.mode,
+        if spec.native:
+            ran_on = natively(batch, ran, spec, args)
+        else:
+            ran_on = batch.run_many(ran, spec, workers=workers, progress=progress, mode=args.mode,
                                     schedule=schedule, max_states=args.max_states, timeout=args.timeout,
-                                    all_states=args.all_states):
+                                    all_states=args.all_states)
+        for sc, r in ran_on:
             if r is None:
                 continue
             if r.partial:
@@ -123,6 +137,19 @@ def run(args) -> int:
     if args.dot and not _write_dot(results, args):
         return EXIT_ERROR
     return exitcode.exit_code(results, errors=bool(problems))
+
+
+def natively(batch, scenarios, spec, args):
+    """(scenario, result or None) for each scenario run on this machine's kernel, one scenario
+    after another in this process: a `par` block's actors race on the CPUs, which another
+    scenario running at once (-j) would take from them.  --repeat, --seed and --timeout go to
+    the native backend (cowdsl.native.native_runs)."""
+    import cowdsl.run
+    from cowdsl.explore.search import Bounds
+
+    for sc in scenarios:
+        yield sc, batch.call(sc.filename, f"running on {spec}", cowdsl.run.run, sc, spec,
+                             bounds=Bounds(timeout=args.timeout), repeat=args.repeat, seed=args.seed)
 
 
 def run_matrix(args, workers: Workers) -> int:
@@ -220,6 +247,7 @@ def run_swarm(args, workers: Workers) -> int:
     for bad, why in ((args.backend == "all", "runs on one backend, not all"),
                      (args.format != "text", "prints text only"),
                      (args.schedule is not None, "and --schedule do not go together"),
+                     (args.repeat is not None, "searches a model: --repeat goes with --backend native"),
                      (args.mode is not None, "has a search of its own: --mode does not apply"),
                      (bool(args.dot), "draws no graph: --dot does not apply")):
         if bad:
