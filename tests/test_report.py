@@ -400,6 +400,97 @@ def test_undecided_assertions_and_no_model_state():
     validate(json.loads(json.dumps(doc)))
 
 
+# --- the native block --------------------------------------------------------------------------
+
+SAMPLED = """\
+process A
+A: mmap(buf, anon, private, rw)
+A: write(buf, 1)
+A: fork() as B
+A: write(buf, 2)
+always: A.buf == 2
+never: B.buf == 2
+sometimes: B.buf == 1
+"""
+
+
+def natively(r):
+    """A model's result as the native backend gives one: its spec, no model state."""
+    import attrs
+
+    from cowdsl import native
+
+    return attrs.evolve(r, spec=native.SPEC, final=None)
+
+
+def herd_words(block: str) -> list[str]:
+    return [w for w in ("States", "Witnesses", "Positive", "Negative", "Condition", "Observation", "Undecided")
+            if re.search(rf"^{w}\b|\b{w}:", block, flags=re.M)]
+
+
+def test_a_native_block_says_the_kernel_ran_it_once():
+    """One real execution: no herd7 state count, witnesses or observation."""
+    r = natively(result(LONG_TERM_PIN))
+    block = text.verdict_block(r)
+    assert herd_words(block) == []
+    assert block.splitlines() == [
+        "Test long-term pin stays coherent across fork on native",
+        "Runs on this kernel: 1 (one real execution)",
+        "A.buf=4; B.buf=3; page(mr)=#1; page(A.buf)=#1;",
+        "Ok",
+        "  Ok  line 13: assert A.buf == 4",
+        "  Ok  line 14: assert B.buf == 3",
+        "  Ok  line 15: assert mr is A.buf",
+        f"Time {r.seconds:.3f} s",
+        "Expect pass on native: got pass, as expected",
+    ]
+    assert text.report(r) == block + "\n"
+
+
+def test_a_native_block_says_how_many_runs_and_what_each_assertion_saw():
+    """N runs, fewer when the timeout ended them: each assertion with its quantifier and the
+    words of cowdsl.judge.sampled; the run counts are not printed as values."""
+    import attrs
+
+    from cowdsl.native import repeat
+
+    one = natively(result(SAMPLED, "sampled.cow"))
+    unwitnessed = attrs.evolve(one, checks=one.checks[:2] + (attrs.evolve(one.checks[2], holds=False),))
+    runs = repeat.combine(one.scenario, [unwitnessed, one, one], requested=5, seed=9,
+                          stopped="the 1 s timeout ended the runs after 3 of 5", seconds=0.25)
+    block = text.verdict_block(runs.result, width=80)
+    assert herd_words(block) == []
+    assert block.splitlines() == [
+        "Test sampled on native",
+        "Runs on this kernel: 3 of 5 (seed 9); the 1 s timeout ended the runs after 3 of",
+        "  5; sampled executions, never a proof",
+        "A.buf=2; B.buf=1;",
+        "Ok",
+        "  Ok  line 6: assert A.buf == 2  (none in 3 runs)",
+        "  Ok  line 7: never B.buf == 2  (none in 3 runs)",
+        "  Ok  line 8: sometimes B.buf == 1  (witnessed 2 of 3)",
+        "Time 0.250 s",
+    ]
+    validate(json.loads(json.dumps(jsonout.document([runs.result], []))))  # the JSON is as it was
+
+
+def test_a_native_block_says_why_the_kernel_ran_nothing():
+    from cowdsl import native
+    from cowdsl.judge import Check, Result, StepRecord
+    from cowdsl.semantics.state import Outcome
+
+    sc = load_text(LONG_TERM_PIN, "t.cow")
+    why = "unsupported on native: `A: pin(buf, write, longterm) as mr`: no pin here"
+    steps = tuple(StepRecord(st, Outcome(False, error=why if st.number == 3 else "not run: scenario skipped"), ())
+                  for st in sc.steps)
+    r = Result(sc, native.SPEC, None, steps, tuple(Check(a, None, {"unsupported": why}) for a in sc.assertions),
+               None, 0.001)
+    lines = text.verdict_block(r, width=200).splitlines()
+    assert lines[1:4] == [f"Runs on this kernel: none; {why}", "Skip", "  --  line 13: assert A.buf == 4  (not run)"]
+    assert lines[-1] == "Skipped: no assertion could be decided on native"
+    assert herd_words("\n".join(lines)) == []
+
+
 # --- one schema for every document ---------------------------------------------------------------
 
 

@@ -18,12 +18,27 @@ A verdict block, as herd7 prints one, then one line per assertion::
 An assertion the backend cannot observe (native) is marked ``--``; when none
 can be decided the block says ``Skip``, ``Positive: 0 Negative: 0`` and
 ``Undecided``.
+
+A native result (``native_block``) is no herd7 block: the kernel ran the
+scenario for real, once or N times, and the block says how often, then each
+assertion with what the runs showed::
+
+    Test NAME on native
+    Runs on this kernel: 20 (seed 0); sampled executions, never a proof
+    A.x=2; A.y=3;
+    Ok
+      Ok  line 12: always A.x == 2  (none in 20 runs)
+      Ok  line 14: sometimes A.y == 3  (witnessed 20 of 20)
+    Time 0.295 s
 """
 
 from __future__ import annotations
 
+from cowdsl import scenario as S
 from cowdsl.judge import Result
 from cowdsl.judge.quantify import NOT_JUDGED
+from cowdsl.judge.sampled import key as runs_key
+from cowdsl.native.repeat import RUNS
 from cowdsl.report import explored
 from cowdsl.report.common import final_state, herd_name, title_lines
 from cowdsl.semantics.invariants import InvariantViolation
@@ -50,7 +65,10 @@ def _plain(text: str) -> str:
 
 def verdict_block(r: Result, highlight=None, width: int = 80) -> str:
     """``highlight`` optionally colours the assertions' source text (cowdsl.lexer.highlighter).
-    A long title is printed once, under the Test line; the other lines use the file's name."""
+    A long title is printed once, under the Test line; the other lines use the file's name.
+    A native result has a block of its own (``native_block``)."""
+    if r.spec.native:
+        return native_block(r, highlight, width)
     hl = highlight or _plain
     name = herd_name(r.scenario)
     word, pos, neg, obs = _HERD.get(r.verdict, (r.verdict, 0, 0, r.verdict))
@@ -75,6 +93,60 @@ def verdict_block(r: Result, highlight=None, width: int = 80) -> str:
             f"  (not judged on this backend: {c.values[NOT_JUDGED]})" if NOT_JUDGED in c.values
             else "  (not observable on this backend)")
         lines.append(f"  {_mark(c.holds):<3} line {c.assertion.span.line}: {hl('assert ' + c.assertion.text)}{undecided}")
+    lines.append(expectation_line(r))
+    return "\n".join(line for line in lines if line)
+
+
+def _not_run(r: Result) -> bool:
+    """Whether the kernel ran none of the steps: the scenario was skipped before it started
+    (a step native cannot do, a need this machine lacks, a limit)."""
+    return r.verdict == "skip" and bool(r.steps) and not any(rec.outcome.ok for rec in r.steps)
+
+
+def _runs_line(r: Result) -> str:
+    """How often the kernel ran the scenario (cowdsl.native.repeat): once, N times, or not at all."""
+    if _not_run(r):
+        why = next((c.values["unsupported"] for c in r.checks if "unsupported" in c.values),
+                   next((rec.outcome.error for rec in r.steps if rec.outcome.error), None))
+        return "Runs on this kernel: none" + (f"; {why}" if why else "")
+    runs = next((c.values[RUNS] for c in r.checks if RUNS in c.values), None)
+    if runs is None:
+        return "Runs on this kernel: 1 (one real execution)"
+    return f"Runs on this kernel: {runs}; sampled executions, never a proof"
+
+
+def native_block(r: Result, highlight=None, width: int = 80) -> str:
+    """What the kernel did: how many runs (``_runs_line``), the values the shown run saw,
+    the verdict, and each assertion with its quantifier and, when repeated, what the runs
+    showed ("witnessed K of N", "a violation seen (run k)", "none in N runs")."""
+    hl = highlight or _plain
+    name = herd_name(r.scenario)
+    words = {runs_key(c.assertion) for c in r.checks} | {RUNS, "unsupported", NOT_JUDGED}
+    values = {}
+    for c in r.checks:
+        if NOT_JUDGED not in c.values:
+            values.update((k, v) for k, v in c.values.items() if k not in words)
+    not_run = _not_run(r)
+    lines = [
+        f"Test {name} on {r.backend}",
+        *title_lines(r.scenario, width),
+        *explored.wrap(_runs_line(r), width),
+        " ".join(f"{k}={v};" for k, v in values.items()),
+        _HERD.get(r.verdict, (r.verdict,))[0],
+    ]
+    for c in r.checks:
+        a = c.assertion
+        said = "assert" if a.quantifier == S.ALWAYS else a.quantifier
+        if c.holds is not None:
+            note = f"  ({c.values[runs_key(a)]})" if runs_key(a) in c.values else ""
+        elif NOT_JUDGED in c.values:
+            note = f"  (not judged on this backend: {c.values[NOT_JUDGED]})"
+        elif not_run:
+            note = "  (not run)"
+        else:
+            note = f"  ({c.values.get('unsupported', 'not observable on this backend')})"
+        lines.append(f"  {_mark(c.holds):<3} line {a.span.line}: {hl(said + ' ' + a.text)}{note}")
+    lines.append(f"Time {r.seconds:.3f} s")
     lines.append(expectation_line(r))
     return "\n".join(line for line in lines if line)
 
