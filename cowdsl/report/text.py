@@ -122,7 +122,7 @@ def native_block(r: Result, highlight=None, width: int = 80) -> str:
     hl = highlight or _plain
     name = herd_name(r.scenario)
     words = {runs_key(c.assertion) for c in r.checks} | {RUNS, "unsupported", NOT_JUDGED}
-    values = {}
+    values: dict[str, str] = {}
     for c in r.checks:
         if NOT_JUDGED not in c.values:
             values.update((k, v) for k, v in c.values.items() if k not in words)
