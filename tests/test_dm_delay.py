@@ -7,6 +7,8 @@ from __future__ import annotations
 import lzma
 import struct
 
+import pytest
+
 from cowdsl.kernels import dm_delay, guest
 
 
@@ -54,7 +56,26 @@ def test_modules_are_loaded_compressed_or_not_and_a_loaded_one_is_no_error(tmp_p
     assert dm_delay.load_modules(str(tmp_path / "none")) == []  # built in: nothing to load
 
 
-def test_a_failure_is_one_line_on_stderr(capsys, tmp_path):
+@pytest.mark.parametrize("marker", [None, "", "0"])
+def test_it_refuses_to_run_outside_a_guest(capsys, monkeypatch, marker):
+    """Run by hand (or by mistake) on a host, it loads no module and creates no device."""
+    def touched(*_):
+        raise AssertionError("dm_delay touched the kernel outside a guest")
+
+    monkeypatch.setattr(dm_delay, "load_modules", touched)
+    monkeypatch.setattr(dm_delay, "create", touched)
+    if marker is None:
+        monkeypatch.delenv(guest.IN_GUEST_ENV, raising=False)
+    else:
+        monkeypatch.setenv(guest.IN_GUEST_ENV, marker)
+    assert dm_delay.main(["/lib/modules/x", "/dev/vda", "200"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cowdsl.kernels.dm_delay: refusing to load dm-mod and dm-delay") and err.count("\n") == 1
+    assert f"{guest.IN_GUEST_ENV}=1 is not set" in err
+
+
+def test_a_failure_is_one_line_on_stderr(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv(guest.IN_GUEST_ENV, "1")  # as in the guest; tmp_path has no module and no disk
     assert dm_delay.main([str(tmp_path), str(tmp_path / "no-such-disk"), "200"]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"dm-delay over {tmp_path / 'no-such-disk'}: ") and err.count("\n") == 1
@@ -66,6 +87,10 @@ def test_the_guest_can_put_its_scratch_disk_behind_dm_delay():
                            modules="/cache/k/modules", python="/venv/bin/python")
     assert "cowdsl_dm_delay() {" in job
     assert f"/venv/bin/python -m cowdsl.kernels.dm_delay /cache/k/modules /dev/vda {guest.DM_DELAY_MS}" in job
+    # env -i empties the environment: the guest marker is given to dm_delay, and to nothing else
+    delay_line = next(line for line in job.splitlines() if "cowdsl.kernels.dm_delay" in line)
+    assert delay_line.strip().startswith("env -i ")
+    assert f" {guest.IN_GUEST_ENV}=1 /bin/chroot /host " in delay_line and job.count(guest.IN_GUEST_ENV) == 1
     init = guest.INIT
     assert 'delayed=$(cowdsl_dm_delay 2>> /notes)' in init
     assert 'mount -t ext4 "$delayed" /host/tmp' in init and "mount -t ext4 /dev/vda /host/tmp" in init

@@ -10,6 +10,10 @@ device-mapper ioctls (include/uapi/linux/dm-ioctl.h; no dmsetup needed) and prin
 which /init then mounts as /tmp.  Run by the guest only, chrooted into the host's root:
 
     python -m cowdsl.kernels.dm_delay MODULES_DIR /dev/vda MS
+
+Loading modules and creating a device would change the machine it runs on, so ``main`` refuses
+to run unless the guest's init marked its environment (``guest.IN_GUEST_ENV``): run by hand on
+a host, it changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ import os
 import struct
 import sys
 from pathlib import Path
+
+from cowdsl.kernels.guest import IN_GUEST_ENV
 
 NAME = "cowdsl-delay"
 MODULES = ("kernel/drivers/md/dm-mod", "kernel/drivers/md/dm-delay")  # dm-delay depends on dm-mod only
@@ -100,7 +106,20 @@ def create(device: str, ms: int) -> str:
     return f"/dev/dm-{minor}"
 
 
+def outside_guest() -> str | None:
+    """Why this process may not set up dm-delay (None: it is the guest's init that runs it)."""
+    if os.environ.get(IN_GUEST_ENV) != "1":
+        return (f"refusing to load dm-mod and dm-delay and create a device-mapper device: {IN_GUEST_ENV}=1 is "
+                "not set, so this is not a cowdsl guest's init (a host is never changed; "
+                "`cowdsl crosscheck --kernel ... --need dm-delay` sets it up in a guest)")
+    return None
+
+
 def main(argv: list[str]) -> int:
+    refused = outside_guest()
+    if refused is not None:
+        print(f"cowdsl.kernels.dm_delay: {refused}", file=sys.stderr)
+        return 2
     folder, device, ms = argv
     try:
         load_modules(folder)

@@ -34,6 +34,9 @@ DM_DELAY_MS = 200
 #: the environment variable that tells the native backend in the guest which needs the guest's init
 #: switched on: the huge page pool and ksmd are the guest's, so native may use them (never the host's)
 GUEST_NEEDS_ENV = "COWDSL_GUEST_NEEDS"
+#: set (to 1) in the environment of what the guest's init runs as root before the job: dm_delay loads
+#: modules and creates a device-mapper device, so it refuses to run where this is not set (a host)
+IN_GUEST_ENV = "COWDSL_IN_GUEST"
 
 #: hugepage_init() (mm/huge_memory.c, 5.10 to 6.18) sets transparent_hugepage_flags = 0 when
 #: totalram_pages() < 512 MiB, and a 512 MiB guest has less (481288 kB MemTotal in 6.1.176): that
@@ -162,8 +165,9 @@ def job_script(argv: Sequence[str], *, nonce: str, cwd: str, env: Mapping[str, s
     env = {**env, GUEST_NEEDS_ENV: " ".join(sorted(needs))}
     assignments = " ".join(q(f"{k}={v}") for k, v in sorted(env.items()))
     command = " ".join(q(a) for a in argv)
-    dm_delay = (f"env -i {assignments} {chroot} /host {q(python)} -m cowdsl.kernels.dm_delay {q(modules or '/')} "
-                f"/dev/vda {DM_DELAY_MS}")
+    # env -i clears the environment: the marker dm_delay checks is passed explicitly
+    dm_delay = (f"env -i {assignments} {IN_GUEST_ENV}=1 {chroot} /host {q(python)} -m cowdsl.kernels.dm_delay "
+                f"{q(modules or '/')} /dev/vda {DM_DELAY_MS}")
     return (
         f"COWDSL_NONCE={q(nonce)}\n"
         f"COWDSL_CWD={q(cwd)}\n"
