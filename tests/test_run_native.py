@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import helpers_children
 import pytest
 from examples import LONG_TERM_PIN
 
@@ -65,3 +66,22 @@ def test_repeat_goes_with_native_only(tmp_path, calls, capsys, backend):
 def test_repeat_takes_a_whole_number_of_at_least_one(tmp_path, capsys):
     assert main(["run", "-b", "native", "--repeat", "0", scenario(tmp_path)]) == 2
     assert "--repeat takes a whole number of at least 1, not `0`" in capsys.readouterr().err
+
+
+def test_on_this_kernel_the_report_says_how_many_runs(tmp_path, capsys):
+    """A par scenario run natively twice with seed 3: the block says so, with what each
+    assertion's runs showed (skipped where this host cannot run native)."""
+    from examples import NATIVE_PAR
+
+    if native.skip_reason() is not None:
+        pytest.skip(native.skip_reason())
+    helpers_children.snapshot()
+    f = tmp_path / "par.cow"
+    f.write_text(NATIVE_PAR)
+    assert main(["run", "-b", "native", "--repeat", "2", "--seed", "3", str(f)]) == 1  # `sometimes A.x == 5`
+    out = capsys.readouterr().out
+    assert "Runs on this kernel: 2 (seed 3); sampled executions, never a proof" in out
+    assert "  Ok  line 14: sometimes A.y == 3  (witnessed 2 of 2)" in out
+    assert "  No  line 15: sometimes A.x == 5  (witnessed 0 of 2)" in out
+    assert "States 1" not in out and "Positive:" not in out
+    assert helpers_children.left() == []  # every run's processes reaped
