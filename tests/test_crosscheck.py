@@ -87,7 +87,7 @@ def test_skips_are_listed_with_reasons_and_repeat_prints_histograms(tmp_path):
     (tmp_path / "ropin.cow").write_text(textwrap.dedent("""
         process A
         A: mmap(buf, anon, private, rw)
-        A: pin(buf, read) as mr
+        A: pin(buf, read, longterm) as mr
         assert mr is A.buf
     """).strip() + "\n")
     (tmp_path / "refcount.cow").write_text(textwrap.dedent("""

@@ -18,8 +18,8 @@ import tempfile
 
 from attrs import frozen
 
+from cowdsl.native import heldpin, pagemap, uring
 from cowdsl.native import libc as L
-from cowdsl.native import pagemap, uring
 
 
 @frozen
@@ -35,6 +35,7 @@ class Host:
     ksm: str | None = "not probed"  # None if ksmd runs for this run (a guest's), else why not
     kpf_ksm: str | None = "not probed"  # None if kpageflags' KSM bit is clear on a page that is not KSM's
     odirect: str | None = "not probed"  # None if the temporary directory does direct I/O, else why not
+    uffd: str | None = "not probed"  # None if userfaultfd takes kernel-mode faults (a held short-term pin)
 
     @property
     def reason(self) -> str | None:
@@ -56,6 +57,8 @@ class Host:
             parts.append("hugetlb pool")
         if self.ksm is None:
             parts.append("ksmd running")
+        if self.uffd is None:
+            parts.append("userfaultfd (short-term pins)")
         if self.odirect is None:
             delayed = " (behind dm-delay)" if "dm-delay" in guest_needs() else ""
             parts.append(f"O_DIRECT in {tempfile.gettempdir()}{delayed}")
@@ -308,7 +311,8 @@ def probe() -> Host:
         odirect = _probe_odirect()
     except Exception as e:  # noqa: BLE001
         odirect = f"{type(e).__name__}: {e}"
-    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), _ksm(), kpf_ksm, odirect)
+    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), _ksm(), kpf_ksm, odirect,
+                heldpin.probe())
 
 
 def skip_reason() -> str | None:

@@ -15,8 +15,20 @@ from cowdsl.native.par import CONTROLLER, REGISTERS, executor, pin_owners
 from cowdsl.native.translate import OPS
 
 UNSUPPORTED_PIN = (
-    "unsupported on native: `{text}`: the only pin user space can ask for is io_uring's buffer registration, "
-    "pin_user_pages(FOLL_WRITE|FOLL_LONGTERM); write `pin(..., write, longterm)`"
+    "unsupported on native: `{text}`: the only long-term pin user space can ask for is io_uring's buffer "
+    "registration, pin_user_pages(FOLL_WRITE|FOLL_LONGTERM); a R/O pin is short-term here "
+    "(process_vm_readv): write `pin(..., read)`"
+)
+NO_HELD_PIN = (
+    "unsupported on this host: `{text}`: a short-term pin is a process_vm_readv/writev held mid-copy by a "
+    "userfaultfd-missing page, and {why}"
+)
+UNSUPPORTED_HELD_PAR = (
+    "unsupported on native: `{text}`: a short-term pin (process_vm_*v held mid-copy) is taken and ended "
+    "only outside `par` blocks"
+)
+UNSUPPORTED_HELD_DMA = (
+    "unsupported on native: `{text}`: a short-term pin is a process_vm_*v held mid-copy: {why}"
 )
 UNSUPPORTED_FAST = (
     "unsupported on native: `{text}`: user space cannot choose the GUP-fast path for a pin"
@@ -34,8 +46,8 @@ UNSUPPORTED_THP = ("unsupported on native: `{text}`: a `thp` or `pte_thp` mappin
 UNSUPPORTED_HUGETLB = "unsupported on native: `{text}`: a `hugetlb` mapping is one anonymous huge page (pages=1)"
 NO_THP = "unsupported on this host: `{text}`: {why}"
 UNSUPPORTED_REMOTE_PIN = (
-    "unsupported on native: `{text}`: user space cannot pin another process's page "
-    "(io_uring registers buffers of its own mm only)"
+    "unsupported on native: `{text}`: user space cannot take a long-term pin on another process's page "
+    "(io_uring registers buffers of its own mm only; a short-term `pin(A.buf, write)` is process_vm_writev)"
 )
 UNSUPPORTED_OP = "unsupported on native: `{text}`: `{op}` has no user-space mechanism here"
 UNSUPPORTED_ODIRECT_FILE = (
@@ -121,13 +133,18 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         why = getattr(host, "ksm", "not probed")
         if why is not None:
             return NO_THP.format(text=text, why=why)
-    if st.op in REGISTERS and st.addr is not None and st.addr.proc != st.task:
+    held = st.op == "pin" and "longterm" not in st.flags
+    if st.op in REGISTERS and not held and st.addr is not None and st.addr.proc != st.task:
         return UNSUPPORTED_REMOTE_PIN.format(text=text)
     if st.op == "pin":
         if "fast" in st.flags:
             return UNSUPPORTED_FAST.format(text=text)
-        if not ("write" in st.flags and "longterm" in st.flags):
+        if "longterm" in st.flags and "write" not in st.flags:
             return UNSUPPORTED_PIN.format(text=text)
+        if held and getattr(host, "uffd", "not probed") is not None:
+            return NO_HELD_PIN.format(text=text, why=getattr(host, "uffd", "not probed"))
+        if held and st.par:
+            return UNSUPPORTED_HELD_PAR.format(text=text)
     if st.op in ("swapout", "swapin") or (st.op == "madvise" and "pageout" in st.flags):
         if not host.swap:
             return NO_SWAP.format(text=text)
@@ -162,6 +179,31 @@ def par_problem(sc: S.Scenario) -> tuple[int, str] | None:
     return None
 
 
+def held_problem(sc: S.Scenario) -> tuple[int, str] | None:
+    """A short-term pin is a process_vm_*v waiting mid-copy (``heldpin.py``): a read pin's copy
+    only reads the pinned page, and a write pin's copy writes into it once, when it is let run,
+    and then the syscall returns and the kernel unpins.  So a write pin's one device write is its
+    last use: its unpin comes next, or nothing does.  (A device write through a R/O pin is the
+    checker's error already.)"""
+    steps = list(sc.steps)
+    held = {st.bind: st for st in steps if st.op == "pin" and st.bind and "longterm" not in st.flags}
+    for i, st in enumerate(steps):
+        pin = held.get(st.handle or "")
+        if pin is None or st.op not in ("dma_write", "dma_read", "unpin"):
+            continue
+        if st.par:
+            return st.number, UNSUPPORTED_HELD_PAR.format(text=st.text or st.op)
+        if st.op != "dma_write":
+            continue
+        rest = steps[i + 1:]
+        if rest and not (rest[0].op == "unpin" and rest[0].handle == st.handle):
+            return st.number, UNSUPPORTED_HELD_DMA.format(
+                text=st.text or st.op, why="its device write ends it (process_vm_writev returns and the kernel "
+                                           f"unpins) while the scenario still holds it: `unpin({st.handle})` "
+                                           "must come next")
+    return None
+
+
 def _where(where: tuple[str, str | None]) -> str:
     name, thread = where
     if name == CONTROLLER:
@@ -192,7 +234,7 @@ def problem(sc: S.Scenario, host: Any, limits: Any) -> tuple[int | None, str] | 
     """(step number or None, reason) when the scenario cannot run natively, else None."""
     if host.reason is not None:
         return None, f"unsupported on this host: {host.reason}"
-    why_par = par_problem(sc)
+    why_par = par_problem(sc) or held_problem(sc)
     if why_par is not None:
         return why_par
     contents = dict(sc.files)

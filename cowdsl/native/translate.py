@@ -82,6 +82,9 @@ class Pin:
     addr: int
     pfn: int | None
     live: bool = True
+    held: bool = False  # a short-term pin held by a waiting process_vm_*v (heldpin.py), not io_uring's
+    write: bool = True
+    ended: str | None = None  # a held pin: the device access that let its copy run and so ended it
 
 
 def _free_base(span: int) -> int:
@@ -247,6 +250,9 @@ class Translator:
         owner = self.ctl.procs.get(pin.owner)
         if owner is None or not owner.alive or not pin.live:
             return None
+        if pin.held:
+            got = read_through(self, pin)
+            return None if got is None else got[0]
         try:
             reply = self.ctl.call(owner, {"op": "dma_read", "name": pin.name, "path": self.ctl.path("observe"),
                                           "thread": None})
@@ -422,8 +428,12 @@ def exit_(t: Translator, st: S.Step) -> Reply:
 # --- pins ----------------------------------------------------------------------------------------
 def pin(t: Translator, st: S.Step) -> Reply:
     """`pin(buf, write, longterm)`: io_uring's buffer registration is user space's one way to it, so
-    its -EOPNOTSUPP for a file-backed buffer (before 6.5) is a limit of the mechanism: the run stops."""
-    return _register(t, st, mechanism=True)
+    its -EOPNOTSUPP for a file-backed buffer (before 6.5) is a limit of the mechanism: the run stops.
+    A pin without FOLL_LONGTERM, read or write, this process's page or another's: a process_vm_readv
+    or process_vm_writev held mid-copy (``heldpin.py``)."""
+    if "longterm" in st.flags:
+        return _register(t, st, mechanism=True)
+    return _held(t, st)
 
 
 def io_uring_register(t: Translator, st: S.Step) -> Reply:
@@ -454,8 +464,67 @@ def _register(t: Translator, st: S.Step, mechanism: bool) -> Reply:
     return out, events + _first_thp_fault(t, st, st.addr)
 
 
+def _held(t: Translator, st: S.Step) -> Reply:
+    """pin_user_pages_remote(FOLL_WRITE or not) by the pinning process's process_vm_*v on the
+    target's page, held while its copy waits; the PFN read from the target's pagemap then."""
+    assert st.task is not None and st.addr is not None
+    owner = t.ctl.procs[st.task]
+    target = t.ctl.procs.get(st.addr.proc)
+    if target is None or not target.alive:
+        return Outcome(False, error="ESRCH"), [Event(f"{st.addr.proc} is not alive → ESRCH")]
+    name = st.bind or f"pin@{st.number}"
+    addr = t.address(st.addr)
+    write = "write" in st.flags
+    out, events = t.simple(st, {"op": "held_pin", "name": name, "pid": target.pid, "addr": addr, "write": write,
+                                "timeout": t.ctl.timeout()})
+    if out.ok:
+        e = pagemap.entry(target.pid, addr, with_page=False)
+        pfn = e.pfn if e is not None and e.present else None
+        t.pins[name] = Pin(name, owner.name, addr, pfn, held=True, write=write)
+        events.append(Event(f"pinned page: pfn {pfn:#x} (read from {target.name}'s pagemap while the copy waits)"
+                            if pfn else "pinned page: pfn unknown"))
+    snap = t.snapshot(target, st.addr)
+    if snap:
+        events.append(Event(snap))
+    return out, events + _first_thp_fault(t, st, st.addr)
+
+
+def mapped_at(t: Translator, pfn: int | None) -> tuple[Proc, int] | None:
+    """A live process and an address of the scenario's where ``pfn`` is mapped now, if any."""
+    if not pfn:
+        return None
+    for p in list(t.ctl.procs.values()):
+        if not p.alive:
+            continue
+        for name, (_addr, pages) in list(p.mappings.items()):
+            for i in range(pages):
+                addr = p.addr(name, i)
+                e = pagemap.entry(p.pid, addr, with_page=False) if addr is not None else None
+                if addr is not None and e is not None and e.present and e.pfn == pfn:
+                    return p, addr
+    return None
+
+
+def read_through(t: Translator, pin: Pin) -> tuple[int, str] | None:
+    """What a held pin's page holds now, read where the scenario maps that page (/proc/PID/mem:
+    the page is present there, so the read faults nothing in and unshares nothing)."""
+    got = mapped_at(t, pin.pfn)
+    if got is None:
+        return None
+    p, addr = got
+    fd = os.open(f"/proc/{p.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        data = os.pread(fd, 8, addr)
+    finally:
+        os.close(fd)
+    return int.from_bytes(data, "little"), f"{p.name} at {addr:#x}"
+
+
 def unpin(t: Translator, st: S.Step) -> Reply:
     held = t.pins.get(st.handle or "")
+    if held is not None and held.ended is not None:  # a held pin a device access ended
+        return Outcome(True), [Event(f"{st.handle}: its process_vm_*v returned at {held.ended}, "
+                                     f"and the kernel unpinned then")]
     if held is None or not held.live:
         out = Outcome(False, error="EINVAL")
         return out, [Event(f"{st.handle} holds no page (its pin failed or was released)")]
@@ -473,8 +542,33 @@ def _device(t: Translator, st: S.Step, op: str, **extra: Any) -> Reply:
         out = Outcome(False, error="EFAULT")
         return out, [Event(f"{st.handle} holds no page (its pin failed or was released): no DMA")]
     owner = t.ctl.procs[held.owner]
+    if held.held and op == "dma_read":
+        return _held_read(t, st, held)
     reply, events = t.cmd(owner, st, {"op": op, "name": held.name, "path": t.ctl.path("dma"), **extra})
-    return t.outcome(reply, owner, "value"), events
+    out = t.outcome(reply, owner, "value")
+    if held.held:  # a held write pin's device write: the copy ran, the syscall returned, the kernel unpinned
+        held.live, held.ended = False, f"step {st.number}"
+    return out, events
+
+
+def _held_read(t: Translator, st: S.Step, pin: Pin) -> Reply:
+    """A device read through a held pin: the pinned page read where the scenario maps it (the pin
+    stays); where nobody maps it any more and the pin is not used again, the waiting copy itself
+    reads it (the pin ends); otherwise it cannot be observed."""
+    got = read_through(t, pin)
+    if got is not None:
+        value, where = got
+        return Outcome(True, value=value), [Event(f"the pinned page (pfn {pin.pfn:#x}) read where {where} maps it: "
+                                                  f"{value}")]
+    later = [s for s in t.ctl.sc.steps if s.number > st.number and s.handle == pin.name]
+    if later:
+        raise Unrunnable(f"not observable natively: `{st.text}`: no process of the scenario maps the pinned page "
+                         f"any more, and the pin is used again later (reading it through the waiting copy ends it)")
+    owner = t.ctl.procs[pin.owner]
+    reply, events = t.cmd(owner, st, {"op": "held_read", "name": pin.name})
+    out = t.outcome(reply, owner, "value")
+    pin.live, pin.ended = False, f"step {st.number}"
+    return out, events
 
 
 def dma_write(t: Translator, st: S.Step) -> Reply:
@@ -586,6 +680,10 @@ def swapin(t: Translator, st: S.Step) -> Reply:
 
 # --- KSM (only where ksmd runs for the run: a guest's; the planner skips these otherwise) ----------------
 KSM_SCANS = 6  # full scans of ksmd to wait for: a page is merged in its second scan with a stable checksum
+#: and at least this long: in a 5.10 guest (pages_to_scan 10000, sleep_millisecs 0) two fresh identical
+#: pages were merged only after 95-878 full_scans, 3-11 ms; after 6 scans a merge was once called refused
+#: and happened a step later (a DISAGREE).  Only a refused merge waits this long.
+KSM_SETTLE = 1.0
 KSM_SECONDS = 20.0  # and at most this long (a TCG guest on a loaded host scans slowly)
 KSM_FULL_SCANS = "/sys/kernel/mm/ksm/full_scans"
 #: more pages than a per-CPU LRU-add batch holds (include/linux/pagevec.h PAGEVEC_SIZE: 15 in 6.6.14,
@@ -638,8 +736,8 @@ def _merged(t: Translator, a: S.Addr, b: S.Addr) -> tuple[bool, str]:
 def ksm_merge(t: Translator, st: S.Step) -> Reply:
     """ksmd merges when it scans, not when asked: the step waits (bounded) until pagemap shows both
     pages on one KSM page.  ksmd runs continuously in the guest (sleep_millisecs 0), so it may have
-    merged them before this step; the event says so.  Not merged after KSM_SCANS full scans: the
-    kernel did not merge them, and the step fails as the model's refused merge does.  KSM_SECONDS
+    merged them before this step; the event says so.  Not merged after KSM_SCANS full scans and
+    KSM_SETTLE seconds: the kernel did not merge them, and the step fails as the model's refused merge does.  KSM_SECONDS
     gone before that many scans: ksmd was too slow to tell, and the run cannot go on (Unrunnable),
     never a refused merge the kernel did not show."""
     assert st.addr is not None and st.addr2 is not None
@@ -656,7 +754,8 @@ def ksm_merge(t: Translator, st: S.Step) -> Reply:
     while not merged:
         now = _full_scans()
         scans = 0 if now is None or start is None else now - start
-        if scans >= KSM_SCANS or time.monotonic() - t0 > KSM_SECONDS:
+        waited_s = time.monotonic() - t0
+        if (scans >= KSM_SCANS and waited_s >= KSM_SETTLE) or waited_s > KSM_SECONDS:
             break
         time.sleep(0.005)
         merged, what = _merged(t, st.addr, st.addr2)

@@ -41,7 +41,7 @@ try:
 except ImportError:  # not a Unix: host.probe() says native cannot run here
     resource = None  # type: ignore[assignment]
 
-from cowdsl.native import aio, barrier, pagemap, uring
+from cowdsl.native import aio, barrier, heldpin, pagemap, uring
 from cowdsl.native import libc as L
 
 MSG_MAX = 1 << 16
@@ -188,6 +188,7 @@ class Worker:
         self.sock = sock
         self.pipes = pipes
         self.rings: dict[str, tuple[uring.Ring, int]] = {}
+        self.held: dict[str, heldpin.HeldPin] = {}  # short-term pins: process_vm_*v waiting mid-copy
         self.threads = {t: ThreadRunner(self, t, s) for t, s in (threads or {}).items()}
         self.alarm = alarm
 
@@ -352,6 +353,8 @@ class Worker:
                     os.close(chan.detach())
                 for ring, _addr in self.rings.values():
                     ring.forget()  # the pins belong to the parent; drop the inherited ring fds
+                for held in self.held.values():
+                    os.close(held.uffd)  # the waiting copy is the parent's thread, not ours
                 child = Worker(c["child"], socket.socket(fileno=child_fd), self.pipes, None, self.alarm)
                 if self.alarm:
                     signal.alarm(self.alarm)
@@ -378,6 +381,9 @@ class Worker:
                            f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM]"]}
 
     def do_unpin(self, c: Message, fds: list[int]) -> Message | None:
+        held = self.held.pop(c["name"], None)
+        if held is not None:
+            return self._end_held(held, None)
         ring, addr = self.rings.pop(c["name"])
         ring.unregister()
         ring.close()
@@ -389,7 +395,56 @@ class Worker:
             raise Failed("EFAULT", f"{name} holds no pin: no DMA")
         return got
 
+    # --- short-term pins held open (heldpin.py) ---------------------------------------
+    def do_held_pin(self, c: Message, fds: list[int]) -> Message | None:
+        call = f"process_vm_{'writev' if c['write'] else 'readv'}(pid {c['pid']}, {c['addr']:#x}, 8)"
+        gup = f"pin_user_pages_remote({'FOLL_WRITE' if c['write'] else '0'}) [FOLL_PIN]"
+        held = heldpin.HeldPin(c["pid"], c["addr"], c["write"])
+        try:
+            held.start(c.get("timeout", 10.0))
+        except OSError as e:
+            held.close()
+            raise Failed(_errname(e), f"{call} [{gup}] → {_errname(e)}") from e
+        except TimeoutError as e:
+            held.close()
+            raise Failed("ETIMEDOUT", f"{call}: {e}") from e
+        self.held[c["name"]] = held
+        return {"events": [f"{call}: {gup}, then the copy waits on a userfaultfd-missing page of ours "
+                           f"(the pin stays held)"]}
+
+    def _end_held(self, held: heldpin.HeldPin, value: int | None) -> Message:
+        """End a held pin: with ``value``, a write pin's copy writes it into the pinned page;
+        a read pin's copy reads the pinned page (returned); neither: nothing is copied."""
+        try:
+            if value is not None or not held.write:
+                got = held.release(value or 0)
+            else:
+                held.drop()
+                got = None
+        finally:
+            held.close()
+        result = held.result
+        if isinstance(result, OSError) and value is None and held.write:
+            what = "nothing copied (-EFAULT), unpin_user_pages_dirty_lock"
+        elif isinstance(result, OSError):
+            raise Failed(_errname(result), f"the held copy failed: {result}")
+        elif held.write:
+            what = f"the copy wrote {value} into the pinned page, unpin_user_pages_dirty_lock"
+        else:
+            what = f"the copy read {got} from the pinned page, unpin_user_pages"
+        out: Message = {"events": [f"the waiting page is resolved: {what}; the syscall returned"]}
+        if not held.write:
+            out["value"] = got
+        return out
+
+    def do_held_read(self, c: Message, fds: list[int]) -> Message | None:
+        """A read pin's device read, the pin's last use: the copy reads the pinned page and ends."""
+        return self._end_held(self.held.pop(c["name"]), None)
+
     def do_dma_write(self, c: Message, fds: list[int]) -> Message | None:
+        held = self.held.pop(c["name"], None)
+        if held is not None:  # a write pin's one device write ends it (plan.py checks the scenario)
+            return self._end_held(held, c["value"])
         ring, addr = self._ring(c["name"])
         fd = os.open(c["path"], os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
@@ -525,6 +580,8 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "pin": Worker.do_pin,
     "io_uring_register": Worker.do_pin,
     "unpin": Worker.do_unpin,
+    "held_pin": Worker.do_held_pin,
+    "held_read": Worker.do_held_read,
     "dma_write": Worker.do_dma_write,
     "dma_read": Worker.do_dma_read,
     "odirect_read": Worker.do_odirect,
