@@ -116,3 +116,44 @@ def test_a_search_cut_short_still_gives_a_number_of_executions():
     sc = load_text(pinners_racing_fork(3, 2), "t.cow")
     ex = search.full(Model(sc, registry.get("anon-exclusive")), search.Bounds(max_states=200))
     assert ex.partial is not None and isinstance(ex.executions, int) and ex.executions == len(ex.finals)
+
+
+@pytest.mark.parametrize("src, backend", CASES)
+def test_successors_are_the_enabled_threads_stepped(src, backend):
+    """The full search's one pass over a world's threads (Lean.successors) gives what
+    enabled then step give, thread by thread, in the same order."""
+    lean = Lean(Model(load_text(src, "t.cow"), registry.get(backend)))
+    frontier, seen = [lean.init()], set()
+    while frontier:
+        k = frontier.pop()
+        if k in seen:
+            continue
+        seen.add(k)
+        moves = lean.successors(k)
+        assert moves == [(i, lean.step(k, i)) for i in lean.enabled(k)]
+        frontier += [k2 for _, k2 in moves]
+    assert len(seen) == search.full(Model(load_text(src, "t.cow"), registry.get(backend)), search.Bounds()).states
+
+
+def test_micro_gives_the_state_and_thread_of_a_step_without_its_footprint():
+    model = Model(load_text(pinners_racing_fork(2, 1), "t.cow"), registry.get("early-cow"))
+    frontier, compared = [model.init()], 0
+    while frontier and compared < 100:
+        w = frontier.pop()
+        for i in model.enabled(w):
+            w2, tr = model.step(w, i, False, remember=False)
+            if w2.block == w.block:  # (a block's last step starts the next block's threads)
+                assert model.micro(w, i) == (w2.state, w2.threads[i])
+                assert tr.reads  # the step itself still says what it read (the reduced search races them)
+                compared += 1
+            frontier.append(w2)
+    assert compared == 100
+
+
+def test_a_model_without_symmetric_threads_is_searched_plainly_and_its_executions_counted():
+    """Asking for symmetry where no threads are interchangeable costs nothing and loses no count."""
+    sc = load_text(RACE, "t.cow")
+    assert not Lean(Model(sc, registry.get("anon-exclusive")), symmetric=True).symmetric
+    plain = search.full(Model(sc, registry.get("anon-exclusive")), search.Bounds())
+    sym = search.full(Model(sc, registry.get("anon-exclusive")), search.Bounds(), symmetric=True)
+    assert sym.executions == plain.executions and sym.states == plain.states

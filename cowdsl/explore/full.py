@@ -22,7 +22,7 @@ from cowdsl.explore.exploration import Bounds, Exploration, Goal, Path, no_gc
 from cowdsl.explore.lean import Key, Lean, Worlds
 from cowdsl.explore.model import Model, World
 
-Route = tuple[int, int, "str | None", "Key | None", int]  # depth, switches, last actor, key before, thread
+Route = tuple[int, int, int, "Key | None", int]  # depth, switches, last actor (Lean.actor_ids; -1: none), key before, thread
 
 
 def full(model: Model, bounds: Bounds, goal: Goal | None = None, *, count: bool = True,
@@ -38,10 +38,10 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
     ex = Exploration("full", drains=bool(model.cpus))
     t0 = time.monotonic()
     lean = Lean(model, symmetric)
-    enabled, actors = lean.enabled, lean.actors
-    step = (lambda k, i: lean.canon(lean.step(k, i))) if symmetric else lean.step
-    init = lean.canon(lean.init())
-    routes: dict[Key, Route] = {init: (0, 0, None, None, -1)}
+    symmetric = lean.symmetric  # False where no block has symmetric threads: nothing to canonicalise
+    canon, successors, enabled, actor_ids = lean.canon, lean.successors, lean.enabled, lean.actor_ids
+    init = canon(lean.init())
+    routes: dict[Key, Route] = {init: (0, 0, -1, None, -1)}
     paths: dict[Key, int] | None = {init: 1} if count else None  # executions reaching each world so far
     succ: dict[Key, tuple[Key, ...]] = {}  # the state graph, kept while counting needs it
     every = goal is not None and goal.every_state
@@ -51,24 +51,27 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
     while frontier and not ex.halted:
         nxt: list[Key] = []
         for k in frontier:
-            en = enabled(k)
-            if not en:
+            if ex.stopped:  # decided at this depth: its other worlds are only looked at
+                if not enabled(k):
+                    finals[k] = None
+                continue
+            moves = successors(k)
+            if not moves:
                 finals[k] = None
-            if ex.stopped:
-                continue  # decided at this depth: its other worlds are only looked at
-            if goal is not None and (every or not en) and goal.decided(lean.world(k), not en):
+            if goal is not None and (every or not moves) and goal.decided(lean.world(k), not moves):
                 ex.stopped = True
                 continue
-            if not en:
+            if not moves:
                 continue
             depth, switches, last, _, _ = routes[k]
             depth += 1
             n = paths[k] if paths is not None else 0
             out = []
-            for i in en:
-                k2 = step(k, i)
-                actor = actors[k[i + 2]]
-                cost = switches + (last is not None and actor != last)
+            for i, k2 in moves:
+                if symmetric:
+                    k2 = canon(k2)
+                actor = actor_ids[k[i + 2]]
+                cost = switches + (last >= 0 and actor != last)
                 old = routes.get(k2)
                 if old is None:
                     routes[k2] = (depth, cost, actor, k, i)
@@ -80,10 +83,11 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
                         paths = None  # reached at another depth too: counted afterwards
                 if paths is not None:
                     paths[k2] = paths.get(k2, 0) + n
-                out.append(k2)
+                if count:
+                    out.append(k2)
             if count:
                 succ[k] = tuple(out)
-            ex.transitions += len(en)
+            ex.transitions += len(moves)
             if (why := bounds.hit(len(routes))) is not None:
                 ex.partial = why
                 break
@@ -96,7 +100,7 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
     ex.visited = Worlds(lean, list(routes))  # in the order found
     ex.routes = _Routes(lean, routes)
     ex.states = len(routes)
-    if not count or (symmetric and lean.groups_of_any()):
+    if not count or symmetric:
         ex.executions = None  # not asked for, or the quotient's paths, which are not the executions
     elif ex.complete:
         ex.executions = sum(paths[k] for k in finals) if paths is not None else _count_paths(succ, init)

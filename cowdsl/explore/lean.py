@@ -30,14 +30,23 @@ class Lean:
     """A Model's worlds interned: ``init``, ``enabled`` and ``step`` over keys."""
 
     __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "settled", "drainer", "actors",
-                 "moves", "blocked", "blocks", "finished", "symmetric", "groups", "past")
+                 "actor_ids", "actor_no", "ends", "moves", "blocks", "finished", "symmetric", "groups", "past", "places", "infos", "owns",
+                 "renamed", "rehomed", "canons")
 
     def __init__(self, model: Model, symmetric: bool = False) -> None:
         self.model = model
-        self.symmetric = symmetric  # canon() picks one world of each class of symmetric ones (explore.symmetry)
         self.groups: dict[int, list[symmetry.Group]] = {}  # block -> its groups of symmetric threads
         self.past: dict[int, list[tuple[tuple[str, ...], tuple[tuple[str | None, ...], ...]]]] = {}  # see past_groups
         self.states: list[State] = []
+        # canon_order's, kept: per thread, its position as text ("" if its frame holds text); per state,
+        # its results, handles and batches; per (state, bound names), what they hold; per (state,
+        # renaming), the state renamed; per (thread, home thread), the thread moved there
+        self.places: dict[int, str] = {}
+        self.infos: dict[int, tuple[dict[str, object], dict[str, str], dict[str | None, int]]] = {}
+        self.owns: dict[tuple[int, tuple[str | None, ...]], str] = {}
+        self.renamed: dict[tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], int] = {}
+        self.rehomed: dict[tuple[int, int], int] = {}
+        self.canons: dict[Key, Key] = {}  # a world -> its class's (most are reached from several)
         self.state_ids: dict[State, int] = {}
         self.threads: list[Thread] = []
         self.thread_ids: dict[Thread, int] = {}
@@ -45,10 +54,17 @@ class Lean:
         self.settled: list[bool] = []  # per thread: nothing its block waits for (done, or a drainer)
         self.drainer: list[bool] = []  # per thread: a drainer (Thread.drain)
         self.actors: list[str] = []  # per thread: its actor
-        self.moves: dict[int, tuple[int, int]] = {}  # state << SHIFT | thread -> (state after, thread after)
-        self.blocked: dict[int, bool] = {}  # state << SHIFT | thread -> whether it waits on a lock
+        self.actor_ids: list[int] = []  # per thread: its actor as a small int (who switched is an int compare)
+        self.actor_no: dict[str, int] = {}
+        self.ends: list[bool] = []  # per thread: done and not a drainer, so its block may end with this move
+        # state << SHIFT | thread -> (state after, thread after) of its next micro-step, or () while it
+        # waits on a lock there: one look-up says whether a thread can move and where to
+        self.moves: dict[int, tuple[int, int] | tuple[()]] = {}
         self.blocks: dict[int, tuple[int, ...]] = {}  # block -> its threads at their start
         self.finished = len(model.blocks)  # the block number of a final world
+        # canon() picks one world of each class of symmetric ones (explore.symmetry); a model
+        # with no symmetric threads in any block has nothing to canonicalise
+        self.symmetric = symmetric and any(self.groups_of(b, symmetric) for b in range(self.finished))
 
     # --- interning ---------------------------------------------------------------------------
 
@@ -68,6 +84,8 @@ class Lean:
             self.settled.append(t.settled)
             self.drainer.append(t.drain is not None)
             self.actors.append(t.actor)
+            self.actor_ids.append(self.actor_no.setdefault(t.actor, len(self.actor_no)))
+            self.ends.append(t.drain is None and t.done)
         return n
 
     def block_threads(self, block: int) -> tuple[int, ...]:
@@ -92,54 +110,76 @@ class Lean:
     def is_final(self, k: Key) -> bool:
         return k[1] >= self.finished
 
+    def move(self, k: Key, j: int) -> tuple[int, int] | tuple[()]:
+        """The micro-step of the thread in slot j of k (k[j], j >= 2): (state after,
+        thread after), or () while it waits on a lock; worked out once per (state, thread)."""
+        s, t = k[0], k[j]
+        code = s << SHIFT | t
+        hit = self.moves.get(code)
+        if hit is None:
+            model, st, thread = self.model, self.states[s], self.threads[t]
+            if model.blocked(World(st, k[1], (thread,)), 0, False) is not None:
+                hit = ()
+            elif model.backend.debug_invariants:  # Model.step checks the invariants, with every thread in flight
+                w2, _ = model.step(self.world(k), j - 2, False, remember=False)
+                after = w2.threads[j - 2] if w2.block == k[1] else _finished(thread)
+                hit = (self.state_id(w2.state), self.thread_id(after))
+            else:  # the micro-step alone: it reads the state and its own thread, nothing else
+                st, after = model.micro(World(st, k[1], (thread,)), 0)
+                hit = (self.state_id(st), self.thread_id(after))
+            self.moves[code] = hit
+        return hit
+
     def enabled(self, k: Key) -> list[int]:
         """The thread indices that can take a micro-step (Model.enabled)."""
-        base = k[0] << SHIFT
-        done, blocked = self.done, self.blocked
+        done, moves, base = self.done, self.moves, k[0] << SHIFT
         out = []
-        for i in range(len(k) - 2):
-            t = k[i + 2]
+        for j in range(2, len(k)):
+            t = k[j]
+            if not done[t] and (moves.get(base | t) or self.move(k, j)):
+                out.append(j - 2)
+        return out
+
+    def successors(self, k: Key) -> list[tuple[int, Key]]:
+        """(thread index, world after) for each thread that can take a micro-step."""
+        done, moves, ends, base = self.done, self.moves, self.ends, k[0] << SHIFT
+        out = []
+        for j in range(2, len(k)):
+            t = k[j]
             if done[t]:
                 continue
-            b = blocked.get(base | t)
-            if b is None:
-                st = self.states[k[0]]
-                b = blocked[base | t] = self.model.blocked(World(st, k[1], (self.threads[t],)), 0, False) is not None
-            if not b:
-                out.append(i)
+            hit = moves.get(base | t) or self.move(k, j)
+            if hit:
+                out.append((j - 2, self.after(k, j, hit) if ends[hit[1]] else _replace(k, j, hit)))
         return out
 
     def step(self, k: Key, i: int) -> Key:
         """Thread i's next micro-step (Model.step), remembered by (state, thread)."""
-        t = k[i + 2]
-        code = k[0] << SHIFT | t
-        hit = self.moves.get(code)
-        if hit is None:
-            model = self.model
-            if model.backend.debug_invariants:  # Model.step checks the invariants, with every thread in flight
-                w2, _ = model.step(self.world(k), i, False, remember=False)
-                after = w2.threads[i] if w2.block == k[1] else _finished(self.threads[t])
-                st = w2.state
-            else:  # the micro-step alone: it reads the state and its own thread, nothing else
-                st, after, _ = model.micro(World(self.states[k[0]], k[1], (self.threads[t],)), 0)
-            hit = self.moves[code] = (self.state_id(st), self.thread_id(after))
-        s2, t2 = hit
-        if not self.drainer[t2] and self.done[t2] and all(self.settled[x] for j, x in enumerate(k[2:]) if j != i):
+        hit = self.move(k, i + 2)
+        assert hit, "a thread that waits on a lock was stepped"
+        return self.after(k, i + 2, hit) if self.ends[hit[1]] else _replace(k, i + 2, hit)
+
+    def after(self, k: Key, j: int, hit: tuple[int, int]) -> Key:
+        """The world after the move ``hit`` of slot j, whose thread has now taken its
+        last op: the next block's first world once every other thread is settled."""
+        settled = self.settled
+        if all(settled[x] for x in k[2:j]) and all(settled[x] for x in k[j + 1:]):
+            s2 = hit[0]
             if k[1] + 1 >= self.finished:
                 s2 = self.state_id(self.model.finish(self.states[s2]))
             return (s2, k[1] + 1, *self.block_threads(k[1] + 1))
-        return (s2, k[1], *k[2:i + 2], t2, *k[i + 3:])
+        return _replace(k, j, hit)
 
     def actor(self, k: Key, i: int) -> str:
         return self.actors[k[i + 2]]
 
-
     # --- symmetry ------------------------------------------------------------------------------
 
-    def groups_of(self, block: int) -> list[symmetry.Group]:
+    def groups_of(self, block: int, symmetric: bool | None = None) -> list[symmetry.Group]:
         gs = self.groups.get(block)
         if gs is None:
-            threads = self.model.threads_for(block) if block < self.finished and self.symmetric else ()
+            wanted = self.symmetric if symmetric is None else symmetric
+            threads = self.model.threads_for(block) if block < self.finished and wanted else ()
             # a drainer runs no step: never interchangeable with a thread
             gs = self.groups[block] = symmetry.groups(self.model.sc, [(t.actor, t.steps if t.drain is None else ())
                                                                       for t in threads])
@@ -163,24 +203,28 @@ class Lean:
 
     def canon(self, k: Key) -> Key:
         """The world of k's symmetry class that stands for it (k itself without symmetric threads)."""
-        return self.canon_order(k)[0] if self.symmetric else k
+        if not self.symmetric:
+            return k
+        c = self.canons.get(k)
+        if c is None:
+            c = self.canons[k] = self.canon_order(k)[0]
+        return c
 
     def canon_order(self, k: Key) -> tuple[Key, list[int]]:
         """The canonical world, and for each of its thread slots the slot of k whose thread moved there.
 
         Symmetric threads trade identities: their positions, their bound names, and
         what is theirs by actor name, the lru_add batch of each one's CPU (the pages
-        it holds and the drainer's progress)."""
+        it holds and the drainer's progress).  A search meets few states many times
+        over: what is worked out of a state, of a thread and of a renaming is kept."""
         slots = list(range(len(k) - 2))
         gs = self.groups_of(k[1])
         past = self.past_groups(k[1])
         if not gs and not past:
             return k, slots
-        threads, state = self.threads, self.states[k[0]]
-        results = dict(state.results)
-        handles = {h.name: repr(evolve(h, name="")) for h in state.handles}
-        batches = Counter(p.lru_batch for p in state.pages if p.lru_batch is not None)
-        drainers = {threads[t].drain: j for j, t in enumerate(k[2:]) if self.drainer[t]}
+        threads, drainer = self.threads, self.drainer
+        results, handles, batches = self.state_info(k[0])
+        drainers = {threads[t].drain: j for j, t in enumerate(k[2:]) if drainer[t]}
         names: dict[str, str] = {}
         actors: dict[str, str] = {}  # whose CPU batch is whose now
         starts = self.block_threads(k[1])
@@ -188,24 +232,31 @@ class Lean:
         for idx, bound in gs:
             sigs = []
             for j, mine in zip(idx, bound):
-                t = threads[k[j + 2]]
-                if any(isinstance(x, str) for x in t.frame):
-                    return k, slots  # text in a frame might be a name: left as it is
-                d = drainers.get(t.actor)
-                sigs.append(repr((t.at, t.label, t.frame, [(results.get(b), handles.get(b)) for b in mine if b],
-                                  batches[t.actor], None if d is None else threads[k[d + 2]].at)))
+                t = k[j + 2]
+                place = self.places.get(t)
+                if place is None:
+                    th = threads[t]
+                    # text in a frame might be a name: such a world is left as it is
+                    place = self.places[t] = "" if any(isinstance(x, str) for x in th.frame) \
+                        else repr((th.at, th.label, th.frame))
+                if not place:
+                    return k, slots
+                actor = self.actors[t]
+                d = drainers.get(actor)
+                sigs.append((place, self.owned(k[0], mine, results, handles), batches.get(actor, 0),
+                             -1 if d is None else threads[k[d + 2]].at))
             order = sorted(range(len(idx)), key=sigs.__getitem__)
             for x, src in enumerate(order):
                 if src == x:
                     continue
                 moved[idx[x]] = idx[src]
-                actors[threads[k[idx[src] + 2]].actor] = threads[starts[idx[x]]].actor
+                actors[self.actors[k[idx[src] + 2]]] = self.actors[starts[idx[x]]]
                 names.update((a, b) for a, b in zip(bound[src], bound[x]) if a is not None and b is not None)
         for who, bound in past:  # threads of an earlier block: their bound names and batches are left to sort
-            sigs = [repr(([(results.get(b), handles.get(b)) for b in mine if b], batches[a],
-                          None if drainers.get(a) is None else threads[k[drainers[a] + 2]].at))
-                    for a, mine in zip(who, bound)]
-            order = sorted(range(len(bound)), key=sigs.__getitem__)
+            psigs = [(self.owned(k[0], mine, results, handles), batches.get(a, 0),
+                      -1 if drainers.get(a) is None else threads[k[drainers[a] + 2]].at)
+                     for a, mine in zip(who, bound)]
+            order = sorted(range(len(bound)), key=psigs.__getitem__)
             for x, src in enumerate(order):
                 if src != x:
                     actors[who[src]] = who[x]
@@ -214,17 +265,51 @@ class Lean:
             return k, slots
         out = list(k)
         for slot, src in moved.items():
-            t, home = threads[k[src + 2]], self.threads[starts[slot]]
-            out[slot + 2] = self.thread_id(Thread(home.actor, home.steps, t.at, t.label, t.frame))
+            t, home = k[src + 2], starts[slot]
+            there = self.rehomed.get((t, home))
+            if there is None:
+                th, h = threads[t], threads[home]
+                there = self.rehomed[(t, home)] = self.thread_id(Thread(h.actor, h.steps, th.at, th.label, th.frame))
+            out[slot + 2] = there
             slots[slot] = src
         for was, now in actors.items():  # each drainer follows its CPU's batch
             if was in drainers and now in drainers:
                 src, slot = drainers[was], drainers[now]
-                t = threads[k[src + 2]]
-                out[slot + 2] = self.thread_id(Thread(drainer_name(now), t.steps, t.at, drain=now))
+                th = threads[k[src + 2]]
+                out[slot + 2] = self.thread_id(Thread(drainer_name(now), th.steps, th.at, drain=now))
                 slots[slot] = src
-        out[0] = self.state_id(symmetry.rename(state, names, actors))
+        key = (k[0], tuple(names.items()), tuple(actors.items()))
+        s2 = self.renamed.get(key)
+        if s2 is None:
+            s2 = self.renamed[key] = self.state_id(symmetry.rename(self.states[k[0]], names, actors))
+        out[0] = s2
         return tuple(out), slots
+
+    def state_info(self, s: int) -> tuple[dict[str, object], dict[str, str], dict[str | None, int]]:
+        """Of state s, for canon_order: its results and handles by bound name (a
+        handle without its name), and how many pages each CPU's lru_add batch holds."""
+        info = self.infos.get(s)
+        if info is None:
+            state = self.states[s]
+            info = self.infos[s] = (dict(state.results), {h.name: repr(evolve(h, name="")) for h in state.handles},
+                                    Counter(p.lru_batch for p in state.pages if p.lru_batch is not None))
+        return info
+
+    def owned(self, s: int, mine: tuple[str | None, ...], results: dict[str, object], handles: dict[str, str]) -> str:
+        """What a thread's bound names ``mine`` hold in state s, as text to sort by."""
+        key = (s, mine)
+        text = self.owns.get(key)
+        if text is None:
+            text = self.owns[key] = repr([(results.get(b), handles.get(b)) for b in mine if b])
+        return text
+
+
+def _replace(k: Key, j: int, hit: tuple[int, int]) -> Key:
+    """k with its state and the thread in slot j replaced by a move's (a list's
+    copy is cheaper than slicing the tuple twice)."""
+    out = list(k)
+    out[0], out[j] = hit
+    return tuple(out)
 
 
 def _finished(t: Thread) -> Thread:

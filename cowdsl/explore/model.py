@@ -92,6 +92,7 @@ class Footprints(Protocol):
 
 
 StepResult = tuple[State, "Thread", Transition]  # a micro-step's state after, thread after and transition
+_NO_TRANSITION: Final = Transition((-1, -1), "", 0, "", (), frozenset(), frozenset(), None)  # one not asked for
 
 
 class _Unasked(Enum):
@@ -251,12 +252,14 @@ class Model:
                     marks=share(tr.marks, tr.marks))
         memo[key] = (self.shared_states.setdefault(state, state), t2, tr)
 
-    def micro(self, w: World, i: int) -> StepResult:
+    def micro(self, w: World, i: int) -> tuple[State, Thread]:
         """Thread i's next micro-step, run (not remembered, no events, no
-        invariants checked): the state after, the thread after, the transition."""
-        return self._micro(w, i, False)
+        invariants checked, no footprint): the state after and the thread after.
+        What lean.Lean runs: the full search needs no independence relation."""
+        st, t2, _ = self._micro(w, i, False, footprints=False)
+        return st, t2
 
-    def _micro(self, w: World, i: int, trace: bool) -> StepResult:
+    def _micro(self, w: World, i: int, trace: bool, footprints: bool = True) -> StepResult:
         t = w.threads[i]
         if t.drain is not None:
             return self._drain(w, i, trace)
@@ -277,7 +280,7 @@ class Model:
             label, nxt, frame = "op", None, ()
         else:
             label = t.label or self.backend.program(step)[1]
-            if self.backend.lock_needed(step, label):  # whether it could run depended on the locks
+            if footprints and self.backend.lock_needed(step, label):  # whether it could run depended on the locks
                 m.reads.update(self.backend.lock_reads(w.state, step, label, t.frame))
             mic = self.backend.micro(m, step, label, t.frame)
             out, nxt, frame = mic.outcome, mic.next, mic.frame
@@ -287,6 +290,8 @@ class Model:
         if m.lru_decided:
             self.lru_mattered = True
         t2 = Thread(t.actor, t.steps, t.at + 1) if nxt is None else Thread(t.actor, t.steps, t.at, nxt, frame)
+        if not footprints:
+            return m.freeze(), t2, _NO_TRANSITION
         tr = Transition((w.block, i), t.actor, step.number, label, tuple(m.events),
                         frozenset(m.reads), frozenset(m.writes), out if nxt is None else None, frozenset(m.marks))
         return m.freeze(), t2, tr
