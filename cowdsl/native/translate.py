@@ -453,15 +453,24 @@ def _register(t: Translator, st: S.Step, mechanism: bool) -> Reply:
     if mechanism and not out.ok and out.error in EOPNOTSUPP:
         raise Unrunnable(IO_URING_FILE_BUFFERS.format(text=st.text or "pin"))
     if out.ok:
-        e = pagemap.entry(p.pid, addr, with_page=False)
-        pfn = e.pfn if e is not None and e.present else None
-        t.pins[name] = Pin(name, p.name, addr, pfn)
-        events.append(Event(f"pinned page: pfn {pfn:#x} (read from pagemap right after the registration)"
-                            if pfn else "pinned page: pfn unknown"))
-    snap = t.snapshot(p, st.addr)
-    if snap:
-        events.append(Event(snap))
-    return out, events + _first_thp_fault(t, st, st.addr)
+        events.append(_remember(t, Pin(name, p.name, addr, None), p, "right after the registration"))
+    return out, events + _pinned_page(t, st, p)
+
+
+def _remember(t: Translator, pin: Pin, target: Proc, when: str) -> Event:
+    """Record a pin with the PFN the target's pagemap shows now (a pinned page cannot move)."""
+    e = pagemap.entry(target.pid, pin.addr, with_page=False)
+    pin.pfn = e.pfn if e is not None and e.present else None
+    t.pins[pin.name] = pin
+    return Event(f"pinned page: pfn {pin.pfn:#x} (read from {target.name}'s pagemap {when})"
+                 if pin.pfn else "pinned page: pfn unknown")
+
+
+def _pinned_page(t: Translator, st: S.Step, target: Proc) -> list[Event]:
+    """The pinned page's pagemap entry, and the THP check of a first fault."""
+    assert st.addr is not None
+    snap = t.snapshot(target, st.addr)
+    return ([Event(snap)] if snap else []) + _first_thp_fault(t, st, st.addr)
 
 
 def _held(t: Translator, st: S.Step) -> Reply:
@@ -478,15 +487,9 @@ def _held(t: Translator, st: S.Step) -> Reply:
     out, events = t.simple(st, {"op": "held_pin", "name": name, "pid": target.pid, "addr": addr, "write": write,
                                 "timeout": t.ctl.timeout()})
     if out.ok:
-        e = pagemap.entry(target.pid, addr, with_page=False)
-        pfn = e.pfn if e is not None and e.present else None
-        t.pins[name] = Pin(name, owner.name, addr, pfn, held=True, write=write)
-        events.append(Event(f"pinned page: pfn {pfn:#x} (read from {target.name}'s pagemap while the copy waits)"
-                            if pfn else "pinned page: pfn unknown"))
-    snap = t.snapshot(target, st.addr)
-    if snap:
-        events.append(Event(snap))
-    return out, events + _first_thp_fault(t, st, st.addr)
+        events.append(_remember(t, Pin(name, owner.name, addr, None, held=True, write=write), target,
+                                "while the copy waits"))
+    return out, events + _pinned_page(t, st, target)
 
 
 def mapped_at(t: Translator, pfn: int | None) -> tuple[Proc, int] | None:
