@@ -34,8 +34,11 @@ class AddressSpace(KernelBase):
             m.say("mmap: MAP_HUGETLB of a file not on hugetlbfs → -EINVAL (ksys_mmap_pgoff)")
             return Outcome(False, error="EINVAL")
         elif kind in (THP, PTE_THP) and (shared or file):
-            m.say(f"mmap: {kind} pages are modelled for private anonymous mappings only → -EINVAL")
-            return Outcome(False, error="EINVAL")
+            # the kernel would map it (small pages, or a shmem/file THP per shmem_enabled and
+            # CONFIG_READ_ONLY_THP_FOR_FS): not an error of its, a limit of the model's
+            m.say(f"mmap: {kind} pages of a shared or file mapping (shmem or file THP) are not modelled; "
+                  "the model has THPs in private anonymous mappings only")
+            return Outcome(False, error="not modelled")
         if shared and file is None:
             # MAP_SHARED|MAP_ANONYMOUS is shmem (with MAP_HUGETLB, a hugetlbfs file): a page-cache object of its own
             file = f"{step.task}.{step.mapping}"
