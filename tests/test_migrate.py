@@ -192,6 +192,8 @@ def test_large_folios_are_not_migrated_by_the_model_and_say_so(kind):
     """)
     assert r.verdict == "pass"
     assert any("large folio, which the model does not migrate" in t for t in texts(r))
+    # a limit of the model, never an errno the kernel would give (was ENOSYS)
+    assert next(s for s in r.steps if s.step.op == "migrate").outcome.error == "not modelled"
 
 
 def test_a_page_in_the_swap_cache_migrates_with_its_slot_and_the_caches_reference():

@@ -43,8 +43,9 @@ class Migrate(KernelBase):
             return Micro(None, (), Outcome(False, error="ENOENT"))
         pfn = pte.page
         if not m.page(pfn).anon or m.page(pfn).compound:
+            # the kernel migrates these too: a limit of the model, not an errno of the kernel's
             m.say(f"migrate: #{pfn} is a page-cache page or a large folio, which the model does not migrate")
-            return Micro(None, (), Outcome(False, error="ENOSYS"))
+            return Micro(None, (), Outcome(False, error="not modelled"))
         m.get_page(pfn)  # isolate_lru_page / folio_isolate_lru takes a reference
         m.say(f"migrate: isolate #{pfn}{self._refs(m, pfn)}, folio_lock, try_to_migrate")
         for mname, vname, idx in m.mappers(pfn):
