@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as hs
 
 from cowdsl.explore import search, symmetry
 from cowdsl.explore.lean import Lean
@@ -128,3 +130,69 @@ def test_what_canon_keeps_changes_no_world_it_picks(backend):
             moved += c != raw
             frontier.append(c)
     assert moved and len(seen) == searched(pinners(3), backend, True).states
+
+
+# --- assertions that name symmetric threads -------------------------------------------------
+
+def test_an_assertion_the_same_under_every_swap_keeps_the_threads_it_names_symmetric():
+    """K pinners on M pages: pinners of one page are interchangeable although the
+    assertion names every pin, for it says the same of each."""
+    src = pinners_on_pages(4, 2)
+    model = Model(load_text(src, "t.cow"), registry.get(RACY))
+    threads = par_threads(model)
+    assert symmetry.groups(model.sc, threads) == [((0, 2), (("r0",), ("r2",))), ((1, 3), (("r1",), ("r3",)))]
+
+
+@pytest.mark.parametrize("assertion", [
+    "always: failed(r0) or r2 is A.p[0]",  # swapping r0 and r2 gives another assertion
+    "always: (failed(r0) or r0 is A.p[0]) and (failed(r2) or r2 is A.p[1])",  # each pin on the other's page
+    "always: (failed(r0) or r0 is A.p[0]) and failed(r2)",
+])
+def test_an_assertion_that_tells_named_threads_apart_keeps_them_out(assertion):
+    src = pinners_on_pages(4, 2, assertion)
+    model = Model(load_text(src, "t.cow"), registry.get(RACY))
+    threads = par_threads(model)
+    gs = symmetry.groups(model.sc, threads)
+    assert gs == [((1, 3), (("r1",), ("r3",)))]  # T1 and T3, named by none, still are
+
+
+def par_threads(model: Model) -> list[tuple[str, tuple[int, ...]]]:
+    block = next(b for b in range(len(model.blocks)) if len(model.threads_for(b)) > 1)
+    return [(t.actor, t.steps) for t in model.threads_for(block)]
+
+
+def pinners_on_pages(k: int, m: int, assertion: str | None = None, op: str = "pin(p[{j}], write, fast)") -> str:
+    """benchmarks' SPIN family: k pinners, pinner i on page i % m, racing fork; the assertion names every pin."""
+    lines = ["process A", *(f"thread T{i} of A" for i in range(k)), "thread F of A",
+             f"A: mmap(p, anon, private, rw, pages={m})", *(f"A: write(p[{j}], 1)" for j in range(m)), "par {",
+             *(f"  T{i}: {op.format(j=i % m)} as r{i}" for i in range(k)), "  F: fork() as B", "}",
+             *(f"A: write(p[{j}], 2)" for j in range(m))]
+    lines.append(assertion or "always: " + " and ".join(f"(failed(r{i}) or r{i} is A.p[{i % m}])" for i in range(k)))
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hs.integers(2, 3), hs.integers(1, 2), hs.sampled_from(["pin(p[{j}], write, fast)", "pin(p[{j}], read, fast)",
+                                                              "gup(p[{j}], read, fast)", "pin(p[{j}], write)"]),
+       hs.sampled_from([RACY, "anon-exclusive", "refcount"]), hs.sampled_from(["always", "sometimes", "never"]),
+       hs.data())
+def test_symmetric_assertions_give_the_verdicts_and_final_states_of_the_plain_search(k, m, op, backend, quantifier,
+                                                                                     data):
+    """Property: with assertions that name the pins symmetrically (or not), the
+    symmetric full search gives the plain one's verdicts, and every final state of
+    the plain search is one of its final states renamed."""
+    terms = ["(failed(r{i}) or r{i} is A.p[{j}])", "r{i} is A.p[{j}]", "failed(r{i})", "not failed(r{i})"]
+    pick = data.draw(hs.lists(hs.sampled_from(terms), min_size=1, max_size=k))
+    if data.draw(hs.booleans()):  # the same term for every pin: symmetric among the pinners of a page
+        pick = pick[:1] * k
+    body = " and ".join(t.format(i=i, j=i % m) for i, t in enumerate(pick))
+    sc = load_text(pinners_on_pages(k, m, f"{quantifier}: {body}", op), "t.cow")
+    sym = run(sc, backend, mode="full", all_states=False)
+    plain = run(sc, backend, mode="full", all_states=True)
+    assert [c.holds for c in sym.checks] == [c.holds for c in plain.checks], sc.source
+    s = searched(sc.source, backend, True)
+    p = searched(sc.source, backend, False)
+    assert s.states <= p.states
+    reduced = {w.state for w in s.finals}
+    for st in {w.state for w in p.finals}:
+        assert any(symmetry.rename(st, r) in reduced for r in renamings(k)), sc.source

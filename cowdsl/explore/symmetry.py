@@ -13,6 +13,15 @@ names, so a micro-step of one thread in a world is, renamed, the micro-step of
 the other in the renamed world, and the assertions, which name none of them,
 see the same.
 
+An assertion may name their bound names when it is itself symmetric: swapping
+any two threads of the group (their bound names, step by step) leaves each
+assertion the same conjunction, its conjuncts counted as a multiset
+(``always: (failed(r0) or r0 is A.p[0]) and (failed(r2) or r2 is A.p[0])``
+for two pinners of p[0]).  Swaps of one member with each other generate every
+permutation of the group, so the assertion then judges every renamed world as
+it judges the world.  Otherwise the threads an assertion names keep their names
+and leave the group.
+
 ``Symmetry.canon`` picks one world of each class: the symmetric threads sorted
 by what is theirs (position, frame, results, handles).  A frame holding text
 (which could be a name) is left as it is: that world is not canonicalised,
@@ -22,9 +31,11 @@ which costs states, never soundness.
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from attrs import evolve, fields
 
+from cowdsl import scenario as sx
 from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics.state import State
 
@@ -51,20 +62,76 @@ def groups(sc: Scenario, threads: list[tuple[str, tuple[int, ...]]]) -> list[Gro
     processes = {s.task for s in steps if s.task is not None}
     out: dict[tuple[object, ...], list[int]] = {}
     names: list[tuple[str | None, ...]] = []
+    asserted: set[int] = set()  # threads whose bound names some assertion uses
     for n, (actor, ix) in enumerate(threads):
         mine = [steps[i] for i in ix]
-        own = {actor} | {s.bind for s in mine if s.bind is not None}
+        binds = {s.bind for s in mine if s.bind is not None}
         elsewhere = set()
         for k, s in enumerate(steps):
             if k not in ix:
                 elsewhere |= {s.actor, s.handle, s.task, s.pipe, s.file, s.to,
                               s.addr.proc if s.addr else None, s.addr2.proc if s.addr2 else None}
         names.append(tuple(s.bind for s in mine))
-        if not mine or mine[0].task in (None, actor) or own & (named | elsewhere | processes) \
+        if not mine or mine[0].task in (None, actor) or actor in named or ({actor} | binds) & (elsewhere | processes) \
                 or any(s.handle is not None for s in mine):
             continue  # a process, a device, or a thread named elsewhere: not interchangeable
+        if binds & named:
+            asserted.add(n)
         out.setdefault((mine[0].task, _program(mine)), []).append(n)
-    return [(tuple(g), tuple(names[i] for i in g)) for g in out.values() if len(g) > 1]
+    found = []
+    for g in out.values():
+        if asserted & set(g) and not all(symmetric(sc, names[g[0]], names[j]) for j in g[1:]):
+            g = [i for i in g if i not in asserted]  # the assertions tell these apart: they keep their names
+        if len(g) > 1:
+            found.append((tuple(g), tuple(names[i] for i in g)))
+    return found
+
+
+def symmetric(sc: Scenario, one: tuple[str | None, ...], other: tuple[str | None, ...]) -> bool:
+    """Whether swapping the bound names of two threads (``one`` and ``other``,
+    step by step) leaves every assertion the same conjunction."""
+    swap: dict[str, str] = {}
+    for x, y in zip(one, other):
+        if x is not None and y is not None:
+            swap[x], swap[y] = y, x
+    try:
+        return all(Counter(_conjuncts(e)) == Counter(_conjuncts(_renamed(e, swap)))
+                   for e in (x.expr for x in sc.assertions))
+    except _Unsure:
+        return False
+
+
+class _Unsure(Exception):
+    """A bound name where renaming it is not known to be sound (a process, a file), or a term not known here."""
+
+
+def _conjuncts(e: object) -> list[object]:
+    if isinstance(e, sx.BoolOp) and e.op == "and":
+        return _conjuncts(e.left) + _conjuncts(e.right)
+    return [e]
+
+
+def _renamed(e: object, swap: dict[str, str]) -> object:
+    """An assertion's expression with bound names swapped (a pin's, a step's, a kept value's)."""
+    if isinstance(e, (sx.HandlePage, sx.Bound, sx.StepRef)):
+        return type(e)(swap.get(e.name, e.name))
+    if isinstance(e, sx.BoolOp):
+        return sx.BoolOp(e.op, _renamed(e.left, swap), _renamed(e.right, swap))
+    if isinstance(e, sx.Cmp):
+        return sx.Cmp(_renamed(e.left, swap), e.op, _renamed(e.right, swap))
+    if isinstance(e, sx.Same):
+        return sx.Same(_renamed(e.left, swap), _renamed(e.right, swap), e.negated)
+    if isinstance(e, sx.Not):
+        return sx.Not(_renamed(e.operand, swap))
+    if isinstance(e, sx.FactCall):
+        return sx.FactCall(e.name, tuple(_renamed(x, swap) for x in e.args))  # type: ignore[misc]
+    if isinstance(e, sx.PageAt) and isinstance(e.addr, sx.Addr) and e.addr.proc not in swap \
+            and e.addr.mapping not in swap:
+        return e
+    if isinstance(e, sx.FilePage) and e.file not in swap or isinstance(e, sx.ProcessRef) and e.name not in swap \
+            or isinstance(e, sx.Const):
+        return e
+    raise _Unsure(e)
 
 
 def rename(state: State, names: dict[str, str], actors: dict[str, str] | None = None) -> State:
