@@ -8,8 +8,11 @@ while another thread forks.  Family `pvw_fork` (Jann Horn's question): k
 processes write into A with process_vm_writev while A forks.  Family
 `private_writers`: k processes each fault in and write a page of their own —
 independent actors, the case partial-order reduction is for.  For each size it
-measures states, executions and micro-steps for both searches, states per
-second and wall time; a size whose full search passes --limit seconds ends the
+measures the plain full search (every interleaving, no symmetry, executions not
+counted: its states per CPU-second), the same counting executions, the reduced
+search, and the time to verdict of a run in the default mode against one in
+`--mode full` (cowdsl.run.explore: symmetry, stopping once decided, the
+counterexample); a size whose full search passes --limit seconds ends the
 family.  Figures go to benchmarks/results.json (key "explore") and a plot to
 benchmarks/explore.png (matplotlib, if installed).  Not a test: it reports
 against the targets and never fails on them.
@@ -28,19 +31,26 @@ import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+# --tree PATH: measure the cowdsl of another checkout (an older commit's worktree, for --before)
+TREE = Path(sys.argv[sys.argv.index("--tree") + 1]).resolve() if "--tree" in sys.argv[:-1] else HERE.parent
+sys.path.insert(0, str(TREE))
 
 from cowdsl.explore import search  # noqa: E402
 from cowdsl.explore.model import Model  # noqa: E402
 from cowdsl.load import load_text  # noqa: E402
+from cowdsl.run import explore  # noqa: E402
 from cowdsl.semantics import registry  # noqa: E402
 
-TARGETS = {"reduced_executions_ratio_max": 0.1, "full_states_per_second_min": 20_000}
+# issue 17's: the plain full search's states per CPU-second on the race families and on
+# independent writers; the default mode's time to verdict over --mode full's on every size
+TARGETS = {"reduced_executions_ratio_max": 0.1, "full_states_per_second_min": 100_000,
+           "full_states_per_second_min_private_writers": 50_000, "default_over_full_max": 1.2}
 
 
 def gupfast_fork(k: int, m: int) -> str:
@@ -83,39 +93,100 @@ FAMILIES = {
 }
 
 
-def measure(src: str, backend: str, mode: str, limit: float) -> dict:
+def measure(src: str, backend: str, mode: str, limit: float, *, count: bool = False) -> dict:
+    """One search on its own model: ``full`` (plain, executions counted if ``count``) or ``reduced``."""
     model = Model(load_text(src, "bench.cow"), registry.get(backend))
     gc.collect()  # the previous measurement's garbage is not this one's cost
-    t0 = time.perf_counter()
-    ex = getattr(search, mode)(model, search.Bounds(max_states=10_000_000, timeout=limit))
-    wall = time.perf_counter() - t0
+    bounds = search.Bounds(max_states=10_000_000, timeout=limit)
+    t0, c0 = time.perf_counter(), time.process_time()
+    ex = search.full(model, bounds, count=count) if mode == "full" else search.reduced(model, bounds)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "states": ex.states,
         "executions": ex.executions,
         "micro_steps": ex.transitions,
         "final_states": len({w.state for w in ex.finals}),
         "seconds": round(wall, 4),
-        "states_per_second": round(ex.states / wall) if wall else None,
+        "cpu_seconds": round(cpu, 4),
+        "states_per_second": round(ex.states / cpu) if cpu else None,  # per CPU-second: load-proof
         "partial": ex.partial,
     }
 
 
-def run(limit: float) -> dict:
+def verdict(src: str, backend: str, mode: str, limit: float) -> dict:
+    """A run as ``cowdsl run`` makes it (no report drawn): mode auto (the default) or full."""
+    sc = load_text(src, "bench.cow")
+    gc.collect()
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = explore(sc, registry.get(backend), mode=mode, bounds=search.Bounds(max_states=10_000_000, timeout=limit))
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    ex = r.exploration
+    return {"verdict": r.verdict, "search": ex.mode, "states": ex.states, "stopped": ex.stopped,
+            "seconds": round(wall, 4), "cpu_seconds": round(cpu, 4)}
+
+
+def measure_row(name: str, k: int, m: int, limit: float) -> dict:
+    """Every figure of one size of one family."""
+    make, _, backend = FAMILIES[name]
+    src = make(k, m)
+    full = measure(src, backend, "full", limit)
+    counted = measure(src, backend, "full", limit, count=True)
+    full["executions"] = counted["executions"]
+    full["counted_cpu_seconds"] = counted["cpu_seconds"]
+    reduced = measure(src, backend, "reduced", limit)
+    # default and --mode full, each twice in turn: the faster of each (CPU seconds)
+    runs = [(verdict(src, backend, "auto", limit), verdict(src, backend, "full", limit)) for _ in range(2)]
+    default = min((d for d, _ in runs), key=lambda x: x["cpu_seconds"])
+    full_mode = min((f for _, f in runs), key=lambda x: x["cpu_seconds"])
+    row = {"k": k, "m": m, "backend": backend, "full": full, "reduced": reduced,
+           "default": default, "full_mode": full_mode,
+           "default_over_full": round(default["cpu_seconds"] / full_mode["cpu_seconds"], 3)
+           if full_mode["cpu_seconds"] else None}
+    if not full["partial"] and full["executions"]:
+        row["executions_ratio"] = reduced["executions"] / full["executions"]
+    return row
+
+
+SPEEDUPS = {"full": ("full", "cpu_seconds"), "full_counting": ("full", "counted_cpu_seconds"),
+            "reduced": ("reduced", "cpu_seconds"), "default": ("default", "cpu_seconds"),
+            "full_mode": ("full_mode", "cpu_seconds")}
+
+
+def before_row(tree: Path, name: str, k: int, m: int, limit: float) -> dict | None:
+    """The same size measured on another checkout, in a process of its own."""
+    p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--tree", str(tree), "--row", name, str(k),
+                        str(m), "--limit", str(limit)], capture_output=True, text=True)
+    if p.returncode != 0:
+        print(f"--before {tree}: {name} k={k} m={m} failed:\n{p.stderr[-2000:]}")
+        return None
+    return json.loads(p.stdout.splitlines()[-1])
+
+
+def run(limit: float, before: Path | None = None) -> dict:
     out: dict = {"targets": TARGETS, "families": {}}
-    for name, (make, sizes, backend) in FAMILIES.items():
+    for name, (_, sizes, _) in FAMILIES.items():
         rows = []
         for k, m in sizes:
-            src = make(k, m)
-            full = measure(src, backend, "full", limit)
-            reduced = measure(src, backend, "reduced", limit)
-            row = {"k": k, "m": m, "backend": backend, "full": full, "reduced": reduced}
-            if not full["partial"] and full["executions"]:
-                row["executions_ratio"] = reduced["executions"] / full["executions"]
+            old = before_row(before, name, k, m, limit) if before is not None else None
+            row = measure_row(name, k, m, limit)
+            full, reduced, default, full_mode = row["full"], row["reduced"], row["default"], row["full_mode"]
+            if old is not None:  # before's CPU seconds over now's: above 1, now is faster
+                row["before"] = {key: old[part][field] for key, (part, field) in SPEEDUPS.items()
+                                 if old.get(part, {}).get(field) is not None}
+                row["before"]["full_states"] = old["full"]["states"]
+                row["before"]["default_states"] = old["default"]["states"] if "default" in old else None
+                row["speedup"] = {key: round(row["before"][key] / row[part][field], 2)
+                                  for key, (part, field) in SPEEDUPS.items()
+                                  if row["before"].get(key) and row[part].get(field)}
             rows.append(row)
-            print(f"{name:<13} k={k} m={m}  full: {full['states']:>7} states {full['executions']:>16} executions "
-                  f"{full['seconds']:>7.2f}s {full['states_per_second'] or 0:>6}/s{' PARTIAL' if full['partial'] else ''}"
-                  f"  | reduced: {reduced['states']:>7} states {reduced['executions']:>6} executions "
-                  f"{reduced['seconds']:>7.2f}s")
+            print(f"{name:<15} k={k:<2} m={m}  full: {full['states']:>7} states {full['cpu_seconds']:>6.2f}s "
+                  f"{full['states_per_second'] or 0:>7}/s{' PARTIAL' if full['partial'] else ''}"
+                  f" (counting {full['counted_cpu_seconds']:.2f}s)  reduced: {reduced['states']:>7} states "
+                  f"{reduced['cpu_seconds']:>6.2f}s  | to verdict: default ({default['search']}) "
+                  f"{default['cpu_seconds']:.3f}s, --mode full {full_mode['cpu_seconds']:.3f}s "
+                  f"({default['verdict']}, {row['default_over_full']})", flush=True)
+            if "speedup" in row:
+                print("    speed-up over --before: " + ", ".join(f"{key} {v}" for key, v in row["speedup"].items()))
             if full["partial"]:
                 break
         done = [r for r in rows if "executions_ratio" in r]
@@ -125,6 +196,8 @@ def run(limit: float) -> dict:
             "largest_full_size": {"k": largest["k"], "m": largest["m"]} if largest else None,
             "executions_ratio_at_largest": largest["executions_ratio"] if largest else None,
             "full_states_per_second_at_largest": largest["full"]["states_per_second"] if largest else None,
+            "default_over_full_max": max((r["default_over_full"] for r in rows if r["default_over_full"]),
+                                         default=None),
         }
     return out
 
@@ -161,6 +234,11 @@ def plot(result: dict, path: Path) -> bool:
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     fig.savefig(path, dpi=110)
     return True
+
+
+def _commit(tree: Path) -> str | None:
+    p = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True)
+    return p.stdout.strip() or None
 
 
 def _sizes(text: str) -> list[tuple[int, int]]:
@@ -219,6 +297,12 @@ def main(argv=None) -> int:
     p.add_argument("--cowdsl", metavar="COMMAND", default=None,
                    help="with --vs-spin: how to start the cowdsl measured, e.g. 'python -m cowdsl' with another "
                         "checkout on PYTHONPATH (default: this checkout's console script)")
+    p.add_argument("--tree", type=Path, default=None, help="measure the cowdsl of this checkout (see --before)")
+    p.add_argument("--row", nargs=3, metavar=("FAMILY", "K", "M"), default=None,
+                   help="measure one size and print its row as JSON (what --before runs)")
+    p.add_argument("--before", type=Path, default=None, metavar="CHECKOUT",
+                   help="also measure each size on another checkout (e.g. a worktree of an older commit), "
+                        "just before this one's, and write the speed-ups")
     p.add_argument("--repeat", type=int, default=1,
                    help="with --vs-spin: run each command N times and keep the fastest (default 1)")
     args = p.parse_args(argv)
@@ -226,7 +310,14 @@ def main(argv=None) -> int:
         return vs_spin(args)
     if args.limit is None:
         args.limit = 60.0
-    result = run(args.limit)
+    if args.row is not None:
+        name, k, m = args.row[0], int(args.row[1]), int(args.row[2])
+        print(json.dumps(measure_row(name, k, m, args.limit)))
+        return 0
+    result = run(args.limit, args.before)
+    if args.before is not None:
+        result["before"] = {"tree": str(args.before), "commit": _commit(args.before)}
+    result["commit"] = _commit(TREE)
     result["machine"] = {"python": platform.python_version(), "platform": platform.platform(terse=True)}
     result["date"] = time.strftime("%Y-%m-%d")
     if not args.no_write:
@@ -237,7 +328,8 @@ def main(argv=None) -> int:
         plot(result, HERE / "explore.png")
     for name, fam in result["families"].items():
         print(f"{name}: largest size full finished: {fam['largest_full_size']}, reduced/full executions "
-              f"{fam['executions_ratio_at_largest']:.2e}, full {fam['full_states_per_second_at_largest']} states/s")
+              f"{fam['executions_ratio_at_largest']:.2e}, full {fam['full_states_per_second_at_largest']} states/s, "
+              f"default/full time to verdict at most {fam['default_over_full_max']}")
     return 0
 
 
