@@ -285,7 +285,6 @@ def test_values_are_64_bit():
     ("A: pin(buf, read, longterm) as mr", "only long-term pin user space can ask for"),
     ("A: pin(buf, write, longterm, fast) as mr", "GUP-fast"),
     ("A: gup(buf, write) as mr", "FOLL_GET"),
-    ("A: madvise(buf, collapse) as mr", "MADV_COLLAPSE (6.1+) is not translated yet"),
 ])
 def test_unsupported_steps_skip_the_scenario(step, why):
     r = native(f"""
@@ -503,6 +502,47 @@ def test_a_thp_mapping_is_a_real_thp_or_the_scenario_is_skipped():
         assert holds(r) == [None, None]
     else:  # a THP, or (no huge page free) a skip saying the kernel fell back to small pages
         assert holds(r) == [True, True] or "got a small page" in r.checks[0].values["unsupported"]
+
+
+def test_madv_collapse_of_a_pte_mapped_thp_is_the_kernel_s_answer_and_smaps_shows_the_pmd():
+    """MADV_COLLAPSE runs natively (was refused): the step's answer is the kernel's (-EINVAL before
+    6.1, which has no such advice), and a collapse is checked in smaps' AnonHugePages."""
+    import os
+
+    from cowdsl.native import probe
+
+    r = native("""
+        process A
+        A: mmap(buf, anon, private, rw, thp)
+        A: write(buf, 1)
+        A: mprotect(buf, ro, tail)
+        A: mprotect(buf, rw, tail)
+        A: madvise(buf, collapse) as c
+        A: read(buf) as v
+        assert v == 1
+    """)
+    if probe().thp is not None or r.checks[0].holds is None:
+        pytest.skip(f"no THP on this host: {probe().thp or r.checks[0].values.get('unsupported')}")
+    step = next(s for s in r.steps if s.step.op == "madvise" and "collapse" in s.step.flags)
+    assert any("MADV_COLLAPSE" in e.text for e in step.events)
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    if (major, minor) >= (6, 1):
+        assert step.outcome.ok and any("AnonHugePages 2048 kB" in e.text for e in step.events), step.events
+    else:
+        assert step.outcome.error == "EINVAL"
+    assert holds(r) == [True]
+
+
+def test_madv_collapse_of_a_shared_mapping_is_not_compared_the_model_has_no_answer():
+    r = native("""
+        process A
+        A: mmap(buf, anon, shared, rw)
+        A: write(buf, 1)
+        A: madvise(buf, collapse) as c
+        assert A.buf == 1
+    """)
+    assert r.checks[0].holds is None
+    assert "MADV_COLLAPSE of a shared or file mapping" in r.checks[0].values["unsupported"]
 
 
 # --- PTE-mapped THPs (`pte_thp`) and the `tail` flag ---------------------------------------------

@@ -32,6 +32,7 @@ MADV = {
     "willneed": 3,
     "mergeable": 12,
     "unmergeable": 13,
+    "collapse": 25,  # MADV_COLLAPSE, 6.1+ (7d8faaf15545): older kernels say -EINVAL
 }
 
 PR_SET_PDEATHSIG = 1

@@ -82,10 +82,6 @@ UNSUPPORTED_PAR_CHILD = (
     "unsupported on native: `{text}`: the `par` block itself forks {proc}; native starts each actor of a "
     "block together, before {proc} exists"
 )
-UNSUPPORTED_COLLAPSE = (
-    "unsupported on native: `{text}`: MADV_COLLAPSE (6.1+) is not translated yet: the worker would have to "
-    "advise the THP's whole 2 MiB range and tell a collapse from a PMD that was never split"
-)
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
 
@@ -101,7 +97,8 @@ REFUSED: dict[str, str] = {
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp", "hugetlb"})
-MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout", "tail", "mergeable", "unmergeable"})
+MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout", "tail", "mergeable", "unmergeable",
+                     "collapse"})
 KSM_ADVICE = frozenset({"mergeable", "unmergeable"})
 
 
@@ -125,8 +122,6 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         why = getattr(host, "hugetlb", "not probed")
         if why is not None:
             return NO_THP.format(text=text, why=why)
-    if st.op == "madvise" and "collapse" in st.flags:
-        return UNSUPPORTED_COLLAPSE.format(text=text)
     if st.op == "madvise" and not st.flags <= MADVICE:
         return UNSUPPORTED_OP.format(text=text, op="madvise(" + ", ".join(sorted(st.flags - MADVICE)) + ")")
     if st.op == "ksm_merge" or (st.op == "madvise" and st.flags & KSM_ADVICE):

@@ -370,8 +370,31 @@ def mremap(t: Translator, st: S.Step) -> Reply:
     return out, events
 
 
+NOT_MODELLED_COLLAPSE = ("unsupported on native: `{text}`: MADV_COLLAPSE of a shared or file mapping "
+                         "(hpage_collapse_scan_file) is not modelled, so there is no answer to compare")
+
+
 def madvise(t: Translator, st: S.Step) -> Reply:
-    return t.whole(st, "madvise", advice=next(f for f in st.flags if f != "tail"))
+    advice = next(f for f in st.flags if f != "tail")
+    if advice == "collapse":
+        return collapse(t, st)
+    return t.whole(st, "madvise", advice=advice)
+
+
+def collapse(t: Translator, st: S.Step) -> Reply:
+    """MADV_COLLAPSE of the mapping's range (a `thp` mapping: its 2 MiB slot), as the model's
+    madvise_collapse takes it; afterwards smaps' AnonHugePages says whether a PMD maps it."""
+    assert st.task is not None and st.mapping is not None
+    p = t.ctl.procs[st.task]
+    addr = p.mappings.get(st.mapping, (t.unmapped, 1))[0]
+    vma = pagemap.vma_at(pagemap.maps(p.pid) or [], addr)
+    anon = not vma.path or vma.path.startswith(("[", "/anon_hugepage")) if vma is not None else True
+    if vma is not None and (vma.perms.endswith("s") or not anon):
+        raise Unrunnable(NOT_MODELLED_COLLAPSE.format(text=st.text or st.op))
+    out, events = t.whole(st, "madvise", advice="collapse")
+    if out.ok and addr in t.thps:
+        events.append(Event(f"smaps: AnonHugePages {pagemap.anon_huge_kb(p.pid, addr)} kB in `{st.mapping}`"))
+    return out, events
 
 
 # --- CPU accesses --------------------------------------------------------------------------------
