@@ -3,7 +3,8 @@
 One statement per line, as the grammar has it; the layout within a line is
 rebuilt from its tokens:
 
-- no space before ``,`` ``)`` ``]`` ``:`` and none after ``(`` ``[`` ``.``;
+- no space before ``,`` ``)`` ``]`` ``:`` and none after ``(`` ``[`` ``.``; none around
+  the ``+`` of a word offset (``buf+8``);
   one space after ``,`` and after the ``:`` of a step's actor or a quantifier;
 - one space around comparisons, ``is``, ``and``, ``or``, ``implies`` and the
   ``=`` of ``file F = [...]``; none around the ``=`` of a keyword argument
@@ -98,7 +99,7 @@ def _join(toks: list[tuple[str, str]], keyword_eq: bool) -> str:
             prev_kind, prev = kind, text
             continue
         space = True
-        if text in (",", ")", "]", ":", "."):
+        if text in (",", ")", "]", ":", ".", "+"):  # `+`: a word offset, buf+8
             space = False
         elif text == "[":  # an index (buf[1], F[0]), or the list of `file F = [1, 2]`
             space = prev_kind != "word"
@@ -107,7 +108,7 @@ def _join(toks: list[tuple[str, str]], keyword_eq: bool) -> str:
             space = not (prev_kind == "word" and prev not in _BINARY_WORDS | _QUANTIFIERS | {"not"})
         elif text == "=" and keyword_eq:
             space = False
-        elif prev in ("(", "[", ".", "~"):
+        elif prev in ("(", "[", ".", "~", "+"):
             space = False
         elif prev == "=" and keyword_eq:
             space = False

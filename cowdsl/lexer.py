@@ -209,7 +209,7 @@ def _tokens() -> dict:
             (r"0[xX][0-9a-fA-F]+\b", Number.Hex),
             (r"[0-9]+\b", Number.Integer),
             (r"[A-Za-z_]\w*", Name),
-            (r"==|!=|<=|>=|<|>|=|~|\|", Operator),  # ~exists; `when kind=thp|pte_thp`
+            (r"==|!=|<=|>=|<|>|=|~|\||\+", Operator),  # ~exists; `when kind=thp|pte_thp`; buf+8
             (r"[()\[\]{},.:]", Punctuation),
         ],
         "expect": [

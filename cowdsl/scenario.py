@@ -7,17 +7,23 @@ from attrs import frozen
 from cowdsl.errors import Span
 from cowdsl.kernel.spec import KernelSpec
 
+PAGE_BYTES = 4096  # a page as an address sees it: a word offset is below this (a huge page's first 4 KiB)
+WORD_BYTES = 8  # the unit of a load, a store and a DMA: one 8-byte word
+
 
 @frozen
 class Addr:
-    """A page of a process: ``A.buf[1]``."""
+    """A page of a process: ``A.buf[1]``; with ``offset``, the 8-byte word at that
+    byte offset in it (``A.buf[1]+8``).  The page is the same whatever the offset."""
 
     proc: str
     mapping: str
     index: int
+    offset: int = 0
 
     def __str__(self) -> str:
-        return f"{self.proc}.{self.mapping}" + (f"[{self.index}]" if self.index else "")
+        return (f"{self.proc}.{self.mapping}" + (f"[{self.index}]" if self.index else "")
+                + (f"+{self.offset}" if self.offset else ""))
 
 
 @frozen
@@ -66,6 +72,7 @@ class HandlePage:
 class FilePage:
     file: str
     index: int
+    offset: int = 0  # F[0]+8: the word at that byte offset
 
 
 @frozen

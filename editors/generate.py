@@ -254,6 +254,7 @@ def textmate() -> str:
                 {"match": "~", "name": "keyword.operator.logical.cow"},
                 {"match": "=", "name": "keyword.operator.assignment.cow"},
                 {"match": "\\|", "name": "keyword.operator.alternative.cow"},
+                {"match": "\\+", "name": "keyword.operator.arithmetic.cow"},
             ]},
             "punctuation": {"patterns": [
                 {"match": "[(\\[{]", "name": "punctuation.section.begin.cow"},

@@ -185,6 +185,14 @@ class Arguments(Names):
         if not isinstance(a, ast.Location):
             self.error(f"`{spec.name}` takes {p.doc} as {p.name}", a.span, expected=p.doc)
             return False
+        if a.offset is not None and not p.word:
+            whole = a.text().rsplit("+", 1)[0]
+            what = "a whole page" if p.kind in ops.ADDRESSES else "whole pages"
+            words = ", ".join(o.name for o in ops.OPS.values() if any(q.word for q in o.params))
+            self.error(f"`{spec.name}` works on {what}: `+{a.offset.value}` names one 8-byte word", a.offset.span,
+                       expected=f"`{whole}`", hint=f"write `{whole}`; an offset is for an op that loads, stores "
+                       f"or transfers one word ({words})")
+            return False
         if p.kind == ops.PIPE:
             if not a.bare or a.name.text not in n.pipes:
                 self.error(f"unknown pipe `{a.text()}`", a.span, expected="a pipe declared with `pipe NAME`",
@@ -309,6 +317,10 @@ class Arguments(Names):
             self.error(f"page {a.index.value} is outside `{a.name.text}`, which has {pages} page{'s' if pages > 1 else ''}",
                        a.index.span, expected=f"an index from 0 to {pages - 1}")
             return False
+        offset = self.word_offset(a)
+        if offset is None:
+            return False
         # A second address parameter (ksm_merge's `other`) goes to addr2.
-        fields["addr2" if "addr" in fields else "addr"] = S.Addr(proc, a.name.text, a.index.value if a.index else 0)
+        fields["addr2" if "addr" in fields else "addr"] = S.Addr(proc, a.name.text, a.index.value if a.index else 0,
+                                                                 offset)
         return True

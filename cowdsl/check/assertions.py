@@ -94,14 +94,20 @@ class Assertions(Names):
                 self.error(f"page {loc.index.value} is outside `{name}`, which has {pages} page{'s' if pages > 1 else ''}",
                            loc.index.span, expected=f"an index from 0 to {pages - 1}")
                 return ERROR
-            return S.PageAt(S.Addr(proc, name, loc.index.value if loc.index else 0)), "page"
+            offset = self.word_offset(loc)
+            if offset is None:
+                return ERROR
+            return S.PageAt(S.Addr(proc, name, loc.index.value if loc.index else 0, offset)), "page"
         if name in n.files:
             pages = len(n.files[name])
             if loc.index is not None and loc.index.value >= pages:
                 self.error(f"page {loc.index.value} is outside file `{name}`, which has {pages} page{'s' if pages > 1 else ''}",
                            loc.index.span, expected=f"an index from 0 to {pages - 1}")
                 return ERROR
-            return S.FilePage(name, loc.index.value if loc.index else 0), "page"
+            offset = self.word_offset(loc)
+            if offset is None:
+                return ERROR
+            return S.FilePage(name, loc.index.value if loc.index else 0, offset), "page"
         if loc.bare and (name in n.processes or name in n.threads):
             proc = n.threads.get(name, name)
             example = f"{name}.{next(iter(n.mappings.get(proc, {})), 'buf')}"
@@ -111,6 +117,15 @@ class Assertions(Names):
         if loc.index is not None and (name in n.handles or name in n.values):
             self.error(f"`{loc.text()}`: only mappings and files have pages", loc.span,
                        expected=f"`{name}` without an index")
+            return ERROR
+        if loc.offset is not None and name in n.handles:
+            self.error(f"`{loc.text()}`: a pin or reference reads the word it was taken at", loc.offset.span,
+                       expected=f"`{name}`", hint=f"to watch another word, take it there: `pin(buf+{loc.offset.value}, "
+                       f"write) as {name}`")
+            return ERROR
+        if loc.offset is not None and name in n.values:
+            self.error(f"`{loc.text()}`: a value kept with `as` is a number, not a page", loc.offset.span,
+                       expected=f"`{name}`")
             return ERROR
         if name in n.handles:
             return S.HandlePage(name), "page"

@@ -65,6 +65,30 @@ class Names(Bounds):
                 if self.fresh(nm, "pipe"):
                     n.pipes.add(nm.text)
 
+    def word_offset(self, a: ast.Location) -> int | None:
+        """The byte offset of the word ``buf+8`` names in its page (0 without one), or
+        None, reported, when it names no 8-byte word of a 4 KiB page."""
+        if a.offset is None:
+            return 0
+        off = a.offset.value
+        if off % S.WORD_BYTES == 0 and off < S.PAGE_BYTES:
+            return off
+        last = S.PAGE_BYTES - S.WORD_BYTES
+        if off >= S.PAGE_BYTES:
+            page = (a.index.value if a.index else 0) + off // S.PAGE_BYTES
+            rest = off % S.PAGE_BYTES - off % S.WORD_BYTES
+            where = (f"{a.owner.text}." if a.owner else "") + f"{a.name.text}[{page}]" + (f"+{rest}" if rest else "")
+            self.error(f"offset {off} is past the end of the page ({S.PAGE_BYTES} bytes)", a.offset.span,
+                       expected=f"a byte offset from 0 to {last}, a multiple of {S.WORD_BYTES}",
+                       hint=f"another page is named by its index: `{where}`")
+        else:
+            down = off - off % S.WORD_BYTES
+            self.error(f"offset {off} is not a multiple of {S.WORD_BYTES}", a.offset.span,
+                       expected=f"the offset of an {S.WORD_BYTES}-byte word: 0, 8, 16, ... {last}",
+                       hint=f"a load, a store or a DMA moves one aligned {S.WORD_BYTES}-byte word: write "
+                       f"`+{down}` or `+{min(down + S.WORD_BYTES, last)}`")
+        return None
+
     def has_mapping(self, proc: str, name: ast.Name) -> bool:
         if name.text in self.n.mappings.get(proc, {}):
             return True

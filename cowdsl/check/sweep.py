@@ -143,13 +143,13 @@ def _vars(node: object):
 
 
 def _indexes(node: object) -> list[ast.Var]:
-    """The `$i` page indexes (``buf[$i]``, ``buf[0..$n]``) in a syntax node."""
+    """The `$i` page indexes and word offsets (``buf[$i]``, ``buf[0..$n]``, ``buf+$off``) in a syntax node."""
     out: list[ast.Var] = []
     stack = [node]
     while stack:
         n = stack.pop()
         if isinstance(n, ast.Location):
-            parts: tuple[object, ...] = (n.index, n.end)  # a Var until substituted, though typed Number
+            parts: tuple[object, ...] = (n.index, n.end, n.offset)  # a Var until substituted, though typed Number
             out += [x for x in parts if isinstance(x, ast.Var)]
         elif isinstance(n, tuple):
             stack.extend(n)

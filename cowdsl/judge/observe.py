@@ -17,7 +17,7 @@ from attrs import frozen
 
 from cowdsl import scenario as S
 from cowdsl.semantics import concepts
-from cowdsl.semantics.state import THP, Page, Pte, State
+from cowdsl.semantics.state import THP, Page, Pte, State, word
 
 if TYPE_CHECKING:
     from cowdsl.semantics.backend import Backend
@@ -51,6 +51,7 @@ class Observation(Protocol):
 
 
 def view_addr(state: State, addr: S.Addr) -> View:
+    """What ``addr`` shows: the word at its offset, and its page (the same page whatever the offset)."""
     mm = state.mm(addr.proc)
     if mm is None or not mm.alive:
         return View(None, None, f"{addr.proc} {'was killed' if mm is not None and mm.segv else 'has exited'}")
@@ -58,23 +59,24 @@ def view_addr(state: State, addr: S.Addr) -> View:
     # past the mapping's end: it may be mremap()ed to that size later, but is not yet
     if vma is None or addr.index >= len(vma.ptes) or vma.at(addr.index) is None:
         return View(None, None, "not mapped")
+    off = addr.offset
     pte = vma.ptes[addr.index]
     if pte is None:
         if vma.anon:
             return View(0, None, "not faulted in (reads 0)")
         assert vma.file is not None  # not anonymous: a file mapping
         cache = state.file_page(vma.file, vma.pgoff + addr.index)
-        return View(state.pages[cache].data, None, "not faulted in", None)
+        return View(word(state.pages[cache], off), None, "not faulted in", None)
     if pte.present:
-        return View(state.pages[pte.page].data, pte.page, "", pte)
+        return View(word(state.pages[pte.page], off), pte.page, "", pte)
     if pte.devexcl:
-        return View(state.pages[pte.page].data, pte.page, "device-exclusive entry", pte)
+        return View(word(state.pages[pte.page], off), pte.page, "device-exclusive entry", pte)
     if pte.migration:  # a load would wait in migration_entry_wait, then see the page's data
-        return View(state.pages[pte.page].data, pte.page, "migration entry", pte)
+        return View(word(state.pages[pte.page], off), pte.page, "migration entry", pte)
     cached = next((i for i, p in enumerate(state.pages) if p.swapcache == pte.slot and not p.freed), None)
     if cached is not None:
-        return View(state.pages[cached].data, cached, "swapped out, in swap cache", pte)
-    return View(state.slots[pte.slot].data, None, f"swapped out to slot {pte.slot}", pte)
+        return View(word(state.pages[cached], off), cached, "swapped out, in swap cache", pte)
+    return View(word(state.slots[pte.slot], off), None, f"swapped out to slot {pte.slot}", pte)
 
 
 def view(state: State, ref: object) -> View:
@@ -86,10 +88,10 @@ def view(state: State, ref: object) -> View:
             return View(None, None, "its GUP failed")
         if not h.live:
             return View(None, None, "released")
-        return View(state.pages[h.page].data, h.page)
+        return View(word(state.pages[h.page], h.offset), h.page)  # the word its DMA moves
     if isinstance(ref, S.FilePage):
         pfn = state.file_page(ref.file, ref.index)
-        return View(state.pages[pfn].data, pfn)
+        return View(word(state.pages[pfn], ref.offset), pfn)
     if isinstance(ref, S.Bound):
         out = state.result(ref.name)
         if out is None or not out.ok:
@@ -102,7 +104,7 @@ def term_text(ref: object) -> str:
     if isinstance(ref, S.PageAt):
         return str(ref.addr)
     if isinstance(ref, S.FilePage):
-        return f"{ref.file}[{ref.index}]"
+        return f"{ref.file}[{ref.index}]" + (f"+{ref.offset}" if ref.offset else "")
     if isinstance(ref, (S.HandlePage, S.Bound, S.ProcessRef, S.StepRef)):
         return ref.name
     if isinstance(ref, S.FactCall):

@@ -4,7 +4,8 @@
 Everything is read from outside the processes, without side effects on the
 pages under test:
 
-- a page's value: 8 bytes through /proc/PID/mem when the PTE is present (a
+- a page's value: the 8 bytes at the address's word offset (``A.buf+8``) through
+  /proc/PID/mem when the PTE is present (a
   read GUP on a present PTE changes nothing); 0 for a private anonymous page
   not faulted in; the file's (or shmem's) page cache through
   /proc/PID/map_files otherwise;
@@ -108,7 +109,7 @@ class NativeObservation:
                 e.kflags, e.kcount = pagemap.kpageflags(pin.pfn), pagemap.kpagecount(pin.pfn)
             return View(value, pin.pfn, "PFN seen right after the pin", e)
         if isinstance(ref, S.FilePage):
-            return self._file_page(ref.file, ref.index)
+            return self._file_page(ref.file, ref.index, ref.offset)
         if isinstance(ref, S.Bound):
             out = self.run.results.get(ref.name)
             if out is None or not out.ok:
@@ -131,7 +132,7 @@ class NativeObservation:
         if e is None:
             return View(None, None, "pagemap unreadable")
         if e.present:
-            return View(_read_mem(p.pid, addr), e.pfn, "", e)
+            return View(_read_mem(p.pid, addr + a.offset), e.pfn, "", e)
         if e.swapped:
             return View(None, None, "swapped out (not read: that would swap it in)", e)
         anon_private = vma.path == "" or (vma.path.startswith("[") and vma.path.endswith("]")) or (
@@ -139,9 +140,9 @@ class NativeObservation:
         if anon_private:
             return View(0, None, "not faulted in (reads 0)", e)
         path = f"/proc/{p.pid}/map_files/{vma.start:x}-{vma.end:x}"
-        return View(_read_file(path, vma.offset + (addr - vma.start)), None, "not faulted in", e)
+        return View(_read_file(path, vma.offset + (addr - vma.start) + a.offset), None, "not faulted in", e)
 
-    def _file_page(self, fname: str, index: int) -> View:
+    def _file_page(self, fname: str, index: int, offset: int = 0) -> View:
         path = self.run.files.get(fname)
         if path is None:
             return View(None, None, "no such file")
@@ -152,7 +153,7 @@ class NativeObservation:
         finally:
             os.close(fd)
         try:
-            value = ctypes.c_uint64.from_address(addr + index * L.PAGE).value
+            value = ctypes.c_uint64.from_address(addr + index * L.PAGE + offset).value
             e = pagemap.entry("self", addr + index * L.PAGE)
         finally:
             L.munmap(addr, size)

@@ -85,6 +85,7 @@ class Pin:
     held: bool = False  # a short-term pin held by a waiting process_vm_*v (heldpin.py), not io_uring's
     write: bool = True
     ended: str | None = None  # a held pin: the device access that let its copy run and so ended it
+    offset: int = 0  # the byte offset in the page of the word the device reads and writes (`pin(buf+8, ...)`)
 
 
 def _free_base(span: int) -> int:
@@ -156,9 +157,10 @@ class Translator:
 
     # --- helpers ------------------------------------------------------------------------
     def address(self, a: S.Addr) -> int:
+        """The virtual address of ``a``: its page's, plus its word's offset (``buf+8``)."""
         p = self.ctl.procs.get(a.proc)
         got = p.addr(a.mapping, a.index) if p is not None else None
-        return self.unmapped if got is None else got
+        return (self.unmapped if got is None else got) + a.offset
 
     def snapshot(self, p: Proc, a: S.Addr) -> str | None:
         if not p.alive:
@@ -472,11 +474,13 @@ def _register(t: Translator, st: S.Step, mechanism: bool) -> Reply:
     p = t.ctl.procs[st.task]
     name = st.bind or f"pin@{st.number}"
     addr = t.address(st.addr)
-    out, events = t.simple(st, {"op": st.op, "name": name, "addr": addr})
+    page = addr - st.addr.offset  # the page is registered; the device's fixed I/O moves the word at the offset
+    out, events = t.simple(st, {"op": st.op, "name": name, "addr": page, "offset": st.addr.offset})
     if mechanism and not out.ok and out.error in EOPNOTSUPP:
         raise Unrunnable(IO_URING_FILE_BUFFERS.format(text=st.text or "pin"))
     if out.ok:
-        events.append(_remember(t, Pin(name, p.name, addr, None), p, "right after the registration"))
+        events.append(_remember(t, Pin(name, p.name, addr, None, offset=st.addr.offset), p,
+                                "right after the registration"))
     return out, events + _pinned_page(t, st, p)
 
 
@@ -510,8 +514,8 @@ def _held(t: Translator, st: S.Step) -> Reply:
     out, events = t.simple(st, {"op": "held_pin", "name": name, "pid": target.pid, "addr": addr, "write": write,
                                 "timeout": t.ctl.timeout()})
     if out.ok:
-        events.append(_remember(t, Pin(name, owner.name, addr, None, held=True, write=write), target,
-                                "while the copy waits"))
+        events.append(_remember(t, Pin(name, owner.name, addr, None, held=True, write=write,
+                                       offset=st.addr.offset), target, "while the copy waits"))
     return out, events + _pinned_page(t, st, target)
 
 
@@ -532,12 +536,13 @@ def mapped_at(t: Translator, pfn: int | None) -> tuple[Proc, int] | None:
 
 
 def read_through(t: Translator, pin: Pin) -> tuple[int, str] | None:
-    """What a held pin's page holds now, read where the scenario maps that page (/proc/PID/mem:
+    """What a held pin's word holds now, read where the scenario maps that page (/proc/PID/mem:
     the page is present there, so the read faults nothing in and unshares nothing)."""
     got = mapped_at(t, pin.pfn)
     if got is None:
         return None
-    p, addr = got
+    p, page = got
+    addr = page + pin.offset
     fd = os.open(f"/proc/{p.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
     try:
         data = os.pread(fd, 8, addr)

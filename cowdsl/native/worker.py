@@ -376,7 +376,8 @@ class Worker:
             ring.close()
             raise Failed(_errname(e), f"io_uring IORING_REGISTER_BUFFERS({c['addr']:#x}, 4096) "
                                       f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM] → {_errname(e)}") from e
-        self.rings[c["name"]] = (ring, c["addr"])
+        # the device's fixed reads and writes move the 8-byte word at the pin's offset in the page
+        self.rings[c["name"]] = (ring, c["addr"] + c.get("offset", 0))
         return {"events": [f"io_uring ring fd {ring.fd}: IORING_REGISTER_BUFFERS({c['addr']:#x}, 4096) "
                            f"[pin_user_pages FOLL_WRITE|FOLL_LONGTERM]"]}
 
@@ -387,7 +388,7 @@ class Worker:
         ring, addr = self.rings.pop(c["name"])
         ring.unregister()
         ring.close()
-        return {"events": [f"IORING_UNREGISTER_BUFFERS [unpin_user_page {addr:#x}], ring closed"]}
+        return {"events": [f"IORING_UNREGISTER_BUFFERS [unpin_user_page {addr & ~(L.PAGE - 1):#x}], ring closed"]}
 
     def _ring(self, name: str) -> tuple[uring.Ring, int]:
         got = self.rings.get(name)

@@ -23,6 +23,7 @@ from cowdsl.ops.spec import (
     ACTORS,
     ADDR_PAGE,
     ADDRESS,
+    ADDRESSES,
     ANY_ADDRESS,
     BINDS_DEVICE,
     BINDS_OUTCOME,
@@ -65,7 +66,7 @@ from cowdsl.ops.spec import (
 )
 
 __all__ = [
-    "ACTORS", "ADDR_PAGE", "ADDRESS", "CPU_LOAD", "CPU_STORE", "FOLL_GET", "FOLL_PIN", "HOLDS_GET", "HOLDS_GRAB",
+    "ACTORS", "ADDR_PAGE", "ADDRESS", "ADDRESSES", "CPU_LOAD", "CPU_STORE", "FOLL_GET", "FOLL_PIN", "HOLDS_GET", "HOLDS_GRAB",
     "HOLDS_PIN", "ANY_ADDRESS", "BINDS_DEVICE", "BINDS_OUTCOME", "BINDS_PIN", "BINDS_PROCESS", "BINDS_REF",
     "BINDS_VALUE", "BUILTIN_ACTORS", "DEVICE", "FACTS", "HANDLE", "KSMD", "MAPPING", "NEW_MAPPING", "OPS", "PART", "PIPE",
     "RECLAIM", "REMOTE", "TASK", "VALUE", "WHOLE", "DeclarationError", "FactSpec", "FlagGroup", "Fuzz", "Holds",

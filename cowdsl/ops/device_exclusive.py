@@ -39,7 +39,7 @@ MAKE_DEVICE_EXCLUSIVE = OpSpec(
     "give a device exclusive access to a page (e.g. for GPU atomics); `as dx` names it, and "
     "`dx: dma_write(V)` writes through it until a CPU access revokes it",
     "make_device_exclusive_range",
-    params=(Param("addr", ANY_ADDRESS, "buf, buf[i] or A.buf[i]"),),
+    params=(Param("addr", ANY_ADDRESS, "buf, buf[i] or A.buf[i]", word=True),),
     binds=BINDS_DEVICE,
     program=DEVEXCL,
     fuzz=Fuzz(_fuzz_make_device_exclusive),

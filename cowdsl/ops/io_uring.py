@@ -32,7 +32,7 @@ IO_URING_REGISTER = OpSpec(
     "register a page as an io_uring fixed buffer (a FOLL_WRITE|FOLL_LONGTERM pin); `as r` names it, "
     "a pin for dma_read, dma_write and unpin",
     "io_uring_register(IORING_REGISTER_BUFFERS): io_sqe_buffer_register → io_pin_pages",
-    params=(Param("addr", ADDRESS, "buf or buf[i]: the buffer's page"),),
+    params=(Param("addr", ADDRESS, "buf or buf[i]: the buffer's page", word=True),),
     # the one access io_uring asks for; a default, so the handle is a write pin
     flags=(FlagGroup("access", ("write",), "write", "FOLL_WRITE, always: the device may write the buffer"),),
     binds=BINDS_PIN,

@@ -30,7 +30,7 @@ READ = OpSpec(
     "read",
     "CPU load from a page; `as v` keeps the value read",
     "user load, handle_mm_fault",
-    params=(Param("addr", ADDRESS, "buf or buf[i]"),),
+    params=(Param("addr", ADDRESS, "buf or buf[i]", word=True),),
     binds=BINDS_VALUE,
     program=whole(Lock.MMAP_READ, on_fault=CPU_LOAD),
     fuzz=Fuzz(_fuzz_read),
@@ -46,7 +46,7 @@ WRITE = OpSpec(
     "write",
     "CPU store of a value to a page",
     "user store, handle_mm_fault(FAULT_FLAG_WRITE)",
-    params=(Param("addr", ADDRESS, "buf or buf[i]"), Param("value", VALUE, "the value stored")),
+    params=(Param("addr", ADDRESS, "buf or buf[i]", word=True), Param("value", VALUE, "the value stored")),
     program=whole(Lock.MMAP_READ, on_fault=CPU_STORE),
     fuzz=Fuzz(_fuzz_write, weight=2),
 )

@@ -30,6 +30,7 @@ class DeclarationError(ValueError):
 ADDRESS = "address"  # buf or buf[i], a page of the acting process
 REMOTE = "remote"  # A.buf or A.buf[i], a page of another process (or own)
 ANY_ADDRESS = "any-address"  # either of the above
+ADDRESSES = (ADDRESS, REMOTE, ANY_ADDRESS)  # a parameter that names one page
 NEW_MAPPING = "new-mapping"  # a mapping name being created
 MAPPING = "mapping"  # an existing mapping of the acting process
 PART = "part"  # an existing mapping, or pages of it: buf, buf[i], buf[i..j]
@@ -63,6 +64,9 @@ class Param:
     name: str
     kind: str
     doc: str
+    # an address that may name one 8-byte word of its page (`buf+8`): the op loads,
+    # stores or transfers that word; without it, an offset is refused
+    word: bool = False
 
 
 @frozen

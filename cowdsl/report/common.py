@@ -9,7 +9,7 @@ import textwrap
 
 from cowdsl.scenario import variant_suffix
 from cowdsl.semantics import concepts
-from cowdsl.semantics.state import State
+from cowdsl.semantics.state import State, content_text
 from cowdsl.untrusted import escaped
 
 TITLE_MAX = 48  # a longer scenario title is printed once, under a short name (the file's)
@@ -86,12 +86,12 @@ def _mapping_rows(state: State) -> list[list[str]]:
                 where = f"{mm.name}.{vma.name}" + (f"[{i}]" if len(vma.ptes) > 1 else "")
                 if pte is not None and (pte.present or pte.devexcl):
                     p = state.pages[pte.page]
-                    rows.append([where, _pte_text(pte), f"#{pte.page}", str(p.data), str(p.refcount),
+                    rows.append([where, _pte_text(pte), f"#{pte.page}", content_text(p), str(p.refcount),
                                  str(p.mapcount), str(p.pincount), page_flags(state, pte.page)])
                 elif pte is not None:
                     cached = _swapcache_page(state, pte.slot)
                     flags = f"swapped out; in the swap cache as #{cached}" if cached is not None else "swapped out"
-                    rows.append([where, _pte_text(pte), "-", str(state.slots[pte.slot].data), "", "", "", flags])
+                    rows.append([where, _pte_text(pte), "-", content_text(state.slots[pte.slot]), "", "", "", flags])
                 else:
                     what = "not mapped (munmap of a part)" if vma.at(i) is None else "not faulted in"
                     rows.append([where, "none", "-", "", "", "", "", what])
@@ -117,17 +117,17 @@ def final_state(state: State | None) -> str:
         for h in state.handles:
             kind = ("FOLL_PIN" if h.pin else "FOLL_GET") + ("|FOLL_WRITE" if h.write else "") + (
                 "|FOLL_LONGTERM" if h.longterm else "")
-            hrows.append([h.name, kind, f"#{h.page}", str(state.pages[h.page].data), h.owner,
+            hrows.append([h.name, kind, f"#{h.page}", content_text(state.pages[h.page]), h.owner,
                           "held" if h.live else "released"])
         out.append("")
         out += _table(hrows)
     extra = []
     for p in state.pipes:
-        bufs = ", ".join(f"#{b} (value {state.pages[b].data})" for b in p.bufs) if p.bufs else "empty"
+        bufs = ", ".join(f"#{b} (value {content_text(state.pages[b])})" for b in p.bufs) if p.bufs else "empty"
         extra.append(f"  pipe {p.name}: {bufs}")
     for name, pages in state.files:
         extra.append(f"  file {name} page cache: " + ", ".join(
-            f"{name}[{i}] #{pfn} (value {state.pages[pfn].data})" for i, pfn in enumerate(pages)))
+            f"{name}[{i}] #{pfn} (value {content_text(state.pages[pfn])})" for i, pfn in enumerate(pages)))
     procs = []
     for mm in state.mms:
         st = "killed by SIGSEGV" if mm.segv else ("alive" if mm.alive else "exited")

@@ -34,7 +34,7 @@ from cowdsl.report import explored, race
 from cowdsl.report.common import page_flags
 from cowdsl.report.junit import assertion_text
 from cowdsl.semantics import concepts
-from cowdsl.semantics.state import State
+from cowdsl.semantics.state import State, content_text
 from cowdsl.untrusted import escaped
 
 RENDERED = ("svg", "png", "pdf")
@@ -180,13 +180,13 @@ def state_dot(state: State | None, title: str = "final state") -> str:
             edges.append(f"  {q(f'page:{pfn}')} -> {q(f'slot:{p.swapcache}')} [style=dotted, label=\"swap cache\"];")
     for s in sorted(slots):
         if 0 <= s < len(state.slots):
-            slot_label = f"swap slot {s}\nvalue {state.slots[s].data}"
+            slot_label = f"swap slot {s}\nvalue {content_text(state.slots[s])}"
             out.append(f"  {q(f'slot:{s}')} [label={q(slot_label)}, shape=cylinder];")
     for pfn in sorted(used):
         p = state.pages[pfn]
         kind = _page_kind(p)
         flags = page_flags(state, pfn)
-        label = f"#{pfn}  value {p.data}\nref {p.refcount}  map {p.mapcount}  pin {p.pincount}" + (
+        label = f"#{pfn}  value {content_text(p)}\nref {p.refcount}  map {p.mapcount}  pin {p.pincount}" + (
             f"\n{flags}" if flags else "")
         attrs = [f"label={q(label)}", "style=\"filled\"" if kind != "freed" else "style=\"dashed\"",
                  f"fillcolor={q(_COLOURS[kind])}"]

@@ -25,6 +25,9 @@ from cowdsl.semantics.state import (
     Slot,
     State,
     Vma,
+    content,
+    stored,
+    word,
 )
 
 
@@ -218,6 +221,14 @@ class Machine:
         self.dirty.add("pages")
         self.pages[pfn] = evolve(self.pages[pfn], **changes)
 
+    def load(self, pfn: int, offset: int) -> int:
+        """A load of the 8-byte word at ``offset`` of page ``pfn``."""
+        return word(self.page(pfn), offset)
+
+    def store(self, pfn: int, offset: int, value: int) -> None:
+        """A store of ``value`` to the 8-byte word at ``offset`` of page ``pfn``."""
+        self.update_page(pfn, **stored(self.page(pfn), offset, value))
+
     def alloc_page(self, **fields: Any) -> int:
         self.writes.add(("alloc",))
         if fields.get("swapcache", -1) >= 0:
@@ -300,10 +311,11 @@ class Machine:
         self.reads.add(("slot", slot))
         return self.slots[slot]
 
-    def alloc_slot(self, data: int) -> int:
+    def alloc_slot(self, page: Page) -> int:
+        """A swap slot for ``page``, holding a copy of every word of it."""
         self.writes.add(("alloc-slot",))
         self.dirty.add("slots")
-        self.slots.append(Slot(data=data))
+        self.slots.append(Slot(**content(page)))  # type: ignore[arg-type]
         return len(self.slots) - 1
 
     def update_slot(self, slot: int, **changes: Any) -> None:

@@ -20,10 +20,15 @@ SMALL, THP, PTE_THP, HUGETLB = "small", "thp", "pte_thp", "hugetlb"
 
 ZERO_PFN = 0  # the shared zero page is always page 0
 
+# A page's content: ``data``, the 8-byte word at offset 0, and ``words``, the other
+# words that are not zero, as (byte offset, value) sorted by offset.  A scenario that
+# names no offset never makes ``words``, so it runs as with one value per page.
+Words = tuple[tuple[int, int], ...]
+
 
 @frozen(cache_hash=True)
 class Page:
-    data: int = 0
+    data: int = 0  # the word at offset 0; the others are in ``words``
     refcount: int = 0
     mapcount: int = 0
     pincount: int = 0  # exact FOLL_PIN count (the kernel keeps it for large folios)
@@ -43,10 +48,51 @@ class Page:
     # (counted in refcount), until that batch is drained onto the LRU; None: on the LRU,
     # or never an LRU page here (mm/swap.c; cowdsl.semantics.mm.swap).
     lru_batch: str | None = None
+    words: Words = ()  # the nonzero words past offset 0 (see Words)
 
     @property
     def compound(self) -> bool:
         return self.kind != SMALL
+
+
+def word(x: Page | Slot, offset: int) -> int:
+    """The 8-byte word at byte ``offset`` of a page's (or a swap slot's) content."""
+    if offset == 0:
+        return x.data
+    for off, value in x.words:
+        if off == offset:
+            return value
+    return 0
+
+
+def stored(x: Page | Slot, offset: int, value: int) -> dict[str, object]:
+    """The content fields (``data``, ``words``) of ``x`` with ``value`` stored at ``offset``."""
+    if offset == 0:
+        return {"data": value, "words": x.words}
+    rest = [w for w in x.words if w[0] != offset] + ([(offset, value)] if value else [])
+    return {"data": x.data, "words": tuple(sorted(rest))}
+
+
+def content(x: Page | Slot) -> dict[str, object]:
+    """Every word of ``x``: what a copy of the page (COW, swap, migration, collapse) takes."""
+    return {"data": x.data, "words": x.words}
+
+
+def same_content(a: Page | Slot, b: Page | Slot) -> bool:
+    """Equal in every word (what KSM's memcmp_pages asks)."""
+    return a.data == b.data and a.words == b.words
+
+
+def at(offset: int) -> str:
+    """`` at +8`` for a word past offset 0, for a trace line; nothing for word 0."""
+    return f" at +{offset}" if offset else ""
+
+
+def content_text(x: Page | Slot) -> str:
+    """``1``, or ``1 (+8: 2)`` when other words are not zero: the value reports show."""
+    if not x.words:
+        return str(x.data)
+    return f"{x.data} (" + ", ".join(f"+{off}: {v}" for off, v in x.words) + ")"
 
 
 @frozen(cache_hash=True)
@@ -162,7 +208,8 @@ class Mm:
 
 @frozen(cache_hash=True)
 class Handle:
-    """A GUP result held by a driver: a FOLL_PIN pin or a FOLL_GET reference."""
+    """A GUP result held by a driver: a FOLL_PIN pin or a FOLL_GET reference.  The device
+    reads and writes the 8-byte word at ``offset`` of the page (the address it was taken at)."""
 
     name: str
     pin: bool  # FOLL_PIN, else FOLL_GET
@@ -173,15 +220,18 @@ class Handle:
     live: bool = True
     refs: int = 1  # FOLL_GET references held (gup count=N)
     device: bool = False  # device-exclusive access (make_device_exclusive), not a GUP reference
+    offset: int = 0  # the byte offset in the page of the word its DMA moves
 
 
 @frozen(cache_hash=True)
 class Slot:
-    """A swap slot: the data written out and the swap count (swap PTEs referring to it)."""
+    """A swap slot: the data written out (every word of the page) and the swap count
+    (swap PTEs referring to it)."""
 
     data: int = 0
     count: int = 0
     free: bool = False
+    words: Words = ()  # the nonzero words past offset 0 (see Words)
 
 
 @frozen(cache_hash=True)

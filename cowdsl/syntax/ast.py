@@ -22,23 +22,26 @@ class Number:
 @frozen
 class Location:
     """``buf``, ``buf[1]``, ``A.buf``, ``A.buf[1]``, ``F[0]``, a range of pages ``buf[0..3]``,
-    or a bare name (a flag, pin, pipe)."""
+    a word in a page ``A.buf[1]+8``, or a bare name (a flag, pin, pipe)."""
 
     owner: Name | None  # the process in A.buf
     name: Name
     index: Number | None
     span: Span
     end: Number | None = None  # the last page of a range buf[index..end]
+    offset: Number | None = None  # buf+8: the byte offset of an 8-byte word in the page
 
     def text(self) -> str:
         s = (f"{self.owner.text}." if self.owner else "") + self.name.text
         if self.end is not None and self.index is not None:
-            return s + f"[{self.index.value}..{self.end.value}]"
-        return s + (f"[{self.index.value}]" if self.index else "")
+            s += f"[{self.index.value}..{self.end.value}]"
+        elif self.index:
+            s += f"[{self.index.value}]"
+        return s + (f"+{self.offset.value}" if self.offset is not None else "")
 
     @property
     def bare(self) -> bool:
-        return self.owner is None and self.index is None
+        return self.owner is None and self.index is None and self.offset is None
 
 
 @frozen

@@ -172,12 +172,15 @@ class ToAst(Transformer_NonRecursive):
     def page(self, meta, c):
         return _int_or_var(c[0])
 
+    def offset(self, meta, c):
+        return _int_or_var(c[0])
+
     def location(self, meta, c):
-        # a `$i` index is an ast.Var until cowdsl.check.sweep substitutes its number
-        first, second, idx, end = c
+        # a `$i` index or offset is an ast.Var until cowdsl.check.sweep substitutes its number
+        first, second, idx, end, offset = c
         if second is not None:
-            return ast.Location(_name(first), _name(second), idx, _span(meta), end)
-        return ast.Location(None, _name(first), idx, _span(meta), end)
+            return ast.Location(_name(first), _name(second), idx, _span(meta), end, offset)
+        return ast.Location(None, _name(first), idx, _span(meta), end, offset)
 
     def number(self, meta, c):
         return ast.Number(_int(c[0]), _span(meta))
@@ -334,6 +337,7 @@ def _expected(acc: set[str]) -> str | None:
     if "_NL" in acc:  # "the end of the file" is the end of the last line: say it once
         acc.discard("$END")
     acc.discard("WHEN")  # an expect line's optional `when` is not offered after every backend
+    acc.discard("PLUS")  # nor a location's optional word offset (`buf+8`) after every name
     if "NAME" in acc:
         acc.discard("ON")  # nor an assertion's optional scope (`assert on BACKEND: ...`) beside its terms
     if not acc:

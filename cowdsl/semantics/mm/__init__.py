@@ -25,3 +25,10 @@ def addr_of(step: Step) -> Addr:
     address as its parameter, and the checker requires it."""
     assert step.addr is not None, f"{step.op} takes an address"
     return step.addr
+
+
+def value_of(step: Step) -> int:
+    """The value the step stores: an op that runs this mechanism declares it as its
+    parameter, and the checker requires it."""
+    assert step.value is not None, f"{step.op} takes a value"
+    return step.value

@@ -61,7 +61,7 @@ class DeviceExclusive(KernelBase):
             return self.devexcl_done(m, step, Outcome(False, error="EBUSY"))
         name = step.bind or f"{step.op}@{step.number}"
         assert step.task is not None  # a process asks for device-exclusive access
-        m.add_handle(Handle(name, False, pfn, True, False, step.task, device=True))
+        m.add_handle(Handle(name, False, pfn, True, False, step.task, device=True, offset=a.offset))
         m.say(f"make_device_exclusive: the device has exclusive access to #{pfn}")
         return self.devexcl_done(m, step, Outcome(True))
 

@@ -10,7 +10,7 @@ from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
 from cowdsl.semantics.mm import addr_of
 from cowdsl.semantics.mm.gup import Foll
-from cowdsl.semantics.state import Outcome
+from cowdsl.semantics.state import Outcome, content, content_text
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -41,14 +41,15 @@ class DirectIo(KernelBase):
         (pfn,) = frame
         assert step.file is not None  # the checker requires file=
         fpfn = m.file_page(step.file, 0)
+        # one page-sized transfer: every word of the page moves
         if step.op == "odirect_read":
-            value = m.page(fpfn).data
-            m.update_page(pfn, data=value)
-            m.say(f"DMA: the device writes {value} (from {step.file}) into #{pfn}")
+            src = m.page(fpfn)
+            m.update_page(pfn, **content(src))
+            m.say(f"DMA: the device writes {content_text(src)} (from {step.file}) into #{pfn}")
         else:
-            value = m.page(pfn).data
-            m.update_page(fpfn, data=value)
-            m.say(f"DMA: the device reads {value} from #{pfn} into {step.file}")
+            src = m.page(pfn)
+            m.update_page(fpfn, **content(src))
+            m.say(f"DMA: the device reads {content_text(src)} from #{pfn} into {step.file}")
         return Micro("complete", frame)
 
     @micro_step(ODIRECT, "complete")

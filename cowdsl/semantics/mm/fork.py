@@ -9,7 +9,7 @@ from attrs import evolve
 from cowdsl.ops.fork import FORK
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
-from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Mm, Outcome, Pte
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Mm, Outcome, Pte, content
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -161,7 +161,7 @@ class Fork(KernelBase):
             vma = m.mapped_vma(parent, vname)
             # copy_huge_pmd splits a pinned THP and copies at PTE level; hugetlb copies the huge page
             kind = HUGETLB if page.kind == HUGETLB else SMALL
-            m.update_page(prealloc, data=page.data, mapcount=1, kind=kind)
+            m.update_page(prealloc, **content(page), mapcount=1, kind=kind)
             self.lru_cache_add(m, prealloc)  # copy_present_page: on the forking task's CPU
             m.set_pte(child, vname, idx, Pte(page=prealloc, write=vma.write, dirty=True))
             m.count(parent, "cow_copies")

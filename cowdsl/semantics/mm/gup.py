@@ -9,8 +9,8 @@ from attrs import evolve, frozen
 from cowdsl.ops.gup import DMA_READ, DMA_WRITE, GUP_FAST, GUP_SLOW, PROC_MEM_WRITE, PUT, PVM, UNPIN
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step, whole_op
-from cowdsl.semantics.mm import addr_of
-from cowdsl.semantics.state import HUGETLB, Handle, Outcome
+from cowdsl.semantics.mm import addr_of, value_of
+from cowdsl.semantics.state import HUGETLB, Handle, Outcome, at
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -213,7 +213,8 @@ class Gup(KernelBase):
             m.say(f"{step.count} references on #{pfn}{self._counts(m, pfn)}")
         name = step.bind or f"{step.op}@{step.number}"
         assert step.task is not None  # pin and gup are done by a process
-        m.add_handle(Handle(name, flags.pin, pfn, flags.write, flags.longterm, step.task, refs=step.count))
+        m.add_handle(Handle(name, flags.pin, pfn, flags.write, flags.longterm, step.task, refs=step.count,
+                            offset=addr_of(step).offset))
         return Outcome(True)
 
     @staticmethod
@@ -262,8 +263,8 @@ class Gup(KernelBase):
         h = self._device(m, step)
         if h is None:
             return Outcome(False, error="EFAULT")
-        m.update_page(h.page, data=step.value)
-        m.say(f"DMA write {step.value} into #{h.page} through {h.name}")
+        m.store(h.page, h.offset, value_of(step))
+        m.say(f"DMA write {step.value} into #{h.page}{at(h.offset)} through {h.name}")
         return Outcome(True)
 
     @whole_op(DMA_READ)
@@ -271,8 +272,8 @@ class Gup(KernelBase):
         h = self._device(m, step)
         if h is None:
             return Outcome(False, error="EFAULT")
-        value = m.page(h.page).data
-        m.say(f"DMA read {value} from #{h.page} through {h.name}")
+        value = m.load(h.page, h.offset)
+        m.say(f"DMA read {value} from #{h.page}{at(h.offset)} through {h.name}")
         return Outcome(True, value)
 
     # --- remote access: pin_user_pages_remote, then copy, then unpin ---------------------
@@ -298,12 +299,13 @@ class Gup(KernelBase):
     @micro_step(PVM, "copy")
     def pvm__copy(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (pfn,) = frame
+        off = addr_of(step).offset
         if step.op == "process_vm_writev":
-            m.update_page(pfn, data=step.value)
-            m.say(f"process_vm_writev: {step.value} copied into #{pfn}")
+            m.store(pfn, off, value_of(step))
+            m.say(f"process_vm_writev: {step.value} copied into #{pfn}{at(off)}")
             return Micro("unpin", (pfn, -1))
-        value = m.page(pfn).data
-        m.say(f"process_vm_readv: read {value} from #{pfn}")
+        value = m.load(pfn, off)
+        m.say(f"process_vm_readv: read {value} from #{pfn}{at(off)}")
         return Micro("unpin", (pfn, value))
 
     @micro_step(PVM, "unpin")
@@ -352,10 +354,11 @@ class Gup(KernelBase):
     @micro_step(PROC_MEM_WRITE, "write")
     def pmw__write(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (pfn,) = frame
-        m.update_page(pfn, data=step.value)
+        off = addr_of(step).offset
+        m.store(pfn, off, value_of(step))
         m.ungrab(pfn, pin=False)
         page = m.page(pfn)
-        where = f"page-cache page of {page.file}" if page.file else f"page #{pfn}"
+        where = (f"page-cache page of {page.file}" if page.file else f"page #{pfn}") + at(off)
         m.say(f"access_remote_vm: forced write of {step.value} into {where}")
         return self.pmw_unlock(m, step, Outcome(True))
 

@@ -44,6 +44,6 @@ class IoUring(KernelBase):
                   f"→ unpin_user_pages, -EOPNOTSUPP")
             return Outcome(False, error="EOPNOTSUPP")
         name = step.bind or f"{step.op}@{step.number}"
-        m.add_handle(Handle(name, True, pfn, True, True, step.task))
+        m.add_handle(Handle(name, True, pfn, True, True, step.task, offset=a.offset))
         m.say(f"io_sqe_buffer_register: {REGISTER_FOLL} on #{pfn} registered as {name}")
         return Outcome(True)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from cowdsl.ops.khugepaged import COLLAPSE_PROGRAM
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
-from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Pte
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Pte, content
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -158,13 +158,13 @@ class Khugepaged(KernelBase):
         pte = m.pte(mm, vname, idx)
         assert pte is not None and pte.present  # swapped in, and checked
         old = m.page(pte.page)
-        data = 0 if old.zero else old.data
+        data = {} if old.zero else content(old)  # __collapse_huge_page_copy: every word (the zero page's are 0)
         m.set_pte(mm, vname, idx, None)
         if not old.zero:
             m.page_remove_rmap(pte.page)  # __collapse_huge_page_copy: the old mapping and its reference go
             if m.page(pte.page).mapcount == 0:
                 self.try_to_free_swap(m, pte.page)  # free_page_and_swap_cache
-        new = m.alloc_page(data=data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=THP)
+        new = m.alloc_page(**data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=THP)
         m.set_pte(mm, vname, idx, Pte(page=new, write=vma.write, dirty=True))
         excl = ", exclusive" if self.TRACKS_ANON_EXCLUSIVE else ""
         m.say(f"collapse_huge_page: {mm}.{vname}[{idx}] copied into the new THP #{new}{excl}, mapped by a "

@@ -12,7 +12,7 @@ from cowdsl.ops.ksm import KSM_ADVICE, KSM_MADVISE, KSM_MERGE, KSM_MERGE_ZERO, P
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.mm import addr_of
-from cowdsl.semantics.state import HUGETLB, SMALL, ZERO_PFN, Outcome, Pte, Vma
+from cowdsl.semantics.state import HUGETLB, SMALL, ZERO_PFN, Outcome, Pte, Vma, same_content
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Addr, Step
@@ -177,7 +177,7 @@ class Ksm(KernelBase):
         if pa.page == pb.page:
             m.say(f"ksm: {a} and {b} already share #{pa.page}")
             return Outcome(False, error="same page")
-        if m.page(pa.page).data != m.page(pb.page).data:
+        if not same_content(m.page(pa.page), m.page(pb.page)):  # memcmp_pages: every byte
             m.say("ksm: the pages differ")
             return Outcome(False, error="pages differ")
         if not (self.write_protect_page(m, a.proc, a.mapping, a.index)
@@ -205,7 +205,8 @@ class Ksm(KernelBase):
         pte = self.ksmd_scans(m, a)
         if pte is None:
             return Outcome(False, error="not mergeable")
-        if m.page(pte.page).data != 0:
+        page = m.page(pte.page)
+        if page.data != 0 or page.words:  # zero_checksum: every word zero
             m.say(f"ksm: #{pte.page} at {a} is not zero-filled (its checksum is not zero_checksum)")
             return Outcome(False, error="pages differ")
         if not self.write_protect_page(m, a.proc, a.mapping, a.index):

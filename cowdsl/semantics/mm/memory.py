@@ -9,8 +9,20 @@ from attrs import evolve
 from cowdsl.ops.memory import READ, WRITE
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
-from cowdsl.semantics.mm import addr_of
-from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, THP_SIBLINGS, ZERO_PFN, Outcome, Pte, Vma
+from cowdsl.semantics.mm import addr_of, value_of
+from cowdsl.semantics.state import (
+    HUGETLB,
+    PTE_THP,
+    SMALL,
+    THP,
+    THP_SIBLINGS,
+    ZERO_PFN,
+    Outcome,
+    Pte,
+    Vma,
+    at,
+    content,
+)
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -92,7 +104,7 @@ class Memory(KernelBase):
         if write and not vma.shared:
             # do_cow_fault: the private copy of a page-cache page
             # (hugetlb_no_page copies a hugetlbfs page whole into a new anonymous huge page)
-            pfn = m.alloc_page(data=m.page(cache).data, refcount=1, mapcount=1,
+            pfn = m.alloc_page(**content(m.page(cache)), refcount=1, mapcount=1,
                                anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=m.page(cache).kind)
             self.anon_vma_prepare(m, mm, vname)
             self.lru_cache_add(m, pfn)  # alloc_set_pte (5.10) / set_pte_range (6.x) of a private copy
@@ -189,7 +201,7 @@ class Memory(KernelBase):
         kind = HUGETLB if src.kind == HUGETLB else SMALL
         if src.kind == THP and m.decided("thp_wp_copies_whole", self.thp_wp_copies_whole(), "do_huge_pmd_wp_page"):
             kind = THP
-        new = m.alloc_page(data=src.data, refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
+        new = m.alloc_page(**content(src), refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
         self.anon_vma_prepare(m, mm, vname)
         self.lru_cache_add(m, new)  # lru_cache_add_inactive_or_unevictable / folio_add_lru_vma
         writable = vma.write and not unshare
@@ -211,7 +223,7 @@ class Memory(KernelBase):
         slot = pte.slot
         pfn = m.swapcache_page(slot)
         if pfn is None:
-            pfn = m.alloc_page(data=m.slot(slot).data, refcount=1, swapcache=slot)
+            pfn = m.alloc_page(**content(m.slot(slot)), refcount=1, swapcache=slot)
             m.say(f"do_swap_page: slot {slot} read into the swap cache as page #{pfn}")
             # the readahead ends with lru_add_drain(): the new page is on the LRU, and so is
             # whatever else this CPU's batch held (swap_cluster_readahead, swap_vma_readahead)
@@ -332,8 +344,8 @@ class Memory(KernelBase):
                 return Outcome(False, error="SIGSEGV")
             pte = m.pte(a.proc, a.mapping, a.index)
             assert pte is not None  # the fault mapped the page
-        m.update_page(pte.page, data=step.value)
-        m.say(f"store {step.value} to page #{pte.page}")
+        m.store(pte.page, a.offset, value_of(step))
+        m.say(f"store {step.value} to page #{pte.page}{at(a.offset)}")
         return Outcome(True)
 
     @whole_op(READ)
@@ -346,8 +358,8 @@ class Memory(KernelBase):
                 return Outcome(False, error="SIGSEGV")
             pte = m.pte(a.proc, a.mapping, a.index)
             assert pte is not None  # the fault mapped the page
-        value = m.page(pte.page).data
-        m.say(f"load from page #{pte.page}: {value}")
+        value = m.load(pte.page, a.offset)
+        m.say(f"load from page #{pte.page}{at(a.offset)}: {value}")
         return Outcome(True, value)
 
     @staticmethod

@@ -9,7 +9,7 @@ from cowdsl.ops.migrate import MIGRATE_PROGRAM
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
 from cowdsl.semantics.mm import addr_of
-from cowdsl.semantics.state import Outcome, Pte
+from cowdsl.semantics.state import Outcome, Pte, content
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -82,7 +82,7 @@ class Migrate(KernelBase):
             return Micro("remap", (pfn, pfn))
         # the new page: our allocation reference, and the swap cache's, which moves over with its slot
         cached = page.swapcache >= 0
-        new = m.alloc_page(data=page.data, refcount=1 + cached, anon=True, kind=page.kind, ksm=page.ksm,
+        new = m.alloc_page(**content(page), refcount=1 + cached, anon=True, kind=page.kind, ksm=page.ksm,
                            swapcache=page.swapcache)
         if cached:
             m.update_page(pfn, swapcache=-1, refcount=page.refcount - 1)

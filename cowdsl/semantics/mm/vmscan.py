@@ -9,7 +9,7 @@ from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.mm import addr_of
 from cowdsl.semantics.mm.swap import holder
-from cowdsl.semantics.state import HUGETLB, PTE_THP, THP, Outcome, Pte
+from cowdsl.semantics.state import HUGETLB, PTE_THP, THP, Outcome, Pte, content
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -46,7 +46,7 @@ class Reclaim(KernelBase):
                 m.say(f"reclaim: THP #{pfn} has references beyond its mappings (refcount {page.refcount}): "
                       "can_split_huge_page fails → activate_locked, not reclaimed")
                 return Outcome(False, error="cannot split")
-            slot = m.alloc_slot(page.data)
+            slot = m.alloc_slot(page)
             m.update_page(pfn, swapcache=slot)
             m.get_page(pfn)
             m.say(f"add_to_swap: {'THP ' if page.compound else ''}#{pfn} enters the swap cache, slot {slot}"
@@ -61,7 +61,7 @@ class Reclaim(KernelBase):
         page = m.page(pfn)
         if page.mapcount == 0 and page.refcount == 1:
             slot = page.swapcache
-            m.update_slot(slot, data=page.data)
+            m.update_slot(slot, **content(page))
             m.delete_from_swap_cache(pfn)
             m.say(f"pageout: #{pfn} written to slot {slot} and freed")
             return Outcome(True)
@@ -110,6 +110,6 @@ class Reclaim(KernelBase):
         if m.swapcache_page(pte.slot) is not None:
             m.say(f"swapin: slot {pte.slot} is already in the swap cache")
             return Outcome(False, error="already in swap cache")
-        pfn = m.alloc_page(data=m.slot(pte.slot).data, refcount=1, swapcache=pte.slot)
+        pfn = m.alloc_page(**content(m.slot(pte.slot)), refcount=1, swapcache=pte.slot)
         m.say(f"swapin_readahead: slot {pte.slot} read into the swap cache as #{pfn}")
         return Outcome(True)

@@ -63,7 +63,7 @@ syn match cowNumber '\%(\.\)\@1<!\<\d\+\>'
 syn match cowNumber '\%(\.\)\@1<!\<0[xX]\x\+\>'
 " `$kind`, `$N`: the value of a param or a const.
 syn match cowParam '\$\h\w*'
-syn match cowOperator '==\|!=\|<=\|>=\|<\|>\|\~'
+syn match cowOperator '==\|!=\|<=\|>=\|<\|>\|\~\|+'
 
 " The actor of a step: `A:`, `mr:`, and the built-in `reclaim:`, `ksmd:`.
 syn match cowActor '^\s*\zs\h\w*\ze\s*:'
