@@ -11,6 +11,10 @@ Two kinds, kept apart:
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from attrs import frozen
 
 from cowdsl.kernel.eras import since
@@ -164,6 +168,7 @@ BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 VARIANTS: dict[str, Option] = {o.name: o for o in OPTIONS if o.kind == VARIANT}
 
 
-def of_era(era: str) -> dict[str, Option]:
-    """The options a spec may set on ``era``."""
-    return {o.name: o for o in OPTIONS if era in o.eras}
+@functools.cache
+def of_era(era: str) -> Mapping[str, Option]:
+    """The options a spec may set on ``era`` (read-only: one mapping per era, shared)."""
+    return MappingProxyType({o.name: o for o in OPTIONS if era in o.eras})

@@ -35,7 +35,7 @@ class KernelSpec:
     version: Version | None = None
     text: str = ""  # as written
 
-    @property
+    @functools.cached_property  # asked for on every step's rule decisions: worked out once per spec
     def name(self) -> str:
         """The canonical spec: the model and the options a spec may set on it
         that differ from its preset (``early-cow:wp_seq=off``).  Two specs with
