@@ -232,3 +232,27 @@ def test_native_pin_moves_its_word_across_fork():
         assert B.buf == 1 and B.buf+16 == 0
     """))
     assert [c.holds for c in r.checks] == [True, True], [(c.assertion.text, c.values) for c in r.checks]
+
+
+@pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+def test_native_held_pin_writes_its_word_after_the_target_forks():
+    """A short-term remote write pin (process_vm_writev held mid-copy) at +8, held across A's
+    fork while A stores to word 0: the copy writes the word at +8 of A's page (5.9+: fork
+    copied the pinned page for B)."""
+    from cowdsl.native import run_native
+    from cowdsl.native.heldpin import probe
+
+    if probe() is not None:
+        pytest.skip(probe() or "")
+    r = run_native(scenario("""
+        process A, W
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        W: pin(A.buf+8, write) as mr
+        A: fork() as B
+        A: write(buf, 3)
+        mr: dma_write(7)
+        assert A.buf+8 == 7 and A.buf == 3
+        assert B.buf+8 == 0 and B.buf == 1
+    """))
+    assert [c.holds for c in r.checks] == [True, True], [(c.assertion.text, c.values) for c in r.checks]
