@@ -89,6 +89,15 @@ def test_the_plus_of_an_offset_is_an_operator_to_the_lexer():
     assert not any(t == "Token.Error" for t, _ in toks)
 
 
+def test_cowdsl_ops_says_which_addresses_may_name_a_word(capsys):
+    from cowdsl.cli import main
+
+    assert main(["ops", "process_vm_writev"]) == 0
+    assert "    addr: A.buf or A.buf[i], or one 8-byte word of the page: A.buf+8\n" in capsys.readouterr().out
+    assert main(["ops", "swapout"]) == 0
+    assert "8-byte word" not in capsys.readouterr().out
+
+
 # --- the model's page content ----------------------------------------------------------------
 
 

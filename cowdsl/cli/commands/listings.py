@@ -43,6 +43,9 @@ def _op(op, program: bool = False) -> None:
            "ksmd": "  [done by ksmd]"}[op.actor]
     out(f"{op.signature()}{who}")
     out(f"    {op.doc}; kernel: {op.kernel}")
+    for p in op.params:
+        if p.word:
+            out(f"    {p.name}: {p.doc}, or one 8-byte word of the page: {p.doc.split(',')[0].split(' ')[0]}+8")
     for g in op.flags:
         out(f"    {'|'.join(g.choices)}: {g.doc}" + (f" (default {g.default})" if g.default else ""))
     for k in op.keywords:
