@@ -105,7 +105,7 @@ def test_threads_that_differ_or_are_named_are_not_symmetric(src):
 
 def _uncached(lean: Lean, k: tuple[int, ...]) -> tuple[int, ...]:
     """canon_order with every table canon keeps emptied first: worked out from the world alone."""
-    for table in (lean.places, lean.infos, lean.owns, lean.renamed, lean.rehomed, lean.canons):
+    for table in (lean.places, lean.infos, lean.owns, lean.renamed, lean.rehomed, lean.canons, lean.drainers):
         table.clear()
     return lean.canon_order(k)[0]
 

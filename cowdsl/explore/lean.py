@@ -31,7 +31,7 @@ class Lean:
 
     __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "settled", "drainer", "actors",
                  "actor_ids", "actor_no", "ends", "moves", "blocks", "finished", "symmetric", "groups", "past", "places", "infos", "owns",
-                 "renamed", "rehomed", "canons")
+                 "renamed", "rehomed", "canons", "drainers")
 
     def __init__(self, model: Model, symmetric: bool = False) -> None:
         self.model = model
@@ -47,6 +47,7 @@ class Lean:
         self.renamed: dict[tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], int] = {}
         self.rehomed: dict[tuple[int, int], int] = {}
         self.canons: dict[Key, Key] = {}  # a world -> its class's (most are reached from several)
+        self.drainers: dict[int, dict[str | None, int]] = {}  # block -> drainer_slots
         self.state_ids: dict[State, int] = {}
         self.threads: list[Thread] = []
         self.thread_ids: dict[Thread, int] = {}
@@ -216,46 +217,58 @@ class Lean:
         Symmetric threads trade identities: their positions, their bound names, and
         what is theirs by actor name, the lru_add batch of each one's CPU (the pages
         it holds and the drainer's progress).  A search meets few states many times
-        over: what is worked out of a state, of a thread and of a renaming is kept."""
+        over: what is worked out of a state, of a thread and of a renaming is kept;
+        a group already in order moves nothing."""
         slots = list(range(len(k) - 2))
         gs = self.groups_of(k[1])
         past = self.past_groups(k[1])
         if not gs and not past:
             return k, slots
-        threads, drainer = self.threads, self.drainer
-        results, handles, batches = self.state_info(k[0])
-        drainers = {threads[t].drain: j for j, t in enumerate(k[2:]) if drainer[t]}
+        threads, actor_of, places, owns, s = self.threads, self.actors, self.places, self.owns, k[0]
+        results, handles, batches = self.state_info(s)
+        drainers = self.drainer_slots(k)
         names: dict[str, str] = {}
         actors: dict[str, str] = {}  # whose CPU batch is whose now
-        starts = self.block_threads(k[1])
         moved: dict[int, int] = {}
+        starts: tuple[int, ...] = ()
         for idx, bound in gs:
             sigs = []
             for j, mine in zip(idx, bound):
                 t = k[j + 2]
-                place = self.places.get(t)
+                place = places.get(t)
                 if place is None:
                     th = threads[t]
                     # text in a frame might be a name: such a world is left as it is
-                    place = self.places[t] = "" if any(isinstance(x, str) for x in th.frame) \
+                    place = places[t] = "" if any(isinstance(x, str) for x in th.frame) \
                         else repr((th.at, th.label, th.frame))
                 if not place:
                     return k, slots
-                actor = self.actors[t]
+                own = owns.get((s, mine))
+                if own is None:
+                    own = self.owned(s, mine, results, handles)
+                actor = actor_of[t]
                 d = drainers.get(actor)
-                sigs.append((place, self.owned(k[0], mine, results, handles), batches.get(actor, 0),
-                             -1 if d is None else threads[k[d + 2]].at))
+                sigs.append((place, own, batches.get(actor, 0), -1 if d is None else threads[k[d + 2]].at))
+            if all(sigs[x] <= sigs[x + 1] for x in range(len(sigs) - 1)):
+                continue  # in order already: nothing moves
             order = sorted(range(len(idx)), key=sigs.__getitem__)
+            starts = starts or self.block_threads(k[1])
             for x, src in enumerate(order):
                 if src == x:
                     continue
                 moved[idx[x]] = idx[src]
-                actors[self.actors[k[idx[src] + 2]]] = self.actors[starts[idx[x]]]
+                actors[actor_of[k[idx[src] + 2]]] = actor_of[starts[idx[x]]]
                 names.update((a, b) for a, b in zip(bound[src], bound[x]) if a is not None and b is not None)
         for who, bound in past:  # threads of an earlier block: their bound names and batches are left to sort
-            psigs = [(self.owned(k[0], mine, results, handles), batches.get(a, 0),
-                      -1 if drainers.get(a) is None else threads[k[drainers[a] + 2]].at)
-                     for a, mine in zip(who, bound)]
+            psigs = []
+            for a, mine in zip(who, bound):
+                own = owns.get((s, mine))
+                if own is None:
+                    own = self.owned(s, mine, results, handles)
+                d = drainers.get(a)
+                psigs.append((own, batches.get(a, 0), -1 if d is None else threads[k[d + 2]].at))
+            if all(psigs[x] <= psigs[x + 1] for x in range(len(psigs) - 1)):
+                continue
             order = sorted(range(len(bound)), key=psigs.__getitem__)
             for x, src in enumerate(order):
                 if src != x:
@@ -264,6 +277,7 @@ class Lean:
         if not moved and not actors and all(a == b for a, b in names.items()):
             return k, slots
         out = list(k)
+        starts = starts or self.block_threads(k[1])
         for slot, src in moved.items():
             t, home = k[src + 2], starts[slot]
             there = self.rehomed.get((t, home))
@@ -278,12 +292,20 @@ class Lean:
                 th = threads[k[src + 2]]
                 out[slot + 2] = self.thread_id(Thread(drainer_name(now), th.steps, th.at, drain=now))
                 slots[slot] = src
-        key = (k[0], tuple(names.items()), tuple(actors.items()))
+        key = (s, tuple(names.items()), tuple(actors.items()))
         s2 = self.renamed.get(key)
         if s2 is None:
-            s2 = self.renamed[key] = self.state_id(symmetry.rename(self.states[k[0]], names, actors))
+            s2 = self.renamed[key] = self.state_id(symmetry.rename(self.states[s], names, actors))
         out[0] = s2
         return tuple(out), slots
+
+    def drainer_slots(self, k: Key) -> dict[str | None, int]:
+        """The slot of each CPU's drainer in k's block (a drainer keeps its CPU and its slot)."""
+        d = self.drainers.get(k[1])
+        if d is None:
+            threads = self.threads
+            d = self.drainers[k[1]] = {threads[t].drain: j for j, t in enumerate(k[2:]) if self.drainer[t]}
+        return d
 
     def state_info(self, s: int) -> tuple[dict[str, object], dict[str, str], dict[str | None, int]]:
         """Of state s, for canon_order: its results and handles by bound name (a
