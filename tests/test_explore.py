@@ -527,20 +527,31 @@ def test_progress_line_only_on_a_terminal_after_a_second(monkeypatch, capsys):
 # --- the micro-step memo ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["reduced"])  # the full search remembers them itself (test_explore_lean.py)
-def test_remembered_micro_steps_change_nothing(mode):
+def test_remembered_micro_steps_change_nothing():
+    """Model.step's memo, which the searches over attrs worlds use (shortest; the
+    full and reduced searches remember micro-steps in lean.Lean)."""
     def search_with(memo: bool):
         model = Model(load_text(PINNERS_AND_FORK, "t.cow"), registry.get("early-cow:wp_seq=off"))
         if not memo:
             model.memo = None
-        ex = getattr(search, mode)(model, search.Bounds())
-        return model, ex
+        path = search.shortest(model, lambda w: True, search.Bounds())  # to the nearest final world
+        return model, path
 
     with_memo, a = search_with(True)
     without, b = search_with(False)
-    assert len(with_memo.memo) < a.transitions / 3  # most micro-steps were looked up
-    assert (a.states, a.transitions, a.executions) == (b.states, b.transitions, b.executions)
-    assert {w.state for w in a.finals} == {w.state for w in b.finals}
+    assert 0 < len(with_memo.memo) < with_memo.lookups / 3  # most micro-steps were looked up
+    assert a == b and a
+
+
+def test_the_reduced_search_runs_each_micro_step_once():
+    """It keeps each (state, thread)'s micro-step with its footprints, keyed by ints (lean.Lean)."""
+    model = Model(load_text(PINNERS_AND_FORK, "t.cow"), registry.get("early-cow:wp_seq=off"))
+    runs = []
+    real = model.run_micro
+    model.run_micro = lambda w, i: runs.append((w.state, w.threads[i])) or real(w, i)  # type: ignore[method-assign]
+    ex = search.reduced(model, search.Bounds())
+    assert len(runs) == len(set(runs)) and ex.transitions > 2 * len(runs)
+    assert not model.memo  # the attrs memo is not used
 
 
 def test_the_memo_is_dropped_where_worlds_share_no_state(monkeypatch):
@@ -570,8 +581,8 @@ def test_the_memo_stays_bounded(monkeypatch):
         sizes.append(len(m.memo) if m.memo is not None else 0)
 
     m.remember = spy
-    ex = search.reduced(m, search.Bounds())
-    assert sizes and max(sizes) <= 50 and ex.partial is None
+    assert search.shortest(m, lambda w: False, search.Bounds()) is None  # every world looked at
+    assert sizes and max(sizes) <= 50
 
 
 # --- the reduced search's exact figures ---------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Worlds as tuples of small ints, for the full search.
+"""Worlds as tuples of small ints, for the full and the reduced search.
 
 A world is ``(state, block, thread, thread, ...)``: each distinct kernel state
 and each distinct thread position (actor, op, micro-step, frame) is interned
@@ -7,6 +7,9 @@ a short tuple of ints, where an attrs World hashes and compares trees of
 objects.  The micro-steps are remembered by ``(state, thread)`` ints (a
 micro-step depends on nothing else: ``Model.step``), with no cap: there are at
 most as many as the search makes micro-steps, which its state bound bounds.
+
+The reduced search also keeps each micro-step's Transition (``footprints``):
+what it read and wrote, which DPOR races.
 
 The rest of cowdsl sees attrs Worlds: ``world`` turns a key back into one, and
 ``key`` a World into its key."""
@@ -19,7 +22,7 @@ from collections.abc import Collection, Iterator
 from attrs import evolve
 
 from cowdsl.explore import symmetry
-from cowdsl.explore.model import Model, Thread, World, drainer_name
+from cowdsl.explore.model import Footprint, Model, Thread, Transition, World, drainer_name
 from cowdsl.semantics.state import State
 
 Key = tuple[int, ...]  # (state, block, thread, ...), each an index into Lean's tables
@@ -31,10 +34,16 @@ class Lean:
 
     __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "settled", "drainer", "actors",
                  "actor_ids", "actor_no", "ends", "moves", "blocks", "finished", "symmetric", "groups", "past", "places", "infos", "owns",
-                 "renamed", "rehomed", "canons", "drainers")
+                 "renamed", "rehomed", "canons", "drainers", "footprints", "transitions", "shared", "locks")
 
-    def __init__(self, model: Model, symmetric: bool = False) -> None:
+    def __init__(self, model: Model, symmetric: bool = False, *, footprints: bool = False) -> None:
+        """``footprints``: also keep each micro-step's Transition, what it read and
+        wrote (the reduced search races them): ``transition``, ``lock_footprint``."""
         self.model = model
+        self.footprints = footprints
+        self.transitions: dict[int, Transition] = {}  # state << SHIFT | thread -> its micro-step's, when kept
+        self.shared: dict[Footprint, Footprint] = {}  # one instance of each footprint
+        self.locks: dict[int, Footprint] = {}  # state << SHIFT | thread -> what it waits on (lock_footprint)
         self.groups: dict[int, list[symmetry.Group]] = {}  # block -> its groups of symmetric threads
         self.past: dict[int, list[tuple[tuple[str, ...], tuple[tuple[str | None, ...], ...]]]] = {}  # see past_groups
         self.states: list[State] = []
@@ -119,17 +128,46 @@ class Lean:
         hit = self.moves.get(code)
         if hit is None:
             model, st, thread = self.model, self.states[s], self.threads[t]
+            tr = None
             if model.blocked(World(st, k[1], (thread,)), 0, False) is not None:
                 hit = ()
             elif model.backend.debug_invariants:  # Model.step checks the invariants, with every thread in flight
-                w2, _ = model.step(self.world(k), j - 2, False, remember=False)
+                w2, tr = model.step(self.world(k), j - 2, False, remember=False)
                 after = w2.threads[j - 2] if w2.block == k[1] else _finished(thread)
                 hit = (self.state_id(w2.state), self.thread_id(after))
+            elif self.footprints:  # the micro-step and what it read and wrote
+                st, after, tr = model.run_micro(self.world(k), j - 2)
+                hit = (self.state_id(st), self.thread_id(after))
             else:  # the micro-step alone: it reads the state and its own thread, nothing else
                 st, after = model.micro(World(st, k[1], (thread,)), 0)
                 hit = (self.state_id(st), self.thread_id(after))
             self.moves[code] = hit
+            if tr is not None and self.footprints:
+                share = self.shared.setdefault
+                self.transitions[code] = evolve(tr, reads=share(tr.reads, tr.reads),
+                                                writes=share(tr.writes, tr.writes), marks=share(tr.marks, tr.marks))
         return hit
+
+    def transition(self, k: Key, i: int) -> tuple[Key, Transition]:
+        """Thread i's next micro-step: the world after it and its Transition (footprints kept)."""
+        k2 = self.step(k, i)
+        tr = self.transitions[k[0] << SHIFT | k[i + 2]]
+        if tr.tid != (k[1], i):  # a drainer's thread is the same in blocks of as many steps
+            tr = evolve(tr, tid=(k[1], i))
+        return k2, tr
+
+    def unfinished(self, k: Key) -> list[int]:
+        done = self.done
+        return [i for i in range(len(k) - 2) if not done[k[i + 2]]]
+
+    def lock_footprint(self, k: Key, i: int) -> Footprint:
+        """What thread i, blocked, waits on (Model.lock_footprint)."""
+        code = k[0] << SHIFT | k[i + 2]
+        fp = self.locks.get(code)
+        if fp is None:
+            fp = self.locks[code] = self.model.lock_footprint(World(self.states[k[0]], k[1], (self.threads[k[i + 2]],)),
+                                                              0)
+        return fp
 
     def enabled(self, k: Key) -> list[int]:
         """The thread indices that can take a micro-step (Model.enabled)."""

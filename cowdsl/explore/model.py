@@ -259,6 +259,11 @@ class Model:
         st, t2, _ = self._micro(w, i, False, footprints=False)
         return st, t2
 
+    def run_micro(self, w: World, i: int) -> StepResult:
+        """Thread i's next micro-step, run (not remembered, no events, no invariants
+        checked), with what it read and wrote: what lean.Lean keeps for the reduced search."""
+        return self._micro(w, i, False)
+
     def _micro(self, w: World, i: int, trace: bool, footprints: bool = True) -> StepResult:
         t = w.threads[i]
         if t.drain is not None:

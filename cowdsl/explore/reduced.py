@@ -11,8 +11,9 @@ import time
 
 from attrs import define, field, frozen
 
-from cowdsl.explore.exploration import Bounds, Exploration, Goal, no_gc, terminal
-from cowdsl.explore.model import Footprint, Loc, Model, Tid, Transition, World
+from cowdsl.explore.exploration import Bounds, Exploration, Goal, no_gc
+from cowdsl.explore.lean import Key, Lean
+from cowdsl.explore.model import Footprint, Loc, Model, Tid, Transition
 
 Clock = dict[Tid, int]  # vector clock: tid -> 1 + trace index of its latest move that happens before
 
@@ -40,9 +41,9 @@ Gathered = dict[Tid, list[set[Loc]]]  # per thread, [reads, writes, marks] of a 
 class _Level:
     """A world on the current path, with what is to be and has been explored from it."""
 
-    world: World
+    world: Key
     enabled: list[int]
-    nexts: dict[int, tuple[World, Transition]]  # thread index -> its move, for enabled threads
+    nexts: dict[int, tuple[Key, Transition]]  # thread index -> its move, for enabled threads
     backtrack: set[int] = field(factory=set)
     done: set[int] = field(factory=set)
     sleep: Sleep = field(factory=dict)
@@ -84,25 +85,28 @@ def reduced(model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bo
 
 class ReducedSearch:
     """One run of the reduced search: the current path (trace, clocks, levels),
-    the summaries of explored worlds, and the Exploration being filled in."""
+    the summaries of explored worlds, and the Exploration being filled in.
+    Worlds are interned (lean.Lean, with each micro-step's footprints kept):
+    tuples of ints as keys of the visited set and the summaries."""
 
-    __slots__ = ("model", "bounds", "goal", "cache", "ex", "seen_final", "visited", "trace", "clocks", "levels",
+    __slots__ = ("model", "lean", "bounds", "goal", "cache", "ex", "seen_final", "visited", "trace", "clocks", "levels",
                  "last_at", "block_starts", "summaries", "shared_sets", "shared_moves")
 
     def __init__(self, model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True) -> None:
         self.model = model
+        self.lean = Lean(model, footprints=True)
         self.bounds = bounds
         self.goal = goal
         self.cache = cache
         self.ex = Exploration("reduced", drains=bool(model.cpus))
-        self.seen_final: set[World] = set()
-        self.visited: set[World] = set()
+        self.seen_final: set[Key] = set()
+        self.visited: set[Key] = set()
         self.trace: list[Transition] = []  # the moves taken to the current world
         self.clocks: list[Clock] = []  # the vector clock of each trace entry
         self.levels: list[_Level] = []  # levels[k] is where trace[k] was taken
         self.last_at: dict[Tid, list[int]] = {}  # tid -> the trace indices of its moves
         self.block_starts = [0]  # trace index where the current par block began; races only happen within a block
-        self.summaries: dict[World, tuple[frozenset[Tid], Summary]] = {}  # world -> (sleep at entry, summary)
+        self.summaries: dict[Key, tuple[frozenset[Tid], Summary]] = {}  # world -> (sleep at entry, summary)
         # one instance of each footprint and summary entry: most subtrees repeat them
         self.shared_sets: dict[Footprint, Footprint] = {}
         self.shared_moves: dict[_Moves, _Moves] = {}
@@ -114,7 +118,7 @@ class ReducedSearch:
         sys.setrecursionlimit(max(limit, 20_000))
         try:
             with no_gc():
-                self.explore(self.model.init(), {})
+                self.explore(self.lean.init(), {})
         finally:
             sys.setrecursionlimit(limit)
         ex.states = len(self.visited)  # ex.visited stays empty: DPOR does not see every world; invariants need the full search
@@ -200,10 +204,19 @@ class ReducedSearch:
 
     # --- the depth-first walk ------------------------------------------------------
 
-    def explore(self, w: World, sleep: Sleep) -> Summary:
+    def terminal(self, k: Key) -> None:
+        """Record a world where no thread can move: a final one, or a deadlock."""
+        if k not in self.seen_final:
+            self.seen_final.add(k)
+            w = self.lean.world(k)
+            self.ex.finals.append(w)
+            if not self.lean.is_final(k):
+                self.ex.deadlocks.append(w)
+
+    def explore(self, w: Key, sleep: Sleep) -> Summary:
         """Explore from w; returns the summary of its subtree (this block's)."""
         trace = self.trace
-        if trace and trace[-1].tid[0] != w.block:
+        if trace and trace[-1].tid[0] != w[1]:
             self.block_starts.append(len(trace))
             try:
                 self.explore_block(w, {})  # a new block: every thread before it has finished
@@ -212,13 +225,14 @@ class ReducedSearch:
             return {}
         return self.explore_block(w, sleep)
 
-    def explore_block(self, w: World, sleep: Sleep) -> Summary:
+    def explore_block(self, w: Key, sleep: Sleep) -> Summary:
         """Explore from w within the current block, or race its cached summary."""
-        model, ex, bounds, cache = self.model, self.ex, self.bounds, self.cache
+        lean, ex, bounds, cache = self.lean, self.ex, self.bounds, self.cache
+        block = w[1]
         start = self.block_starts[-1]
         hit = self.summaries.get(w) if cache else None
         if hit is not None and hit[0] <= sleep.keys():
-            self.race_summary(hit[1], start, w.block)
+            self.race_summary(hit[1], start, block)
             return hit[1]
         self.visited.add(w)
         if (why := bounds.hit(len(self.visited))) is not None:
@@ -226,33 +240,33 @@ class ReducedSearch:
             return {}
         if bounds.progress and len(self.visited) % 1000 == 0:
             bounds.progress(len(self.visited), ex.executions or 0)
-        en = model.enabled(w)
+        en = lean.enabled(w)
         nexts = {}
         for i in en:
-            nexts[i] = model.step(w, i, False)
+            nexts[i] = lean.transition(w, i)
             ex.transitions += 1
         acc: Gathered = {}
-        for p in model.unfinished(w):
+        for p in lean.unfinished(w):
             if p not in nexts:  # blocked: its next move takes the lock it waits on
-                probe = _Moves((w.block, p), model.lock_footprint(w, p), frozenset(), frozenset())
+                probe = _Moves((block, p), lean.lock_footprint(w, p), frozenset(), frozenset())
                 self.race(probe, start)
                 _note(acc, probe)
         if not en:
-            terminal(model, w, ex, self.seen_final)
-            if self.goal is not None and not self.goal.every_state and self.goal.decided(w, True):
+            self.terminal(w)
+            if self.goal is not None and not self.goal.every_state and self.goal.decided(lean.world(w), True):
                 ex.stopped = True
             ex.executions = (ex.executions or 0) + 1  # the executions DPOR took (it does not count the others)
-        awake = [i for i in en if (w.block, i) not in sleep]
+        awake = [i for i in en if (block, i) not in sleep]
         if awake:  # take each move scheduled here in turn, until none is left that is not asleep
             trace, clocks, last_at, levels = self.trace, self.clocks, self.last_at, self.levels
             # A drainer (other activity on a CPU) may never move in an execution: its block
             # ends without it, so no race would bring its move forward.  It is tried at once
             # wherever it can move (the next block's drainer stands for it after the block).
-            first = {awake[0]} | {i for i in awake if w.threads[i].drain is not None}
+            first = {awake[0]} | {i for i in awake if lean.drainer[w[i + 2]]}
             level = _Level(w, en, nexts, backtrack=first, sleep=dict(sleep))
             levels.append(level)
             while not ex.halted:
-                todo = sorted(level.backtrack - level.done - {i for (b, i) in level.sleep if b == w.block})
+                todo = sorted(level.backtrack - level.done - {i for (b, i) in level.sleep if b == block})
                 if not todo:
                     break
                 p = todo[0]
