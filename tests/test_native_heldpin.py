@@ -104,6 +104,26 @@ def test_a_write_pin_writes_only_when_released_with_a_value_and_drop_writes_noth
     h.close()
 
 
+def test_a_write_pin_with_two_device_writes_is_pinned_again_between_them(target):
+    """Two remote iovecs of the same 8 bytes: after the first copy the kernel unpins and pins the
+    page again at once for the second, whose copy waits on our second page."""
+    from cowdsl.native import heldpin
+
+    h = heldpin.HeldPin(target, ADDR, write=True, copies=2)
+    h.start(10)
+    h.release(5)
+    assert h.waiting and value(target) == 5  # the first write landed; the second copy waits (pinned)
+    h.release(7)
+    assert not h.waiting and value(target) == 7 and h.result == 16
+    h.close()
+    h = heldpin.HeldPin(target, ADDR, write=True, copies=2)
+    h.start(10)
+    h.release(3)
+    h.drop()  # the second copy gets -EFAULT: the syscall returns what it copied
+    assert value(target) == 3 and h.result == 8
+    h.close()
+
+
 def test_a_pin_of_an_unmapped_address_fails_with_efault_and_holds_nothing(target):
     from cowdsl.native import heldpin
 
@@ -176,6 +196,8 @@ def test_a_device_write_must_be_a_held_write_pin_s_last_use():
     assert why(PIN_FORK.format(pin="A: pin(buf, write) as mr", rest="mr: dma_write(9)")) is None  # the last step
     got = why(PIN_FORK.format(pin="A: pin(buf, write) as mr", rest="mr: dma_write(9)\nA: write(buf, 3)")) or ""
     assert "`unpin(mr)` must come next" in got
+    two = "mr: dma_write(9)\nA: write(buf, 3)\nmr: dma_write(4)\nA: unpin(mr)"  # pinned again in between
+    assert why(PIN_FORK.format(pin="A: pin(buf, write) as mr", rest=two)) is None
 
 
 def test_a_held_pin_in_a_par_block_is_refused():

@@ -76,33 +76,40 @@ def probe() -> str | None:
 
 
 class HeldPin:
-    """One process_vm_readv/writev of 8 bytes at ``remote`` in process ``pid``, waiting mid-copy."""
+    """A process_vm_readv/writev of 8 bytes at ``remote`` in process ``pid``, waiting mid-copy.
 
-    def __init__(self, pid: int, remote: int, write: bool):
-        self.pid, self.remote, self.write = pid, remote, write
+    A write pin the device writes through ``copies`` times is one syscall with that many remote
+    iovecs, each the same 8 bytes, and as many local ones, each at the start of a page of ours:
+    process_vm_rw_core() pins, copies and unpins one remote iovec after the other, so when a
+    device write lets one copy run, the kernel unpins and at once pins the same page again for
+    the next iovec, whose copy waits on our next page (``release`` returns once it does)."""
+
+    def __init__(self, pid: int, remote: int, write: bool, copies: int = 1):
+        self.pid, self.remote, self.write, self.copies = pid, remote, write, max(1, copies)
         self.result: int | OSError | None = None
         self.uffd = userfaultfd()
-        self.page = 0
+        self.page = 0  # our first page; the k-th copy waits on page k
+        self.next = 0  # the page the copy waits on now
+        self.length = self.copies * L.PAGE
         self.thread = threading.Thread(target=self._copy, name="cowdsl-heldpin", daemon=True)
         try:
-            self.page = L.mmap(0, L.PAGE, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
-            reg = struct.pack("<QQQQ", self.page, L.PAGE, UFFDIO_REGISTER_MODE_MISSING, 0)
+            self.page = L.mmap(0, self.length, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
+            reg = struct.pack("<QQQQ", self.page, self.length, UFFDIO_REGISTER_MODE_MISSING, 0)
             _ioctl(self.uffd, UFFDIO_REGISTER, ctypes.create_string_buffer(reg, 32))
         except OSError:
             self.close()
             raise
 
     def _copy(self) -> None:
-        local = L.iovec(self.page, 8)
-        rem = L.iovec(self.remote, 8)
+        local = (L.iovec * self.copies)(*[L.iovec(self.page + k * L.PAGE, 8) for k in range(self.copies)])
+        rem = (L.iovec * self.copies)(*[L.iovec(self.remote, 8) for _ in range(self.copies)])
         call = L.libc().process_vm_writev if self.write else L.libc().process_vm_readv
-        n = call(self.pid, ctypes.byref(local), 1, ctypes.byref(rem), 1, 0)
+        n = call(self.pid, local, self.copies, rem, self.copies, 0)
         self.result = OSError(ctypes.get_errno(), "process_vm_" + ("writev" if self.write else "readv")) if n < 0 else n
 
-    def start(self, timeout: float) -> None:
-        """Start the copy; return once it waits on our page (the pin is held), or raise the
-        syscall's error (it failed before copying: no pin) or TimeoutError."""
-        self.thread.start()
+    def _waits_on(self, k: int, timeout: float) -> None:
+        """Return once the copy waits on our page ``k`` (the pin is held), or raise the syscall's
+        error (it failed before copying: no pin) or TimeoutError."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.uffd], [], [], 0.01)
@@ -110,7 +117,8 @@ class HeldPin:
                 msg = os.read(self.uffd, UFFD_MSG_SIZE)
                 event, = struct.unpack_from("<B", msg, 0)
                 address, = struct.unpack_from("<Q", msg, 16)
-                if event == UFFD_EVENT_PAGEFAULT and address & ~(L.PAGE - 1) == self.page:
+                if event == UFFD_EVENT_PAGEFAULT and address & ~(L.PAGE - 1) == self.page + k * L.PAGE:
+                    self.next = k
                     return
                 continue
             if not self.thread.is_alive():
@@ -119,24 +127,40 @@ class HeldPin:
                 raise OSError(0, f"the copy ended without waiting: {self.result} bytes")
         raise TimeoutError("the copy neither waited on our page nor returned")
 
+    def start(self, timeout: float) -> None:
+        """Start the copy; return once it waits on our first page (the pin is held)."""
+        self.thread.start()
+        self._waits_on(0, timeout)
+
+    @property
+    def waiting(self) -> bool:
+        return self.thread.is_alive()
+
     def release(self, value: int = 0, timeout: float = 10.0) -> int:
-        """Let the copy run: a write copies ``value`` into the pinned page; a read copies the
-        pinned page's bytes out, returned.  Then the kernel unpins."""
+        """Let the waiting copy run: a write copies ``value`` into the pinned page; a read copies the
+        pinned page's bytes out, returned.  Then the kernel unpins; with copies left, it pins again
+        and this returns once the next copy waits (``waiting``), else once the syscall returned."""
+        k = self.next
         src = L.mmap(0, L.PAGE, L.PROT_READ | L.PROT_WRITE, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
         try:
             ctypes.c_uint64.from_address(src).value = value
-            arg = struct.pack("<QQQQq", self.page, src, L.PAGE, 0, 0)
+            arg = struct.pack("<QQQQq", self.page + k * L.PAGE, src, L.PAGE, 0, 0)
             _ioctl(self.uffd, UFFDIO_COPY, ctypes.create_string_buffer(arg, 40))
         finally:
             L.munmap(src, L.PAGE)
-        self._join(timeout)
-        return ctypes.c_uint64.from_address(self.page).value
+        if k + 1 < self.copies:
+            self._waits_on(k + 1, timeout)
+        else:
+            self._join(timeout)
+        return ctypes.c_uint64.from_address(self.page + k * L.PAGE).value
 
     def drop(self, timeout: float = 10.0) -> None:
-        """End the copy with nothing copied: our page becomes PROT_NONE, the waiter retries its
-        fault and gets -EFAULT; process_vm_rw_single_vec() unpins anyway."""
-        L.mprotect(self.page, L.PAGE, L.PROT_NONE)
-        _ioctl(self.uffd, UFFDIO_WAKE, ctypes.create_string_buffer(struct.pack("<QQ", self.page, L.PAGE), 16))
+        """End the copy with nothing more copied: our pages left become PROT_NONE, the waiter
+        retries its fault and gets -EFAULT; process_vm_rw_single_vec() unpins anyway."""
+        rest = self.page + self.next * L.PAGE
+        size = self.length - self.next * L.PAGE
+        L.mprotect(rest, size, L.PROT_NONE)
+        _ioctl(self.uffd, UFFDIO_WAKE, ctypes.create_string_buffer(struct.pack("<QQ", rest, size), 16))
         self._join(timeout)
 
     def _join(self, timeout: float) -> None:
@@ -153,7 +177,7 @@ class HeldPin:
             except (OSError, TimeoutError):
                 pass
         if self.page:
-            L.munmap(self.page, L.PAGE)
+            L.munmap(self.page, self.length)
             self.page = 0
         if self.uffd >= 0:
             os.close(self.uffd)

@@ -177,9 +177,9 @@ def par_problem(sc: S.Scenario) -> tuple[int, str] | None:
 def held_problem(sc: S.Scenario) -> tuple[int, str] | None:
     """A short-term pin is a process_vm_*v waiting mid-copy (``heldpin.py``): a read pin's copy
     only reads the pinned page, and a write pin's copy writes into it once, when it is let run,
-    and then the syscall returns and the kernel unpins.  So a write pin's one device write is its
-    last use: its unpin comes next, or nothing does.  (A device write through a R/O pin is the
-    checker's error already.)"""
+    and then the kernel unpins (and pins again for the next device write's iovec).  So a write
+    pin's last device write is its last use: its unpin comes next, or nothing does.  (A device
+    write through a R/O pin is the checker's error already.)"""
     steps = list(sc.steps)
     held = {st.bind: st for st in steps if st.op == "pin" and st.bind and "longterm" not in st.flags}
     for i, st in enumerate(steps):
@@ -191,6 +191,8 @@ def held_problem(sc: S.Scenario) -> tuple[int, str] | None:
         if st.op != "dma_write":
             continue
         rest = steps[i + 1:]
+        if any(s.op == "dma_write" and s.handle == st.handle for s in rest):
+            continue  # the kernel pins again for the next iovec (heldpin.HeldPin)
         if rest and not (rest[0].op == "unpin" and rest[0].handle == st.handle):
             return st.number, UNSUPPORTED_HELD_DMA.format(
                 text=st.text or st.op, why="its device write ends it (process_vm_writev returns and the kernel "

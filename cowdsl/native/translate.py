@@ -85,6 +85,7 @@ class Pin:
     held: bool = False  # a short-term pin held by a waiting process_vm_*v (heldpin.py), not io_uring's
     write: bool = True
     ended: str | None = None  # a held pin: the device access that let its copy run and so ended it
+    target: str | None = None  # a held pin: the process whose page it pins
     offset: int = 0  # the byte offset in the page of the word the device reads and writes (`pin(buf+8, ...)`)
 
 
@@ -511,11 +512,12 @@ def _held(t: Translator, st: S.Step) -> Reply:
     name = st.bind or f"pin@{st.number}"
     addr = t.address(st.addr)
     write = "write" in st.flags
+    writes = sum(1 for s in t.ctl.sc.steps if s.op == "dma_write" and s.handle == name)
     out, events = t.simple(st, {"op": "held_pin", "name": name, "pid": target.pid, "addr": addr, "write": write,
-                                "timeout": t.ctl.timeout()})
+                                "copies": writes if write else 1, "timeout": t.ctl.timeout()})
     if out.ok:
         events.append(_remember(t, Pin(name, owner.name, addr, None, held=True, write=write,
-                                       offset=st.addr.offset), target, "while the copy waits"))
+                                       offset=st.addr.offset, target=target.name), target, "while the copy waits"))
     return out, events + _pinned_page(t, st, target)
 
 
@@ -577,9 +579,24 @@ def _device(t: Translator, st: S.Step, op: str, **extra: Any) -> Reply:
         return _held_read(t, st, held)
     reply, events = t.cmd(owner, st, {"op": op, "name": held.name, "path": t.ctl.path("dma"), **extra})
     out = t.outcome(reply, owner, "value")
-    if held.held:  # a held write pin's device write: the copy ran, the syscall returned, the kernel unpinned
+    if held.held and reply is not None and reply.get("again"):
+        events.append(_repinned(t, st, held))
+    elif held.held:  # a held write pin's last device write: the copy ran, the syscall returned, the kernel unpinned
         held.live, held.ended = False, f"step {st.number}"
     return out, events
+
+
+def _repinned(t: Translator, st: S.Step, pin: Pin) -> Event:
+    """After a device write that is not a held pin's last, the kernel pinned the page again for
+    the next iovec: it must be the same page (nothing ran in between), or the run is not the scenario."""
+    target = t.ctl.procs.get(pin.target or "")
+    e = pagemap.entry(target.pid, pin.addr, with_page=False) if target is not None and target.alive else None
+    pfn = e.pfn if e is not None and e.present else None
+    if pfn != pin.pfn:
+        raise Unrunnable(f"not observable natively: `{st.text}`: the next iovec's pin_user_pages_remote found "
+                         f"pfn {pfn:#x} at {pin.target}'s page, not the pinned pfn {pin.pfn:#x}" if pfn and pin.pfn
+                         else f"not observable natively: `{st.text}`: the page to pin again is gone")
+    return Event(f"pinned again: pfn {pfn:#x}, the same page (pagemap of {pin.target})")
 
 
 def _held_read(t: Translator, st: S.Step, pin: Pin) -> Reply:

@@ -400,7 +400,7 @@ class Worker:
     def do_held_pin(self, c: Message, fds: list[int]) -> Message | None:
         call = f"process_vm_{'writev' if c['write'] else 'readv'}(pid {c['pid']}, {c['addr']:#x}, 8)"
         gup = f"pin_user_pages_remote({'FOLL_WRITE' if c['write'] else '0'}) [FOLL_PIN]"
-        held = heldpin.HeldPin(c["pid"], c["addr"], c["write"])
+        held = heldpin.HeldPin(c["pid"], c["addr"], c["write"], c.get("copies", 1))
         try:
             held.start(c.get("timeout", 10.0))
         except OSError as e:
@@ -410,7 +410,8 @@ class Worker:
             held.close()
             raise Failed("ETIMEDOUT", f"{call}: {e}") from e
         self.held[c["name"]] = held
-        return {"events": [f"{call}: {gup}, then the copy waits on a userfaultfd-missing page of ours "
+        iovecs = f" ({held.copies} remote iovecs of those 8 bytes, one per device write)" if held.copies > 1 else ""
+        return {"events": [f"{call}{iovecs}: {gup}, then the copy waits on a userfaultfd-missing page of ours "
                            f"(the pin stays held)"]}
 
     def _end_held(self, held: heldpin.HeldPin, value: int | None) -> Message:
@@ -443,8 +444,20 @@ class Worker:
         return self._end_held(self.held.pop(c["name"]), None)
 
     def do_dma_write(self, c: Message, fds: list[int]) -> Message | None:
-        held = self.held.pop(c["name"], None)
-        if held is not None:  # a write pin's one device write ends it (plan.py checks the scenario)
+        held = self.held.get(c["name"])
+        if held is not None and held.copies - held.next > 1:  # another device write to come
+            try:
+                held.release(c["value"])
+            except (OSError, TimeoutError) as e:
+                del self.held[c["name"]]
+                held.close()
+                raise Failed("EIO", f"the held copy did not wait again: {e}") from e
+            return {"again": True,
+                    "events": [f"the waiting page is resolved: the copy wrote {c['value']} into the pinned page, "
+                               "unpin_user_pages_dirty_lock; pin_user_pages_remote again for the next iovec, "
+                               "whose copy waits on our next page"]}
+        if held is not None:  # a write pin's last device write ends it (plan.py checks the scenario)
+            del self.held[c["name"]]
             return self._end_held(held, c["value"])
         ring, addr = self._ring(c["name"])
         fd = os.open(c["path"], os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
