@@ -125,17 +125,22 @@ def verdict(src: str, backend: str, mode: str, limit: float) -> dict:
             "seconds": round(wall, 4), "cpu_seconds": round(cpu, 4)}
 
 
-def measure_row(name: str, k: int, m: int, limit: float) -> dict:
-    """Every figure of one size of one family."""
+def fastest(runs: list[dict]) -> dict:
+    return min(runs, key=lambda x: x["cpu_seconds"])
+
+
+def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dict:
+    """Every figure of one size of one family; each search the fastest of ``repeat`` runs."""
     make, _, backend = FAMILIES[name]
     src = make(k, m)
-    full = measure(src, backend, "full", limit)
-    counted = measure(src, backend, "full", limit, count=True)
+    full = fastest([measure(src, backend, "full", limit) for _ in range(repeat)])
+    counted = fastest([measure(src, backend, "full", limit, count=True) for _ in range(repeat)])
     full["executions"] = counted["executions"]
     full["counted_cpu_seconds"] = counted["cpu_seconds"]
-    reduced = measure(src, backend, "reduced", limit)
-    # default and --mode full, each twice in turn: the faster of each (CPU seconds)
-    runs = [(verdict(src, backend, "auto", limit), verdict(src, backend, "full", limit)) for _ in range(2)]
+    reduced = fastest([measure(src, backend, "reduced", limit) for _ in range(repeat)])
+    # default and --mode full in turn (at least twice): the faster of each (CPU seconds)
+    runs = [(verdict(src, backend, "auto", limit), verdict(src, backend, "full", limit))
+            for _ in range(max(2, repeat))]
     default = min((d for d, _ in runs), key=lambda x: x["cpu_seconds"])
     full_mode = min((f for _, f in runs), key=lambda x: x["cpu_seconds"])
     row = {"k": k, "m": m, "backend": backend, "full": full, "reduced": reduced,
@@ -152,23 +157,23 @@ SPEEDUPS = {"full": ("full", "cpu_seconds"), "full_counting": ("full", "counted_
             "full_mode": ("full_mode", "cpu_seconds")}
 
 
-def before_row(tree: Path, name: str, k: int, m: int, limit: float) -> dict | None:
+def before_row(tree: Path, name: str, k: int, m: int, limit: float, repeat: int) -> dict | None:
     """The same size measured on another checkout, in a process of its own."""
     p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--tree", str(tree), "--row", name, str(k),
-                        str(m), "--limit", str(limit)], capture_output=True, text=True)
+                        str(m), "--limit", str(limit), "--repeat", str(repeat)], capture_output=True, text=True)
     if p.returncode != 0:
         print(f"--before {tree}: {name} k={k} m={m} failed:\n{p.stderr[-2000:]}")
         return None
     return json.loads(p.stdout.splitlines()[-1])
 
 
-def run(limit: float, before: Path | None = None) -> dict:
+def run(limit: float, before: Path | None = None, repeat: int = 1) -> dict:
     out: dict = {"targets": TARGETS, "families": {}}
     for name, (_, sizes, _) in FAMILIES.items():
         rows = []
         for k, m in sizes:
-            old = before_row(before, name, k, m, limit) if before is not None else None
-            row = measure_row(name, k, m, limit)
+            old = before_row(before, name, k, m, limit, repeat) if before is not None else None
+            row = measure_row(name, k, m, limit, repeat)
             full, reduced, default, full_mode = row["full"], row["reduced"], row["default"], row["full_mode"]
             if old is not None:  # before's CPU seconds over now's: above 1, now is faster
                 row["before"] = {key: old[part][field] for key, (part, field) in SPEEDUPS.items()
@@ -304,7 +309,7 @@ def main(argv=None) -> int:
                    help="also measure each size on another checkout (e.g. a worktree of an older commit), "
                         "just before this one's, and write the speed-ups")
     p.add_argument("--repeat", type=int, default=1,
-                   help="with --vs-spin: run each command N times and keep the fastest (default 1)")
+                   help="run each search (with --vs-spin: each command) N times and keep the fastest (default 1)")
     args = p.parse_args(argv)
     if args.vs_spin:
         return vs_spin(args)
@@ -312,9 +317,10 @@ def main(argv=None) -> int:
         args.limit = 60.0
     if args.row is not None:
         name, k, m = args.row[0], int(args.row[1]), int(args.row[2])
-        print(json.dumps(measure_row(name, k, m, args.limit)))
+        print(json.dumps(measure_row(name, k, m, args.limit, args.repeat)))
         return 0
-    result = run(args.limit, args.before)
+    result = run(args.limit, args.before, args.repeat)
+    result["repeat"] = args.repeat
     if args.before is not None:
         result["before"] = {"tree": str(args.before), "commit": _commit(args.before)}
     result["commit"] = _commit(TREE)
