@@ -127,6 +127,13 @@ def vmsplice(fd: int, addr: int, length: int) -> int:
     return _check(libc().vmsplice(fd, ctypes.byref(iov), 1, 0), "vmsplice")
 
 
+def vmsplice_many(fd: int, addr: int, length: int, count: int) -> int:
+    """vmsplice of ``count`` iovecs, each the same ``length`` bytes at ``addr``: one pipe buffer,
+    and so one page reference (get_user_pages_fast), per iovec."""
+    iovs = (iovec * count)(*[iovec(addr, length) for _ in range(count)])
+    return _check(libc().vmsplice(fd, iovs, count, 0), "vmsplice")
+
+
 def process_vm_readv(pid: int, remote: int, length: int) -> bytes:
     buf = ctypes.create_string_buffer(length)
     local = iovec(ctypes.addressof(buf), length)

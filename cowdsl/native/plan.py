@@ -34,8 +34,13 @@ UNSUPPORTED_FAST = (
     "unsupported on native: `{text}`: user space cannot choose the GUP-fast path for a pin"
 )
 UNSUPPORTED_GUP = (
-    "unsupported on native: `{text}`: user space has no honest way to take a bare FOLL_GET reference and hold it "
-    "(vmsplice and odirect_read/odirect_write are ops of their own)"
+    "unsupported on native: `{text}`: the FOLL_GET references user space can hold are a pipe's (vmsplice: "
+    "get_user_pages_fast without FOLL_WRITE, of the process's own page, falling back to the slow path); "
+    "a FOLL_WRITE one or a GUP-fast one that must not fall back has no such mechanism"
+)
+UNSUPPORTED_GUP_DEVICE = (
+    "unsupported on native: `{text}`: a `gup` reference is held by pipe buffers here; no device reads or "
+    "writes through it (reading the pipe would drop the reference)"
 )
 UNSUPPORTED_SIZE = (
     "unsupported on native: `{text}`: native maps small pages (MADV_NOHUGEPAGE), THPs (`thp`/`pte_thp`, "
@@ -88,8 +93,6 @@ NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a s
 # The ops the native backend implements (translate.OPS), and the ones it refuses, with why.
 NATIVE_OPS = frozenset(OPS)
 REFUSED: dict[str, str] = {
-    "gup": UNSUPPORTED_GUP,
-    "put": UNSUPPORTED_GUP,
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
     "migrate": UNSUPPORTED_MIGRATE,
     "prctl": UNSUPPORTED_PRCTL,
@@ -140,6 +143,8 @@ def step_problem(st: S.Step, host: Any) -> str | None:
             return NO_HELD_PIN.format(text=text, why=getattr(host, "uffd", "not probed"))
         if held and st.par:
             return UNSUPPORTED_HELD_PAR.format(text=text)
+    if st.op == "gup" and (st.flags & {"write", "fast"} or st.par or (st.addr is not None and st.addr.proc != st.task)):
+        return UNSUPPORTED_GUP.format(text=text)
     if st.op in ("swapout", "swapin") or (st.op == "madvise" and "pageout" in st.flags):
         if not host.swap:
             return NO_SWAP.format(text=text)
@@ -182,6 +187,10 @@ def held_problem(sc: S.Scenario) -> tuple[int, str] | None:
     write through a R/O pin is the checker's error already.)"""
     steps = list(sc.steps)
     held = {st.bind: st for st in steps if st.op == "pin" and st.bind and "longterm" not in st.flags}
+    refs = {st.bind for st in steps if st.op == "gup" and st.bind}
+    for st in steps:
+        if st.handle in refs and st.op in ("dma_write", "dma_read"):
+            return st.number, UNSUPPORTED_GUP_DEVICE.format(text=st.text or st.op)
     for i, st in enumerate(steps):
         pin = held.get(st.handle or "")
         if pin is None or st.op not in ("dma_write", "dma_read", "unpin"):

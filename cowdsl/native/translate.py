@@ -86,6 +86,7 @@ class Pin:
     write: bool = True
     ended: str | None = None  # a held pin: the device access that let its copy run and so ended it
     target: str | None = None  # a held pin: the process whose page it pins
+    get: bool = False  # FOLL_GET references held by pipe buffers (`gup`), not a pin: no device
     offset: int = 0  # the byte offset in the page of the word the device reads and writes (`pin(buf+8, ...)`)
 
 
@@ -253,7 +254,7 @@ class Translator:
         owner = self.ctl.procs.get(pin.owner)
         if owner is None or not owner.alive or not pin.live:
             return None
-        if pin.held:
+        if pin.held or pin.get:  # (a pipe buffer's page is the page: read it where it is mapped)
             got = read_through(self, pin)
             return None if got is None else got[0]
         try:
@@ -490,8 +491,9 @@ def _remember(t: Translator, pin: Pin, target: Proc, when: str) -> Event:
     e = pagemap.entry(target.pid, pin.addr, with_page=False)
     pin.pfn = e.pfn if e is not None and e.present else None
     t.pins[pin.name] = pin
-    return Event(f"pinned page: pfn {pin.pfn:#x} (read from {target.name}'s pagemap {when})"
-                 if pin.pfn else "pinned page: pfn unknown")
+    what = "referenced page" if pin.get else "pinned page"
+    return Event(f"{what}: pfn {pin.pfn:#x} (read from {target.name}'s pagemap {when})"
+                 if pin.pfn else f"{what}: pfn unknown")
 
 
 def _pinned_page(t: Translator, st: S.Step, target: Proc) -> list[Event]:
@@ -625,6 +627,33 @@ def dma_write(t: Translator, st: S.Step) -> Reply:
 
 def dma_read(t: Translator, st: S.Step) -> Reply:
     return _device(t, st, "dma_read")
+
+
+# --- FOLL_GET references (plan.py: read, not fast, the process's own page, outside par blocks) ---
+def gup(t: Translator, st: S.Step) -> Reply:
+    """`gup(buf, read, count=N)`: N pipe buffers holding the page (vmsplice: get_user_pages_fast,
+    FOLL_GET without FOLL_WRITE, falling back to the slow path as the model's GUP is), until `put`."""
+    assert st.task is not None and st.addr is not None
+    p = t.ctl.procs[st.task]
+    name = st.bind or f"gup@{st.number}"
+    addr = t.address(st.addr)
+    out, events = t.simple(st, {"op": "gup", "name": name, "addr": addr, "count": st.count})
+    if out.ok:
+        events.append(_remember(t, Pin(name, p.name, addr, None, write=False, offset=st.addr.offset, get=True), p,
+                                "right after the vmsplice"))
+    return out, events + _pinned_page(t, st, p)
+
+
+def put(t: Translator, st: S.Step) -> Reply:
+    held = t.pins.get(st.handle or "")
+    if held is None or not held.live:
+        return Outcome(False, error="EINVAL"), [Event(f"{st.handle} holds no page (its GUP failed or was released)")]
+    owner = t.ctl.procs[held.owner]
+    reply, events = t.cmd(owner, st, {"op": "put", "name": held.name})
+    out = t.outcome(reply, owner)
+    if out.ok:
+        held.live = False
+    return out, events
 
 
 # --- O_DIRECT (only where the run's directory takes it: host.odirect; the planner skips otherwise) --
@@ -833,6 +862,8 @@ OPS: dict[str, Callable[[Translator, S.Step], Reply]] = {
     "pin": pin,
     "io_uring_register": io_uring_register,
     "unpin": unpin,
+    "gup": gup,
+    "put": put,
     "dma_write": dma_write,
     "dma_read": dma_read,
     "odirect_read": odirect,

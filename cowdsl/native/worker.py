@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import faulthandler
+import fcntl
 import gc
 import os
 import pickle
@@ -45,6 +46,8 @@ from cowdsl.native import aio, barrier, heldpin, pagemap, uring
 from cowdsl.native import libc as L
 
 MSG_MAX = 1 << 16
+F_SETPIPE_SZ = 1031
+PIPE_REFS = 256  # pipe buffers per pipe: 1 MiB, the default pipe-max-size
 
 
 Message = dict[str, Any]
@@ -189,6 +192,7 @@ class Worker:
         self.pipes = pipes
         self.rings: dict[str, tuple[uring.Ring, int]] = {}
         self.held: dict[str, heldpin.HeldPin] = {}  # short-term pins: process_vm_*v waiting mid-copy
+        self.refs: dict[str, list[int]] = {}  # FOLL_GET references: the pipes whose buffers hold them
         self.threads = {t: ThreadRunner(self, t, s) for t, s in (threads or {}).items()}
         self.alarm = alarm
 
@@ -355,6 +359,9 @@ class Worker:
                     ring.forget()  # the pins belong to the parent; drop the inherited ring fds
                 for held in self.held.values():
                     os.close(held.uffd)  # the waiting copy is the parent's thread, not ours
+                for fds_ in self.refs.values():  # the parent's references: its put must free them
+                    for fd in fds_:
+                        os.close(fd)
                 child = Worker(c["child"], socket.socket(fileno=child_fd), self.pipes, None, self.alarm)
                 if self.alarm:
                     signal.alarm(self.alarm)
@@ -535,6 +542,37 @@ class Worker:
         n = L.vmsplice(w, c["addr"], 8)
         return {"events": [f"vmsplice(pipe {c['pipe']}, {c['addr']:#x}, 8) → {n}: the pipe holds the page"]}
 
+    # --- FOLL_GET references held by pipe buffers (`gup(buf, read, count=N)`) ----------
+    def do_gup(self, c: Message, fds: list[int]) -> Message | None:
+        """``count`` read references to the page: vmsplice of that many 8-byte iovecs of it into
+        pipes of PIPE_REFS buffers each (F_SETPIPE_SZ of 1 MiB, what pipe-max-size allows)."""
+        count, pipes = c["count"], []
+        try:
+            left = count
+            while left:
+                r, w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+                pipes += [r, w]
+                n = min(left, PIPE_REFS)
+                fcntl.fcntl(w, F_SETPIPE_SZ, PIPE_REFS * L.PAGE)
+                got = L.vmsplice_many(w, c["addr"], 8, n)
+                if got != 8 * n:
+                    raise Failed("EAGAIN", f"vmsplice of {n} iovecs → {got} bytes, not {8 * n}")
+                left -= n
+        except BaseException:
+            for fd in pipes:
+                os.close(fd)
+            raise
+        self.refs[c["name"]] = pipes
+        return {"events": [f"vmsplice of {count} iovec{'s' if count > 1 else ''} of {c['addr']:#x} into "
+                           f"{len(pipes) // 2} pipe{'s' if len(pipes) > 2 else ''}: get_user_pages_fast (FOLL_GET, "
+                           f"no FOLL_WRITE), one page reference per pipe buffer"]}
+
+    def do_put(self, c: Message, fds: list[int]) -> Message | None:
+        pipes = self.refs.pop(c["name"])
+        for fd in pipes:
+            os.close(fd)
+        return {"events": [f"the pipes closed: pipe_buf_release → put_page, {len(pipes) // 2} pipe(s)"]}
+
     def do_pipe_read(self, c: Message, fds: list[int]) -> Message | None:
         r, _w = self.pipes[c["pipe"]]
         try:
@@ -595,6 +633,8 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "io_uring_register": Worker.do_pin,
     "unpin": Worker.do_unpin,
     "held_pin": Worker.do_held_pin,
+    "gup": Worker.do_gup,
+    "put": Worker.do_put,
     "held_read": Worker.do_held_read,
     "dma_write": Worker.do_dma_write,
     "dma_read": Worker.do_dma_read,

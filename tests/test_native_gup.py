@@ -1,0 +1,89 @@
+"""FOLL_GET references on native: `gup(buf, read, count=N)` as pipe buffers (vmsplice), until `put`."""
+
+from __future__ import annotations
+
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+
+from cowdsl.native import skip_reason
+
+_SKIP = skip_reason()
+
+
+def load(text: str):
+    from cowdsl.load import load_text
+
+    return load_text(textwrap.dedent(text).strip() + "\n", "t.cow")
+
+
+HOST = SimpleNamespace(reason=None, uffd=None, swap=False, thp=None, hugetlb=None, ksm=None, odirect=None)
+LIMITS = SimpleNamespace(max_steps=100, max_processes=8, max_pages=64, max_pages_per_mapping=64)
+SCENARIO = """
+    process A, W
+    A: mmap(buf, anon, private, rw)
+    A: write(buf, 1)
+    {step}
+    assert A.buf == 1
+"""
+
+
+def why(step: str) -> str | None:
+    from cowdsl.native import plan
+
+    got = plan.problem(load(SCENARIO.format(step=step)), HOST, LIMITS)
+    return None if got is None else got[1]
+
+
+@pytest.mark.parametrize("step", ["A: gup(buf, read) as r", "A: gup(buf, read, count=1024) as r\nA: put(r)",
+                                  "A: gup(buf) as r"])
+def test_read_references_of_the_process_s_own_page_are_planned(step):
+    assert why(step) is None
+
+
+@pytest.mark.parametrize("step, reason", [
+    ("A: gup(buf, write) as r", "a FOLL_WRITE one"),
+    ("A: gup(buf, read, fast) as r", "a GUP-fast one that must not fall back"),
+    ("W: gup(A.buf, read) as r", "of the process's own page"),
+    ("par {\n  A: gup(buf, read) as r\n  W: mmap(x, anon, private, rw)\n}", "FOLL_GET references user space can hold"),
+    ("A: gup(buf, read) as r\nr: dma_read() as v", "no device reads or writes through it"),
+])
+def test_references_user_space_cannot_hold_are_refused_with_the_reason(step, reason):
+    assert reason in (why(step) or "")
+
+
+@pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+def test_references_are_pipe_buffers_on_the_page_until_put():
+    from cowdsl.native import run_native
+
+    r = run_native(load("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: gup(buf, read, count=300) as r
+        A: fork() as B
+        A: write(buf, 2)
+        A: put(r)
+        assert B.buf == 1 and A.buf == 2
+    """))
+    assert [c.holds for c in r.checks] == [True]
+    gup = next(s for s in r.steps if s.step.op == "gup")
+    assert gup.outcome.ok and any("vmsplice of 300 iovecs" in e.text and "2 pipes" in e.text for e in gup.events)
+    assert any("referenced page: pfn" in e.text for e in gup.events)
+    put = r.steps[-1]
+    assert put.outcome.ok and "put_page, 2 pipe(s)" in put.events[-1].text
+
+
+@pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+def test_a_reference_is_observed_as_its_page():
+    from cowdsl.native import run_native
+
+    r = run_native(load("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: gup(buf, read) as r
+        assert r is A.buf and r == 1
+    """))
+    assert [c.holds for c in r.checks] == [True]
