@@ -42,7 +42,7 @@ from helpers_semantics import (
     value,
 )
 
-from cowdsl.semantics import registry
+from cowdsl.semantics import invariants, registry
 from cowdsl.semantics.backend import RULES
 from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, ZERO_PFN
 
@@ -1083,6 +1083,114 @@ def test_fork_restores_device_exclusive_copy_variant():
     assert not st.pages[a.page].anon_exclusive and st.pages[a.page].refcount == 2
 
 
+# --- devexcl_single_pte / devexcl_restore_writable / unmap_device_exclusive (6.15 rework, §9.2, §15 row 10) ----------
+
+MAKE_DX = "A: make_device_exclusive(buf) as dx"
+REWORK = "v6.15 mm/rmap.c make_device_exclusive"
+
+
+@covers("devexcl_single_pte", True)
+def test_make_device_exclusive_keeps_the_mapcount_from_6_15():
+    r = run_src(DEVICE_EXCLUSIVE, backend="6.15")
+    assert_decision(r, "devexcl_single_pte", MAKE_DX, True, REWORK)
+    st = r.final
+    e = pte(st, "A", "buf")
+    assert e.devexcl and st.pages[e.page].mapcount == 1 and st.pages[e.page].refcount == 1
+    invariants.check(registry.get("6.15"), st)  # the entry counts in the mapcount: no MAPCOUNT violation
+
+
+@covers("devexcl_single_pte", False)
+def test_make_device_exclusive_range_drops_the_mapcount_until_6_14():
+    r = run_src(DEVICE_EXCLUSIVE, backend="6.14")
+    assert_decision(r, "devexcl_single_pte", MAKE_DX, False, "b756a3b5e7ea")
+    st = r.final
+    e = pte(st, "A", "buf")
+    assert e.devexcl and st.pages[e.page].mapcount == 0 and st.pages[e.page].refcount == 1
+
+
+@pytest.mark.parametrize("backend, errno", [("6.15", "EOPNOTSUPP"), ("6.14", "EBUSY")])
+def test_make_device_exclusive_of_a_shared_mapping_fails(backend, errno):
+    # 6.18.2 make_device_exclusive: !folio_test_anon → -EOPNOTSUPP; 6.14.0 folio_make_device_exclusive
+    # leaves pages[i] NULL and test_hmm's dmirror_exclusive returns -EBUSY
+    r = run_src("process A\nA: mmap(buf, shared, rw)\nA: write(buf, 1)\n" + MAKE_DX + "\n", backend=backend)
+    assert r.final.result("dx").error == errno
+    assert pte(r.final, "A", "buf").present
+
+
+# mprotect(PROT_READ) then mprotect(PROT_READ|PROT_WRITE), then a CPU read restores the entry
+MPROTECT_RO_RW_READ = DEVICE_EXCLUSIVE + "A: mprotect(buf, ro)\nA: mprotect(buf, rw)\nA: read(buf) as r\n"
+
+
+@covers("devexcl_restore_writable", True)
+@pytest.mark.parametrize("backend, commit", [("6.15", REWORK), ("6.14", "b756a3b5e7ea")])
+def test_restore_maps_writable(backend, commit):
+    # 6.15: VM_WRITE and PageAnonExclusive; 6.14: the entry was a writable one
+    r = run_src(DEVICE_EXCLUSIVE + "A: read(buf) as r\n", backend=backend)
+    assert_decision(r, "devexcl_restore_writable", "A: read(buf) as r", True, commit)
+    assert pte(r.final, "A", "buf").write and not r.final.handle("dx").live
+
+
+@covers("devexcl_restore_writable", True)
+@covers("devexcl_restore_writable", False)
+@pytest.mark.parametrize("backend, writable", [("6.15", True), ("6.14", False)])
+def test_restore_after_mprotect_ro_rw(backend, writable):
+    # 6.14.0 change_pte_range turns the writable entry readable and nothing turns it back;
+    # 6.18.2 leaves the one entry type alone and restore reads VM_WRITE
+    r = run_src(MPROTECT_RO_RW_READ, backend=backend)
+    commit = REWORK if backend == "6.15" else "b756a3b5e7ea"
+    assert_decision(r, "devexcl_restore_writable", "A: read(buf) as r", writable, commit)
+    assert pte(r.final, "A", "buf").write is writable
+
+
+@covers("devexcl_restore_writable", False)
+def test_restore_in_a_read_only_vma_is_read_only_from_6_15():
+    r = run_src(DEVICE_EXCLUSIVE + "A: mprotect(buf, ro)\nA: read(buf) as r\n", backend="6.15")
+    assert_decision(r, "devexcl_restore_writable", "A: read(buf) as r", False, REWORK)
+    assert not pte(r.final, "A", "buf").write
+
+
+SWAPOUT_DX = DEVICE_EXCLUSIVE + "reclaim: swapout(A.buf) as so\n"
+
+
+@covers("unmap_device_exclusive", True)
+def test_reclaim_unmaps_a_device_exclusive_entry_from_6_15():
+    r = run_src(SWAPOUT_DX, backend="6.15")
+    assert_decision(r, "unmap_device_exclusive", "reclaim: swapout(A.buf) as so", True, REWORK)
+    st = r.final
+    assert pte(st, "A", "buf").swap and not st.handle("dx").live  # MMU_NOTIFY_CLEAR revoked the device
+    invariants.check(registry.get("6.15"), st)  # the entry counts in the mapcount: no MAPCOUNT violation
+
+
+@covers("unmap_device_exclusive", False)
+def test_reclaim_leaves_a_device_exclusive_entry_until_6_14():
+    r = run_src(SWAPOUT_DX, backend="6.14")
+    assert_decision(r, "unmap_device_exclusive", "reclaim: swapout(A.buf) as so", False, "b756a3b5e7ea")
+    st = r.final
+    e = pte(st, "A", "buf")
+    assert e.devexcl and st.handle("dx").live  # the folio looked unmapped: no rmap walk
+    assert st.pages[e.page].swapcache >= 0 and not st.pages[e.page].freed  # the entry's reference keeps it
+
+
+def test_mprotect_drops_the_device_mirror_and_a_write_gets_eperm():
+    """hmm-tests.c exclusive_mprotect: MMU_NOTIFY_PROTECTION_VMA drops test_hmm's entry;
+    the device's write re-faults through hmm_range_fault: -EPERM on a read-only VMA."""
+    for backend in ("6.14", "6.15"):
+        r = run_src(DEVICE_EXCLUSIVE + "A: mprotect(buf, ro)\ndx: dma_write(9) as w\n", backend=backend)
+        st = r.final
+        assert st.result("w").error == "EPERM" and st.handle("dx").refault
+        assert pte(st, "A", "buf").devexcl  # the entry stays: only the mirror was dropped
+
+
+def test_fork_drops_the_device_mirror_and_a_write_breaks_cow_in_the_parent():
+    """copy_page_range's MMU_NOTIFY_PROTECTION_PAGE drops the mirror first; the device's
+    write re-faults: a write fault in the parent copies the page fork shared."""
+    r = run_src(DEVICE_EXCLUSIVE + "A: fork() as B\ndx: dma_write(9) as w\n")
+    st = r.final
+    assert st.result("w").ok and st.handle("dx").refault
+    assert page(st, "A", "buf").data == 9 and page(st, "B", "buf").data == 1
+    assert pfn(st, "A", "buf") != pfn(st, "B", "buf")
+
+
 def test_fork_of_a_pinned_device_exclusive_page_copies_for_the_child():
     """§9.1/§6.2: fork restores the parent's entry and then applies the normal
     present-PTE rule, so a pinned exclusive page is copied for the child
@@ -1360,9 +1468,12 @@ INVARIANT_SCENARIOS = {
 @pytest.mark.parametrize("name", sorted(INVARIANT_SCENARIOS))
 def test_invariants_hold_after_every_step(name):
     src = INVARIANT_SCENARIOS[name]
-    before = registry.get(BACKEND).init_state(scenario(src))
+    backend = registry.get(BACKEND)
+    before = backend.init_state(scenario(src))
+    mapped = backend.options.get("devexcl") == "rework"  # 6.15+: a device-exclusive entry counts in the mapcount
     for step, st in states(src):
-        bad = invariant_violations(st) + fresh_page_violations(before, st)
+        bad = [f"{n}: {msg}" for n, msg in invariants.violations(st, devexcl_mapped=mapped)]
+        bad += fresh_page_violations(before, st)
         assert not bad, f"after step {step.number} `{step.text}`: {bad}"
         before = st
 

@@ -138,6 +138,12 @@ OPTIONS: tuple[Option, ...] = (
            "or not (6.14, \"mm: remove unnecessary calls to lru_add_drain\"), so a page a batch holds keeps "
            "its reference across a child's exit",
            ("anon-exclusive",)),
+    Option("devexcl", ("rework", "range"),
+           "device-exclusive entries as reworked in 6.15 (\"mm: fixes for device-exclusive entries (hmm)\": "
+           "make_device_exclusive on one writable PTE, the mapcount kept, restored writable iff VM_WRITE and "
+           "PageAnonExclusive, unmapped by reclaim and migration) or as 5.14-6.14 had them "
+           "(make_device_exclusive_range's rmap walk drops the mapcount; restored writable iff the entry was)",
+           ("anon-exclusive",)),
     # Changes fixed within each era (a version sets them; no spec names them):
     Option("hugetlb_wp_seq", ("on", "off"),
            "fork of a hugetlb mapping runs inside write_protect_seq (623a1ddfeb23, 5.19); before, "

@@ -79,6 +79,7 @@ BASELINE: dict[str, str] = {
     "ksm_zero_unshare": "off",
     "io_uring_vma_check": "on",
     "unmap_lru_drain": "on",
+    "devexcl": "range",
 }
 
 _ANN = "stable release announcement shortlog"
@@ -207,9 +208,12 @@ TIMELINE: tuple[Change, ...] = (
            v("6.14"), (("hugetlb_force", "allow"),),
            note="Guillaume Morin; 6.13.7 refuses, 6.14.0 allows (trees read); mainline id not confirmed"),
     Change("devexcl-rework", "v6.15 mm/rmap.c make_device_exclusive", "mm: fixes for device-exclusive entries (hmm)",
-           v("6.15-rc1"), (),
-           note="6.15-rc1 MM pull; 6.14.0 lacks it, 6.18.2 has it (trees read). Not modelled: the model keeps "
-                "the 5.14-6.14 entries (see docs/versions.md)"),
+           v("6.15-rc1"), (("devexcl", "rework"),),
+           note="David Hildenbrand, v2 posted 2025-02-10 (patch 4/17 \"mm/rmap: implement make_device_exclusive() "
+                "using folio_walk instead of rmap walk\" is 438354724f69 in a mirror of mainline); 6.15-rc1 MM "
+                "pull. 6.13.7 and 6.14.0 mm/rmap.c have make_device_exclusive_range (rmap walk, mapcount "
+                "dropped), 6.18.2 make_device_exclusive (one PTE, mapcount kept), restore_exclusive_pte's "
+                "can_change_pte_writable and try_to_unmap_one's PFN swap PTEs (trees read)"),
     Change("large-folio-reuse", "v6.15 mm/memory.c __wp_can_reuse_large_anon_folio",
            "mm: COW reuse support for PTE-mapped THP with CONFIG_MM_ID", v("6.15-rc1"),
            (("large_folio_reuse", "on"),),

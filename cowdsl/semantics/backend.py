@@ -50,6 +50,9 @@ RULES = (
     "mprotect_upgrade",
     "has_device_exclusive",
     "fork_restores_device_exclusive",
+    "devexcl_single_pte",
+    "devexcl_restore_writable",
+    "unmap_device_exclusive",
     "has_write_protect_seq",
     "check_vma_flags",
     "thp_wp_copies_whole",
@@ -233,6 +236,19 @@ class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, 
     def fork_restores_device_exclusive(self) -> Decision:
         """copy_nonpresent_pte on a device-exclusive entry: restore the parent's
         PTE first (the device loses exclusivity), or copy read-only entries?"""
+        raise NotImplementedError
+
+    def devexcl_single_pte(self) -> Decision:
+        """make_device_exclusive: one writable PTE, the mapcount kept (6.15), or an
+        rmap walk over every mapping that drops their mapcount (5.14-6.14)?"""
+        raise NotImplementedError
+
+    def devexcl_restore_writable(self, m: Machine, vma: Vma, pte: Pte) -> Decision:
+        """restore_exclusive_pte: is the restored PTE writable?"""
+        raise NotImplementedError
+
+    def unmap_device_exclusive(self) -> Decision:
+        """Do try_to_unmap / try_to_migrate handle device-exclusive entries (6.15)?"""
         raise NotImplementedError
 
     def check_vma_flags(self, m: Machine, vma: Vma, flags: Foll) -> Decision:

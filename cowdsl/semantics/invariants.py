@@ -190,9 +190,11 @@ class Holders:
 # --- the checks -------------------------------------------------------------------------
 
 
-def violations(state: State, *, anon_exclusive: bool = True, flight: Sequence[tuple[int, str]] = ()) -> list[tuple[str, str]]:
+def violations(state: State, *, anon_exclusive: bool = True, flight: Sequence[tuple[int, str]] = (),
+               devexcl_mapped: bool = False) -> list[tuple[str, str]]:
     """Every broken invariant of ``state``: (invariant, message).  ``anon_exclusive``
-    adds I2-I4 (backends that track PG_anon_exclusive); ``flight`` are the
+    adds I2-I4 (backends that track PG_anon_exclusive); ``devexcl_mapped``: a
+    device-exclusive entry counts in the mapcount (6.15+; before, not); ``flight`` are the
     references ops hold between micro-steps (``in_flight``).  The zero page is
     not refcounted or mapcounted."""
     out: list[tuple[str, str]] = []
@@ -224,10 +226,10 @@ def violations(state: State, *, anon_exclusive: bool = True, flight: Sequence[tu
         if pg.lru_batch is not None and (not pg.anon or pg.compound or pg.file is not None):
             out.append((LRU, f"page #{n} waits in the lru_add batch of {pg.lru_batch}'s CPU but is not an "
                              "order-0 anonymous page (a large folio goes onto the LRU at once)"))
-        if pg.mapcount != len(maps):
+        if pg.mapcount != len(maps) + (h.devexcl[n] if devexcl_mapped else 0):
             out.append((MAPCOUNT, f"page #{n} has mapcount {pg.mapcount} but {len(maps)} present PTEs map it"
-                                  + (f" (and {h.devexcl[n]} device-exclusive entries, which do not count)"
-                                     if h.devexcl[n] else "")))
+                                  + (f" (and {h.devexcl[n]} device-exclusive entries, which "
+                                     f"{'count' if devexcl_mapped else 'do not count'})" if h.devexcl[n] else "")))
         pins = h.pins[n] + h.speculative[n]
         if pg.pincount != pins:
             out.append((PINCOUNT, f"page #{n} has pincount {pg.pincount} but {pins} pins are held"))
@@ -333,7 +335,8 @@ def check(backend: Kernel, state: State, *, step: Step | None = None, label: str
           flight: Sequence[tuple[int, str]] = (), before: State | None = None) -> None:
     """Raise InvariantViolation for the first broken invariant of ``state``."""
     ae = tracks_anon_exclusive(backend)
-    bad = violations(state, anon_exclusive=ae, flight=list(flight))
+    bad = violations(state, anon_exclusive=ae, flight=list(flight),
+                     devexcl_mapped=backend.options.get("devexcl") == "rework")
     if ae and before is not None:
         bad += fresh_page_violations(before, state)
     skip = exempt(backend)

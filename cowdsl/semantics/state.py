@@ -221,6 +221,9 @@ class Handle:
     refs: int = 1  # FOLL_GET references held (gup count=N)
     device: bool = False  # device-exclusive access (make_device_exclusive), not a GUP reference
     offset: int = 0  # the byte offset in the page of the word its DMA moves
+    # a device's mirror of one address (mm, mapping, index): test_hmm's entry for it
+    mirror: tuple[str, str, int] | None = None
+    refault: bool = False  # an MMU notifier dropped the mirror's entry: the next access faults (hmm_range_fault)
 
 
 @frozen(cache_hash=True)

@@ -19,6 +19,8 @@ REUSE_SWAP_PAGE = "v5.7 mm/swapfile.c reuse_swap_page"
 DO_SWAP_PAGE = "v5.7 mm/memory.c do_swap_page"
 COPY_ONE_PTE = "v5.8 mm/memory.c copy_one_pte"
 HUGETLB_COW = "v5.7 mm/hugetlb.c hugetlb_cow"
+# "mm: fixes for device-exclusive entries (hmm)" (6.15): the series has no single mainline id here
+DEVEXCL_REWORK = "v6.15 mm/rmap.c make_device_exclusive"
 
 
 class Mapcount(Backend):
@@ -156,6 +158,39 @@ class Mapcount(Backend):
     def fork_restores_device_exclusive(self) -> Decision:
         """No device-exclusive entries before 5.14 (b756a3b5e7ea); never asked."""
         return Decision(True, "restore", "b756a3b5e7ea")
+
+    def devexcl_single_pte(self) -> Decision:
+        """6.15 ("mm: fixes for device-exclusive entries (hmm)", David Hildenbrand;
+        438354724f69 "mm/rmap: implement make_device_exclusive() using folio_walk
+        instead of rmap walk"): one PTE, which must map the page writable, and the
+        mapcount stays (6.18.2 mm/rmap.c make_device_exclusive); before, the rmap
+        walk of folio_make_device_exclusive made every mapping an entry and
+        dropped its mapcount (6.14.0 mm/rmap.c)."""
+        if self.options["devexcl"] == "rework":
+            return Decision(True, "make_device_exclusive: one writable PTE, the mapcount stays", DEVEXCL_REWORK)
+        return Decision(False, "make_device_exclusive_range: rmap walk, each entry drops its mapcount", "b756a3b5e7ea")
+
+    def devexcl_restore_writable(self, m: Machine, vma: Vma, pte: Pte) -> Decision:
+        """restore_exclusive_pte: 6.15+ maps the page writable iff VM_WRITE &&
+        can_change_pte_writable (private anon: PageAnonExclusive; 6.18.2
+        mm/memory.c, mm/mprotect.c); before, iff the entry was a writable one
+        (maybe_mkwrite: and VM_WRITE; 6.14.0 mm/memory.c).  Reference §9.1, §9.2."""
+        if self.options["devexcl"] == "rework":
+            if vma.write and m.page(pte.page).anon_exclusive:
+                return Decision(True, "VM_WRITE and PageAnonExclusive → writable", DEVEXCL_REWORK)
+            return Decision(False, "not VM_WRITE or not exclusive → read-only", DEVEXCL_REWORK)
+        if pte.write and vma.write:
+            return Decision(True, "a writable entry in a VM_WRITE VMA → writable", "b756a3b5e7ea")
+        return Decision(False, "a readable entry (or no VM_WRITE) → read-only", "b756a3b5e7ea")
+
+    def unmap_device_exclusive(self) -> Decision:
+        """6.15+ try_to_unmap_one / try_to_migrate_one handle device-exclusive
+        entries as mappings ("Handle PFN swap PTEs, such as device-exclusive
+        ones, that actually map pages", 6.18.2 mm/rmap.c); before, the folio had
+        no mapcount, folio_mapped() was false and no rmap walk ran (6.14.0).  §9.2."""
+        if self.options["devexcl"] == "rework":
+            return Decision(True, "the entry is a mapping: the walk unmaps it", DEVEXCL_REWORK)
+        return Decision(False, "no mapcount: the walk does not run", "b756a3b5e7ea")
 
     def mprotect_upgrade(self, m: Machine, vma: Vma, pte: Pte) -> Decision:
         """Before 64fe24a3e05e (6.0) private PTEs stay read-only after

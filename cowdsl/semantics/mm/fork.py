@@ -67,6 +67,10 @@ class Fork(KernelBase):
         if self.fork_raises_wp_seq(m, parent):
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
             m.say("copy_page_range: raw_write_seqcount_begin(write_protect_seq)")
+        # copy_page_range of a COW VMA it copies: MMU_NOTIFY_PROTECTION_PAGE over the VMA first
+        for v in m.vmas(parent):
+            if (v.anon_vma or v.kind == HUGETLB) and v.is_cow_mapping and not (v.dontfork or v.wipeonfork):
+                self.invalidate_device_mirrors(m, parent, v.name, range(len(v.ptes)), "MMU_NOTIFY_PROTECTION_PAGE")
         return Micro("pte", (0,))
 
     def fork_raises_wp_seq(self, m: Machine, parent: str) -> bool:

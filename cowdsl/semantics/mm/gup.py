@@ -258,22 +258,38 @@ class Gup(KernelBase):
             return None
         return h
 
+    def _device_page(self, m: Machine, step: Step, write: bool) -> tuple[Handle, int] | str:
+        """The handle and the page its DMA reaches, or the errno.  A device mirror
+        whose entry an MMU notifier dropped faults it in again first (hmm_refault)."""
+        assert step.handle is not None  # the pin or reference the device acts through
+        h = m.handle(step.handle)
+        if h is not None and h.refault:
+            pfn, err = self.hmm_refault(m, h, write)
+            if err is not None:
+                return err
+            assert pfn is not None  # no errno: the fault mapped a page
+            return h, pfn
+        h = self._device(m, step)
+        return "EFAULT" if h is None else (h, h.page)
+
     @whole_op(DMA_WRITE)
     def op_dma_write(self, m: Machine, step: Step) -> Outcome:
-        h = self._device(m, step)
-        if h is None:
-            return Outcome(False, error="EFAULT")
-        m.store(h.page, h.offset, value_of(step))
-        m.say(f"DMA write {step.value} into #{h.page}{at(h.offset)} through {h.name}")
+        got = self._device_page(m, step, write=True)
+        if isinstance(got, str):
+            return Outcome(False, error=got)
+        h, pfn = got
+        m.store(pfn, h.offset, value_of(step))
+        m.say(f"DMA write {step.value} into #{pfn}{at(h.offset)} through {h.name}")
         return Outcome(True)
 
     @whole_op(DMA_READ)
     def op_dma_read(self, m: Machine, step: Step) -> Outcome:
-        h = self._device(m, step)
-        if h is None:
-            return Outcome(False, error="EFAULT")
-        value = m.load(h.page, h.offset)
-        m.say(f"DMA read {value} from #{h.page}{at(h.offset)} through {h.name}")
+        got = self._device_page(m, step, write=False)
+        if isinstance(got, str):
+            return Outcome(False, error=got)
+        h, pfn = got
+        value = m.load(pfn, h.offset)
+        m.say(f"DMA read {value} from #{pfn}{at(h.offset)} through {h.name}")
         return Outcome(True, value)
 
     # --- remote access: pin_user_pages_remote, then copy, then unpin ---------------------

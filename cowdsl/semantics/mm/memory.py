@@ -300,11 +300,8 @@ class Memory(KernelBase):
         if pte.present:
             m.page_remove_rmap(pte.page)
             return
-        if pte.devexcl:  # not in the rmap any more: only the reference goes
-            m.revoke_device_exclusive(pte.page, "zap")
-            p = m.page(pte.page)
-            last_thp = p.kind == PTE_THP and p.mapcount == 0 and not m.devexcl_entries(pte.page)
-            m.put_page(pte.page, 1 + (p.siblings if last_thp else 0))
+        if pte.devexcl:
+            self.zap_device_exclusive(m, pte)
             return
         # free_swap_and_cache
         m.update_slot(pte.slot, count=m.slot(pte.slot).count - 1)

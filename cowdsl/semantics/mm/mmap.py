@@ -226,10 +226,12 @@ class AddressSpace(KernelBase):
             return Outcome(False, error="ENOMEM")
         # mprotect_fixup: split_vma where the range starts or ends inside the VMA, merge where it agrees
         m.set_vma(mm, vma.with_parts(pages[0], pages[-1], write=write))
+        # change_protection: MMU_NOTIFY_PROTECTION_VMA over the range (a device mirror drops it)
+        self.invalidate_device_mirrors(m, mm, vname, pages, "MMU_NOTIFY_PROTECTION_VMA")
         for idx in pages:
             pte = vma.ptes[idx]
-            if pte is not None and pte.devexcl and not write and pte.write:
-                m.set_pte(mm, vname, idx, evolve(pte, write=False))  # writable entry → readable entry
+            if pte is not None and pte.devexcl:
+                self.mprotect_device_exclusive(m, mm, vname, idx, write)
                 continue
             if pte is None or not pte.present:
                 continue

@@ -69,7 +69,7 @@ class Reclaim(KernelBase):
         return Outcome(True)
 
     def try_to_unmap(self, m: Machine, pfn: int) -> bool:
-        for mm, vname, idx in m.mappers(pfn):
+        for mm, vname, idx in m.mappers(pfn) + self.device_exclusive_walked(m, pfn):
             page = m.page(pfn)
             was_exclusive = page.anon_exclusive
             if was_exclusive and not m.decided(
@@ -89,7 +89,7 @@ class Reclaim(KernelBase):
         a = addr_of(step)
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None
-        if pte is None or not pte.present:
+        if pte is None or not (pte.present or pte.devexcl):  # a device-exclusive entry's page is resident
             m.say(f"swapout: nothing resident at {a}")
             return Outcome(False, error="not resident")
         cpu = m.page(pte.page).lru_batch
