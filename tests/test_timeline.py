@@ -98,3 +98,16 @@ def test_every_command_json_validates_against_the_schema(tmp_path, capsys):
         doc = json.loads(capsys.readouterr().out)
         jsonschema.validate(doc, schema)
         assert doc["format_version"] == 1, argv
+
+
+def test_device_exclusive_rework_flips_at_6_15():
+    """The devexcl-rework change carries devexcl=rework from 6.15-rc1; reclaim of a
+    device-exclusive page flips there (6.14.0 vs 6.18.2 mm/rmap.c)."""
+    from cowdsl.kernel.timeline import settings
+
+    assert settings(v("6.14"))["devexcl"] == "range" and settings(v("6.15-rc1"))["devexcl"] == "rework"
+    t = timeline.build(load(SCENARIOS / "device-exclusive" / "swapout-device-exclusive.cow"),
+                       versions=[v(x) for x in ("5.14", "6.14", "6.15", "6.18")])
+    assert [c.verdict for c in t.cells] == ["fail", "fail", "pass", "pass"]
+    (flip,) = t.flips
+    assert [c.key for c in flip.deciding] == ["devexcl-rework"]
