@@ -135,8 +135,8 @@ class Lean:
                 w2, tr = model.step(self.world(k), j - 2, False, remember=False)
                 after = w2.threads[j - 2] if w2.block == k[1] else _finished(thread)
                 hit = (self.state_id(w2.state), self.thread_id(after))
-            elif self.footprints:  # the micro-step and what it read and wrote
-                st, after, tr = model.run_micro(self.world(k), j - 2)
+            elif self.footprints:  # the micro-step and what it read and wrote (its tid set below)
+                st, after, tr = model.run_micro(World(st, k[1], (thread,)), 0)
                 hit = (self.state_id(st), self.thread_id(after))
             else:  # the micro-step alone: it reads the state and its own thread, nothing else
                 st, after = model.micro(World(st, k[1], (thread,)), 0)
@@ -144,7 +144,7 @@ class Lean:
             self.moves[code] = hit
             if tr is not None and self.footprints:
                 share = self.shared.setdefault
-                self.transitions[code] = evolve(tr, reads=share(tr.reads, tr.reads),
+                self.transitions[code] = evolve(tr, tid=(k[1], j - 2), reads=share(tr.reads, tr.reads),
                                                 writes=share(tr.writes, tr.writes), marks=share(tr.marks, tr.marks))
         return hit
 
