@@ -43,7 +43,7 @@ def test_read_references_of_the_process_s_own_page_are_planned(step):
 
 
 @pytest.mark.parametrize("step, reason", [
-    ("A: gup(buf, write) as r", "a FOLL_WRITE one"),
+    ("A: gup(buf, write) as r", "an O_DIRECT read in flight here"),
     ("A: gup(buf, read, fast) as r", "a GUP-fast one that must not fall back"),
     ("W: gup(A.buf, read) as r", "of the process's own page"),
     ("par {\n  A: gup(buf, read) as r\n  W: mmap(x, anon, private, rw)\n}", "FOLL_GET references user space can hold"),
@@ -87,3 +87,32 @@ def test_a_reference_is_observed_as_its_page():
         assert r is A.buf and r == 1
     """))
     assert [c.holds for c in r.checks] == [True]
+
+
+# --- `gup(buf, write)`: an O_DIRECT read in flight, before 6.5 ----------------------------------
+
+
+def dio_why(rest: str, kernel: str = "5.10.0-32-cloud-amd64", odirect: str | None = None) -> str | None:
+    from cowdsl.native import plan
+
+    host = SimpleNamespace(**{**vars(HOST), "kernel": kernel, "odirect": odirect})
+    got = plan.problem(load(SCENARIO.format(step="A: gup(buf, write) as io\n" + rest)), host, LIMITS)
+    return None if got is None else got[1]
+
+
+def test_a_write_reference_is_an_odirect_read_whose_completion_is_its_one_device_write():
+    assert dio_why("io: dma_write(9)") is None
+    assert dio_why("io: dma_write(9)\nA: put(io)") is None
+    assert "takes FOLL_PIN for it (a7e689dd1c06, 6.5)" in (dio_why("io: dma_write(9)", "6.12.117+deb13-cloud-amd64") or "")
+    assert "tmpfs" in (dio_why("io: dma_write(9)", odirect="tmpfs has no direct I/O") or "")
+    assert "exactly one device write" in (dio_why("A: put(io)") or "")
+    assert "exactly one device write" in (dio_why("io: dma_write(9)\nio: dma_write(8)") or "")
+    assert "must come right after" in (dio_why("io: dma_write(9)\nA: write(buf, 2)\nA: put(io)") or "")
+    assert "not one word" in (dio_why("io: dma_write(9)\nA: write(buf+8, 2)") or "")
+
+
+def test_a_write_reference_needs_the_guests_delay_unless_it_is_refused_anyway():
+    from cowdsl.native import plan
+
+    assert plan.guest_needs(load(SCENARIO.format(step="A: gup(buf, write) as io\nio: dma_write(9)"))) == {"dm-delay"}
+    assert plan.guest_needs(load(SCENARIO.format(step="W: gup(A.buf, write) as io\nio: dma_write(9)"))) == set()

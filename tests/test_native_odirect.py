@@ -102,8 +102,9 @@ def test_a_memfd_file_has_no_direct_io():
                                           "a disk file; F is a `memfd` file")
 
 
-def test_the_gup_refusal_no_longer_says_o_direct_pins():
-    assert "O_DIRECT pins" not in plan.UNSUPPORTED_GUP and "odirect_read" in plan.UNSUPPORTED_GUP
+def test_the_gup_refusals_never_say_o_direct_pins_before_6_5():
+    assert "O_DIRECT pins" not in plan.UNSUPPORTED_GUP and "O_DIRECT pins" not in plan.UNSUPPORTED_GUP_DIO
+    assert "O_DIRECT read in flight" in plan.UNSUPPORTED_GUP_DIO
 
 
 def test_only_an_odirect_request_in_a_par_block_needs_the_guests_delay():
@@ -198,7 +199,7 @@ def test_the_hosts_temporary_directory_does_direct_io():
 @needs_odirect
 def test_the_controller_writes_a_direct_io_file_with_o_direct(tmp_path):
     path = str(tmp_path / "f")
-    controller._write_direct(path, b"\x09" + bytes(L.PAGE - 1) + b"\x07" + bytes(L.PAGE - 1))
+    controller.write_direct(path, b"\x09" + bytes(L.PAGE - 1) + b"\x07" + bytes(L.PAGE - 1))
     with open(path, "rb") as f:
         data = f.read()
     assert len(data) == 2 * L.PAGE and data[0] == 9 and data[L.PAGE] == 7
@@ -255,8 +256,8 @@ def test_in_a_par_block_the_read_is_submitted_asynchronously():
 LATENCY = """
 import ctypes, os, tempfile, time
 from cowdsl.native import aio, libc as L
-from cowdsl.native.controller import _write_direct
-d = tempfile.mkdtemp(); p = os.path.join(d, "f"); _write_direct(p, b"x" * 4096)
+from cowdsl.native.controller import write_direct
+d = tempfile.mkdtemp(); p = os.path.join(d, "f"); write_direct(p, b"x" * 4096)
 buf = L.mmap(0, 4096, 3, L.MAP_PRIVATE | L.MAP_ANONYMOUS)
 fd = os.open(p, os.O_RDONLY | os.O_DIRECT); ctx = aio.Context()
 t0 = time.monotonic(); ctx.submit(aio.IOCB_CMD_PREAD, fd, buf, 4096); t1 = time.monotonic()

@@ -208,7 +208,7 @@ class PrivateDir:
             self._guard_pid = None
 
 
-def _write_direct(path: str, data: bytes) -> None:
+def write_direct(path: str, data: bytes) -> None:
     """Write a file with O_DIRECT (from a page-aligned buffer), so that its blocks are on the disk
     and none of it is in the page cache: an O_DIRECT read of it then goes straight to the device
     (iomap_dio_rw would first write dirty pages back, before it takes the user page), with no
@@ -268,7 +268,7 @@ class Controller:
                 path = os.path.join(self.tmp, f"file-{fname}")
                 data = b"".join(struct.pack("<Q", v) + bytes(L.PAGE - 8) for v in contents)
                 if fname in direct:
-                    _write_direct(path, data)
+                    write_direct(path, data)
                 else:
                     with open(path, "wb") as f:
                         f.write(data)

@@ -97,8 +97,7 @@ class NativeObservation:
             if pin is None:
                 return View(None, None, "its GUP failed")
             if pin.ended is not None:  # the scenario still holds it; native's copy had to end it
-                raise Unsupported(f"not observable natively: `{ref.name}` ended at {pin.ended}, when its "
-                                  "waiting process_vm_*v copy was let run (the kernel unpinned then)")
+                raise Unsupported(f"not observable natively: `{ref.name}` ended at {pin.ended}")
             if not pin.live:
                 return View(None, None, "released")
             value = self.run.dma_value(pin)

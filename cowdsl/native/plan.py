@@ -8,6 +8,7 @@ reason (``REFUSED``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cowdsl import scenario as S
@@ -37,6 +38,10 @@ UNSUPPORTED_GUP = (
     "unsupported on native: `{text}`: the FOLL_GET references user space can hold are a pipe's (vmsplice: "
     "get_user_pages_fast without FOLL_WRITE, of the process's own page, falling back to the slow path); "
     "a FOLL_WRITE one or a GUP-fast one that must not fall back has no such mechanism"
+)
+UNSUPPORTED_GUP_DIO = (
+    "unsupported on native: `{text}`: a FOLL_GET|FOLL_WRITE reference is an O_DIRECT read in flight here, "
+    "whose completion is its one device write: {why}"
 )
 UNSUPPORTED_GUP_DEVICE = (
     "unsupported on native: `{text}`: a `gup` reference is held by pipe buffers here; no device reads or "
@@ -143,8 +148,10 @@ def step_problem(st: S.Step, host: Any) -> str | None:
             return NO_HELD_PIN.format(text=text, why=getattr(host, "uffd", "not probed"))
         if held and st.par:
             return UNSUPPORTED_HELD_PAR.format(text=text)
-    if st.op == "gup" and (st.flags & {"write", "fast"} or st.par or (st.addr is not None and st.addr.proc != st.task)):
+    if gup_refused(st):
         return UNSUPPORTED_GUP.format(text=text)
+    if st.op == "gup" and "write" in st.flags:
+        return gup_dio_problem(st, host)
     if st.op in ("swapout", "swapin") or (st.op == "madvise" and "pageout" in st.flags):
         if not host.swap:
             return NO_SWAP.format(text=text)
@@ -179,6 +186,51 @@ def par_problem(sc: S.Scenario) -> tuple[int, str] | None:
     return None
 
 
+def gup_refused(st: S.Step) -> bool:
+    """A `gup` no user-space mechanism holds, whatever the kernel: GUP-fast only, in a par block, remote."""
+    return st.op == "gup" and ("fast" in st.flags or st.par or (st.addr is not None and st.addr.proc != st.task))
+
+
+#: block/bio.c takes the user pages with FOLL_PIN from here (a7e689dd1c06, 6.5): no FOLL_GET to hold
+ODIRECT_FOLL_PIN = (6, 5)
+
+
+def gup_dio_problem(st: S.Step, host: Any) -> str | None:
+    """`gup(buf, write)` is an O_DIRECT read in flight: where direct I/O works and takes FOLL_GET."""
+    text = st.text or st.op
+    why = getattr(host, "odirect", "not probed")
+    if why is not None:
+        return UNSUPPORTED_GUP_DIO.format(text=text, why=why)
+    release = re.match(r"(\d+)\.(\d+)", getattr(host, "kernel", "") or "")  # uname -r: 5.10.0-32-cloud-amd64
+    if release is None or (int(release[1]), int(release[2])) >= ODIRECT_FOLL_PIN:
+        return UNSUPPORTED_GUP_DIO.format(text=text, why=(
+            f"this kernel ({getattr(host, 'kernel', '?')}) takes FOLL_PIN for it (a7e689dd1c06, 6.5), not FOLL_GET"))
+    if st.addr is not None and st.addr.offset:
+        return UNSUPPORTED_GUP_DIO.format(text=text, why="it reads a whole page, not one word")
+    return None
+
+
+def dio_problem(sc: S.Scenario) -> tuple[int, str] | None:
+    """An O_DIRECT read standing for `gup(buf, write) as r` must meet its one device write, the
+    completion, before anything else is done with r (the disk holds that write's value), and it
+    writes the whole page: no step or assertion of the scenario may name another word."""
+    steps = list(sc.steps)
+    for st in steps:
+        if not (st.op == "gup" and "write" in st.flags and st.bind):
+            continue
+        uses = [s for s in steps if s.handle == st.bind]
+        text = st.text or st.op
+        if [s.op for s in uses] not in (["dma_write"], ["dma_write", "put"]):
+            return st.number, UNSUPPORTED_GUP_DIO.format(text=text, why=(
+                f"`{st.bind}` needs exactly one device write, then only its `put`"))
+        if uses[-1].op == "put" and steps.index(uses[-1]) != steps.index(uses[0]) + 1:
+            return uses[-1].number, UNSUPPORTED_GUP_DIO.format(text=text, why=(
+                f"the completion puts the reference: `put({st.bind})` must come right after the device write"))
+        if any(s.addr is not None and s.addr.offset for s in steps) or "+" in " ".join(a.text for a in sc.assertions):
+            return st.number, UNSUPPORTED_GUP_DIO.format(text=text, why="it reads a whole page, not one word")
+    return None
+
+
 def held_problem(sc: S.Scenario) -> tuple[int, str] | None:
     """A short-term pin is a process_vm_*v waiting mid-copy (``heldpin.py``): a read pin's copy
     only reads the pinned page, and a write pin's copy writes into it once, when it is let run,
@@ -187,7 +239,7 @@ def held_problem(sc: S.Scenario) -> tuple[int, str] | None:
     write through a R/O pin is the checker's error already.)"""
     steps = list(sc.steps)
     held = {st.bind: st for st in steps if st.op == "pin" and st.bind and "longterm" not in st.flags}
-    refs = {st.bind for st in steps if st.op == "gup" and st.bind}
+    refs = {st.bind for st in steps if st.op == "gup" and st.bind and "write" not in st.flags}
     for st in steps:
         if st.handle in refs and st.op in ("dma_write", "dma_read"):
             return st.number, UNSUPPORTED_GUP_DEVICE.format(text=st.text or st.op)
@@ -223,10 +275,10 @@ def guest_needs(sc: S.Scenario) -> frozenset[str]:
     request in a `par` block a delay on the scratch disk (its window is ~0.1 ms otherwise), unless
     an op native refuses keeps the scenario from running (the delay slows every run's /tmp)."""
     needs: set[str] = set()
-    refused = any(st.op in REFUSED for st in sc.steps)
+    refused = any(st.op in REFUSED or gup_refused(st) for st in sc.steps)
     for st in sc.steps:
-        if st.op in ODIRECT_OPS and st.par and not refused:
-            needs.add("dm-delay")
+        if (st.op in ODIRECT_OPS and st.par or st.op == "gup" and "write" in st.flags) and not refused:
+            needs.add("dm-delay")  # (a gup write is an O_DIRECT read that must stay in flight)
         if st.op == "mmap" and "hugetlb" in st.flags:
             needs.add("hugetlb")
         if st.op == "mmap" and st.file and dict(sc.file_kinds).get(st.file) == "hugetlbfs":
@@ -240,7 +292,7 @@ def problem(sc: S.Scenario, host: Any, limits: Any) -> tuple[int | None, str] | 
     """(step number or None, reason) when the scenario cannot run natively, else None."""
     if host.reason is not None:
         return None, f"unsupported on this host: {host.reason}"
-    why_par = par_problem(sc) or held_problem(sc)
+    why_par = par_problem(sc) or held_problem(sc) or dio_problem(sc)
     if why_par is not None:
         return why_par
     contents = dict(sc.files)

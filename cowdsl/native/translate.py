@@ -28,7 +28,7 @@ from attrs import define
 from cowdsl import scenario as S
 from cowdsl.native import barrier, pagemap
 from cowdsl.native import libc as L
-from cowdsl.native.controller import Controller, Died, Proc, StepTimeout
+from cowdsl.native.controller import Controller, Died, Proc, StepTimeout, write_direct
 from cowdsl.native.host import probe
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
@@ -86,7 +86,8 @@ class Pin:
     write: bool = True
     ended: str | None = None  # a held pin: the device access that let its copy run and so ended it
     target: str | None = None  # a held pin: the process whose page it pins
-    get: bool = False  # FOLL_GET references held by pipe buffers (`gup`), not a pin: no device
+    get: bool = False  # FOLL_GET references (`gup`), not a pin
+    dio: bool = False  # ... held by an O_DIRECT read in flight: its one device write is the completion
     offset: int = 0  # the byte offset in the page of the word the device reads and writes (`pin(buf+8, ...)`)
 
 
@@ -523,6 +524,9 @@ def _held(t: Translator, st: S.Step) -> Reply:
     return out, events + _pinned_page(t, st, target)
 
 
+COPY_RAN = "when its waiting process_vm_*v copy was let run (the kernel unpinned then)"
+
+
 def mapped_at(t: Translator, pfn: int | None) -> tuple[Proc, int] | None:
     """A live process and an address of the scenario's where ``pfn`` is mapped now, if any."""
     if not pfn:
@@ -558,8 +562,7 @@ def read_through(t: Translator, pin: Pin) -> tuple[int, str] | None:
 def unpin(t: Translator, st: S.Step) -> Reply:
     held = t.pins.get(st.handle or "")
     if held is not None and held.ended is not None:  # a held pin a device access ended
-        return Outcome(True), [Event(f"{st.handle}: its process_vm_*v returned at {held.ended}, "
-                                     f"and the kernel unpinned then")]
+        return Outcome(True), [Event(f"{st.handle}: already ended at {held.ended}")]
     if held is None or not held.live:
         out = Outcome(False, error="EINVAL")
         return out, [Event(f"{st.handle} holds no page (its pin failed or was released)")]
@@ -581,10 +584,16 @@ def _device(t: Translator, st: S.Step, op: str, **extra: Any) -> Reply:
         return _held_read(t, st, held)
     reply, events = t.cmd(owner, st, {"op": op, "name": held.name, "path": t.ctl.path("dma"), **extra})
     out = t.outcome(reply, owner, "value")
-    if held.held and reply is not None and reply.get("again"):
+    if held.dio and reply is not None and reply.get("early"):
+        raise Unrunnable(f"not observable natively: `{st.text}`: the O_DIRECT read standing for {held.name} had "
+                         "completed before this step, so it was not in flight across the steps in between")
+    if held.dio:
+        held.live, held.ended = False, (f"step {st.number}, when the O_DIRECT read standing for it completed "
+                                        "(the block layer put the reference then)")
+    elif held.held and reply is not None and reply.get("again"):
         events.append(_repinned(t, st, held))
     elif held.held:  # a held write pin's last device write: the copy ran, the syscall returned, the kernel unpinned
-        held.live, held.ended = False, f"step {st.number}"
+        held.live, held.ended = False, f"step {st.number}, {COPY_RAN}"
     return out, events
 
 
@@ -617,7 +626,7 @@ def _held_read(t: Translator, st: S.Step, pin: Pin) -> Reply:
     owner = t.ctl.procs[pin.owner]
     reply, events = t.cmd(owner, st, {"op": "held_read", "name": pin.name})
     out = t.outcome(reply, owner, "value")
-    pin.live, pin.ended = False, f"step {st.number}"
+    pin.live, pin.ended = False, f"step {st.number}, {COPY_RAN}"
     return out, events
 
 
@@ -632,8 +641,11 @@ def dma_read(t: Translator, st: S.Step) -> Reply:
 # --- FOLL_GET references (plan.py: read, not fast, the process's own page, outside par blocks) ---
 def gup(t: Translator, st: S.Step) -> Reply:
     """`gup(buf, read, count=N)`: N pipe buffers holding the page (vmsplice: get_user_pages_fast,
-    FOLL_GET without FOLL_WRITE, falling back to the slow path as the model's GUP is), until `put`."""
+    FOLL_GET without FOLL_WRITE, falling back to the slow path as the model's GUP is), until `put`.
+    `gup(buf, write)`: an O_DIRECT read in flight (before 6.5), until its device write."""
     assert st.task is not None and st.addr is not None
+    if "write" in st.flags:
+        return _gup_dio(t, st)
     p = t.ctl.procs[st.task]
     name = st.bind or f"gup@{st.number}"
     addr = t.address(st.addr)
@@ -644,8 +656,31 @@ def gup(t: Translator, st: S.Step) -> Reply:
     return out, events + _pinned_page(t, st, p)
 
 
+def _gup_dio(t: Translator, st: S.Step) -> Reply:
+    """The block layer's FOLL_GET|FOLL_WRITE reference of an O_DIRECT read, in flight behind the
+    guest's dm-delay.  The disk holds what the handle's one device write writes (plan.py): the
+    read's completion is that write, landing in whatever page the bio holds by then."""
+    assert st.task is not None and st.addr is not None
+    p = t.ctl.procs[st.task]
+    name = st.bind or f"gup@{st.number}"
+    addr = t.address(st.addr)
+    value = next(s.value for s in t.ctl.sc.steps if s.op == "dma_write" and s.handle == name)
+    path = os.path.join(t.ctl.tmp, f"dio-{st.number}")
+    write_direct(path, (value or 0).to_bytes(8, "little"))
+    reply, events = t.cmd(p, st, {"op": "gup_dio", "name": name, "addr": addr, "path": path})
+    out = t.outcome(reply, p)
+    if out.ok and reply is not None and not reply.get("in_flight"):
+        raise Unrunnable(f"not observable natively: `{st.text}`: the O_DIRECT read completed inside io_submit, "
+                         "so no request was in flight to stand for the reference (no dm-delay here?)")
+    if out.ok:
+        events.append(_remember(t, Pin(name, p.name, addr, None, get=True, dio=True), p, "right after io_submit"))
+    return out, events + _pinned_page(t, st, p)
+
+
 def put(t: Translator, st: S.Step) -> Reply:
     held = t.pins.get(st.handle or "")
+    if held is not None and held.ended is not None:  # an O_DIRECT read its completion ended
+        return Outcome(True), [Event(f"{st.handle}: already ended at {held.ended}")]
     if held is None or not held.live:
         return Outcome(False, error="EINVAL"), [Event(f"{st.handle} holds no page (its GUP failed or was released)")]
     owner = t.ctl.procs[held.owner]

@@ -193,6 +193,7 @@ class Worker:
         self.rings: dict[str, tuple[uring.Ring, int]] = {}
         self.held: dict[str, heldpin.HeldPin] = {}  # short-term pins: process_vm_*v waiting mid-copy
         self.refs: dict[str, list[int]] = {}  # FOLL_GET references: the pipes whose buffers hold them
+        self.dios: dict[str, tuple[aio.Context, int]] = {}  # FOLL_GET|FOLL_WRITE: an O_DIRECT read in flight
         self.threads = {t: ThreadRunner(self, t, s) for t, s in (threads or {}).items()}
         self.alarm = alarm
 
@@ -362,6 +363,8 @@ class Worker:
                 for fds_ in self.refs.values():  # the parent's references: its put must free them
                     for fd in fds_:
                         os.close(fd)
+                for _ctx, fd in self.dios.values():  # (an AIO context is its mm's: not ours to reap)
+                    os.close(fd)
                 child = Worker(c["child"], socket.socket(fileno=child_fd), self.pipes, None, self.alarm)
                 if self.alarm:
                     signal.alarm(self.alarm)
@@ -451,6 +454,8 @@ class Worker:
         return self._end_held(self.held.pop(c["name"]), None)
 
     def do_dma_write(self, c: Message, fds: list[int]) -> Message | None:
+        if c["name"] in self.dios:  # the device write of an O_DIRECT read is its completion
+            return self._end_dio(c["name"])
         held = self.held.get(c["name"])
         if held is not None and held.copies - held.next > 1:  # another device write to come
             try:
@@ -567,6 +572,47 @@ class Worker:
                            f"{len(pipes) // 2} pipe{'s' if len(pipes) > 2 else ''}: get_user_pages_fast (FOLL_GET, "
                            f"no FOLL_WRITE), one page reference per pipe buffer"]}
 
+    def do_gup_dio(self, c: Message, fds: list[int]) -> Message | None:
+        """A FOLL_GET|FOLL_WRITE reference held by the block layer: an O_DIRECT read of the file's
+        first 4 KiB into the page, submitted with Linux AIO (io_submit returns once the bio holds
+        the page: get_user_pages_fast(FOLL_WRITE) before 6.5) and left in flight."""
+        fd = os.open(c["path"], os.O_RDONLY | os.O_DIRECT | os.O_CLOEXEC)
+        try:
+            ctx = aio.Context()
+        except OSError:
+            os.close(fd)
+            raise
+        try:
+            ctx.submit(aio.IOCB_CMD_PREAD, fd, c["addr"], L.PAGE, 0)
+        except OSError:
+            ctx.close()
+            os.close(fd)
+            raise
+        self.dios[c["name"]] = (ctx, fd)
+        done = ctx.poll()
+        return {"in_flight": done is None,
+                "events": [f"io_submit(IOCB_CMD_PREAD, O_DIRECT, {c['addr']:#x}, 4096): the bio holds the page "
+                           f"(get_user_pages_fast, FOLL_GET|FOLL_WRITE); "
+                           + ("in flight" if done is None else f"already complete ({done})")]}
+
+    def _end_dio(self, name: str) -> Message:
+        """The O_DIRECT read completes: the disk's data lands in the page the bio holds, then
+        bio_release_pages puts the reference.  ``early``: it had completed before this step."""
+        ctx, fd = self.dios.pop(name)
+        try:
+            res = ctx.poll()
+            early = res is not None
+            if res is None:
+                res = ctx.wait()
+        finally:
+            ctx.close()
+            os.close(fd)
+        if res != L.PAGE:
+            raise Failed("EIO" if res >= 0 else errno.errorcode.get(-res, str(res)), f"the O_DIRECT read → {res}")
+        return {"early": early, "events": [f"io_getevents: the O_DIRECT read completed ({res} bytes): the disk's "
+                                           "data is in the page the bio held, and its reference is put"
+                                           + (" (it had completed before this step)" if early else "")]}
+
     def do_put(self, c: Message, fds: list[int]) -> Message | None:
         pipes = self.refs.pop(c["name"])
         for fd in pipes:
@@ -634,6 +680,7 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "unpin": Worker.do_unpin,
     "held_pin": Worker.do_held_pin,
     "gup": Worker.do_gup,
+    "gup_dio": Worker.do_gup_dio,
     "put": Worker.do_put,
     "held_read": Worker.do_held_read,
     "dma_write": Worker.do_dma_write,
