@@ -152,6 +152,18 @@ def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dic
     return row
 
 
+def combine(rows: list[dict]) -> dict:
+    """Rows of one size measured several times: each search's fastest run."""
+    out = dict(rows[0])
+    for part in ("full", "reduced", "default", "full_mode"):
+        if part in out:
+            out[part] = fastest([r[part] for r in rows])
+    out["full"] = dict(out["full"], counted_cpu_seconds=min(r["full"]["counted_cpu_seconds"] for r in rows))
+    if out.get("full_mode", {}).get("cpu_seconds"):
+        out["default_over_full"] = round(out["default"]["cpu_seconds"] / out["full_mode"]["cpu_seconds"], 3)
+    return out
+
+
 SPEEDUPS = {"full": ("full", "cpu_seconds"), "full_counting": ("full", "counted_cpu_seconds"),
             "reduced": ("reduced", "cpu_seconds"), "default": ("default", "cpu_seconds"),
             "full_mode": ("full_mode", "cpu_seconds")}
@@ -172,8 +184,14 @@ def run(limit: float, before: Path | None = None, repeat: int = 1) -> dict:
     for name, (_, sizes, _) in FAMILIES.items():
         rows = []
         for k, m in sizes:
-            old = before_row(before, name, k, m, limit, repeat) if before is not None else None
-            row = measure_row(name, k, m, limit, repeat)
+            if before is None:
+                old, row = None, measure_row(name, k, m, limit, repeat)
+            else:  # in turns, one run each, so that a pair shares the machine's load
+                pairs = [(before_row(before, name, k, m, limit, 1), measure_row(name, k, m, limit, 1))
+                         for _ in range(repeat)]
+                olds = [o for o, _ in pairs if o is not None]
+                old = combine(olds) if olds else None
+                row = combine([r for _, r in pairs])
             full, reduced, default, full_mode = row["full"], row["reduced"], row["default"], row["full_mode"]
             if old is not None:  # before's CPU seconds over now's: above 1, now is faster
                 row["before"] = {key: old[part][field] for key, (part, field) in SPEEDUPS.items()
