@@ -116,3 +116,39 @@ def test_a_write_reference_needs_the_guests_delay_unless_it_is_refused_anyway():
 
     assert plan.guest_needs(load(SCENARIO.format(step="A: gup(buf, write) as io\nio: dma_write(9)"))) == {"dm-delay"}
     assert plan.guest_needs(load(SCENARIO.format(step="W: gup(A.buf, write) as io\nio: dma_write(9)"))) == set()
+
+
+# --- `ksm_merge_zero`: use_zero_pages, a machine-wide knob, only in our guest --------------------
+
+
+def test_ksm_merge_zero_needs_our_guest_and_is_refused_elsewhere_with_the_reason():
+    from cowdsl.native import host, plan
+
+    step = load("process A\nA: mmap(buf, anon, private, rw)\nksmd: ksm_merge_zero(A.buf) as z\nassert true\n").steps[1]
+    assert plan.step_problem(step, SimpleNamespace(**{**vars(HOST), "ksm_zero": None})) is None
+    why = plan.step_problem(step, SimpleNamespace(**{**vars(HOST), "ksm_zero": "not our guest"})) or ""
+    assert why.endswith("not our guest")
+    assert not host.in_guest()  # this machine's kernel command line has no mark: never its knob
+    assert host._ksm_zero(None) is not None and "machine-wide" in (host._ksm_zero(None) or "")
+
+
+def test_the_guests_kernel_command_line_carries_the_mark_in_guest_looks_for():
+    from cowdsl.kernels import qemu
+    from cowdsl.native import host
+
+    assert host.GUEST_CMDLINE_MARK in qemu.kernel_cmdline().split()
+
+
+def test_a_run_with_ksm_merge_zero_cannot_also_ksm_merge():
+    from cowdsl.native import plan
+
+    sc = load("""
+        process A, B
+        A: mmap(buf, anon, private, rw)
+        B: mmap(buf, anon, private, rw)
+        ksmd: ksm_merge_zero(A.buf) as z
+        ksmd: ksm_merge(A.buf, B.buf) as k
+        assert true
+    """)
+    number, why = plan.ksm_zero_problem(sc) or (0, "")
+    assert number == 4 and "use_zero_pages is on for this run" in why

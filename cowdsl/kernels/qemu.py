@@ -126,5 +126,6 @@ def kernel_cmdline(extra: str = "") -> str:
     # panic=-1 plus -no-reboot: a crashed guest ends QEMU at once instead of hanging until the timeout.
     # no_timer_check: under TCG on a loaded host the IO-APIC timer check can miss its ticks and
     # panic ("IO-APIC + timer doesn't work!"); a virtual machine's timer needs no such check.
-    base = "console=ttyS0 loglevel=1 panic=-1 rdinit=/init random.trust_cpu=on no_timer_check"
+    # cowdsl.guest=1: what native's host.in_guest() looks for before it touches a machine-wide knob
+    base = "console=ttyS0 loglevel=1 panic=-1 rdinit=/init random.trust_cpu=on no_timer_check cowdsl.guest=1"
     return f"{base} {extra}".strip()

@@ -36,6 +36,7 @@ class Host:
     kpf_ksm: str | None = "not probed"  # None if kpageflags' KSM bit is clear on a page that is not KSM's
     odirect: str | None = "not probed"  # None if the temporary directory does direct I/O, else why not
     uffd: str | None = "not probed"  # None if userfaultfd takes kernel-mode faults (a held short-term pin)
+    ksm_zero: str | None = "not probed"  # None if ksmd's use_zero_pages may be switched for a step (a guest's)
 
     @property
     def reason(self) -> str | None:
@@ -151,6 +152,32 @@ def _ksm() -> str | None:
                 return "ksmd is not running in this guest (/sys/kernel/mm/ksm/run != 1)"
     except OSError:
         return "this kernel has no KSM (no /sys/kernel/mm/ksm)"
+    return None
+
+
+#: on the kernel command line of a `cowdsl crosscheck --kernel` guest (cowdsl.kernels.qemu), never a host's
+GUEST_CMDLINE_MARK = "cowdsl.guest=1"
+
+
+def in_guest() -> bool:
+    """Whether this is a guest our QEMU booted: its kernel command line says so.  (The environment
+    could be set by hand on a host; a host's /proc/cmdline cannot.)"""
+    try:
+        with open("/proc/cmdline") as f:
+            return GUEST_CMDLINE_MARK in f.read().split()
+    except OSError:
+        return False
+
+
+def _ksm_zero(ksm: str | None) -> str | None:
+    """None when /sys/kernel/mm/ksm/use_zero_pages may be switched on for a step: machine-wide, so
+    only in our guest, with its ksmd running."""
+    if ksm is not None:
+        return ksm
+    if not in_guest():
+        return "use_zero_pages is a machine-wide KSM switch: only a `cowdsl crosscheck --kernel` guest sets it"
+    if not os.access(f"{KSM}/use_zero_pages", os.W_OK):
+        return "this kernel has no /sys/kernel/mm/ksm/use_zero_pages (4.11+, e86c59b1b12d)"
     return None
 
 
@@ -311,8 +338,9 @@ def probe() -> Host:
         odirect = _probe_odirect()
     except Exception as e:  # noqa: BLE001
         odirect = f"{type(e).__name__}: {e}"
-    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), _ksm(), kpf_ksm, odirect,
-                heldpin.probe())
+    ksm = _ksm()
+    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), ksm, kpf_ksm, odirect,
+                heldpin.probe(), _ksm_zero(ksm))
 
 
 def skip_reason() -> str | None:

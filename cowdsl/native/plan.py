@@ -72,10 +72,6 @@ UNSUPPORTED_MIGRATE = (
 UNSUPPORTED_PRCTL = (
     "unsupported on native: `{text}`: prctl(PR_SET_MEMORY_MERGE) is not translated (madvise(mergeable) is)"
 )
-UNSUPPORTED_KSM_ZERO = (
-    "unsupported on native: `{text}`: ksmd maps the zero page only with /sys/kernel/mm/ksm/use_zero_pages set, "
-    "a machine-wide switch the guest's `ksm` need does not set (and the host's is not ours)"
-)
 UNSUPPORTED_FILE_KIND = (
     "unsupported on native: `file {name} ... on {kind}`: native writes a scenario's disk files into the run's "
     "private directory and makes memfd and hugetlbfs ones with memfd_create; a tmpfs file is not made yet"
@@ -101,7 +97,6 @@ REFUSED: dict[str, str] = {
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
     "migrate": UNSUPPORTED_MIGRATE,
     "prctl": UNSUPPORTED_PRCTL,
-    "ksm_merge_zero": UNSUPPORTED_KSM_ZERO,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp", "hugetlb"})
@@ -132,6 +127,10 @@ def step_problem(st: S.Step, host: Any) -> str | None:
             return NO_THP.format(text=text, why=why)
     if st.op == "madvise" and not st.flags <= MADVICE:
         return UNSUPPORTED_OP.format(text=text, op="madvise(" + ", ".join(sorted(st.flags - MADVICE)) + ")")
+    if st.op == "ksm_merge_zero":
+        why = getattr(host, "ksm_zero", "not probed")
+        if why is not None:
+            return NO_THP.format(text=text, why=why)
     if st.op == "ksm_merge" or (st.op == "madvise" and st.flags & KSM_ADVICE):
         why = getattr(host, "ksm", "not probed")
         if why is not None:
@@ -231,6 +230,17 @@ def dio_problem(sc: S.Scenario) -> tuple[int, str] | None:
     return None
 
 
+def ksm_zero_problem(sc: S.Scenario) -> tuple[int, str] | None:
+    """use_zero_pages is on for a whole run with `ksm_merge_zero` (translate.use_zero_pages): ksmd
+    would then map the zero page for a zero-filled page that a `ksm_merge` of the run merges."""
+    zero = next((st for st in sc.steps if st.op == "ksm_merge_zero"), None)
+    merge = next((st for st in sc.steps if st.op == "ksm_merge"), None)
+    if zero is not None and merge is not None:
+        return merge.number, (f"unsupported on native: `{merge.text}`: use_zero_pages is on for this run "
+                              f"(`{zero.text}`), and it changes what ksmd does with a zero-filled page")
+    return None
+
+
 def held_problem(sc: S.Scenario) -> tuple[int, str] | None:
     """A short-term pin is a process_vm_*v waiting mid-copy (``heldpin.py``): a read pin's copy
     only reads the pinned page, and a write pin's copy writes into it once, when it is let run,
@@ -283,7 +293,7 @@ def guest_needs(sc: S.Scenario) -> frozenset[str]:
             needs.add("hugetlb")
         if st.op == "mmap" and st.file and dict(sc.file_kinds).get(st.file) == "hugetlbfs":
             needs.add("hugetlb")
-        if st.op == "ksm_merge" or (st.op == "madvise" and "mergeable" in st.flags):
+        if st.op in ("ksm_merge", "ksm_merge_zero") or (st.op == "madvise" and "mergeable" in st.flags):
             needs.add("ksm")
     return frozenset(needs)
 
@@ -292,7 +302,7 @@ def problem(sc: S.Scenario, host: Any, limits: Any) -> tuple[int | None, str] | 
     """(step number or None, reason) when the scenario cannot run natively, else None."""
     if host.reason is not None:
         return None, f"unsupported on this host: {host.reason}"
-    why_par = par_problem(sc) or held_problem(sc) or dio_problem(sc)
+    why_par = par_problem(sc) or held_problem(sc) or dio_problem(sc) or ksm_zero_problem(sc)
     if why_par is not None:
         return why_par
     contents = dict(sc.files)

@@ -14,13 +14,14 @@ real at the old address.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from attrs import define
@@ -797,7 +798,8 @@ KSM_SCANS = 6  # full scans of ksmd to wait for: a page is merged in its second 
 #: and happened a step later (a DISAGREE).  Only a refused merge waits this long.
 KSM_SETTLE = 1.0
 KSM_SECONDS = 20.0  # and at most this long (a TCG guest on a loaded host scans slowly)
-KSM_FULL_SCANS = "/sys/kernel/mm/ksm/full_scans"
+KSM_DIR = "/sys/kernel/mm/ksm"
+KSM_FULL_SCANS = f"{KSM_DIR}/full_scans"
 #: more pages than a per-CPU LRU-add batch holds (include/linux/pagevec.h PAGEVEC_SIZE: 15 in 6.6.14,
 #: 31 later; the 6.9 boundary is not confirmed)
 LRU_BATCH_PAGES = 64
@@ -848,18 +850,67 @@ def _merged(t: Translator, a: S.Addr, b: S.Addr) -> tuple[bool, str]:
 def ksm_merge(t: Translator, st: S.Step) -> Reply:
     """ksmd merges when it scans, not when asked: the step waits (bounded) until pagemap shows both
     pages on one KSM page.  ksmd runs continuously in the guest (sleep_millisecs 0), so it may have
-    merged them before this step; the event says so.  Not merged after KSM_SCANS full scans and
-    KSM_SETTLE seconds: the kernel did not merge them, and the step fails as the model's refused merge does.  KSM_SECONDS
-    gone before that many scans: ksmd was too slow to tell, and the run cannot go on (Unrunnable),
-    never a refused merge the kernel did not show."""
+    merged them before this step; the event says so."""
     assert st.addr is not None and st.addr2 is not None
-    for x in (st.addr, st.addr2):
+    a, b = st.addr, st.addr2
+    return _ksmd(t, st, (a, b), lambda: _merged(t, a, b), "merged them")
+
+
+def ksm_merge_zero(t: Translator, st: S.Step) -> Reply:
+    """ksmd with use_zero_pages (``use_zero_pages`` set it for the run): a zero-filled page is
+    replaced by the shared zero page."""
+    assert st.addr is not None
+    a = st.addr
+    return _ksmd(t, st, (a,), lambda: _zero_mapped(t, a), "mapped the zero page there")
+
+
+@contextlib.contextmanager
+def use_zero_pages(sc: S.Scenario) -> Iterator[None]:
+    """/sys/kernel/mm/ksm/use_zero_pages on for the whole run of a scenario with `ksm_merge_zero`
+    (ksmd merges from the first MADV_MERGEABLE on, and the selftest sets it before), put back after.
+    The knob is machine-wide: only in our guest (host.ksm_zero; plan.py refuses it elsewhere)."""
+    if not any(st.op == "ksm_merge_zero" for st in sc.steps) or probe().ksm_zero is not None:
+        yield
+        return
+    old = _ksm_knob("use_zero_pages")
+    _ksm_knob("use_zero_pages", "1")
+    try:
+        yield
+    finally:
+        _ksm_knob("use_zero_pages", old)
+
+
+def _ksm_knob(name: str, value: str | None = None) -> str:
+    """Read (and with ``value``, first write) /sys/kernel/mm/ksm/NAME: in a guest only."""
+    path = os.path.join(KSM_DIR, name)
+    if value is not None:
+        with open(path, "w") as f:
+            f.write(value)
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _zero_mapped(t: Translator, a: S.Addr) -> tuple[bool, str]:
+    p = t.ctl.procs.get(a.proc)
+    e = pagemap.entry(p.pid, t.address(a)) if p is not None and p.alive else None
+    if e is None or not e.present:
+        return False, "not present"
+    return bool(e.zero), f"pfn {e.pfn:#x}" + (" (the zero page)" if e.zero else "")
+
+
+def _ksmd(t: Translator, st: S.Step, addrs: tuple[S.Addr, ...], done: Callable[[], tuple[bool, str]],
+          did: str) -> Reply:
+    """Wait for ksmd to do what ``done`` checks.  Not done after KSM_SCANS full scans and KSM_SETTLE
+    seconds: the kernel did not, and the step fails as the model's refused merge does.  KSM_SECONDS
+    gone before that many scans: ksmd was too slow to tell, and the run cannot go on (Unrunnable),
+    never a refusal the kernel did not show."""
+    for x in addrs:
         p = t.ctl.procs.get(x.proc)
         if p is None or not p.alive:
             return Outcome(False, error="ESRCH"), [Event(f"{x.proc} is not alive")]
-    merged, what = _merged(t, st.addr, st.addr2)
+    merged, what = done()
     if merged:
-        return Outcome(True), [Event(f"already merged when the step began (ksmd runs continuously): {what}")]
+        return Outcome(True), [Event(f"already {did.split()[0]} when the step began (ksmd runs continuously): {what}")]
     _push_lru_batch()
     start, t0 = _full_scans(), time.monotonic()
     scans = 0
@@ -870,12 +921,12 @@ def ksm_merge(t: Translator, st: S.Step) -> Reply:
         if (scans >= KSM_SCANS and waited_s >= KSM_SETTLE) or waited_s > KSM_SECONDS:
             break
         time.sleep(0.005)
-        merged, what = _merged(t, st.addr, st.addr2)
+        merged, what = done()
     waited = f"{time.monotonic() - t0:.2f} s, {scans} full scans of ksmd"
     pushed = Event(f"{LRU_BATCH_PAGES} pages of our own faulted on this CPU first: its LRU-add batch "
                    "no longer holds a reference to the run's pages")
     if merged:
-        return Outcome(True), [pushed, Event(f"ksmd merged them ({waited}): {what}")]
+        return Outcome(True), [pushed, Event(f"ksmd {did} ({waited}): {what}")]
     if scans < KSM_SCANS:
         raise Unrunnable(f"not observed: ksmd made {scans} full scans in {waited.split(',')[0]}, fewer than the "
                          f"{KSM_SCANS} that tell a refused merge from a slow one")
@@ -911,4 +962,5 @@ OPS: dict[str, Callable[[Translator, S.Step], Reply]] = {
     "swapout": swapout,
     "swapin": swapin,
     "ksm_merge": ksm_merge,
+    "ksm_merge_zero": ksm_merge_zero,
 }

@@ -25,7 +25,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import faulthandler
-import fcntl
 import gc
 import os
 import pickle
@@ -38,8 +37,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 try:
+    import fcntl
     import resource
-except ImportError:  # not a Unix: host.probe() says native cannot run here
+except ImportError:  # not a Unix (the playground's Pyodide): host.probe() says native cannot run here
+    fcntl = None  # type: ignore[assignment]
     resource = None  # type: ignore[assignment]
 
 from cowdsl.native import aio, barrier, heldpin, pagemap, uring
