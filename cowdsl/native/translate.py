@@ -561,14 +561,19 @@ def read_through(t: Translator, pin: Pin) -> tuple[int, str] | None:
 
 
 def unpin(t: Translator, st: S.Step) -> Reply:
+    return _release(t, st, "its pin failed or was released")
+
+
+def _release(t: Translator, st: S.Step, gone: str) -> Reply:
+    """`unpin(mr)` / `put(r)`: the owner lets go of what holds the page (a ring's buffers, a held
+    copy, pipes); a handle native's mechanism already ended says when."""
     held = t.pins.get(st.handle or "")
-    if held is not None and held.ended is not None:  # a held pin a device access ended
+    if held is not None and held.ended is not None:
         return Outcome(True), [Event(f"{st.handle}: already ended at {held.ended}")]
     if held is None or not held.live:
-        out = Outcome(False, error="EINVAL")
-        return out, [Event(f"{st.handle} holds no page (its pin failed or was released)")]
+        return Outcome(False, error="EINVAL"), [Event(f"{st.handle} holds no page ({gone})")]
     owner = t.ctl.procs[held.owner]
-    reply, events = t.cmd(owner, st, {"op": "unpin", "name": held.name})
+    reply, events = t.cmd(owner, st, {"op": st.op, "name": held.name})
     out = t.outcome(reply, owner)
     if out.ok:
         held.live = False
@@ -679,17 +684,7 @@ def _gup_dio(t: Translator, st: S.Step) -> Reply:
 
 
 def put(t: Translator, st: S.Step) -> Reply:
-    held = t.pins.get(st.handle or "")
-    if held is not None and held.ended is not None:  # an O_DIRECT read its completion ended
-        return Outcome(True), [Event(f"{st.handle}: already ended at {held.ended}")]
-    if held is None or not held.live:
-        return Outcome(False, error="EINVAL"), [Event(f"{st.handle} holds no page (its GUP failed or was released)")]
-    owner = t.ctl.procs[held.owner]
-    reply, events = t.cmd(owner, st, {"op": "put", "name": held.name})
-    out = t.outcome(reply, owner)
-    if out.ok:
-        held.live = False
-    return out, events
+    return _release(t, st, "its GUP failed or was released")
 
 
 # --- O_DIRECT (only where the run's directory takes it: host.odirect; the planner skips otherwise) --
