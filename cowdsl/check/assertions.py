@@ -11,7 +11,7 @@ from cowdsl.check.names import Names
 from cowdsl.errors import did_you_mean, one_of
 from cowdsl.syntax import ast
 
-PROCESS_FACTS = ("segv", "alive", "has_pinned", "cow_copies", "faults")  # facts about a process
+PROCESS_FACTS = ("segv", "alive", "has_pinned", "merge_any", "cow_copies", "faults")  # facts about a process
 
 Term: TypeAlias = S.Ref | S.FactCall | S.Cmp | S.Same | S.Not | S.BoolOp
 Kind: TypeAlias = str  # "bool", "int", "page", or "error" (already reported)

@@ -68,7 +68,7 @@ class Judge:
         out: Fact
         if name in ("cow_copies", "faults"):
             out = self.obs.counter(name, _named(f.args[0]) if f.args else None)
-        elif name in ("segv", "alive", "has_pinned"):
+        elif name in ("segv", "alive", "has_pinned", "merge_any"):
             out = self.obs.process(name, _named(f.args[0]))
         elif name == "failed":
             out = self.obs.failed(_named(f.args[0]))

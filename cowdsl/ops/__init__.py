@@ -149,6 +149,8 @@ FACTS: dict[str, FactSpec] = {
         FactSpec("segv", (1,), "bool", "the process was killed by SIGSEGV"),
         FactSpec("alive", (1,), "bool", "the process is alive"),
         FactSpec("has_pinned", (1,), "bool", "MMF_HAS_PINNED is set on the process's mm"),
+        FactSpec("merge_any", (1,), "bool",
+                 "MMF_VM_MERGE_ANY is set on the process's mm, as prctl(PR_GET_MEMORY_MERGE) reports it (6.4+)"),
     ]
 }
 

@@ -61,7 +61,9 @@ class Fork(KernelBase):
             vmas.append(evolve(vma, ptes=(None,) * len(vma.ptes)))
         # The child's mm starts with MMF_HAS_PINNED clear: mm_init keeps only MMF_INIT_MASK,
         # which does not include it (include/linux/sched/coredump.h; the reference's §13 left it open).
-        # ksm_fork (6.4+): MMF_VM_MERGE_ANY is inherited; VM_MERGEABLE comes with each VMA
+        # MMF_VM_MERGE_ANY is inherited (6.4+, where prctl can set it): ksm_fork sets it on the child
+        # in 6.4-6.6 (d7597f59d1d3, include/linux/ksm.h), MMF_INIT_MASK carries it from 6.7
+        # (3c6f33b7273a; 6.13.7 and 6.18.2 include/linux/mm_types.h).  VM_MERGEABLE comes with each VMA.
         m.add_mm(Mm(name=child, vmas=tuple(vmas), merge_any=m.mm(parent).merge_any))
         m.say(f"fork: {parent} → {child}")
         if self.fork_raises_wp_seq(m, parent):
