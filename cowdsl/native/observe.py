@@ -24,6 +24,8 @@ pages under test:
 
 What user space cannot see raises ``Unsupported``: refcount, pincount,
 pinned, maybe_pinned, writable, device_exclusive, cow_copies, has_pinned.
+``merge_any(A)`` is the one fact asked inside a process: its own
+prctl(PR_GET_MEMORY_MERGE), which reads MMF_VM_MERGE_ANY and touches no page.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from cowdsl import scenario as S
 from cowdsl.judge.observe import Unsupported, View
 from cowdsl.native import libc as L
 from cowdsl.native import pagemap
+from cowdsl.native.controller import Died
 from cowdsl.native.host import Host
 from cowdsl.native.translate import Translator
 
@@ -193,6 +196,8 @@ class NativeObservation:
 
     def process(self, name: str, proc: str) -> bool:
         p = self.run.procs.get(proc)
+        if name == "merge_any":
+            return self._merge_any(proc)
         if name == "has_pinned":
             raise Unsupported("unsupported on native: MMF_HAS_PINNED is not shown to user space")
         if name not in ("alive", "segv"):
@@ -200,6 +205,25 @@ class NativeObservation:
         if p is None:
             return False
         return p.alive if name == "alive" else p.segv
+
+    def _merge_any(self, proc: str) -> bool:
+        """MMF_VM_MERGE_ANY as the process's own prctl(PR_GET_MEMORY_MERGE) returns it (it touches no
+        page; only the process itself can ask).  EINVAL (before 6.4): no such flag, so it is not set."""
+        p = self.run.procs.get(proc)
+        if p is None or not p.alive:
+            raise Unsupported(f"not observable natively: `merge_any({proc})`: {proc} is gone, and only the "
+                              "process itself can ask prctl(PR_GET_MEMORY_MERGE)")
+        try:
+            reply = self.run.ctl.call(p, {"op": "get_memory_merge", "thread": None})
+        except Died:
+            self.run.died(p)
+            raise Unsupported(f"not observable natively: `merge_any({proc})`: {proc} died") from None
+        if reply.get("ok"):
+            return bool(reply["value"])
+        if reply.get("error") == "EINVAL":
+            return False
+        raise Unsupported(f"not observable natively: `merge_any({proc})`: prctl(PR_GET_MEMORY_MERGE) → "
+                          f"{reply.get('error')}")
 
     def failed(self, name: str) -> bool:
         r = self.run.results.get(name)

@@ -69,9 +69,6 @@ UNSUPPORTED_MIGRATE = (
     "unsupported on native: `{text}`: move_pages(2) migrates a page only to another NUMA node, and the "
     "native backend does not translate it yet (a single-node host cannot migrate at all)"
 )
-UNSUPPORTED_PRCTL = (
-    "unsupported on native: `{text}`: prctl(PR_SET_MEMORY_MERGE) is not translated (madvise(mergeable) is)"
-)
 UNSUPPORTED_FILE_KIND = (
     "unsupported on native: `file {name} ... on {kind}`: native writes a scenario's disk files into the run's "
     "private directory and makes memfd and hugetlbfs ones with memfd_create; a tmpfs file is not made yet"
@@ -96,13 +93,19 @@ NATIVE_OPS = frozenset(OPS)
 REFUSED: dict[str, str] = {
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
     "migrate": UNSUPPORTED_MIGRATE,
-    "prctl": UNSUPPORTED_PRCTL,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp", "hugetlb"})
 MADVICE = frozenset({"dontneed", "dontfork", "dofork", "wipeonfork", "pageout", "tail", "mergeable", "unmergeable",
                      "collapse"})
 KSM_ADVICE = frozenset({"mergeable", "unmergeable"})
+
+
+def ksm_step(st: S.Step) -> bool:
+    """A step that makes memory mergeable or unmerges it: madvise(MADV_(UN)MERGEABLE),
+    prctl(PR_SET_MEMORY_MERGE), ksmd's merges.  Natively only where ksmd is the run's own (a guest's):
+    on the host a ksmd someone else runs would merge the run's pages at any time."""
+    return (st.op in ("ksm_merge", "prctl") or (st.op == "madvise" and bool(st.flags & KSM_ADVICE)))
 
 
 def step_problem(st: S.Step, host: Any) -> str | None:
@@ -131,7 +134,7 @@ def step_problem(st: S.Step, host: Any) -> str | None:
         why = getattr(host, "ksm_zero", "not probed")
         if why is not None:
             return NO_THP.format(text=text, why=why)
-    if st.op == "ksm_merge" or (st.op == "madvise" and st.flags & KSM_ADVICE):
+    if ksm_step(st):
         why = getattr(host, "ksm", "not probed")
         if why is not None:
             return NO_THP.format(text=text, why=why)
@@ -293,7 +296,7 @@ def guest_needs(sc: S.Scenario) -> frozenset[str]:
             needs.add("hugetlb")
         if st.op == "mmap" and st.file and dict(sc.file_kinds).get(st.file) == "hugetlbfs":
             needs.add("hugetlb")
-        if st.op in ("ksm_merge", "ksm_merge_zero") or (st.op == "madvise" and "mergeable" in st.flags):
+        if st.op in ("ksm_merge", "ksm_merge_zero", "prctl") or (st.op == "madvise" and "mergeable" in st.flags):
             needs.add("ksm")
     return frozenset(needs)
 

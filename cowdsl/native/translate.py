@@ -875,6 +875,12 @@ def use_zero_pages(sc: S.Scenario) -> Iterator[None]:
         _ksm_knob("use_zero_pages", old)
 
 
+def prctl(t: Translator, st: S.Step) -> Reply:
+    """prctl(PR_SET_MEMORY_MERGE, 1 or 0) in the step's process: ksm_enable_merge_any /
+    ksm_disable_merge_any (6.4+); EINVAL before, as the model says."""
+    return t.simple(st, {"op": "prctl", "enable": "enable" in st.flags})
+
+
 def _ksm_knob(name: str, value: str | None = None) -> str:
     """Read (and with ``value``, first write) /sys/kernel/mm/ksm/NAME: in a guest only."""
     path = os.path.join(KSM_DIR, name)
@@ -958,4 +964,5 @@ OPS: dict[str, Callable[[Translator, S.Step], Reply]] = {
     "swapin": swapin,
     "ksm_merge": ksm_merge,
     "ksm_merge_zero": ksm_merge_zero,
+    "prctl": prctl,
 }

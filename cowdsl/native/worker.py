@@ -49,6 +49,8 @@ from cowdsl.native import libc as L
 MSG_MAX = 1 << 16
 F_SETPIPE_SZ = 1031
 PIPE_REFS = 256  # pipe buffers per pipe: 1 MiB, the default pipe-max-size
+PR_SET_MEMORY_MERGE = 67  # include/uapi/linux/prctl.h (6.4+, d7597f59d1d3)
+PR_GET_MEMORY_MERGE = 68
 
 
 Message = dict[str, Any]
@@ -655,6 +657,16 @@ class Worker:
             raise Failed("EIO", f"write(/proc/{c['pid']}/mem) → {n} bytes")
         return {"events": [f"pwrite(/proc/{c['pid']}/mem, {c['value']}, {c['addr']:#x}) [FOLL_FORCE|FOLL_WRITE]"]}
 
+    # --- KSM: MMF_VM_MERGE_ANY (6.4+; EINVAL before) ---------------------------------
+    def do_prctl(self, c: Message, fds: list[int]) -> Message | None:
+        value = 1 if c["enable"] else 0
+        L.prctl(PR_SET_MEMORY_MERGE, value)
+        return {"events": [f"prctl(PR_SET_MEMORY_MERGE, {value}) → 0"]}
+
+    def do_get_memory_merge(self, c: Message, fds: list[int]) -> Message | None:
+        value = L.prctl(PR_GET_MEMORY_MERGE)
+        return {"value": value, "events": [f"prctl(PR_GET_MEMORY_MERGE) → {value}"]}
+
     # --- for the controller and the tests ---------------------------------------------
     def do_ping(self, c: Message, fds: list[int]) -> Message | None:
         return {"pid": os.getpid()}
@@ -693,6 +705,8 @@ COMMANDS: dict[str, Callable[[Worker, Message, list[int]], Message | None]] = {
     "process_vm_writev": Worker.do_process_vm_writev,
     "process_vm_readv": Worker.do_process_vm_readv,
     "proc_mem_write": Worker.do_proc_mem_write,
+    "prctl": Worker.do_prctl,
+    "get_memory_merge": Worker.do_get_memory_merge,
     "ping": Worker.do_ping,
     "sleep": Worker.do_sleep,
 }
