@@ -782,9 +782,22 @@ def _ksm_translator(monkeypatch, merged_at: int | None, scans_per_poll: int):
     monkeypatch.setattr(T, "_merged", merged)
     monkeypatch.setattr(T, "_full_scans", lambda: polls["n"] * scans_per_poll)
     monkeypatch.setattr(T.time, "sleep", lambda s: None)
-    alive = SimpleNamespace(alive=True)
-    t = SimpleNamespace(ctl=SimpleNamespace(procs={"A": alive, "B": alive}))
+    monkeypatch.setattr(T.pagemap, "vm_flags", lambda pid, addr: frozenset({"rd", "wr", "mg"}))
+    alive = SimpleNamespace(alive=True, pid=1)
+    t = SimpleNamespace(ctl=SimpleNamespace(procs={"A": alive, "B": alive}), address=lambda a: 0x1000)
     return T, t
+
+
+def test_ksm_merge_of_a_mapping_that_is_not_vm_mergeable_fails_at_once(monkeypatch):
+    """ksmd never scans it: nothing to wait for (was: the run waited out ksmd's scans, and in a guest
+    where nothing was registered with KSM no scan came, so the run stopped as not observed)."""
+    from cowdsl import scenario as S
+
+    st = S.Step(1, "ksmd", None, "ksm_merge", addr=S.Addr("A", "buf", 0), addr2=S.Addr("B", "buf", 0))
+    T, t = _ksm_translator(monkeypatch, merged_at=None, scans_per_poll=0)
+    monkeypatch.setattr(T.pagemap, "vm_flags", lambda pid, addr: frozenset({"rd", "wr"}))
+    out, events = T.ksm_merge(t, st)
+    assert not out.ok and out.error == "not mergeable" and "no `mg` in VmFlags" in events[0].text
 
 
 def test_ksm_merge_waits_for_ksmd_and_a_refused_merge_fails_after_bounded_scans(monkeypatch):

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from cowdsl import ops
-from cowdsl.native import plan, translate, worker
+from cowdsl.native import par, plan, translate, worker
 from cowdsl.scenario import Step
 
 ROOT = Path(__file__).resolve().parent.parent / "cowdsl"
@@ -43,8 +43,8 @@ def test_a_refused_op_skips_the_scenario_with_its_reason(op):
 
 def test_the_translations_talk_to_commands_the_worker_has():
     # swapout/swapin are done from the controller (process_madvise), not by a worker, and so is
-    # ksm_merge (the controller watches pagemap while ksmd merges)
-    assert set(translate.OPS) - {"swapout", "swapin", "ksm_merge"} <= set(worker.COMMANDS)
+    # ksm_merge and ksm_merge_zero (the controller watches pagemap while ksmd merges)
+    assert set(translate.OPS) - par.CONTROLLER_OPS <= set(worker.COMMANDS)
     assert {"ping", "sleep"} <= set(worker.COMMANDS)
 
 

@@ -154,9 +154,8 @@ def maps(pid: int | str) -> list[Vma] | None:
     return out
 
 
-def anon_huge_kb(pid: int | str, addr: int) -> int | None:
-    """smaps' AnonHugePages of the VMA holding addr: the anonymous memory it maps by PMDs
-    (a THP mapped by PTEs is not counted there); None when unreadable."""
+def _smaps_field(pid: int | str, addr: int, field: str) -> str | None:
+    """The rest of smaps' ``field:`` line for the VMA holding addr; None when unreadable."""
     try:
         with open(f"/proc/{pid}/smaps") as f:
             text = f.read()
@@ -168,9 +167,22 @@ def anon_huge_kb(pid: int | str, addr: int) -> int | None:
         if "-" in head and not head.endswith(":"):  # a VMA's header line: start-end perms ...
             lo, hi = head.split("-")
             inside = int(lo, 16) <= addr < int(hi, 16)
-        elif inside and head == "AnonHugePages:":
-            return int(line.split()[1])
+        elif inside and head == field + ":":
+            return line.split(None, 1)[1] if len(line.split(None, 1)) > 1 else ""
     return None
+
+
+def anon_huge_kb(pid: int | str, addr: int) -> int | None:
+    """smaps' AnonHugePages of the VMA holding addr: the anonymous memory it maps by PMDs
+    (a THP mapped by PTEs is not counted there); None when unreadable."""
+    got = _smaps_field(pid, addr, "AnonHugePages")
+    return None if got is None else int(got.split()[0])
+
+
+def vm_flags(pid: int | str, addr: int) -> frozenset[str] | None:
+    """smaps' VmFlags of the VMA holding addr (``mg``: VM_MERGEABLE); None when unreadable."""
+    got = _smaps_field(pid, addr, "VmFlags")
+    return None if got is None else frozenset(got.split())
 
 
 def vma_at(vmas: list[Vma], addr: int) -> Vma | None:

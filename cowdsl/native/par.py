@@ -33,7 +33,7 @@ from cowdsl.native.translate import Reply, Timed, Translator
 from cowdsl.semantics.machine import Event
 
 #: ops the controller does itself (process_madvise into another process; waiting for ksmd)
-CONTROLLER_OPS = frozenset({"swapout", "swapin", "ksm_merge"})
+CONTROLLER_OPS = frozenset({"swapout", "swapin", "ksm_merge", "ksm_merge_zero"})
 CONTROLLER = "the controller"
 #: ops whose handle is a pin a device acts through (its owner's channel does the DMA)
 REGISTERS = frozenset({"pin", "io_uring_register"})

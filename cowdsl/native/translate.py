@@ -909,6 +909,10 @@ def _ksmd(t: Translator, st: S.Step, addrs: tuple[S.Addr, ...], done: Callable[[
         p = t.ctl.procs.get(x.proc)
         if p is None or not p.alive:
             return Outcome(False, error="ESRCH"), [Event(f"{x.proc} is not alive")]
+        flags = pagemap.vm_flags(p.pid, t.address(x))
+        if flags is not None and "mg" not in flags:  # ksmd scans VM_MERGEABLE VMAs only: nothing to wait for
+            return Outcome(False, error="not mergeable"), [Event(f"smaps: {x}'s VMA is not VM_MERGEABLE (no `mg` in "
+                                                                 "VmFlags): ksmd never scans it")]
     merged, what = done()
     if merged:
         return Outcome(True), [Event(f"already {did.split()[0]} when the step began (ksmd runs continuously): {what}")]
