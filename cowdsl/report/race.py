@@ -102,6 +102,8 @@ def executions_per_state(model: Model, ex: search.Exploration) -> dict[State, in
     rebuild cheaply."""
     if not ex.complete:  # a bound hit, or stopped once the verdicts were decided
         return None
+    if ex.mode == "full" and ex.executions is None:  # not counted for this run (nor on a symmetric search's
+        return None                                   # canonical worlds): never walk the plain graph again
     if ex.mode == "schedule":
         return {w.state: 1 for w in ex.finals}
     if ex.mode != "full" or not ex.visited or len(ex.visited) > COUNT_LIMIT:
