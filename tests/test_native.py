@@ -816,7 +816,7 @@ def test_ksm_merge_waits_for_ksmd_and_a_refused_merge_fails_after_bounded_scans(
     assert "LRU-add batch" in events[0].text  # the run's pages were pushed out of the CPU's batch first
     T, t = _ksm_translator(monkeypatch, merged_at=1, scans_per_poll=1)
     out, events = T.ksm_merge(t, st)
-    assert out.ok and "already merged when the step began" in events[0].text
+    assert out.ok and "already merged when the step began" in events[0].text  # (an earlier ksmd step)
 
 
 def test_ksm_merge_seen_after_many_fast_full_scans_is_a_merge_not_a_refusal(monkeypatch):

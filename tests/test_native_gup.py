@@ -152,3 +152,37 @@ def test_a_run_with_ksm_merge_zero_cannot_also_ksm_merge():
     """)
     number, why = plan.ksm_zero_problem(sc) or (0, "")
     assert number == 4 and "use_zero_pages is on for this run" in why
+
+
+def test_ksmd_is_paused_between_its_steps_in_our_guest_and_the_knobs_are_put_back(monkeypatch):
+    """Regression (a DISAGREE at versions/ksm-merges-ro-clean-page-with-gup-reference on 6.12): the
+    guest's ksmd ran continuously and merged the two pages as soon as they were written, before the
+    swap-out and the GUP the scenario puts before its ksm_merge."""
+    from cowdsl.native import translate as T
+
+    knobs = {"run": "1", "use_zero_pages": "0"}
+    writes: list[tuple[str, str]] = []
+
+    def knob(name, value=None):
+        if value is not None:
+            writes.append((name, value))
+            knobs[name] = value
+        return knobs[name]
+
+    monkeypatch.setattr(T, "_ksm_knob", knob)
+    monkeypatch.setattr(T, "probe", lambda: SimpleNamespace(ksm_zero=None))  # as in our guest
+    sc = load("""
+        process A, B
+        A: mmap(buf, anon, private, rw)
+        B: mmap(buf, anon, private, rw)
+        ksmd: ksm_merge_zero(A.buf) as z
+        assert true
+    """)
+    with T.ksmd_knobs(sc):
+        assert knobs == {"run": "0", "use_zero_pages": "1"}  # paused; zero pages for this run
+    assert knobs == {"run": "1", "use_zero_pages": "0"} and writes[0] == ("run", "0")
+    writes.clear()
+    monkeypatch.setattr(T, "probe", lambda: SimpleNamespace(ksm_zero="not our guest"))  # a host
+    with T.ksmd_knobs(sc):
+        pass
+    assert writes == []  # never a host's knob

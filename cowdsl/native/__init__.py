@@ -37,7 +37,7 @@ from cowdsl.native.controller import Controller, Limits, StepTimeout, Terminated
 from cowdsl.native.host import Host, probe, skip_reason
 from cowdsl.native.observe import NativeObservation
 from cowdsl.native.repeat import Runs
-from cowdsl.native.translate import Translator, Unrunnable, use_zero_pages
+from cowdsl.native.translate import Translator, Unrunnable, ksmd_knobs
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
 
@@ -128,7 +128,7 @@ def _run(sc: S.Scenario, host: Host, limits: Limits, deadline: float, inject: In
         try:
             try:
                 uninterrupted(lambda: made.append(Controller(sc, limits, deadline)))
-                with use_zero_pages(sc):
+                with ksmd_knobs(sc):
                     done, checks = _steps(sc, made[0], host, inject, repetition)
             finally:
                 for ctl in made:

@@ -36,7 +36,7 @@ class Host:
     kpf_ksm: str | None = "not probed"  # None if kpageflags' KSM bit is clear on a page that is not KSM's
     odirect: str | None = "not probed"  # None if the temporary directory does direct I/O, else why not
     uffd: str | None = "not probed"  # None if userfaultfd takes kernel-mode faults (a held short-term pin)
-    ksm_zero: str | None = "not probed"  # None if ksmd's use_zero_pages may be switched for a step (a guest's)
+    ksm_zero: str | None = "not probed"  # None if ksmd's knobs (run, use_zero_pages) may be switched (a guest's)
 
     @property
     def reason(self) -> str | None:

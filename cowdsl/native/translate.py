@@ -843,9 +843,8 @@ def _merged(t: Translator, a: S.Addr, b: S.Addr) -> tuple[bool, str]:
 
 
 def ksm_merge(t: Translator, st: S.Step) -> Reply:
-    """ksmd merges when it scans, not when asked: the step waits (bounded) until pagemap shows both
-    pages on one KSM page.  ksmd runs continuously in the guest (sleep_millisecs 0), so it may have
-    merged them before this step; the event says so."""
+    """ksmd merges when it scans, not when asked: the step lets ksmd run (``ksmd_knobs`` pauses it
+    between ksmd steps) and waits, bounded, until pagemap shows both pages on one KSM page."""
     assert st.addr is not None and st.addr2 is not None
     a, b = st.addr, st.addr2
     return _ksmd(t, st, (a, b), lambda: _merged(t, a, b), "merged them")
@@ -860,19 +859,26 @@ def ksm_merge_zero(t: Translator, st: S.Step) -> Reply:
 
 
 @contextlib.contextmanager
-def use_zero_pages(sc: S.Scenario) -> Iterator[None]:
-    """/sys/kernel/mm/ksm/use_zero_pages on for the whole run of a scenario with `ksm_merge_zero`
-    (ksmd merges from the first MADV_MERGEABLE on, and the selftest sets it before), put back after.
-    The knob is machine-wide: only in our guest (host.ksm_zero; plan.py refuses it elsewhere)."""
-    if not any(st.op == "ksm_merge_zero" for st in sc.steps) or probe().ksm_zero is not None:
+def ksmd_knobs(sc: S.Scenario) -> Iterator[None]:
+    """In the model ksmd acts at its steps only; the guest's runs continuously and would merge two
+    identical pages the moment they are written, before the steps in between (a swap-out, a GUP)
+    the scenario puts there.  So for a run with ksmd steps it is paused (run=0) and let run during
+    each of them (``_ksmd``); use_zero_pages is on for a run with `ksm_merge_zero`.  Both are put
+    back after.  The knobs are machine-wide: only in our guest (host.ksm_zero; plan.py refuses the
+    ksmd steps elsewhere, and a host's ksmd is not ours to wait for)."""
+    ops = {st.op for st in sc.steps}
+    if not ops & {"ksm_merge", "ksm_merge_zero"} or probe().ksm_zero is not None:
         yield
         return
-    old = _ksm_knob("use_zero_pages")
-    _ksm_knob("use_zero_pages", "1")
+    saved = {k: _ksm_knob(k) for k in ("use_zero_pages", "run")}
+    _ksm_knob("run", "0")
+    if "ksm_merge_zero" in ops:
+        _ksm_knob("use_zero_pages", "1")
     try:
         yield
     finally:
-        _ksm_knob("use_zero_pages", old)
+        for k, v in saved.items():
+            _ksm_knob(k, v)
 
 
 def prctl(t: Translator, st: S.Step) -> Reply:
@@ -915,7 +921,19 @@ def _ksmd(t: Translator, st: S.Step, addrs: tuple[S.Addr, ...], done: Callable[[
                                                                  "VmFlags): ksmd never scans it")]
     merged, what = done()
     if merged:
-        return Outcome(True), [Event(f"already {did.split()[0]} when the step began (ksmd runs continuously): {what}")]
+        return Outcome(True), [Event(f"already {did.split()[0]} when the step began: {what}")]
+    paused = probe().ksm_zero is None and _ksm_knob("run") == "0"  # (ksmd_knobs: only in our guest)
+    if paused:
+        _ksm_knob("run", "1")
+    try:
+        return _wait_ksmd(done, did, what)
+    finally:
+        if paused:
+            _ksm_knob("run", "0")
+
+
+def _wait_ksmd(done: Callable[[], tuple[bool, str]], did: str, what: str) -> Reply:
+    merged = False
     _push_lru_batch()
     start, t0 = _full_scans(), time.monotonic()
     scans = 0
