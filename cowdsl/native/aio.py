@@ -20,7 +20,6 @@ Binding choice: ctypes on ``syscall(2)``, no dependency (libaio would serve, as 
 from __future__ import annotations
 
 import ctypes
-import os
 import platform
 
 from cowdsl.native import libc as L
@@ -59,13 +58,6 @@ def _numbers() -> tuple[int, int, int, int]:
     return got
 
 
-def _sys(nr: int, *args: object) -> int:
-    ret = L.libc().syscall(ctypes.c_long(nr), *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
-    if ret < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return ret
-
 
 class Context:
     """An AIO context (io_setup) for one request at a time."""
@@ -73,7 +65,7 @@ class Context:
     def __init__(self) -> None:
         self.setup, self.destroy, self.getevents, self.submit_nr = _numbers()
         ctx = ctypes.c_ulong(0)
-        _sys(self.setup, 1, ctypes.byref(ctx))
+        L.syscall(self.setup, 1, ctypes.byref(ctx))
         self.ctx = ctx.value
         self.iocb = Iocb()  # lives as long as the request: the kernel reports its address in the event
 
@@ -83,7 +75,7 @@ class Context:
         self.iocb.aio_lio_opcode, self.iocb.aio_fildes = opcode, fd
         self.iocb.aio_buf, self.iocb.aio_nbytes, self.iocb.aio_offset = addr, length, offset
         ptrs = (ctypes.POINTER(Iocb) * 1)(ctypes.pointer(self.iocb))
-        if _sys(self.submit_nr, self.ctx, 1, ptrs) != 1:
+        if L.syscall(self.submit_nr, self.ctx, 1, ptrs) != 1:
             raise OSError(0, "io_submit: the request was not submitted")
 
     def poll(self) -> int | None:
@@ -100,11 +92,11 @@ class Context:
     def _getevents(self, wait: bool) -> int | None:
         event = IoEvent()
         zero = Timespec(0, 0)
-        n = _sys(self.getevents, self.ctx, 1 if wait else 0, 1, ctypes.byref(event),
+        n = L.syscall(self.getevents, self.ctx, 1 if wait else 0, 1, ctypes.byref(event),
                  None if wait else ctypes.byref(zero))
         return event.res if n == 1 else None
 
     def close(self) -> None:
         if self.ctx:
-            _sys(self.destroy, self.ctx)
+            L.syscall(self.destroy, self.ctx)
             self.ctx = 0

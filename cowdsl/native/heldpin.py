@@ -53,11 +53,7 @@ def _ioctl(fd: int, request: int, arg: ctypes.Array[ctypes.c_char]) -> None:
 
 def userfaultfd() -> int:
     """A userfaultfd with its API handshake done (no features: a fork does not carry it)."""
-    lib = L.libc()
-    fd = lib.syscall(ctypes.c_long(SYS_userfaultfd), ctypes.c_long(os.O_CLOEXEC | os.O_NONBLOCK))
-    if fd < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"userfaultfd: {os.strerror(e)}")
+    fd = L.syscall(SYS_userfaultfd, os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         _ioctl(fd, UFFDIO_API, ctypes.create_string_buffer(struct.pack("<QQQ", UFFD_API, 0, 0), 24))
     except OSError:

@@ -149,11 +149,19 @@ def process_vm_writev(pid: int, remote: int, data: bytes) -> int:
     return _check(libc().process_vm_writev(pid, ctypes.byref(local), 1, ctypes.byref(rem), 1, 0), "process_vm_writev")
 
 
+def syscall(nr: int, *args: object) -> int:
+    """A raw system call with no libc wrapper (io_uring, Linux AIO, userfaultfd, process_madvise):
+    int arguments as longs, the others (ctypes pointers) as they are; -1 raises OSError."""
+    ret = libc().syscall(ctypes.c_long(nr), *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
+    if ret < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return ret
+
+
 def process_madvise(pidfd: int, addr: int, length: int, advice: int) -> int:
     iov = iovec(addr, length)
-    ret = libc().syscall(ctypes.c_long(SYS_process_madvise), ctypes.c_long(pidfd), ctypes.byref(iov),
-                         ctypes.c_long(1), ctypes.c_long(advice), ctypes.c_long(0))
-    return _check(ret, "process_madvise")
+    return syscall(SYS_process_madvise, pidfd, ctypes.byref(iov), 1, advice, 0)
 
 
 def current_cpu() -> int | None:

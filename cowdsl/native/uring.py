@@ -70,20 +70,13 @@ class Cqe(ctypes.Structure):
 assert ctypes.sizeof(Params) == 120 and ctypes.sizeof(Sqe) == 64 and ctypes.sizeof(Cqe) == 16
 
 
-def _sys(nr: int, *args) -> int:
-    ret = L.libc().syscall(ctypes.c_long(nr), *[ctypes.c_long(a) if isinstance(a, int) else a for a in args])
-    if ret < 0:
-        e = ctypes.get_errno()
-        raise OSError(e, os.strerror(e))
-    return ret
-
 
 class Ring:
     """An io_uring instance with at most one registered buffer."""
 
     def __init__(self, entries: int = 4):
         p = Params()
-        self.fd = _sys(L.SYS_io_uring_setup, entries, ctypes.byref(p))
+        self.fd = L.syscall(L.SYS_io_uring_setup, entries, ctypes.byref(p))
         self.maps: list[tuple[int, int]] = []
         try:
             sq_size = p.sq_off.array + p.sq_entries * 4
@@ -111,12 +104,12 @@ class Ring:
     # --- registration: the pin ------------------------------------------------------
     def register(self, addr: int, length: int) -> None:
         iov = L.iovec(addr, length)
-        _sys(L.SYS_io_uring_register, self.fd, IORING_REGISTER_BUFFERS, ctypes.byref(iov), 1)
+        L.syscall(L.SYS_io_uring_register, self.fd, IORING_REGISTER_BUFFERS, ctypes.byref(iov), 1)
         self.registered = True
 
     def unregister(self) -> None:
         if self.registered:
-            _sys(L.SYS_io_uring_register, self.fd, IORING_UNREGISTER_BUFFERS, 0, 0)
+            L.syscall(L.SYS_io_uring_register, self.fd, IORING_UNREGISTER_BUFFERS, 0, 0)
             self.registered = False
 
     # --- one fixed-buffer I/O, synchronously -------------------------------------
@@ -133,7 +126,7 @@ class Ring:
             opcode, fd, offset, addr, length, 0, 0xC0D5)
         self._u32(self.sq, p.sq_off.array + idx * 4).value = idx
         tail_p.value = tail + 1  # the syscall below orders this store before the kernel reads it
-        _sys(L.SYS_io_uring_enter, self.fd, 1, 1, IORING_ENTER_GETEVENTS, 0, 0)
+        L.syscall(L.SYS_io_uring_enter, self.fd, 1, 1, IORING_ENTER_GETEVENTS, 0, 0)
         head_p = self._u32(self.cq, p.cq_off.head)
         ctail = self._u32(self.cq, p.cq_off.tail).value
         head = head_p.value
