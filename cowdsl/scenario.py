@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from attrs import frozen
 
 from cowdsl.errors import Span
@@ -132,6 +134,19 @@ class BoolOp:
     op: str
     left: object
     right: object
+
+
+def refs(e: object) -> Iterator[Ref]:
+    """The terms an assertion's expression names, left to right."""
+    if isinstance(e, BoolOp | Cmp | Same):
+        yield from refs(e.left)
+        yield from refs(e.right)
+    elif isinstance(e, Not):
+        yield from refs(e.operand)
+    elif isinstance(e, FactCall):
+        yield from e.args
+    elif isinstance(e, PageAt | HandlePage | FilePage | Bound | ProcessRef | StepRef | Const):
+        yield e
 
 
 # Quantifiers over executions, herd-style; `assert` is `always` on final states.

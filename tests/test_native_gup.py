@@ -186,3 +186,22 @@ def test_ksmd_is_paused_between_its_steps_in_our_guest_and_the_knobs_are_put_bac
     with T.ksmd_knobs(sc):
         pass
     assert writes == []  # never a host's knob
+
+
+def test_a_write_reference_is_refused_when_an_assertion_names_another_word():
+    from cowdsl.native import plan
+
+    sc = load(SCENARIO.format(step="A: gup(buf, write) as io\nio: dma_write(9)").replace(
+        "assert A.buf == 1", "assert A.buf+8 == 0"))
+    host = SimpleNamespace(**{**vars(HOST), "kernel": "5.10.0-32-cloud-amd64", "odirect": None})
+    assert "not one word" in (plan.problem(sc, host, LIMITS) or (0, ""))[1]
+
+
+def test_refs_lists_the_terms_of_an_assertion_left_to_right():
+    from cowdsl import scenario as S
+
+    sc = load("process A\nA: mmap(buf, anon, private, rw, pages=2)\nA: read(buf) as v\n"
+              "assert not (A.buf[1]+8 == v) and failed(v) or A.buf is A.buf[1]\n")
+    got = list(S.refs(sc.assertions[0].expr))
+    assert [type(r).__name__ for r in got] == ["PageAt", "Bound", "StepRef", "PageAt", "PageAt"]
+    assert got[0].addr.offset == 8 and got[0].addr.index == 1

@@ -228,7 +228,9 @@ def dio_problem(sc: S.Scenario) -> tuple[int, str] | None:
         if uses[-1].op == "put" and steps.index(uses[-1]) != steps.index(uses[0]) + 1:
             return uses[-1].number, UNSUPPORTED_GUP_DIO.format(text=text, why=(
                 f"the completion puts the reference: `put({st.bind})` must come right after the device write"))
-        if any(s.addr is not None and s.addr.offset for s in steps) or "+" in " ".join(a.text for a in sc.assertions):
+        if any(s.addr is not None and s.addr.offset for s in steps) or any(
+                isinstance(r, S.PageAt) and r.addr.offset or isinstance(r, S.FilePage) and r.offset
+                for a in sc.assertions for r in S.refs(a.expr)):
             return st.number, UNSUPPORTED_GUP_DIO.format(text=text, why="it reads a whole page, not one word")
     return None
 
