@@ -76,6 +76,12 @@ class Timed:
     skew_ns: int = 0
 
 
+#: what holds a handle's page natively: an io_uring fixed buffer (a long-term pin), a
+#: process_vm_*v waiting mid-copy (a short-term pin, heldpin.py), pipe buffers (FOLL_GET
+#: references, vmsplice), or an O_DIRECT read in flight (FOLL_GET|FOLL_WRITE before 6.5)
+RING, COPY, PIPES, DIO = "ring", "copy", "pipes", "dio"
+
+
 @define
 class Pin:
     name: str
@@ -83,12 +89,10 @@ class Pin:
     addr: int
     pfn: int | None
     live: bool = True
-    held: bool = False  # a short-term pin held by a waiting process_vm_*v (heldpin.py), not io_uring's
+    how: str = "ring"  # what holds the page: RING, COPY, PIPES or DIO
     write: bool = True
     ended: str | None = None  # a held pin: the device access that let its copy run and so ended it
     target: str | None = None  # a held pin: the process whose page it pins
-    get: bool = False  # FOLL_GET references (`gup`), not a pin
-    dio: bool = False  # ... held by an O_DIRECT read in flight: its one device write is the completion
     offset: int = 0  # the byte offset in the page of the word the device reads and writes (`pin(buf+8, ...)`)
 
 
@@ -256,7 +260,7 @@ class Translator:
         owner = self.ctl.procs.get(pin.owner)
         if owner is None or not owner.alive or not pin.live:
             return None
-        if pin.held or pin.get:  # (a pipe buffer's page is the page: read it where it is mapped)
+        if pin.how != RING:  # (a pipe buffer's page is the page: read it where it is mapped)
             got = read_through(self, pin)
             return None if got is None else got[0]
         try:
@@ -493,7 +497,7 @@ def _remember(t: Translator, pin: Pin, target: Proc, when: str) -> Event:
     e = pagemap.entry(target.pid, pin.addr, with_page=False)
     pin.pfn = e.pfn if e is not None and e.present else None
     t.pins[pin.name] = pin
-    what = "referenced page" if pin.get else "pinned page"
+    what = "referenced page" if pin.how in (PIPES, DIO) else "pinned page"
     return Event(f"{what}: pfn {pin.pfn:#x} (read from {target.name}'s pagemap {when})"
                  if pin.pfn else f"{what}: pfn unknown")
 
@@ -520,7 +524,7 @@ def _held(t: Translator, st: S.Step) -> Reply:
     out, events = t.simple(st, {"op": "held_pin", "name": name, "pid": target.pid, "addr": addr, "write": write,
                                 "copies": writes if write else 1, "timeout": t.ctl.timeout()})
     if out.ok:
-        events.append(_remember(t, Pin(name, owner.name, addr, None, held=True, write=write,
+        events.append(_remember(t, Pin(name, owner.name, addr, None, how=COPY, write=write,
                                        offset=st.addr.offset, target=target.name), target, "while the copy waits"))
     return out, events + _pinned_page(t, st, target)
 
@@ -586,19 +590,19 @@ def _device(t: Translator, st: S.Step, op: str, **extra: Any) -> Reply:
         out = Outcome(False, error="EFAULT")
         return out, [Event(f"{st.handle} holds no page (its pin failed or was released): no DMA")]
     owner = t.ctl.procs[held.owner]
-    if held.held and op == "dma_read":
+    if held.how == COPY and op == "dma_read":
         return _held_read(t, st, held)
     reply, events = t.cmd(owner, st, {"op": op, "name": held.name, "path": t.ctl.path("dma"), **extra})
     out = t.outcome(reply, owner, "value")
-    if held.dio and reply is not None and reply.get("early"):
+    if held.how == DIO and reply is not None and reply.get("early"):
         raise Unrunnable(f"not observable natively: `{st.text}`: the O_DIRECT read standing for {held.name} had "
                          "completed before this step, so it was not in flight across the steps in between")
-    if held.dio:
+    if held.how == DIO:
         held.live, held.ended = False, (f"step {st.number}, when the O_DIRECT read standing for it completed "
                                         "(the block layer put the reference then)")
-    elif held.held and reply is not None and reply.get("again"):
+    elif held.how == COPY and reply is not None and reply.get("again"):
         events.append(_repinned(t, st, held))
-    elif held.held:  # a held write pin's last device write: the copy ran, the syscall returned, the kernel unpinned
+    elif held.how == COPY:  # a held write pin's last device write: the copy ran, the syscall returned, the kernel unpinned
         held.live, held.ended = False, f"step {st.number}, {COPY_RAN}"
     return out, events
 
@@ -657,7 +661,7 @@ def gup(t: Translator, st: S.Step) -> Reply:
     addr = t.address(st.addr)
     out, events = t.simple(st, {"op": "gup", "name": name, "addr": addr, "count": st.count})
     if out.ok:
-        events.append(_remember(t, Pin(name, p.name, addr, None, write=False, offset=st.addr.offset, get=True), p,
+        events.append(_remember(t, Pin(name, p.name, addr, None, write=False, offset=st.addr.offset, how=PIPES), p,
                                 "right after the vmsplice"))
     return out, events + _pinned_page(t, st, p)
 
@@ -679,7 +683,7 @@ def _gup_dio(t: Translator, st: S.Step) -> Reply:
         raise Unrunnable(f"not observable natively: `{st.text}`: the O_DIRECT read completed inside io_submit, "
                          "so no request was in flight to stand for the reference (no dm-delay here?)")
     if out.ok:
-        events.append(_remember(t, Pin(name, p.name, addr, None, get=True, dio=True), p, "right after io_submit"))
+        events.append(_remember(t, Pin(name, p.name, addr, None, how=DIO), p, "right after io_submit"))
     return out, events + _pinned_page(t, st, p)
 
 
