@@ -205,3 +205,10 @@ def test_refs_lists_the_terms_of_an_assertion_left_to_right():
     got = list(S.refs(sc.assertions[0].expr))
     assert [type(r).__name__ for r in got] == ["PageAt", "Bound", "StepRef", "PageAt", "PageAt"]
     assert got[0].addr.offset == 8 and got[0].addr.index == 1
+
+
+def test_a_ksm_knob_is_never_written_outside_our_guest_whoever_asks():
+    from cowdsl.native import translate as T
+
+    with pytest.raises(T.Unrunnable, match="machine-wide; only our guest sets it"):
+        T._ksm_knob("run", "0")  # this machine's command line has no guest mark

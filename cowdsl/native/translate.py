@@ -30,7 +30,7 @@ from cowdsl import scenario as S
 from cowdsl.native import barrier, pagemap
 from cowdsl.native import libc as L
 from cowdsl.native.controller import Controller, Died, Proc, StepTimeout, write_direct
-from cowdsl.native.host import probe
+from cowdsl.native.host import in_guest, probe
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
 
@@ -895,6 +895,8 @@ def _ksm_knob(name: str, value: str | None = None) -> str:
     """Read (and with ``value``, first write) /sys/kernel/mm/ksm/NAME: in a guest only."""
     path = os.path.join(KSM_DIR, name)
     if value is not None:
+        if not in_guest():  # a machine-wide knob: never a host's, whatever called this
+            raise Unrunnable(f"unsupported on this host: {path} is machine-wide; only our guest sets it")
         with open(path, "w") as f:
             f.write(value)
     with open(path) as f:
