@@ -11,7 +11,7 @@ from cowdsl.check.names import Names
 from cowdsl.errors import did_you_mean, one_of
 from cowdsl.syntax import ast
 
-PROCESS_FACTS = ("segv", "alive", "has_pinned", "merge_any", "cow_copies", "faults")  # facts about a process
+PROCESS_FACTS = tuple(f.name for f in ops.FACTS.values() if f.takes == "process")  # facts about a process
 
 Term: TypeAlias = S.Ref | S.FactCall | S.Cmp | S.Same | S.Not | S.BoolOp
 Kind: TypeAlias = str  # "bool", "int", "page", or "error" (already reported)
@@ -156,7 +156,7 @@ class Assertions(Names):
             return ERROR
         if len(e.args) not in spec.arity:
             want = " or ".join(str(a) for a in spec.arity)
-            example = "A" if spec.name in PROCESS_FACTS else "NAME" if spec.name == "failed" else "A.buf"
+            example = "A" if spec.name in PROCESS_FACTS else "NAME" if spec.takes == "step" else "A.buf"
             forms = [f"`{spec.name}()`" if k == 0 else f"`{spec.name}({example})`" for k in spec.arity]
             self.error(f"`{spec.name}` takes {want} argument{'s' if spec.arity != (1,) else ''}", e.span,
                        expected=" or ".join(forms))
@@ -173,10 +173,10 @@ class Assertions(Names):
         """An argument of a fact: a process, a step named with `as`, or a page; None if wrong."""
         if not isinstance(a, ast.Location):  # the parser takes any term, so that this can say what is wrong
             what = "a process" if spec.name in PROCESS_FACTS else (
-                "a step named with `as`" if spec.name == "failed" else "a page")
+                "a step named with `as`" if spec.takes == "step" else "a page")
             self.error(f"`{spec.name}` takes {what}, not `{self.show(a)}`", a.span,
                        expected="a process name" if spec.name in PROCESS_FACTS else (
-                           "a name bound by `as`" if spec.name == "failed" else "A.buf, A.buf[1], a pin or F[0]"))
+                           "a name bound by `as`" if spec.takes == "step" else "A.buf, A.buf[1], a pin or F[0]"))
             return None
         if spec.name in PROCESS_FACTS:
             if not a.bare or a.name.text not in self.n.processes:
@@ -185,7 +185,7 @@ class Assertions(Names):
                            or f"e.g. `{spec.name}({next(iter(self.n.processes), 'A')})`")
                 return None
             return S.ProcessRef(a.name.text)
-        if spec.name == "failed":
+        if spec.takes == "step":
             if not a.bare or a.name.text not in self.n.outcomes:
                 self.error("`failed` takes a step named with `as`", a.span, expected="a name bound by `as`",
                            hint=did_you_mean(a.text(), self.n.outcomes) or "name the step: `A: pin(buf) as mr`")

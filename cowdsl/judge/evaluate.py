@@ -6,8 +6,9 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 
+from cowdsl import ops
 from cowdsl import scenario as S
-from cowdsl.judge.observe import Fact, Observation, StateObservation, Unsupported, term_text
+from cowdsl.judge.observe import NOT_IN_VERSION, Fact, Observation, StateObservation, Unsupported, term_text
 from cowdsl.semantics.state import State
 
 _CMP: dict[str, Callable[[int, int], bool]] = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
@@ -65,16 +66,17 @@ class Judge:
 
     def fact(self, f: S.FactCall) -> Fact:
         name = f.name
+        spec = ops.FACTS[name]  # its declaration says what it takes and what it is
         out: Fact
-        if name in ("cow_copies", "faults"):
+        if spec.takes == "process" and spec.kind == "int":
             out = self.obs.counter(name, _named(f.args[0]) if f.args else None)
-        elif name in ("segv", "alive", "has_pinned", "merge_any"):
+        elif spec.takes == "process":
             out = self.obs.process(name, _named(f.args[0]))
-        elif name == "failed":
+        elif spec.takes == "step":
             out = self.obs.failed(_named(f.args[0]))
         else:
             out = self.obs.page_fact(name, f.args[0])
-        self.note(f, out)
+        self.note(f, out, NOT_IN_VERSION.get(name, ""))
         return out
 
 

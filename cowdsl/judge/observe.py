@@ -35,6 +35,13 @@ class View:
     pte: object = None  # the model's Pte, or the native backend's pagemap entry
 
 
+# Why a counter has no value in a version (a comparison with it is false, as with any missing value)
+NOT_IN_VERSION = {
+    "ksm_merging_pages": "not in this version: /proc/PID/ksm_merging_pages (mm->ksm_merging_pages) is 5.19+ "
+                         "(7609385337a4)",
+}
+
+
 class Unsupported(Exception):
     """This observation cannot see that fact (e.g. refcount on the real kernel)."""
 
@@ -44,7 +51,7 @@ class Observation(Protocol):
     native backend's observation of the real kernel."""
 
     def view(self, ref: object) -> View: ...  # a term of an assertion: S.Ref (TypeError otherwise)
-    def counter(self, name: str, proc: str | None) -> int: ...
+    def counter(self, name: str, proc: str | None) -> int | None: ...  # None: NOT_IN_VERSION
     def process(self, name: str, proc: str) -> bool: ...
     def failed(self, name: str) -> bool: ...
     def page_fact(self, name: str, ref: object) -> Fact: ...
@@ -125,9 +132,11 @@ class StateObservation:
     def view(self, ref: object) -> View:
         return view(self.state, ref)
 
-    def counter(self, name: str, proc: str | None) -> int:
+    def counter(self, name: str, proc: str | None) -> int | None:
+        if name == "ksm_merging_pages" and self.backend is not None and self.backend.options["ksm_merging_pages"] == "off":
+            return None  # NOT_IN_VERSION
         mms = [self.state.mm(proc)] if proc else list(self.state.mms)
-        return sum(getattr(m, name) for m in mms if m is not None)
+        return sum(int(getattr(m, name)) for m in mms if m is not None)
 
     def process(self, name: str, proc: str) -> bool:
         m = self.state.mm(proc)

@@ -144,6 +144,10 @@ OPTIONS: tuple[Option, ...] = (
            "PageAnonExclusive, unmapped by reclaim and migration) or as 5.14-6.14 had them "
            "(make_device_exclusive_range's rmap walk drops the mapcount; restored writable iff the entry was)",
            ("anon-exclusive",)),
+    Option("ksm_fork_counters", ("reset", "copy"),
+           "fork's child starts with mm->ksm_merging_pages and ksm_rmap_items at 0 (ksm_fork, 4d6fc29f3634: 6.18, "
+           "6.6.113, 6.12.54, 6.17.4) or keeps dup_mm's copy of the parent's (5.19 until then)",
+           ("anon-exclusive",)),
     # Changes fixed within each era (a version sets them; no spec names them):
     Option("hugetlb_wp_seq", ("on", "off"),
            "fork of a hugetlb mapping runs inside write_protect_seq (623a1ddfeb23, 5.19); before, "
@@ -153,6 +157,10 @@ OPTIONS: tuple[Option, ...] = (
            "KSM's write_protect_page checks the page's references also when its PTE is read-only and "
            "clean but the page is exclusive (6c287605fd56, 5.19); before, a read-only clean PTE was "
            "merged despite GUP references",
+           ()),
+    Option("ksm_merging_pages", ("on", "off"),
+           "mm->ksm_merging_pages and /proc/PID/ksm_merging_pages exist (7609385337a4, 5.19); before, the "
+           "`ksm_merging_pages(A)` term is not in the version",
            ()),
     # --- what-ifs from the seed threads ----------------------------------------------------
     Option("pin_scope", ("any", "longterm"),

@@ -77,6 +77,8 @@ BASELINE: dict[str, str] = {
     "collapse_errno": "einval",
     "collapse_ro": "refuse",
     "ksm_zero_unshare": "off",
+    "ksm_merging_pages": "off",
+    "ksm_fork_counters": "copy",
     "io_uring_vma_check": "on",
     "unmap_lru_drain": "on",
     "devexcl": "range",
@@ -141,6 +143,11 @@ TIMELINE: tuple[Change, ...] = (
            v("5.19-rc1"), (("era", "anon-exclusive"), ("ksm_excl_check", "on")),
            note="with a7f226604170 (GUP unshare); its mm/ksm.c part adds the anon_exclusive test to "
                 "write_protect_page; 5.19-rc1 MM pull"),
+    Change("ksm-merging-pages", "7609385337a4", "ksm: count ksm merging pages for each process", v("5.19-rc1"),
+           (("ksm_merging_pages", "on"),),
+           note="xu xin; 5.19-rc1 MM pull; 5.15.135 fs/proc/base.c has no ksm_merging_pages, 6.1.158 and 6.18.2 "
+                "show mm->ksm_merging_pages there, counted in stable_tree_append and "
+                "remove_rmap_item_from_tree / remove_node_from_stable_tree (trees read)"),
     Change("hugetlb-wp-seq", "623a1ddfeb23", "mm/hugetlb: take src_mm->write_protect_seq in copy_hugetlb_page_range()",
            v("5.19-rc1"), (("hugetlb_wp_seq", "on"),), note="5.19-rc1 MM pull; 5.17-rc5 hugetlb.c has no seqcount"),
     Change("foll-force-exclusive", "5535be309971", "mm/gup: fix FOLL_FORCE COW security issue and remove FOLL_COW",
@@ -223,6 +230,13 @@ TIMELINE: tuple[Change, ...] = (
            note="Rik van Riel: exit_mmap, unmap_region, zap_page_range_single and free_pages_and_swap_cache "
                 "no longer drain the local lru_add batch; 6.13.7 has the calls, 6.14.0 and 6.18.2 do not "
                 "(trees read); mainline id not confirmed (mm-tree ids only)"),
+    Change("ksm-fork-counters", "4d6fc29f3634", "mm/ksm: fix incorrect KSM counter handling in mm_struct during fork",
+           v("6.18-rc1"), (("ksm_fork_counters", "reset"),), stable=(((6, 6), 113), ((6, 12), 54), ((6, 17), 4)),
+           note="Donet Tom, in the 6.18 merge window's MM pull beside "
+                "08ff89b5659d (the selftest test_fork_ksm_merging_page_count); in the 6.6.113, 6.12.54 and "
+                f"6.17.4 {_ANN}s. 6.13.7 and 6.14.0 include/linux/ksm.h ksm_fork leaves the copied counters, "
+                "6.18.2 zeroes ksm_merging_pages and ksm_rmap_items when the parent is MMF_VM_MERGEABLE "
+                "(trees read)"),
     Change("collapse-ro", "v6.18 mm/khugepaged.c hpage_collapse_scan_pmd",
            "mm: enable khugepaged to operate on non-writable VMAs", v("6.18-rc1"), (("collapse_ro", "allow"),),
            note="Dev Jain (RFC 2025-09-01, v1 2025-09-03, after the 6.17 merge window): the `writable` test and "

@@ -26,6 +26,7 @@ What user space cannot see raises ``Unsupported``: refcount, pincount,
 pinned, maybe_pinned, writable, device_exclusive, cow_copies, has_pinned.
 ``merge_any(A)`` is the one fact asked inside a process: its own
 prctl(PR_GET_MEMORY_MERGE), which reads MMF_VM_MERGE_ANY and touches no page.
+``ksm_merging_pages(A)`` is /proc/PID/ksm_merging_pages (5.19+).
 """
 
 from __future__ import annotations
@@ -188,7 +189,9 @@ class NativeObservation:
         return pagemap.kpagecount(pfn)
 
     # --- facts ---------------------------------------------------------------------------
-    def counter(self, name: str, proc: str | None) -> int:
+    def counter(self, name: str, proc: str | None) -> int | None:
+        if name == "ksm_merging_pages" and proc is not None:
+            return self._ksm_merging_pages(proc)
         if name != "faults":
             raise Unsupported(f"unsupported on native: `{name}`: the kernel does not count COW copies per process")
         procs = [self.run.procs.get(proc)] if proc else list(self.run.procs.values())
@@ -205,6 +208,18 @@ class NativeObservation:
         if p is None:
             return False
         return p.alive if name == "alive" else p.segv
+
+    def _ksm_merging_pages(self, proc: str) -> int | None:
+        """mm->ksm_merging_pages as /proc/PID/ksm_merging_pages shows it (5.19+, 7609385337a4);
+        None (NOT_IN_VERSION) where the kernel has no such file, as the model says."""
+        p = self.run.procs.get(proc)
+        if p is None or not p.alive:
+            raise Unsupported(f"not observable natively: `ksm_merging_pages({proc})`: {proc} is gone")
+        try:
+            with open(f"/proc/{p.pid}/ksm_merging_pages") as f:
+                return int(f.read())
+        except FileNotFoundError:
+            return None
 
     def _merge_any(self, proc: str) -> bool:
         """MMF_VM_MERGE_ANY as the process's own prctl(PR_GET_MEMORY_MERGE) returns it (it touches no

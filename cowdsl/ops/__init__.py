@@ -124,6 +124,7 @@ class FactSpec:
     arity: tuple[int, ...]  # accepted argument counts
     kind: str  # "bool" or "int"
     doc: str
+    takes: str = "page"  # its argument: "page", "process", or "step" (a step named with `as`)
 
 
 FACTS: dict[str, FactSpec] = {
@@ -143,14 +144,20 @@ FACTS: dict[str, FactSpec] = {
         FactSpec("huge_zero_page", (1,), "bool", "the entry maps the huge zero page (a read fault on a thp mapping)"),
         FactSpec("device_exclusive", (1,), "bool", "the entry is a device-exclusive entry"),
         FactSpec("ksm", (1,), "bool", "the page is a KSM page"),
-        FactSpec("cow_copies", (0, 1), "int", "pages copied by COW and unshare faults and by fork (all, or one process)"),
-        FactSpec("faults", (0, 1), "int", "page faults taken by CPU accesses (all, or one process)"),
-        FactSpec("failed", (1,), "bool", "the step named by `as` failed (or a fork, by its child)"),
-        FactSpec("segv", (1,), "bool", "the process was killed by SIGSEGV"),
-        FactSpec("alive", (1,), "bool", "the process is alive"),
-        FactSpec("has_pinned", (1,), "bool", "MMF_HAS_PINNED is set on the process's mm"),
+        FactSpec("cow_copies", (0, 1), "int", "pages copied by COW and unshare faults and by fork (all, or one process)",
+                 "process"),
+        FactSpec("faults", (0, 1), "int", "page faults taken by CPU accesses (all, or one process)", "process"),
+        FactSpec("failed", (1,), "bool", "the step named by `as` failed (or a fork, by its child)", "step"),
+        FactSpec("segv", (1,), "bool", "the process was killed by SIGSEGV", "process"),
+        FactSpec("alive", (1,), "bool", "the process is alive", "process"),
+        FactSpec("has_pinned", (1,), "bool", "MMF_HAS_PINNED is set on the process's mm", "process"),
         FactSpec("merge_any", (1,), "bool",
-                 "MMF_VM_MERGE_ANY is set on the process's mm, as prctl(PR_GET_MEMORY_MERGE) reports it (6.4+)"),
+                 "MMF_VM_MERGE_ANY is set on the process's mm, as prctl(PR_GET_MEMORY_MERGE) reports it (6.4+)",
+                 "process"),
+        FactSpec("ksm_merging_pages", (1,), "int",
+                 "mm->ksm_merging_pages, what /proc/PID/ksm_merging_pages shows (5.19+): the process's pages "
+                 "KSM merged (its rmap_items in the stable tree); fork copied it into the child until 6.18 "
+                 "(6.6.113, 6.12.54, 6.17.4)", "process"),
     ]
 }
 

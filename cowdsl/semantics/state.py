@@ -191,6 +191,11 @@ class Mm:
     vmas: tuple[Vma, ...] = ()
     has_pinned: bool = False  # mm->has_pinned, later MMF_HAS_PINNED
     merge_any: bool = False  # MMF_VM_MERGE_ANY: prctl(PR_SET_MEMORY_MERGE, 1) (6.4+), inherited by fork
+    # mm->ksm_merging_pages (5.19+): +1 as each rmap_item joins the stable tree, -1 as a scan takes it
+    # out; fork copies the number until ksm_fork resets it (6.18).  ksm_stable: those rmap_items,
+    # as (mapping, index): the child of a fork has none, whatever number it was given
+    ksm_merging_pages: int = 0
+    ksm_stable: tuple[tuple[str, int], ...] = ()
     alive: bool = True
     segv: bool = False
     faults: int = 0

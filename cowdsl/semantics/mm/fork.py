@@ -64,7 +64,14 @@ class Fork(KernelBase):
         # MMF_VM_MERGE_ANY is inherited (6.4+, where prctl can set it): ksm_fork sets it on the child
         # in 6.4-6.6 (d7597f59d1d3, include/linux/ksm.h), MMF_INIT_MASK carries it from 6.7
         # (3c6f33b7273a; 6.13.7 and 6.18.2 include/linux/mm_types.h).  VM_MERGEABLE comes with each VMA.
-        m.add_mm(Mm(name=child, vmas=tuple(vmas), merge_any=m.mm(parent).merge_any))
+        # dup_mm copies mm->ksm_merging_pages into the child, not the rmap_items it counts (the child's
+        # mm_slot starts empty); ksm_fork zeroes it when the parent is MMF_VM_MERGEABLE, as a parent
+        # with merged pages is, from 4d6fc29f3634 (6.18; 6.6.113, 6.12.54, 6.17.4)
+        merging = m.mm(parent).ksm_merging_pages
+        if merging and self.options["ksm_fork_counters"] == "reset":
+            m.say(f"ksm_fork: {child}'s ksm_merging_pages starts at 0, not {parent}'s {merging} (4d6fc29f3634)")
+            merging = 0
+        m.add_mm(Mm(name=child, vmas=tuple(vmas), merge_any=m.mm(parent).merge_any, ksm_merging_pages=merging))
         m.say(f"fork: {parent} → {child}")
         if self.fork_raises_wp_seq(m, parent):
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)

@@ -166,10 +166,50 @@ class Ksm(KernelBase):
             return None
         return pte
 
+    # --- the stable tree's rmap_items: mm->ksm_merging_pages ----------------------------------
+    def ksm_full_scan(self, m: Machine) -> None:
+        """What ksmd's full scans do to rmap_items left in the stable tree by pages since
+        unmerged, unmapped or no longer VM_MERGEABLE: cmp_and_merge_page's
+        remove_rmap_item_from_tree, get_next_rmap_item's and remove_trailing_rmap_items'
+        removal, get_ksm_page's remove_node_from_stable_tree of a freed KSM page: each
+        takes one off its mm's ksm_merging_pages (6.1.158 and 6.18.2 mm/ksm.c)."""
+        m.reads.add(("mms",))  # every mm_slot: a read of the set of mms
+        for name in list(m.mms):
+            mm = m.mm(name)
+            if not mm.ksm_stable:
+                continue
+            kept = tuple(item for item in mm.ksm_stable if self._still_merged(m, name, *item))
+            gone = len(mm.ksm_stable) - len(kept)
+            if gone:
+                m.update_mm(name, ksm_stable=kept, ksm_merging_pages=mm.ksm_merging_pages - gone)
+                m.say(f"ksmd: {gone} of {name}'s rmap_items leave the stable tree "
+                      f"(ksm_merging_pages {mm.ksm_merging_pages - gone})")
+
+    def _still_merged(self, m: Machine, mm: str, vname: str, idx: int) -> bool:
+        """Whether the rmap_item at (vname, idx) still stands for a merged page: the mm alive,
+        the mapping VM_MERGEABLE, a KSM page mapped there."""
+        if not m.mm(mm).alive:
+            return False
+        vma = m.vma(mm, vname)
+        if vma is None or idx >= len(vma.ptes) or not self.ksm_mergeable(m, mm, vma):
+            return False
+        pte = vma.ptes[idx]
+        return pte is not None and pte.present and m.page(pte.page).ksm
+
+    def stable_tree_append(self, m: Machine, addr: Addr) -> None:
+        """stable_tree_append: the rmap_item of ``addr`` joins the stable tree, counted in its mm's
+        ksm_merging_pages (5.19+, 7609385337a4); an item already there stays (cmp_and_merge_page
+        returns early when the page is the stable node's)."""
+        mm = m.mm(addr.proc)
+        item = (addr.mapping, addr.index)
+        if item not in mm.ksm_stable:
+            m.update_mm(addr.proc, ksm_stable=mm.ksm_stable + (item,), ksm_merging_pages=mm.ksm_merging_pages + 1)
+
     @whole_op(KSM_MERGE)
     def op_ksm_merge(self, m: Machine, step: Step) -> Outcome:
         a, b = step.addr, step.addr2
         assert a is not None and b is not None  # the op's two address parameters
+        self.ksm_full_scan(m)
         pa = self.ksmd_scans(m, a)
         pb = self.ksmd_scans(m, b) if pa is not None else None
         if pa is None or pb is None:
@@ -189,6 +229,8 @@ class Ksm(KernelBase):
         m.set_pte(b.proc, b.mapping, b.index, evolve(pb, page=kpfn, write=False))
         m.page_add_rmap(kpfn)
         m.page_remove_rmap(old)
+        self.stable_tree_append(m, a)
+        self.stable_tree_append(m, b)
         m.say(f"ksm: {b} now maps KSM page #{kpfn}, shared read-only with {a}")
         return Outcome(True)
 
@@ -202,6 +244,7 @@ class Ksm(KernelBase):
         a = addr_of(step)
         if not m.decided("has_ksm_use_zero_pages", self.has_ksm_use_zero_pages(), "ksm: use_zero_pages"):
             return Outcome(False, error="ENOENT")
+        self.ksm_full_scan(m)  # a zero page KSM places is not in the stable tree (ksm_zero_pages counts it)
         pte = self.ksmd_scans(m, a)
         if pte is None:
             return Outcome(False, error="not mergeable")
