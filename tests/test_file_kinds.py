@@ -75,10 +75,11 @@ def test_map_hugetlb_of_a_disk_file_is_einval():
     assert outcome(r, "A: mmap(buf, private, rw, hugetlb, file=F) as m").error == "EINVAL"
 
 
-@pytest.mark.parametrize("flags", ["shared, rw, thp", "private, rw, pte_thp, file=F", "shared, rw, thp, file=F"])
+@pytest.mark.parametrize("flags", ["shared, rw, pte_thp", "private, rw, pte_thp, file=F", "shared, rw, thp, file=F"])
 def test_a_thp_in_a_shared_or_file_mapping_is_not_modelled_never_a_kernel_einval(flags):
     """Regression: the model answered -EINVAL, an error the kernel never gives for it (it maps small
-    pages, or a shmem/file THP per shmem_enabled and CONFIG_READ_ONLY_THP_FOR_FS)."""
+    pages, or a shmem/file THP per shmem_enabled and CONFIG_READ_ONLY_THP_FOR_FS).  A PMD-mapped
+    shmem THP (`shared, rw, thp`, or a tmpfs/memfd file) is modelled: tests/test_shmem_thp.py."""
     step = f"A: mmap(buf, {flags}) as m"
     r = run_src(f"process A\nfile F = [1]\n{step}\n")
     assert outcome(r, step).error == "not modelled"

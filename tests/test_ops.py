@@ -138,11 +138,12 @@ def test_mmap_huge_page_kinds_fault_in_one_exclusive_huge_page(kind):
     assert pg.refcount == 1 + siblings + 1
 
 
-def test_mmap_huge_pages_of_a_shared_mapping_are_refused():
-    """THP in shared (shmem) mappings is not modelled; shared hugetlb is (test_file_kinds.py)."""
+def test_mmap_pte_mapped_huge_pages_of_a_shared_mapping_are_refused():
+    """A PTE-mapped shmem THP is not modelled; a PMD-mapped one is (test_shmem_thp.py), and
+    shared hugetlb (test_file_kinds.py)."""
     r = run_src("""
         process A
-        A: mmap(buf, shared, rw, thp) as m
+        A: mmap(buf, shared, rw, pte_thp) as m
     """)
     assert not r.final.result("m").ok
     assert mm(r.final, "A").vma("buf") is None

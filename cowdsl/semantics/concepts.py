@@ -8,7 +8,7 @@ decides fork's early COW and reclaim's pin check, and is what
 
 from __future__ import annotations
 
-from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, Page, Pte
+from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, THP, Page, Pte, Vma
 
 
 def pin_refs(page: Page) -> int:
@@ -52,3 +52,10 @@ def in_swapcache(page: Page) -> bool:
 def pte_writable(pte: Pte | None) -> bool:
     """pte_write() on a present entry (a device-exclusive entry is not present)."""
     return pte is not None and pte.present and pte.write
+
+
+def pmd_mapped_file_thp(vma: Vma, page: Page) -> bool:
+    """A page-cache THP (shmem, memfd) that a `thp` mapping maps by a PMD (do_set_pmd).
+    Such a PMD is zapped, never remapped by PTEs, when it is split, and fork does not copy
+    it (copy_huge_pmd); a mapping that a tail op left 4 KiB maps the head by a PTE."""
+    return vma.kind == THP and page.kind == THP and not page.anon and not page.zero

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from attrs import evolve
 
 from cowdsl.ops.fork import FORK
+from cowdsl.semantics.concepts import pmd_mapped_file_thp
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
 from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Mm, Outcome, Pte, content
@@ -119,6 +120,14 @@ class Fork(KernelBase):
             pte = m.pte(parent, vname, idx)
             if pte is not None and pte.present:
                 page = m.page(pte.page)
+                vma = m.vma_at(parent, vname, idx)
+                if vma is not None and pmd_mapped_file_thp(vma, page):
+                    # copy_huge_pmd: "Skip if can be re-fill on fault" (!vma_is_anonymous(dst_vma)),
+                    # before any pin check (5.10.198, 6.1.158, 6.18.2 mm/huge_memory.c)
+                    m.say(f"copy_huge_pmd: {vname}[{idx}] maps page-cache THP #{pte.page} by a PMD: not copied, "
+                          f"{child} faults it in")
+                    i += 1
+                    continue
                 if not page.anon and not page.zero and m.mapped_vma(parent, vname).is_cow_mapping:
                     d = self.fork_copy(m, parent, pte.page)
                     if d:  # maybe pinned, and no PageAnon check (5.9-5.18 mainline)

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Literal
 from attrs import evolve, frozen
 
 from cowdsl.ops.gup import DMA_READ, DMA_WRITE, GUP_FAST, GUP_SLOW, PROC_MEM_WRITE, PUT, PVM, UNPIN
+from cowdsl.semantics.concepts import pmd_mapped_file_thp
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step, whole_op
 from cowdsl.semantics.mm import addr_of, value_of
-from cowdsl.semantics.state import HUGETLB, Handle, Outcome, at
+from cowdsl.semantics.state import HUGETLB, Handle, Outcome, Vma, at
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -53,10 +54,36 @@ class Gup(KernelBase):
         if not d:
             m.decided("check_vma_flags", d, f"check_vma_flags: {flags} on `{vname}`")
             return flags, "EFAULT"
+        if self.unshares_file_thp_pmd(m, mm, vname, idx, vma, flags):
+            return flags, "not modelled"
         brk = self.gup_break_cow(m, vma, flags)
         if m.decided("gup_break_cow", brk, f"gup {flags}", minor=not brk):
             flags = evolve(flags, write=True)
         return flags, None
+
+    def unshares_file_thp_pmd(self, m: Machine, mm: str, vname: str, idx: int, vma: Vma, flags: Foll) -> bool:
+        """A R/O long-term pin of a page-cache THP that a private mapping maps by a PMD, or
+        will at its read fault: follow_huge_pmd asks to unshare it (-EMLINK, 84209e87c696),
+        wp_huge_pmd zaps the PMD, and the FAULT_FLAG_UNSHARE fault, not a write, goes to
+        do_read_fault, whose filemap_map_pmd / finish_fault map the folio by a PMD again
+        (do_set_pmd; read in 6.18.2 mm/gup.c, mm/memory.c, mm/filemap.c).  How GUP's retry
+        ends there is not confirmed, so the model gives no answer."""
+        if not (flags.pin and flags.longterm and not flags.write) or not vma.is_cow_mapping or vma.file is None:
+            return False
+        pte = m.pte(mm, vname, idx)
+        if pte is None:
+            pfn = m.file_page(vma.file, vma.pgoff + idx)
+        elif pte.present:
+            pfn = pte.page
+        else:
+            return False
+        if not pmd_mapped_file_thp(vma, m.page(pfn)):
+            return False
+        if not m.decided("gup_must_unshare", self.gup_must_unshare(m, vma, pfn, flags), f"follow_huge_pmd #{pfn}"):
+            return False
+        m.say(f"gup: {flags} of page-cache THP #{pfn}, PMD-mapped in private `{vname}`: the unshare fault maps "
+              "it by a PMD again (do_read_fault → do_set_pmd); not modelled")
+        return True
 
     def follow_page(self, m: Machine, mm: str, vname: str, idx: int,
                     flags: Foll) -> tuple[Literal["page"], int] | tuple[Literal["fault"], str]:

@@ -70,8 +70,12 @@ class Khugepaged(KernelBase):
         if vma.kind == HUGETLB:
             m.say("MADV_COLLAPSE: a hugetlb VMA → -EINVAL (hugepage_vma_check: VM_HUGETLB)")
             return self.collapse_done(error="EINVAL")
-        if vma.shmem:
-            m.say(f"MADV_COLLAPSE: `{vname}` is shmem; hpage_collapse_scan_file (shmem THP) is not modelled")
+        if vma.shmem or (vma.file is not None and m.state.file_kind(vma.file) in ("shmem", "memfd")):
+            # a shmem VMA, shared or private, is eligible (hugepage_vma_check / thp_vma_allowable_order:
+            # shmem_file), and its page cache collapses (hpage_collapse_scan_file, collapse_file: a new
+            # huge folio replaces the small ones in the page cache, then each mapping's PTE table goes)
+            m.say(f"MADV_COLLAPSE: `{vname}` maps shmem; hpage_collapse_scan_file and collapse_file (the page "
+                  "cache's collapse) are not modelled")
             return self.collapse_done(error="not modelled")
         if not vma.anon:
             m.say(f"MADV_COLLAPSE: `{vname}` maps a file on disk → -EINVAL (hugepage_vma_check: no THP for "

@@ -102,10 +102,12 @@ class Memory(KernelBase):
         assert vma.file is not None  # not anonymous: handle_mm_fault calls do_fault on file mappings
         cache = m.file_page(vma.file, vma.pgoff + idx)
         if write and not vma.shared:
-            # do_cow_fault: the private copy of a page-cache page
-            # (hugetlb_no_page copies a hugetlbfs page whole into a new anonymous huge page)
+            # do_cow_fault: the private copy of a page-cache page, an order-0 page even of a
+            # shmem THP (alloc_page_vma in 5.10.198, folio_prealloc(..., false) in 6.18.2);
+            # hugetlb_no_page copies a hugetlbfs page whole into a new anonymous huge page
+            kind = HUGETLB if m.page(cache).kind == HUGETLB else SMALL
             pfn = m.alloc_page(**content(m.page(cache)), refcount=1, mapcount=1,
-                               anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=m.page(cache).kind)
+                               anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
             self.anon_vma_prepare(m, mm, vname)
             self.lru_cache_add(m, pfn)  # alloc_set_pte (5.10) / set_pte_range (6.x) of a private copy
             m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
@@ -115,8 +117,11 @@ class Memory(KernelBase):
         m.page_add_rmap(cache)
         m.set_pte(mm, vname, idx, Pte(page=cache, write=write and vma.write, dirty=write))
         kind = "do_shared_fault" if write else "do_read_fault"
-        m.say(f"{kind}: maps page-cache page #{cache} ({vma.file}[{idx}]){' writable' if write else ' read-only'}")
-        if not write and vma.kind != HUGETLB:  # hugetlb_fault maps one huge page, no fault-around
+        # a shmem THP in a `thp` mapping: finish_fault (alloc_set_pte in 5.10) maps the folio by a
+        # PMD (do_set_pmd: the page cache holds a PMD-order folio and the VMA covers the aligned 2 MiB)
+        how = ", by a PMD (do_set_pmd)" if vma.kind == THP else ""
+        m.say(f"{kind}: maps page-cache page #{cache} ({vma.file}[{idx}]){' writable' if write else ' read-only'}{how}")
+        if not write and vma.kind == SMALL:  # hugetlb_fault maps one huge page, a PMD one THP: no fault-around
             self.do_fault_around(m, mm, vname, idx)
         return True
 
@@ -160,6 +165,8 @@ class Memory(KernelBase):
         page = m.page(pfn)
         if vma.shared:
             if not unshare:
+                # a PMD-mapped shmem THP: wp_huge_pmd zaps the PMD (no ->huge_fault for shmem) and
+                # do_shared_fault maps it again, writable, by a PMD (do_set_pmd): the same end
                 m.set_pte(mm, vname, idx, Pte(page=pfn, write=vma.write, dirty=True))
                 m.say(f"wp_page_shared: shared mapping, page #{pfn} made writable")
             return True
@@ -197,9 +204,12 @@ class Memory(KernelBase):
         old = pte.page
         src = m.page(old)
         # A THP is split and one subpage copied (from 5.8; before, the whole THP);
-        # a hugetlb page is copied whole.
+        # a hugetlb page is copied whole.  A page-cache THP in a private mapping is never
+        # copied whole: wp_huge_pmd zaps its PMD (__split_huge_pmd of a file VMA) and
+        # do_cow_fault copies one subpage (5.10.198, 6.1.158, 6.18.2 mm/memory.c).
         kind = HUGETLB if src.kind == HUGETLB else SMALL
-        if src.kind == THP and m.decided("thp_wp_copies_whole", self.thp_wp_copies_whole(), "do_huge_pmd_wp_page"):
+        if src.kind == THP and (src.anon or src.zero) and m.decided("thp_wp_copies_whole", self.thp_wp_copies_whole(),
+                                                                    "do_huge_pmd_wp_page"):
             kind = THP
         new = m.alloc_page(**content(src), refcount=1, mapcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE, kind=kind)
         self.anon_vma_prepare(m, mm, vname)
@@ -272,6 +282,13 @@ class Memory(KernelBase):
             return None  # PTE-mapped already
         if page.kind != THP:
             return f"#{pte.page} is not a THP"
+        if not page.anon:
+            # __split_huge_pmd_locked, !vma_is_anonymous: a file PMD is zapped, not remapped by PTEs
+            # (a fault fills it in again); only this mm's mapping goes (5.10.198, 6.1.158, 6.18.2)
+            m.set_pte(mm, vname, idx, None)
+            m.page_remove_rmap(pte.page)
+            m.say(f"__split_huge_pmd: {mm}.{vname}[{idx}]: the PMD of page-cache THP #{pte.page} is zapped")
+            return None
         if page.mapcount > 1:
             # the kernel splits only this mm's PMD; the model has one mapping kind per folio
             return f"#{pte.page} is PMD-mapped by other processes too: a split of one of them is not modelled"

@@ -9,7 +9,7 @@ from attrs import evolve
 from cowdsl.ops.mmap import EXIT, MADVISE, MMAP, MPROTECT, MREMAP, MUNMAP
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
-from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Vma
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, THP_SIBLINGS, Outcome, Vma
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -33,16 +33,27 @@ class AddressSpace(KernelBase):
         elif kind == HUGETLB and file is not None:
             m.say("mmap: MAP_HUGETLB of a file not on hugetlbfs → -EINVAL (ksys_mmap_pgoff)")
             return Outcome(False, error="EINVAL")
-        elif kind in (THP, PTE_THP) and (shared or file):
-            # the kernel would map it (small pages, or a shmem/file THP per shmem_enabled and
-            # CONFIG_READ_ONLY_THP_FOR_FS): not an error of its, a limit of the model's
-            m.say(f"mmap: {kind} pages of a shared or file mapping (shmem or file THP) are not modelled; "
-                  "the model has THPs in private anonymous mappings only")
+        elif kind == PTE_THP and (shared or file):
+            # a PTE-mapped page-cache THP (an unaligned VMA): the kernel maps it, the model does not follow it
+            m.say("mmap: pte_thp pages of a shared or file mapping (a PTE-mapped shmem THP) are not modelled; "
+                  "`thp` is a PMD-mapped one")
+            return Outcome(False, error="not modelled")
+        elif kind == THP and fkind == "disk":
+            # a page-cache THP of a disk file needs CONFIG_READ_ONLY_THP_FOR_FS and an executable
+            # mapping (khugepaged's collapse_file): the kernel maps small pages, the model has no such page
+            m.say("mmap: THPs of a file on disk (CONFIG_READ_ONLY_THP_FOR_FS) are not modelled; "
+                  "a shmem, memfd or shared anonymous mapping can hold them")
+            return Outcome(False, error="not modelled")
+        elif file is not None and fkind in ("shmem", "memfd") and not self.shmem_huge_pages(m, file, kind == THP):
             return Outcome(False, error="not modelled")
         if shared and file is None:
-            # MAP_SHARED|MAP_ANONYMOUS is shmem (with MAP_HUGETLB, a hugetlbfs file): a page-cache object of its own
+            # MAP_SHARED|MAP_ANONYMOUS is shmem (with MAP_HUGETLB, a hugetlbfs file): a page-cache object of its own.
+            # With `thp` its folios are PMD-size (shmem_enabled=always, or advise with MADV_HUGEPAGE:
+            # shmem_is_huge / shmem_huge_global_enabled), and the page cache holds one reference per
+            # subpage (shmem_add_to_page_cache: page_ref_add/folio_ref_add(nr) in 5.10.198, 6.1.158, 6.18.2)
             file = f"{step.task}.{step.mapping}"
-            m.add_file(file, tuple(m.alloc_page(anon=False, refcount=1, file=file, index=i, kind=kind)
+            refs = 1 + (THP_SIBLINGS if kind == THP else 0)
+            m.add_file(file, tuple(m.alloc_page(anon=False, refcount=refs, file=file, index=i, kind=kind)
                                    for i in range(step.pages)))
         vma = Vma(
             name=step.mapping,
@@ -63,6 +74,30 @@ class AddressSpace(KernelBase):
         return Outcome(True)
 
     @staticmethod
+    def shmem_huge_pages(m: Machine, file: str, huge: bool) -> bool:
+        """A tmpfs or memfd file whose folios are PMD-size THPs (a tmpfs mounted huge=always, a memfd
+        with shmem_enabled=always: shmem_get_folio_gfp allocates them) is mapped with `thp`, the
+        others without.  The first `thp` mapping of a file none maps yet makes its page cache huge
+        (one reference per subpage, as shmem_add_to_page_cache takes); a mix of the two is not
+        modelled (the model follows a file THP through its head, one page per 2 MiB)."""
+        pages = m.files[file] if m.file_page(file, 0) >= 0 else ()  # file_page: the read, for the explorer
+        if all(m.page(p).kind == THP for p in pages) and pages:
+            if huge:
+                return True
+            m.say(f"mmap: {file}'s folios are THPs; a small-page mapping of them (PTE-mapped file THPs) "
+                  "is not modelled: map it with `thp`")
+            return False
+        if not huge:
+            return True
+        if any(m.page(p).mapcount or m.page(p).kind != SMALL for p in pages):
+            m.say(f"mmap: {file} is mapped with small pages already; a THP mapping of it is not modelled")
+            return False
+        for p in pages:
+            m.update_page(p, kind=THP, refcount=m.page(p).refcount + THP_SIBLINGS)
+        m.say(f"mmap: {file}'s page cache holds PMD-size THPs (huge=always / shmem_enabled=always)")
+        return True
+
+    @staticmethod
     def pages_of(step: Step, vma: Vma) -> range:
         """The pages a step on a mapping covers: ``buf[i..j]``, or all of it."""
         first, last = step.part if step.part is not None else (0, len(vma.ptes) - 1)
@@ -75,11 +110,17 @@ class AddressSpace(KernelBase):
         first, last = step.part
         return f"`{step.mapping}[{first}..{last}]`" if last != first else f"`{step.mapping}[{first}]`"
 
-    def tail_op(self, m: Machine, step: Step, what: str, zap: bool) -> Outcome:
+    def tail_op(self, m: Machine, step: Step, what: str, zap: bool, split_vma: bool = True) -> Outcome:
         """An op on the tail pages of each huge page in the range (``tail``): the PMD is
         split (__split_huge_pmd), then ``zap`` (munmap, MADV_DONTNEED) drops the tail PTEs.
         The head page the model follows keeps its PTE and its VMA's flags; the tails'
-        own flags (after mprotect or MADV_DONTFORK of them) are not followed."""
+        own flags (after mprotect or MADV_DONTFORK of them) are not followed.
+
+        In a file mapping (a shmem THP) the split zaps the whole PMD, head included
+        (__split_huge_pmd_locked: !vma_is_anonymous), and the head faults back in: by a
+        PMD again where the VMA still covers the 2 MiB (MADV_DONTNEED), by a PTE where
+        ``split_vma`` left it a 4 KiB VMA of its own (do_set_pmd: thp_vma_suitable_order
+        fails), which the model follows as a one-page small mapping of the file's THP."""
         mm, vname = step.task, step.mapping
         assert mm is not None and vname is not None  # a process's op; its mapping parameter
         vma = m.mapped_vma(mm, vname)
@@ -90,6 +131,8 @@ class AddressSpace(KernelBase):
         if vma.kind not in (THP, PTE_THP):
             m.say(f"{what}: `tail` names the tail pages of a THP; `{vname}` is a {vma.kind}-page mapping")
             return Outcome(False, error="not a THP mapping")
+        if vma.file is not None and not vma.anon:
+            return self.file_tail_op(m, step, vma, what, split_vma)
         for i in self.pages_of(step, vma):
             why = self.split_huge_pmd(m, mm, vname, i)
             if why is not None:
@@ -98,6 +141,25 @@ class AddressSpace(KernelBase):
             if zap:
                 self.zap_tail_ptes(m, mm, vname, i)
         m.say(f"{what}: the tail pages of {self.part_text(step)}; each head page keeps its PTE and flags")
+        return Outcome(True)
+
+    def file_tail_op(self, m: Machine, step: Step, vma: Vma, what: str, split_vma: bool) -> Outcome:
+        """``tail`` of a file THP mapping: each head's PMD is zapped (an anonymous COW copy
+        of the head is PTE-mapped already and stays); the VMA split leaves the head alone."""
+        mm = step.task
+        assert mm is not None  # tail_op's process
+        if split_vma and len(vma.ptes) != 1:
+            m.say(f"{what}: the tail pages of a file THP mapping of {len(vma.ptes)} THPs: the heads' 4 KiB VMAs "
+                  "between the rest are not modelled (one THP per mapping)")
+            return Outcome(False, error="not modelled")
+        for i in self.pages_of(step, vma):
+            self.split_huge_pmd(m, mm, vma.name, i)
+        if split_vma:
+            m.set_vma(mm, evolve(m.mapped_vma(mm, vma.name), kind=SMALL))
+            m.say(f"{what}: the tail pages of {self.part_text(step)}: the head's VMA is 4 KiB now, it maps "
+                  "the file THP's head by a PTE")
+        else:
+            m.say(f"{what}: the tail pages of {self.part_text(step)}: the PMD is gone, the head faults it back in")
         return Outcome(True)
 
     @whole_op(MUNMAP)
@@ -260,7 +322,8 @@ class AddressSpace(KernelBase):
             if advice == "wipeonfork" and (not vma.anon or vma.shared):
                 m.say("MADV_WIPEONFORK: only private anonymous mappings → -EINVAL")
                 return Outcome(False, error="EINVAL")
-            return self.tail_op(m, step, f"MADV_{advice.upper()}", zap=advice == "dontneed")
+            return self.tail_op(m, step, f"MADV_{advice.upper()}", zap=advice == "dontneed",
+                                split_vma=advice != "dontneed")  # zap_page_range_single splits no VMA
         pages = self.pages_of(step, vma)
         what = self.part_text(step)
         if any(vma.at(i) is None for i in pages):
@@ -303,6 +366,13 @@ class AddressSpace(KernelBase):
             if pte is None or not pte.present:
                 continue
             page = m.page(pte.page)
+            if page.kind == THP and not page.anon and not page.zero:
+                # madvise_cold_or_pageout_pte_range takes a PMD-mapped folio of any kind; reclaim
+                # splits a shmem THP first in 5.10.198 (shrink_page_list: "Split file THP") and
+                # 6.1.158 (shrink_folio_list: "Split shmem folio"), swaps it whole with
+                # CONFIG_THP_SWAP in 6.18.2 (shmem_writeout): shmem's swap is not modelled
+                m.say(f"MADV_PAGEOUT: #{pte.page} is a shmem THP; reclaim of shmem pages is not modelled")
+                return Outcome(False, error="not modelled")
             if page.zero or not page.anon:
                 continue
             if page.mapcount != 1:
