@@ -37,6 +37,7 @@ from cowdsl.native.controller import Controller, Limits, StepTimeout, Terminated
 from cowdsl.native.host import Host, probe, skip_reason
 from cowdsl.native.observe import NativeObservation
 from cowdsl.native.repeat import Runs
+from cowdsl.native.shmem_thp import shmem_knob
 from cowdsl.native.translate import Translator, Unrunnable, ksmd_knobs
 from cowdsl.semantics.machine import Event
 from cowdsl.semantics.state import Outcome
@@ -128,7 +129,7 @@ def _run(sc: S.Scenario, host: Host, limits: Limits, deadline: float, inject: In
         try:
             try:
                 uninterrupted(lambda: made.append(Controller(sc, limits, deadline)))
-                with ksmd_knobs(sc):
+                with ksmd_knobs(sc), shmem_knob(sc):
                     done, checks = _steps(sc, made[0], host, inject, repetition)
             finally:
                 for ctl in made:

@@ -37,6 +37,7 @@ class Host:
     odirect: str | None = "not probed"  # None if the temporary directory does direct I/O, else why not
     uffd: str | None = "not probed"  # None if userfaultfd takes kernel-mode faults (a held short-term pin)
     ksm_zero: str | None = "not probed"  # None if ksmd's knobs (run, use_zero_pages) may be switched (a guest's)
+    shmem_thp: str | None = "not probed"  # None if a MADV_HUGEPAGE shared anonymous mapping gets a shmem THP
 
     @property
     def reason(self) -> str | None:
@@ -96,6 +97,33 @@ def _thp_mode() -> str | None:
     except (OSError, ValueError):
         pass
     return None
+
+
+SHMEM_ENABLED = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+
+
+def shmem_mode() -> str | None:
+    """The bracketed mode of shmem_enabled (None: no such file, no shmem THP in this kernel)."""
+    try:
+        with open(SHMEM_ENABLED) as f:
+            text = f.read()
+    except OSError:
+        return None
+    return text[text.find("[") + 1:text.find("]")] if "[" in text else text.strip()
+
+
+def _shmem_thp(thp: str | None) -> str | None:
+    """None when a 2 MiB MADV_HUGEPAGE shared anonymous mapping gets a shmem THP: shmem_enabled
+    allows it already, or this is our guest, where a run switches it to advise (native.shmem_thp)."""
+    if thp is not None:
+        return thp
+    mode = shmem_mode()
+    if mode is None:
+        return f"no shmem THP in this kernel (no {SHMEM_ENABLED})"
+    if mode in ("always", "within_size", "advise", "force") or (in_guest() and os.access(SHMEM_ENABLED, os.W_OK)):
+        return None
+    return (f"shmem THPs are off here ({SHMEM_ENABLED} = {mode}); it is machine-wide: only a "
+            "`cowdsl crosscheck --kernel` guest switches it")
 
 
 #: set by the init of a `cowdsl crosscheck --kernel` guest: the needs it switched on (cowdsl.kernels.guest)
@@ -339,8 +367,9 @@ def probe() -> Host:
     except Exception as e:  # noqa: BLE001
         odirect = f"{type(e).__name__}: {e}"
     ksm = _ksm()
-    return Host(True, io, pfns, excl, _swap_on(), kernel, _thp_mode(), _hugetlb(), ksm, kpf_ksm, odirect,
-                heldpin.probe(), _ksm_zero(ksm))
+    thp = _thp_mode()
+    return Host(True, io, pfns, excl, _swap_on(), kernel, thp, _hugetlb(), ksm, kpf_ksm, odirect,
+                heldpin.probe(), _ksm_zero(ksm), _shmem_thp(thp))
 
 
 def skip_reason() -> str | None:

@@ -52,7 +52,7 @@ UNSUPPORTED_SIZE = (
     "a 2 MiB-aligned MADV_HUGEPAGE region) and hugetlb pages (`hugetlb`, MAP_HUGETLB) only"
 )
 UNSUPPORTED_THP = ("unsupported on native: `{text}`: a `thp` or `pte_thp` mapping is one private anonymous "
-                   "THP (pages=1)")
+                   "THP (pages=1), or one shared anonymous `thp` (a shmem THP); no tmpfs or memfd file THP")
 UNSUPPORTED_HUGETLB = "unsupported on native: `{text}`: a `hugetlb` mapping is one anonymous huge page (pages=1)"
 NO_THP = "unsupported on this host: `{text}`: {why}"
 UNSUPPORTED_REMOTE_PIN = (
@@ -117,9 +117,9 @@ def step_problem(st: S.Step, host: Any) -> str | None:
     if st.op == "mmap" and not st.flags <= MMAP_FLAGS:
         return UNSUPPORTED_SIZE.format(text=text)
     if st.op == "mmap" and st.flags & {"thp", "pte_thp"}:
-        if "shared" in st.flags or st.file or st.pages != 1:
+        if st.file or st.pages != 1 or ("shared" in st.flags and "pte_thp" in st.flags):
             return UNSUPPORTED_THP.format(text=text)
-        why = getattr(host, "thp", "not probed")
+        why = getattr(host, "shmem_thp" if "shared" in st.flags else "thp", "not probed")
         if why is not None:
             return NO_THP.format(text=text, why=why)
     if st.op == "mmap" and "hugetlb" in st.flags:
