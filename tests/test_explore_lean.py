@@ -72,14 +72,17 @@ def test_the_lean_full_search_visits_what_a_plain_search_visits(src, backend):
 
 
 @pytest.mark.parametrize("src, backend", CASES)
-def test_each_micro_step_is_run_once(src, backend):
+def test_each_micro_step_is_run_at_most_once(src, backend):
+    """Per (state, thread) at most once: the lean table remembers each by ints, and a
+    micro-step remembered by the parts it touched (explore.footprint) is not run again."""
     model = Model(load_text(src, "t.cow"), registry.get(backend))
     runs = []
-    real = model.micro
-    model.micro = lambda w, i: runs.append(1) or real(w, i)  # type: ignore[method-assign]
+    micro, run_micro = model.micro, model.run_micro
+    model.micro = lambda w, i: runs.append(1) or micro(w, i)  # type: ignore[method-assign]
+    model.run_micro = lambda w, i: runs.append(1) or run_micro(w, i)  # type: ignore[method-assign]
     search.full(model, search.Bounds())
     worlds, _, _ = reference(Model(model.sc, registry.get(backend)))
-    assert len(runs) == len({(w.state, w.threads[i]) for w in worlds for i in model.enabled(w)})
+    assert 0 < len(runs) <= len({(w.state, w.threads[i]) for w in worlds for i in model.enabled(w)})
     assert not model.memo  # the lean table remembers them, keyed by ints; the attrs memo stays empty
 
 

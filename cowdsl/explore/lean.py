@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterator
 
 from attrs import evolve
 
-from cowdsl.explore import symmetry
+from cowdsl.explore import codes, footprint, symmetry
 from cowdsl.explore.model import Footprint, Model, Thread, Transition, World, drainer_name
 from cowdsl.semantics.state import State
 
@@ -34,7 +34,7 @@ class Lean:
 
     __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "settled", "drainer", "actors",
                  "actor_ids", "actor_no", "ends", "moves", "blocks", "finished", "symmetric", "groups", "past", "places", "infos", "owns",
-                 "renamed", "rehomed", "canons", "drainers", "footprints", "transitions", "shared", "locks")
+                 "renamed", "rehomed", "canons", "drainers", "footprints", "transitions", "shared", "locks", "touched", "codec", "codes", "touching")
 
     def __init__(self, model: Model, symmetric: bool = False, *, footprints: bool = False) -> None:
         """``footprints``: also keep each micro-step's Transition, what it read and
@@ -46,7 +46,10 @@ class Lean:
         self.locks: dict[int, Footprint] = {}  # state << SHIFT | thread -> what it waits on (lock_footprint)
         self.groups: dict[int, list[symmetry.Group]] = {}  # block -> its groups of symmetric threads
         self.past: dict[int, list[tuple[tuple[str, ...], tuple[tuple[str | None, ...], ...]]]] = {}  # see past_groups
-        self.states: list[State] = []
+        self.codec = codes.Codec(model.sc)
+        self.codes: list[codes.Code] = []  # state id -> its code (explore.codes)
+        self.touched = footprint.Touched(self.codec)  # micro-steps remembered by the parts of the state they touch
+        self.states: list[State | None] = []  # state id -> its State, once made (see state)
         # canon_order's, kept: per thread, its position as text ("" if its frame holds text); per state,
         # its results, handles and batches; per (state, bound names), what they hold; per (state,
         # renaming), the state renamed; per (thread, home thread), the thread moved there
@@ -57,7 +60,7 @@ class Lean:
         self.rehomed: dict[tuple[int, int], int] = {}
         self.canons: dict[Key, Key] = {}  # a world -> its class's (most are reached from several)
         self.drainers: dict[int, dict[str | None, int]] = {}  # block -> drainer_slots
-        self.state_ids: dict[State, int] = {}
+        self.state_ids: dict[codes.Code, int] = {}
         self.threads: list[Thread] = []
         self.thread_ids: dict[Thread, int] = {}
         self.done: list[bool] = []  # per thread: its ops all taken
@@ -66,6 +69,7 @@ class Lean:
         self.actors: list[str] = []  # per thread: its actor
         self.actor_ids: list[int] = []  # per thread: its actor as a small int (who switched is an int compare)
         self.actor_no: dict[str, int] = {}
+        self.touching: list[bool] = []  # per thread: see thread_id
         self.ends: list[bool] = []  # per thread: done and not a drainer, so its block may end with this move
         # state << SHIFT | thread -> (state after, thread after) of its next micro-step, or () while it
         # waits on a lock there: one look-up says whether a thread can move and where to
@@ -79,11 +83,28 @@ class Lean:
     # --- interning ---------------------------------------------------------------------------
 
     def state_id(self, st: State) -> int:
-        n = self.state_ids.get(st)
+        code = self.codec.encode(st)
+        n = self.state_ids.get(code)
         if n is None:
-            n = self.state_ids[st] = len(self.states)
+            n = self.state_ids[code] = len(self.codes)
+            self.codes.append(code)
             self.states.append(st)
         return n
+
+    def code_id(self, code: codes.Code) -> int:
+        n = self.state_ids.get(code)
+        if n is None:
+            n = self.state_ids[code] = len(self.codes)
+            self.codes.append(code)
+            self.states.append(None)
+        return n
+
+    def state(self, s: int) -> State:
+        """State s as a State (made from its code the first time it is asked for)."""
+        st = self.states[s]
+        if st is None:
+            st = self.states[s] = self.codec.decode(self.codes[s])
+        return st
 
     def thread_id(self, t: Thread) -> int:
         n = self.thread_ids.get(t)
@@ -96,6 +117,9 @@ class Lean:
             self.actors.append(t.actor)
             self.actor_ids.append(self.actor_no.setdefault(t.actor, len(self.actor_no)))
             self.ends.append(t.drain is None and t.done)
+            # its micro-steps are remembered by the parts of the state they touch (a drainer's
+            # are not; the reduced search keeps each one's Transition; the invariants need every run)
+            self.touching.append(t.drain is None and not self.footprints and not self.model.backend.debug_invariants)
         return n
 
     def block_threads(self, block: int) -> tuple[int, ...]:
@@ -110,7 +134,7 @@ class Lean:
 
     def world(self, k: Key) -> World:
         threads = self.threads
-        return World(self.states[k[0]], k[1], tuple(threads[t] for t in k[2:]))
+        return World(self.state(k[0]), k[1], tuple(threads[t] for t in k[2:]))
 
     # --- the model over keys -------------------------------------------------------------------
 
@@ -127,8 +151,11 @@ class Lean:
         code = s << SHIFT | t
         hit = self.moves.get(code)
         if hit is None:
-            model, st, thread = self.model, self.states[s], self.threads[t]
+            model, thread = self.model, self.threads[t]
             tr = None
+            if self.touching[t]:  # blocked or not, remembered by the parts it touches
+                return self.touched_move(code, t, thread, k[1])
+            st = self.state(s)
             if model.blocked(World(st, k[1], (thread,)), 0, False) is not None:
                 hit = ()
             elif model.backend.debug_invariants:  # Model.step checks the invariants, with every thread in flight
@@ -138,7 +165,7 @@ class Lean:
             elif self.footprints:  # the micro-step and what it read and wrote (its tid set below)
                 st, after, tr = model.run_micro(World(st, k[1], (thread,)), 0)
                 hit = (self.state_id(st), self.thread_id(after))
-            else:  # the micro-step alone: it reads the state and its own thread, nothing else
+            else:  # a drainer's micro-step alone: it reads the state and its own thread, nothing else
                 st, after = model.micro(World(st, k[1], (thread,)), 0)
                 hit = (self.state_id(st), self.thread_id(after))
             self.moves[code] = hit
@@ -147,6 +174,38 @@ class Lean:
                 self.transitions[code] = evolve(tr, tid=(k[1], j - 2), reads=share(tr.reads, tr.reads),
                                                 writes=share(tr.writes, tr.writes), marks=share(tr.marks, tr.marks))
         return hit
+
+    def touched_move(self, code: int, t: int, thread: Thread, block: int) -> tuple[int, int] | tuple[()]:
+        """move's answer for a scenario thread (``code``: its state << SHIFT | t): (state
+        after, thread after), or () while it waits on a lock, made from a micro-step
+        remembered by the parts of the state it touched (explore.footprint) when the state
+        agrees on them, else run and remembered."""
+        s = code >> SHIFT
+        hit = self.touched.look_up(t, self.codes[s])
+        if hit is not None and not footprint.CHECK:
+            out = self.moves[code] = (self.code_id(hit[0]), hit[1]) if hit else ()
+            return out
+        model, st, before = self.model, self.state(s), self.codes[s]
+        w = World(st, block, (thread,))
+        step = model.sc.steps[thread.steps[thread.at]]
+        extra = footprint.step_parts(step)
+        if model.blocked(w, 0, False) is not None:
+            ran: tuple[int, int] | tuple[()] = ()
+            shape = footprint.shape_of(model.backend.lock_reads(st, step, thread.label, thread.frame), extra)
+        else:  # what it read includes the locks it needed (Model._micro); without one, blocked read only extra
+            after, t2, tr = model.run_micro(w, 0)
+            ran = (self.code_id(self.codec.encode_after(after, st, before)), self.thread_id(t2))
+            if self.states[ran[0]] is None:
+                self.states[ran[0]] = after
+            shape = footprint.shape_of(tr.reads | tr.writes | tr.marks, extra)
+        if hit is not None:  # COWDSL_CHECK_FOOTPRINTS=1: the remembered micro-step is the one that runs
+            assert ((self.code_id(hit[0]), hit[1]) if hit else ()) == ran, \
+                f"{thread.actor}'s micro-step {thread.label or 'op'} remembered by its footprint differs " \
+                f"from the one run (shape {shape})"
+        else:
+            self.touched.remember(t, before, shape, (self.codes[ran[0]], ran[1]) if ran else ())
+        self.moves[code] = ran
+        return ran
 
     def transition(self, k: Key, i: int) -> tuple[Key, Transition]:
         """Thread i's next micro-step: the world after it and its Transition (footprints kept)."""
@@ -165,7 +224,7 @@ class Lean:
         code = k[0] << SHIFT | k[i + 2]
         fp = self.locks.get(code)
         if fp is None:
-            fp = self.locks[code] = self.model.lock_footprint(World(self.states[k[0]], k[1], (self.threads[k[i + 2]],)),
+            fp = self.locks[code] = self.model.lock_footprint(World(self.state(k[0]), k[1], (self.threads[k[i + 2]],)),
                                                               0)
         return fp
 
@@ -205,7 +264,7 @@ class Lean:
         if all(settled[x] for x in k[2:j]) and all(settled[x] for x in k[j + 1:]):
             s2 = hit[0]
             if k[1] + 1 >= self.finished:
-                s2 = self.state_id(self.model.finish(self.states[s2]))
+                s2 = self.state_id(self.model.finish(self.state(s2)))
             return (s2, k[1] + 1, *self.block_threads(k[1] + 1))
         return _replace(k, j, hit)
 
@@ -333,7 +392,7 @@ class Lean:
         key = (s, tuple(names.items()), tuple(actors.items()))
         s2 = self.renamed.get(key)
         if s2 is None:
-            s2 = self.renamed[key] = self.state_id(symmetry.rename(self.states[s], names, actors))
+            s2 = self.renamed[key] = self.state_id(symmetry.rename(self.state(s), names, actors))
         out[0] = s2
         return tuple(out), slots
 
@@ -350,7 +409,7 @@ class Lean:
         handle without its name), and how many pages each CPU's lru_add batch holds."""
         info = self.infos.get(s)
         if info is None:
-            state = self.states[s]
+            state = self.state(s)
             info = self.infos[s] = (dict(state.results), {h.name: repr(evolve(h, name="")) for h in state.handles},
                                     Counter(p.lru_batch for p in state.pages if p.lru_batch is not None))
         return info

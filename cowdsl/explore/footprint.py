@@ -1,0 +1,200 @@
+"""Micro-steps remembered by the parts of the state they touch.
+
+``Lean.move`` remembers a micro-step by (state, thread).  Where actors are
+independent (k processes, each writing a page of its own) almost every world has
+a state of its own, and that memo never hits.  But a micro-step reads and
+writes only a few parts of the state (the Machine records them for DPOR: an
+mm, a page, a result), so two states that agree on those parts give the same
+micro-step, with the same parts written to the same values.  ``Touched``
+remembers, per thread position, the parts the micro-step touched and their
+values before and after; a state that agrees on them gets the remembered
+values put in place of its own, with no kernel code run.
+
+A part is coarse, so that a Loc the Machine records maps to exactly one:
+``("mm", name)`` (the whole mm_struct, its VMAs and page tables), ``("page",
+pfn)``, ``("npages",)`` (how many pages there are: what an allocation reads),
+``("result", name)``, and whole tuples where the model scans them:
+``("mms",)``, ``("pages",)`` (the swap cache, the huge zero page, the lru_add
+batches), ``("handles",)``, ``("slots",)``, ``("pipes",)``, ``("files",)``; an
+unknown Loc is ``("state",)``, the whole state.  Sound as long as the Machine
+records every read, which the reduced search relies on too;
+``COWDSL_CHECK_FOOTPRINTS=1`` runs every remembered micro-step again and
+compares."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from operator import itemgetter
+
+from cowdsl.explore.codes import Code, Codec
+from cowdsl.explore.model import Loc
+from cowdsl.scenario import Step
+
+Part = tuple[str | int, ...]
+Shape = tuple[Part, ...]  # the parts one micro-step touched, sorted
+
+CHECK = os.environ.get("COWDSL_CHECK_FOOTPRINTS") == "1"
+SHAPES_MAX = 8  # per thread position: past it, a new shape is not remembered (the micro-step runs)
+
+_WHOLE: dict[str, Part] = {"mms": ("mms",), "swapcache": ("pages",), "huge-zero": ("pages",), "lru": ("pages",),
+          "alloc": ("npages",), "slot": ("slots",), "alloc-slot": ("slots",), "handle": ("handles",),
+          "handles": ("handles",), "pipe": ("pipes",), "file": ("files",)}
+
+
+def part(loc: Loc) -> Part:
+    """The part of the state a recorded Loc is in."""
+    kind = str(loc[0])
+    if kind in ("mm", "mm*", "vma"):
+        return ("mm", str(loc[1]))
+    if kind == "page":
+        return ("page", int(loc[1]))  # type: ignore[call-overload]
+    if kind == "result":
+        return ("result", str(loc[1]))
+    return _WHOLE.get(kind, ("state",))
+
+
+def step_parts(step: Step) -> set[Part]:
+    """What the explorer reads of the state around a step, outside the Machine:
+    whether its task is alive (Model.dead), whether the processes its addresses
+    name exist (Backend.unborn); and the files, which mmap reads for a file's length."""
+    out: set[Part] = {("files",)}
+    if step.task is not None:
+        out.add(("mm", step.task))
+    for a in (step.addr, step.addr2):
+        if a is not None:
+            out.add(("mm", a.proc))
+    return out
+
+
+def shape_of(locs: Iterable[Loc], extra: set[Part]) -> Shape:
+    parts = extra | {part(loc) for loc in locs}
+    if ("state",) in parts:
+        return (("state",),)
+    if ("mms",) in parts:  # the whole tuple covers each mm
+        parts = {p for p in parts if p[0] != "mm"}
+    if ("pages",) in parts:
+        parts = {p for p in parts if p[0] not in ("page", "npages")}
+    return tuple(sorted(parts, key=repr))
+
+
+class Probe:
+    """A shape's positions in a code (explore.codes): the ints a micro-step's key is made of."""
+
+    __slots__ = ("fixed", "get", "pages")
+
+    def __init__(self, shape: Shape, codec: Codec) -> None:
+        pos: set[int] = set()
+        self.pages = -1  # the position from which every page is in the key (the whole tail), or -1
+        for p in shape:
+            kind = p[0]
+            if kind == "mm":  # a name the scenario does not have is in no state (Codec.encode): nothing to key
+                if p[1] in codec.mm_at:
+                    pos.update((codec.mm_at[str(p[1])], codec.order))
+            elif kind == "result":
+                if p[1] in codec.result_at:
+                    pos.add(codec.result_at[str(p[1])])
+            elif kind == "page":
+                pos.add(codec.pages + int(p[1]))
+            elif kind == "npages":
+                pos.add(-1)  # stands for the length
+            elif kind == "mms":
+                pos.update(codec.mm_at.values())
+                pos.add(codec.order)
+            elif kind == "pages":
+                self.pages = codec.pages
+            elif kind == "state":
+                self.pages = 0
+            else:
+                pos.add(getattr(codec, str(kind)))
+        self.fixed = frozenset(pos)
+        at = sorted(x for x in pos if x >= 0)
+        length = -1 in pos
+        tail = self.pages
+        pick = itemgetter(*at) if at else (lambda c: ())
+        need = at[-1] if at else -1  # a shorter code has no page there: no key (SHORT)
+        if tail >= 0:
+            self.get: Callable[[Code], object] = lambda c: (pick(c), c[tail:]) if len(c) > need else SHORT
+        elif length:
+            self.get = lambda c: (pick(c), len(c)) if len(c) > need else SHORT
+        else:
+            self.get = lambda c: pick(c) if len(c) > need else SHORT
+
+    def covers(self, pos: int) -> bool:
+        """Whether the shape holds position ``pos``."""
+        return pos in self.fixed or 0 <= self.pages <= pos
+
+    @property
+    def allocates(self) -> bool:
+        """Whether the shape holds the number of pages (the micro-step may add some)."""
+        return -1 in self.fixed or self.pages >= 0
+
+
+SHORT = object()  # Probe.get of a state that lacks a page the shape names: never a key
+
+
+Move = tuple[tuple[tuple[int, int], ...], Code, int]  # (position, new int)s, pages added, thread after
+
+
+def delta(before: Code, after: Code, probe: Probe, t2: int) -> Move:
+    """What a micro-step changed, checked against the parts it recorded: a write it
+    did not record would make every state that agrees on the others take it."""
+    n = len(before)
+    grown = len(after) > n
+    changes = tuple((i, after[i]) for i in range(n) if before[i] != after[i])
+    for i, _ in changes:
+        assert probe.covers(i), f"a micro-step wrote position {i}, which it did not record"
+    assert not grown or probe.allocates, "a micro-step added a page without recording the allocation"
+    return changes, after[n:], t2
+
+
+def apply(code: Code, move: Move) -> Code:
+    changes, tail, _ = move
+    out = list(code)
+    for i, v in changes:
+        out[i] = v
+    if tail:
+        out += tail
+    return tuple(out)
+
+
+class Touched:
+    """Per thread position (an interned thread): the shapes its micro-step touched,
+    and for each shape, the values there -> the move one run made from them."""
+
+    __slots__ = ("codec", "probes", "hits")
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+        # thread -> [(shape, its probe, values -> the move, or () where it waits on a lock)]
+        self.probes: dict[int, list[tuple[Shape, Probe, dict[object, Move | tuple[()]]]]] = {}
+        self.hits = 0
+
+    def __reduce__(self) -> tuple[type, tuple[Codec]]:
+        """Pickled empty (a search's result sent back by a worker): what it remembers
+        serves that search only, and its probes are closures."""
+        return Touched, (self.codec,)
+
+    def look_up(self, thread: int, code: Code) -> tuple[Code, int] | tuple[()] | None:
+        """The micro-step of ``thread`` in the state ``code`` made from a remembered one,
+        as (code after, thread after), or () where it waits on a lock; None: not remembered."""
+        for _, probe, table in self.probes.get(thread, ()):
+            hit = table.get(probe.get(code))  # SHORT is never a key
+            if hit is not None:
+                self.hits += 1
+                return (apply(code, hit), hit[2]) if hit else ()
+        return None
+
+    def remember(self, thread: int, before: Code, shape: Shape, ran: tuple[Code, int] | tuple[()]) -> None:
+        probes = self.probes.setdefault(thread, [])
+        for known, probe, table in probes:  # noqa: B007 (the one found is used below)
+            if known == shape:
+                break
+        else:
+            if len(probes) >= SHAPES_MAX:
+                return
+            probe, table = Probe(shape, self.codec), {}
+            probes.append((shape, probe, table))
+        values = probe.get(before)
+        if values is not SHORT:
+            table[values] = delta(before, ran[0], probe, ran[1]) if ran else ()
