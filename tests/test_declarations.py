@@ -66,7 +66,7 @@ def test_the_declared_locks_are_the_kernels():
     got = {(op.name, prog.name, ms.label): ms.lock.waits
            for op in OPS.values() for prog in op.programs() for ms in prog.steps
            if not (op.name == "madvise" and prog is not op.program)}  # MADV_(UN)MERGEABLE: below
-    write = {"mmap", "munmap", "mprotect", "mremap", "exit", "prctl"}
+    write = {"mmap", "munmap", "mprotect", "mremap", "exit", "exec", "prctl"}
     read = {"madvise", "ksm_merge", "ksm_merge_zero", "read", "write", "io_uring_register"}
     ptl = {"swapout", "swapin"}
     for (op, prog, label), lock in got.items():

@@ -388,24 +388,25 @@ def test_every_rule_docstring_cites_a_commit_or_source():
         ("5.15.173", "early-cow:fork_anon_only=on"),
         ("5.18", "cow-fixes-1"),
         ("5.19", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:devexcl=range:foll_force=foll_cow:io_uring_vma_check=on"
-                 ":ksm_break=write"
+                 ":ksm_break=write:ksm_exec_merge_any=drop:ksm_execve=off:ksm_fork_counters=copy"
                  ":ksm_merge_any=off:ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow"
                  ":longterm_unshare=anon:madv_collapse=off:mprotect=fault:odirect_pin=get:swapin_writable=off"
                  ":unmap_lru_drain=on"),
         ("6.1", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:devexcl=range:io_uring_vma_check=on:ksm_break=write"
-                ":ksm_merge_any=off"
+                ":ksm_exec_merge_any=drop:ksm_execve=off:ksm_fork_counters=copy:ksm_merge_any=off"
                 ":ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow:longterm_unshare=anon"
                 ":mprotect=dirty:odirect_pin=get:swapin_writable=off:unmap_lru_drain=on"),
         ("6.1.2", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:devexcl=range:hugetlb_force=refuse:io_uring_vma_check=on"
-                  ":ksm_break=write"
+                  ":ksm_break=write:ksm_exec_merge_any=drop:ksm_execve=off:ksm_fork_counters=copy"
                   ":ksm_merge_any=off:ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow"
                   ":longterm_unshare=anon:mprotect=dirty:odirect_pin=get:swapin_writable=off:unmap_lru_drain=on"),
-        ("6.2", "anon-exclusive:collapse_ro=refuse:devexcl=range:hugetlb_force=refuse:io_uring_vma_check=on:ksm_merge_any=off"
-                ":ksm_zero_unshare=off"
+        ("6.2", "anon-exclusive:collapse_ro=refuse:devexcl=range:hugetlb_force=refuse:io_uring_vma_check=on"
+                ":ksm_exec_merge_any=drop:ksm_execve=off:ksm_fork_counters=copy:ksm_merge_any=off:ksm_zero_unshare=off"
                 ":large_folio_reuse=off:longterm_file_write=allow:odirect_pin=get:swapin_writable=off"
                 ":unmap_lru_drain=on"),
-        ("6.13.7", "anon-exclusive:collapse_ro=refuse:devexcl=range:hugetlb_force=refuse:large_folio_reuse=off:unmap_lru_drain=on"),
-        ("6.14", "anon-exclusive:collapse_ro=refuse:devexcl=range:large_folio_reuse=off"),
+        ("6.13.7", "anon-exclusive:collapse_ro=refuse:devexcl=range:hugetlb_force=refuse:ksm_fork_counters=copy"
+                   ":large_folio_reuse=off:unmap_lru_drain=on"),
+        ("6.14", "anon-exclusive:collapse_ro=refuse:devexcl=range:ksm_fork_counters=copy:large_folio_reuse=off"),
         ("6.18", "anon-exclusive"),
         ("modern", "anon-exclusive"),
     ],

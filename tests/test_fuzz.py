@@ -97,7 +97,7 @@ def test_ops_kept_out_of_par_blocks_are_never_drawn_there():
     from cowdsl import ops
 
     outside = {n for n, s in ops.OPS.items() if not s.fuzz.in_par}
-    assert outside == {"mmap", "munmap", "mremap", "exit", "prctl"}
+    assert outside == {"mmap", "munmap", "mremap", "exit", "exec", "prctl"}
     assert not outside & set(fuzz.actor_ops(ops.TASK, in_par=True))
 
 

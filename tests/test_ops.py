@@ -519,6 +519,27 @@ def test_exit_of_the_child_leaves_the_parent_sole_mapper():
     assert not mm(st, "B").alive
 
 
+# --- exec -----------------------------------------------------------------------------------
+
+
+def test_exec_drops_the_mappings_and_keeps_the_pins():
+    """Unlike exit: the process lives on with a new mm, and its pin and GUP reference hold their pages."""
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: pin(buf, write) as mr
+        A: gup(buf, read) as g
+        A: exec()
+    """)
+    st = r.final
+    a = mm(st, "A")
+    assert a.alive and a.vmas == () and not a.has_pinned
+    assert st.handle("mr").live and st.handle("g").live
+    pg = st.pages[st.handle("mr").page]
+    assert not pg.freed and pg.mapcount == 0 and pg.pincount == 1 and pg.data == 1
+
+
 # --- mprotect ------------------------------------------------------------------------------------
 
 

@@ -64,6 +64,7 @@ class NameTable:
     mappings: dict[str, dict[str, int]] = field(factory=dict)  # proc -> mapping -> pages
     file_backed: dict[str, set[str]] = field(factory=dict)  # proc -> mappings ever mapped from a file
     unmapped: dict[tuple[str, str], int] = field(factory=dict)  # (proc, mapping) -> line
+    execs: dict[str, int] = field(factory=dict)  # proc -> line of its last exec (which unmapped everything)
     handles: dict[str, Handle] = field(factory=dict)
     values: set[str] = field(factory=set)  # `as v` of value ops
     outcomes: set[str] = field(factory=set)  # every `as` name

@@ -93,7 +93,10 @@ class Names(Bounds):
         if name.text in self.n.mappings.get(proc, {}):
             return True
         gone = self.n.unmapped.get((proc, name.text))
-        if gone:
+        if gone and self.n.execs.get(proc) == gone:
+            self.error(f"`{name.text}` is gone: {proc} ran exec at line {gone}", name.span,
+                       hint="exec gives the process a new mm without mappings: map it again after the exec")
+        elif gone:
             self.error(f"`{name.text}` was unmapped in {proc} at line {gone}", name.span,
                        hint="map it again, or move this step before the munmap")
         else:
@@ -186,6 +189,14 @@ class Names(Bounds):
                     n.unmapped[(task, src)] = ir.span.line
             elif ir.pages:
                 n.mappings[task][src] = ir.pages
+        elif ir.op == "exec":  # a new mm: every mapping is gone, the handles stay the process's
+            task = ir.task
+            assert task is not None, "exec is done by a process"
+            for mapping in n.mappings[task]:
+                n.unmapped[(task, mapping)] = ir.span.line
+            n.mappings[task] = {}
+            n.file_backed.pop(task, None)
+            n.execs[task] = ir.span.line
         elif ir.op in ("unpin", "put"):
             assert ir.handle is not None, f"{ir.op} names a handle"
             h = n.handles[ir.handle]

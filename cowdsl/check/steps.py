@@ -27,6 +27,8 @@ class Steps(Arguments):
         ir = self.args(st, spec, task)
         if ir is None:
             return
+        if spec.name == "exec" and not self.exec_without_threads(st, ir.task):
+            return
         if self.par is not None:
             if not self.par_visible(st, ir):
                 return
@@ -50,6 +52,16 @@ class Steps(Arguments):
             self.error("a `par` block with one actor runs in order anyway", par,
                        hint="put steps of two or more actors inside, or drop the `par`")
         self.par = None
+
+    def exec_without_threads(self, st: ast.Step, proc: str | None) -> bool:
+        """execve kills the process's other threads first (de_thread), which the model does not do."""
+        threads = [t for t, p in self.n.threads.items() if p == proc]
+        if threads:
+            self.error(f"`exec` in {proc}, which has threads ({', '.join(threads)})", st.op.span,
+                       hint="execve's de_thread (killing the other threads) is not modelled: exec in a process "
+                       "without `thread` declarations")
+            return False
+        return True
 
     @staticmethod
     def ops_of(actor: str) -> str:

@@ -148,6 +148,14 @@ OPTIONS: tuple[Option, ...] = (
            "fork's child starts with mm->ksm_merging_pages and ksm_rmap_items at 0 (ksm_fork, 4d6fc29f3634: 6.18, "
            "6.6.113, 6.12.54, 6.17.4) or keeps dup_mm's copy of the parent's (5.19 until then)",
            ("anon-exclusive",)),
+    Option("ksm_exec_merge_any", ("keep", "drop"),
+           "execve's new mm keeps MMF_VM_MERGE_ANY (MMF_INIT_MASK has it: 3c6f33b7273a, 6.7) or starts without it "
+           "(6.4-6.6)",
+           ("anon-exclusive",)),
+    Option("ksm_execve", ("on", "off"),
+           "execve enters a new mm with MMF_VM_MERGE_ANY into ksmd's list (ksm_execve, 3a9e567ca45f: 6.10, 6.8.12, "
+           "6.9.3) or leaves it out, so ksmd never scans it (6.7 until then)",
+           ("anon-exclusive",)),
     # Changes fixed within each era (a version sets them; no spec names them):
     Option("hugetlb_wp_seq", ("on", "off"),
            "fork of a hugetlb mapping runs inside write_protect_seq (623a1ddfeb23, 5.19); before, "

@@ -79,6 +79,8 @@ BASELINE: dict[str, str] = {
     "ksm_zero_unshare": "off",
     "ksm_merging_pages": "off",
     "ksm_fork_counters": "copy",
+    "ksm_exec_merge_any": "drop",
+    "ksm_execve": "off",
     "io_uring_vma_check": "on",
     "unmap_lru_drain": "on",
     "devexcl": "range",
@@ -191,6 +193,17 @@ TIMELINE: tuple[Change, ...] = (
                 "ksm_zero_pages in /proc/PID/ksm_stat), merged for 6.5 beside the zswap multiple-zpools series; "
                 "the id as a later Fixes: tag cites it. 6.1.158 break_ksm breaks PageKsm pages only, 6.18.2 also "
                 "is_ksm_zero_pte (a dirty zero-page PTE; trees read)"),
+    Change("ksm-exec-merge-any", "3c6f33b7273a", "mm/ksm: support fork/exec for prctl", v("6.7-rc1"),
+           (("ksm_exec_merge_any", "keep"),),
+           note="Stefan Roesch; MMF_VM_MERGE_ANY joins MMF_INIT_MASK, so execve's mm_init keeps it (and fork's "
+                "mm_init, where ksm_fork set it before); the id as 3a9e567ca45f's message cites it. 6.1.158 "
+                "include/linux/sched/coredump.h MMF_INIT_MASK has no MMF_VM_MERGE_ANY, 6.13.7 and 6.18.2 "
+                "include/linux/mm_types.h have MMF_VM_MERGE_ANY_MASK in it (trees read)"),
+    Change("ksm-execve", "3a9e567ca45f", "mm/ksm: fix ksm exec support for prctl", v("6.10-rc1"),
+           (("ksm_execve", "on"),), stable=(((6, 8), 12), ((6, 9), 3)),
+           note="Jinjiang Tu; the series \"mm/ksm: fix ksm exec support for prctl\" in the MM updates for 6.10-rc1 "
+                f"pull (mm-stable-2024-05-17); in the 6.8.12 and 6.9.3 {_ANN}s. 6.13.7 fs/exec.c "
+                "__bprm_mm_init and 6.18.2 mm/vma_exec.c call ksm_execve (trees read)"),
     Change("longterm-file-write", "8ac268436e6d", "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to "
            "file-backed mappings", v("6.5-rc1"), (("longterm_file_write", "refuse"),),
            note="with a6e79df92e4a (GUP-fast); 6.5-rc1 MM pull"),

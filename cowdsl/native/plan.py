@@ -85,6 +85,10 @@ UNSUPPORTED_PAR_CHILD = (
     "unsupported on native: `{text}`: the `par` block itself forks {proc}; native starts each actor of a "
     "block together, before {proc} exists"
 )
+UNSUPPORTED_EXEC = (
+    "unsupported on native: `{text}`: the worker would have to execve() a new worker and reconnect it to the "
+    "controller, which native does not do"
+)
 NO_SWAP = "unsupported on this host: no swap (`{text}` needs MADV_PAGEOUT to a swap device; /proc/swaps is empty)"
 
 
@@ -93,6 +97,7 @@ NATIVE_OPS = frozenset(OPS)
 REFUSED: dict[str, str] = {
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
     "migrate": UNSUPPORTED_MIGRATE,
+    "exec": UNSUPPORTED_EXEC,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp", "hugetlb"})

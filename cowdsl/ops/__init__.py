@@ -18,7 +18,20 @@ from __future__ import annotations
 
 from attrs import frozen
 
-from cowdsl.ops import device_exclusive, direct_io, fork, gup, io_uring, ksm, memory, migrate, mmap, pipe, vmscan
+from cowdsl.ops import (
+    device_exclusive,
+    direct_io,
+    execve,
+    fork,
+    gup,
+    io_uring,
+    ksm,
+    memory,
+    migrate,
+    mmap,
+    pipe,
+    vmscan,
+)
 from cowdsl.ops.spec import (
     ACTORS,
     ADDR_PAGE,
@@ -82,6 +95,7 @@ OPS: dict[str, OpSpec] = registry(
     memory.READ,
     memory.WRITE,
     fork.FORK,
+    execve.EXEC,
     mmap.EXIT,
     mmap.MPROTECT,
     mmap.MADVISE,

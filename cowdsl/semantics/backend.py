@@ -20,6 +20,7 @@ from cowdsl.semantics.machine import Decision, Event, Machine
 from cowdsl.semantics.micro import MicroSteps
 from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
 from cowdsl.semantics.mm.direct_io import DirectIo
+from cowdsl.semantics.mm.execve import Execve
 from cowdsl.semantics.mm.fork import Fork
 from cowdsl.semantics.mm.gup import Foll, Gup
 from cowdsl.semantics.mm.io_uring import IoUring
@@ -72,7 +73,7 @@ RULES = (
 )
 
 
-class Backend(MicroSteps, Memory, Fork, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo,
+class Backend(MicroSteps, Memory, Fork, Execve, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo,
               Migrate, Khugepaged, IoUring, LruBatches):
     name: ClassVar[str]
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)

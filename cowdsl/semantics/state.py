@@ -191,6 +191,9 @@ class Mm:
     vmas: tuple[Vma, ...] = ()
     has_pinned: bool = False  # mm->has_pinned, later MMF_HAS_PINNED
     merge_any: bool = False  # MMF_VM_MERGE_ANY: prctl(PR_SET_MEMORY_MERGE, 1) (6.4+), inherited by fork
+    # MMF_VM_MERGEABLE: __ksm_enter gave the mm an mm_slot on ksm_mm_head, so ksmd scans it
+    # (MADV_MERGEABLE, PR_SET_MEMORY_MERGE=1, ksm_fork from such a parent, ksm_execve 6.10+)
+    ksm_entered: bool = False
     # mm->ksm_merging_pages (5.19+): +1 as each rmap_item joins the stable tree, -1 as a scan takes it
     # out; fork copies the number until ksm_fork resets it (6.18).  ksm_stable: those rmap_items,
     # as (mapping, index): the child of a fork has none, whatever number it was given

@@ -72,7 +72,9 @@ class Fork(KernelBase):
         if merging and self.options["ksm_fork_counters"] == "reset":
             m.say(f"ksm_fork: {child}'s ksm_merging_pages starts at 0, not {parent}'s {merging} (4d6fc29f3634)")
             merging = 0
-        m.add_mm(Mm(name=child, vmas=tuple(vmas), merge_any=m.mm(parent).merge_any, ksm_merging_pages=merging))
+        # ksm_fork: a child of an MMF_VM_MERGEABLE parent is __ksm_enter()ed (every version)
+        m.add_mm(Mm(name=child, vmas=tuple(vmas), merge_any=m.mm(parent).merge_any, ksm_merging_pages=merging,
+                    ksm_entered=m.mm(parent).ksm_entered))
         m.say(f"fork: {parent} → {child}")
         if self.fork_raises_wp_seq(m, parent):
             m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)

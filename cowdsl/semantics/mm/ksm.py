@@ -83,6 +83,7 @@ class Ksm(KernelBase):
                 m.say(f"MADV_MERGEABLE: `{vname}` is shared or hugetlb, which KSM never scans: ignored")
                 return Outcome(True)
             m.set_vma(mm, evolve(vma, mergeable=True))
+            m.update_mm(mm, ksm_entered=True)  # ksm_madvise: __ksm_enter unless MMF_VM_MERGEABLE already
             m.say(f"MADV_MERGEABLE: `{vname}` is VM_MERGEABLE; ksmd may merge its pages")
             return Outcome(True)
         if self.ksm_mergeable(m, mm, vma):
@@ -102,7 +103,7 @@ class Ksm(KernelBase):
             return Outcome(False, error="EINVAL")
         on = "enable" in step.flags
         if on:
-            m.update_mm(mm, merge_any=True)
+            m.update_mm(mm, merge_any=True, ksm_entered=True)  # ksm_enable_merge_any: __ksm_enter
             for v in m.vmas(mm):
                 if ksm_compatible(v):
                     m.set_vma(mm, evolve(v, mergeable=True))
@@ -159,6 +160,11 @@ class Ksm(KernelBase):
             # scan_get_next_rmap_item skips a VMA without VM_MERGEABLE
             m.say(f"ksm: `{addr.mapping}` of {addr.proc} is not VM_MERGEABLE (give it "
                   f"madvise({addr.mapping}, mergeable)): ksmd never scans it")
+            return None
+        if not m.mm(addr.proc).ksm_entered:
+            # ksmd walks the mm_slots on ksm_mm_head only: an mm MMF_VM_MERGE_ANY made VM_MERGEABLE
+            # without __ksm_enter (execve before ksm_execve, 3a9e567ca45f) is never scanned
+            m.say(f"ksm: {addr.proc}'s mm has no mm_slot (MMF_VM_MERGEABLE unset): ksmd never scans it")
             return None
         pte = m.pte(addr.proc, addr.mapping, addr.index)
         if pte is None or not pte.present or m.page(pte.page).zero or not m.page(pte.page).anon:
