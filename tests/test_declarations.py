@@ -76,7 +76,8 @@ def test_the_declared_locks_are_the_kernels():
             want = {("fork", "lock"): "write", ("pmw", "lock"): "read", ("gup_fast", "slow"): "read",
                     ("gup_slow", "take"): "read", ("pvm", "gup"): "read", ("devexcl", "gup"): "read",
                     ("odirect", "gup"): "read", ("migrate", "unmap"): "ptl", ("migrate", "remap"): "ptl",
-                    ("devexcl", "install"): "ptl"}.get((prog, label))
+                    ("devexcl", "install"): "ptl", ("devpriv", "collect"): "read",
+                    ("devpriv", "finalize"): "ptl"}.get((prog, label))
         assert lock == want, (op, prog, label)
     assert OPS["read"].program.steps[0].on_fault == ops.CPU_LOAD
     assert OPS["write"].program.steps[0].on_fault == ops.CPU_STORE

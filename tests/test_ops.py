@@ -1505,3 +1505,20 @@ def test_io_uring_register_pins_the_page_writable_for_dma_and_unpin_releases_it(
         assert pincount(A.buf) == 0 and refcount(A.buf) == 1
     """)
     assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+
+
+def test_migrate_to_device_replaces_the_pte_by_a_device_private_entry():
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: migrate_to_device(buf) as dev
+        dev: dma_write(9)
+        assert not present(A.buf)
+        assert A.buf == 9
+    """)
+    assert_checks_hold(r)
+    st = r.final
+    p = pte(st, "A", "buf")
+    assert p.devpriv and p.write and st.pages[p.page].device  # the rest: tests/test_device_private.py
+    assert handle_page(st, "dev").data == 9

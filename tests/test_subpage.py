@@ -75,7 +75,7 @@ def test_a_bad_offset_is_an_error(load_error, rendered, text, where, message, ex
     else:  # the ops whose address is a word, from the registry
         assert r["hint"] == (f"write {expected}; an offset is for an op that loads, stores or transfers one word "
                              "(read, write, pin, gup, process_vm_writev, process_vm_readv, proc_mem_write, "
-                             "io_uring_register, make_device_exclusive)")
+                             "io_uring_register, make_device_exclusive, migrate_to_device)")
 
 
 def test_the_canonical_layout_writes_no_space_around_the_offset():

@@ -80,6 +80,8 @@ def view_addr(state: State, addr: S.Addr) -> View:
         return View(word(state.pages[pte.page], off), pte.page, "device-exclusive entry", pte)
     if pte.migration:  # a load would wait in migration_entry_wait, then see the page's data
         return View(word(state.pages[pte.page], off), pte.page, "migration entry", pte)
+    if pte.devpriv:  # a load would migrate the page back (migrate_to_ram), then see its data
+        return View(word(state.pages[pte.page], off), pte.page, "device-private entry", pte)
     cached = next((i for i, p in enumerate(state.pages) if p.swapcache == pte.slot and not p.freed), None)
     if cached is not None:
         return View(word(state.pages[cached], off), cached, "swapped out, in swap cache", pte)

@@ -105,6 +105,16 @@ TIMELINE: tuple[Change, ...] = (
     Change("pvm-pin", "803e4572d7c5", "mm/process_vm_access: set FOLL_PIN via pin_user_pages_remote()",
            v("5.6-rc1"), (("pvm_pin", "pin"),),
            note="5.6.4 calls pin_user_pages_remote, 5.4.214 get_user_pages_remote (trees read)"),
+    Change("migrate-vma", "8763cb45ab96", "mm/migrate: new memory migration helper for use with device memory",
+           v("4.14-rc1"), (),
+           note="recorded, not modelled: device-private memory and migrate_vma (HMM, Jérôme Glisse); the model "
+                "offers migrate_to_device on every version. The release is from the HMM series' merge, not a "
+                "tree read; 5.10.198 mm/migrate.c has migrate_vma_setup/pages/finalize (a7d1f22bb74f, 5.4)"),
+    Change("test-hmm", "b2ef9f5a5cb3", "mm/hmm/test: add selftest driver for HMM",
+           v("5.7-rc1"), (),
+           note="recorded, not modelled: lib/test_hmm.c, whose HMM_DMIRROR_MIGRATE(_TO_DEV) migrate_to_device "
+                "models (Ralph Campbell; its Fixes: threads are from April 2020, the release is not confirmed by "
+                "a tree read). 5.10.198, 6.1.158 and 6.18.2 have it (trees read)"),
     Change("forced-cow-break", "17839856fd58", "gup: document and work around \"COW can break either way\" issue",
            v("5.8-rc1"), (("era", "gup-cow"),),
            stable=(((4, 4), 289), ((4, 9), 287), ((4, 14), 232), ((4, 19), 189), ((5, 4), 47), ((5, 6), 19),

@@ -85,6 +85,10 @@ UNSUPPORTED_PAR_CHILD = (
     "unsupported on native: `{text}`: the `par` block itself forks {proc}; native starts each actor of a "
     "block together, before {proc} exists"
 )
+UNSUPPORTED_DEVICE_PRIVATE = (
+    "unsupported on native: `{text}`: device-private memory needs a driver that owns some (lib/test_hmm.c, "
+    "CONFIG_TEST_HMM), which the Debian kernels this runs on do not ship"
+)
 UNSUPPORTED_EXEC = (
     "unsupported on native: `{text}`: the worker would have to execve() a new worker and reconnect it to the "
     "controller, which native does not do"
@@ -98,6 +102,7 @@ REFUSED: dict[str, str] = {
     "make_device_exclusive": UNSUPPORTED_OP,  # only a device driver can make an entry device-exclusive
     "migrate": UNSUPPORTED_MIGRATE,
     "exec": UNSUPPORTED_EXEC,
+    "migrate_to_device": UNSUPPORTED_DEVICE_PRIVATE,
 }
 # The mmap flags and madvise advice it honours.
 MMAP_FLAGS = frozenset({"anon", "private", "shared", "rw", "ro", "small", "thp", "pte_thp", "hugetlb"})

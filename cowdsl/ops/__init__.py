@@ -20,6 +20,7 @@ from attrs import frozen
 
 from cowdsl.ops import (
     device_exclusive,
+    device_private,
     direct_io,
     execve,
     fork,
@@ -114,6 +115,7 @@ OPS: dict[str, OpSpec] = registry(
     direct_io.ODIRECT_READ,
     direct_io.ODIRECT_WRITE,
     device_exclusive.MAKE_DEVICE_EXCLUSIVE,
+    device_private.MIGRATE_TO_DEVICE,
     ksm.KSM_MERGE,
     ksm.KSM_MERGE_ZERO,
     ksm.PRCTL,

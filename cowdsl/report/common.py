@@ -36,6 +36,8 @@ def _pte_text(pte) -> str:
         return "none"
     if pte.devexcl:
         return "device-exclusive " + ("rw" if pte.write else "ro")
+    if concepts.device_private_entry(pte):
+        return "device-private " + ("rw" if pte.write else "ro")
     if pte.present:
         return "present " + ("rw" if pte.write else "ro") + (" dirty" if pte.dirty else "")
     return f"swap slot {pte.slot}" + (" excl" if pte.swp_exclusive else "")
@@ -62,6 +64,8 @@ def page_flags(state: State, pfn: int) -> str:
         flags.append("maybe-pinned")
     if p.ksm:
         flags.append("ksm")
+    if p.device:
+        flags.append("device-private")
     if p.swapcache >= 0:
         flags.append(f"swapcache(slot {p.swapcache})")
     if p.file:
@@ -84,7 +88,7 @@ def _mapping_rows(state: State) -> list[list[str]]:
         for vma in mm.vmas:
             for i, pte in enumerate(vma.ptes):
                 where = f"{mm.name}.{vma.name}" + (f"[{i}]" if len(vma.ptes) > 1 else "")
-                if pte is not None and (pte.present or pte.devexcl):
+                if pte is not None and (pte.present or pte.devexcl or concepts.device_private_entry(pte)):
                     p = state.pages[pte.page]
                     rows.append([where, _pte_text(pte), f"#{pte.page}", content_text(p), str(p.refcount),
                                  str(p.mapcount), str(p.pincount), page_flags(state, pte.page)])

@@ -111,6 +111,8 @@ def _pte_label(where: str, pte) -> str:
         return f"{where}\nnot faulted in"
     if pte.devexcl:
         return f"{where}\ndevice-exclusive " + ("rw" if pte.write else "ro")
+    if concepts.device_private_entry(pte):
+        return f"{where}\ndevice-private " + ("rw" if pte.write else "ro")
     if pte.present:
         return f"{where}\npresent " + ("rw" if pte.write else "ro") + (" dirty" if pte.dirty else "")
     return f"{where}\nswap slot {pte.slot}" + (" excl" if pte.swp_exclusive else "")
@@ -142,10 +144,12 @@ def state_dot(state: State | None, title: str = "final state") -> str:
                 style = "rounded" if pte is not None else "rounded,dashed"
                 out.append(f"    {q(node)} [label={q(label)}, style={q(style)}];")
                 edges.append(f"  {q('mm:' + mm.name)} -> {q(node)};")
-                if pte is not None and (pte.present or pte.devexcl):
+                devpriv = concepts.device_private_entry(pte)
+                if pte is not None and (pte.present or pte.devexcl or devpriv):
                     used.add(pte.page)
+                    dashed = "device-exclusive" if pte.devexcl else "device-private" if devpriv else ""
                     edges.append(f"  {q(node)} -> {q(f'page:{pte.page}')}"
-                                 + (" [style=dashed, label=\"device-exclusive\"];" if pte.devexcl else ";"))
+                                 + (f" [style=dashed, label=\"{dashed}\"];" if dashed else ";"))
                 elif pte is not None:
                     edges.append(f"  {q(node)} -> {q(f'slot:{pte.slot}')} [style=dashed];")
         out.append("  }")

@@ -19,6 +19,7 @@ from cowdsl.semantics import concepts, invariants
 from cowdsl.semantics.machine import Decision, Event, Machine
 from cowdsl.semantics.micro import MicroSteps
 from cowdsl.semantics.mm.device_exclusive import DeviceExclusive
+from cowdsl.semantics.mm.device_private import DevicePrivate
 from cowdsl.semantics.mm.direct_io import DirectIo
 from cowdsl.semantics.mm.execve import Execve
 from cowdsl.semantics.mm.fork import Fork
@@ -73,8 +74,8 @@ RULES = (
 )
 
 
-class Backend(MicroSteps, Memory, Fork, Execve, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DirectIo,
-              Migrate, Khugepaged, IoUring, LruBatches):
+class Backend(MicroSteps, Memory, Fork, Execve, Gup, Reclaim, AddressSpace, Pipes, Ksm, DeviceExclusive, DevicePrivate,
+              DirectIo, Migrate, Khugepaged, IoUring, LruBatches):
     name: ClassVar[str]
     TRACKS_ANON_EXCLUSIVE: ClassVar[bool] = False  # PG_anon_exclusive exists (5.19+)
     HAS_PINNED: ClassVar[str] = "MMF_HAS_PINNED"  # its name in traces: mm->has_pinned before 5.14

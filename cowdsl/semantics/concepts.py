@@ -59,3 +59,9 @@ def pmd_mapped_file_thp(vma: Vma, page: Page) -> bool:
     Such a PMD is zapped, never remapped by PTEs, when it is split, and fork does not copy
     it (copy_huge_pmd); a mapping that a tail op left 4 KiB maps the head by a PTE."""
     return vma.kind == THP and page.kind == THP and not page.anon and not page.zero
+
+
+def device_private_entry(pte: Pte | None) -> bool:
+    """is_device_private_entry(): a non-present entry that names a device-private
+    page (ZONE_DEVICE, MEMORY_DEVICE_PRIVATE); the CPU cannot map that page."""
+    return pte is not None and pte.devpriv

@@ -144,7 +144,8 @@ class Holders:
     """Who holds what, per page (or swap slot), in one state."""
 
     def __init__(self, state: State, flight: Sequence[tuple[int, str]] = ()) -> None:
-        self.mappers: dict[int, list[tuple[str, str, int, Pte]]] = defaultdict(list)  # pfn -> its present PTEs
+        # pfn -> its present PTEs, and its device-private entries (mappings of a device page: mapcount)
+        self.mappers: dict[int, list[tuple[str, str, int, Pte]]] = defaultdict(list)
         self.devexcl: Counter[int] = Counter()  # device-exclusive entries: not mapped (no mapcount), hold a reference
         self.devexcl_at: dict[int, list[tuple[str, str, int]]] = defaultdict(list)
         self.swap_ptes: Counter[int] = Counter()
@@ -153,7 +154,7 @@ class Holders:
                 for i, p in enumerate(vma.ptes):
                     if p is None:
                         continue
-                    if p.present:
+                    if p.present or concepts.device_private_entry(p):
                         self.mappers[p.page].append((m.name, vma.name, i, p))
                     elif p.devexcl:
                         self.devexcl[p.page] += 1
@@ -303,10 +304,15 @@ def fresh_page_violations(before: State, after: State) -> list[tuple[str, str]]:
     "fresh" in the model (it always swaps in through the swap cache)."""
     out = []
     mapped_before = {p.page for m in before.mms for v in m.vmas for p in v.ptes if p is not None and p.present}
+    # migrate_to_ram's target keeps the device page's sharing (readable entries: not exclusive)
+    devpriv_before = {(m.name, v.name, i) for m in before.mms for v in m.vmas for i, p in enumerate(v.ptes)
+                      if concepts.device_private_entry(p)}
+    from_device = {p.page for m in after.mms for v in m.vmas for i, p in enumerate(v.ptes)
+                   if p is not None and p.present and (m.name, v.name, i) in devpriv_before}
     for n in range(len(before.pages), len(after.pages)):
         pg = after.pages[n]
         if pg.anon and not pg.zero and not pg.freed and pg.mapcount > 0 and pg.swapcache < 0 and not pg.ksm:
-            if n not in mapped_before and not pg.anon_exclusive:
+            if n not in mapped_before and n not in from_device and not pg.anon_exclusive:
                 out.append((I1, f"fresh anon page #{n} is not exclusive"))
     return out
 

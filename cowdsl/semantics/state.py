@@ -49,6 +49,9 @@ class Page:
     # or never an LRU page here (mm/swap.c; cowdsl.semantics.mm.swap).
     lru_batch: str | None = None
     words: Words = ()  # the nonzero words past offset 0 (see Words)
+    # a ZONE_DEVICE page of MEMORY_DEVICE_PRIVATE (test_hmm's device memory): the CPU
+    # cannot map it; only device-private entries name it (cowdsl.semantics.mm.device_private)
+    device: bool = False
 
     @property
     def compound(self) -> bool:
@@ -98,9 +101,10 @@ def content_text(x: Page | Slot) -> str:
 @frozen(cache_hash=True)
 class Pte:
     """A present entry (``page`` >= 0), a swap entry (``slot`` >= 0), a
-    device-exclusive entry (``devexcl``: not present, still names its page), or a
+    device-exclusive entry (``devexcl``: not present, still names its page), a
     migration entry (``migration``: not present, names the page being migrated;
-    ``write`` is a writable entry, ``swp_exclusive`` a readable-exclusive one)."""
+    ``write`` is a writable entry, ``swp_exclusive`` a readable-exclusive one), or a
+    device-private entry (``devpriv``: not present, names a device page)."""
 
     page: int = -1
     write: bool = False
@@ -109,10 +113,11 @@ class Pte:
     swp_exclusive: bool = False  # pte_swp_exclusive (5.19+)
     devexcl: bool = False  # SWP_DEVICE_EXCLUSIVE_{READ,WRITE} (5.14+); `write` says which
     migration: bool = False  # SWP_MIGRATION_{READ,WRITE} (and READ_EXCLUSIVE, 5.19+): faults wait on it
+    devpriv: bool = False  # SWP_DEVICE_{READ,WRITE}: a device-private page; a CPU access migrates it back
 
     @property
     def present(self) -> bool:
-        return self.page >= 0 and not self.devexcl and not self.migration
+        return self.page >= 0 and not self.devexcl and not self.migration and not self.devpriv
 
     @property
     def swap(self) -> bool:

@@ -238,6 +238,8 @@ class DeviceExclusive(KernelBase):
             m.say(f"hmm_range_fault: write to {mm}.{vname}[{idx}], the VMA is not VM_WRITE → -EPERM")
             return None, "EPERM"
         pte = vma.ptes[idx]
+        if pte is not None and pte.devpriv:  # the device's own page (dev_private_owner): no fault
+            return self.hmm_device_private(m, pte, write)
         if pte is None or not pte.present or (write and not pte.write):
             m.say(f"hmm_range_fault: handle_mm_fault({'write' if write else 'read'}) at {mm}.{vname}[{idx}]")
             if not self.handle_mm_fault(m, mm, vname, idx, write=write):

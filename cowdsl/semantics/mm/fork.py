@@ -233,6 +233,9 @@ class Fork(KernelBase):
         if pte.devexcl:
             self.copy_device_exclusive(m, src, dst, vname, idx)
             return
+        if pte.devpriv:
+            self.copy_device_private(m, src, dst, vname, idx)
+            return
         if pte.migration:
             # copy_nonpresent_pte: the child gets the migration entry too (remove_migration_ptes
             # finds it through the anon_vma, which dup_mmap linked); in a COW mapping a writable

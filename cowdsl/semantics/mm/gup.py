@@ -290,7 +290,8 @@ class Gup(KernelBase):
         whose entry an MMU notifier dropped faults it in again first (hmm_refault)."""
         assert step.handle is not None  # the pin or reference the device acts through
         h = m.handle(step.handle)
-        if h is not None and h.refault:
+        # a device write where the mirror's entry is read-only: dmirror_do_write -ENOENT → dmirror_fault
+        if h is not None and (h.refault or (write and h.device and h.live and not h.write)):
             pfn, err = self.hmm_refault(m, h, write)
             if err is not None:
                 return err

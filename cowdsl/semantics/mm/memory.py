@@ -46,6 +46,10 @@ class Memory(KernelBase):
             self.remove_device_exclusive_entry(m, mm, vname, idx)
             pte = m.pte(mm, vname, idx)
             assert pte is not None  # restore_exclusive_pte maps the page again
+        if pte.devpriv:  # do_swap_page: is_device_private_entry → pgmap->ops->migrate_to_ram
+            self.device_private_fault(m, mm, vname, idx)
+            pte = m.pte(mm, vname, idx)
+            assert pte is not None  # migrate_to_ram maps a system page
         if not pte.present:
             self.do_swap_page(m, mm, vname, idx, write)
             pte = m.pte(mm, vname, idx)
@@ -319,6 +323,9 @@ class Memory(KernelBase):
             return
         if pte.devexcl:
             self.zap_device_exclusive(m, pte)
+            return
+        if pte.devpriv:
+            self.zap_device_private(m, pte)
             return
         # free_swap_and_cache
         m.update_slot(pte.slot, count=m.slot(pte.slot).count - 1)
