@@ -4,6 +4,7 @@ one, the device's own access; the history is recorded on the timeline, not model
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from helpers_semantics import (
     assert_checks_hold,
@@ -22,8 +23,11 @@ from helpers_semantics import (
 from cowdsl.kernel import timeline
 from cowdsl.native.plan import REFUSED, UNSUPPORTED_DEVICE_PRIVATE
 from cowdsl.ops import OPS, Lock
+from cowdsl.report import dot
+from cowdsl.report.common import final_state, page_flags
 from cowdsl.run import explore
 from cowdsl.semantics import concepts, invariants, registry
+from cowdsl.semantics.state import Pte
 
 
 def lines(r) -> list[str]:
@@ -241,3 +245,45 @@ def test_fork_waits_for_migrate_to_device_which_holds_mmap_read_lock():
     r = explore(scenario(src), registry.get("anon-exclusive"), mode="full")
     assert_checks_hold(r)
     assert r.exploration.states > 10
+
+
+def test_the_final_state_and_dot_show_device_private_entries():
+    st = run_src(MIGRATED).final
+    table = final_state(st)
+    assert "device-private rw" in table and "device-private" in page_flags(st, pte(st, "A", "buf").page)
+    text = dot.state_dot(st, "t")
+    assert "device-private rw" in text and 'label="device-private"' in text
+
+
+def test_a_page_faulted_back_from_a_shared_device_page_is_not_a_fresh_exclusive_page():
+    """I1 (a fresh anonymous page is exclusive) exempts migrate_to_ram's target: it
+    keeps the device page's sharing (readable entries after fork: not exclusive)."""
+    src = MIGRATED + "A: fork() as B\nA: read(buf) as v\n"
+    before = state_after(src, "A: fork() as B")
+    after = state_after(src, "A: read(buf) as v")
+    new = pte(after, "A", "buf").page
+    assert not after.pages[new].anon_exclusive and after.pages[new].mapcount == 2
+    assert not invariants.fresh_page_violations(before, after)
+    # the exemption is that page's alone: a fresh unexclusive page elsewhere still breaks I1
+    bad = attrs.evolve(after, pages=after.pages + (attrs.evolve(after.pages[new], anon_exclusive=False),))
+    bad = attrs.evolve(bad, mms=tuple(attrs.evolve(m, vmas=tuple(
+        attrs.evolve(v, ptes=v.ptes + (Pte(page=len(bad.pages) - 1),)) for v in m.vmas)) if m.name == "B" else m
+        for m in bad.mms))
+    assert [n for n, _ in invariants.fresh_page_violations(before, bad)] == [invariants.I1]
+
+
+def test_a_device_write_through_a_read_only_mirror_entry_refaults():
+    """A mirror entry made from a readable PTE has no DPT_XA_TAG_WRITE: dmirror_do_write
+    gets -ENOENT and faults through hmm_range_fault, which finds the device's own
+    read-only entry (the endless retry: not modelled)."""
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: fork() as B
+        A: migrate_to_device(buf) as dev
+        dev: dma_write(5) as w
+        dev: dma_read() as seen
+    """)
+    assert not r.final.handle("dev").write
+    assert outcome(r, "dev: dma_write(5) as w").error == "not modelled" and value(r, "seen") == 1
