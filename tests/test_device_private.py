@@ -287,3 +287,21 @@ def test_a_device_write_through_a_read_only_mirror_entry_refaults():
     """)
     assert not r.final.handle("dev").write
     assert outcome(r, "dev: dma_write(5) as w").error == "not modelled" and value(r, "seen") == 1
+
+
+@pytest.mark.parametrize("setup, why", [
+    ("reclaim: swapout(A.buf)\nA: read(buf) as r\n", "in the swap cache"),
+    ("A: mmap(b2, anon, private, rw)\nA: write(b2, 1)\nA: madvise(buf, mergeable)\nA: madvise(b2, mergeable)\n"
+     "ksmd: ksm_merge(A.buf, A.b2)\n", "a KSM page"),
+])
+def test_migrate_to_device_of_a_swap_cache_or_ksm_page_is_not_modelled(setup, why):
+    """6.13+ drop the swap cache first (folio_free_swap), 5.10/6.1 leave the page; KSM
+    pages: not modelled either way.  The PTE stays as it was."""
+    src = """
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+    """ + "".join("    " + line + "\n" for line in setup.splitlines()) + "    A: migrate_to_device(buf) as dev\n"
+    r = run_src(src)
+    assert outcome(r, "A: migrate_to_device(buf) as dev").error == "not modelled"
+    assert any(why in line for line in lines(r)) and pte(r.final, "A", "buf").present
