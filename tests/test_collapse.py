@@ -161,7 +161,7 @@ def test_a_swapped_out_thp_is_swapped_in_and_collapsed_from_6_18(version, ok):
     ("A: mmap(s, anon, private, rw, pages=4)\nA: write(s, 1)\nA: madvise(s, collapse) as c", "EINVAL", "2 MiB"),
     ("A: mmap(e, anon, private, rw, thp)\nA: madvise(e, collapse) as c", "EINVAL", "SCAN_PMD_NONE"),
     ("A: mmap(f, private, rw, file=F)\nA: write(f, 1)\nA: madvise(f, collapse) as c", "EINVAL", "file on disk"),
-    ("A: mmap(m, shared, rw, file=M)\nA: madvise(m, collapse) as c", "not modelled", "shmem"),
+    ("A: mmap(m, shared, rw, file=M)\nA: madvise(m, collapse) as c", "EINVAL", "2 MiB"),  # shmem, small: too
     ("A: mmap(t, anon, private, rw, thp, pages=2)\nA: munmap(t[1])\nA: madvise(t, collapse) as c", "ENOMEM",
      "not mapped"),
 ])

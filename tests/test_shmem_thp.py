@@ -128,11 +128,71 @@ def test_madv_pageout_of_a_shmem_thp_is_not_modelled():
     assert outcome(r, "A: madvise(buf, pageout) as o").error == "not modelled"
 
 
-@pytest.mark.parametrize("flags", ["shared, rw, thp", "private, rw, thp, file=M"])
-def test_madv_collapse_of_a_shmem_mapping_is_not_modelled(flags):
-    """collapse_file (the page cache's collapse) is not modelled: a private mapping of a memfd is
-    shmem too (Regression: it said 'a file on disk → -EINVAL')."""
+def collapse(src: str, backend: str = "6.18"):
+    return run_src("process A\nfile M = [5] on memfd\n" + src, backend=backend)
+
+
+@pytest.mark.parametrize("backend", ["6.1", "6.18"])
+@pytest.mark.parametrize("flags", ["shared, rw, thp, file=M", "private, rw, thp, file=M"])
+def test_madv_collapse_of_a_memfd_thp_maps_the_page_cache_folio_by_a_pmd(flags, backend):
+    """hpage_collapse_scan_file finds the PMD-order folio (SCAN_PTE_MAPPED_HUGEPAGE) and
+    collapse_pte_mapped_thp installs a PMD for it: no copy, no new folio (6.1.158, 6.18.2)."""
     step = "A: madvise(buf, collapse) as c"
-    r = run_src(f"process A\nfile M = [1] on memfd\nA: mmap(buf, {flags})\nA: read(buf)\n{step}\n", backend="6.18")
-    assert outcome(r, step).error == "not modelled"
+    r = collapse(f"A: mmap(buf, {flags})\n{step}\n", backend)
+    assert outcome(r, step).ok
+    st = r.final
+    pg = page(st, "A", "buf")
+    assert pmd_mapped_file_thp(mm(st, "A").vma("buf"), pg) and pg.mapcount == 1
+    assert pte(st, "A", "buf").write == flags.startswith("shared")  # vm_page_prot: COW mappings read-only
+    assert any("SCAN_PTE_MAPPED_HUGEPAGE" in t for t in texts_of(r))
+
+
+def test_madv_collapse_of_a_pmd_mapped_shmem_thp_counts_it_even_pinned():
+    """No refcount check for a folio that is huge already (an anonymous PTE-mapped THP with a pin
+    is SCAN_PAGE_COUNT): SCAN_PMD_MAPPED."""
+    step = "A: madvise(buf, collapse) as c"
+    r = collapse(f"A: mmap(buf, shared, rw, thp)\nA: write(buf, 1)\nA: pin(buf, write, longterm) as p\n{step}\n")
+    assert outcome(r, step).ok
+    assert any("SCAN_PMD_MAPPED" in t for t in texts_of(r))
+
+
+def test_madv_collapse_of_shared_anonymous_memory_no_one_maps_is_not_modelled():
+    """Its folio enters the page cache at the first fault (the model's at mmap): unfaulted, the
+    kernel's collapse_file finds nothing (SCAN_TRUNCATED, -EINVAL in the 6.1 and 6.12 guests); after
+    MADV_DONTNEED the folio is there.  The model cannot tell the two apart."""
+    step = "A: madvise(buf, collapse) as c"
+    for src in ("", "A: write(buf, 1)\nA: madvise(buf, dontneed)\n"):
+        r = collapse(f"A: mmap(buf, shared, rw, thp)\n{src}{step}\n")
+        assert outcome(r, step).error == "not modelled"
+
+
+def test_madv_collapse_of_shared_anonymous_memory_another_process_maps_installs_the_pmd():
+    step = "A: madvise(buf, collapse) as c"
+    r = collapse(f"A: mmap(buf, shared, rw, thp)\nA: fork() as B\nB: write(buf, 3)\n{step}\n")
+    assert outcome(r, step).ok
+    pg = page(r.final, "A", "buf")
+    assert pg.data == 3 and pg.mapcount == 2 and pte(r.final, "A", "buf").write
+
+
+def test_madv_collapse_of_a_private_memfd_thp_with_an_anonymous_copy_fails_einval():
+    """collapse_pte_mapped_thp: the PTE maps a page that is not the folio's subpage → SCAN_FAIL."""
+    step = "A: madvise(buf, collapse) as c"
+    r = collapse(f"A: mmap(buf, private, rw, thp, file=M)\nA: write(buf, 1)\n{step}\n")
+    assert outcome(r, step).error == "EINVAL"
+    assert any("SCAN_FAIL" in t for t in texts_of(r))
+    assert page(r.final, "A", "buf").anon  # left as it was
+
+
+def test_madv_collapse_of_a_shmem_thp_is_einval_before_6_1():
+    step = "A: madvise(buf, collapse) as c"
+    assert outcome(collapse(f"A: mmap(buf, shared, rw, thp)\n{step}\n", "5.19"), step).error == "EINVAL"
+
+
+@pytest.mark.parametrize("flags", ["shared, rw, pages=4", "private, rw, file=M"])
+def test_madv_collapse_of_a_small_shmem_mapping_is_einval(flags):
+    """A small-page mapping is under 2 MiB: hugepage_vma_check (transhuge_vma_suitable) refuses it
+    before collapse_file could run (Regression: a private memfd mapping was called a disk file)."""
+    step = "A: madvise(buf, collapse) as c"
+    r = collapse(f"A: mmap(buf, {flags})\nA: read(buf)\n{step}\n")
+    assert outcome(r, step).error == "EINVAL"
     assert not any("file on disk" in t for t in texts_of(r))

@@ -380,10 +380,6 @@ def mremap(t: Translator, st: S.Step) -> Reply:
     return out, events
 
 
-NOT_MODELLED_COLLAPSE = ("unsupported on native: `{text}`: MADV_COLLAPSE of a shared or file mapping "
-                         "(hpage_collapse_scan_file) is not modelled, so there is no answer to compare")
-
-
 def madvise(t: Translator, st: S.Step) -> Reply:
     advice = next(f for f in st.flags if f != "tail")
     if advice == "collapse":
@@ -393,16 +389,15 @@ def madvise(t: Translator, st: S.Step) -> Reply:
 
 def collapse(t: Translator, st: S.Step) -> Reply:
     """MADV_COLLAPSE of the mapping's range (a `thp` mapping: its 2 MiB slot), as the model's
-    madvise_collapse takes it; afterwards smaps' AnonHugePages says whether a PMD maps it."""
+    madvise_collapse takes it (a shmem one through hpage_collapse_scan_file); afterwards smaps'
+    AnonHugePages says whether a PMD maps a private anonymous one."""
     assert st.task is not None and st.mapping is not None
     p = t.ctl.procs[st.task]
     addr = p.mappings.get(st.mapping, (t.unmapped, 1))[0]
     vma = pagemap.vma_at(pagemap.maps(p.pid) or [], addr)
-    anon = not vma.path or vma.path.startswith(("[", "/anon_hugepage")) if vma is not None else True
-    if vma is not None and (vma.perms.endswith("s") or not anon):
-        raise Unrunnable(NOT_MODELLED_COLLAPSE.format(text=st.text or st.op))
+    anon = vma is None or (not vma.perms.endswith("s") and (not vma.path or vma.path.startswith(("[", "/anon_hugepage"))))
     out, events = t.whole(st, "madvise", advice="collapse")
-    if out.ok and addr in t.thps:
+    if out.ok and addr in t.thps and anon:
         events.append(Event(f"smaps: AnonHugePages {pagemap.anon_huge_kb(p.pid, addr)} kB in `{st.mapping}`"))
     return out, events
 

@@ -14,6 +14,13 @@ PMD (maybe_pmd_mkwrite), and drops the old pages' mappings.  A range already map
 PMD counts as collapsed (SCAN_PMD_MAPPED).  madvise_collapse_errno turns the last
 failure into the errno.
 
+A shmem mapping (shared anonymous memory, a tmpfs or memfd file, shared or private) goes
+through hpage_collapse_scan_file instead, which reads the page cache only: a `thp` one
+holds a PMD-order folio there already, so madvise_collapse calls collapse_pte_mapped_thp,
+which maps it by a PMD (or finds it mapped), with no refcount check.  collapse_file, the
+collapse of small shmem pages in the page cache, is not reached: a small-page mapping is
+under 2 MiB, which hugepage_vma_check refuses first.
+
 The model follows a THP through its head page: the head's entry stands for the
 PMD range's 512 (a range is writable when the head's PTE is)."""
 
@@ -22,9 +29,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from cowdsl.ops.khugepaged import COLLAPSE_PROGRAM
+from cowdsl.semantics.concepts import pmd_mapped_file_thp
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step
-from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Pte, content
+from cowdsl.semantics.state import HUGETLB, PTE_THP, SMALL, THP, Outcome, Pte, Vma, content
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -34,6 +42,7 @@ if TYPE_CHECKING:
 SUCCEED, PMD_MAPPED = "SCAN_SUCCEED", "SCAN_PMD_MAPPED"
 PMD_NONE, PAGE_RO, PAGE_COUNT = "SCAN_PMD_NONE", "SCAN_PAGE_RO", "SCAN_PAGE_COUNT"
 PAGE_ANON, VMA_CHECK, PTE_NON_PRESENT = "SCAN_PAGE_ANON", "SCAN_VMA_CHECK", "SCAN_PTE_NON_PRESENT"
+PTE_MAPPED_HUGEPAGE, FAIL = "SCAN_PTE_MAPPED_HUGEPAGE", "SCAN_FAIL"
 # madvise_collapse's "whitelisted set of results where continuing OK" (the next PMD range
 # is tried); any other failure ends the call
 CONTINUE = frozenset({PAGE_RO, PAGE_COUNT, PTE_NON_PRESENT})
@@ -70,19 +79,17 @@ class Khugepaged(KernelBase):
         if vma.kind == HUGETLB:
             m.say("MADV_COLLAPSE: a hugetlb VMA → -EINVAL (hugepage_vma_check: VM_HUGETLB)")
             return self.collapse_done(error="EINVAL")
-        if vma.shmem or (vma.file is not None and m.state.file_kind(vma.file) in ("shmem", "memfd")):
-            # a shmem VMA, shared or private, is eligible (hugepage_vma_check / thp_vma_allowable_order:
-            # shmem_file), and its page cache collapses (hpage_collapse_scan_file, collapse_file: a new
-            # huge folio replaces the small ones in the page cache, then each mapping's PTE table goes)
-            m.say(f"MADV_COLLAPSE: `{vname}` maps shmem; hpage_collapse_scan_file and collapse_file (the page "
-                  "cache's collapse) are not modelled")
-            return self.collapse_done(error="not modelled")
-        if not vma.anon:
+        # a shmem VMA, shared or private, is eligible (hugepage_vma_check: shmem_file →
+        # shmem_huge_enabled, forced for MADV_COLLAPSE; thp_vma_allowable_order in 6.18.2)
+        shmem = self.collapse_shmem(m, vma)
+        if not vma.anon and not shmem:
             m.say(f"MADV_COLLAPSE: `{vname}` maps a file on disk → -EINVAL (hugepage_vma_check: no THP for "
                   "it without CONFIG_READ_ONLY_THP_FOR_FS and an executable mapping)")
             return self.collapse_done(error="EINVAL")
         if vma.kind == SMALL:
-            # hstart/hend: the range rounded in to 2 MiB boundaries holds no PMD range
+            # a small-page mapping is at most max_pages (64) pages, less than 2 MiB: hugepage_vma_check's
+            # transhuge_vma_suitable fails (6.1.158 mm/huge_memory.c; thp_vma_allowable_order in 6.18.2),
+            # and no PMD range lies inside it; so for shmem too, whose collapse_file the model lacks
             m.say(f"MADV_COLLAPSE: `{vname}` is a small-page mapping of {len(vma.ptes)} page(s), less than a "
                   "PMD-aligned 2 MiB range → -EINVAL")
             return self.collapse_done(error="EINVAL")
@@ -99,6 +106,16 @@ class Khugepaged(KernelBase):
         assert mm is not None and vname is not None
         todo, total, thps, last = frame
         idx = todo[0]
+        vma = m.vma(mm, vname)
+        if vma is not None and self.collapse_shmem(m, vma):
+            if self.shmem_maybe_unfaulted(m, mm, vname, idx):
+                return self.collapse_done(error="not modelled")
+            # hpage_collapse_scan_file (no mmap_lock: the page cache only): the folio at the range's
+            # start is PMD-order, "Maybe PMD-mapped" → SCAN_PTE_MAPPED_HUGEPAGE, and madvise_collapse
+            # calls collapse_pte_mapped_thp(install_pmd=true) (6.1.158, 6.18.2 mm/khugepaged.c)
+            m.say(f"hpage_collapse_scan_file {mm}.{vname}[{idx}]: the page cache holds a PMD-order folio → "
+                  f"{PTE_MAPPED_HUGEPAGE}")
+            return Micro("collapse", frame)
         result = self.collapse_check(m, mm, vname, idx, "hpage_collapse_scan_pmd")
         if result == SUCCEED:
             return Micro("collapse", frame)
@@ -149,6 +166,9 @@ class Khugepaged(KernelBase):
         todo, total, thps, last = frame
         idx = todo[0]
         vma = m.vma_at(mm, vname, idx)
+        if vma is not None and self.collapse_shmem(m, vma):
+            result = self.collapse_pte_mapped_thp(m, mm, vname, idx)
+            return self.collapse_next(m, (todo, total, thps + (result in (SUCCEED, PMD_MAPPED)), last), result)
         if vma is None or vma.kind not in (THP, PTE_THP) or not m.mapped_vma(mm, vname).anon_vma:
             m.say(f"collapse_huge_page: hugepage_vma_revalidate: `{vname}` changed meanwhile → {VMA_CHECK}")
             return self.collapse_next(m, frame, VMA_CHECK)
@@ -174,6 +194,58 @@ class Khugepaged(KernelBase):
         m.say(f"collapse_huge_page: {mm}.{vname}[{idx}] copied into the new THP #{new}{excl}, mapped by a "
               f"{'writable' if vma.write else 'read-only'} PMD; #{pte.page}'s mapping dropped")
         return self.collapse_next(m, (todo, total, thps + 1, last), SUCCEED)
+
+    @staticmethod
+    def collapse_shmem(m: Machine, vma: Vma) -> bool:
+        """A shmem VMA: shared anonymous memory, or a mapping (shared or private) of a tmpfs or memfd file."""
+        return vma.shmem or (vma.file is not None and m.state.file_kind(vma.file) in ("shmem", "memfd"))
+
+    @staticmethod
+    def shmem_maybe_unfaulted(m: Machine, mm: str, vname: str, idx: int) -> bool:
+        """Whether the page cache may still have no folio there: shared anonymous memory gets its
+        folio at the first fault (shmem_fault → shmem_get_folio), the model at mmap.  Where no one
+        maps it, the model cannot tell a folio a fault left behind (MADV_DONTNEED keeps it) from
+        none, where collapse_file finds the range empty (SCAN_TRUNCATED → -EINVAL: 6.1.158 and
+        6.18.2 mm/khugepaged.c, and so in the 6.1.176 and 6.12.117 guests).  A tmpfs or memfd
+        file's pages are in its page cache from the start."""
+        vma = m.vma_at(mm, vname, idx)
+        if vma is None or vma.file is None or m.state.file_kind(vma.file) in ("shmem", "memfd"):
+            return False
+        if m.pte(mm, vname, idx) is not None or m.page(m.file_page(vma.file, vma.pgoff + idx)).mapcount:
+            return False
+        m.say(f"MADV_COLLAPSE: {mm}.{vname}[{idx}]: no one maps the shmem folio; whether the page cache holds "
+              "it (only once a fault made it) is not modelled")
+        return True
+
+    def collapse_pte_mapped_thp(self, m: Machine, mm: str, vname: str, idx: int) -> str:
+        """collapse_pte_mapped_thp(install_pmd=true) of a page-cache THP (6.1.158, 6.18.2): a PMD
+        mapping it already is SCAN_PMD_MAPPED; an empty PMD gets one (set_huge_pmd → do_set_pmd, not a
+        write fault: writable as vm_page_prot is, in a shared mapping); a PTE table must map only the
+        folio's own subpages, so a private mapping's anonymous copy aborts it (SCAN_FAIL).  No refcount
+        check: the folio is huge already, a pin does not stop it.  The model takes mmap_lock for write
+        as 6.1 does; 6.18.2 takes it for read."""
+        vma = m.vma_at(mm, vname, idx)
+        pte = m.pte(mm, vname, idx)
+        at = f"collapse_pte_mapped_thp {mm}.{vname}[{idx}]"
+        if vma is None or vma.kind != THP or vma.file is None:
+            m.say(f"{at}: the VMA changed meanwhile (vma_lookup, range_in_vma) → {VMA_CHECK}")
+            return VMA_CHECK
+        if pte is not None and pte.present and pmd_mapped_file_thp(vma, m.page(pte.page)):
+            m.say(f"{at}: already PMD-mapped → {PMD_MAPPED}: counts as collapsed")
+            return PMD_MAPPED
+        if pte is None:
+            folio = m.file_page(vma.file, vma.pgoff + idx)
+            m.page_add_rmap(folio)
+            write = vma.shared and vma.write
+            m.set_pte(mm, vname, idx, Pte(page=folio, write=write))
+            m.say(f"{at}: the PMD is empty (SCAN_PMD_NONE) → set_huge_pmd maps THP #{folio} by a "
+                  f"{'writable' if write else 'read-only'} PMD")
+            return SUCCEED
+        if not pte.present:
+            m.say(f"{at}: a non-present PTE → {PTE_NON_PRESENT}")
+            return PTE_NON_PRESENT
+        m.say(f"{at}: the PTE maps #{pte.page}, not the folio's subpage (an anonymous copy) → {FAIL}")
+        return FAIL
 
     def collapse_next(self, m: Machine, frame: CollapseFrame, result: str) -> Micro:
         """madvise_collapse's loop: the next PMD range, or the answer (0 when every range

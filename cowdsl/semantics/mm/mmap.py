@@ -50,7 +50,8 @@ class AddressSpace(KernelBase):
             # MAP_SHARED|MAP_ANONYMOUS is shmem (with MAP_HUGETLB, a hugetlbfs file): a page-cache object of its own.
             # With `thp` its folios are PMD-size (shmem_enabled=always, or advise with MADV_HUGEPAGE:
             # shmem_is_huge / shmem_huge_global_enabled), and the page cache holds one reference per
-            # subpage (shmem_add_to_page_cache: page_ref_add/folio_ref_add(nr) in 5.10.198, 6.1.158, 6.18.2)
+            # subpage (shmem_add_to_page_cache: page_ref_add/folio_ref_add(nr) in 5.10.198, 6.1.158, 6.18.2).
+            # The kernel allocates them at the first fault (shmem_get_folio); the model at mmap
             file = f"{step.task}.{step.mapping}"
             refs = 1 + (THP_SIBLINGS if kind == THP else 0)
             m.add_file(file, tuple(m.alloc_page(anon=False, refcount=refs, file=file, index=i, kind=kind)
