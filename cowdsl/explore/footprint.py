@@ -160,30 +160,21 @@ def apply(code: Code, move: Move) -> Code:
 
 class Touched:
     """Per thread position (an interned thread): the shapes its micro-step touched,
-    and for each shape, the values there -> the move one run made from them."""
+    and for each shape, the values there -> the move one run made from them.
+    Lean.touched_move looks them up (inline: the search's hot path) and ``apply``s
+    the move found."""
 
-    __slots__ = ("codec", "probes", "hits")
+    __slots__ = ("codec", "probes")
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
         # thread -> [(shape, its probe, values -> the move, or () where it waits on a lock)]
         self.probes: dict[int, list[tuple[Shape, Probe, dict[object, Move | tuple[()]]]]] = {}
-        self.hits = 0
 
     def __reduce__(self) -> tuple[type, tuple[Codec]]:
         """Pickled empty (a search's result sent back by a worker): what it remembers
         serves that search only, and its probes are closures."""
         return Touched, (self.codec,)
-
-    def look_up(self, thread: int, code: Code) -> tuple[Code, int] | tuple[()] | None:
-        """The micro-step of ``thread`` in the state ``code`` made from a remembered one,
-        as (code after, thread after), or () where it waits on a lock; None: not remembered."""
-        for _, probe, table in self.probes.get(thread, ()):
-            hit = table.get(probe.get(code))  # SHORT is never a key
-            if hit is not None:
-                self.hits += 1
-                return (apply(code, hit), hit[2]) if hit else ()
-        return None
 
     def remember(self, thread: int, before: Code, shape: Shape, ran: tuple[Code, int] | tuple[()]) -> None:
         probes = self.probes.setdefault(thread, [])

@@ -154,7 +154,7 @@ class Lean:
             model, thread = self.model, self.threads[t]
             tr = None
             if self.touching[t]:  # blocked or not, remembered by the parts it touches
-                return self.touched_move(code, t, thread, k[1])
+                return self.touched_move(code, t, k[1])
             st = self.state(s)
             if model.blocked(World(st, k[1], (thread,)), 0, False) is not None:
                 hit = ()
@@ -175,17 +175,30 @@ class Lean:
                                                 writes=share(tr.writes, tr.writes), marks=share(tr.marks, tr.marks))
         return hit
 
-    def touched_move(self, code: int, t: int, thread: Thread, block: int) -> tuple[int, int] | tuple[()]:
+    def touched_move(self, code: int, t: int, block: int) -> tuple[int, int] | tuple[()]:
         """move's answer for a scenario thread (``code``: its state << SHIFT | t): (state
         after, thread after), or () while it waits on a lock, made from a micro-step
         remembered by the parts of the state it touched (explore.footprint) when the state
         agrees on them, else run and remembered."""
         s = code >> SHIFT
-        hit = self.touched.look_up(t, self.codes[s])
+        before = self.codes[s]
+        hit = None
+        for _, probe, table in self.touched.probes.get(t, ()):  # inline: the search's hot path
+            hit = table.get(probe.get(before))
+            if hit is not None:
+                break
         if hit is not None and not footprint.CHECK:
-            out = self.moves[code] = (self.code_id(hit[0]), hit[1]) if hit else ()
-            return out
-        model, st, before = self.model, self.state(s), self.codes[s]
+            if not hit:
+                self.moves[code] = ()
+                return ()
+            code_after = footprint.apply(before, hit)
+            n = self.state_ids.get(code_after)
+            if n is None:
+                n = self.code_id(code_after)
+            move = self.moves[code] = (n, hit[2])
+            return move
+        thread = self.threads[t]
+        model, st = self.model, self.state(s)
         w = World(st, block, (thread,))
         step = model.sc.steps[thread.steps[thread.at]]
         extra = footprint.step_parts(step)
@@ -199,7 +212,7 @@ class Lean:
                 self.states[ran[0]] = after
             shape = footprint.shape_of(tr.reads | tr.writes | tr.marks, extra)
         if hit is not None:  # COWDSL_CHECK_FOOTPRINTS=1: the remembered micro-step is the one that runs
-            assert ((self.code_id(hit[0]), hit[1]) if hit else ()) == ran, \
+            assert ((self.code_id(footprint.apply(before, hit)), hit[2]) if hit else ()) == ran, \
                 f"{thread.actor}'s micro-step {thread.label or 'op'} remembered by its footprint differs " \
                 f"from the one run (shape {shape})"
         else:
@@ -240,13 +253,15 @@ class Lean:
 
     def successors(self, k: Key) -> list[tuple[int, Key]]:
         """(thread index, world after) for each thread that can take a micro-step."""
-        done, moves, ends, base = self.done, self.moves, self.ends, k[0] << SHIFT
+        done, moves, ends, touching, base = self.done, self.moves, self.ends, self.touching, k[0] << SHIFT
         out = []
         for j in range(2, len(k)):
             t = k[j]
             if done[t]:
                 continue
-            hit = moves.get(base | t) or self.move(k, j)
+            hit = moves.get(base | t)
+            if hit is None:
+                hit = self.touched_move(base | t, t, k[1]) if touching[t] else self.move(k, j)
             if hit:
                 out.append((j - 2, self.after(k, j, hit) if ends[hit[1]] else _replace(k, j, hit)))
         return out
@@ -261,7 +276,7 @@ class Lean:
         """The world after the move ``hit`` of slot j, whose thread has now taken its
         last op: the next block's first world once every other thread is settled."""
         settled = self.settled
-        if all(settled[x] for x in k[2:j]) and all(settled[x] for x in k[j + 1:]):
+        if all(map(settled.__getitem__, k[2:j])) and all(map(settled.__getitem__, k[j + 1:])):
             s2 = hit[0]
             if k[1] + 1 >= self.finished:
                 s2 = self.state_id(self.model.finish(self.state(s2)))
