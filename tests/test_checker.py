@@ -556,7 +556,7 @@ CHECKER_ERRORS = [
     ),
     pytest.param(
         H + "A: mprotect(buf)\n" + T,
-        '`mprotect` needs a protection', (3, 1, 16), '`rw` or `ro`', 'e.g. `A: mprotect(buf, rw)`',
+        '`mprotect` needs a protection', (3, 1, 16), 'one of `rw`, `ro`, `none`', 'e.g. `A: mprotect(buf, rw)`',
         id="missing_prot",
     ),
     pytest.param(

@@ -392,15 +392,18 @@ def test_every_rule_docstring_cites_a_commit_or_source():
                  ":ksm_merge_any=off:ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow"
                  ":longterm_unshare=anon:madv_collapse=off:mprotect=fault:odirect_pin=get:swapin_writable=off"
                  ":unmap_lru_drain=on"),
-        ("6.1", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:devexcl=range:io_uring_vma_check=on:ksm_break=write"
+        ("6.1", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:devexcl=range:follow_page_protnone=skip"
+                ":io_uring_vma_check=on:ksm_break=write"
                 ":ksm_exec_merge_any=drop:ksm_execve=off:ksm_fork_counters=copy:ksm_merge_any=off"
                 ":ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow:longterm_unshare=anon"
                 ":mprotect=dirty:odirect_pin=get:swapin_writable=off:unmap_lru_drain=on"),
-        ("6.1.2", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:devexcl=range:hugetlb_force=refuse:io_uring_vma_check=on"
+        ("6.1.2", "anon-exclusive:collapse_errno=einval:collapse_ro=refuse:devexcl=range:follow_page_protnone=skip"
+                  ":hugetlb_force=refuse:io_uring_vma_check=on"
                   ":ksm_break=write:ksm_exec_merge_any=drop:ksm_execve=off:ksm_fork_counters=copy"
                   ":ksm_merge_any=off:ksm_zero_unshare=off:large_folio_reuse=off:longterm_file_write=allow"
                   ":longterm_unshare=anon:mprotect=dirty:odirect_pin=get:swapin_writable=off:unmap_lru_drain=on"),
-        ("6.2", "anon-exclusive:collapse_ro=refuse:devexcl=range:hugetlb_force=refuse:io_uring_vma_check=on"
+        ("6.2", "anon-exclusive:collapse_ro=refuse:devexcl=range:follow_page_protnone=skip:hugetlb_force=refuse"
+                ":io_uring_vma_check=on"
                 ":ksm_exec_merge_any=drop:ksm_execve=off:ksm_fork_counters=copy:ksm_merge_any=off:ksm_zero_unshare=off"
                 ":large_folio_reuse=off:longterm_file_write=allow:odirect_pin=get:swapin_writable=off"
                 ":unmap_lru_drain=on"),

@@ -156,6 +156,11 @@ OPTIONS: tuple[Option, ...] = (
            "execve enters a new mm with MMF_VM_MERGE_ANY into ksmd's list (ksm_execve, 3a9e567ca45f: 6.10, 6.8.12, "
            "6.9.3) or leaves it out, so ksmd never scans it (6.7 until then)",
            ("anon-exclusive",)),
+    Option("follow_page_protnone", ("follow", "skip"),
+           "follow_page() without FOLL_FORCE follows a PROT_NONE VMA's pte_protnone entries (before 474098edac26, "
+           "and from d74943a2f3cd: 6.5, 6.4.13) or not (6.1-6.4.12: KSM neither merges nor, on 6.1, unmerges "
+           "pages of PROT_NONE mappings)",
+           ("anon-exclusive",)),
     # Changes fixed within each era (a version sets them; no spec names them):
     Option("hugetlb_wp_seq", ("on", "off"),
            "fork of a hugetlb mapping runs inside write_protect_seq (623a1ddfeb23, 5.19); before, "

@@ -81,6 +81,7 @@ BASELINE: dict[str, str] = {
     "ksm_fork_counters": "copy",
     "ksm_exec_merge_any": "drop",
     "ksm_execve": "off",
+    "follow_page_protnone": "follow",
     "io_uring_vma_check": "on",
     "unmap_lru_drain": "on",
     "devexcl": "range",
@@ -176,6 +177,13 @@ TIMELINE: tuple[Change, ...] = (
            note="Zach O'Keefe; committed 2022-09-11 for the 6.1 merge window (after 6.0's), the id as later "
                 "Fixes: tags cite it; 6.1.158 and 6.18.2 have madvise_collapse, 5.15.135 has no MADV_COLLAPSE "
                 "(trees read)"),
+    Change("follow-page-protnone", "474098edac26", "mm/gup: replace FOLL_NUMA by gup_can_follow_protnone()",
+           v("6.1-rc1"), (("follow_page_protnone", "skip"),),
+           note="David Hildenbrand, posted after 6.0-rc1: follow_page() callers that never set FOLL_NUMA (KSM's "
+                "scan and 6.1's break_ksm) stop following pte_protnone entries, so KSM neither merges nor "
+                "unmerges pages of PROT_NONE VMAs; 5.15.135 mm/gup.c tests FOLL_NUMA, 6.1.158 "
+                "gup_can_follow_protnone(flags) is FOLL_FORCE (trees read); the release as the tree reads, "
+                "not confirmed by an announcement"),
     Change("ksm-break-unshare", "v6.2 mm/ksm.c break_ksm",
            "mm/ksm: fix KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE", v("6.2-rc1"),
            (("ksm_break", "unshare"),),
@@ -214,6 +222,11 @@ TIMELINE: tuple[Change, ...] = (
            note="Jinjiang Tu; the series \"mm/ksm: fix ksm exec support for prctl\" in the MM updates for 6.10-rc1 "
                 f"pull (mm-stable-2024-05-17); in the 6.8.12 and 6.9.3 {_ANN}s. 6.13.7 fs/exec.c "
                 "__bprm_mm_init and 6.18.2 mm/vma_exec.c call ksm_execve (trees read)"),
+    Change("foll-honor-numa-fault", "d74943a2f3cd", "mm/gup: reintroduce FOLL_NUMA as FOLL_HONOR_NUMA_FAULT",
+           v("6.5"), (("follow_page_protnone", "follow"),), stable=(((6, 4), 13),),
+           note="David Hildenbrand (Fixes: 474098edac26, Cc: stable): in Linux 6.5's shortlog (the week after "
+                "-rc7) and the 6.4.13-rc1 stable queue; it failed to apply to 6.1-stable (6.1.158 still has "
+                "gup_can_follow_protnone(flags)); 6.13.7 include/linux/mm.h has FOLL_HONOR_NUMA_FAULT (trees read)"),
     Change("longterm-file-write", "8ac268436e6d", "mm/gup: disallow FOLL_LONGTERM GUP-nonfast writing to "
            "file-backed mappings", v("6.5-rc1"), (("longterm_file_write", "refuse"),),
            note="with a6e79df92e4a (GUP-fast); 6.5-rc1 MM pull"),

@@ -344,7 +344,7 @@ def munmap(t: Translator, st: S.Step) -> Reply:
 
 
 def mprotect(t: Translator, st: S.Step) -> Reply:
-    return t.whole(st, "mprotect", write="rw" in st.flags)
+    return t.whole(st, "mprotect", write="rw" in st.flags, none="none" in st.flags)
 
 
 def mremap(t: Translator, st: S.Step) -> Reply:

@@ -320,10 +320,10 @@ class Worker:
         return {"events": [f"mremap({c['addr']:#x}, {old}, {new}, {how}) → {got:#x}"]}
 
     def do_mprotect(self, c: Message, fds: list[int]) -> Message | None:
-        prot = L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
+        prot = L.PROT_NONE if c.get("none") else L.PROT_READ | (L.PROT_WRITE if c["write"] else 0)
         L.mprotect(c["addr"], c["pages"] * L.PAGE, prot)
-        return {"events": [f"mprotect({c['addr']:#x}, {c['pages'] * L.PAGE}, "
-                           f"{'PROT_READ|PROT_WRITE' if c['write'] else 'PROT_READ'})"]}
+        name = "PROT_NONE" if c.get("none") else "PROT_READ|PROT_WRITE" if c["write"] else "PROT_READ"
+        return {"events": [f"mprotect({c['addr']:#x}, {c['pages'] * L.PAGE}, {name})"]}
 
     def do_pte_map_thp(self, c: Message, fds: list[int]) -> Message | None:
         """cow.c's run_with_pte_mapped_thp(): mprotect() one subpage read-only and back, which

@@ -165,7 +165,7 @@ EXIT = OpSpec(
 def _fuzz_mprotect(g: ScenarioGenerator, task: str) -> str | None:
     if not g.n.procs[task]:
         return None
-    return f"mprotect({g.c.choice(sorted(g.n.procs[task]))}, {g.c.choice(('ro', 'rw'))})"
+    return f"mprotect({g.c.choice(sorted(g.n.procs[task]))}, {g.c.choice(('ro', 'rw', 'none'))})"
 
 
 MPROTECT = OpSpec(
@@ -173,7 +173,8 @@ MPROTECT = OpSpec(
     "change the protection of a mapping, or of pages of it (splitting the VMA)",
     "mprotect(2), mprotect_fixup, change_pte_range",
     params=(Param("mapping", PART, "the mapping, or pages of it: buf, buf[i], buf[i..j]"),),
-    flags=(FlagGroup("prot", ("rw", "ro"), None, "the new protection"), TAIL),
+    flags=(FlagGroup("prot", ("rw", "ro", "none"), None,
+                     "the new protection: PROT_READ|PROT_WRITE, PROT_READ, or PROT_NONE"), TAIL),
     program=whole(Lock.MMAP_WRITE),
     fuzz=Fuzz(_fuzz_mprotect),
 )

@@ -65,3 +65,11 @@ def device_private_entry(pte: Pte | None) -> bool:
     """is_device_private_entry(): a non-present entry that names a device-private
     page (ZONE_DEVICE, MEMORY_DEVICE_PRIVATE); the CPU cannot map that page."""
     return pte is not None and pte.devpriv
+
+
+def vma_is_accessible(vma: Vma | None, idx: int) -> bool:
+    """vma_is_accessible() of the VMA covering page ``idx``: false for PROT_NONE (no VM_READ,
+    VM_WRITE or VM_EXEC), whose present PTEs are pte_protnone: a load or store by the process
+    faults (and is refused), GUP-fast leaves them to the slow path."""
+    v = vma.at(idx) if vma is not None else None
+    return v is not None and v.read

@@ -133,6 +133,7 @@ class Part:
     write: bool = False
     dontfork: bool = False
     wipeonfork: bool = False
+    read: bool = True
 
 
 @frozen(cache_hash=True)
@@ -151,6 +152,7 @@ class Vma:
     anon_vma: bool = False  # an anonymous page was ever faulted in here (fork copies PTEs only then)
     mergeable: bool | None = None  # VM_MERGEABLE: set by MADV_MERGEABLE, cleared by MADV_UNMERGEABLE; None: never advised
     pgoff: int = 0  # vm_pgoff: the file page mapped at page 0 (a part moved by mremap starts further in)
+    read: bool = True  # VM_READ (VM_MAYREAD always): clear after mprotect(PROT_NONE)
     # Per page, once a partial op split the mapping into several VMAs (empty: one VMA);
     # the scalar flags above then hold for no page in particular: read them through at().
     parts: tuple[Part, ...] = ()
@@ -167,12 +169,12 @@ class Vma:
         p = self.parts[idx]
         if not p.mapped:
             return None
-        return evolve(self, write=p.write, dontfork=p.dontfork, wipeonfork=p.wipeonfork, parts=())
+        return evolve(self, write=p.write, read=p.read, dontfork=p.dontfork, wipeonfork=p.wipeonfork, parts=())
 
     def part(self, idx: int) -> Part:
         if self.parts:
             return self.parts[idx]
-        return Part(True, self.write, self.dontfork, self.wipeonfork)
+        return Part(True, self.write, self.dontfork, self.wipeonfork, self.read)
 
     def with_parts(self, first: int, last: int, **flags: bool) -> Vma:
         """Pages first..last get these flags: split_vma where they differ from their
@@ -181,7 +183,7 @@ class Vma:
         parts = tuple(evolve(self.part(i), **flags) if first <= i <= last else self.part(i) for i in range(n))
         if len(set(parts)) == 1 and parts[0].mapped:
             p = parts[0]
-            return evolve(self, write=p.write, dontfork=p.dontfork, wipeonfork=p.wipeonfork, parts=())
+            return evolve(self, write=p.write, read=p.read, dontfork=p.dontfork, wipeonfork=p.wipeonfork, parts=())
         return evolve(self, parts=parts)
 
     @property

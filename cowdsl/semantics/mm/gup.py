@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from attrs import evolve, frozen
 
 from cowdsl.ops.gup import DMA_READ, DMA_WRITE, GUP_FAST, GUP_SLOW, PROC_MEM_WRITE, PUT, PVM, UNPIN
-from cowdsl.semantics.concepts import pmd_mapped_file_thp
+from cowdsl.semantics.concepts import pmd_mapped_file_thp, vma_is_accessible
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step, whole_op
 from cowdsl.semantics.mm import addr_of, value_of
@@ -49,6 +49,11 @@ class Gup(KernelBase):
         vma = m.vma_at(mm, vname, idx)  # the VMA covering this page (a partial op may have split the mapping)
         if vma is None:
             m.say(f"gup: no mapping at `{vname}[{idx}]` in {mm} → -EFAULT")
+            return flags, "EFAULT"
+        if not flags.write and not vma.read and not flags.force:
+            # check_vma_flags' read half (5.10.198, 6.1.158, 6.18.2 mm/gup.c): a VMA without VM_READ
+            # (PROT_NONE) needs FOLL_FORCE (and VM_MAYREAD, which every mapping here has)
+            m.say(f"check_vma_flags: {flags} on PROT_NONE `{vname}` → -EFAULT")
             return flags, "EFAULT"
         d = self.check_vma_flags(m, vma, flags)
         if not d:
@@ -168,6 +173,10 @@ class Gup(KernelBase):
         pte = m.pte(a.proc, a.mapping, a.index)
         if pte is None or not pte.present or m.page(pte.page).zero:
             m.say("gup_fast: no normal page mapped → slow path")
+            return Micro("slow", ())
+        if not vma_is_accessible(vma, a.index):
+            # gup_pte_range: a pte_protnone entry takes the slow path (5.10.198, 6.1.158, 6.18.2)
+            m.say("gup_fast: pte_protnone (PROT_NONE) → slow path")
             return Micro("slow", ())
         if write and not pte.write:
             m.say("gup_fast: PTE not writable → slow path")

@@ -9,10 +9,13 @@ from typing import TYPE_CHECKING
 from attrs import evolve
 
 from cowdsl.ops.ksm import KSM_ADVICE, KSM_MADVISE, KSM_MERGE, KSM_MERGE_ZERO, PRCTL
+from cowdsl.semantics.concepts import vma_is_accessible
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.mm import addr_of
 from cowdsl.semantics.state import HUGETLB, SMALL, ZERO_PFN, Outcome, Pte, Vma, same_content
+
+FOLLOW_PROTNONE = "follow_page_protnone"  # option: does follow_page() without FOLL_FORCE follow pte_protnone?
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Addr, Step
@@ -56,8 +59,20 @@ class Ksm(KernelBase):
             m.say(f"break_ksm {mm}.{vname}[{idx}]: a zero page KSM placed (is_ksm_zero_pte)")
         elif not m.page(pte.page).ksm:
             return
+        if not self.follows_protnone(m, mm, vname, idx) and not self.ksm_break_unshares():
+            # 6.1's break_ksm looks with follow_page, which no longer follows pte_protnone (474098edac26);
+            # 6.2's walk_page_range_vma does
+            m.say(f"break_ksm {mm}.{vname}[{idx}]: follow_page does not follow the pte_protnone entry "
+                  "(474098edac26): the KSM page stays mapped")
+            return
         unshare = bool(m.decided("ksm_break_unshares", self.ksm_break_unshares(), f"break_ksm {mm}.{vname}[{idx}]"))
         self.handle_mm_fault(m, mm, vname, idx, write=not unshare, unshare=unshare)
+
+    def follows_protnone(self, m: Machine, mm: str, vname: str, idx: int) -> bool:
+        """Whether follow_page() without FOLL_FORCE finds the page mapped here: not a pte_protnone
+        entry (PROT_NONE) from 474098edac26 (6.1) until d74943a2f3cd (6.5, 6.4.13) made it follow
+        them again (FOLL_HONOR_NUMA_FAULT); 5.x's follow_page never set FOLL_NUMA."""
+        return vma_is_accessible(m.vma(mm, vname), idx) or self.options[FOLLOW_PROTNONE] == "follow"
 
     def unmerge_ksm_pages(self, m: Machine, mm: str, vname: str) -> None:
         vma = m.mapped_vma(mm, vname)
@@ -169,6 +184,11 @@ class Ksm(KernelBase):
         pte = m.pte(addr.proc, addr.mapping, addr.index)
         if pte is None or not pte.present or m.page(pte.page).zero or not m.page(pte.page).anon:
             m.say(f"ksm: nothing anonymous resident at {addr}")
+            return None
+        if not self.follows_protnone(m, addr.proc, addr.mapping, addr.index):
+            # scan_get_next_rmap_item: follow_page(vma, addr, FOLL_GET) (6.1.158 mm/ksm.c)
+            m.say(f"ksm: follow_page does not follow the pte_protnone entry at {addr} (PROT_NONE, 474098edac26 "
+                  "until d74943a2f3cd): ksmd never sees the page")
             return None
         return pte
 

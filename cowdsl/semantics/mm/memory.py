@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from attrs import evolve
 
 from cowdsl.ops.memory import READ, WRITE
+from cowdsl.semantics.concepts import vma_is_accessible
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import whole_op
 from cowdsl.semantics.mm import addr_of, value_of
@@ -344,6 +345,8 @@ class Memory(KernelBase):
         vma = m.vma_at(mm, vname, idx)
         if vma is None:
             return self.force_sigsegv(m, mm, f"no mapping at `{vname}[{idx}]` in {mm}")
+        if not vma.read:  # access_error: a PROT_NONE VMA allows neither loads nor stores
+            return self.force_sigsegv(m, mm, f"{'write to' if write else 'read from'} PROT_NONE mapping `{vname}`")
         if write and not vma.write:
             return self.force_sigsegv(m, mm, f"write to read-only mapping `{vname}`")
         m.count(mm, "faults")
@@ -360,7 +363,7 @@ class Memory(KernelBase):
         a = addr_of(step)
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None
-        if not (pte is not None and pte.present and pte.write):
+        if not (pte is not None and pte.present and pte.write and vma_is_accessible(vma, a.index)):
             if not self.user_fault(m, a.proc, a.mapping, a.index, write=True):
                 return Outcome(False, error="SIGSEGV")
             pte = m.pte(a.proc, a.mapping, a.index)
@@ -374,7 +377,7 @@ class Memory(KernelBase):
         a = addr_of(step)
         vma = m.vma(a.proc, a.mapping)
         pte = vma.ptes[a.index] if vma else None
-        if not (pte is not None and pte.present):
+        if not (pte is not None and pte.present and vma_is_accessible(vma, a.index)):
             if not self.user_fault(m, a.proc, a.mapping, a.index, write=False):
                 return Outcome(False, error="SIGSEGV")
             pte = m.pte(a.proc, a.mapping, a.index)

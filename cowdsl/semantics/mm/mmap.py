@@ -280,15 +280,19 @@ class AddressSpace(KernelBase):
         if vma is None:
             m.say(f"mprotect: no mapping `{vname}` in {mm} → -ENOMEM")
             return Outcome(False, error="ENOMEM")
-        write = "rw" in step.flags
+        write, read = "rw" in step.flags, "none" not in step.flags
+        prot = "rw" if write else "ro" if read else "none"
         if "tail" in step.flags:
-            return self.tail_op(m, step, f"mprotect({'rw' if write else 'ro'})", zap=False)
+            if not read:
+                m.say("mprotect(PROT_NONE) of a THP's tail pages: not modelled")
+                return Outcome(False, error="not modelled")
+            return self.tail_op(m, step, f"mprotect({prot})", zap=False)
         pages = self.pages_of(step, vma)
         if any(vma.at(i) is None for i in pages):
             m.say(f"mprotect: part of {self.part_text(step)} is not mapped → -ENOMEM")
             return Outcome(False, error="ENOMEM")
         # mprotect_fixup: split_vma where the range starts or ends inside the VMA, merge where it agrees
-        m.set_vma(mm, vma.with_parts(pages[0], pages[-1], write=write))
+        m.set_vma(mm, vma.with_parts(pages[0], pages[-1], write=write, read=read))
         # change_protection: MMU_NOTIFY_PROTECTION_VMA over the range (a device mirror drops it)
         self.invalidate_device_mirrors(m, mm, vname, pages, "MMU_NOTIFY_PROTECTION_VMA")
         for idx in pages:
@@ -306,7 +310,8 @@ class AddressSpace(KernelBase):
                 d = m.decided("mprotect_upgrade", self.mprotect_upgrade(m, now, pte), f"change_pte_range #{pte.page}")
                 if d:
                     m.set_pte(mm, vname, idx, evolve(pte, write=True))
-        m.say(f"mprotect: {self.part_text(step)} is now {'rw' if write else 'ro'}")
+        m.say(f"mprotect: {self.part_text(step)} is now {prot}"
+              + ("" if read else " (PROT_NONE: its PTEs are pte_protnone, no access by the process)"))
         return Outcome(True)
 
     @whole_op(MADVISE.program)  # MADV_(UN)MERGEABLE run KSM_MADVISE (cowdsl.semantics.mm.ksm)

@@ -24,7 +24,7 @@ let s:words = {
       \ 'op': ['mmap', 'munmap', 'mremap', 'read', 'write', 'fork', 'exec', 'exit', 'mprotect', 'madvise', 'pin', 'gup', 'unpin', 'put', 'dma_read', 'dma_write', 'vmsplice', 'pipe_read', 'process_vm_writev', 'process_vm_readv', 'proc_mem_write', 'io_uring_register', 'odirect_read', 'odirect_write', 'make_device_exclusive', 'migrate_to_device', 'ksm_merge', 'ksm_merge_zero', 'prctl', 'swapout', 'swapin', 'migrate'],
       \ 'fact': ['exclusive', 'pinned', 'maybe_pinned', 'refcount', 'mapcount', 'pincount', 'swapcache', 'swapped', 'present', 'writable', 'zero_page', 'huge_zero_page', 'device_exclusive', 'ksm', 'cow_copies', 'faults', 'failed', 'segv', 'alive', 'has_pinned', 'merge_any', 'ksm_merging_pages'],
       \ 'fact-bare': ['cow_copies', 'faults'],
-      \ 'flag': ['anon', 'collapse', 'disable', 'dofork', 'dontfork', 'dontneed', 'enable', 'fast', 'hugetlb', 'longterm', 'memory_merge', 'mergeable', 'pageout', 'private', 'pte_thp', 'read', 'ro', 'rw', 'shared', 'small', 'tail', 'thp', 'unmergeable', 'wipeonfork', 'write'],
+      \ 'flag': ['anon', 'collapse', 'disable', 'dofork', 'dontfork', 'dontneed', 'enable', 'fast', 'hugetlb', 'longterm', 'memory_merge', 'mergeable', 'none', 'pageout', 'private', 'pte_thp', 'read', 'ro', 'rw', 'shared', 'small', 'tail', 'thp', 'unmergeable', 'wipeonfork', 'write'],
       \ 'kwarg': ['count', 'file', 'pages', 'to'],
       \ 'builtin-actor': ['reclaim', 'ksmd'],
       \ }
