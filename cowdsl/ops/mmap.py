@@ -31,7 +31,7 @@ def _fuzz_mmap(g: ScenarioGenerator, task: str) -> str | None:
         return None
     name = n.fresh("m")
     pages = c.integer(1, g.max_pages)
-    shape = c.choice(["anon"] * 5 + ["shared", "file", "thp", "pte_thp", "hugetlb"])
+    shape = c.choice(["anon"] * 5 + ["shared", "file", "thp", "pte_thp", "hugetlb", "shmem_thp"])
     prot = c.choice(("rw", "rw", "rw", "rw", "ro"))
     file_backed = False
     if shape == "file" and n.files:
@@ -44,6 +44,9 @@ def _fuzz_mmap(g: ScenarioGenerator, task: str) -> str | None:
         file_backed = True
     elif shape in ("thp", "pte_thp", "hugetlb"):
         text = f"mmap({name}, anon, private, {prot}, {shape})"
+        pages = 1
+    elif shape == "shmem_thp":  # MAP_SHARED|MAP_ANONYMOUS with shmem_enabled: a page-cache THP
+        text = f"mmap({name}, shared, {prot}, thp)"
         pages = 1
     elif shape == "shared":
         text = f"mmap({name}, shared, {prot}, pages={pages})"
@@ -67,7 +70,8 @@ MMAP = OpSpec(
             "size",
             ("small", "thp", "pte_thp", "hugetlb"),
             "small",
-            "4 KiB pages, a PMD-mapped THP, a PTE-mapped THP, or hugetlb pages (private anonymous only)",
+            "4 KiB pages, a PMD-mapped THP (in a shared or memfd/tmpfs mapping: a shmem THP), a PTE-mapped "
+            "THP (private anonymous only), or hugetlb pages",
         ),
     ),
     keywords=(
