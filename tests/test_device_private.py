@@ -305,3 +305,22 @@ def test_migrate_to_device_of_a_swap_cache_or_ksm_page_is_not_modelled(setup, wh
     r = run_src(src)
     assert outcome(r, "A: migrate_to_device(buf) as dev").error == "not modelled"
     assert any(why in line for line in lines(r)) and pte(r.final, "A", "buf").present
+
+
+@pytest.mark.parametrize("prot", ["rw", "ro"])
+def test_mprotect_makes_a_writable_device_private_entry_readable_whatever_the_protection(prot):
+    """change_pte_range: "a protection check is difficult", so a writable device-private
+    entry becomes readable even for PROT_READ|PROT_WRITE (5.10.198, 6.1.158, 6.18.2
+    mm/mprotect.c); the page stays on the device."""
+    r = run_src(MIGRATED + f"A: mprotect(buf, {prot})\n")
+    p = pte(r.final, "A", "buf")
+    assert concepts.device_private_entry(p) and not p.write
+    assert r.final.pages[p.page].device
+    assert any("device-private entry of" in line and "made readable" in line for line in lines(r))
+
+
+def test_a_cpu_write_after_mprotect_faults_the_page_back_and_writes_it():
+    r = run_src(MIGRATED + "A: mprotect(buf, rw)\nA: write(buf, 5)\nA: read(buf) as v\n")
+    p = pte(r.final, "A", "buf")
+    assert p.present and p.write and not r.final.pages[p.page].device
+    assert value(r, "v") == 5

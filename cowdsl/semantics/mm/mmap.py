@@ -300,6 +300,13 @@ class AddressSpace(KernelBase):
             if pte is not None and pte.devexcl:
                 self.mprotect_device_exclusive(m, mm, vname, idx, write)
                 continue
+            if pte is not None and pte.devpriv:
+                # change_pte_range: a writable device-private entry is made readable whatever the new
+                # protection, "a protection check is difficult" (5.10.198, 6.1.158, 6.18.2 mm/mprotect.c)
+                if pte.write:
+                    m.set_pte(mm, vname, idx, evolve(pte, write=False))
+                    m.say(f"change_pte_range: the device-private entry of #{pte.page} is made readable")
+                continue
             if pte is None or not pte.present:
                 continue
             if not write and pte.write:
