@@ -324,3 +324,18 @@ def test_a_cpu_write_after_mprotect_faults_the_page_back_and_writes_it():
     p = pte(r.final, "A", "buf")
     assert p.present and p.write and not r.final.pages[p.page].device
     assert value(r, "v") == 5
+
+
+def test_migrate_to_device_of_a_prot_none_vma_is_einval():
+    """dmirror_migrate_to_device: "!vma || !(vma->vm_flags & VM_READ)" → -EINVAL
+    (5.10.198 and 6.18.2 lib/test_hmm.c); the page stays where it is."""
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw)
+        A: write(buf, 1)
+        A: mprotect(buf, none)
+        A: migrate_to_device(buf) as dev
+    """)
+    assert outcome(r, "A: migrate_to_device(buf) as dev").error == "EINVAL"
+    p = pte(r.final, "A", "buf")
+    assert p.present and not r.final.pages[p.page].device

@@ -63,8 +63,8 @@ class DevicePrivate(KernelBase):
     def devpriv__collect(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = addr_of(step)
         vma = m.vma_at(a.proc, a.mapping, a.index)
-        if vma is None:
-            m.say(f"dmirror_migrate_to_device: no VMA at {a} → -EINVAL")
+        if vma is None or not vma.read:  # test_hmm: "!vma || !(vma->vm_flags & VM_READ)" (5.10.198, 6.18.2)
+            m.say(f"dmirror_migrate_to_device: {'no VMA' if vma is None else 'a PROT_NONE VMA'} at {a} → -EINVAL")
             return Micro(None, (), Outcome(False, error="EINVAL"))
         if vma.kind == HUGETLB:
             m.say("migrate_vma_setup: a hugetlb VMA → -EINVAL")
