@@ -339,3 +339,40 @@ def test_migrate_to_device_of_a_prot_none_vma_is_einval():
     assert outcome(r, "A: migrate_to_device(buf) as dev").error == "EINVAL"
     p = pte(r.final, "A", "buf")
     assert p.present and not r.final.pages[p.page].device
+
+
+MIRROR_VS_MIGRATION = """
+process A
+A: mmap(buf, anon, private, rw)
+A: write(buf, 1)
+A: migrate_to_device(buf) as dev
+A: read(buf) as r
+par {
+  A: migrate(A.buf)
+  dev: dma_read() as seen
+}
+always: seen == 1
+"""
+
+
+def test_a_device_refault_waits_for_a_migration_entry_at_its_mirrored_address():
+    """The CPU read brought the page back and dropped the mirror; the device's next
+    read re-faults through hmm_range_fault, which meets migrate's migration entry,
+    waits (migration_entry_wait, -EBUSY) and is retried by test_hmm: it reads the
+    page before or after the migration, never mid-way (that was an IndexError in
+    do_swap_page, found by the fuzzer)."""
+    from cowdsl.explore import search
+    from cowdsl.explore.model import Model
+    sc = scenario(MIRROR_VS_MIGRATION)
+    r = explore(sc, registry.get("anon-exclusive"))
+    assert r.verdict == "pass" and not r.exploration.partial
+    ex = search.full(Model(sc, registry.get("anon-exclusive")), search.Bounds())
+    assert ex.executions == 2  # the device's read before the migration, or after it
+
+
+def test_a_device_access_through_a_live_mirror_does_not_wait_on_a_migration_entry():
+    from cowdsl.semantics.micro import MicroSteps
+    sc = scenario(MIRROR_VS_MIGRATION)
+    dma = next(s for s in sc.steps if s.op == "dma_read")
+    st = run_src(MIGRATED).final  # the mirror is live: no fault, no wait
+    assert MicroSteps.mirror_pte(st, dma) is None

@@ -201,11 +201,14 @@ class Lean:
         model, st = self.model, self.state(s)
         w = World(st, block, (thread,))
         step = model.sc.steps[thread.steps[thread.at]]
-        extra = footprint.step_parts(step)
+        # what deciding whether it waits reads (also for a micro-step that takes no lock:
+        # a device's re-fault waits on a migration entry, Backend.mirror_pte)
+        extra = footprint.step_parts(step) | {footprint.part(x) for x in
+                                              model.backend.lock_reads(st, step, thread.label, thread.frame)}
         if model.blocked(w, 0, False) is not None:
             ran: tuple[int, int] | tuple[()] = ()
-            shape = footprint.shape_of(model.backend.lock_reads(st, step, thread.label, thread.frame), extra)
-        else:  # what it read includes the locks it needed (Model._micro); without one, blocked read only extra
+            shape = footprint.shape_of((), extra)
+        else:
             after, t2, tr = model.run_micro(w, 0)
             ran = (self.code_id(self.codec.encode_after(after, st, before)), self.thread_id(t2))
             if self.states[ran[0]] is None:

@@ -8,7 +8,7 @@ decides fork's early COW and reclaim's pin check, and is what
 
 from __future__ import annotations
 
-from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, THP, Page, Pte, Vma
+from cowdsl.semantics.state import GUP_PIN_COUNTING_BIAS, THP, Handle, Page, Pte, Vma
 
 
 def pin_refs(page: Page) -> int:
@@ -73,3 +73,10 @@ def vma_is_accessible(vma: Vma | None, idx: int) -> bool:
     faults (and is refused), GUP-fast leaves them to the slow path."""
     v = vma.at(idx) if vma is not None else None
     return v is not None and v.read
+
+
+def mirror_refaults(h: Handle | None, write: bool) -> bool:
+    """Whether a device's access through ``h`` goes through dmirror_fault →
+    hmm_range_fault first: its mirror entry was dropped by an MMU notifier, or it is
+    read-only and the device writes (dmirror_do_write -ENOENT)."""
+    return h is not None and (h.refault or (write and h.device and h.live and not h.write))

@@ -32,8 +32,9 @@ from attrs import frozen
 from cowdsl import ops
 from cowdsl.ops import CPU_STORE, WHOLE, DeclarationError, Lock, MicroStep, OpSpec, PageAt, Program
 from cowdsl.semantics import invariants
+from cowdsl.semantics.concepts import mirror_refaults
 from cowdsl.semantics.contract import KernelBase
-from cowdsl.semantics.state import Mm, Outcome, State
+from cowdsl.semantics.state import Mm, Outcome, Pte, State
 
 if TYPE_CHECKING:
     from cowdsl.scenario import Step
@@ -226,6 +227,11 @@ class MicroSteps(KernelBase):
             held = state.mm(step.addr.proc)
             if held is not None and migration_entry_at(held, step):
                 return f"a migration entry at {step.addr} (migration_entry_wait)"
+        mirrored = self.mirror_pte(state, step)
+        if mirrored is not None and mirrored.migration:
+            # dmirror_range_fault: hmm_range_fault meets the migration entry, waits in
+            # migration_entry_wait and returns -EBUSY; test_hmm retries until it is gone
+            return "a migration entry at the device's mirrored address (hmm_range_fault: -EBUSY, retried)"
         if need is None:
             return None
         name = self.lock_mm(step)
@@ -255,6 +261,19 @@ class MicroSteps(KernelBase):
             if other != name and other_mm is not None and other_mm.ptl:
                 return f"the page-table lock of {other} is held"
         return None
+
+    @staticmethod
+    def mirror_pte(state: State, step: Step) -> Pte | None:
+        """The entry a device's access re-faults through (a DMA through a mirror whose
+        entry was dropped, or a write through a read-only one: mirror_refaults), or None."""
+        if step.op not in ("dma_read", "dma_write") or step.handle is None:
+            return None
+        h = state.handle(step.handle)
+        if h is None or h.mirror is None or not mirror_refaults(h, step.op == "dma_write"):
+            return None
+        mm = state.mm(h.mirror[0])
+        vma = mm.vma(h.mirror[1]) if mm is not None else None
+        return vma.ptes[h.mirror[2]] if vma is not None and h.mirror[2] < len(vma.ptes) else None
 
     def other_ptls(self, state: State, step: Step, label: str | None, frame: Frame) -> list[str]:
         """The mms whose page-table lock the micro-step takes besides lock_mm's, as
@@ -308,6 +327,11 @@ class MicroSteps(KernelBase):
         ms = self.declared_micro_step(step, label)
         if step.addr is not None and (ms.on_fault or (ms.lock is Lock.HELD and step.op != "fork")):
             out.add(("vma", step.addr.proc, step.addr.mapping))  # the PTE: a fault, or a migration entry
+        if step.op in ("dma_read", "dma_write") and step.handle is not None:  # what mirror_pte reads
+            out.add(("handle", step.handle))
+            h = state.handle(step.handle)
+            if h is not None and h.mirror is not None:
+                out.add(("vma", h.mirror[0], h.mirror[1]))
         if self.declared_program(step).walks_rmap:
             out.add(("mms",))
             for mm in state.mms:

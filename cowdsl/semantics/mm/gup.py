@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from attrs import evolve, frozen
 
 from cowdsl.ops.gup import DMA_READ, DMA_WRITE, GUP_FAST, GUP_SLOW, PROC_MEM_WRITE, PUT, PVM, UNPIN
-from cowdsl.semantics.concepts import pmd_mapped_file_thp, vma_is_accessible
+from cowdsl.semantics.concepts import mirror_refaults, pmd_mapped_file_thp, vma_is_accessible
 from cowdsl.semantics.contract import KernelBase
 from cowdsl.semantics.micro import Frame, Micro, micro_step, whole_op
 from cowdsl.semantics.mm import addr_of, value_of
@@ -300,7 +300,7 @@ class Gup(KernelBase):
         assert step.handle is not None  # the pin or reference the device acts through
         h = m.handle(step.handle)
         # a device write where the mirror's entry is read-only: dmirror_do_write -ENOENT → dmirror_fault
-        if h is not None and (h.refault or (write and h.device and h.live and not h.write)):
+        if h is not None and mirror_refaults(h, write):
             pfn, err = self.hmm_refault(m, h, write)
             if err is not None:
                 return err
