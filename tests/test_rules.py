@@ -1873,7 +1873,7 @@ UNMERGE = """
 @covers("ksm_break_unshares", True)
 def test_unmerge_unshares_the_ksm_page_read_only_from_6_2():
     r = run_src(UNMERGE, backend="6.2")
-    assert_decision(r, "ksm_break_unshares", "A: madvise(buf, unmergeable)", True, "v6.2 mm/ksm.c break_ksm")
+    assert_decision(r, "ksm_break_unshares", "A: madvise(buf, unmergeable)", True, "6cce3314b928")
     p = page(r.final, "A", "buf")
     assert not p.ksm and p.data == 1 and p.anon_exclusive
     assert not pte(r.final, "A", "buf").write  # FAULT_FLAG_UNSHARE maps the copy read-only
@@ -1883,7 +1883,7 @@ def test_unmerge_unshares_the_ksm_page_read_only_from_6_2():
 @covers("ksm_break_unshares", False)
 def test_unmerge_write_faults_the_ksm_page_before_6_2():
     r = run_src(UNMERGE, backend="6.1")
-    assert_decision(r, "ksm_break_unshares", "A: madvise(buf, unmergeable)", False, "v6.2 mm/ksm.c break_ksm")
+    assert_decision(r, "ksm_break_unshares", "A: madvise(buf, unmergeable)", False, "6cce3314b928")
     assert not page(r.final, "A", "buf").ksm and pte(r.final, "A", "buf").write  # the write fault's copy
 
 

@@ -184,12 +184,12 @@ TIMELINE: tuple[Change, ...] = (
                 "unmerges pages of PROT_NONE VMAs; 5.15.135 mm/gup.c tests FOLL_NUMA, 6.1.158 "
                 "gup_can_follow_protnone(flags) is FOLL_FORCE (trees read); the release as the tree reads, "
                 "not confirmed by an announcement"),
-    Change("ksm-break-unshare", "v6.2 mm/ksm.c break_ksm",
+    Change("ksm-break-unshare", "6cce3314b928",
            "mm/ksm: fix KSM COW breaking with userfaultfd-wp via FAULT_FLAG_UNSHARE", v("6.2-rc1"),
            (("ksm_break", "unshare"),),
            note="David Hildenbrand's break_ksm series in the 6.2-rc1 MM pull (mm-stable-2022-12-13); "
                 "5.10.198 break_ksm asks FAULT_FLAG_WRITE, 6.4.6 and 6.18.2 FAULT_FLAG_UNSHARE (trees "
-                "read); mainline id not confirmed"),
+                "read); the id as the 6.2 MM merge's shortlog lists it (6cce3314b928b2db7d5f48171e18314226551c3f)"),
     Change("longterm-unshare-all", "84209e87c696", "mm/gup: reliable R/O long-term pinning in COW mappings",
            v("6.2-rc1"), (("longterm_unshare", "all"),), note="6.2-rc1 MM pull"),
     Change("hugetlb-no-force-write", "f347454d0341", "mm/gup: disallow FOLL_FORCE|FOLL_WRITE on hugetlb mappings",

@@ -226,15 +226,14 @@ class Mapcount(Backend):
         return Decision(False, "iov_iter_get_pages (FOLL_GET)", "a7e689dd1c06")
 
     def ksm_break_unshares(self) -> Decision:
-        """v6.2 mm/ksm.c break_ksm, "mm/ksm: fix KSM COW breaking with userfaultfd-wp via
-        FAULT_FLAG_UNSHARE" (David Hildenbrand, in the 6.2-rc1 MM pull; its mainline id not
-        confirmed): MADV_UNMERGEABLE unshares each KSM page with FAULT_FLAG_UNSHARE (the fault
+        """6cce3314b928 "mm/ksm: fix KSM COW breaking with userfaultfd-wp via
+        FAULT_FLAG_UNSHARE" (David Hildenbrand, in the 6.2-rc1 MM pull): MADV_UNMERGEABLE unshares each KSM page with FAULT_FLAG_UNSHARE (the fault
         a7f226604170 added in 5.19 for R/O pins), leaving the private copy read-only
         (6.4.6 and 6.18.2 read); before, a FAULT_FLAG_WRITE fault (5.10.198 read) mapped the
         copy writable and dirty."""
         if self.options["ksm_break"] == "unshare":
-            return Decision(True, "FAULT_FLAG_UNSHARE: a read-only private copy", "v6.2 mm/ksm.c break_ksm")
-        return Decision(False, "FAULT_FLAG_WRITE: a writable private copy", "v6.2 mm/ksm.c break_ksm")
+            return Decision(True, "FAULT_FLAG_UNSHARE: a read-only private copy", "6cce3314b928")
+        return Decision(False, "FAULT_FLAG_WRITE: a writable private copy", "6cce3314b928")
 
     def has_memory_merge_prctl(self) -> Decision:
         """d7597f59d1d3 "mm: add new api to enable ksm per process" (Stefan Roesch, 6.4;
