@@ -116,14 +116,7 @@ class DevicePrivate(KernelBase):
         m.get_page(pfn)  # folio_isolate_lru's reference (collect's own is dropped again)
         for mm, vname, idx in [(a.proc, a.mapping, a.index)] + [
                 x for x in m.mappers(pfn) if x != (a.proc, a.mapping, a.index)]:
-            p = m.pte(mm, vname, idx)
-            assert p is not None  # the collected PTE, then the rmap walk's present PTEs
-            m.set_pte(mm, vname, idx, Pte(page=pfn, write=p.write, dirty=p.dirty, migration=True,
-                                          swp_exclusive=excl and not p.write))
-            if excl:
-                m.update_page(pfn, anon_exclusive=False)
-            m.page_remove_rmap(pfn)
-            kind = "writable" if p.write else "readable-exclusive" if excl else "readable"
+            kind = self.set_migration_entry(m, mm, vname, idx, pfn, excl)  # the collected PTE, then the rmap walk's
             who = "migrate_vma_collect" if (mm, vname, idx) == (a.proc, a.mapping, a.index) else "try_to_migrate"
             m.say(f"{who}: {mm}.{vname}[{idx}] → {kind} migration entry for #{pfn}")
         page = m.page(pfn)

@@ -49,8 +49,6 @@ class Migrate(KernelBase):
         m.get_page(pfn)  # isolate_lru_page / folio_isolate_lru takes a reference
         m.say(f"migrate: isolate #{pfn}{self._refs(m, pfn)}, folio_lock, try_to_migrate")
         for mname, vname, idx in m.mappers(pfn):
-            p = m.pte(mname, vname, idx)
-            assert p is not None  # a mapper has a present entry
             excl = m.page(pfn).anon_exclusive
             if excl and not m.decided("unmap_may_share", self.unmap_may_share(m, pfn),
                                       f"try_to_migrate_one {mname}.{vname}[{idx}] #{pfn}"):
@@ -60,12 +58,7 @@ class Migrate(KernelBase):
                 m.put_page(pfn)
                 m.say(f"migrate: #{pfn} may be pinned → not unmapped, migration fails (-{MIGRATE_FAILED})")
                 return Micro(None, (), Outcome(False, error=MIGRATE_FAILED))
-            m.set_pte(mname, vname, idx, Pte(page=pfn, write=p.write, dirty=p.dirty, migration=True,
-                                             swp_exclusive=excl and not p.write))
-            if excl:
-                m.update_page(pfn, anon_exclusive=False)
-            m.page_remove_rmap(pfn)
-            kind = "writable" if p.write else "readable-exclusive" if excl else "readable"
+            kind = self.set_migration_entry(m, mname, vname, idx, pfn, excl)
             m.say(f"try_to_migrate_one: {mname}.{vname}[{idx}] → {kind} migration entry for #{pfn}")
         return Micro("move", (pfn,))
 
@@ -98,6 +91,20 @@ class Migrate(KernelBase):
             return Micro(None, (), Outcome(False, error=MIGRATE_FAILED))
         m.put_page(new)  # the new page's allocation reference: its mappings hold it now
         return Micro(None, (), Outcome(True))
+
+    def set_migration_entry(self, m: Machine, mm: str, vname: str, idx: int, pfn: int, excl: bool) -> str:
+        """try_to_migrate_one's (and migrate_vma_collect_pmd's) set_pte_at: the present PTE
+        becomes a writable, readable-exclusive (the page was exclusive, 5.19+) or readable
+        migration entry, the page loses its exclusive flag to it and the mapping is dropped.
+        Which kind it is, for the trace."""
+        p = m.pte(mm, vname, idx)
+        assert p is not None and p.page == pfn  # a present PTE of the page
+        m.set_pte(mm, vname, idx, Pte(page=pfn, write=p.write, dirty=p.dirty, migration=True,
+                                      swp_exclusive=excl and not p.write))
+        if excl:
+            m.update_page(pfn, anon_exclusive=False)
+        m.page_remove_rmap(pfn)
+        return "writable" if p.write else "readable-exclusive" if excl else "readable"
 
     def _restore(self, m: Machine, old: int, new: int) -> None:
         """remove_migration_ptes: each migration entry naming ``old`` maps ``new``
