@@ -5,6 +5,9 @@ Machine did not record is caught, not spread."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 from examples import RACE, pinners_racing_fork
 from test_explore_lean import BLOCKING, reference
@@ -15,17 +18,8 @@ from cowdsl.explore.model import Model
 from cowdsl.load import load_text
 from cowdsl.semantics import registry
 
-
-def private_writers(k: int) -> str:
-    procs = [f"P{i}" for i in range(k)]
-    lines = ["process " + ", ".join(procs)] + [f"P{i}: mmap(p, anon, private, rw)" for i in range(k)]
-    lines += [f"P{i}: write(p, 0)" for i in range(k)]
-    lines.append("par {")
-    for i in range(k):
-        lines += [f"  P{i}: write(p, {i + 1})", f"  P{i}: read(p) as v{i}"]
-    lines += ["}", "always: " + " and ".join(f"v{i} == {i + 1}" for i in range(k))]
-    return "\n".join(lines) + "\n"
-
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from explore import private_writers  # noqa: E402  (the benchmark's family: k processes, a page each)
 
 FORKING = """
 process B, A

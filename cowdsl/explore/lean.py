@@ -83,20 +83,17 @@ class Lean:
     # --- interning ---------------------------------------------------------------------------
 
     def state_id(self, st: State) -> int:
-        code = self.codec.encode(st)
+        return self.code_id(self.codec.encode(st), st)
+
+    def code_id(self, code: codes.Code, st: State | None = None) -> int:
+        """The id of the state of this code (``st``: that State, if the caller has it)."""
         n = self.state_ids.get(code)
         if n is None:
             n = self.state_ids[code] = len(self.codes)
             self.codes.append(code)
             self.states.append(st)
-        return n
-
-    def code_id(self, code: codes.Code) -> int:
-        n = self.state_ids.get(code)
-        if n is None:
-            n = self.state_ids[code] = len(self.codes)
-            self.codes.append(code)
-            self.states.append(None)
+        elif st is not None and self.states[n] is None:  # made from a code so far: keep the State
+            self.states[n] = st
         return n
 
     def state(self, s: int) -> State:
@@ -163,8 +160,8 @@ class Lean:
                 after = w2.threads[j - 2] if w2.block == k[1] else _finished(thread)
                 hit = (self.state_id(w2.state), self.thread_id(after))
             elif self.footprints:  # the micro-step and what it read and wrote (its tid set below)
-                st, after, tr = model.run_micro(World(st, k[1], (thread,)), 0)
-                hit = (self.state_id(st), self.thread_id(after))
+                st2, after, tr = model.run_micro(World(st, k[1], (thread,)), 0)
+                hit = (self.code_id(self.codec.encode_after(st2, st, self.codes[s]), st2), self.thread_id(after))
             else:  # a drainer's micro-step alone: it reads the state and its own thread, nothing else
                 st, after = model.micro(World(st, k[1], (thread,)), 0)
                 hit = (self.state_id(st), self.thread_id(after))
@@ -210,9 +207,7 @@ class Lean:
             shape = footprint.shape_of((), extra)
         else:
             after, t2, tr = model.run_micro(w, 0)
-            ran = (self.code_id(self.codec.encode_after(after, st, before)), self.thread_id(t2))
-            if self.states[ran[0]] is None:
-                self.states[ran[0]] = after
+            ran = (self.code_id(self.codec.encode_after(after, st, before), after), self.thread_id(t2))
             shape = footprint.shape_of(tr.reads | tr.writes | tr.marks, extra)
         if hit is not None:  # COWDSL_CHECK_FOOTPRINTS=1: the remembered micro-step is the one that runs
             assert ((self.code_id(footprint.apply(before, hit)), hit[2]) if hit else ()) == ran, \
