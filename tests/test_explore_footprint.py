@@ -167,3 +167,29 @@ def test_a_search_pickles_without_what_it_remembered():
     again = pickle.loads(pickle.dumps(ex))
     assert isinstance(again.visited.lean, Lean) and not again.visited.lean.touched.probes
     assert set(again.visited) == set(ex.visited)
+
+
+def test_where_actors_contend_the_memo_is_dropped_once_it_finds_too_few():
+    """k processes writing one page of A while A forks: a remembered micro-step rarely
+    fits another state, so after PROBE look-ups finding fewer than WORTH of them the
+    search stops remembering (and runs each micro-step as Lean.move does), with the
+    same states and final states."""
+    from explore import pvw_fork
+
+    from cowdsl.explore.lean import Lean
+    sc = load_text(pvw_fork(4), "t.cow")
+    ex = search.full(Model(sc, registry.get("early-cow")), search.Bounds(), count=False)
+    lean = ex.visited.lean
+    assert isinstance(lean, Lean)
+    assert not lean.touched.worth and lean.touched.asked == footprint.PROBE
+    assert lean.touched.found < footprint.PROBE * footprint.WORTH
+    assert not any(lean.touching)
+    worlds, terminal, _ = reference(Model(sc, registry.get("early-cow")))
+    assert set(ex.visited) == worlds and set(ex.finals) == terminal
+
+
+def test_where_actors_are_independent_the_memo_is_kept():
+    ex = search.full(Model(load_text(private_writers(8), "t.cow"), registry.get("anon-exclusive")),
+                     search.Bounds(), count=False)
+    touched = ex.visited.lean.touched
+    assert touched.worth and touched.asked > footprint.PROBE and touched.found > 0.9 * touched.asked

@@ -36,6 +36,7 @@ Shape = tuple[Part, ...]  # the parts one micro-step touched, sorted
 
 CHECK = os.environ.get("COWDSL_CHECK_FOOTPRINTS") == "1"
 SHAPES_MAX = 8  # per thread position: past it, a new shape is not remembered (the micro-step runs)
+PROBE, WORTH = 2_000, 0.5  # after PROBE look-ups, a memo that found fewer than WORTH of them is dropped
 
 _WHOLE: dict[str, Part] = {"mms": ("mms",), "swapcache": ("pages",), "huge-zero": ("pages",), "lru": ("pages",),
           "alloc": ("npages",), "slot": ("slots",), "alloc-slot": ("slots",), "handle": ("handles",),
@@ -164,10 +165,12 @@ class Touched:
     Lean.touched_move looks them up (inline: the search's hot path) and ``apply``s
     the move found."""
 
-    __slots__ = ("codec", "probes")
+    __slots__ = ("codec", "probes", "asked", "found", "worth")
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
+        self.asked = self.found = 0  # look-ups, and those that found a remembered micro-step
+        self.worth = True  # False once the look-ups found too few (Lean.touched_move): not asked any more
         # thread -> [(shape, its probe, values -> the move, or () where it waits on a lock)]
         self.probes: dict[int, list[tuple[Shape, Probe, dict[object, Move | tuple[()]]]]] = {}
 

@@ -116,7 +116,8 @@ class Lean:
             self.ends.append(t.drain is None and t.done)
             # its micro-steps are remembered by the parts of the state they touch (a drainer's
             # are not; the reduced search keeps each one's Transition; the invariants need every run)
-            self.touching.append(t.drain is None and not self.footprints and not self.model.backend.debug_invariants)
+            self.touching.append(t.drain is None and not self.footprints and not self.model.backend.debug_invariants
+                                 and self.touched.worth)
         return n
 
     def block_threads(self, block: int) -> tuple[int, ...]:
@@ -184,7 +185,10 @@ class Lean:
             hit = table.get(probe.get(before))
             if hit is not None:
                 break
+        touched = self.touched
+        touched.asked += 1
         if hit is not None and not footprint.CHECK:
+            touched.found += 1
             if not hit:
                 self.moves[code] = ()
                 return ()
@@ -195,6 +199,11 @@ class Lean:
             move = self.moves[code] = (n, hit[2])
             return move
         thread = self.threads[t]
+        if touched.asked == footprint.PROBE and touched.found < touched.asked * footprint.WORTH:
+            # actors that contend on what they touch: a remembered micro-step rarely fits another
+            # state, and remembering costs more than it saves; the rest run as move runs them
+            touched.worth = False
+            self.touching[:] = [False] * len(self.touching)
         model, st = self.model, self.state(s)
         w = World(st, block, (thread,))
         step = model.sc.steps[thread.steps[thread.at]]
