@@ -376,3 +376,24 @@ def test_a_device_access_through_a_live_mirror_does_not_wait_on_a_migration_entr
     dma = next(s for s in sc.steps if s.op == "dma_read")
     st = run_src(MIGRATED).final  # the mirror is live: no fault, no wait
     assert MicroSteps.mirror_pte(st, dma) is None
+
+
+def test_a_device_access_to_a_page_mremap_shrank_away_is_efault():
+    """mremap shrinking the mapping unmaps the mirrored page: the device's next access
+    re-faults through hmm_range_fault, which finds no VMA there (-EFAULT); it was an
+    IndexError past the shrunk page table (found by fuzzing the footprint memo)."""
+    r = run_src("""
+        process A
+        A: mmap(buf, anon, private, rw, pages=3)
+        A: write(buf[2], 1)
+        A: migrate_to_device(buf[2]) as dev
+        A: mremap(buf, pages=2)
+        dev: dma_read() as seen
+    """)
+    assert outcome(r, "dev: dma_read() as seen").error == "EFAULT"
+
+
+def test_a_vma_covers_no_page_past_its_end():
+    from cowdsl.semantics.state import Vma
+    v = Vma("buf", anon=True, shared=False, write=True, maywrite=True, file=None, ptes=(None, None))
+    assert v.at(1) is v and v.at(2) is None

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import pytest
 from examples import RACE, pinners_racing_fork
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_explore_lean import BLOCKING, reference
 
+from cowdsl import fuzz
+from cowdsl.errors import CowError
 from cowdsl.explore import footprint, search
 from cowdsl.explore.codes import Codec
 from cowdsl.explore.model import Model
@@ -193,3 +197,34 @@ def test_where_actors_are_independent_the_memo_is_kept():
                      search.Bounds(), count=False)
     touched = ex.visited.lean.touched
     assert touched.worth and touched.asked > footprint.PROBE and touched.found > 0.9 * touched.asked
+
+
+def test_a_step_past_the_end_of_a_mapping_mremap_left_shorter_explores():
+    """The footprint memo asks what deciding a wait reads (lock_reads) of every
+    micro-step it runs, also where the step's address is past the end of a mapping
+    that a failed mremap left shorter than the checker knew: no page there, no PTE
+    lock to take (it was an IndexError in walked_page; the fuzzer's input)."""
+    src = (Path(__file__).parent / "regressions" / "model-access-past-a-shrunk-mapping-3b9c1d7e4f20.input").read_text()
+    ex = search.full(Model(load_text(src, "t.cow"), registry.get("mapcount:foll_cow=off")),
+                     search.Bounds(max_states=20_000), count=False)
+    assert ex.states and not ex.partial
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(fuzz.strategy(fuzz.scenario_text), st.sampled_from(fuzz.BACKENDS))
+def test_generated_concurrent_scenarios_remember_what_runs(text, backend):
+    """The fuzzer's valid scenarios, searched with every remembered micro-step run
+    again and compared (COWDSL_CHECK_FOOTPRINTS=1): a read the Machine does not
+    record, or a crash on a path only the memo asks, shows here."""
+    try:
+        sc = load_text(text, "t.cow")
+    except CowError:
+        return
+    if not sc.concurrent:
+        return
+    old = footprint.CHECK
+    footprint.CHECK = True
+    try:
+        search.full(Model(sc, registry.get(backend)), search.Bounds(max_states=5_000, timeout=5), count=False)
+    finally:
+        footprint.CHECK = old

@@ -205,6 +205,12 @@ class Machine:
     def pte(self, mm: str, vma: str, idx: int) -> Pte | None:
         return self.mapped_vma(mm, vma).ptes[idx]
 
+    def pte_at(self, mm: str, vma: str, idx: int) -> Pte | None:
+        """The entry at page ``idx`` of mapping ``vma``, or None: no entry, no such
+        mapping, or past its end (mremap shrank it)."""
+        v = self.vma(mm, vma)
+        return v.ptes[idx] if v is not None and idx < len(v.ptes) else None
+
     def set_pte(self, mm: str, vma: str, idx: int, pte: Pte | None) -> None:
         v = self.mapped_vma(mm, vma)
         ptes = v.ptes[:idx] + (pte,) + v.ptes[idx + 1 :]

@@ -304,7 +304,7 @@ class MicroSteps(KernelBase):
             return None
         mm = state.mm(a.proc)
         vma = mm.vma(a.mapping) if mm else None
-        pte = vma.ptes[a.index] if vma else None
+        pte = vma.ptes[a.index] if vma and a.index < len(vma.ptes) else None  # past the end: mremap shrank it
         return pte.page if pte is not None and pte.present else None
 
     def lock_reads(self, state: State, step: Step, label: str | None, frame: Frame) -> set[tuple[str, ...]]:
@@ -345,8 +345,8 @@ class MicroSteps(KernelBase):
         assert a is not None
         mm = state.mm(a.proc)
         vma = mm.vma(a.mapping) if mm else None
-        if vma is None:
-            return False  # SIGSEGV needs no lock in the model
+        if vma is None or a.index >= len(vma.ptes):
+            return False  # SIGSEGV needs no lock in the model (past the end: mremap shrank the mapping)
         pte = vma.ptes[a.index]
         if pte is None or not pte.present:
             return True

@@ -163,7 +163,10 @@ class Vma:
         return not self.shared and self.maywrite
 
     def at(self, idx: int) -> Vma | None:
-        """The VMA that covers page ``idx`` of the mapping (None: unmapped there)."""
+        """The VMA that covers page ``idx`` of the mapping (None: unmapped there, or past
+        its end: a device's mirror of a page that mremap shrank away)."""
+        if idx >= len(self.ptes):
+            return None
         if not self.parts:
             return self
         p = self.parts[idx]

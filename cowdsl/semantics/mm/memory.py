@@ -362,7 +362,7 @@ class Memory(KernelBase):
     def op_write(self, m: Machine, step: Step) -> Outcome:
         a = addr_of(step)
         vma = m.vma(a.proc, a.mapping)
-        pte = vma.ptes[a.index] if vma else None
+        pte = m.pte_at(a.proc, a.mapping, a.index)
         if not (pte is not None and pte.present and pte.write and vma_is_accessible(vma, a.index)):
             if not self.user_fault(m, a.proc, a.mapping, a.index, write=True):
                 return Outcome(False, error="SIGSEGV")
@@ -376,7 +376,7 @@ class Memory(KernelBase):
     def op_read(self, m: Machine, step: Step) -> Outcome:
         a = addr_of(step)
         vma = m.vma(a.proc, a.mapping)
-        pte = vma.ptes[a.index] if vma else None
+        pte = m.pte_at(a.proc, a.mapping, a.index)
         if not (pte is not None and pte.present and vma_is_accessible(vma, a.index)):
             if not self.user_fault(m, a.proc, a.mapping, a.index, write=False):
                 return Outcome(False, error="SIGSEGV")

@@ -87,8 +87,7 @@ class Reclaim(KernelBase):
     @whole_op(SWAPOUT)
     def op_swapout(self, m: Machine, step: Step) -> Outcome:
         a = addr_of(step)
-        vma = m.vma(a.proc, a.mapping)
-        pte = vma.ptes[a.index] if vma else None
+        pte = m.pte_at(a.proc, a.mapping, a.index)
         if pte is None or not (pte.present or pte.devexcl):  # a device-exclusive entry's page is resident
             m.say(f"swapout: nothing resident at {a}")
             return Outcome(False, error="not resident")
@@ -102,8 +101,7 @@ class Reclaim(KernelBase):
     @whole_op(SWAPIN)
     def op_swapin(self, m: Machine, step: Step) -> Outcome:
         a = addr_of(step)
-        vma = m.vma(a.proc, a.mapping)
-        pte = vma.ptes[a.index] if vma else None
+        pte = m.pte_at(a.proc, a.mapping, a.index)
         if pte is None or not pte.swap:
             m.say(f"swapin: {a} is not swapped out")
             return Outcome(False, error="not swapped")
