@@ -94,6 +94,7 @@ class Kernel(Protocol):
 
     # mm/mmap.c (AddressSpace)
     def exit_mmap(self, m: Machine, mm: str) -> None: ...
+    def exit_files(self, m: Machine, mm: str) -> None: ...
 
     # mm/gup.c (Gup)
     def get_user_pages(self, m: Machine, mm: str, vname: str, idx: int,

@@ -39,9 +39,7 @@ class Execve(KernelBase):
             m.say(f"__bprm_mm_init: {'ksm_execve enters the new mm into ksmd' if entered else 'no ksm_execve'} "
                   f"({'6.10+, 6.8.12, 6.9.3' if entered else 'before 3a9e567ca45f'}): ksmd "
                   f"{'scans' if entered else 'never scans'} {task}'s new mm")
-        self.unmap_lru_drain(m, "exit_mmap")
-        for vma in m.vmas(task):
-            self.zap_vma(m, task, vma.name)
+        self.exit_mmap(m, task)  # mmput of the old mm
         # a new mm: no VMAs, no MMF_HAS_PINNED (not in MMF_INIT_MASK), no KSM counters (mm_alloc zeroes it)
         m.update_mm(task, vmas=(), merge_any=merge_any, ksm_entered=entered, has_pinned=False,
                     ksm_merging_pages=0, ksm_stable=())

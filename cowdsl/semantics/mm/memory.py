@@ -355,6 +355,7 @@ class Memory(KernelBase):
     def force_sigsegv(self, m: Machine, mm: str, why: str) -> bool:
         m.say(f"SIGSEGV: {why}; {mm} is killed")
         self.exit_mmap(m, mm)
+        self.exit_files(m, mm)
         m.update_mm(mm, alive=False, segv=True)
         return False
 

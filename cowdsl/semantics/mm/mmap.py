@@ -255,10 +255,15 @@ class AddressSpace(KernelBase):
         return Outcome(True)
 
     def exit_mmap(self, m: Machine, mm: str) -> None:
+        """The mm's teardown (exit_mmap: every VMA zapped), at exit and at execve's mmput."""
         self.unmap_lru_drain(m, "exit_mmap")
         for vma in m.vmas(mm):
             self.zap_vma(m, mm, vma.name)
         m.update_mm(mm, vmas=())
+
+    def exit_files(self, m: Machine, mm: str) -> None:
+        """exit_files at exit: the process's files close, and with them the pins and GUP
+        references they held (execve keeps them)."""
         for h in m.all_handles():
             if h.owner == mm and h.live:
                 m.release_handle(h.name)
@@ -268,6 +273,7 @@ class AddressSpace(KernelBase):
     def op_exit(self, m: Machine, step: Step) -> Outcome:
         assert step.task is not None  # a process exits
         self.exit_mmap(m, step.task)
+        self.exit_files(m, step.task)
         m.update_mm(step.task, alive=False)
         m.say(f"exit: {step.task} is gone")
         return Outcome(True)
