@@ -124,7 +124,7 @@ class DevicePrivate(KernelBase):
             # migrate_vma_check_page: (refcount - extra) > mapcount → restore (remove_migration_ptes)
             m.say(f"migrate_vma_check_page: #{pfn} refcount {page.refcount} - 1 > mapcount {page.mapcount} "
                   "(a pin or GUP reference) → not migrated")
-            self.devpriv_restore(m, pfn, pfn)
+            self.remove_migration_ptes(m, pfn, pfn)
             m.put_page(pfn)
             return self.devpriv_done(m, step, Outcome(False, error=NOT_MIGRATED))
         return Micro("copy", (pfn, pte.write, excl))
@@ -164,7 +164,7 @@ class DevicePrivate(KernelBase):
         src, new, write, _excl = frame
         if src == ZERO_PFN:
             return self.devpriv_insert(m, step, new, write)
-        self.devpriv_restore(m, src, new)
+        self.remove_migration_ptes(m, src, new)
         m.put_page(src)  # the isolation reference: putback, or the old page's last
         if new == src:
             return self.devpriv_done(m, step, Outcome(False, error=NOT_MIGRATED))
@@ -192,24 +192,6 @@ class DevicePrivate(KernelBase):
         m.say(f"migrate_vma_insert_page: {a} → {'writable' if write else 'readable'} device-private entry #{new}")
         self.devpriv_bind(m, step, new, write)
         return self.devpriv_done(m, step, Outcome(True))
-
-    def devpriv_restore(self, m: Machine, old: int, new: int) -> None:
-        """remove_migration_ptes(old, new): each migration entry naming ``old`` maps
-        ``new``; a device page gets a device-private entry (remove_migration_pte:
-        is_device_private_page), writable iff the entry was and VM_WRITE; exclusive
-        unless the entry was readable (5.19+)."""
-        dev = m.page(new).device
-        for mm, vname, idx, p in [x for x in m.all_ptes() if x[3].migration and x[3].page == old]:
-            vma = m.vma_at(mm, vname, idx)
-            assert vma is not None  # the migration entry's VMA
-            write = p.write and vma.write
-            m.set_pte(mm, vname, idx, Pte(page=new, write=write, dirty=p.dirty, devpriv=dev))
-            m.page_add_rmap(new)
-            if self.TRACKS_ANON_EXCLUSIVE and (p.write or p.swp_exclusive):
-                m.update_page(new, anon_exclusive=True)
-            what = (f"{'writable' if write else 'readable'} device-private entry #{new}" if dev
-                    else f"#{new}{' writable' if write else ''}")
-            m.say(f"remove_migration_pte: {mm}.{vname}[{idx}] → {what}")
 
     def devpriv_bind(self, m: Machine, step: Step, pfn: int, write: bool) -> None:
         """dmirror_migrate_finalize_and_map: the mirror maps the device page

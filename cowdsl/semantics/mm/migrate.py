@@ -54,7 +54,7 @@ class Migrate(KernelBase):
                                       f"try_to_migrate_one {mname}.{vname}[{idx}] #{pfn}"):
                 # 5.19+: folio_try_share_anon_rmap_pte fails on a maybe-pinned page: the PTE is
                 # restored at once and the walk stops; every entry made so far is undone below
-                self._restore(m, pfn, pfn)
+                self.remove_migration_ptes(m, pfn, pfn)
                 m.put_page(pfn)
                 m.say(f"migrate: #{pfn} may be pinned → not unmapped, migration fails (-{MIGRATE_FAILED})")
                 return Micro(None, (), Outcome(False, error=MIGRATE_FAILED))
@@ -85,7 +85,7 @@ class Migrate(KernelBase):
     @micro_step(MIGRATE_PROGRAM, "remap")
     def migrate__remap(self, m: Machine, step: Step, frame: Frame) -> Micro:
         old, new = frame
-        self._restore(m, old, new)
+        self.remove_migration_ptes(m, old, new)
         m.put_page(old)  # the isolation reference (putback, or the last reference of the old page)
         if new == old:
             return Micro(None, (), Outcome(False, error=MIGRATE_FAILED))
@@ -106,17 +106,23 @@ class Migrate(KernelBase):
         m.page_remove_rmap(pfn)
         return "writable" if p.write else "readable-exclusive" if excl else "readable"
 
-    def _restore(self, m: Machine, old: int, new: int) -> None:
-        """remove_migration_ptes: each migration entry naming ``old`` maps ``new``
-        again, writable iff the entry was (maybe_mkwrite in a VM_WRITE vma), and
-        exclusive again where the entry said so (5.19+)."""
+    def remove_migration_ptes(self, m: Machine, old: int, new: int) -> None:
+        """remove_migration_ptes(old, new): each migration entry naming ``old`` maps ``new``
+        again, writable iff the entry was (maybe_mkwrite in a VM_WRITE vma), and exclusive
+        again where the entry said so (5.19+); a device page gets a device-private entry
+        (remove_migration_pte: is_device_private_page; migrate_vma_finalize)."""
+        dev = m.page(new).device
         for mname, vname, idx, p in self.migration_entries(m, old):
-            vma = m.mapped_vma(mname, vname)
-            m.set_pte(mname, vname, idx, Pte(page=new, write=p.write and vma.write, dirty=p.dirty))
+            vma = m.vma_at(mname, vname, idx)  # the VMA covering the page (a partial mprotect splits it)
+            assert vma is not None  # the migration entry's VMA
+            write = p.write and vma.write
+            m.set_pte(mname, vname, idx, Pte(page=new, write=write, dirty=p.dirty, devpriv=dev))
             m.page_add_rmap(new)
             if self.TRACKS_ANON_EXCLUSIVE and (p.write or p.swp_exclusive):
                 m.update_page(new, anon_exclusive=True)
-            m.say(f"remove_migration_pte: {mname}.{vname}[{idx}] maps #{new}{' writable' if p.write else ''}")
+            what = (f"→ {'writable' if write else 'readable'} device-private entry #{new}" if dev
+                    else f"maps #{new}{' writable' if write else ''}")
+            m.say(f"remove_migration_pte: {mname}.{vname}[{idx}] {what}")
 
     @staticmethod
     def _refs(m: Machine, pfn: int) -> str:
