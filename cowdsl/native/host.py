@@ -100,6 +100,8 @@ def _thp_mode() -> str | None:
 
 
 SHMEM_ENABLED = "/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+#: the modes in which a MADV_HUGEPAGE shared anonymous mapping of 2 MiB gets a shmem THP
+SHMEM_HUGE_MODES = frozenset({"always", "within_size", "advise", "force"})
 
 
 def shmem_mode() -> str | None:
@@ -120,7 +122,7 @@ def _shmem_thp(thp: str | None) -> str | None:
     mode = shmem_mode()
     if mode is None:
         return f"no shmem THP in this kernel (no {SHMEM_ENABLED})"
-    if mode in ("always", "within_size", "advise", "force") or (in_guest() and os.access(SHMEM_ENABLED, os.W_OK)):
+    if mode in SHMEM_HUGE_MODES or (in_guest() and os.access(SHMEM_ENABLED, os.W_OK)):
         return None
     return (f"shmem THPs are off here ({SHMEM_ENABLED} = {mode}); it is machine-wide: only a "
             "`cowdsl crosscheck --kernel` guest switches it")

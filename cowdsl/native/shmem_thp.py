@@ -10,13 +10,10 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from cowdsl.native.host import SHMEM_ENABLED, in_guest, probe, shmem_mode
+from cowdsl.native.host import SHMEM_ENABLED, SHMEM_HUGE_MODES, in_guest, probe, shmem_mode
 
 if TYPE_CHECKING:
     from cowdsl import scenario as S
-
-#: the modes in which a MADV_HUGEPAGE shared anonymous mapping of 2 MiB gets a shmem THP
-HUGE_MODES = frozenset({"always", "within_size", "advise", "force"})
 
 
 def wants_shmem_thp(sc: S.Scenario) -> bool:
@@ -28,7 +25,7 @@ def wants_shmem_thp(sc: S.Scenario) -> bool:
 def shmem_knob(sc: S.Scenario) -> Iterator[None]:
     """shmem_enabled=advise for a run that maps a shmem THP, in our guest only, where it is off."""
     mode = shmem_mode()
-    if not wants_shmem_thp(sc) or probe().shmem_thp is not None or mode in HUGE_MODES or mode is None:
+    if not wants_shmem_thp(sc) or probe().shmem_thp is not None or mode in SHMEM_HUGE_MODES or mode is None:
         yield
         return
     _write("advise")
