@@ -134,7 +134,8 @@ def test_a_shape_naming_a_page_a_state_lacks_is_no_key():
     code = codec.encode(model.init().state)
     beyond = len(code) - codec.pages + 5
     probe = footprint.Probe((("page", beyond),), codec)
-    assert probe.get(code) is footprint.SHORT
+    with pytest.raises(IndexError):
+        probe.get(code)
     touched = footprint.Touched(codec)
     touched.remember(0, code, (("page", beyond),), ())
     [(_, _, table)] = touched.probes[0]
@@ -142,7 +143,8 @@ def test_a_shape_naming_a_page_a_state_lacks_is_no_key():
 
 
 @pytest.mark.parametrize("loc, part", [
-    (("mm*", "A"), ("mm", "A")), (("mm", "A", "ptl"), ("mm", "A")), (("vma", "A", "p"), ("mm", "A")),
+    (("mm*", "A"), ("mm", "A")), (("mm", "A", "ptl"), ("own", "A", "ptl")), (("vma", "A", "p"), ("vmas", "A")),
+    (("mm", "A", "vmas"), ("vmas", "A")), (("mm", "A", "no-such-field"), ("mm", "A")),
     (("page", 3), ("page", 3)), (("alloc",), ("npages",)), (("swapcache",), ("pages",)),
     (("huge-zero",), ("pages",)), (("lru", "A"), ("pages",)), (("lru",), ("pages",)), (("mms",), ("mms",)),
     (("slot", 0), ("slots",)), (("alloc-slot",), ("slots",)), (("handle", "r"), ("handles",)),
@@ -155,7 +157,71 @@ def test_each_recorded_loc_falls_in_one_part(loc, part):
 def test_whole_parts_cover_their_pieces():
     assert footprint.shape_of([("page", 1), ("swapcache",)], set()) == (("pages",),)
     assert footprint.shape_of([("mm*", "A"), ("mms",)], set()) == (("mms",),)
+    assert footprint.shape_of([("mm", "A", "ptl"), ("vma", "A", "p"), ("mms",)], set()) == (("mms",),)
     assert footprint.shape_of([("page", 1), ("weird",)], {("mm", "A")}) == (("state",),)
+
+
+def test_a_counter_mark_is_a_write_of_the_counters_and_an_mm_mark_is_not():
+    """count() records its increment only as marks (increments commute for DPOR); its
+    ("counter", mm) mark puts the counters in the shape.  update_mm's ("mm*", mm) mark
+    adds nothing: its writes name the fields."""
+    assert footprint.shape_of([], set(), [("mm*", "A"), ("counter", "A")]) == (("own", "A", "faults"),)
+    assert footprint.shape_of([("mm", "A", "wp_seq")], set(), [("mm*", "A")]) == (("own", "A", "wp_seq"),)
+
+
+def test_a_contended_mm_is_coded_as_its_vmas_and_groups_of_fields():
+    """An mm that actors of a par block share (threads of A) has an int for its VMAs
+    and one for each group of its fields: a PTE read keyed on the VMAs is not broken
+    by the page-table lock fork takes, nor a wp_seq read by a fault's counter; a
+    shape's probe keys exactly those positions."""
+    from attrs import evolve
+
+    from cowdsl.explore.codes import GROUP_OF, MM_WIDTH
+    model = Model(load_text(pinners_racing_fork(2, 1), "t.cow"), registry.get("early-cow"))
+    codec = Codec(model.sc)
+    assert codec.split == {"A"}  # B, fork's child, is touched by F alone
+    st = model.init().state
+    code = codec.encode(st)
+    at = codec.mm_at["A"]
+    for field, value in (("ptl", True), ("wp_seq", 1), ("faults", 3), ("alive", False)):
+        st2 = evolve(st, mms=tuple(evolve(m, **{field: value}) for m in st.mms))
+        changed = codec.encode(st2)
+        assert [i for i in range(len(code)) if code[i] != changed[i]] == [at + GROUP_OF[field]], field
+        assert codec.decode(changed) == st2
+    assert footprint.Probe((("vmas", "A"),), codec).fixed == {at, codec.order}
+    assert footprint.Probe((("own", "A", "ptl"),), codec).fixed == {at + GROUP_OF["ptl"], codec.order}
+    assert footprint.Probe((("mm", "A"),), codec).fixed == {*range(at, at + MM_WIDTH), codec.order}
+    assert GROUP_OF["ptl"] != GROUP_OF["wp_seq"] != GROUP_OF["faults"] != GROUP_OF["ptl"]
+
+
+@pytest.mark.parametrize("src, split", [
+    (FORKING, set()),  # A forks while B maps memory of its own
+    (private_writers(3), set()),  # independent processes: one int each, a short code
+    ("process A, W\nA: mmap(p, anon, private, rw)\npar {\n  W: process_vm_writev(A.p, 2)\n  A: fork() as B\n}\nsometimes: A.p == 2\n",
+     {"A"}),
+    ("process A, B\nA: mmap(p, anon, private, rw)\nB: mmap(q, anon, private, rw)\npar {\n  A: write(p, 1)\n  B: write(q, 1)\n"
+     "  reclaim: swapout(A.p)\n}\nsometimes: A.p == 1\n", {"A", "B"}),  # reclaim may walk every mm
+])
+def test_the_mms_that_actors_of_a_par_block_share_are_split(src, split):
+    from cowdsl.explore.codes import contended
+    sc = load_text(src, "t.cow")
+    assert contended(sc) & set(Codec(sc).mm_names) == split == Codec(sc).split
+    model = Model(sc, registry.get("anon-exclusive"))
+    codec = Codec(sc)
+    for w in search.full(model, search.Bounds()).visited:
+        assert codec.decode(codec.encode(w.state)) == w.state
+
+
+def test_encode_after_keeps_the_ints_of_what_did_not_change():
+    """A micro-step's code is its state before's with the changed parts re-interned:
+    the same code as encoding the new state whole."""
+    model = Model(load_text(FORKING, "t.cow"), registry.get("anon-exclusive"))
+    codec = Codec(model.sc)
+    ex = search.full(model, search.Bounds())
+    for w in ex.visited:
+        for i in model.enabled(w):
+            w2 = model.step(w, i)[0]
+            assert codec.encode_after(w2.state, w.state, codec.encode(w.state)) == codec.encode(w2.state)
 
 
 def test_a_search_pickles_without_what_it_remembered():
@@ -174,14 +240,16 @@ def test_a_search_pickles_without_what_it_remembered():
 
 
 def test_where_actors_contend_the_memo_is_dropped_once_it_finds_too_few():
-    """k processes writing one page of A while A forks: a remembered micro-step rarely
-    fits another state, so after PROBE look-ups finding fewer than WORTH of them the
-    search stops remembering (and runs each micro-step as Lean.move does), with the
-    same states and final states."""
-    from explore import pvw_fork
-
+    """k threads of A each fault in a page of their own while A forks: each fault
+    allocates a page, whose number depends on how many came before, and fork reads
+    every one of them, so a remembered micro-step rarely fits another state.  After
+    PROBE look-ups finding fewer than WORTH of them the search stops remembering
+    (and runs each micro-step as Lean.move does), with the same states and final states."""
     from cowdsl.explore.lean import Lean
-    sc = load_text(pvw_fork(4), "t.cow")
+    k = 5
+    sc = load_text("process A\n" + "".join(f"thread T{i} of A\n" for i in range(k))
+                   + f"A: mmap(p, anon, private, rw, pages={k})\npar {{\n  A: fork() as B\n"
+                   + "".join(f"  T{i}: write(p[{i}], {i + 2})\n" for i in range(k)) + "}\nsometimes: A.p == 2\n", "t.cow")
     ex = search.full(Model(sc, registry.get("early-cow")), search.Bounds(), count=False)
     lean = ex.visited.lean
     assert isinstance(lean, Lean)
@@ -228,3 +296,54 @@ def test_generated_concurrent_scenarios_remember_what_runs(text, backend):
         search.full(Model(sc, registry.get(backend)), search.Bounds(max_states=5_000, timeout=5), count=False)
     finally:
         footprint.CHECK = old
+
+
+# --- what the Machine records, as finely as what it reads ----------------------------------------
+
+def test_one_field_of_an_mm_is_a_read_of_that_field():
+    """GUP-fast reads has_pinned and wp_seq, not the mm's page tables: mm_field records
+    the field alone (mm() records the whole mm).  A counter is refused: its increments
+    only mark the mm, so a read of it must be a whole-mm read to conflict with them."""
+    from cowdsl.semantics.machine import Machine
+    st = Model(load_text(FORKING, "t.cow"), registry.get("anon-exclusive")).init().state
+    m = Machine(st)
+    assert m.mm_field("A", "wp_seq") == 0
+    assert m.reads == {("mm", "A", "wp_seq")}
+    with pytest.raises(AssertionError, match="counter"):
+        m.mm_field("A", "faults")
+    m.count("A", "faults")
+    assert m.marks == {("mm*", "A"), ("counter", "A")} and not m.writes
+
+
+def test_a_put_that_frees_nothing_does_not_write_the_swap_cache():
+    """A swap-cache lookup scans every page's swapcache and freed: a reference
+    dropped from a page that stays allocated changes neither."""
+    from cowdsl.semantics.machine import Machine
+    m = Machine(Model(load_text(FORKING, "t.cow"), registry.get("anon-exclusive")).init().state)
+    pfn = m.alloc_page(anon=True, refcount=1)
+    m = Machine(m.freeze())
+    m.get_page(pfn)
+    m.put_page(pfn)
+    assert m.writes == {("page", pfn)}
+    m.put_page(pfn, m.pages[pfn].refcount)  # the last reference: freed
+    assert ("swapcache",) in m.writes
+
+
+def test_a_micro_step_that_takes_no_lock_reads_no_lock():
+    """Whether GUP-fast's PTE read can run does not depend on mmap_lock or the PTL
+    (it takes neither); a fault's does."""
+    sc = load_text(pinners_racing_fork(1, 1), "t.cow")
+    backend = registry.get("early-cow")
+    model = Model(sc, backend)
+    w = model.init()
+    while not any(t.label == "pte" and t.actor.startswith("T") for t in w.threads):
+        w = model.step(w, model.enabled(w)[0])[0]
+    t = next(t for t in w.threads if t.label == "pte" and t.actor.startswith("T"))
+    step = sc.steps[t.steps[t.at]]
+    assert backend.lock_needed(step, t.label) is None
+    reads = backend.lock_reads(w.state, step, t.label, t.frame)
+    assert not {loc for loc in reads if loc[-1] in ("mmap_lock", "ptl")}
+    fault = next(s for s in sc.steps if s.op == "write")
+    label = backend.program(fault)[1]
+    assert {("mm", fault.addr.proc, "mmap_lock"), ("mm", fault.addr.proc, "ptl")} <= \
+        backend.lock_reads(model.init().state, fault, label, ())

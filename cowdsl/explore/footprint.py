@@ -11,7 +11,9 @@ values before and after; a state that agrees on them gets the remembered
 values put in place of its own, with no kernel code run.
 
 A part is coarse, so that a Loc the Machine records maps to exactly one:
-``("mm", name)`` (the whole mm_struct, its VMAs and page tables), ``("page",
+``("own", name, field)`` (an mm_struct's field: a lock, a flag, a counter;
+codes.GROUPS says which share an int), ``("vmas", name)`` (its VMAs and page
+tables), ``("mm", name)`` (all of the mm), ``("page",
 pfn)``, ``("npages",)`` (how many pages there are: what an allocation reads),
 ``("result", name)``, and whole tuples where the model scans them:
 ``("mms",)``, ``("pages",)`` (the swap cache, the huge zero page, the lru_add
@@ -27,7 +29,7 @@ import os
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 
-from cowdsl.explore.codes import Code, Codec
+from cowdsl.explore.codes import GROUP_OF, Code, Codec
 from cowdsl.explore.model import Loc
 from cowdsl.scenario import Step
 
@@ -46,7 +48,11 @@ _WHOLE: dict[str, Part] = {"mms": ("mms",), "swapcache": ("pages",), "huge-zero"
 def part(loc: Loc) -> Part:
     """The part of the state a recorded Loc is in."""
     kind = str(loc[0])
-    if kind in ("mm", "mm*", "vma"):
+    if kind == "vma" or kind == "mm" and loc[2] == "vmas":
+        return ("vmas", str(loc[1]))
+    if kind == "mm" and loc[2] in GROUP_OF:
+        return ("own", str(loc[1]), str(loc[2]))
+    if kind in ("mm*", "mm"):
         return ("mm", str(loc[1]))
     if kind == "page":
         return ("page", int(loc[1]))  # type: ignore[call-overload]
@@ -61,19 +67,26 @@ def step_parts(step: Step) -> set[Part]:
     name exist (Backend.unborn); and the files, which mmap reads for a file's length."""
     out: set[Part] = {("files",)}
     if step.task is not None:
-        out.add(("mm", step.task))
+        out.add(("own", step.task, "alive"))
     for a in (step.addr, step.addr2):
         if a is not None:
-            out.add(("mm", a.proc))
+            out.add(("own", a.proc, "alive"))  # no mm there: 0 there
     return out
 
 
-def shape_of(locs: Iterable[Loc], extra: set[Part]) -> Shape:
-    parts = extra | {part(loc) for loc in locs}
+def mark_parts(marks: Iterable[Loc]) -> set[Part]:
+    """The parts Machine marks changed: a counter's (("counter", mm): count's only record of
+    its write); an mm's mark (("mm*", mm)) is also update_mm's and add_mm's, whose writes
+    say which fields they wrote."""
+    return {("own", str(loc[1]), "faults") if loc[0] == "counter" else part(loc) for loc in marks if loc[0] != "mm*"}
+
+
+def shape_of(locs: Iterable[Loc], extra: set[Part], marks: Iterable[Loc] = ()) -> Shape:
+    parts = extra | {part(loc) for loc in locs} | mark_parts(marks)
     if ("state",) in parts:
         return (("state",),)
     if ("mms",) in parts:  # the whole tuple covers each mm
-        parts = {p for p in parts if p[0] != "mm"}
+        parts = {p for p in parts if p[0] not in ("mm", "own", "vmas")}
     if ("pages",) in parts:
         parts = {p for p in parts if p[0] not in ("page", "npages")}
     return tuple(sorted(parts, key=repr))
@@ -89,9 +102,10 @@ class Probe:
         self.pages = -1  # the position from which every page is in the key (the whole tail), or -1
         for p in shape:
             kind = p[0]
-            if kind == "mm":  # a name the scenario does not have is in no state (Codec.encode): nothing to key
-                if p[1] in codec.mm_at:
-                    pos.update((codec.mm_at[str(p[1])], codec.order))
+            if kind in ("mm", "own", "vmas"):  # a name the scenario does not have is in no state: nothing to key
+                if p[1] in codec.mm_at:  # (the order too: a write to an mm makes Machine.freeze sort them)
+                    pos.add(codec.order)
+                    pos.update(codec.positions(kind, str(p[1]), str(p[2]) if kind == "own" else ""))
             elif kind == "result":
                 if p[1] in codec.result_at:
                     pos.add(codec.result_at[str(p[1])])
@@ -100,7 +114,7 @@ class Probe:
             elif kind == "npages":
                 pos.add(-1)  # stands for the length
             elif kind == "mms":
-                pos.update(codec.mm_at.values())
+                pos.update(range(codec.mms_end))
                 pos.add(codec.order)
             elif kind == "pages":
                 self.pages = codec.pages
@@ -112,14 +126,15 @@ class Probe:
         at = sorted(x for x in pos if x >= 0)
         length = -1 in pos
         tail = self.pages
-        pick = itemgetter(*at) if at else (lambda c: ())
-        need = at[-1] if at else -1  # a shorter code has no page there: no key (SHORT)
+        # the key: the ints at those positions (IndexError where a shorter code lacks a page
+        # there: such a state is never looked up); an itemgetter alone where it can be, a C call
+        pick: Callable[[Code], object] = itemgetter(*at) if at else (lambda c: ())
         if tail >= 0:
-            self.get: Callable[[Code], object] = lambda c: (pick(c), c[tail:]) if len(c) > need else SHORT
+            self.get: Callable[[Code], object] = lambda c: (pick(c), c[tail:])
         elif length:
-            self.get = lambda c: (pick(c), len(c)) if len(c) > need else SHORT
+            self.get = lambda c: (pick(c), len(c))
         else:
-            self.get = lambda c: pick(c) if len(c) > need else SHORT
+            self.get = pick
 
     def covers(self, pos: int) -> bool:
         """Whether the shape holds position ``pos``."""
@@ -129,9 +144,6 @@ class Probe:
     def allocates(self) -> bool:
         """Whether the shape holds the number of pages (the micro-step may add some)."""
         return -1 in self.fixed or self.pages >= 0
-
-
-SHORT = object()  # Probe.get of a state that lacks a page the shape names: never a key
 
 
 Move = tuple[tuple[tuple[int, int], ...], Code, int]  # (position, new int)s, pages added, thread after
@@ -165,7 +177,7 @@ class Touched:
     Lean.touched_move looks them up (inline: the search's hot path) and ``apply``s
     the move found."""
 
-    __slots__ = ("codec", "probes", "asked", "found", "worth")
+    __slots__ = ("codec", "probes", "gets", "asked", "found", "worth")
 
     def __init__(self, codec: Codec) -> None:
         self.codec = codec
@@ -173,6 +185,8 @@ class Touched:
         self.worth = True  # False once the look-ups found too few (Lean.touched_move): not asked any more
         # thread -> [(shape, its probe, values -> the move, or () where it waits on a lock)]
         self.probes: dict[int, list[tuple[Shape, Probe, dict[object, Move | tuple[()]]]]] = {}
+        self.gets: dict[int, list[tuple[Callable[[Code], object], dict[object, Move | tuple[()]]]]] = {}  # the same, as
+        # (probe.get, table): what touched_move looks up
 
     def __reduce__(self) -> tuple[type, tuple[Codec]]:
         """Pickled empty (a search's result sent back by a worker): what it remembers
@@ -189,6 +203,9 @@ class Touched:
                 return
             probe, table = Probe(shape, self.codec), {}
             probes.append((shape, probe, table))
-        values = probe.get(before)
-        if values is not SHORT:
-            table[values] = delta(before, ran[0], probe, ran[1]) if ran else ()
+            self.gets.setdefault(thread, []).append((probe.get, table))
+        try:
+            values = probe.get(before)
+        except IndexError:  # a page the shape names that this state lacks
+            return
+        table[values] = delta(before, ran[0], probe, ran[1]) if ran else ()

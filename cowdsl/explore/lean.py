@@ -34,7 +34,8 @@ class Lean:
 
     __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "settled", "drainer", "actors",
                  "actor_ids", "actor_no", "ends", "moves", "blocks", "finished", "symmetric", "groups", "past", "places", "infos", "owns",
-                 "renamed", "rehomed", "canons", "drainers", "footprints", "transitions", "shared", "locks", "touched", "codec", "codes", "touching")
+                 "renamed", "rehomed", "canons", "drainers", "footprints", "transitions", "shared", "locks", "touched", "codec", "codes", "touching",
+                 "check")
 
     def __init__(self, model: Model, symmetric: bool = False, *, footprints: bool = False) -> None:
         """``footprints``: also keep each micro-step's Transition, what it read and
@@ -49,6 +50,7 @@ class Lean:
         self.codec = codes.Codec(model.sc)
         self.codes: list[codes.Code] = []  # state id -> its code (explore.codes)
         self.touched = footprint.Touched(self.codec)  # micro-steps remembered by the parts of the state they touch
+        self.check = footprint.CHECK  # COWDSL_CHECK_FOOTPRINTS=1: every remembered micro-step is run too, and compared
         self.states: list[State | None] = []  # state id -> its State, once made (see state)
         # canon_order's, kept: per thread, its position as text ("" if its frame holds text); per state,
         # its results, handles and batches; per (state, bound names), what they hold; per (state,
@@ -180,23 +182,32 @@ class Lean:
         agrees on them, else run and remembered."""
         s = code >> SHIFT
         before = self.codes[s]
+        touched = self.touched
         hit = None
-        for _, probe, table in self.touched.probes.get(t, ()):  # inline: the search's hot path
-            hit = table.get(probe.get(before))
+        for get, table in touched.gets.get(t, ()):  # inline, as footprint.apply below: the search's hot path
+            try:
+                hit = table.get(get(before))
+            except IndexError:  # a page the shape names that this state lacks
+                continue
             if hit is not None:
                 break
-        touched = self.touched
         touched.asked += 1
-        if hit is not None and not footprint.CHECK:
+        if hit is not None and not self.check:
             touched.found += 1
             if not hit:
                 self.moves[code] = ()
                 return ()
-            code_after = footprint.apply(before, hit)
+            changes, tail, t2 = hit
+            out = list(before)
+            for i, v in changes:
+                out[i] = v
+            if tail:
+                out += tail
+            code_after = tuple(out)
             n = self.state_ids.get(code_after)
             if n is None:
                 n = self.code_id(code_after)
-            move = self.moves[code] = (n, hit[2])
+            move = self.moves[code] = (n, t2)
             return move
         thread = self.threads[t]
         if touched.asked == footprint.PROBE and touched.found < touched.asked * footprint.WORTH:
@@ -215,9 +226,9 @@ class Lean:
             ran: tuple[int, int] | tuple[()] = ()
             shape = footprint.shape_of((), extra)
         else:
-            after, t2, tr = model.run_micro(w, 0)
-            ran = (self.code_id(self.codec.encode_after(after, st, before), after), self.thread_id(t2))
-            shape = footprint.shape_of(tr.reads | tr.writes | tr.marks, extra)
+            after, thread_after, tr = model.run_micro(w, 0)
+            ran = (self.code_id(self.codec.encode_after(after, st, before), after), self.thread_id(thread_after))
+            shape = footprint.shape_of(tr.reads | tr.writes, extra, tr.marks)
         if hit is not None:  # COWDSL_CHECK_FOOTPRINTS=1: the remembered micro-step is the one that runs
             assert ((self.code_id(footprint.apply(before, hit)), hit[2]) if hit else ()) == ran, \
                 f"{thread.actor}'s micro-step {thread.label or 'op'} remembered by its footprint differs " \

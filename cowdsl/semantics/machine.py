@@ -61,6 +61,7 @@ class Decision:
 # Something a step reads or writes, for the explorer's independence relation:
 # ("mm", name, field), ("vma", mm, name), ("page", pfn), ("slot", n), ...
 Loc = tuple[str | int, ...]
+COUNTERS = frozenset({"faults", "cow_copies"})  # Machine.count's: increments, which commute
 
 
 T = TypeVar("T")
@@ -145,6 +146,14 @@ class Machine:
     def mm(self, name: str) -> Mm:
         self.reads.add(("mm*", name))
         return self.mms[name]
+
+    def mm_field(self, name: str, field: str) -> Any:
+        """One field of an mm: a read of that field alone (``mm`` reads the whole mm,
+        its VMAs too).  Not a counter: increments mark the mm, and only a whole-mm
+        read conflicts with them."""
+        assert field not in COUNTERS, f"{field} is a counter: read it with mm()"
+        self.reads.add(("mm", name, field))
+        return getattr(self.mms[name], field)
 
     def vmas(self, mm: str) -> tuple[Vma, ...]:
         """All of an mm's VMAs, their flags and page tables: a read of each."""
@@ -234,7 +243,8 @@ class Machine:
 
     def count(self, mm: str, what: str) -> None:
         """A counter increment: commutes with other increments."""
-        self.marks.add(("mm*", mm))
+        assert what in COUNTERS
+        self.marks.update((("mm*", mm), ("counter", mm)))  # the second says which field, for explore.footprint
         self.dirty.add("mms")
         self.mms[mm] = evolve(self.mms[mm], **{what: getattr(self.mms[mm], what) + 1})
 
@@ -245,10 +255,11 @@ class Machine:
 
     def update_page(self, pfn: int, **changes: Any) -> None:
         self.writes.add(("page", pfn))
-        if "swapcache" in changes or "freed" in changes:
-            self.writes.add(("swapcache",))
+        old = self.pages[pfn]
+        if changes.get("swapcache", old.swapcache) != old.swapcache or changes.get("freed", old.freed) != old.freed:
+            self.writes.add(("swapcache",))  # what a swap-cache lookup scans changed (not a put that frees nothing)
         self.dirty.add("pages")
-        self.pages[pfn] = evolve(self.pages[pfn], **changes)
+        self.pages[pfn] = evolve(old, **changes)
 
     def load(self, pfn: int, offset: int) -> int:
         """A load of the 8-byte word at ``offset`` of page ``pfn``."""

@@ -314,17 +314,19 @@ class MicroSteps(KernelBase):
         mm's page tables and the set of mms (they say whose page-table locks it
         takes; counted at each of its micro-steps)."""
         name = self.lock_mm(step)
-        out: set[tuple[str, ...]] = {("mm", name, "mmap_lock"), ("mm", name, "ptl")} if name else set()
+        ms = self.declared_micro_step(step, label)
+        waits = ms.lock.waits  # a micro-step that takes no lock reads none (blocked)
+        out: set[tuple[str, ...]] = {("mm", name, "mmap_lock"), ("mm", name, "ptl")} if name and waits else set()
         mm = state.mm(name) if name else None
-        if mm is not None and step.op != "fork" and self.declared_micro_step(step, label).lock.waits in (WRITE, READ):
+        if mm is not None and step.op != "fork" and waits in (WRITE, READ):
             a = step.addr  # what migration_entry_at reads: the step's PTE, else every VMA of the mm
             if a is not None and a.proc == mm.name:
                 out.add(("vma", a.proc, a.mapping))
             else:
                 out.update(("vma", mm.name, v.name) for v in mm.vmas)
                 out.add(("mm", mm.name, "vmas"))
-        out.update(("mm", o, "ptl") for o in self.other_ptls(state, step, label, frame))
-        ms = self.declared_micro_step(step, label)
+        if waits:
+            out.update(("mm", o, "ptl") for o in self.other_ptls(state, step, label, frame))
         if step.addr is not None and (ms.on_fault or (ms.lock is Lock.HELD and step.op != "fork")):
             out.add(("vma", step.addr.proc, step.addr.mapping))  # the PTE: a fault, or a migration entry
         if step.op in ("dma_read", "dma_write") and step.handle is not None:  # what mirror_pte reads

@@ -70,7 +70,7 @@ class AnonExclusive(CowFixes1):
             return Decision(False, "page-cache page → page_dup_file_rmap, shared", "fb3d824d1a46")
         if not page.anon_exclusive:
             return Decision(False, "not exclusive → shared read-only", "6c287605fd56")
-        if m.mm(src_mm).has_pinned and self.maybe_dma_pinned(page):
+        if m.mm_field(src_mm, "has_pinned") and self.maybe_dma_pinned(page):
             return Decision(True, "exclusive, MMF_HAS_PINNED and maybe pinned → copy for the child", "6c287605fd56")
         return Decision(False, "exclusive, not pinned → exclusivity cleared, shared read-only", "6c287605fd56")
 

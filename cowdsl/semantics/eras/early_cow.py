@@ -31,7 +31,7 @@ class EarlyCow(Refcount):
             return Decision(False, "not anonymous → shared (the 5.10.153 PageAnon check)", "fb3d824d1a46")
         if page.kind == HUGETLB and self.options["hugetlb_fork_copy"] == "off":
             return Decision(False, "hugetlb before 4eae4efa2c29 → shared read-only", "4eae4efa2c29")
-        if not m.mm(src_mm).has_pinned:
+        if not m.mm_field(src_mm, "has_pinned"):
             return Decision(False, "has_pinned clear → shared read-only", "70e806e4e645")
         if not self.maybe_dma_pinned(page):
             return Decision(False, "has_pinned, page not maybe pinned → shared read-only", "70e806e4e645")

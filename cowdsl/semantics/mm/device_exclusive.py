@@ -47,7 +47,7 @@ class DeviceExclusive(KernelBase):
         if frame != (RETRY,):
             if not m.decided("has_device_exclusive", self.has_device_exclusive(), "make_device_exclusive_range"):
                 return Micro(None, (), Outcome(False, error="ENOSYS"))
-            m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock + 1)
+            m.update_mm(a.proc, mmap_lock=m.mm_field(a.proc, "mmap_lock") + 1)
         # get_user_pages_remote(FOLL_GET|FOLL_WRITE|FOLL_SPLIT_PMD): faults writable, breaks COW
         pfn, err = self.get_user_pages(m, a.proc, a.mapping, a.index, Foll(write=True))
         if err:
@@ -125,7 +125,7 @@ class DeviceExclusive(KernelBase):
 
     def devexcl_done(self, m: Machine, step: Step, out: Outcome) -> Micro:
         a = addr_of(step)
-        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock - 1)
+        m.update_mm(a.proc, mmap_lock=m.mm_field(a.proc, "mmap_lock") - 1)
         return Micro(None, (), out)
 
     # --- the CPU takes the page back ---------------------------------------------------------
@@ -227,7 +227,7 @@ class DeviceExclusive(KernelBase):
         device then accesses the page mapped there (mm/hmm.c, 6.14.0 and 6.18.2)."""
         assert h.mirror is not None  # only a mirror's dropped entry re-faults
         mm, vname, idx = h.mirror
-        if not m.mm(mm).alive:
+        if not m.mm_field(mm, "alive"):
             m.say(f"dmirror_fault: {mm} is gone (mmget_not_zero) → -EFAULT")
             return None, "EFAULT"
         vma = m.vma_at(mm, vname, idx)

@@ -69,7 +69,7 @@ class DevicePrivate(KernelBase):
         if vma.kind == HUGETLB:
             m.say("migrate_vma_setup: a hugetlb VMA → -EINVAL")
             return Micro(None, (), Outcome(False, error="EINVAL"))
-        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock + 1)
+        m.update_mm(a.proc, mmap_lock=m.mm_field(a.proc, "mmap_lock") + 1)
         pte = vma.ptes[a.index]
         if pte is None or (pte.present and m.page(pte.page).zero and m.page(pte.page).kind == SMALL):
             if not vma_is_anonymous(vma):
@@ -204,7 +204,7 @@ class DevicePrivate(KernelBase):
 
     def devpriv_done(self, m: Machine, step: Step, out: Outcome) -> Micro:
         a = addr_of(step)
-        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock - 1)
+        m.update_mm(a.proc, mmap_lock=m.mm_field(a.proc, "mmap_lock") - 1)
         return Micro(None, (), out)
 
     # --- the CPU faults the page back: do_swap_page → pgmap->ops->migrate_to_ram -------------

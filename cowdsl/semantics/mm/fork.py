@@ -68,16 +68,16 @@ class Fork(KernelBase):
         # dup_mm copies mm->ksm_merging_pages into the child, not the rmap_items it counts (the child's
         # mm_slot starts empty); ksm_fork zeroes it when the parent is MMF_VM_MERGEABLE, as a parent
         # with merged pages is, from 4d6fc29f3634 (6.18; 6.6.113, 6.12.54, 6.17.4)
-        merging = m.mm(parent).ksm_merging_pages
+        merging = m.mm_field(parent, "ksm_merging_pages")
         if merging and self.options["ksm_fork_counters"] == "reset":
             m.say(f"ksm_fork: {child}'s ksm_merging_pages starts at 0, not {parent}'s {merging} (4d6fc29f3634)")
             merging = 0
         # ksm_fork: a child of an MMF_VM_MERGEABLE parent is __ksm_enter()ed (every version)
-        m.add_mm(Mm(name=child, vmas=tuple(vmas), merge_any=m.mm(parent).merge_any, ksm_merging_pages=merging,
-                    ksm_entered=m.mm(parent).ksm_entered))
+        m.add_mm(Mm(name=child, vmas=tuple(vmas), merge_any=m.mm_field(parent, "merge_any"), ksm_merging_pages=merging,
+                    ksm_entered=m.mm_field(parent, "ksm_entered")))
         m.say(f"fork: {parent} → {child}")
         if self.fork_raises_wp_seq(m, parent):
-            m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
+            m.update_mm(parent, wp_seq=m.mm_field(parent, "wp_seq") + 1)
             m.say("copy_page_range: raw_write_seqcount_begin(write_protect_seq)")
         # copy_page_range of a COW VMA it copies: MMU_NOTIFY_PROTECTION_PAGE over the VMA first
         for v in m.vmas(parent):
@@ -200,7 +200,7 @@ class Fork(KernelBase):
     def fork__end(self, m: Machine, step: Step, frame: Frame) -> Micro:
         parent, _ = _parent_child(step)
         if self.fork_raises_wp_seq(m, parent):
-            m.update_mm(parent, wp_seq=m.mm(parent).wp_seq + 1)
+            m.update_mm(parent, wp_seq=m.mm_field(parent, "wp_seq") + 1)
             m.say("copy_page_range: raw_write_seqcount_end(write_protect_seq)")
         m.update_mm(parent, mmap_lock=0)
         m.say(f"fork: mmap_write_unlock({parent})")

@@ -43,7 +43,7 @@ class Gup(KernelBase):
     def gup_prepare(self, m: Machine, mm: str, vname: str, idx: int, flags: Foll) -> tuple[Foll, str | None]:
         """MMF_HAS_PINNED, check_vma_flags and 5.8's forced COW break: (flags, errno)."""
         if flags.pin and m.decided("pin_sets_has_pinned", self.pin_sets_has_pinned(flags), "gup", minor=True):
-            if not m.mm(mm).has_pinned:
+            if not m.mm_field(mm, "has_pinned"):
                 m.update_mm(mm, has_pinned=True)
                 m.say(f"gup: {self.HAS_PINNED} set on {mm}")
         vma = m.vma_at(mm, vname, idx)  # the VMA covering this page (a partial op may have split the mapping)
@@ -155,7 +155,7 @@ class Gup(KernelBase):
                 and (not hugetlb or m.decided("hugetlb_fork_wp_seq", self.hugetlb_fork_wp_seq(), "gup_fast",
                                               minor=True)):
             # before 623a1ddfeb23 a hugetlb fork never makes the count odd: the check protects nothing
-            seq = m.mm(a.proc).wp_seq
+            seq = m.mm_field(a.proc, "wp_seq")
             if seq % 2:
                 m.say("gup_fast: write_protect_seq is odd, fork is copying → slow path")
                 return Micro("slow", ())
@@ -223,7 +223,7 @@ class Gup(KernelBase):
     def gup_fast__seq(self, m: Machine, step: Step, frame: Frame) -> Micro:
         seq, write, pfn, _ = frame
         a = addr_of(step)
-        if seq >= 0 and m.mm(a.proc).wp_seq != seq:
+        if seq >= 0 and m.mm_field(a.proc, "wp_seq") != seq:
             m.ungrab(pfn, step.op == "pin")
             m.say("gup_fast: read_seqcount_retry: a fork ran → unpin, slow path")
             return Micro("slow", ())
@@ -373,7 +373,7 @@ class Gup(KernelBase):
     @micro_step(PROC_MEM_WRITE, "lock")
     def pmw__lock(self, m: Machine, step: Step, frame: Frame) -> Micro:
         a = addr_of(step)
-        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock + 1)
+        m.update_mm(a.proc, mmap_lock=m.mm_field(a.proc, "mmap_lock") + 1)
         flags, err = self.gup_prepare(m, a.proc, a.mapping, a.index, Foll(write=True, force=True))
         if err:
             return self.pmw_unlock(m, step, Outcome(False, error=err))
@@ -425,5 +425,5 @@ class Gup(KernelBase):
 
     def pmw_unlock(self, m: Machine, step: Step, out: Outcome) -> Micro:
         a = addr_of(step)
-        m.update_mm(a.proc, mmap_lock=m.mm(a.proc).mmap_lock - 1)
+        m.update_mm(a.proc, mmap_lock=m.mm_field(a.proc, "mmap_lock") - 1)
         return Micro(None, (), out)

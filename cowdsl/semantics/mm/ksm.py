@@ -45,7 +45,7 @@ class Ksm(KernelBase):
         took it away since."""
         if vma.mergeable is not None:
             return vma.mergeable
-        return m.mm(mm).merge_any and ksm_compatible(vma)
+        return m.mm_field(mm, "merge_any") and ksm_compatible(vma)
 
     def break_ksm(self, m: Machine, mm: str, vname: str, idx: int) -> None:
         """break_ksm: fault the KSM page mapped here out of the KSM page: a write fault
@@ -176,7 +176,7 @@ class Ksm(KernelBase):
             m.say(f"ksm: `{addr.mapping}` of {addr.proc} is not VM_MERGEABLE (give it "
                   f"madvise({addr.mapping}, mergeable)): ksmd never scans it")
             return None
-        if not m.mm(addr.proc).ksm_entered:
+        if not m.mm_field(addr.proc, "ksm_entered"):
             # ksmd walks the mm_slots on ksm_mm_head only: an mm MMF_VM_MERGE_ANY made VM_MERGEABLE
             # without __ksm_enter (execve before ksm_execve, 3a9e567ca45f) is never scanned
             m.say(f"ksm: {addr.proc}'s mm has no mm_slot (MMF_VM_MERGEABLE unset): ksmd never scans it")
@@ -214,7 +214,7 @@ class Ksm(KernelBase):
     def _still_merged(self, m: Machine, mm: str, vname: str, idx: int) -> bool:
         """Whether the rmap_item at (vname, idx) still stands for a merged page: the mm alive,
         the mapping VM_MERGEABLE, a KSM page mapped there."""
-        if not m.mm(mm).alive:
+        if not m.mm_field(mm, "alive"):
             return False
         vma = m.vma(mm, vname)
         if vma is None or idx >= len(vma.ptes) or not self.ksm_mergeable(m, mm, vma):
