@@ -155,18 +155,28 @@ def test_each_recorded_loc_falls_in_one_part(loc, part):
 
 
 def test_whole_parts_cover_their_pieces():
-    assert footprint.shape_of([("page", 1), ("swapcache",)], set()) == (("pages",),)
-    assert footprint.shape_of([("mm*", "A"), ("mms",)], set()) == (("mms",),)
-    assert footprint.shape_of([("mm", "A", "ptl"), ("vma", "A", "p"), ("mms",)], set()) == (("mms",),)
-    assert footprint.shape_of([("page", 1), ("weird",)], {("mm", "A")}) == (("state",),)
+    assert footprint.shape_of([("page", 1), ("swapcache",)], (), set()) == (("pages",),)
+    assert footprint.shape_of([("mm*", "A"), ("mms",)], (), set()) == (("mms",),)
+    assert footprint.shape_of([("mm", "A", "ptl"), ("vma", "A", "p"), ("mms",)], (), set()) == (("mms",),)
+    assert footprint.shape_of([("page", 1), ("weird",)], (), {("mm", "A")}) == (("state",),)
+
+
+def test_a_scan_marker_written_is_no_part_nor_a_page_the_micro_step_allocated():
+    """lru_cache_add writes its page and ("lru", cpu), which tells a drain's scan that
+    something changed: the page is the part (delta checks that nothing else changed).
+    A page allocated by the micro-step itself is in no state before it: the number of
+    pages is keyed, and the new page put in place whole."""
+    writes = [("page", 1), ("lru", "T0"), ("lru",), ("swapcache",), ("alloc",), ("page", 4)]
+    assert footprint.shape_of([("page", 1), ("page", 4)], writes, set(), npages=4) == (("npages",), ("page", 1))
+    assert footprint.shape_of([("swapcache",)], writes, set(), npages=4) == (("pages",),)  # a read of the scan
 
 
 def test_a_counter_mark_is_a_write_of_the_counters_and_an_mm_mark_is_not():
     """count() records its increment only as marks (increments commute for DPOR); its
     ("counter", mm) mark puts the counters in the shape.  update_mm's ("mm*", mm) mark
     adds nothing: its writes name the fields."""
-    assert footprint.shape_of([], set(), [("mm*", "A"), ("counter", "A")]) == (("own", "A", "faults"),)
-    assert footprint.shape_of([("mm", "A", "wp_seq")], set(), [("mm*", "A")]) == (("own", "A", "wp_seq"),)
+    assert footprint.shape_of([], [], set(), [("mm*", "A"), ("counter", "A")]) == (("own", "A", "faults"),)
+    assert footprint.shape_of([], [("mm", "A", "wp_seq")], set(), [("mm*", "A")]) == (("own", "A", "wp_seq"),)
 
 
 def test_a_contended_mm_is_coded_as_its_vmas_and_groups_of_fields():

@@ -81,14 +81,27 @@ def mark_parts(marks: Iterable[Loc]) -> set[Part]:
     return {("own", str(loc[1]), "faults") if loc[0] == "counter" else part(loc) for loc in marks if loc[0] != "mm*"}
 
 
-def shape_of(locs: Iterable[Loc], extra: set[Part], marks: Iterable[Loc] = ()) -> Shape:
-    parts = extra | {part(loc) for loc in locs} | mark_parts(marks)
+# written, they say that a scan over every page (a drain, a swap-cache lookup) would now see
+# something else; what changed is a page, whose write is recorded too (delta checks it)
+_SCANNED = frozenset({"lru", "swapcache"})
+
+
+def shape_of(reads: Iterable[Loc], writes: Iterable[Loc], extra: set[Part], marks: Iterable[Loc] = (),
+             npages: int | None = None) -> Shape:
+    """The parts a micro-step's key is made of: what it read and wrote, and ``extra``
+    (what deciding whether it runs read).  ``npages``: how many pages there were
+    before it; a page it allocated is no part (the number of pages is: the new
+    ones are put in place whole)."""
+    parts = extra | {part(loc) for loc in reads} | {part(loc) for loc in writes if loc[0] not in _SCANNED} \
+        | mark_parts(marks)
     if ("state",) in parts:
         return (("state",),)
     if ("mms",) in parts:  # the whole tuple covers each mm
         parts = {p for p in parts if p[0] not in ("mm", "own", "vmas")}
     if ("pages",) in parts:
         parts = {p for p in parts if p[0] not in ("page", "npages")}
+    elif npages is not None:
+        parts = {p for p in parts if p[0] != "page" or int(p[1]) < npages}
     return tuple(sorted(parts, key=repr))
 
 

@@ -224,11 +224,11 @@ class Lean:
                                               model.backend.lock_reads(st, step, thread.label, thread.frame)}
         if model.blocked(w, 0, False) is not None:
             ran: tuple[int, int] | tuple[()] = ()
-            shape = footprint.shape_of((), extra)
+            shape = footprint.shape_of((), (), extra)
         else:
             after, thread_after, tr = model.run_micro(w, 0)
             ran = (self.code_id(self.codec.encode_after(after, st, before), after), self.thread_id(thread_after))
-            shape = footprint.shape_of(tr.reads | tr.writes, extra, tr.marks)
+            shape = footprint.shape_of(tr.reads, tr.writes, extra, tr.marks, len(before) - self.codec.pages)
         if hit is not None:  # COWDSL_CHECK_FOOTPRINTS=1: the remembered micro-step is the one that runs
             assert ((self.code_id(footprint.apply(before, hit)), hit[2]) if hit else ()) == ran, \
                 f"{thread.actor}'s micro-step {thread.label or 'op'} remembered by its footprint differs " \
