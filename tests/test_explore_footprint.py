@@ -357,3 +357,31 @@ def test_a_micro_step_that_takes_no_lock_reads_no_lock():
     label = backend.program(fault)[1]
     assert {("mm", fault.addr.proc, "mmap_lock"), ("mm", fault.addr.proc, "ptl")} <= \
         backend.lock_reads(model.init().state, fault, label, ())
+
+
+def test_what_a_search_made_goes_to_the_oldest_generation_unscanned():
+    """The collector is paused during a search; after it, the worlds it made are in
+    the oldest generation, so the next young collection does not walk them all
+    (it found nothing: worlds have no cycles).  Nothing is left frozen, and what a
+    caller froze stays frozen."""
+    import gc
+
+    from cowdsl.explore.exploration import no_gc
+    assert gc.isenabled()
+    with no_gc():
+        made = [(i, (i, i + 1)) for i in range(50)]
+        assert not gc.isenabled()
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    young = {id(x) for x in gc.get_objects(generation=0)} | {id(x) for x in gc.get_objects(generation=1)}
+    assert not young & {id(x) for x in made}
+    assert {id(x) for x in gc.get_objects(generation=2)} >= {id(x) for x in made}
+    mine = [[i] for i in range(10)]
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with no_gc():
+            pass
+        assert gc.get_freeze_count() == frozen  # the caller's frozen objects stay where they were
+    finally:
+        gc.unfreeze()
+    del mine

@@ -273,6 +273,7 @@ class Lean:
         """(thread index, world after) for each thread that can take a micro-step."""
         done, moves, ends, touching, base = self.done, self.moves, self.ends, self.touching, k[0] << SHIFT
         out = []
+        last = -1  # whether the mover is k's last unsettled thread (worked out once, when a move ends an op)
         for j in range(2, len(k)):
             t = k[j]
             if done[t]:
@@ -281,7 +282,13 @@ class Lean:
             if hit is None:
                 hit = self.touched_move(base | t, t, k[1]) if touching[t] else self.move(k, j)
             if hit:
-                out.append((j - 2, self.after(k, j, hit) if ends[hit[1]] else _replace(k, j, hit)))
+                if ends[hit[1]]:
+                    if last < 0:
+                        settled = self.settled
+                        last = sum(1 for x in k[2:] if not settled[x]) == 1  # the mover is unsettled: not done
+                    out.append((j - 2, self.next_block(k, hit) if last else _replace(k, j, hit)))
+                else:
+                    out.append((j - 2, _replace(k, j, hit)))
         return out
 
     def step(self, k: Key, i: int) -> Key:
@@ -295,11 +302,15 @@ class Lean:
         last op: the next block's first world once every other thread is settled."""
         settled = self.settled
         if all(map(settled.__getitem__, k[2:j])) and all(map(settled.__getitem__, k[j + 1:])):
-            s2 = hit[0]
-            if k[1] + 1 >= self.finished:
-                s2 = self.state_id(self.model.finish(self.state(s2)))
-            return (s2, k[1] + 1, *self.block_threads(k[1] + 1))
+            return self.next_block(k, hit)
         return _replace(k, j, hit)
+
+    def next_block(self, k: Key, hit: tuple[int, int]) -> Key:
+        """The next block's first world, from the state of the move ``hit`` that ended k's block."""
+        s2 = hit[0]
+        if k[1] + 1 >= self.finished:
+            s2 = self.state_id(self.model.finish(self.state(s2)))
+        return (s2, k[1] + 1, *self.block_threads(k[1] + 1))
 
     def actor(self, k: Key, i: int) -> str:
         return self.actors[k[i + 2]]
