@@ -59,7 +59,7 @@ _TOKEN = re.compile(
     r"|(?P<cmp>==|!=|<=|>=|<|>)"
     r"|(?P<word>\$?[A-Za-z0-9_]+)"
     r"|(?P<space>[ \t\f\r\v]+)"
-    r"|(?P<punct>.)"
+    r"|(?P<punct>\.\.|.)"  # `..` of a page range (buf[0..1]) is one token
 )
 
 _BINARY_WORDS = frozenset({"and", "or", "implies", "is"})
@@ -99,7 +99,7 @@ def _join(toks: list[tuple[str, str]], keyword_eq: bool) -> str:
             prev_kind, prev = kind, text
             continue
         space = True
-        if text in (",", ")", "]", ":", ".", "+"):  # `+`: a word offset, buf+8
+        if text in (",", ")", "]", ":", ".", "+", ".."):  # `+`: a word offset, buf+8; `..`: buf[0..1]
             space = False
         elif text == "[":  # an index (buf[1], F[0]), or the list of `file F = [1, 2]`
             space = prev_kind != "word"
@@ -108,7 +108,7 @@ def _join(toks: list[tuple[str, str]], keyword_eq: bool) -> str:
             space = not (prev_kind == "word" and prev not in _BINARY_WORDS | _QUANTIFIERS | {"not"})
         elif text == "=" and keyword_eq:
             space = False
-        elif prev in ("(", "[", ".", "~", "+"):
+        elif prev in ("(", "[", ".", "~", "+", ".."):
             space = False
         elif prev == "=" and keyword_eq:
             space = False

@@ -196,3 +196,12 @@ def test_mode_is_kept(tmp_path: Path) -> None:
     f.chmod(0o640)
     assert fmt.main([str(f)]) == 0
     assert f.stat().st_mode & 0o777 == 0o640
+
+
+def test_a_page_range_is_one_token() -> None:
+    """`..` of buf[0..1] is one token: spaced out as two dots it would not parse
+    (the respacing property found it on a KSM selftest scenario)."""
+    assert ("punct", "..") in fmt.tokens("A: madvise(buf[0..1], dontneed)")
+    messy = "process A\nA: mmap(buf, anon, private, rw, pages=2)\nA: madvise( buf [ 0 ..  1 ] ,dontneed)\n" \
+            "assert A.buf[0] == 0\n"
+    assert "A: madvise(buf[0..1], dontneed)\n" in fmt.format_text(messy)
