@@ -184,7 +184,7 @@ class Lean:
         before = self.codes[s]
         touched = self.touched
         hit = None
-        for get, table in touched.gets.get(t, ()):  # inline, as footprint.apply below: the search's hot path
+        for get, table in touched.gets.get(t, ()):  # inline: the search's hot path
             try:
                 hit = table.get(get(before))
             except IndexError:  # a page the shape names that this state lacks
@@ -197,17 +197,11 @@ class Lean:
             if not hit:
                 self.moves[code] = ()
                 return ()
-            changes, tail, t2 = hit
-            out = list(before)
-            for i, v in changes:
-                out[i] = v
-            if tail:
-                out += tail
-            code_after = tuple(out)
+            code_after = footprint.apply(before, hit)
             n = self.state_ids.get(code_after)
             if n is None:
                 n = self.code_id(code_after)
-            move = self.moves[code] = (n, t2)
+            move = self.moves[code] = (n, hit[2])
             return move
         thread = self.threads[t]
         if touched.asked == footprint.PROBE and touched.found < touched.asked * footprint.WORTH:
