@@ -525,7 +525,10 @@ def _share(shared: tuple[Any, ...]) -> None:
 
 
 def _setup(shared: tuple[Any, ...]) -> None:
+    from cowdsl.explore import exploration  # lazy, like cowdsl.run
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle: it stops the pool
+    exploration.OLDEST_AFTER_SEARCH = False  # the parent's objects are frozen here, and stay so
     _share(shared)
 
 

@@ -128,15 +128,23 @@ def no_gc() -> Iterator[None]:
     """The cyclic collector would rescan the growing visited set again and again;
     worlds are immutable trees of tuples, with no cycles to collect.  At the end
     what the search made goes to the oldest generation unscanned (freeze, then
-    unfreeze): else the first young collection after it walks every one of them
-    (12% of a search of 59,000 worlds), to find nothing."""
+    unfreeze; where OLDEST_AFTER_SEARCH): else the first young collection after
+    it walks every one of them (12% of a search of 59,000 worlds), to find nothing."""
     was = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
         if was:
-            if not gc.get_freeze_count():  # (batch's workers freeze the parent's objects: left as they are)
+            if OLDEST_AFTER_SEARCH:
                 gc.freeze()
                 gc.unfreeze()
             gc.enable()
+
+
+# Whether no_gc may move what a search made to the oldest generation.  Not in a batch
+# worker (batch._setup), whose parent froze its objects so that no collection in the
+# worker writes to the pages they share: unfreezing would hand them back to the
+# collector.  (Whether someone froze objects is not asked of gc: get_freeze_count
+# walks every frozen object, 7 ms a search there.)
+OLDEST_AFTER_SEARCH = True
