@@ -237,3 +237,36 @@ def test_fork_copies_a_migration_entry_read_only_and_the_remap_maps_both(version
         [str(e) for rec in r.steps for e in rec.events]
     assert r.verdict == "pass"
     assert any("copy_nonpresent_pte: migration entry" in x for x in t), t
+
+
+EXIT_MID_MIGRATION = """\
+process A
+thread T of A
+A: mmap(buf, anon, private, rw, pages=2)
+A: write(buf[0], 1)
+A: write(buf[1], 1)
+A: mprotect(buf, ro)
+par {
+  T: migrate(A.buf[1]) as mg
+  A: write(buf[0], 2)
+}
+sometimes: not failed(mg)
+"""
+
+
+@pytest.mark.parametrize("version", ["5.10.198", "6.1", "6.18"])
+def test_an_exit_zaps_a_migration_entry_and_the_migration_still_ends(version):
+    """A's store to its read-only buf[0] kills it while T migrates buf[1]: exit_mmap's
+    zap meets the migration entry (zap_pte_range in 5.10.198, zap_nonpresent_ptes in
+    6.18.2) and only clears it: it named no swap slot (the model took it for a swap
+    entry and indexed the slots: IndexError, found by the fuzzer) and held no mapping.
+    The migration ends: remove_migration_ptes finds no entry, and every page is freed."""
+    s = load_text(EXIT_MID_MIGRATION, "t.cow")
+    r = run(s, version, schedule=["A"] * 4 + ["T", "A", "T", "T"])  # the entry is set, then A dies
+    st = r.final
+    assert not st.mm("A").alive and st.mm("A").segv
+    assert dict(st.results)["mg"].ok
+    assert all(p.freed for p in st.pages if not p.zero)
+    full = run(s, version, mode="full")
+    assert full.verdict == "pass"
+    assert all(all(p.freed for p in w.state.pages if not p.zero) for w in full.exploration.finals)

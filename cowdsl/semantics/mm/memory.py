@@ -328,6 +328,13 @@ class Memory(KernelBase):
         if pte.devpriv:
             self.zap_device_private(m, pte)
             return
+        if pte.migration:
+            # zap_pte_range (5.10.198) / zap_nonpresent_ptes (6.18.2): a migration entry is
+            # cleared and only the RSS counted down; it held no mapping of the page
+            # (try_to_migrate_one dropped it) and names no swap slot (free_swap_and_cache of a
+            # non-swap entry returns at once): remove_migration_ptes finds it gone
+            m.say(f"zap_pte_range: {mm}.{vname}[{idx}]: migration entry of #{pte.page} cleared")
+            return
         # free_swap_and_cache
         m.update_slot(pte.slot, count=m.slot(pte.slot).count - 1)
         cached = m.swapcache_page(pte.slot)
