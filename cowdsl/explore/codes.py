@@ -29,10 +29,10 @@ from cowdsl.semantics.state import Mm, State
 
 Code = tuple[int, ...]
 
-# an mm's own fields (all but its name and VMAs), in groups that change apart: each group one
-# position, after the VMAs'.  An mm takes MM_WIDTH positions; none there (0s) where it does not exist
-# (the locks, which fork holds across micro-steps; what GUP-fast checks; the fault counters; the rest,
-# which changes at an op's start or end: alive, SIGSEGV, KSM's)
+# a contended mm's own fields (all but its name and VMAs), in groups that change apart, each group
+# one position after the VMAs': the locks, which fork holds across micro-steps; what GUP-fast checks;
+# the fault counters; the rest, which changes at an op's start or end (alive, SIGSEGV, KSM's).  Such
+# an mm takes MM_WIDTH positions, 0s where it does not exist
 GROUPS: tuple[tuple[str, ...], ...] = (("mmap_lock", "ptl"), ("has_pinned", "wp_seq"), ("faults", "cow_copies"))
 GROUPS += (tuple(a.name for a in fields(Mm) if a.name not in {"name", "vmas", *(f for g in GROUPS for f in g)}),)
 GROUP_OF = {f: 1 + i for i, g in enumerate(GROUPS) for f in g}  # field -> its offset from the mm's first position
@@ -147,11 +147,8 @@ class Codec:
                 was, at = old.pop(m.name, None), self.mm_at.get(m.name)
                 assert at is not None, f"an mm the scenario does not name: {m.name}"
                 if m is not was:
-                    vmas = out[at]  # fork's child and a fault's mm: most micro-steps change one or the other
                     ints = self._mm_ints(m)
                     out[at:at + len(ints)] = ints
-                    if was is not None and m.vmas is was.vmas and len(ints) > 1:
-                        out[at] = vmas
             for name in old:  # gone
                 for i in self.positions("mm", name):
                     out[i] = 0
