@@ -223,6 +223,46 @@ def test_a_step_naming_a_process_whose_fork_did_not_run_fails_with_esrch():
     assert run(par, "anon-exclusive", mode="full").verdict == "pass"
 
 
+@pytest.mark.parametrize("at", range(4))
+def test_a_fork_whose_parent_is_killed_midway_fails_and_makes_no_child(at):
+    """Was an IndexError in fork__share (found by the fuzzer): T's load from a PROT_NONE
+    page, present, takes no lock and kills A (the model tears A's mm down at once)
+    while A's fork holds mmap_lock and, between deciding to share buf[0] and
+    write-protecting it, the PTL.  fork gives up on the fatal signal, -EINTR
+    (dup_mmap's and copy_process's fatal_signal_pending): no child, the locks and the
+    write_protect_seq section end, every page is freed.  ``at``: how many of fork's
+    micro-steps ran before T's load (lock; begin; the decision to share)."""
+    s = sc("""
+        process A
+        thread T of A
+        A: mmap(buf, anon, private, rw, pages=2)
+        A: write(buf[0], 1)
+        A: write(buf[1], 1)
+        A: mprotect(buf[1], none)
+        par {
+          A: fork() as B
+          T: read(buf[1]) as v
+        }
+        assert failed(B)
+    """)
+    for spec in ("5.10.198", "6.1", "6.18"):
+        r = run(s, spec, schedule=["A"] * (4 + at) + ["T"] + ["A"] * (1 if at else 0))
+        st = r.final
+        assert r.verdict == "pass", spec
+        assert st.mm("B") is None and not st.mm("A").alive
+        a = st.mm("A")
+        assert a.mmap_lock == 0 and not a.ptl and a.wp_seq % 2 == 0
+        assert all(p.freed for p in st.pages if not p.zero)
+        if at:
+            assert dict(st.results)["B"].error.startswith("EINTR")
+    # every interleaving, the invariants checked at each micro-step: fork fails or makes B
+    every = sc("\n".join(line for line in s.source.splitlines() if not line.startswith("assert"))
+               + "\nsometimes: failed(B)\nsometimes: not failed(B)\n")
+    for spec in ("5.10.198", "6.1", "6.18"):
+        full = run(every, spec, mode="full", bounds=small_bounds())
+        assert full.verdict == "pass" and full.exploration.partial is None, spec
+
+
 def test_gup_fast_does_not_pin_a_page_reclaim_freed_under_it():
     """Was a pin on a freed page: GUP-fast read the PTE, reclaim freed the page,
     GUP-fast grabbed it.  folio_ref_try_add_rcu refuses a zero refcount, so the

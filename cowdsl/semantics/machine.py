@@ -170,6 +170,15 @@ class Machine:
         self.dirty.add("mms")
         self.mms[mm.name] = mm
 
+    def remove_mm(self, name: str) -> None:
+        """An mm that never became a process's (fork gave up on it): gone from the set of mms."""
+        self.writes.update({("mm", name, f) for f in ("vmas", "alive", "mmap_lock", "ptl", "wp_seq", "has_pinned")})
+        self.writes.update(("vma", name, v.name) for v in self.mms[name].vmas)
+        self.writes.add(("mms",))
+        self.marks.add(("mm*", name))
+        self.dirty.add("mms")
+        del self.mms[name]
+
     def update_mm(self, name: str, **changes: Any) -> None:
         self.writes.update(("mm", name, f) for f in changes)
         if "vmas" in changes:  # a VMA gone, added or changed is a write of that VMA

@@ -39,6 +39,8 @@ class Fork(KernelBase):
     @micro_step(FORK, "begin")
     def fork__begin(self, m: Machine, step: Step, frame: Frame) -> Micro:
         parent, child = _parent_child(step)
+        if not m.mm_field(parent, "alive"):
+            return self.fork_cancelled(m, parent, None)
         vmas = []
         for vma in m.vmas(parent):
             if vma.parts:  # split by a partial madvise: VM_DONTCOPY and VM_WIPEONFORK hold per page
@@ -116,6 +118,8 @@ class Fork(KernelBase):
     def fork__pte(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (i,) = frame
         parent, child = _parent_child(step)
+        if not m.mm_field(parent, "alive"):
+            return self.fork_cancelled(m, parent, child)
         targets = self.fork_targets(m, parent)
         while i < len(targets):
             vname, idx = targets[i]
@@ -159,6 +163,8 @@ class Fork(KernelBase):
     def fork__share(self, m: Machine, step: Step, frame: Frame) -> Micro:
         i, pfn = frame
         parent, child = _parent_child(step)
+        if not m.mm_field(parent, "alive"):
+            return self.fork_cancelled(m, parent, child)
         vname, idx = self.fork_targets(m, parent)[i]
         self.copy_present_pte(m, parent, child, vname, idx)
         m.update_mm(parent, ptl=False)
@@ -167,6 +173,9 @@ class Fork(KernelBase):
     @micro_step(FORK, "alloc")
     def fork__alloc(self, m: Machine, step: Step, frame: Frame) -> Micro:
         (i,) = frame
+        parent, child = _parent_child(step)
+        if not m.mm_field(parent, "alive"):
+            return self.fork_cancelled(m, parent, child)
         prealloc = m.alloc_page(refcount=1, anon_exclusive=self.TRACKS_ANON_EXCLUSIVE)
         m.say(f"page_copy_prealloc: new page #{prealloc} (page-table lock dropped)")
         return Micro("retry", (i, prealloc))
@@ -175,6 +184,9 @@ class Fork(KernelBase):
     def fork__retry(self, m: Machine, step: Step, frame: Frame) -> Micro:
         i, prealloc = frame
         parent, child = _parent_child(step)
+        if not m.mm_field(parent, "alive"):
+            m.put_page(prealloc)
+            return self.fork_cancelled(m, parent, child)
         vname, idx = self.fork_targets(m, parent)[i]
         pte = m.pte(parent, vname, idx)
         page = m.page(pte.page) if pte is not None and pte.present else None
@@ -198,13 +210,32 @@ class Fork(KernelBase):
 
     @micro_step(FORK, "end")
     def fork__end(self, m: Machine, step: Step, frame: Frame) -> Micro:
-        parent, _ = _parent_child(step)
+        parent, child = _parent_child(step)
+        if not m.mm_field(parent, "alive"):
+            return self.fork_cancelled(m, parent, child)
         if self.fork_raises_wp_seq(m, parent):
             m.update_mm(parent, wp_seq=m.mm_field(parent, "wp_seq") + 1)
             m.say("copy_page_range: raw_write_seqcount_end(write_protect_seq)")
         m.update_mm(parent, mmap_lock=0)
         m.say(f"fork: mmap_write_unlock({parent})")
         return Micro(None, (), Outcome(True))
+
+    def fork_cancelled(self, m: Machine, parent: str, child: str | None) -> Micro:
+        """The parent was killed while fork copied (the model tears a process's mm down
+        at its SIGSEGV, where the kernel waits for its last user, fork among them): nothing
+        is left to copy, and fork gives up on the pending fatal signal: -EINTR
+        (fatal_signal_pending in dup_mmap, per VMA, and in copy_process, "Let kill
+        terminate clone/fork in the middle"; 5.10.198 and 6.18.2 kernel/fork.c).  The
+        child's mm is torn down (mmput) and no process ever runs in it; fork's locks
+        and write_protect_seq section end."""
+        if child is not None:
+            self.exit_mmap(m, child)
+            m.remove_mm(child)
+        seq = m.mm_field(parent, "wp_seq")
+        m.update_mm(parent, mmap_lock=0, ptl=False, wp_seq=seq + seq % 2)
+        error = "EINTR: the parent was killed during fork (fatal_signal_pending)"
+        m.say(f"copy_process: {error}; {child or 'the child'} is not created")
+        return Micro(None, (), Outcome(False, error=error))
 
     def copy_present_pte(self, m: Machine, src: str, dst: str, vname: str, idx: int) -> None:
         """Share the page with the child (the copy case is fork__alloc/fork__retry)."""
