@@ -255,12 +255,15 @@ def test_a_fork_whose_parent_is_killed_midway_fails_and_makes_no_child(at):
         assert all(p.freed for p in st.pages if not p.zero)
         if at:
             assert dict(st.results)["B"].error.startswith("EINTR")
-    # every interleaving, the invariants checked at each micro-step: fork fails or makes B
-    every = sc("\n".join(line for line in s.source.splitlines() if not line.startswith("assert"))
-               + "\nsometimes: failed(B)\nsometimes: not failed(B)\n")
+    # every interleaving, the invariants checked at each micro-step: fork fails or makes B; with
+    # buf[0] pinned, fork copies it (copy_present_page: the PTL dropped to allocate, then retried)
+    lines = [line for line in s.source.splitlines() if not line.startswith("assert")]
+    checks = ["sometimes: failed(B)", "sometimes: not failed(B)"]
+    pinned = lines[:5] + ["A: pin(buf[0], write, longterm) as p"] + lines[5:]
     for spec in ("5.10.198", "6.1", "6.18"):
-        full = run(every, spec, mode="full", bounds=small_bounds())
-        assert full.verdict == "pass" and full.exploration.partial is None, spec
+        for src in (lines, pinned):
+            full = run(sc("\n".join(src + checks)), spec, mode="full", bounds=small_bounds())
+            assert full.verdict == "pass" and full.exploration.partial is None, spec
 
 
 def test_gup_fast_does_not_pin_a_page_reclaim_freed_under_it():
