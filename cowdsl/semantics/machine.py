@@ -163,21 +163,21 @@ class Machine:
         return self.mms[mm].vmas
 
     def add_mm(self, mm: Mm) -> None:
+        self._whole_mm_written(mm)
+        self.mms[mm.name] = mm
+
+    def remove_mm(self, name: str) -> None:
+        """An mm that never became a process's (fork gave up on it): gone from the set of mms."""
+        self._whole_mm_written(self.mms[name])
+        del self.mms[name]
+
+    def _whole_mm_written(self, mm: Mm) -> None:
+        """An mm made or dropped: a write of each of its fields and VMAs, and of the set of mms."""
         self.writes.update({("mm", mm.name, f) for f in ("vmas", "alive", "mmap_lock", "ptl", "wp_seq", "has_pinned")})
         self.writes.update(("vma", mm.name, v.name) for v in mm.vmas)
         self.writes.add(("mms",))  # the set of mms: what a walk over all of them reads
         self.marks.add(("mm*", mm.name))
         self.dirty.add("mms")
-        self.mms[mm.name] = mm
-
-    def remove_mm(self, name: str) -> None:
-        """An mm that never became a process's (fork gave up on it): gone from the set of mms."""
-        self.writes.update({("mm", name, f) for f in ("vmas", "alive", "mmap_lock", "ptl", "wp_seq", "has_pinned")})
-        self.writes.update(("vma", name, v.name) for v in self.mms[name].vmas)
-        self.writes.add(("mms",))
-        self.marks.add(("mm*", name))
-        self.dirty.add("mms")
-        del self.mms[name]
 
     def update_mm(self, name: str, **changes: Any) -> None:
         self.writes.update(("mm", name, f) for f in changes)

@@ -170,8 +170,10 @@ class Vma:
         if not self.parts:
             return self
         p = self.parts[idx]
-        if not p.mapped:
-            return None
+        return self._whole(p) if p.mapped else None
+
+    def _whole(self, p: Part) -> Vma:
+        """This mapping as one VMA with part ``p``'s flags."""
         return evolve(self, write=p.write, read=p.read, dontfork=p.dontfork, wipeonfork=p.wipeonfork, parts=())
 
     def part(self, idx: int) -> Part:
@@ -185,8 +187,7 @@ class Vma:
         n = len(self.ptes)
         parts = tuple(evolve(self.part(i), **flags) if first <= i <= last else self.part(i) for i in range(n))
         if len(set(parts)) == 1 and parts[0].mapped:
-            p = parts[0]
-            return evolve(self, write=p.write, read=p.read, dontfork=p.dontfork, wipeonfork=p.wipeonfork, parts=())
+            return self._whole(parts[0])
         return evolve(self, parts=parts)
 
     @property
