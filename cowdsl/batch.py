@@ -24,6 +24,7 @@ the same whichever runs them.
 
 from __future__ import annotations
 
+import contextlib
 import copyreg
 import gc
 import io
@@ -343,24 +344,24 @@ class Workers:
             ctx = server
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # a forked child must not inherit (and later write) buffered output
-        main = threading.current_thread() is threading.main_thread()
-        old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None  # workers inherit it: one Ctrl-C message
-        gc.freeze()  # the collector in a forked worker leaves this process's objects alone (and unshared)
+        with _ctrl_c_noted() as caught:  # the forked workers too, until _setup: one Ctrl-C message
+            gc.freeze()  # the collector in a forked worker leaves this process's objects alone (and unshared)
+            try:
+                pool = ctx.Pool(min(self.jobs, len(items)), initializer=_setup, initargs=(shared,))
+            finally:
+                gc.unfreeze()
         try:
-            pool = ctx.Pool(min(self.jobs, len(items)), initializer=_setup, initargs=(shared,))
-        finally:
-            gc.unfreeze()
-            if main:
-                signal.signal(signal.SIGINT, old)
-        try:
+            _deliver(caught)
             results = pool.imap_unordered(_call_batch, [(job, [(i, items[i]) for i in batch]) for batch in plan])
             if meanwhile is not None:
                 meanwhile()
             for done in results:
                 yield from done
         finally:  # done, or Ctrl-C, or the consumer stopped early: no worker outlives the map
-            pool.terminate()
-            pool.join()
+            with _ctrl_c_noted() as caught:  # a Ctrl-C halfway through would leave workers behind
+                pool.terminate()
+                pool.join()
+            _deliver(caught)
 
     def _dask(self, job: Job, shared: tuple[Any, ...], items: list[Any], plan: list[list[int]],
               meanwhile: Callable[[], Any] | None) -> Done:
@@ -420,6 +421,29 @@ def _plan(cost: Sequence[float], workers: int) -> list[list[int]]:
     return plan
 
 
+@contextlib.contextmanager
+def _ctrl_c_noted() -> Iterator[list[int]]:
+    """Inside, Ctrl-C is only noted in the list yielded, for ``_deliver`` to raise
+    where the caller can clean up: while workers fork or are stopped.  (Ignoring it
+    there lost it, and the run went on to exit 0.)  Outside the main thread, where
+    Python allows no handler, nothing changes."""
+    caught: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield caught
+        return
+    old = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield caught
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _deliver(caught: list[int]) -> None:
+    """A Ctrl-C ``_ctrl_c_noted`` held back, raised now by the handler in place."""
+    if caught:
+        signal.raise_signal(signal.SIGINT)
+
+
 def _in_order(shared: tuple[Any, ...], done: Done, n: int) -> Iterator[Any]:
     """The results of ``done`` (as they finish) in the order of the items: each
     unpickled as it arrives (while the workers go on), an exception raised when
@@ -431,6 +455,8 @@ def _in_order(shared: tuple[Any, ...], done: Done, n: int) -> Iterator[Any]:
                 i, ok, data = next(done)
                 ready[i] = ok, _unpickled(data, shared)
             ok, value = ready.pop(k)
+            if k == n - 1:  # the workers stop now, not when the caller's zip drops this generator:
+                done.close()  # a Ctrl-C while they stop is raised here, not lost in a finaliser
             if not ok:
                 raise value
             yield value

@@ -314,6 +314,80 @@ def test_ctrl_c_stops_every_worker_and_says_so_once(tmp_path):
     assert left == []
 
 
+def _ctrl_c_here() -> None:
+    os.kill(os.getpid(), signal.SIGINT)  # (Python runs the handler at its next instruction)
+
+
+def _ctrl_c_then(fn):
+    def wrapped(*args, **kw):
+        _ctrl_c_here()
+        return fn(*args, **kw)
+    return wrapped
+
+
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt here, as it does once a command runs."""
+    old = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
+
+
+def _no_worker_left() -> bool:
+    import multiprocessing
+
+    return multiprocessing.active_children() == []
+
+
+def test_ctrl_c_while_the_workers_fork_stops_the_map(monkeypatch, sigint_raises):
+    """Ctrl-C was ignored while the pool forked: the run went on and exited 0."""
+    import gc
+
+    monkeypatch.setattr(gc, "freeze", _ctrl_c_then(gc.freeze))  # batch freezes just before the pool forks
+    with pytest.raises(KeyboardInterrupt):
+        list(Workers(2).map(_twice, [], range(10)))
+    assert _no_worker_left()
+
+
+def test_ctrl_c_while_the_workers_stop_still_stops_every_one(monkeypatch, sigint_raises):
+    """Ctrl-C while the workers stop: every one stops, then the Ctrl-C is raised."""
+    import multiprocessing.pool
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", _ctrl_c_then(multiprocessing.pool.Pool.terminate))
+    with pytest.raises(KeyboardInterrupt):
+        list(Workers(2).map(_twice, [], range(10)))
+    assert _no_worker_left()
+
+
+def test_ctrl_c_as_the_last_result_comes_is_raised_not_lost_in_a_finaliser(monkeypatch, sigint_raises):
+    """A caller's zip takes the last result and drops the generator: the pool stopped in
+    its finaliser, where a KeyboardInterrupt is only printed ("Exception ignored")."""
+    import multiprocessing.pool
+
+    monkeypatch.setattr(multiprocessing.pool.Pool, "terminate", _ctrl_c_then(multiprocessing.pool.Pool.terminate))
+    with pytest.raises(KeyboardInterrupt):
+        list(zip(range(10), Workers(2).map(_twice, [], range(10))))
+    assert _no_worker_left()
+
+
+def test_ctrl_c_as_the_command_returns_is_one_line_and_exit_130(monkeypatch, capsys):
+    """Between the command's return and main handing SIGINT back, Ctrl-C was a traceback."""
+    import cowdsl.cli as cli_module
+
+    real, calls = cli_module._on_sigint, []
+
+    def swap(handler):
+        calls.append(handler)
+        if len(calls) == 3:  # main takes SIGINT, _main hands it to the command, and now takes it back
+            assert handler is cli_module.interrupted_at_once
+            _ctrl_c_here()
+        return real(handler)
+
+    monkeypatch.setattr(cli_module, "_on_sigint", swap)
+    assert main(["ops"]) == 130
+    assert capsys.readouterr().err == "cowdsl: interrupted\n"
+
+
 def _session(pid: str) -> int | None:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -39,7 +39,11 @@ def _on_sigint(handler):
 def main(argv=None) -> int:
     previous = _on_sigint(interrupted_at_once)
     try:
-        return _main(argv, previous is not None)
+        try:
+            return _main(argv, previous is not None)
+        except KeyboardInterrupt:  # between the command's end and _main handing SIGINT back
+            _err_line("cowdsl: interrupted")
+            return EXIT_INTERRUPTED
     finally:
         if previous is not None:
             _on_sigint(previous)
