@@ -99,7 +99,8 @@ def measure(src: str, backend: str, mode: str, limit: float, *, count: bool = Fa
     gc.collect()  # the previous measurement's garbage is not this one's cost
     bounds = search.Bounds(max_states=10_000_000, timeout=limit)
     t0, c0 = time.perf_counter(), time.process_time()
-    ex = search.full(model, bounds, count=count) if mode == "full" else search.reduced(model, bounds)
+    ex = search.full(model, bounds, count=count) if mode == "full" \
+        else search.reduced(model, bounds, symmetric=mode == "reduced_symmetric")
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "states": ex.states,
@@ -138,12 +139,14 @@ def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dic
     full["executions"] = counted["executions"]
     full["counted_cpu_seconds"] = counted["cpu_seconds"]
     reduced = fastest([measure(src, backend, "reduced", limit) for _ in range(repeat)])
+    # as `--mode reduced` runs it: one world per class of symmetric threads (none in private_writers)
+    reduced_sym = fastest([measure(src, backend, "reduced_symmetric", limit) for _ in range(repeat)])
     # default and --mode full in turn (at least twice): the faster of each (CPU seconds)
     runs = [(verdict(src, backend, "auto", limit), verdict(src, backend, "full", limit))
             for _ in range(max(2, repeat))]
     default = min((d for d, _ in runs), key=lambda x: x["cpu_seconds"])
     full_mode = min((f for _, f in runs), key=lambda x: x["cpu_seconds"])
-    row = {"k": k, "m": m, "backend": backend, "full": full, "reduced": reduced,
+    row = {"k": k, "m": m, "backend": backend, "full": full, "reduced": reduced, "reduced_symmetric": reduced_sym,
            "default": default, "full_mode": full_mode,
            "default_over_full": round(default["cpu_seconds"] / full_mode["cpu_seconds"], 3)
            if full_mode["cpu_seconds"] else None}
@@ -155,7 +158,7 @@ def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dic
 def combine(rows: list[dict]) -> dict:
     """Rows of one size measured several times: each search's fastest run."""
     out = dict(rows[0])
-    for part in ("full", "reduced", "default", "full_mode"):
+    for part in ("full", "reduced", "reduced_symmetric", "default", "full_mode"):
         if part in out:
             out[part] = fastest([r[part] for r in rows])
     out["full"] = dict(out["full"], counted_cpu_seconds=min(r["full"]["counted_cpu_seconds"] for r in rows))
@@ -165,7 +168,8 @@ def combine(rows: list[dict]) -> dict:
 
 
 SPEEDUPS = {"full": ("full", "cpu_seconds"), "full_counting": ("full", "counted_cpu_seconds"),
-            "reduced": ("reduced", "cpu_seconds"), "default": ("default", "cpu_seconds"),
+            "reduced": ("reduced", "cpu_seconds"), "reduced_symmetric": ("reduced_symmetric", "cpu_seconds"),
+            "default": ("default", "cpu_seconds"),
             "full_mode": ("full_mode", "cpu_seconds")}
 
 
@@ -205,7 +209,8 @@ def run(limit: float, before: Path | None = None, repeat: int = 1) -> dict:
             print(f"{name:<15} k={k:<2} m={m}  full: {full['states']:>7} states {full['cpu_seconds']:>6.2f}s "
                   f"{full['states_per_second'] or 0:>7}/s{' PARTIAL' if full['partial'] else ''}"
                   f" (counting {full['counted_cpu_seconds']:.2f}s)  reduced: {reduced['states']:>7} states "
-                  f"{reduced['cpu_seconds']:>6.2f}s  | to verdict: default ({default['search']}) "
+                  f"{reduced['cpu_seconds']:>6.2f}s (symmetric {row['reduced_symmetric']['states']:>7} states "
+                  f"{row['reduced_symmetric']['cpu_seconds']:>6.2f}s)  | to verdict: default ({default['search']}) "
                   f"{default['cpu_seconds']:.3f}s, --mode full {full_mode['cpu_seconds']:.3f}s "
                   f"({default['verdict']}, {row['default_over_full']})", flush=True)
             if "speedup" in row:

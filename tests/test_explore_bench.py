@@ -19,7 +19,7 @@ def test_a_row_holds_every_search_and_both_modes_decide_alike():
     row = explore.measure_row("private_writers", 2, 1, 20.0)
     full, reduced = row["full"], row["reduced"]
     assert full["executions"] == 6 and full["states"] == 13 and full["states_per_second"] > 0
-    assert full["final_states"] == reduced["final_states"] == 1
+    assert full["final_states"] == reduced["final_states"] == row["reduced_symmetric"]["final_states"] == 1
     assert row["default"]["search"] == "reduced" and row["full_mode"]["search"] == "full"  # independent writers
     assert row["default"]["verdict"] == row["full_mode"]["verdict"] == "pass"
     assert row["default_over_full"] == pytest.approx(row["default"]["cpu_seconds"] / row["full_mode"]["cpu_seconds"],
@@ -31,5 +31,5 @@ def test_before_measures_the_other_checkout_and_gives_speed_ups(monkeypatch):
     result = explore.run(20.0, before=ROOT)  # this checkout against itself, in a child process
     row, = result["families"]["private_writers"]["rows"]
     assert row["before"]["full_states"] == row["full"]["states"]
-    assert set(row["speedup"]) == {"full", "full_counting", "reduced", "default", "full_mode"}
+    assert set(row["speedup"]) == {"full", "full_counting", "reduced", "reduced_symmetric", "default", "full_mode"}
     assert all(v > 0 for v in row["speedup"].values())

@@ -347,7 +347,13 @@ class Lean:
         return c
 
     def canon_order(self, k: Key) -> tuple[Key, list[int]]:
-        """The canonical world, and for each of its thread slots the slot of k whose thread moved there.
+        """The canonical world, and for each of its thread slots the slot of k whose thread moved there."""
+        c, slots, _, _ = self.canon_renaming(k)
+        return c, slots
+
+    def canon_renaming(self, k: Key) -> tuple[Key, list[int], dict[str, str], dict[str, str]]:
+        """canon_order's world and slots, and how it renamed: each bound name of k to its
+        canonical one, and each actor whose lru_add batch moved to the actor it moved to.
 
         Symmetric threads trade identities: their positions, their bound names, and
         what is theirs by actor name, the lru_add batch of each one's CPU (the pages
@@ -358,7 +364,7 @@ class Lean:
         gs = self.groups_of(k[1])
         past = self.past_groups(k[1])
         if not gs and not past:
-            return k, slots
+            return k, slots, {}, {}
         threads, actor_of, places, owns, s = self.threads, self.actors, self.places, self.owns, k[0]
         results, handles, batches = self.state_info(s)
         drainers = self.drainer_slots(k)
@@ -377,7 +383,7 @@ class Lean:
                     place = places[t] = "" if any(isinstance(x, str) for x in th.frame) \
                         else repr((th.at, th.label, th.frame))
                 if not place:
-                    return k, slots
+                    return k, slots, {}, {}
                 own = owns.get((s, mine))
                 if own is None:
                     own = self.owned(s, mine, results, handles)
@@ -410,7 +416,7 @@ class Lean:
                     actors[who[src]] = who[x]
                 names.update((a, b) for a, b in zip(bound[src], bound[x]) if a is not None and b is not None)
         if not moved and not actors and all(a == b for a, b in names.items()):
-            return k, slots
+            return k, slots, {}, {}
         out = list(k)
         starts = starts or self.block_threads(k[1])
         for slot, src in moved.items():
@@ -432,7 +438,7 @@ class Lean:
         if s2 is None:
             s2 = self.renamed[key] = self.state_id(symmetry.rename(self.state(s), names, actors))
         out[0] = s2
-        return tuple(out), slots
+        return tuple(out), slots, names, actors
 
     def drainer_slots(self, k: Key) -> dict[str | None, int]:
         """The slot of each CPU's drainer in k's block (a drainer keeps its CPU and its slot)."""

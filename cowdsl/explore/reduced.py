@@ -11,6 +11,7 @@ import time
 
 from attrs import define, field, frozen
 
+from cowdsl.explore import symmetry
 from cowdsl.explore.exploration import Bounds, Exploration, Goal, no_gc
 from cowdsl.explore.lean import Key, Lean
 from cowdsl.explore.model import Footprint, Loc, Model, Tid, Transition
@@ -60,7 +61,31 @@ def _note(acc: Gathered, m: Move) -> None:
         a[2] |= m.marks
 
 
-def reduced(model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True) -> Exploration:
+@frozen
+class _View:
+    """A world as its symmetry class's canonical one sees it (Lean.canon_renaming):
+    each thread slot's slot there, and the bound names and CPUs renamed."""
+
+    to_canon: tuple[int, ...]  # real slot -> canonical slot
+    names: dict[str, str]
+    actors: dict[str, str]
+
+    def inverse(self) -> _View:
+        back = [0] * len(self.to_canon)
+        for real, c in enumerate(self.to_canon):
+            back[c] = real
+        return _View(tuple(back), {b: a for a, b in self.names.items()}, {b: a for a, b in self.actors.items()})
+
+    def tid(self, t: Tid, block: int) -> Tid:
+        return (t[0], self.to_canon[t[1]]) if t[0] == block else t
+
+    def footprint(self, fp: Footprint) -> Footprint:
+        names, actors = self.names, self.actors
+        return frozenset(symmetry.renamed_loc(loc, names, actors) for loc in fp)
+
+
+def reduced(model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True,
+            symmetric: bool = False) -> Exploration:
     """Source-DPOR with sleep sets (Abdulla, Aronis, Jonsson and Sagonas, POPL
     2014, Algorithm 1).  Each move is raced against the trace before it is
     taken; so is a blocked thread's next move (taking the lock it waits on) at
@@ -78,9 +103,16 @@ def reduced(model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bo
     than a re-exploration would schedule.  The state graph is acyclic, so a
     cached world is always fully explored.
 
+    Symmetry (``symmetric``, explore.symmetry): worlds that differ only in which
+    of some interchangeable threads is where share one entry of the visited set
+    and of the summaries, under their canonical world.  The walk itself stays on
+    real worlds (the trace is a real execution); a summary is kept in canonical
+    names and renamed to the world at hand, whose subtree is the canonical one's,
+    renamed.  The final states are then one per class, as in the full search.
+
     Given a ``goal``, the search stops at the first world where every verdict
     is decided (the judge then finds the shortest execution that shows it)."""
-    return ReducedSearch(model, bounds, goal, cache=cache).run()
+    return ReducedSearch(model, bounds, goal, cache=cache, symmetric=symmetric).run()
 
 
 class ReducedSearch:
@@ -90,11 +122,12 @@ class ReducedSearch:
     tuples of ints as keys of the visited set and the summaries."""
 
     __slots__ = ("model", "lean", "bounds", "goal", "cache", "ex", "seen_final", "visited", "trace", "clocks", "levels",
-                 "last_at", "block_starts", "summaries", "shared_sets", "shared_moves")
+                 "last_at", "block_starts", "summaries", "shared_sets", "shared_moves", "views")
 
-    def __init__(self, model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True) -> None:
+    def __init__(self, model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True,
+                 symmetric: bool = False) -> None:
         self.model = model
-        self.lean = Lean(model, footprints=True)
+        self.lean = Lean(model, symmetric, footprints=True)
         self.bounds = bounds
         self.goal = goal
         self.cache = cache
@@ -110,6 +143,7 @@ class ReducedSearch:
         # one instance of each footprint and summary entry: most subtrees repeat them
         self.shared_sets: dict[Footprint, Footprint] = {}
         self.shared_moves: dict[_Moves, _Moves] = {}
+        self.views: dict[Key, tuple[Key, _View | None]] = {}  # world -> its canonical world, and how it is renamed
 
     def run(self) -> Exploration:
         ex = self.ex
@@ -202,6 +236,35 @@ class ReducedSearch:
         moves = _Moves(t, share(r, r), share(w, w), share(m, m))
         return self.shared_moves.setdefault(moves, moves)
 
+    def rename(self, summary: Summary, view: _View, block: int) -> Summary:
+        """A summary with its threads, bound names and CPUs renamed by ``view``."""
+        out: Summary = {}
+        share = self.shared_sets.setdefault
+        for t, m in summary.items():
+            t2 = view.tid(t, block)
+            r, w, k = view.footprint(m.reads), view.footprint(m.writes), view.footprint(m.marks)
+            moves = _Moves(t2, share(r, r), share(w, w), share(k, k))
+            out[t2] = self.shared_moves.setdefault(moves, moves)
+        return out
+
+    def view(self, w: Key) -> tuple[Key, _View | None]:
+        """w's canonical world, and how w is renamed to it (None: w is its own)."""
+        got = self.views.get(w)
+        if got is None:
+            if not self.lean.symmetric:
+                got = (w, None)
+            else:
+                c, slots, names, actors = self.lean.canon_renaming(w)
+                if c == w:
+                    got = (w, None)
+                else:
+                    to_canon = [0] * len(slots)
+                    for canon_slot, real in enumerate(slots):
+                        to_canon[real] = canon_slot
+                    got = (c, _View(tuple(to_canon), names, actors))
+            self.views[w] = got
+        return got
+
     # --- the depth-first walk ------------------------------------------------------
 
     def terminal(self, k: Key) -> None:
@@ -230,11 +293,14 @@ class ReducedSearch:
         lean, ex, bounds, cache = self.lean, self.ex, self.bounds, self.cache
         block = w[1]
         start = self.block_starts[-1]
-        hit = self.summaries.get(w) if cache else None
-        if hit is not None and hit[0] <= sleep.keys():
-            self.race_summary(hit[1], start, block)
-            return hit[1]
-        self.visited.add(w)
+        c, view = self.view(w)  # (w, None) without symmetric threads
+        asleep = sleep.keys() if view is None else {view.tid(t, block) for t in sleep}
+        hit = self.summaries.get(c) if cache else None
+        if hit is not None and hit[0] <= asleep:
+            summary = hit[1] if view is None else self.rename(hit[1], view.inverse(), block)
+            self.race_summary(summary, start, block)
+            return summary
+        self.visited.add(c)
         if (why := bounds.hit(len(self.visited))) is not None:
             ex.partial = why
             return {}
@@ -252,7 +318,7 @@ class ReducedSearch:
                 self.race(probe, start)
                 _note(acc, probe)
         if not en:
-            self.terminal(w)
+            self.terminal(c)
             if self.goal is not None and not self.goal.every_state and self.goal.decided(lean.world(w), True):
                 ex.stopped = True
             ex.executions = (ex.executions or 0) + 1  # the executions DPOR took (it does not count the others)
@@ -285,11 +351,12 @@ class ReducedSearch:
                 clocks.pop()
                 level.sleep[tr.tid] = tr
             levels.pop()
-        old = self.summaries.get(w) if cache and not ex.halted else None
+        old = self.summaries.get(c) if cache and not ex.halted else None
         if old is not None:  # explored twice: together they cover the smaller sleep set
-            for m in old[1].values():
+            for m in (old[1] if view is None else self.rename(old[1], view.inverse(), block)).values():
                 _note(acc, m)
         summary = {t: self.moves_of(t, a) for t, a in acc.items()}
         if not ex.halted and cache:
-            self.summaries[w] = (frozenset(sleep) & old[0] if old else frozenset(sleep), summary)
+            kept = summary if view is None else self.rename(summary, view, block)
+            self.summaries[c] = (frozenset(asleep) & old[0] if old else frozenset(asleep), kept)
         return summary

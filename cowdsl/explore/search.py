@@ -4,7 +4,8 @@
 reference.  ``reduced`` (the default): depth-first source-DPOR with sleep sets
 and state caching, over the independence relation given by what each
 micro-step read and wrote; it reaches the same final states.  Both stop at
-``max_states`` or ``timeout`` and then say the result is partial; given a
+``max_states`` or ``timeout`` and then say the result is partial; asked to,
+both explore one world per class of symmetric threads (``symmetry``); given a
 ``Goal`` (the judge's), both stop once every verdict is decided.  ``shortest``,
 ``replay`` and ``follow`` find, show and replay one execution.
 

@@ -144,3 +144,17 @@ def rename(state: State, names: dict[str, str], actors: dict[str, str] | None = 
     if actors and any(p.lru_batch in actors for p in pages):
         pages = tuple(evolve(p, lru_batch=actors[p.lru_batch]) if p.lru_batch in actors else p for p in pages)
     return evolve(state, results=results, handles=handles, pages=pages)
+
+
+NAMED_LOCS = ("result", "handle")  # Locs (explore.model) that name a bound name; ("lru", cpu) names an actor
+
+
+def renamed_loc(loc: tuple[object, ...], names: dict[str, str], actors: dict[str, str]) -> tuple[object, ...]:
+    """A Loc a micro-step read or wrote, as ``rename`` renames the state: its bound
+    name, or the actor whose CPU's lru_add batch it is."""
+    if len(loc) > 1:
+        table = names if loc[0] in NAMED_LOCS else actors if loc[0] == "lru" else None
+        if table is not None and loc[1] in table:
+            return (loc[0], table[loc[1]], *loc[2:])
+    return loc
+
