@@ -52,6 +52,11 @@ class Step:
     block: int = 0  # steps that share a block id run concurrently (a `par { }` block)
     par: bool = False
 
+    @property
+    def handle_name(self) -> str:
+        """The name of the pin or reference this step takes: its `as` name, else one of its own."""
+        return self.bind or f"{self.op}@{self.number}"
+
 
 # --- assertion terms ------------------------------------------------------------
 

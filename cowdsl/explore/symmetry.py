@@ -2,9 +2,11 @@
 
 Two threads of a par block are *symmetric* when they run in the same process
 and their steps are the same ops on the same arguments, differing only in the
-actor's name and the names their steps bind with ``as``; and when none of
-those names is used anywhere else: by an assertion, by another step (an
-``unpin r0``, a device acting through a pin), or as a process.  Thread names
+actor's name and the names their steps bind with ``as`` (a pin taken without
+``as`` is named by its step: ``Step.handle_name``); and when none of those
+names is used anywhere else: by an assertion, by another step (an ``unpin
+r0``, a device acting through a pin), or as a process.  A thread that forks
+``as B`` names a process, an mm: not interchangeable (renaming mms is not done).  Thread names
 are not in the kernel state (a pin's handle is owned by the process), the bound
 names are (``State.results``, ``State.handles``, both kept sorted by name); so
 renaming a world's symmetric threads means moving their positions and renaming
@@ -36,6 +38,8 @@ from collections import Counter
 from attrs import evolve, fields
 
 from cowdsl import scenario as sx
+from cowdsl.ops import OPS
+from cowdsl.ops.spec import BINDS_PROCESS
 from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics.state import State
 
@@ -59,7 +63,8 @@ def groups(sc: Scenario, threads: list[tuple[str, tuple[int, ...]]]) -> list[Gro
     named: set[str] = set()
     for a in sc.assertions:
         named |= _words(a.text)
-    processes = {s.task for s in steps if s.task is not None}
+    # a process, and a name that makes one (fork's child: an mm, which renaming leaves alone)
+    processes = {s.task for s in steps if s.task is not None} | {s.bind for s in steps if OPS[s.op].binds == BINDS_PROCESS}
     out: dict[tuple[object, ...], list[int]] = {}
     names: list[tuple[str | None, ...]] = []
     asserted: set[int] = set()  # threads whose bound names some assertion uses
@@ -71,7 +76,7 @@ def groups(sc: Scenario, threads: list[tuple[str, tuple[int, ...]]]) -> list[Gro
             if k not in ix:
                 elsewhere |= {s.actor, s.handle, s.task, s.pipe, s.file, s.to,
                               s.addr.proc if s.addr else None, s.addr2.proc if s.addr2 else None}
-        names.append(tuple(s.bind for s in mine))
+        names.append(tuple(s.handle_name for s in mine))  # a pin taken without `as` is named by its step
         if not mine or mine[0].task in (None, actor) or actor in named or ({actor} | binds) & (elsewhere | processes) \
                 or any(s.handle is not None for s in mine):
             continue  # a process, a device, or a thread named elsewhere: not interchangeable

@@ -116,7 +116,7 @@ class DeviceExclusive(KernelBase):
         the folio lock and GUP's reference: the entry holds the page."""
         a = addr_of(step)
         m.put_page(pfn)
-        name = step.bind or f"{step.op}@{step.number}"
+        name = step.handle_name
         assert step.task is not None  # a process asks for device-exclusive access
         m.add_handle(Handle(name, False, pfn, True, False, step.task, device=True, offset=a.offset,
                             mirror=(a.proc, a.mapping, a.index)))

@@ -198,7 +198,7 @@ class DevicePrivate(KernelBase):
         (DPT_XA_TAG_WRITE iff MIGRATE_PFN_WRITE)."""
         a = addr_of(step)
         assert step.task is not None  # a process asks its device to migrate
-        name = step.bind or f"{step.op}@{step.number}"
+        name = step.handle_name
         m.add_handle(Handle(name, False, pfn, write, False, step.task, device=True, offset=a.offset,
                             mirror=(a.proc, a.mapping, a.index)))
 

@@ -247,7 +247,7 @@ class Gup(KernelBase):
         if step.count > 1:  # gup count=N: N references, as N requests in flight (one update, not N)
             m.grab(pfn, flags.pin, step.count - 1)
             m.say(f"{step.count} references on #{pfn}{self._counts(m, pfn)}")
-        name = step.bind or f"{step.op}@{step.number}"
+        name = step.handle_name
         assert step.task is not None  # pin and gup are done by a process
         m.add_handle(Handle(name, flags.pin, pfn, flags.write, flags.longterm, step.task, refs=step.count,
                             offset=addr_of(step).offset))

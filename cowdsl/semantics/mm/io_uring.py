@@ -43,7 +43,7 @@ class IoUring(KernelBase):
             m.say(f"io_pin_pages: `{a.mapping}` maps {vma.file}, neither shmem nor hugetlbfs "
                   f"→ unpin_user_pages, -EOPNOTSUPP")
             return Outcome(False, error="EOPNOTSUPP")
-        name = step.bind or f"{step.op}@{step.number}"
+        name = step.handle_name
         m.add_handle(Handle(name, True, pfn, True, True, step.task, offset=a.offset))
         m.say(f"io_sqe_buffer_register: {REGISTER_FOLL} on #{pfn} registered as {name}")
         return Outcome(True)
