@@ -7,11 +7,14 @@ and a counterexample names the real threads: its schedule replays."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
+from cowdsl import fuzz
+from cowdsl.errors import CowError
 from cowdsl.explore import search, symmetry
 from cowdsl.explore.lean import Lean
 from cowdsl.explore.model import Model
@@ -315,3 +318,47 @@ def test_a_pin_without_a_name_is_renamed_with_its_thread_and_forking_threads_are
     (idx, names), = Lean(model, True).groups_of(block, True)
     assert names == (("io_uring_register@2",), ("io_uring_register@3",))  # (its step numbers)
     assert not Lean(Model(load_text(FORKING_THREADS, "t.cow"), registry.get(RACY)), True).symmetric
+
+
+def twinned(text: str) -> str | None:
+    """A generated scenario whose declared thread gets a twin: the same steps in every
+    par block, its `as` names suffixed (None without a thread in a par block)."""
+    m = re.search(r"^thread (\w+) of (\w+)$", text, re.M)
+    if not m:
+        return None
+    t, proc = m.groups()
+    out, in_par, added = [], False, False
+    for ln in text.splitlines():
+        out.append(ln)
+        if ln == f"thread {t} of {proc}":
+            out.append(f"thread {t}x of {proc}")
+        in_par = ln == "par {" or in_par and ln != "}"
+        if in_par and ln.startswith(f"  {t}: "):
+            out.append(f"  {t}x: " + re.sub(r"\bas (\w+)", r"as \1x", ln[len(f"  {t}: "):]))
+            added = True
+    return "\n".join(out) + "\n" if added else None
+
+
+@settings(max_examples=200, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(fuzz.strategy(fuzz.scenario_text), hs.sampled_from(fuzz.BACKENDS), hs.booleans())
+def test_generated_twins_give_both_symmetric_searches_the_plain_searchs_classes(text, backend, drains):
+    """Property, on the fuzzer's scenarios with a thread twinned: the full and the reduced
+    search with symmetry reach exactly the classes of final worlds the plain full search
+    reaches (how the two unsound renamings above were found)."""
+    text = twinned(text)
+    try:
+        sc = load_text(text or "", "t.cow")
+    except CowError:
+        return
+    model = lambda: Model(sc, registry.get(backend), drains=drains)  # noqa: E731
+    lean = Lean(model(), True)
+    if not lean.symmetric:
+        return
+    bounds = lambda: search.Bounds(max_states=3_000, timeout=5)  # noqa: E731
+    plain = search.full(model(), bounds(), count=False)
+    full = search.full(model(), bounds(), count=False, symmetric=True)
+    red = search.reduced(model(), search.Bounds(max_states=15_000, timeout=5), symmetric=True)
+    if plain.partial or full.partial or red.partial:
+        return
+    classes = {lean.world(lean.canon(lean.key(w))).state for w in plain.finals}
+    assert {w.state for w in full.finals} == classes == {w.state for w in red.finals}, text
