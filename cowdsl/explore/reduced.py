@@ -61,26 +61,26 @@ def _note(acc: Gathered, m: Move) -> None:
         a[2] |= m.marks
 
 
-@frozen
+@frozen(cache_hash=True)
 class _View:
     """A world as its symmetry class's canonical one sees it (Lean.canon_renaming):
     each thread slot's slot there, and the bound names and CPUs renamed."""
 
     to_canon: tuple[int, ...]  # real slot -> canonical slot
-    names: dict[str, str]
-    actors: dict[str, str]
+    names: tuple[tuple[str, str], ...]
+    actors: tuple[tuple[str, str], ...]
 
     def inverse(self) -> _View:
         back = [0] * len(self.to_canon)
         for real, c in enumerate(self.to_canon):
             back[c] = real
-        return _View(tuple(back), {b: a for a, b in self.names.items()}, {b: a for a, b in self.actors.items()})
+        return _View(tuple(back), tuple((b, a) for a, b in self.names), tuple((b, a) for a, b in self.actors))
 
     def tid(self, t: Tid, block: int) -> Tid:
         return (t[0], self.to_canon[t[1]]) if t[0] == block else t
 
     def footprint(self, fp: Footprint) -> Footprint:
-        names, actors = self.names, self.actors
+        names, actors = dict(self.names), dict(self.actors)
         return frozenset(symmetry.renamed_loc(loc, names, actors) for loc in fp)
 
 
@@ -122,7 +122,7 @@ class ReducedSearch:
     tuples of ints as keys of the visited set and the summaries."""
 
     __slots__ = ("model", "lean", "bounds", "goal", "cache", "ex", "seen_final", "visited", "trace", "clocks", "levels",
-                 "last_at", "block_starts", "summaries", "shared_sets", "shared_moves", "views")
+                 "last_at", "block_starts", "summaries", "shared_sets", "shared_moves", "views", "renamed")
 
     def __init__(self, model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True,
                  symmetric: bool = False) -> None:
@@ -143,7 +143,9 @@ class ReducedSearch:
         # one instance of each footprint and summary entry: most subtrees repeat them
         self.shared_sets: dict[Footprint, Footprint] = {}
         self.shared_moves: dict[_Moves, _Moves] = {}
-        self.views: dict[Key, tuple[Key, _View | None]] = {}  # world -> its canonical world, and how it is renamed
+        # world -> its canonical world, how it is renamed there and back (None: it is its own)
+        self.views: dict[Key, tuple[Key, _View | None, _View | None]] = {}
+        self.renamed: dict[tuple[_Moves, _View, int], _Moves] = {}
 
     def run(self) -> Exploration:
         ex = self.ex
@@ -239,29 +241,30 @@ class ReducedSearch:
     def rename(self, summary: Summary, view: _View, block: int) -> Summary:
         """A summary with its threads, bound names and CPUs renamed by ``view``."""
         out: Summary = {}
-        share = self.shared_sets.setdefault
+        done = self.renamed
         for t, m in summary.items():
-            t2 = view.tid(t, block)
-            r, w, k = view.footprint(m.reads), view.footprint(m.writes), view.footprint(m.marks)
-            moves = _Moves(t2, share(r, r), share(w, w), share(k, k))
-            out[t2] = self.shared_moves.setdefault(moves, moves)
+            m2 = done.get((m, view, block))
+            if m2 is None:
+                share = self.shared_sets.setdefault
+                r, w, k = view.footprint(m.reads), view.footprint(m.writes), view.footprint(m.marks)
+                m2 = _Moves(view.tid(t, block), share(r, r), share(w, w), share(k, k))
+                m2 = done[(m, view, block)] = self.shared_moves.setdefault(m2, m2)
+            out[m2.tid] = m2
         return out
 
-    def view(self, w: Key) -> tuple[Key, _View | None]:
-        """w's canonical world, and how w is renamed to it (None: w is its own)."""
+    def view(self, w: Key) -> tuple[Key, _View | None, _View | None]:
+        """w's canonical world, and how w is renamed to it and back (None: w is its own)."""
         got = self.views.get(w)
         if got is None:
-            if not self.lean.symmetric:
-                got = (w, None)
-            else:
+            got = (w, None, None)
+            if self.lean.symmetric:
                 c, slots, names, actors = self.lean.canon_renaming(w)
-                if c == w:
-                    got = (w, None)
-                else:
+                if c != w:
                     to_canon = [0] * len(slots)
                     for canon_slot, real in enumerate(slots):
                         to_canon[real] = canon_slot
-                    got = (c, _View(tuple(to_canon), names, actors))
+                    view = _View(tuple(to_canon), tuple(names.items()), tuple(actors.items()))
+                    got = (c, view, view.inverse())
             self.views[w] = got
         return got
 
@@ -293,11 +296,11 @@ class ReducedSearch:
         lean, ex, bounds, cache = self.lean, self.ex, self.bounds, self.cache
         block = w[1]
         start = self.block_starts[-1]
-        c, view = self.view(w)  # (w, None) without symmetric threads
+        c, view, back = self.view(w)  # (w, None, None) without symmetric threads
         asleep = sleep.keys() if view is None else {view.tid(t, block) for t in sleep}
         hit = self.summaries.get(c) if cache else None
         if hit is not None and hit[0] <= asleep:
-            summary = hit[1] if view is None else self.rename(hit[1], view.inverse(), block)
+            summary = hit[1] if back is None else self.rename(hit[1], back, block)
             self.race_summary(summary, start, block)
             return summary
         self.visited.add(c)
@@ -353,7 +356,7 @@ class ReducedSearch:
             levels.pop()
         old = self.summaries.get(c) if cache and not ex.halted else None
         if old is not None:  # explored twice: together they cover the smaller sleep set
-            for m in (old[1] if view is None else self.rename(old[1], view.inverse(), block)).values():
+            for m in (old[1] if back is None else self.rename(old[1], back, block)).values():
                 _note(acc, m)
         summary = {t: self.moves_of(t, a) for t, a in acc.items()}
         if not ex.halted and cache:
