@@ -116,6 +116,24 @@ def test_nothing_to_migrate_where_nothing_is_faulted_in():
     assert any("-ENOENT" in t for t in texts(r))
 
 
+@pytest.mark.parametrize("version", ["5.10", "6.18"])
+def test_no_vma_at_the_address_is_efault_not_a_crash(version):
+    """A failed mremap leaves the mapping shorter than the checker knew: there is no VMA at
+    page 2, and find_vma / vma_lookup fail with -EFAULT (it was an IndexError; the fuzzer's
+    input)."""
+    r = run_src("""
+        process A
+        A: mmap(m, shared, rw, thp)
+        A: write(m[0], 3)
+        A: mremap(m, pages=2)
+        A: mremap(m, pages=3) as grow
+        A: migrate(A.m[2]) as mig
+        assert failed(grow) and failed(mig)
+    """, backend=version)
+    assert r.verdict == "pass", [(c.assertion.text, c.holds) for c in r.checks]
+    assert any("-EFAULT" in t for t in texts(r))
+
+
 RACE_WRITE = """
     process A
     thread T of A

@@ -36,6 +36,12 @@ class Migrate(KernelBase):
         self.lru_add_drain_all(m, "move_pages")
         mm = m.mms.get(a.proc)
         vma = m.vma(a.proc, a.mapping) if mm is not None and mm.alive else None
+        if vma is not None and (a.index >= len(vma.ptes) or not vma.part(a.index).mapped):
+            # no VMA at the address (a failed mremap left the mapping shorter than the checker
+            # knew, or munmap made a hole): find_vma fails, -EFAULT (add_page_for_migration,
+            # 5.10.198; vma_lookup in add_folio_for_migration, 6.18.2)
+            m.say(f"migrate: no VMA at {a} → -EFAULT")
+            return Micro(None, (), Outcome(False, error="EFAULT"))
         pte = m.pte(a.proc, a.mapping, a.index) if vma is not None else None
         if pte is None or not pte.present or m.page(pte.page).zero:
             # add_page_for_migration: follow_page finds no page (or the zero page): -ENOENT
