@@ -86,10 +86,27 @@ def private_writers(k: int, _m: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+def race_bystanders(k: int, m: int = 1) -> str:
+    """k GUP-fast pinners of one page race fork, and m processes beside them write and
+    read pages of their own (faulted in beforehand): contended actors, so the full
+    search, whose ample sets run each bystander's moves alone."""
+    procs = [f"P{i}" for i in range(m)]
+    lines = ["process A, " + ", ".join(procs)] + [f"thread T{i} of A" for i in range(k)] + ["thread F of A"]
+    lines += ["A: mmap(p, anon, private, rw)", "A: write(p, 1)"]
+    lines += [f"P{i}: mmap(q, anon, private, rw)" for i in range(m)] + [f"P{i}: write(q, 0)" for i in range(m)]
+    lines.append("par {")
+    lines += [f"  T{i}: pin(p, write, fast) as r{i}" for i in range(k)] + ["  F: fork() as B"]
+    for i in range(m):
+        lines += [f"  P{i}: write(q, {i + 1})", f"  P{i}: read(q) as v{i}"]
+    lines += ["}", "always: " + " and ".join(f"(failed(r{i}) or r{i} is A.p)" for i in range(k))]
+    return "\n".join(lines) + "\n"
+
+
 FAMILIES = {
     "gupfast_fork": (gupfast_fork, [(1, 1), (2, 1), (2, 2), (3, 2), (3, 3), (4, 2)], "early-cow"),
     "pvw_fork": (pvw_fork, [(1, 1), (2, 1), (3, 1), (4, 1)], "early-cow"),
     "private_writers": (private_writers, [(2, 1), (4, 1), (6, 1), (8, 1), (10, 1)], "anon-exclusive"),
+    "race_bystanders": (race_bystanders, [(2, 1), (2, 2), (2, 3), (3, 3)], "early-cow:wp_seq=off"),
 }
 
 
@@ -99,8 +116,10 @@ def measure(src: str, backend: str, mode: str, limit: float, *, count: bool = Fa
     gc.collect()  # the previous measurement's garbage is not this one's cost
     bounds = search.Bounds(max_states=10_000_000, timeout=limit)
     t0, c0 = time.perf_counter(), time.process_time()
-    ex = search.full(model, bounds, count=count) if mode == "full" \
-        else search.reduced(model, bounds, symmetric=mode == "reduced_symmetric")
+    if mode in ("full", "full_ample"):
+        ex = search.full(model, bounds, count=count, ample=mode == "full_ample")
+    else:
+        ex = search.reduced(model, bounds, symmetric=mode == "reduced_symmetric")
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "states": ex.states,
@@ -138,6 +157,8 @@ def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dic
     counted = fastest([measure(src, backend, "full", limit, count=True) for _ in range(repeat)])
     full["executions"] = counted["executions"]
     full["counted_cpu_seconds"] = counted["cpu_seconds"]
+    # with ample sets, as `run` makes it in full mode (no symmetry: it is measured on its own)
+    full_ample = fastest([measure(src, backend, "full_ample", limit) for _ in range(repeat)])
     reduced = fastest([measure(src, backend, "reduced", limit) for _ in range(repeat)])
     # as `--mode reduced` runs it: one world per class of symmetric threads (none in private_writers)
     reduced_sym = fastest([measure(src, backend, "reduced_symmetric", limit) for _ in range(repeat)])
@@ -146,7 +167,8 @@ def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dic
             for _ in range(max(2, repeat))]
     default = min((d for d, _ in runs), key=lambda x: x["cpu_seconds"])
     full_mode = min((f for _, f in runs), key=lambda x: x["cpu_seconds"])
-    row = {"k": k, "m": m, "backend": backend, "full": full, "reduced": reduced, "reduced_symmetric": reduced_sym,
+    row = {"k": k, "m": m, "backend": backend, "full": full, "full_ample": full_ample, "reduced": reduced,
+           "reduced_symmetric": reduced_sym,
            "default": default, "full_mode": full_mode,
            "default_over_full": round(default["cpu_seconds"] / full_mode["cpu_seconds"], 3)
            if full_mode["cpu_seconds"] else None}
@@ -158,7 +180,7 @@ def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dic
 def combine(rows: list[dict]) -> dict:
     """Rows of one size measured several times: each search's fastest run."""
     out = dict(rows[0])
-    for part in ("full", "reduced", "reduced_symmetric", "default", "full_mode"):
+    for part in ("full", "full_ample", "reduced", "reduced_symmetric", "default", "full_mode"):
         if part in out:
             out[part] = fastest([r[part] for r in rows])
     out["full"] = dict(out["full"], counted_cpu_seconds=min(r["full"]["counted_cpu_seconds"] for r in rows))
@@ -168,6 +190,7 @@ def combine(rows: list[dict]) -> dict:
 
 
 SPEEDUPS = {"full": ("full", "cpu_seconds"), "full_counting": ("full", "counted_cpu_seconds"),
+            "full_ample": ("full_ample", "cpu_seconds"),
             "reduced": ("reduced", "cpu_seconds"), "reduced_symmetric": ("reduced_symmetric", "cpu_seconds"),
             "default": ("default", "cpu_seconds"),
             "full_mode": ("full_mode", "cpu_seconds")}
@@ -208,7 +231,8 @@ def run(limit: float, before: Path | None = None, repeat: int = 1) -> dict:
             rows.append(row)
             print(f"{name:<15} k={k:<2} m={m}  full: {full['states']:>7} states {full['cpu_seconds']:>6.2f}s "
                   f"{full['states_per_second'] or 0:>7}/s{' PARTIAL' if full['partial'] else ''}"
-                  f" (counting {full['counted_cpu_seconds']:.2f}s)  reduced: {reduced['states']:>7} states "
+                  f" (counting {full['counted_cpu_seconds']:.2f}s; ample {row['full_ample']['states']} states "
+                  f"{row['full_ample']['cpu_seconds']:.2f}s)  reduced: {reduced['states']:>7} states "
                   f"{reduced['cpu_seconds']:>6.2f}s (symmetric {row['reduced_symmetric']['states']:>7} states "
                   f"{row['reduced_symmetric']['cpu_seconds']:>6.2f}s)  | to verdict: default ({default['search']}) "
                   f"{default['cpu_seconds']:.3f}s, --mode full {full_mode['cpu_seconds']:.3f}s "

@@ -100,9 +100,10 @@ def explore(sc: Scenario, backend: Any, *, mode: str = "auto", bounds: search.Bo
 def _search(model: Model, mode: str, bounds: search.Bounds, all_states: bool) -> tuple[search.Exploration,
                                                                                        Verdicts | None]:
     goal = None if all_states else Verdicts(model, model.sc.assertions)
-    # symmetric threads: one world per class, unless herd's complete list (with its executions) is asked for
+    # symmetric threads: one world per class, and a bystander's move alone where it commutes with
+    # everything else (ample sets), unless herd's complete list (with its executions) is asked for
     if mode == "full":  # executions counted for herd's complete list only: counting costs a third of the search
-        ex = search.full(model, bounds, goal, count=all_states, symmetric=not all_states)
+        ex = search.full(model, bounds, goal, count=all_states, symmetric=not all_states, ample=not all_states)
     else:
         ex = search.reduced(model, bounds, goal, symmetric=not all_states)
     return ex, goal

@@ -31,5 +31,6 @@ def test_before_measures_the_other_checkout_and_gives_speed_ups(monkeypatch):
     result = explore.run(20.0, before=ROOT)  # this checkout against itself, in a child process
     row, = result["families"]["private_writers"]["rows"]
     assert row["before"]["full_states"] == row["full"]["states"]
-    assert set(row["speedup"]) == {"full", "full_counting", "reduced", "reduced_symmetric", "default", "full_mode"}
+    assert set(row["speedup"]) == {"full", "full_counting", "full_ample", "reduced", "reduced_symmetric", "default",
+                                   "full_mode"}
     assert all(v > 0 for v in row["speedup"].values())

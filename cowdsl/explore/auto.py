@@ -8,8 +8,9 @@ its race bookkeeping on each, several times the full search's time.  So
 ``choose`` asks, of every par block, whether two of its actors can touch the
 same memory: the mms of processes related by fork (which share pages until
 they copy them), a file's page cache, a pipe.  An actor with no process of its
-own (a device, reclaim, ksmd) touches every mm.  Contended: the full search;
-else the reduced one.  Both give the same final states and verdicts: the
+own (a device, reclaim, ksmd) touches every mm.  Contended: the full search
+(whose ample sets still run a bystander's moves alone, explore.ample); else the
+reduced one.  Both give the same final states and verdicts: the
 choice is one of speed only."""
 
 from __future__ import annotations
@@ -22,14 +23,14 @@ EVERYTHING = "*"  # what an actor without a process of its own touches
 
 def choose(model: Model) -> str:
     """"full" where some par block's actors contend, else "reduced"."""
-    family = _families(model)
+    family = families(model)
     for block in model.blocks:
         if len({model.sc.steps[i].actor for i in block}) < 2:
             continue
         touched: dict[str, set[str]] = {}
         for i in block:
             s = model.sc.steps[i]
-            touched.setdefault(s.actor, set()).update(_touches(s, family))
+            touched.setdefault(s.actor, set()).update(touches(s, family))
         seen: set[str] = set()
         for places in touched.values():
             if EVERYTHING in places or places & seen:
@@ -38,7 +39,7 @@ def choose(model: Model) -> str:
     return "reduced"
 
 
-def _families(model: Model) -> dict[str, str]:
+def families(model: Model) -> dict[str, str]:
     """Each process's family: the processes related to it by fork (they share pages)."""
     root: dict[str, str] = {}
 
@@ -53,7 +54,9 @@ def _families(model: Model) -> dict[str, str]:
     return {p: find(p) for p in {*root, *(s.task for s in model.sc.steps if s.task is not None)}}
 
 
-def _touches(s: Step, family: dict[str, str]) -> set[str]:
+def touches(s: Step, family: dict[str, str]) -> set[str]:
+    """What a step may touch, as zones: its fork family's mms, a file, a pipe; EVERYTHING
+    for an actor with no process of its own, a pin's page, or a move between mappings."""
     if s.task is None:
         return {EVERYTHING}
     out = {"mm " + family.get(s.task, s.task)}

@@ -102,6 +102,7 @@ class Exploration:
     seconds: float = 0.0
     routes: Routes | None = None  # the full search's; None in the others
     drains: bool = False  # the model had drainers (lru_add batches drained at any moment): replay on one that has
+    alone: int | None = None  # full search with ample sets: the worlds where one move stood for all
 
     @property
     def complete(self) -> bool:

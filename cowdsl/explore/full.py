@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable
 
+from cowdsl.explore.ample import Ample
 from cowdsl.explore.exploration import Bounds, Exploration, Goal, Path, no_gc
 from cowdsl.explore.lean import Key, Lean, Worlds
 from cowdsl.explore.model import Model, World
@@ -26,25 +27,31 @@ Route = tuple[int, int, int, "Key | None", int]  # depth, switches, last actor (
 
 
 def full(model: Model, bounds: Bounds, goal: Goal | None = None, *, count: bool = True,
-         symmetric: bool = False) -> Exploration:
+         symmetric: bool = False, ample: bool = False) -> Exploration:
     """``symmetric``: one world of each class of worlds that differ only in which
     of some interchangeable threads is where (explore.symmetry); the executions
-    are then not counted (the quotient's paths are not the executions)."""
+    are then not counted (the quotient's paths are not the executions).
+    ``ample``: where one thread's next micro-step commutes with everything the
+    others can still do, that move alone (explore.ample); not with ``count``, nor
+    with a goal judged at every state."""
     with no_gc():
-        return _full(model, bounds, goal, count, symmetric)
+        return _full(model, bounds, goal, count, symmetric, ample)
 
 
-def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetric: bool) -> Exploration:
+def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetric: bool,
+          use_ample: bool) -> Exploration:
     ex = Exploration("full", drains=bool(model.cpus))
     t0 = time.monotonic()
     lean = Lean(model, symmetric)
     symmetric = lean.symmetric  # False where no block has symmetric threads: nothing to canonicalise
+    every = goal is not None and goal.every_state
+    # the states between are not all reached, nor the executions: neither for invariants nor counting
+    ample = Ample(lean) if use_ample and not count and not every else None
     canon, successors, enabled, actor_ids = lean.canon, lean.successors, lean.enabled, lean.actor_ids
     init = canon(lean.init())
     routes: dict[Key, Route] = {init: (0, 0, -1, None, -1)}
     paths: dict[Key, int] | None = {init: 1} if count else None  # executions reaching each world so far
     succ: dict[Key, tuple[Key, ...]] = {}  # the state graph, kept while counting needs it
-    every = goal is not None and goal.every_state
     frontier = [init]
     finals: dict[Key, None] = {}  # terminal worlds, in the order found
     expanded = 0
@@ -55,7 +62,10 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
                 if not enabled(k):
                     finals[k] = None
                 continue
-            moves = successors(k)
+            if ample is not None and (alone := ample.pick(k)) is not None:
+                moves = [(alone, lean.step(k, alone))]
+            else:
+                moves = successors(k)
             if not moves:
                 finals[k] = None
             if goal is not None and (every or not moves) and goal.decided(lean.world(k), not moves):
@@ -106,6 +116,7 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
         ex.executions = sum(paths[k] for k in finals) if paths is not None else _count_paths(succ, init)
     else:
         ex.executions = len(finals)  # a search cut short: the executions seen to their end, at least
+    ex.alone = ample.picked if ample is not None else None
     ex.seconds = time.monotonic() - t0
     return ex
 

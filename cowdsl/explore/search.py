@@ -1,7 +1,7 @@
 """The searches over a Model's worlds.
 
 ``full``: breadth-first over every interleaving with a visited set; the
-reference.  ``reduced`` (the default): depth-first source-DPOR with sleep sets
+reference (asked to, it takes a bystander's move alone: ``ample``).  ``reduced`` (the default): depth-first source-DPOR with sleep sets
 and state caching, over the independence relation given by what each
 micro-step read and wrote; it reaches the same final states.  Both stop at
 ``max_states`` or ``timeout`` and then say the result is partial; asked to,
