@@ -116,10 +116,11 @@ def measure(src: str, backend: str, mode: str, limit: float, *, count: bool = Fa
     gc.collect()  # the previous measurement's garbage is not this one's cost
     bounds = search.Bounds(max_states=10_000_000, timeout=limit)
     t0, c0 = time.perf_counter(), time.process_time()
+    # (keywords only where asked for: --tree runs this on checkouts older than them)
     if mode in ("full", "full_ample"):
-        ex = search.full(model, bounds, count=count, ample=mode == "full_ample")
+        ex = search.full(model, bounds, count=count, **({"ample": True} if mode == "full_ample" else {}))
     else:
-        ex = search.reduced(model, bounds, symmetric=mode == "reduced_symmetric")
+        ex = search.reduced(model, bounds, **({"symmetric": True} if mode == "reduced_symmetric" else {}))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "states": ex.states,
@@ -149,6 +150,14 @@ def fastest(runs: list[dict]) -> dict:
     return min(runs, key=lambda x: x["cpu_seconds"])
 
 
+def newer(fn):
+    """A figure of a search an older checkout (--tree) lacks: None there."""
+    try:
+        return fn()
+    except TypeError:
+        return None
+
+
 def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dict:
     """Every figure of one size of one family; each search the fastest of ``repeat`` runs."""
     make, _, backend = FAMILIES[name]
@@ -158,10 +167,10 @@ def measure_row(name: str, k: int, m: int, limit: float, repeat: int = 1) -> dic
     full["executions"] = counted["executions"]
     full["counted_cpu_seconds"] = counted["cpu_seconds"]
     # with ample sets, as `run` makes it in full mode (no symmetry: it is measured on its own)
-    full_ample = fastest([measure(src, backend, "full_ample", limit) for _ in range(repeat)])
+    full_ample = newer(lambda: fastest([measure(src, backend, "full_ample", limit) for _ in range(repeat)]))
     reduced = fastest([measure(src, backend, "reduced", limit) for _ in range(repeat)])
     # as `--mode reduced` runs it: one world per class of symmetric threads (none in private_writers)
-    reduced_sym = fastest([measure(src, backend, "reduced_symmetric", limit) for _ in range(repeat)])
+    reduced_sym = newer(lambda: fastest([measure(src, backend, "reduced_symmetric", limit) for _ in range(repeat)]))
     # default and --mode full in turn (at least twice): the faster of each (CPU seconds)
     runs = [(verdict(src, backend, "auto", limit), verdict(src, backend, "full", limit))
             for _ in range(max(2, repeat))]
@@ -181,8 +190,8 @@ def combine(rows: list[dict]) -> dict:
     """Rows of one size measured several times: each search's fastest run."""
     out = dict(rows[0])
     for part in ("full", "full_ample", "reduced", "reduced_symmetric", "default", "full_mode"):
-        if part in out:
-            out[part] = fastest([r[part] for r in rows])
+        if out.get(part) is not None:
+            out[part] = fastest([r[part] for r in rows if r.get(part) is not None])
     out["full"] = dict(out["full"], counted_cpu_seconds=min(r["full"]["counted_cpu_seconds"] for r in rows))
     if out.get("full_mode", {}).get("cpu_seconds"):
         out["default_over_full"] = round(out["default"]["cpu_seconds"] / out["full_mode"]["cpu_seconds"], 3)
@@ -222,12 +231,12 @@ def run(limit: float, before: Path | None = None, repeat: int = 1) -> dict:
             full, reduced, default, full_mode = row["full"], row["reduced"], row["default"], row["full_mode"]
             if old is not None:  # before's CPU seconds over now's: above 1, now is faster
                 row["before"] = {key: old[part][field] for key, (part, field) in SPEEDUPS.items()
-                                 if old.get(part, {}).get(field) is not None}
+                                 if (old.get(part) or {}).get(field) is not None}
                 row["before"]["full_states"] = old["full"]["states"]
                 row["before"]["default_states"] = old["default"]["states"] if "default" in old else None
                 row["speedup"] = {key: round(row["before"][key] / row[part][field], 2)
                                   for key, (part, field) in SPEEDUPS.items()
-                                  if row["before"].get(key) and row[part].get(field)}
+                                  if row["before"].get(key) and (row.get(part) or {}).get(field)}
             rows.append(row)
             print(f"{name:<15} k={k:<2} m={m}  full: {full['states']:>7} states {full['cpu_seconds']:>6.2f}s "
                   f"{full['states_per_second'] or 0:>7}/s{' PARTIAL' if full['partial'] else ''}"

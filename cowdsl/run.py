@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from attrs import evolve
+
 from cowdsl.explore import auto, search
 from cowdsl.explore.model import Model
 from cowdsl.judge.explored import Verdicts, check_exploration
@@ -81,25 +83,36 @@ def explore(sc: Scenario, backend: Any, *, mode: str = "auto", bounds: search.Bo
         return Result(sc, spec, last.state, (), checks, None, time.perf_counter() - t0, ex)
     if any(on_every_state(a.quantifier) for a in sc.assertions):
         mode = "full"  # partial-order reduction keeps final states, not every state
-    if mode == "auto":
+    chosen = mode == "auto"
+    if chosen:
         mode = auto.choose(model)
     # First with the lru_add batches drained only where the kernel code drains them; when a
     # decision depended on a batch and the verdicts are not all shown yet, again with their
     # drains at any moment (a counterexample or witness of the first search is an execution
     # of the second: drains there are optional)
-    ex, goal = _search(model, mode, bounds, all_states)
+    ex, goal = _search(model, mode, bounds, all_states, chosen)
     if model.lru_mattered and not ex.stopped:
         model = Model(sc, backend, drains=True)
-        ex, goal = _search(model, mode, bounds, all_states)
+        ex, goal = _search(model, mode, bounds, all_states, chosen)
     seen = goal.judged if goal is not None else [None] * len(sc.assertions)
     checks = tuple(check_exploration(model, ex, a, bounds, j) for a, j in zip(sc.assertions, seen))
     final = ex.finals[0].state if len(ex.finals) == 1 else None
     return Result(sc, spec, final, (), checks, expected, time.perf_counter() - t0, ex)
 
 
-def _search(model: Model, mode: str, bounds: search.Bounds, all_states: bool) -> tuple[search.Exploration,
-                                                                                       Verdicts | None]:
+def _search(model: Model, mode: str, bounds: search.Bounds, all_states: bool,
+            chosen: bool = False) -> tuple[search.Exploration, Verdicts | None]:
     goal = None if all_states else Verdicts(model, model.sc.assertions)
+    if mode == "reduced" and chosen and not all_states:
+        # independent actors (auto's choice): the full search with ample sets first, up to
+        # TRIAL_STATES.  It mostly walks as few states as reduction, at a fraction of the cost
+        # per state; past the cap (moves on parts no process owns, such as the zero page,
+        # which it never takes alone) reduction, which tells reads of them apart, takes over
+        trial = search.full(model, evolve(bounds, max_states=min(bounds.max_states, auto.TRIAL_STATES)), goal,
+                            count=False, symmetric=True, ample=True)
+        if trial.partial is None or trial.partial.startswith("--timeout"):
+            return trial, goal
+        goal = Verdicts(model, model.sc.assertions)  # what the trial judged, forgotten
     # symmetric threads: one world per class, and a bystander's move alone where it commutes with
     # everything else (ample sets), unless herd's complete list (with its executions) is asked for
     if mode == "full":  # executions counted for herd's complete list only: counting costs a third of the search

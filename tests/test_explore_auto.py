@@ -70,10 +70,31 @@ def test_an_actor_without_a_process_contends_with_everyone():
 @pytest.mark.parametrize("src", [private_writers(3), pinners_racing_fork(2, 2), pvw_fork(2), FORKED_WRITERS])
 @pytest.mark.parametrize("backend", ["early-cow:wp_seq=off", "anon-exclusive"])
 def test_the_default_gives_the_verdicts_of_full(src, backend):
+    """Independent actors: the full search with ample sets, which finishes within its trial."""
     sc = load_text(src, "t.cow")
     default = run(sc, backend)
-    assert default.exploration.mode == chosen(src)
+    assert default.exploration.mode == "full" and default.exploration.alone is not None
     assert [c.holds for c in default.checks] == [c.holds for c in run(sc, backend, mode="full").checks]
+
+
+def zero_page_readers(k: int) -> str:
+    """k processes read untouched pages (the zero page: no process owns it, so ample sets
+    never take such a read alone) and write them: 2**k states for the ample sets."""
+    procs = [f"P{i}" for i in range(k)]
+    lines = ["process " + ", ".join(procs)] + [f"P{i}: mmap(p, anon, private, rw)" for i in range(k)]
+    lines += ["par {"] + [f"  P{i}: read(p) as v{i}" for i in range(k)] + ["}"]
+    return "\n".join(lines) + "\nalways: " + " and ".join(f"v{i} == 0" for i in range(k)) + "\n"
+
+
+def test_past_the_trial_reduction_takes_over_with_the_same_verdicts(monkeypatch):
+    sc = load_text(zero_page_readers(6), "t.cow")
+    assert chosen(sc.source) == "reduced"
+    trial = run(sc, "anon-exclusive")
+    assert trial.exploration.mode == "full" and trial.exploration.states > 40  # the reads interleave
+    monkeypatch.setattr(auto, "TRIAL_STATES", 40)
+    default = run(sc, "anon-exclusive")
+    assert default.exploration.mode == "reduced" and default.exploration.states < 40 and default.exploration.complete
+    assert [c.holds for c in default.checks] == [c.holds for c in trial.checks] == [True]
 
 
 def test_the_cli_takes_mode_auto(capsys):
