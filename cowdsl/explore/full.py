@@ -46,7 +46,10 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
     symmetric = lean.symmetric  # False where no block has symmetric threads: nothing to canonicalise
     every = goal is not None and goal.every_state
     # the states between are not all reached, nor the executions: neither for invariants nor counting
-    ample = Ample(lean) if use_ample and not count and not every else None
+    use_ample = use_ample and not count and not every
+    ample = Ample(lean) if use_ample else None
+    if ample is not None and all(ample.contended(b) for b in range(lean.finished)):
+        ample = None  # every block's threads contend to their last op (the race families): not even a look-up
     canon, successors, enabled, actor_ids = lean.canon, lean.successors, lean.enabled, lean.actor_ids
     init = canon(lean.init())
     routes: dict[Key, Route] = {init: (0, 0, -1, None, -1)}
@@ -116,7 +119,7 @@ def _full(model: Model, bounds: Bounds, goal: Goal | None, count: bool, symmetri
         ex.executions = sum(paths[k] for k in finals) if paths is not None else _count_paths(succ, init)
     else:
         ex.executions = len(finals)  # a search cut short: the executions seen to their end, at least
-    ex.alone = ample.picked if ample is not None else None
+    ex.alone = ample.picked if ample is not None else 0 if use_ample else None
     ex.seconds = time.monotonic() - t0
     return ex
 
