@@ -431,6 +431,21 @@ def scenario_text(c: Chooser, *, par: bool = True, max_steps: int = 10) -> str:
     return ScenarioGenerator(c, par=par, max_steps=max_steps).generate()
 
 
+def concurrent_scenario(text: str | None):
+    """A generated text as a scenario with a par block; None where it is no valid
+    scenario (the checker refused it) or runs no two actors at once."""
+    from cowdsl.errors import CowError  # lazy, like _run_input's
+    from cowdsl.load import load_text
+
+    if text is None:
+        return None
+    try:
+        sc = load_text(text, "t.cow")
+    except CowError:
+        return None
+    return sc if sc.concurrent else None
+
+
 # --- derivations of the grammar -----------------------------------------------------------------
 
 

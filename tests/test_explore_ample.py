@@ -16,7 +16,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from cowdsl import fuzz
-from cowdsl.errors import CowError
 from cowdsl.explore import search
 from cowdsl.explore.ample import GLOBAL, Ample
 from cowdsl.explore.lean import Lean
@@ -138,11 +137,8 @@ always: true
 def test_generated_scenarios_reach_the_plain_full_searchs_final_worlds(text, backend, drains, symmetric):
     """Property, on the fuzzer's concurrent scenarios: with ample sets the full search
     reaches the same final worlds and deadlocks as without (symmetry on or off)."""
-    try:
-        sc = load_text(text, "t.cow")
-    except CowError:
-        return
-    if not sc.concurrent:
+    sc = fuzz.concurrent_scenario(text)
+    if sc is None:
         return
     model = lambda: Model(sc, registry.get(backend), drains=drains)  # noqa: E731
     plain = search.full(model(), search.Bounds(max_states=3_000, timeout=5), count=False, symmetric=symmetric)

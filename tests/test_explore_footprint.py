@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from test_explore_lean import BLOCKING, reference
 
 from cowdsl import fuzz
-from cowdsl.errors import CowError
 from cowdsl.explore import footprint, search
 from cowdsl.explore.codes import Codec
 from cowdsl.explore.model import Model
@@ -294,11 +293,8 @@ def test_generated_concurrent_scenarios_remember_what_runs(text, backend):
     """The fuzzer's valid scenarios, searched with every remembered micro-step run
     again and compared (COWDSL_CHECK_FOOTPRINTS=1): a read the Machine does not
     record, or a crash on a path only the memo asks, shows here."""
-    try:
-        sc = load_text(text, "t.cow")
-    except CowError:
-        return
-    if not sc.concurrent:
+    sc = fuzz.concurrent_scenario(text)
+    if sc is None:
         return
     old = footprint.CHECK
     footprint.CHECK = True

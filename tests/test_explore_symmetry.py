@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as hs
 
 from cowdsl import fuzz
-from cowdsl.errors import CowError
 from cowdsl.explore import search, symmetry
 from cowdsl.explore.lean import Lean
 from cowdsl.explore.model import Model
@@ -345,10 +344,8 @@ def test_generated_twins_give_both_symmetric_searches_the_plain_searchs_classes(
     """Property, on the fuzzer's scenarios with a thread twinned: the full and the reduced
     search with symmetry reach exactly the classes of final worlds the plain full search
     reaches (how the two unsound renamings above were found)."""
-    text = twinned(text)
-    try:
-        sc = load_text(text or "", "t.cow")
-    except CowError:
+    sc = fuzz.concurrent_scenario(twinned(text))
+    if sc is None:
         return
     model = lambda: Model(sc, registry.get(backend), drains=drains)  # noqa: E731
     lean = Lean(model(), True)
