@@ -118,10 +118,11 @@ def parser() -> argparse.ArgumentParser:
                         "(the era matrix) (default: anon-exclusive; see `cowdsl backends`)")
     r.add_argument("--assertions", action="store_true", help="with --backend all: one matrix row per assertion")
     r.add_argument("--mode", choices=("auto", "reduced", "full"), default=None,
-                   help="how concurrent scenarios are explored: auto (the default: reduced where the actors of "
-                        "a par block touch no memory in common, else full), reduced (partial-order reduction, "
-                        "the same final states and verdicts as full) or full (every interleaving, with a "
-                        "visited set: the reference)")
+                   help="how concurrent scenarios are explored: auto (the default: full where the actors of "
+                        "a par block touch memory in common; else full up to 5,000 states, then reduced), reduced "
+                        "(partial-order reduction, the same final states and verdicts as full) or full (every "
+                        "interleaving, with a visited set, up to symmetric threads and moves that commute with "
+                        "everything else; all of them with --all-states: the reference)")
     r.add_argument("--max-states", action=_Number, default=LIMITS.max_states, metavar="N",
                    help=f"stop exploring after N states and say the result is partial (default {LIMITS.max_states}); "
                         "the visited states never outgrow it")
