@@ -142,14 +142,23 @@ class _Routes:
         while (parent := routes[k][3]) is not None:
             steps.append(routes[k][4])
             k = parent
-        # replayed from the initial world: each canonical slot is the real thread that moved there
+        # Replayed from the initial world beside the route's own worlds: ``real`` is the route's
+        # world with its threads permuted (and names renamed), ``where[x]`` the real slot of the
+        # route's slot x.  The route's world after each step is its canonical one (canon_order
+        # says where each thread went), or the world itself where canon leaves it as it is (a
+        # frame holding text): so the permutation is carried along, never worked out again.
         path: Path = []
         real = lean.init()
+        k, where = lean.canon_order(real)
         for i in reversed(steps):
-            _, slots = lean.canon_order(real)
-            path.append((lean.world(real), slots[i]))
-            real = lean.step(real, slots[i])
-        assert lean.canon(real) == goal, "a symmetric route did not replay"
+            path.append((lean.world(real), where[i]))
+            real = lean.step(real, where[i])
+            raw = lean.step(k, i)
+            if raw[1] != k[1]:  # a new block: its threads start where they belong, in both
+                where = list(range(len(raw) - 2))
+            k, slots = lean.canon_order(raw)
+            where = [where[s] for s in slots]
+        assert k == goal, "a symmetric route did not replay"
         return path
 
 
