@@ -359,3 +359,135 @@ def test_generated_twins_give_both_symmetric_searches_the_plain_searchs_classes(
         return
     classes = {lean.world(lean.canon(lean.key(w))).state for w in plain.finals}
     assert {w.state for w in full.finals} == classes == {w.state for w in red.finals}, text
+
+
+# --- processes -----------------------------------------------------------------------------
+
+def remote_writers(k: int, values: list[int] | None = None, assertion: str = "sometimes: A.p != 1") -> str:
+    """k processes write into A's page with process_vm_writev while A forks: processes with
+    no memory of their own, interchangeable when they write the same value."""
+    values = values or [2] * k
+    lines = ["process A, " + ", ".join(f"W{i}" for i in range(k)), "A: mmap(p, anon, private, rw)", "A: write(p, 1)",
+             "par {", *(f"  W{i}: process_vm_writev(A.p, {values[i]})" for i in range(k)), "  A: fork() as B", "}"]
+    return "\n".join(lines) + "\n" + assertion + "\n"
+
+
+def par_groups(src: str) -> list:
+    model = Model(load_text(src, "t.cow"), registry.get(RACY))
+    block = next(b for b in range(len(model.blocks)) if len(model.threads_for(b)) > 1)
+    return [tuple(model.threads_for(block)[i].actor for i in idx) for idx, _ in Lean(model, True).groups_of(block, True)]
+
+
+@pytest.mark.parametrize("backend", [RACY, "anon-exclusive"])
+def test_processes_with_no_memory_of_their_own_trade_names(backend):
+    src = remote_writers(3)
+    assert par_groups(src) == [("W0", "W1", "W2")]
+    plain = searched(src, backend, False)
+    full, red = searched(src, backend, True), reduced(src, backend, True)
+    assert (plain.states, full.states) == (1008, 290)
+    classes = canonical_finals(src, backend, plain)
+    assert canonical_finals(src, backend, full) == classes == canonical_finals(src, backend, red)
+
+
+@pytest.mark.parametrize("src, groups", [
+    (remote_writers(3, [2, 3, 2]), [("W0", "W2")]),  # W1 writes another value
+    (remote_writers(2).replace("A: write(p, 1)\n", "A: write(p, 1)\nW1: mmap(q, anon, private, rw)\n"), []),  # memory
+    (remote_writers(2).replace("A: write(p, 1)\n", "A: write(p, 1)\nW0: process_vm_writev(A.p, 4)\n"), []),  # before
+    (remote_writers(2, assertion="sometimes: A.p != 1\nalways: alive(W0) or true"), []),  # an assertion names W0
+])
+def test_processes_that_differ_or_own_memory_or_are_named_are_not_interchangeable(src, groups):
+    assert par_groups(src) == groups
+
+
+def test_renaming_processes_renames_their_mms_and_the_pins_they_own():
+    from cowdsl.semantics.state import Handle, Mm, State
+    st = State(mms=(Mm("A"), Mm("W0", alive=False), Mm("W1")), pages=(),
+               handles=(Handle("h", True, 0, True, False, "W0"),))
+    out = symmetry.rename(st, {}, {"W0": "W1", "W1": "W0"})
+    assert [(m.name, m.alive) for m in out.mms] == [("A", True), ("W0", True), ("W1", False)]
+    assert out.handles[0].owner == "W1"
+    for loc, want in [(("mm", "W0", "alive"), ("mm", "W1", "alive")), (("mm*", "W1"), ("mm*", "W0")),
+                      (("counter", "W0"), ("counter", "W1")), (("vma", "W1", "p"), ("vma", "W0", "p")),
+                      (("mm", "A", "ptl"), ("mm", "A", "ptl"))]:
+        assert symmetry.renamed_loc(loc, {}, {"W0": "W1", "W1": "W0"}) == want
+
+
+def test_a_counterexample_names_the_real_processes_and_replays():
+    sc = load_text(remote_writers(3, assertion="always: A.p == 1 or A.p == 7"), "t.cow")
+    r = run(sc, RACY)
+    assert r.exploration.mode == "full" and r.checks[0].holds is False
+    schedule = [t.actor for t in r.checks[0].witness]
+    assert set(schedule) <= {"A", "W0", "W1", "W2"}
+    assert run(sc, RACY, schedule=schedule).checks[0].holds is False
+
+
+def with_remote_twins(text: str, rnd) -> str | None:
+    """A generated scenario with 2 or 3 memoryless processes added to its first par block
+    (one made if there is none), each running the same remote ops on A's or C's pages."""
+    maps = re.findall(r"^(A|C): mmap\((\w+),", text, re.M)
+    if not maps:
+        return None
+    lines = text.splitlines()
+    decl = next(i for i, ln in enumerate(lines) if ln.startswith("process "))
+    ws = [f"W{i}" for i in range(rnd.choice([2, 3]))]
+    lines[decl] += ", " + ", ".join(ws)
+    prog = []
+    for _ in range(rnd.choice([1, 2])):
+        proc, m = rnd.choice(maps)
+        page = f"{proc}.{m}" + (f"[{rnd.choice([0, 1])}]" if rnd.random() < 0.3 else "")
+        prog.append(rnd.choice([f"process_vm_writev({page}, {rnd.choice([1, 2])})", f"process_vm_readv({page}) as r",
+                                f"migrate({page})"]))
+    body = [f"  {w}: " + op.replace("as r", f"as r{w}") for w in ws for op in prog]
+    if "par {" in lines:
+        at = lines.index("par {") + 1
+        lines[at:at] = body
+    else:
+        lines += ["par {", *body, "  A: exit()", "}"]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=40, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@given(fuzz.strategy(fuzz.scenario_text), hs.randoms(use_true_random=False), hs.sampled_from(fuzz.BACKENDS),
+       hs.booleans())
+def test_generated_remote_twins_give_both_symmetric_searches_the_plain_searchs_classes(text, rnd, backend, drains):
+    """Property: memoryless processes added to the fuzzer's scenarios, running the same
+    remote ops: both symmetric searches reach exactly the plain full search's classes."""
+    sc = fuzz.concurrent_scenario(with_remote_twins(text, rnd))
+    if sc is None:
+        return
+    model = lambda: Model(sc, registry.get(backend), drains=drains)  # noqa: E731
+    lean = Lean(model(), True)
+    bounds = lambda: search.Bounds(max_states=3_000, timeout=5)  # noqa: E731
+    plain = search.full(model(), bounds(), count=False)
+    full = search.full(model(), bounds(), count=False, symmetric=True)
+    red = search.reduced(model(), search.Bounds(max_states=15_000, timeout=5), symmetric=True)
+    if plain.partial or full.partial or red.partial:
+        return
+    classes = {lean.world(lean.canon(lean.key(w))).state for w in plain.finals}
+    assert {w.state for w in full.finals} == classes == {w.state for w in red.finals}, sc.source
+
+
+TEXT_IN_A_FRAME = """process C
+thread T1 of C
+thread T2 of C
+C: mmap(m, anon, private, ro)
+par {
+  T1: proc_mem_write(m[0], 1)
+  T2: proc_mem_write(m[0], 1)
+  reclaim: swapin(C.m)
+}
+always: C.m == 0
+"""
+
+
+@pytest.mark.parametrize("backend", ["early-cow", "anon-exclusive"])
+def test_a_route_through_a_world_canon_leaves_as_it_is_replays(backend):
+    """A thread whose frame holds text ('write') is in a world canon leaves as it is: the
+    route's next world was not the canonical world of the real one, and the replay, which
+    worked the permutation out again at each step, stepped a finished thread (IndexError;
+    the fuzzer's input).  It now carries the permutation along the route."""
+    sc = load_text(TEXT_IN_A_FRAME, "t.cow")
+    r = run(sc, backend, mode="full")
+    assert r.checks[0].holds is False
+    schedule = [t.actor for t in r.checks[0].witness]
+    assert run(sc, backend, schedule=schedule).checks[0].holds is False

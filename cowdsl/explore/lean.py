@@ -34,6 +34,7 @@ class Lean:
 
     __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "settled", "drainer", "actors",
                  "actor_ids", "actor_no", "ends", "moves", "blocks", "finished", "symmetric", "groups", "past", "places", "infos", "owns",
+                 "mm_texts",
                  "renamed", "rehomed", "canons", "drainers", "footprints", "transitions", "shared", "locks", "touched", "codec", "codes", "touching",
                  "check")
 
@@ -58,6 +59,7 @@ class Lean:
         self.places: dict[int, str] = {}
         self.infos: dict[int, tuple[dict[str, object], dict[str, str], dict[str | None, int]]] = {}
         self.owns: dict[tuple[int, tuple[str | None, ...]], str] = {}
+        self.mm_texts: dict[tuple[int, str], str] = {}  # (state, process actor) -> own_mm
         self.renamed: dict[tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], int] = {}
         self.rehomed: dict[tuple[int, int], int] = {}
         self.canons: dict[Key, Key] = {}  # a world -> its class's (most are reached from several)
@@ -389,7 +391,8 @@ class Lean:
                     own = self.owned(s, mine, results, handles)
                 actor = actor_of[t]
                 d = drainers.get(actor)
-                sigs.append((place, own, batches.get(actor, 0), -1 if d is None else threads[k[d + 2]].at))
+                sigs.append((place, own, batches.get(actor, 0), -1 if d is None else threads[k[d + 2]].at,
+                             self.own_mm(s, actor)))
             if all(sigs[x] <= sigs[x + 1] for x in range(len(sigs) - 1)):
                 continue  # in order already: nothing moves
             order = sorted(range(len(idx)), key=sigs.__getitem__)
@@ -407,7 +410,7 @@ class Lean:
                 if own is None:
                     own = self.owned(s, mine, results, handles)
                 d = drainers.get(a)
-                psigs.append((own, batches.get(a, 0), -1 if d is None else threads[k[d + 2]].at))
+                psigs.append((own, batches.get(a, 0), -1 if d is None else threads[k[d + 2]].at, self.own_mm(s, a)))
             if all(psigs[x] <= psigs[x + 1] for x in range(len(psigs) - 1)):
                 continue
             order = sorted(range(len(bound)), key=psigs.__getitem__)
@@ -457,6 +460,16 @@ class Lean:
             info = self.infos[s] = (dict(state.results), {h.name: repr(evolve(h, name="")) for h in state.handles},
                                     Counter(p.lru_batch for p in state.pages if p.lru_batch is not None))
         return info
+
+    def own_mm(self, s: int, actor: str) -> str:
+        """A process actor's mm in state s as text without its name (symmetric processes have
+        no memory: liveness and counters); "" for a thread, whose process is not its own."""
+        key = (s, actor)
+        text = self.mm_texts.get(key)
+        if text is None:
+            mm = self.state(s).mm(actor)
+            text = self.mm_texts[key] = "" if mm is None else repr(evolve(mm, name=""))
+        return text
 
     def owned(self, s: int, mine: tuple[str | None, ...], results: dict[str, object], handles: dict[str, str]) -> str:
         """What a thread's bound names ``mine`` hold in state s, as text to sort by."""

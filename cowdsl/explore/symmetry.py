@@ -1,4 +1,5 @@
-"""Symmetry: threads of one process running the same program are interchangeable.
+"""Symmetry: threads of one process running the same program are interchangeable;
+so are processes with no memory of their own that run the same program.
 
 Two threads of a par block are *symmetric* when they run in the same process
 and their steps are the same ops on the same arguments, differing only in the
@@ -6,7 +7,16 @@ actor's name and the names their steps bind with ``as`` (a pin taken without
 ``as`` is named by its step: ``Step.handle_name``); and when none of those
 names is used anywhere else: by an assertion, by another step (an ``unpin
 r0``, a device acting through a pin), or as a process.  A thread that forks
-``as B`` names a process, an mm: not interchangeable (renaming mms is not done).  Thread names
+``as B`` names a process, an mm: not interchangeable (renaming mms is not done).
+
+Processes acting as themselves (``W0: process_vm_writev(A.p, 2)``) are symmetric
+when their programs are the same but for their own names, every step of theirs
+is in the block, and they are ``memoryless``: no step maps, moves or names a page
+of theirs, and no fork makes them.  Their mms then hold no pages (only liveness
+and counters), so renaming them moves their mms' names, the pins they own and
+their CPUs' batches, and no page frame: which page two processes with memory
+would map after writing in either order differs by a permutation of page frame
+numbers, which canon does not make.  Thread names
 are not in the kernel state (a pin's handle is owned by the process), the bound
 names are (``State.results``, ``State.handles``, both kept sorted by name); so
 renaming a world's symmetric threads means moving their positions and renaming
@@ -49,8 +59,25 @@ _SAME = tuple(f.name for f in fields(Step) if f.name not in NAMELESS)
 Group = tuple[tuple[int, ...], tuple[tuple[str | None, ...], ...]]  # thread indices, and each one's bound names by step
 
 
-def _program(steps: list[Step]) -> tuple[object, ...]:
-    return tuple(tuple(getattr(s, f) for f in _SAME) + (s.bind is not None,) for s in steps)
+def _program(steps: list[Step], own: str | None = None) -> tuple[object, ...]:
+    """The steps as ops on arguments; ``own``: a process acting as itself, whose name
+    (its steps' task) is left out, as a thread's actor is."""
+    fields = _SAME if own is None else _SAME_BUT_TASK
+    return tuple(tuple(getattr(s, f) for f in fields) + (s.bind is not None,) for s in steps)
+
+
+_SAME_BUT_TASK = tuple(f for f in _SAME if f != "task")
+
+
+def memoryless(sc: Scenario, proc: str) -> bool:
+    """A process that never has memory of its own: no step maps, moves or names a page
+    of it, and no fork makes it.  Its mm is only a name, a liveness and counters, so
+    two such processes trade names without trading pages (whose frame numbers the
+    canonical world would otherwise have to permute too)."""
+    return all(s.bind != proc for s in sc.steps if OPS[s.op].binds == BINDS_PROCESS) and all(
+        not (s.task == proc and (s.mapping is not None or s.to is not None or s.file is not None))
+        and (s.addr is None or s.addr.proc != proc) and (s.addr2 is None or s.addr2.proc != proc)
+        for s in sc.steps)
 
 
 def _words(text: str) -> set[str]:
@@ -64,7 +91,8 @@ def groups(sc: Scenario, threads: list[tuple[str, tuple[int, ...]]]) -> list[Gro
     for a in sc.assertions:
         named |= _words(a.text)
     # a process, and a name that makes one (fork's child: an mm, which renaming leaves alone)
-    processes = {s.task for s in steps if s.task is not None} | {s.bind for s in steps if OPS[s.op].binds == BINDS_PROCESS}
+    forked = {s.bind for s in steps if OPS[s.op].binds == BINDS_PROCESS}
+    processes = {s.task for s in steps if s.task is not None} | forked
     out: dict[tuple[object, ...], list[int]] = {}
     names: list[tuple[str | None, ...]] = []
     asserted: set[int] = set()  # threads whose bound names some assertion uses
@@ -77,12 +105,19 @@ def groups(sc: Scenario, threads: list[tuple[str, tuple[int, ...]]]) -> list[Gro
                 elsewhere |= {s.actor, s.handle, s.task, s.pipe, s.file, s.to,
                               s.addr.proc if s.addr else None, s.addr2.proc if s.addr2 else None}
         names.append(tuple(s.handle_name for s in mine))  # a pin taken without `as` is named by its step
-        if not mine or mine[0].task in (None, actor) or actor in named or ({actor} | binds) & (elsewhere | processes) \
-                or any(s.handle is not None for s in mine):
-            continue  # a process, a device, or a thread named elsewhere: not interchangeable
+        if not mine or actor in named or any(s.handle is not None for s in mine):
+            continue  # a device, or an actor an assertion names: not interchangeable
+        if mine[0].task == actor:  # a process acting as itself: all its steps here, and no memory of its own
+            if ({actor} | binds) & (elsewhere | forked) or not memoryless(sc, actor):
+                continue
+            key: tuple[object, ...] = ("process", _program(mine, own=actor))
+        elif mine[0].task is None or ({actor} | binds) & (elsewhere | processes):
+            continue  # reclaim or ksmd, or a thread named elsewhere
+        else:
+            key = (mine[0].task, _program(mine))
         if binds & named:
             asserted.add(n)
-        out.setdefault((mine[0].task, _program(mine)), []).append(n)
+        out.setdefault(key, []).append(n)
     found = []
     for g in out.values():
         if asserted & set(g) and not all(symmetric(sc, names[g[0]], names[j]) for j in g[1:]):
@@ -141,24 +176,31 @@ def _renamed(e: object, swap: dict[str, str]) -> object:
 
 def rename(state: State, names: dict[str, str], actors: dict[str, str] | None = None) -> State:
     """The state with the bound names renamed (results and handles kept sorted by name),
-    and the lru_add batches of ``actors``' CPUs given to their new names."""
+    and what is ``actors``' by name given to their new names: their CPUs' lru_add
+    batches; for processes (memoryless ones), their mms and the pins they own."""
+    actors = actors or {}
     results = tuple(sorted((names.get(k, k), v) for k, v in state.results))
-    handles = tuple(sorted((evolve(h, name=names[h.name]) if h.name in names else h for h in state.handles),
+    handles = tuple(sorted((evolve(h, name=names.get(h.name, h.name), owner=actors.get(h.owner, h.owner))
+                            if h.name in names or h.owner in actors else h for h in state.handles),
                            key=lambda h: h.name))
-    pages = state.pages
-    if actors and any(p.lru_batch in actors for p in pages):
+    pages, mms = state.pages, state.mms
+    if any(p.lru_batch in actors for p in pages):
         pages = tuple(evolve(p, lru_batch=actors[p.lru_batch]) if p.lru_batch in actors else p for p in pages)
-    return evolve(state, results=results, handles=handles, pages=pages)
+    if any(m.name in actors for m in mms):
+        mms = tuple(sorted((evolve(m, name=actors[m.name]) if m.name in actors else m for m in mms),
+                           key=lambda m: m.name))
+    return evolve(state, results=results, handles=handles, pages=pages, mms=mms)
 
 
-NAMED_LOCS = ("result", "handle")  # Locs (explore.model) that name a bound name; ("lru", cpu) names an actor
+NAMED_LOCS = ("result", "handle")  # Locs (explore.model) that name a bound name
+ACTOR_LOCS = ("lru", "mm", "mm*", "counter", "vma")  # ... and an actor: its CPU, or a (memoryless) process's mm
 
 
 def renamed_loc(loc: tuple[object, ...], names: dict[str, str], actors: dict[str, str]) -> tuple[object, ...]:
     """A Loc a micro-step read or wrote, as ``rename`` renames the state: its bound
     name, or the actor whose CPU's lru_add batch it is."""
     if len(loc) > 1:
-        table = names if loc[0] in NAMED_LOCS else actors if loc[0] == "lru" else None
+        table = names if loc[0] in NAMED_LOCS else actors if loc[0] in ACTOR_LOCS else None
         if table is not None and loc[1] in table:
             return (loc[0], table[loc[1]], *loc[2:])
     return loc
