@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -491,3 +492,14 @@ def test_a_route_through_a_world_canon_leaves_as_it_is_replays(backend):
     assert r.checks[0].holds is False
     schedule = [t.actor for t in r.checks[0].witness]
     assert run(sc, backend, schedule=schedule).checks[0].holds is False
+
+
+def test_routes_replay_where_drainers_follow_renamed_cpus():
+    """Symmetric processes with drainers: after their block their CPUs' batches are renamed,
+    so the next block's drainers trade slots between a real world and the route's (the
+    fuzzer's input).  Every final world's route replays."""
+    path = next((Path(__file__).parent / "regressions").glob("model-symmetric-route-drainers-renamed-*.input"))
+    sc = load_text(path.read_text(), "t.cow")
+    ex = search.full(Model(sc, registry.get("early-cow:wp_seq=off"), drains=True), search.Bounds(), count=False,
+                     symmetric=True)
+    assert ex.finals and all(ex.routes.to([w]) is not None for w in ex.finals)

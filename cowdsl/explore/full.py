@@ -144,20 +144,19 @@ class _Routes:
             k = parent
         # Replayed from the initial world beside the route's own worlds: ``real`` is the route's
         # world with its threads permuted (and names renamed), ``where[x]`` the real slot of the
-        # route's slot x.  The route's world after each step is its canonical one (canon_order
-        # says where each thread went), or the world itself where canon leaves it as it is (a
-        # frame holding text): so the permutation is carried along, never worked out again.
+        # route's slot x.  Where the real world's canonical one is the route's, canon_order of
+        # the real world says it; where canon leaves a world as it is (a frame holding text),
+        # the permutation is carried along from the step before (canon_order of the route's own
+        # world says where each of its threads went).
         path: Path = []
         real = lean.init()
         k, where = lean.canon_order(real)
         for i in reversed(steps):
             path.append((lean.world(real), where[i]))
             real = lean.step(real, where[i])
-            raw = lean.step(k, i)
-            if raw[1] != k[1]:  # a new block: its threads start where they belong, in both
-                where = list(range(len(raw) - 2))
-            k, slots = lean.canon_order(raw)
-            where = [where[s] for s in slots]
+            k, slots = lean.canon_order(lean.step(k, i))
+            mine, fresh = lean.canon_order(real)
+            where = fresh if mine == k else [where[s] for s in slots]
         assert k == goal, "a symmetric route did not replay"
         return path
 
