@@ -401,6 +401,9 @@ def test_processes_with_no_memory_of_their_own_trade_names(backend):
     (remote_writers(2).replace("A: write(p, 1)\n", "A: write(p, 1)\nW1: mmap(q, anon, private, rw)\n"), []),  # memory
     (remote_writers(2).replace("A: write(p, 1)\n", "A: write(p, 1)\nW0: process_vm_writev(A.p, 4)\n"), []),  # before
     (remote_writers(2, assertion="sometimes: A.p != 1\nalways: alive(W0) or true"), []),  # an assertion names W0
+    # the same program, every step in the block, but memory of their own: their pages would need renumbering
+    (remote_writers(2).replace("  A: fork() as B", "  W0: mmap(q, anon, private, rw)\n  W1: mmap(q, anon, private, rw)\n"
+                                                   "  A: fork() as B"), []),
 ])
 def test_processes_that_differ_or_own_memory_or_are_named_are_not_interchangeable(src, groups):
     assert par_groups(src) == groups

@@ -61,7 +61,8 @@ class Ample:
     def contended(self, block: int) -> bool:
         """Whether every two threads of the block touch a zone in common (but GLOBAL) for
         as long as both run: their last ops do (a thread's remaining steps always include
-        its last op).  Then no thread is ever a candidate, and a world costs one look-up."""
+        its last op).  Then no thread is ever a candidate, and a world costs one look-up.
+        A block with a drainer is too: a drainer empties any page's batch."""
         got = self.never.get(block)
         if got is None:
             threads = self.lean.model.threads_for(block) if block < self.lean.finished else []
@@ -80,8 +81,8 @@ class Ample:
         if got is None:
             lean = self.lean
             got = []
-            # a drainer empties any page's batch: no move alone; nor where one thread is left (nothing to save)
-            if not any(lean.drainer[t] for t in k[2:]) and sum(not lean.done[t] for t in k[2:]) > 1:
+            # (a block with a drainer is contended()); where one thread is left there is nothing to save
+            if sum(not lean.done[t] for t in k[2:]) > 1:
                 left = {i: self.thread_zones(t) for i, t in enumerate(k[2:]) if not lean.done[t]}
                 for i, mine in left.items():
                     others: set[str] = set().union(*(o for j, o in left.items() if j != i))

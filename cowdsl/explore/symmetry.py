@@ -7,7 +7,14 @@ actor's name and the names their steps bind with ``as`` (a pin taken without
 ``as`` is named by its step: ``Step.handle_name``); and when none of those
 names is used anywhere else: by an assertion, by another step (an ``unpin
 r0``, a device acting through a pin), or as a process.  A thread that forks
-``as B`` names a process, an mm: not interchangeable (renaming mms is not done).
+``as B`` names a process, an mm: not interchangeable.  Thread names
+are not in the kernel state (a pin's handle is owned by the process), the bound
+names are (``State.results``, ``State.handles``, both kept sorted by name); so
+renaming a world's symmetric threads means moving their positions and renaming
+their bound names.  The kernel model never looks at a name but to find what it
+names, so a micro-step of one thread in a world is, renamed, the micro-step of
+the other in the renamed world, and the assertions, which name none of them,
+see the same.
 
 Processes acting as themselves (``W0: process_vm_writev(A.p, 2)``) are symmetric
 when their programs are the same but for their own names, every step of theirs
@@ -16,14 +23,7 @@ of theirs, and no fork makes them.  Their mms then hold no pages (only liveness
 and counters), so renaming them moves their mms' names, the pins they own and
 their CPUs' batches, and no page frame: which page two processes with memory
 would map after writing in either order differs by a permutation of page frame
-numbers, which canon does not make.  Thread names
-are not in the kernel state (a pin's handle is owned by the process), the bound
-names are (``State.results``, ``State.handles``, both kept sorted by name); so
-renaming a world's symmetric threads means moving their positions and renaming
-their bound names.  The kernel model never looks at a name but to find what it
-names, so a micro-step of one thread in a world is, renamed, the micro-step of
-the other in the renamed world, and the assertions, which name none of them,
-see the same.
+numbers, which canon does not make.
 
 An assertion may name their bound names when it is itself symmetric: swapping
 any two threads of the group (their bound names, step by step) leaves each
