@@ -57,11 +57,13 @@ def test_a_pickle_planted_in_the_shared_temp_dir_is_never_loaded(tmp_path, marke
     assert not marker.exists()
 
 
-def test_a_cache_folder_others_can_write_is_not_used(tmp_path, marker):
+def test_a_cache_folder_others_can_write_is_not_used(tmp_path, marker, monkeypatch):
     folder = tmp_path / "cache" / "cowdsl"
     folder.mkdir(parents=True)
     folder.chmod(0o777)
-    assert parser.cache_file(parser.grammar_text()) is None or os.environ.get("XDG_CACHE_HOME")
+    with monkeypatch.context() as m:  # the folder is refused, whatever the user's own cache folder is
+        m.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+        assert parser.cache_file(parser.grammar_text()) is None
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     digest_files = []
     # whatever name the cache would have, plant it
