@@ -7,7 +7,10 @@ Family `gupfast_fork` (the S12 race): k threads pin with GUP-fast, on m pages,
 while another thread forks.  Family `pvw_fork` (Jann Horn's question): k
 processes write into A with process_vm_writev while A forks.  Family
 `private_writers`: k processes each fault in and write a page of their own —
-independent actors, the case partial-order reduction is for.  For each size it
+independent actors, the case partial-order reduction is for.  Family
+`race_bystanders`: k GUP-fast pinners race fork beside m processes writing their
+own pages.  Family `forked_writers`: k children of A write their copies of a
+page and pin another while A writes it: symmetric processes with memory.  For each size it
 measures the plain full search (every interleaving, no symmetry, executions not
 counted: its states per CPU-second), the same counting executions, the reduced
 search, and the time to verdict of a run in the default mode against one in
@@ -102,11 +105,25 @@ def race_bystanders(k: int, m: int = 1) -> str:
     return "\n".join(lines) + "\n"
 
 
+def forked_writers(k: int, _m: int = 1) -> str:
+    """A forks k children before the block; each writes the page it shares with A
+    and pins its second page while A writes that one: k processes with memory of
+    their own and one program, whose copies come in any order of allocation (the
+    canonical world renumbers pages: explore.symmetry)."""
+    lines = ["process A", "A: mmap(p, anon, private, rw, pages=2)", "A: write(p, 1)"]
+    lines += [f"A: fork() as B{i}" for i in range(k)] + ["par {"]
+    for i in range(k):
+        lines += [f"  B{i}: write(p, 2)", f"  B{i}: pin(p[1], write) as h{i}"]
+    lines += ["  A: write(p[1], 5)", "}", "sometimes: A.p[1] == 5"]
+    return "\n".join(lines) + "\n"
+
+
 FAMILIES = {
     "gupfast_fork": (gupfast_fork, [(1, 1), (2, 1), (2, 2), (3, 2), (3, 3), (4, 2)], "early-cow"),
     "pvw_fork": (pvw_fork, [(1, 1), (2, 1), (3, 1), (4, 1)], "early-cow"),
     "private_writers": (private_writers, [(2, 1), (4, 1), (6, 1), (8, 1), (10, 1)], "anon-exclusive"),
     "race_bystanders": (race_bystanders, [(2, 1), (2, 2), (2, 3), (3, 3)], "early-cow:wp_seq=off"),
+    "forked_writers": (forked_writers, [(2, 1), (3, 1), (4, 1)], "anon-exclusive"),
 }
 
 

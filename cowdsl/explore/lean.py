@@ -33,7 +33,7 @@ class Lean:
     """A Model's worlds interned: ``init``, ``enabled`` and ``step`` over keys."""
 
     __slots__ = ("model", "states", "state_ids", "threads", "thread_ids", "done", "settled", "drainer", "actors",
-                 "actor_ids", "actor_no", "ends", "moves", "blocks", "finished", "symmetric", "groups", "past", "places", "infos", "owns",
+                 "actor_ids", "actor_no", "ends", "numbers", "pages_of", "moves", "blocks", "finished", "symmetric", "groups", "past", "places", "infos", "owns",
                  "mm_texts",
                  "renamed", "rehomed", "canons", "drainers", "footprints", "transitions", "shared", "locks", "touched", "codec", "codes", "touching",
                  "check")
@@ -57,10 +57,11 @@ class Lean:
         # its results, handles and batches; per (state, bound names), what they hold; per (state,
         # renaming), the state renamed; per (thread, home thread), the thread moved there
         self.places: dict[int, str] = {}
-        self.infos: dict[int, tuple[dict[str, object], dict[str, str], dict[str | None, int]]] = {}
-        self.owns: dict[tuple[int, tuple[str | None, ...]], str] = {}
+        self.infos: dict[int, tuple[dict[str, object], dict[str, str], dict[str | None, int], bool]] = {}
+        self.owns: dict[tuple[int, tuple[str | None, ...], bool], str] = {}
         self.mm_texts: dict[tuple[int, str], str] = {}  # (state, process actor) -> own_mm
-        self.renamed: dict[tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]], int] = {}
+        self.renamed: dict[tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], bool],
+                           tuple[int, dict[int, int]]] = {}
         self.rehomed: dict[tuple[int, int], int] = {}
         self.canons: dict[Key, Key] = {}  # a world -> its class's (most are reached from several)
         self.drainers: dict[int, dict[str | None, int]] = {}  # block -> drainer_slots
@@ -70,6 +71,8 @@ class Lean:
         self.done: list[bool] = []  # per thread: its ops all taken
         self.settled: list[bool] = []  # per thread: nothing its block waits for (done, or a drainer)
         self.drainer: list[bool] = []  # per thread: a drainer (Thread.drain)
+        self.numbers: list[bool] = []  # per thread: its frame holds a number, which may be a page's
+        self.pages_of: dict[int, bool] = {}  # block -> paged
         self.actors: list[str] = []  # per thread: its actor
         self.actor_ids: list[int] = []  # per thread: its actor as a small int (who switched is an int compare)
         self.actor_no: dict[str, int] = {}
@@ -115,6 +118,7 @@ class Lean:
             self.done.append(t.done)
             self.settled.append(t.settled)
             self.drainer.append(t.drain is not None)
+            self.numbers.append(any(not isinstance(x, (str, bool, type(None))) for x in t.frame))
             self.actors.append(t.actor)
             self.actor_ids.append(self.actor_no.setdefault(t.actor, len(self.actor_no)))
             self.ends.append(t.drain is None and t.done)
@@ -350,12 +354,27 @@ class Lean:
 
     def canon_order(self, k: Key) -> tuple[Key, list[int]]:
         """The canonical world, and for each of its thread slots the slot of k whose thread moved there."""
-        c, slots, _, _ = self.canon_renaming(k)
+        c, slots, _, _, _ = self.canon_renaming(k)
         return c, slots
 
-    def canon_renaming(self, k: Key) -> tuple[Key, list[int], dict[str, str], dict[str, str]]:
+    def paged(self, block: int) -> bool:
+        """Whether a group of this block or of one before holds a process with memory of
+        its own: its canonical worlds have their pages renumbered (symmetry.renumber)."""
+        got = self.pages_of.get(block)
+        if got is None:
+            sc = self.model.sc
+            actors = [self.model.threads_for(block)[i].actor for idx, _ in self.groups_of(block) for i in idx] \
+                if block < self.finished else []
+            got = self.pages_of[block] = symmetry.paged(sc, tuple(actors)) or any(
+                symmetry.paged(sc, who) for who, _ in self.past_groups(block))
+        return got
+
+    def canon_renaming(self, k: Key) -> tuple[Key, list[int], dict[str, str], dict[str, str], dict[int, int]]:
         """canon_order's world and slots, and how it renamed: each bound name of k to its
-        canonical one, and each actor whose lru_add batch moved to the actor it moved to.
+        canonical one, each actor whose lru_add batch moved to the actor it moved to,
+        and each page frame number that renumbering changed (only where processes with
+        memory of their own trade names, and no thread's frame holds a number that
+        could be a page's).
 
         Symmetric threads trade identities: their positions, their bound names, and
         what is theirs by actor name, the lru_add batch of each one's CPU (the pages
@@ -366,9 +385,11 @@ class Lean:
         gs = self.groups_of(k[1])
         past = self.past_groups(k[1])
         if not gs and not past:
-            return k, slots, {}, {}
+            return k, slots, {}, {}, {}
         threads, actor_of, places, owns, s = self.threads, self.actors, self.places, self.owns, k[0]
-        results, handles, batches = self.state_info(s)
+        paged = self.paged(k[1])
+        numbered = paged and not any(self.numbers[t] for t in k[2:])  # no page number held in a frame
+        results, handles, batches = self.state_info(s, paged)
         drainers = self.drainer_slots(k)
         names: dict[str, str] = {}
         actors: dict[str, str] = {}  # whose CPU batch is whose now
@@ -385,10 +406,10 @@ class Lean:
                     place = places[t] = "" if any(isinstance(x, str) for x in th.frame) \
                         else repr((th.at, th.label, th.frame))
                 if not place:
-                    return k, slots, {}, {}
-                own = owns.get((s, mine))
+                    return k, slots, {}, {}, {}
+                own = owns.get((s, mine, paged))
                 if own is None:
-                    own = self.owned(s, mine, results, handles)
+                    own = self.owned(s, mine, results, handles, paged)
                 actor = actor_of[t]
                 d = drainers.get(actor)
                 sigs.append((place, own, batches.get(actor, 0), -1 if d is None else threads[k[d + 2]].at,
@@ -406,9 +427,9 @@ class Lean:
         for who, bound in past:  # threads of an earlier block: their bound names and batches are left to sort
             psigs = []
             for a, mine in zip(who, bound):
-                own = owns.get((s, mine))
+                own = owns.get((s, mine, paged))
                 if own is None:
-                    own = self.owned(s, mine, results, handles)
+                    own = self.owned(s, mine, results, handles, paged)
                 d = drainers.get(a)
                 psigs.append((own, batches.get(a, 0), -1 if d is None else threads[k[d + 2]].at, self.own_mm(s, a)))
             if all(psigs[x] <= psigs[x + 1] for x in range(len(psigs) - 1)):
@@ -418,8 +439,8 @@ class Lean:
                 if src != x:
                     actors[who[src]] = who[x]
                 names.update((a, b) for a, b in zip(bound[src], bound[x]) if a is not None and b is not None)
-        if not moved and not actors and all(a == b for a, b in names.items()):
-            return k, slots, {}, {}
+        if not moved and not actors and all(a == b for a, b in names.items()) and not numbered:
+            return k, slots, {}, {}, {}
         out = list(k)
         starts = starts or self.block_threads(k[1])
         for slot, src in moved.items():
@@ -436,12 +457,15 @@ class Lean:
                 th = threads[k[src + 2]]
                 out[slot + 2] = self.thread_id(Thread(drainer_name(now), th.steps, th.at, drain=now))
                 slots[slot] = src
-        key = (s, tuple(names.items()), tuple(actors.items()))
-        s2 = self.renamed.get(key)
-        if s2 is None:
-            s2 = self.renamed[key] = self.state_id(symmetry.rename(self.state(s), names, actors))
-        out[0] = s2
-        return tuple(out), slots, names, actors
+        key = (s, tuple(names.items()), tuple(actors.items()), numbered)
+        got = self.renamed.get(key)
+        if got is None:
+            st, pages = symmetry.rename(self.state(s), names, actors), dict[int, int]()
+            if numbered:
+                st, pages = symmetry.renumber(st)
+            got = self.renamed[key] = (self.state_id(st), pages)
+        out[0] = got[0]
+        return tuple(out), slots, names, actors, got[1]
 
     def drainer_slots(self, k: Key) -> dict[str | None, int]:
         """The slot of each CPU's drainer in k's block (a drainer keeps its CPU and its slot)."""
@@ -451,29 +475,32 @@ class Lean:
             d = self.drainers[k[1]] = {threads[t].drain: j for j, t in enumerate(k[2:]) if self.drainer[t]}
         return d
 
-    def state_info(self, s: int) -> tuple[dict[str, object], dict[str, str], dict[str | None, int]]:
+    def state_info(self, s: int, paged: bool = False) -> tuple[dict[str, object], dict[str, str], dict[str | None, int]]:
         """Of state s, for canon_order: its results and handles by bound name (a
-        handle without its name), and how many pages each CPU's lru_add batch holds."""
+        handle without its name; ``paged``: its page as what the page holds, not its
+        number, nor its owner), and how many pages each CPU's lru_add batch holds."""
         info = self.infos.get(s)
-        if info is None:
+        if info is None or info[3] != paged:
             state = self.state(s)
-            info = self.infos[s] = (dict(state.results), {h.name: repr(evolve(h, name="")) for h in state.handles},
-                                    Counter(p.lru_batch for p in state.pages if p.lru_batch is not None))
-        return info
+            handles = {h.name: symmetry.text(evolve(h, name="", owner="", page=-1)) + symmetry.page_text(state, h.page, h.owner)
+                       for h in state.handles} if paged else {h.name: repr(evolve(h, name="")) for h in state.handles}
+            info = self.infos[s] = (dict(state.results), handles,
+                                    Counter(p.lru_batch for p in state.pages if p.lru_batch is not None), paged)
+        return info[0], info[1], info[2]
 
     def own_mm(self, s: int, actor: str) -> str:
-        """A process actor's mm in state s as text without its name (symmetric processes have
-        no memory: liveness and counters); "" for a thread, whose process is not its own."""
+        """A process actor's mm in state s as text without its name or its pages' numbers
+        (symmetry.mm_shape); "" for a thread, whose process is not its own."""
         key = (s, actor)
         text = self.mm_texts.get(key)
         if text is None:
-            mm = self.state(s).mm(actor)
-            text = self.mm_texts[key] = "" if mm is None else repr(evolve(mm, name=""))
+            text = self.mm_texts[key] = symmetry.mm_shape(self.state(s), actor)
         return text
 
-    def owned(self, s: int, mine: tuple[str | None, ...], results: dict[str, object], handles: dict[str, str]) -> str:
+    def owned(self, s: int, mine: tuple[str | None, ...], results: dict[str, object], handles: dict[str, str],
+              paged: bool = False) -> str:
         """What a thread's bound names ``mine`` hold in state s, as text to sort by."""
-        key = (s, mine)
+        key = (s, mine, paged)
         text = self.owns.get(key)
         if text is None:
             text = self.owns[key] = repr([(results.get(b), handles.get(b)) for b in mine if b])

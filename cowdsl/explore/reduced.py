@@ -69,19 +69,21 @@ class _View:
     to_canon: tuple[int, ...]  # real slot -> canonical slot
     names: tuple[tuple[str, str], ...]
     actors: tuple[tuple[str, str], ...]
+    pages: tuple[tuple[int, int], ...] = ()  # page frame numbers renumbered
 
     def inverse(self) -> _View:
         back = [0] * len(self.to_canon)
         for real, c in enumerate(self.to_canon):
             back[c] = real
-        return _View(tuple(back), tuple((b, a) for a, b in self.names), tuple((b, a) for a, b in self.actors))
+        return _View(tuple(back), tuple((b, a) for a, b in self.names), tuple((b, a) for a, b in self.actors),
+                     tuple((b, a) for a, b in self.pages))
 
     def tid(self, t: Tid, block: int) -> Tid:
         return (t[0], self.to_canon[t[1]]) if t[0] == block else t
 
     def footprint(self, fp: Footprint) -> Footprint:
-        names, actors = dict(self.names), dict(self.actors)
-        return frozenset(symmetry.renamed_loc(loc, names, actors) for loc in fp)
+        names, actors, pages = dict(self.names), dict(self.actors), dict(self.pages)
+        return frozenset(symmetry.renamed_loc(loc, names, actors, pages) for loc in fp)
 
 
 def reduced(model: Model, bounds: Bounds, goal: Goal | None = None, *, cache: bool = True,
@@ -258,12 +260,12 @@ class ReducedSearch:
         if got is None:
             got = (w, None, None)
             if self.lean.symmetric:
-                c, slots, names, actors = self.lean.canon_renaming(w)
+                c, slots, names, actors, pages = self.lean.canon_renaming(w)
                 if c != w:
                     to_canon = [0] * len(slots)
                     for canon_slot, real in enumerate(slots):
                         to_canon[real] = canon_slot
-                    view = _View(tuple(to_canon), tuple(names.items()), tuple(actors.items()))
+                    view = _View(tuple(to_canon), tuple(names.items()), tuple(actors.items()), tuple(pages.items()))
                     got = (c, view, view.inverse())
             self.views[w] = got
         return got
