@@ -548,7 +548,7 @@ def forked_twins(rnd) -> str:
     """A random scenario: A maps memory and forks 2 or 3 children before a par block;
     each child runs the same ops on its own memory (or A's, or a pipe), A runs some."""
     k, pages = rnd.choice([2, 3]), rnd.choice([1, 2])
-    lines = ["process A", "pipe P", "file F", f"A: mmap(p, anon, {rnd.choice(['private', 'shared'])}, rw, pages={pages})",
+    lines = ["process A", "pipe P", "file F = [7, 8]", f"A: mmap(p, anon, {rnd.choice(['private', 'shared'])}, rw, pages={pages})",
              "A: write(p, 1)"]
     lines += rnd.sample(["A: pin(p, write, longterm) as pre", "A: read(p)", "A: gup(p) as pg"], rnd.choice([0, 1, 2]))
     lines += [f"A: fork() as B{i}" for i in range(k)]
