@@ -121,7 +121,7 @@ def parser() -> argparse.ArgumentParser:
                    help="how concurrent scenarios are explored: auto (the default: full where the actors of "
                         "a par block touch memory in common; else full up to 5,000 states, then reduced), reduced "
                         "(partial-order reduction, the same final states and verdicts as full) or full (every "
-                        "interleaving, with a visited set, up to symmetric threads and moves that commute with "
+                        "interleaving, with a visited set, up to symmetric threads and processes and moves that commute with "
                         "everything else; all of them with --all-states: the reference)")
     r.add_argument("--max-states", action=_Number, default=LIMITS.max_states, metavar="N",
                    help=f"stop exploring after N states and say the result is partial (default {LIMITS.max_states}); "
