@@ -408,12 +408,16 @@ def par_groups(src: str) -> list:
     return [tuple(model.threads_for(block)[i].actor for i in idx) for idx, _ in Lean(model, True).groups_of(block, True)]
 
 
+def three_searches(src: str, backend: str) -> tuple[search.Exploration, ...]:
+    """The plain full search, and the full and reduced ones with symmetry."""
+    return searched(src, backend, False), searched(src, backend, True), reduced(src, backend, True)
+
+
 @pytest.mark.parametrize("backend", [RACY, "anon-exclusive"])
 def test_processes_with_no_memory_of_their_own_trade_names(backend):
     src = remote_writers(3)
     assert par_groups(src) == [("W0", "W1", "W2")]
-    plain = searched(src, backend, False)
-    full, red = searched(src, backend, True), reduced(src, backend, True)
+    plain, full, red = three_searches(src, backend)
     assert (plain.states, full.states) == (1008, 290)
     classes = canonical_finals(src, backend, plain)
     assert canonical_finals(src, backend, full) == classes == canonical_finals(src, backend, red)
@@ -449,8 +453,7 @@ def forked_writers(k: int, assertion: str = "sometimes: A.p[1] == 5") -> str:
 def test_processes_with_memory_of_their_own_trade_names_and_page_numbers(backend):
     src = forked_writers(3)
     assert par_groups(src) == [("B0", "B1", "B2")]
-    plain = searched(src, backend, False)
-    full, red = searched(src, backend, True), reduced(src, backend, True)
+    plain, full, red = three_searches(src, backend)
     # the children's copies come in any of 3! orders of allocation, and so on: 630 final
     # worlds, all one world renumbered
     assert (plain.states, len(plain.finals), full.states, len(full.finals), red.states) == (1861, 630, 40, 1, 40)
