@@ -493,6 +493,15 @@ def test_a_counterexample_among_children_with_memory_names_them_and_replays(mode
     assert run(sc, "anon-exclusive", schedule=schedule).checks[0].holds is False
 
 
+def test_every_op_is_classed_as_blind_to_page_and_mm_order_or_not():
+    """A new op must be placed on one side: those left out follow page or mm order
+    (an rmap walk that stops part-way, swap slots, KSM's scans, a device's mirror)."""
+    from cowdsl.ops import OPS
+    assert symmetry.PAGE_BLIND <= set(OPS)
+    assert set(OPS) - symmetry.PAGE_BLIND == {"swapin", "swapout", "ksm_merge", "ksm_merge_zero", "prctl", "migrate",
+                                              "make_device_exclusive", "migrate_to_device", "dma_read", "dma_write"}
+
+
 def test_renumbering_names_pages_in_the_order_the_state_names_them():
     from cowdsl.semantics.state import Handle, Mm, Page, Pipe, Pte, State, Vma
     ptes = lambda *ns: tuple(Pte(page=n) for n in ns)  # noqa: E731

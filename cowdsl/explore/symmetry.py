@@ -106,16 +106,8 @@ PAGE_ORDERED_ADVICE = frozenset({"pageout", *KSM_ADVICE, *COLLAPSE_ADVICE})
 
 
 def page_blind(sc: Scenario) -> bool:
-    """Whether every step of sc is one of the PAGE_BLIND ops (memoized on the scenario)."""
-    got = _BLIND.get(id(sc))
-    if got is None or got[0] is not sc:
-        blind = all(s.op in PAGE_BLIND and not (s.op == "madvise" and s.flags & PAGE_ORDERED_ADVICE)
-                    for s in sc.steps)
-        got = _BLIND[id(sc)] = (sc, blind)
-    return got[1]
-
-
-_BLIND: dict[int, tuple[Scenario, bool]] = {}
+    """Whether every step of sc is one of the PAGE_BLIND ops."""
+    return all(s.op in PAGE_BLIND and not (s.op == "madvise" and s.flags & PAGE_ORDERED_ADVICE) for s in sc.steps)
 
 
 def owns_pages(sc: Scenario, proc: str, first: int) -> bool:
