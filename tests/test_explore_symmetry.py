@@ -428,9 +428,9 @@ def test_processes_with_no_memory_of_their_own_trade_names(backend):
     (remote_writers(2).replace("A: write(p, 1)\n", "A: write(p, 1)\nW1: mmap(q, anon, private, rw)\n"), []),  # memory
     (remote_writers(2).replace("A: write(p, 1)\n", "A: write(p, 1)\nW0: process_vm_writev(A.p, 4)\n"), []),  # before
     (remote_writers(2, assertion="sometimes: A.p != 1\nalways: alive(W0) or true"), []),  # an assertion names W0
-    # memory of their own, in a scenario with an op whose effect follows page or mm order (migrate's rmap walk)
+    # memory of their own, in a scenario with an op whose effect follows page order (MADV_PAGEOUT's swap slots)
     (remote_writers(2).replace("  A: fork() as B", "  W0: mmap(q, anon, private, rw)\n  W1: mmap(q, anon, private, rw)\n"
-                                                   "  A: fork() as B").replace("}", "}\nA: migrate(A.p)"), []),
+                                                   "  A: fork() as B").replace("}", "}\nA: madvise(p, pageout)"), []),
     # shared anonymous memory: a shmem file the model names after the process
     (remote_writers(2).replace("  A: fork() as B", "  W0: mmap(q, anon, shared, rw)\n  W1: mmap(q, anon, shared, rw)\n"
                                                    "  A: fork() as B"), []),
@@ -498,7 +498,7 @@ def test_every_op_is_classed_as_blind_to_page_and_mm_order_or_not():
     (an rmap walk that stops part-way, swap slots, KSM's scans, a device's mirror)."""
     from cowdsl.ops import OPS
     assert symmetry.PAGE_BLIND <= set(OPS)
-    assert set(OPS) - symmetry.PAGE_BLIND == {"swapin", "swapout", "ksm_merge", "ksm_merge_zero", "prctl", "migrate",
+    assert set(OPS) - symmetry.PAGE_BLIND == {"swapin", "swapout", "ksm_merge", "ksm_merge_zero", "prctl",
                                               "make_device_exclusive", "migrate_to_device", "dma_read", "dma_write"}
 
 
@@ -567,14 +567,16 @@ def forked_twins(rnd) -> str:
     ops = ["write(p, 3)", "read(p) as r{n}", "gup(p, write) as g{n}|put(g{n})", "gup(p) as g{n}", "pin(p, write) as h{n}|unpin(h{n})",
            "pin(p, read, longterm) as h{n}", "pin(p, write, fast) as h{n}", "munmap(p)", "mprotect(p, ro)",
            "madvise(p, dontneed)", "madvise(p, dontfork)", "process_vm_writev(A.p, 3)", "exit()",
-           "mmap(q, anon, private, rw)|write(q, 4)", "vmsplice(p, P)", "odirect_read(p, file=F)", "proc_mem_write(p, 3)"]
+           "mmap(q, anon, private, rw)|write(q, 4)", "vmsplice(p, P)", "odirect_read(p, file=F)", "proc_mem_write(p, 3)",
+           "migrate({me}.p)", "migrate(A.p)"]
     if pages == 2:
         ops += ["write(p[1], 3)", "read(p[1]) as r{n}", "pin(p[1], write, fast) as h{n}"]
     prog = [rnd.choice(ops) for _ in range(rnd.choice([1, 2, 3]))]
     if "exit()" in prog:
         prog = prog[:prog.index("exit()") + 1]
-    body = [f"  B{i}: " + part.format(n=f"{i}_{j}") for i in range(k) for j, op in enumerate(prog) for part in op.split("|")]
-    body += ["  A: " + op for op in rnd.sample(["write(p, 5)", "munmap(p)", "gup(p, write) as ga", "fork() as C",
+    body = [f"  B{i}: " + part.format(n=f"{i}_{j}", me=f"B{i}") for i in range(k) for j, op in enumerate(prog)
+            for part in op.split("|")]
+    body += ["  A: " + op for op in rnd.sample(["write(p, 5)", "munmap(p)", "migrate(A.p)", "gup(p, write) as ga", "fork() as C",
                                                 "read(p) as ra", "madvise(p, dontneed)", "pin(p, write, fast) as ha"],
                                                rnd.choice([0, 1, 2]))]
     return "\n".join(lines + ["par {", *body, "}", rnd.choice(["sometimes: A.p == 1", "always: A.p != 2"])]) + "\n"

@@ -93,15 +93,18 @@ _SAME_BUT_TASK = tuple(f for f in _SAME if f != "task")
 
 
 # The ops whose mechanism depends neither on the order of page frame numbers nor on
-# the order of mm names in a way a state shows: no rmap walk that may stop part-way
-# (migrate, swapout, device-exclusive, device-private), no scan in mm order (ksmd,
-# KSM's madvise and prctl, MADV_COLLAPSE), no swap slot handed out (swapout,
-# MADV_PAGEOUT).  Where every step of a scenario is one of these, processes that own
-# memory may trade names, with their pages renumbered (``renumber``).
+# the order of mm names in a way a state shows.  Left out: an rmap walk that may stop
+# part-way having changed what it passed (swapout's try_to_unmap, device-exclusive,
+# device-private), a scan in mm order (ksmd, KSM's madvise and prctl, MADV_COLLAPSE),
+# a swap slot handed out (swapout, swapin, MADV_PAGEOUT), a device's mirror named by
+# its mm.  migrate's walk is in: it stops only at an exclusive page, which one PTE
+# maps, and each mapper's entry is set (and restored) alone.  Where every step of a
+# scenario is one of these, processes that own memory may trade names, with their
+# pages renumbered (``renumber``).
 PAGE_BLIND = frozenset({"read", "write", "fork", "exit", "exec", "mmap", "munmap", "mprotect", "mremap",
                         "madvise", "pin", "unpin", "gup", "put", "process_vm_writev", "process_vm_readv",
                         "proc_mem_write", "vmsplice", "pipe_read", "odirect_read", "odirect_write",
-                        "io_uring_register"})
+                        "io_uring_register", "migrate"})
 PAGE_ORDERED_ADVICE = frozenset({"pageout", *KSM_ADVICE, *COLLAPSE_ADVICE})
 
 
