@@ -57,7 +57,7 @@ class Lean:
         # its results, handles and batches; per (state, bound names), what they hold; per (state,
         # renaming), the state renamed; per (thread, home thread), the thread moved there
         self.places: dict[int, str] = {}
-        self.infos: dict[int, tuple[dict[str, object], dict[str, str], dict[str | None, int], bool]] = {}
+        self.infos: dict[tuple[int, bool], tuple[dict[str, object], dict[str, str], dict[str | None, int]]] = {}
         self.owns: dict[tuple[int, tuple[str | None, ...], bool], str] = {}
         self.mm_texts: dict[tuple[int, str], str] = {}  # (state, process actor) -> own_mm
         self.renamed: dict[tuple[int, tuple[tuple[str, str], ...], tuple[tuple[str, str], ...], bool],
@@ -479,14 +479,14 @@ class Lean:
         """Of state s, for canon_order: its results and handles by bound name (a
         handle without its name; ``paged``: its page as what the page holds, not its
         number, nor its owner), and how many pages each CPU's lru_add batch holds."""
-        info = self.infos.get(s)
-        if info is None or info[3] != paged:
+        info = self.infos.get((s, paged))
+        if info is None:
             state = self.state(s)
             handles = {h.name: symmetry.text(evolve(h, name="", owner="", page=-1)) + symmetry.page_text(state, h.page, h.owner)
                        for h in state.handles} if paged else {h.name: repr(evolve(h, name="")) for h in state.handles}
-            info = self.infos[s] = (dict(state.results), handles,
-                                    Counter(p.lru_batch for p in state.pages if p.lru_batch is not None), paged)
-        return info[0], info[1], info[2]
+            info = self.infos[(s, paged)] = (dict(state.results), handles,
+                                             Counter(p.lru_batch for p in state.pages if p.lru_batch is not None))
+        return info
 
     def own_mm(self, s: int, actor: str) -> str:
         """A process actor's mm in state s as text without its name or its pages' numbers

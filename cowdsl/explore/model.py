@@ -13,7 +13,7 @@ from cowdsl.scenario import Scenario, Step
 from cowdsl.semantics import invariants
 from cowdsl.semantics.machine import Event, Machine
 from cowdsl.semantics.mm.swap import holder
-from cowdsl.semantics.state import Outcome, State
+from cowdsl.semantics.state import Outcome, State, not_run
 
 if TYPE_CHECKING:
     from cowdsl.semantics.backend import Backend
@@ -274,9 +274,7 @@ class Model:
             m.reads.add(("mm", step.task, "alive"))  # whether the op runs at all depends on the process being alive
         out: Outcome | None
         if t.label is None and step.task is not None and self.dead(w.state, step):
-            mm = w.state.mm(step.task)
-            why = "was never created" if mm is None else "was killed by SIGSEGV" if mm.segv else "has exited"
-            error = f"not run: {step.task} {why}"
+            error = not_run(step.task, w.state.mm(step.task))
             out = Outcome(False, error=error)
             m.say(error)
             label, nxt, frame = "op", None, ()

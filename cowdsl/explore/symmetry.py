@@ -68,7 +68,7 @@ from cowdsl.ops.khugepaged import COLLAPSE_ADVICE
 from cowdsl.ops.ksm import KSM_ADVICE
 from cowdsl.ops.spec import BINDS_PROCESS
 from cowdsl.scenario import Scenario, Step
-from cowdsl.semantics.state import ZERO_PFN, Outcome, Pte, State
+from cowdsl.semantics.state import NOT_RUN, ZERO_PFN, Outcome, Pte, State
 
 NAMELESS = ("number", "actor", "bind", "text", "span")  # what may differ between symmetric steps
 _SAME = tuple(f.name for f in fields(Step) if f.name not in NAMELESS)
@@ -101,6 +101,8 @@ _SAME_BUT_TASK = tuple(f for f in _SAME if f != "task")
 # maps, and each mapper's entry is set (and restored) alone.  Where every step of a
 # scenario is one of these, processes that own memory may trade names, with their
 # pages renumbered (``renumber``).
+# (mm/rmap.c try_to_migrate_one: folio_try_share_anon_rmap_pte fails only on an
+# exclusive page, 5.19+, 6c287605fd56; 6.1.158, 6.18.2 read.)
 PAGE_BLIND = frozenset({"read", "write", "fork", "exit", "exec", "mmap", "munmap", "mprotect", "mremap",
                         "madvise", "pin", "unpin", "gup", "put", "process_vm_writev", "process_vm_readv",
                         "proc_mem_write", "vmsplice", "pipe_read", "odirect_read", "odirect_write",
@@ -358,8 +360,6 @@ def _not_run(o: Outcome, actors: dict[str, str]) -> Outcome:
             return evolve(o, error=f"{NOT_RUN}{actors[who]} {why}")
     return o
 
-
-NOT_RUN = "not run: "
 NAMED_LOCS = ("result", "handle")  # Locs (explore.model) that name a bound name
 ACTOR_LOCS = ("lru", "mm", "mm*", "counter", "vma")  # ... and an actor: its CPU, or a (memoryless) process's mm
 

@@ -32,7 +32,7 @@ from cowdsl.native import libc as L
 from cowdsl.native.controller import Controller, Died, Proc, StepTimeout, write_direct
 from cowdsl.native.host import in_guest, probe
 from cowdsl.semantics.machine import Event
-from cowdsl.semantics.state import Outcome
+from cowdsl.semantics.state import NOT_RUN, Outcome
 
 STRIDE = 1 << 20  # one slot per mmap step: 64 pages at most, then an unmapped gap
 THP = 2 << 20  # a `thp` mapping: one PMD's worth, 2 MiB-aligned, in slots of its own after the others
@@ -156,7 +156,7 @@ class Translator:
             if p is None or not p.alive:
                 why = "was killed by SIGSEGV" if p is not None and p.segv else (
                     "has exited" if p is not None else "does not exist")
-                error = f"not run: {st.task} {why}"
+                error = f"{NOT_RUN}{st.task} {why}"
                 return Outcome(False, error=error), [Event(error)]
         translate = OPS.get(st.op)
         if translate is None:  # plan.py refuses these before the run starts

@@ -33,7 +33,7 @@ from cowdsl.semantics.mm.mmap import AddressSpace
 from cowdsl.semantics.mm.pipe import Pipes
 from cowdsl.semantics.mm.swap import LruBatches
 from cowdsl.semantics.mm.vmscan import Reclaim
-from cowdsl.semantics.state import HUGETLB, SMALL, Mm, Outcome, Page, Pipe, Pte, State, Vma
+from cowdsl.semantics.state import HUGETLB, SMALL, Mm, Outcome, Page, Pipe, Pte, State, Vma, not_run
 
 # The decision points an era may override.  `cowdsl backends` lists them.
 RULES = (
@@ -125,8 +125,7 @@ class Backend(MicroSteps, Memory, Fork, Execve, Gup, Reclaim, AddressSpace, Pipe
         mm = m.mms.get(step.task) if step.task is not None else None
         dead = step.task is not None and (mm is None or not mm.alive)
         if dead:
-            why = "was never created" if mm is None else "was killed by SIGSEGV" if mm.segv else "has exited"
-            error = f"not run: {step.task} {why}"
+            error = not_run(step.task, mm)
             out = Outcome(False, error=error)
             m.say(error)
         elif (gone := self.unborn(state, step)) is not None:

@@ -271,6 +271,16 @@ class Outcome:
     error: str | None = None
 
 
+NOT_RUN = "not run: "  # an outcome's error that names the process it did not run in
+
+
+def not_run(task: str | None, mm: Mm | None) -> str:
+    """The error of a step whose process ``task`` is not there to run it (``mm``: its mm,
+    if it was ever made).  It names the process: symmetry renames it there."""
+    why = "was never created" if mm is None else "was killed by SIGSEGV" if mm.segv else "has exited"
+    return f"{NOT_RUN}{task} {why}"
+
+
 @frozen(cache_hash=True)
 class State:
     mms: tuple[Mm, ...]
